@@ -1,0 +1,108 @@
+//! Specific Character Set repair for the text dxhub indexes.
+//!
+//! dicom-rs decodes text with the *first* value of (0008,0005). That is right for
+//! `ISO_IR 192`, `GB18030` and `GBK`, but not for code extensions: `\ISO 2022 IR 58`
+//! (first value empty: the default repertoire, G1 designated to GB 2312 by escape
+//! sequences, PS3.5 Annex K) is decoded as ISO 8859-1, and `ISO 2022 IR 58` leaves the
+//! escape sequences in the text. Both are repaired here: text decoded as ISO 8859-1 is
+//! turned back into its bytes (that mapping is lossless), escape sequences are removed and
+//! the GR bytes are decoded as GB 2312 (EUC-CN, a subset of GBK).
+
+/// What dicom-rs did with a data set's text, given its (0008,0005) values.
+fn needs_iso2022_repair(charsets: &[String]) -> Option<Repair> {
+    let has_ir58 = charsets.iter().any(|c| c.trim() == "ISO 2022 IR 58");
+    if !has_ir58 {
+        return None;
+    }
+    let first = charsets.first().map(|c| c.trim()).unwrap_or("");
+    if first == "ISO 2022 IR 58" {
+        // decoded as GBK already; only the escape sequences remain
+        Some(Repair::StripEscapes)
+    } else {
+        // decoded with the default repertoire (ISO 8859-1 in dicom-rs)
+        Some(Repair::Latin1ThenGb2312)
+    }
+}
+
+enum Repair {
+    StripEscapes,
+    Latin1ThenGb2312,
+}
+
+/// Repair text of a value decoded by dicom-rs, given the data set's Specific Character Set.
+pub fn repair_text(decoded: &str, charsets: &[String]) -> String {
+    match needs_iso2022_repair(charsets) {
+        None => decoded.to_owned(),
+        Some(Repair::StripEscapes) => {
+            String::from_utf8_lossy(&strip_escapes(decoded.as_bytes())).into_owned()
+        }
+        Some(Repair::Latin1ThenGb2312) => {
+            if decoded.chars().any(|c| c as u32 > 0xFF) {
+                return decoded.to_owned();
+            }
+            let bytes: Vec<u8> = decoded.chars().map(|c| c as u32 as u8).collect();
+            decode_iso2022_gb2312(&bytes)
+        }
+    }
+}
+
+/// Decode bytes in ISO 2022 with G0 = ISO-IR 6 and G1 = ISO-IR 58 (GB 2312 in GR).
+pub fn decode_iso2022_gb2312(bytes: &[u8]) -> String {
+    let clean = strip_escapes(bytes);
+    let (text, _, _) = encoding_rs::GBK.decode(&clean);
+    text.into_owned()
+}
+
+/// Remove ISO 2022 escape sequences (ESC, intermediates 0x20–0x2F, one final byte).
+fn strip_escapes(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == 0x1B {
+            i += 1;
+            while i < bytes.len() && (0x20..=0x2F).contains(&bytes[i]) {
+                i += 1;
+            }
+            i += 1; // final byte
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gb2312_iso2022(s: &str) -> Vec<u8> {
+        // ESC $ ) A designates GB 2312 to G1; EUC-CN bytes are in GR
+        let (gb, _, _) = encoding_rs::GBK.encode(s);
+        let mut out = b"\x1b$)A".to_vec();
+        out.extend_from_slice(&gb);
+        out
+    }
+
+    #[test]
+    fn repairs_latin1_decoded_iso2022_ir58() {
+        let mut raw = b"Zhang^San=".to_vec();
+        raw.extend(gb2312_iso2022("张^三"));
+        let as_latin1: String = raw.iter().map(|&b| b as char).collect();
+        let cs = vec![String::new(), "ISO 2022 IR 58".to_owned()];
+        assert_eq!(repair_text(&as_latin1, &cs), "Zhang^San=张^三");
+    }
+
+    #[test]
+    fn strips_escapes_when_first_value_is_ir58() {
+        let cs = vec!["ISO 2022 IR 58".to_owned()];
+        assert_eq!(repair_text("\u{1b}$)A张三", &cs), "张三");
+    }
+
+    #[test]
+    fn leaves_other_charsets_alone() {
+        let cs = vec!["ISO_IR 192".to_owned()];
+        assert_eq!(repair_text("王^小东", &cs), "王^小东");
+        assert_eq!(repair_text("Müller", &[]), "Müller");
+    }
+}

@@ -1,0 +1,15 @@
+//! DICOM knowledge of dxhub: which SOP classes and transfer syntaxes the hub stores, Part 10
+//! file meta construction and reading, Specific Character Set handling (GB18030, GBK,
+//! ISO 2022 IR 58, UTF-8) and extraction of the attributes the index needs.
+//!
+//! Everything here is synchronous and CPU/file bound: callers on an async runtime run it in
+//! `spawn_blocking`. It must not depend on tokio, sqlx, object_store or the network crates.
+
+pub mod charset;
+pub mod extract;
+pub mod meta;
+pub mod sop;
+pub mod ts;
+
+pub use extract::{ExtractError, Extracted, extract_file};
+pub use meta::{FileMeta, MetaError, build_file_meta, read_file_meta};

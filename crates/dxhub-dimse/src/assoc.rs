@@ -1,0 +1,655 @@
+//! One association: negotiation, then a loop of PDUs until release or abort.
+
+use crate::DimseService;
+use crate::command::{self, C_ECHO_RQ, C_ECHO_RSP, C_STORE_RQ, C_STORE_RSP};
+use dicom_ul::pdu::{
+    AbortRQServiceProviderReason, AbortRQSource, AssociationAC, AssociationRJ, AssociationRJResult,
+    AssociationRJServiceProviderPresentationReason, AssociationRJServiceUserReason,
+    AssociationRJSource, AssociationRQ, PDataValue, PDataValueType, Pdu, PresentationContextResult,
+    PresentationContextResultReason, UserVariableItem,
+};
+use dxhub_core::status;
+use dxhub_dicom::{build_file_meta, sop, ts};
+use dxhub_ingest::{IngestContext, Source, SpoolWriter};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
+/// Refuse PDUs larger than this whatever the peer thinks (memory bound per association).
+const HARD_PDU_CAP: u32 = 64 << 20;
+/// Flush received data to the spool file in chunks of about this size.
+const SPOOL_CHUNK: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+enum AssocError {
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed PDU: {0}")]
+    Pdu(String),
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("peer idle for too long")]
+    Idle,
+    #[error("hub shutting down")]
+    Shutdown,
+}
+
+struct Conn {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    max_receive: u32,
+}
+
+impl Conn {
+    /// Read exactly one PDU: the 6-byte header, then exactly its announced length.
+    async fn read_pdu(&mut self) -> Result<Option<Pdu>, AssocError> {
+        let mut header = [0u8; 6];
+        match self.reader.read_exact(&mut header).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let len = u32::from_be_bytes([header[2], header[3], header[4], header[5]]);
+        if len > HARD_PDU_CAP {
+            return Err(AssocError::Pdu(format!(
+                "PDU of {len} bytes exceeds the {HARD_PDU_CAP} byte cap"
+            )));
+        }
+        let mut buf = vec![0u8; 6 + len as usize];
+        buf[..6].copy_from_slice(&header);
+        self.reader.read_exact(&mut buf[6..]).await?;
+        match dicom_ul::read_pdu(&buf[..], dicom_ul::pdu::MAXIMUM_PDU_SIZE, false) {
+            Ok(Some(pdu)) => Ok(Some(pdu)),
+            Ok(None) => Err(AssocError::Pdu("incomplete PDU".into())),
+            Err(e) => Err(AssocError::Pdu(e.to_string())),
+        }
+    }
+
+    async fn write_pdu(&mut self, pdu: &Pdu) -> Result<(), AssocError> {
+        let mut buf = Vec::with_capacity(512);
+        dicom_ul::write_pdu(&mut buf, pdu).map_err(|e| AssocError::Pdu(e.to_string()))?;
+        self.writer.write_all(&buf).await?;
+        self.writer.flush().await?;
+        Ok(())
+    }
+
+    async fn abort(&mut self) {
+        let _ = self
+            .write_pdu(&Pdu::AbortRQ {
+                source: AbortRQSource::ServiceProvider(
+                    AbortRQServiceProviderReason::ReasonNotSpecified,
+                ),
+            })
+            .await;
+        let _ = self.writer.shutdown().await;
+    }
+}
+
+/// Entry point of an association task.
+pub(crate) async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: Arc<DimseService>,
+    permit: Option<OwnedSemaphorePermit>,
+    cancel: CancellationToken,
+) {
+    let span = info_span!("association", peer = %peer, calling_ae = tracing::field::Empty);
+    async move {
+        let (r, w) = stream.into_split();
+        let mut conn = Conn {
+            reader: BufReader::with_capacity(256 * 1024, r),
+            writer: w,
+            max_receive: service.config.max_pdu_length,
+        };
+        let rq = match tokio::time::timeout(service.idle_timeout(), conn.read_pdu()).await {
+            Ok(Ok(Some(Pdu::AssociationRQ(rq)))) => rq,
+            Ok(Ok(Some(other))) => {
+                debug!(pdu = %other.short_description(), "expected A-ASSOCIATE-RQ");
+                conn.abort().await;
+                return;
+            }
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                debug!(error = %e, "bad first PDU");
+                conn.abort().await;
+                return;
+            }
+            Err(_) => {
+                conn.abort().await;
+                return;
+            }
+        };
+        tracing::Span::current().record("calling_ae", rq.calling_ae_title.trim());
+        let Some(permit) = permit else {
+            reject(
+                &mut conn,
+                &service,
+                AssociationRJResult::Transient,
+                AssociationRJSource::ServiceProviderPresentation(
+                    AssociationRJServiceProviderPresentationReason::LocalLimitExceeded,
+                ),
+                "rejected_busy",
+            )
+            .await;
+            return;
+        };
+        let accepted = match negotiate(&mut conn, &service, &rq, peer).await {
+            Some(a) => a,
+            None => return,
+        };
+        service.metrics.active.inc();
+        let result = serve_association(&mut conn, &service, accepted, &cancel).await;
+        service.metrics.active.dec();
+        match result {
+            Ok(()) => debug!("association released"),
+            Err(AssocError::Shutdown) => {
+                info!("aborting association: hub shutting down");
+                conn.abort().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "association aborted");
+                service.metrics.association("aborted");
+                conn.abort().await;
+            }
+        }
+        drop(permit);
+    }
+    .instrument(span)
+    .await
+}
+
+async fn reject(
+    conn: &mut Conn,
+    service: &DimseService,
+    result: AssociationRJResult,
+    source: AssociationRJSource,
+    label: &'static str,
+) {
+    info!(reason = label, "association rejected");
+    service.metrics.association(label);
+    let _ = conn
+        .write_pdu(&Pdu::AssociationRJ(AssociationRJ { result, source }))
+        .await;
+    let _ = conn.writer.shutdown().await;
+}
+
+struct Accepted {
+    calling_ae: String,
+    institution_id: Option<i64>,
+    /// presentation context id → (abstract syntax, transfer syntax)
+    contexts: HashMap<u8, (String, String)>,
+}
+
+async fn host_matches(registered: &str, peer: IpAddr) -> bool {
+    let registered = registered.trim();
+    if let Ok(ip) = registered.parse::<IpAddr>() {
+        return ip == peer || ip.to_canonical() == peer.to_canonical();
+    }
+    match tokio::net::lookup_host((registered, 0)).await {
+        Ok(addrs) => addrs
+            .into_iter()
+            .any(|a| a.ip().to_canonical() == peer.to_canonical()),
+        Err(_) => false,
+    }
+}
+
+async fn negotiate(
+    conn: &mut Conn,
+    service: &DimseService,
+    rq: &AssociationRQ,
+    peer: SocketAddr,
+) -> Option<Accepted> {
+    use AssociationRJResult::*;
+    use AssociationRJServiceUserReason as U;
+    if rq.application_context_name.trim_end_matches(['\0', ' ']) != APPLICATION_CONTEXT {
+        reject(
+            conn,
+            service,
+            Permanent,
+            AssociationRJSource::ServiceUser(U::ApplicationContextNameNotSupported),
+            "rejected_context",
+        )
+        .await;
+        return None;
+    }
+    if rq.called_ae_title.trim() != service.config.ae_title {
+        reject(
+            conn,
+            service,
+            Permanent,
+            AssociationRJSource::ServiceUser(U::CalledAETitleNotRecognized),
+            "rejected_called_ae",
+        )
+        .await;
+        return None;
+    }
+    let calling_ae = rq.calling_ae_title.trim().to_owned();
+    let institution_id = match service.catalog.find_ae_title(&calling_ae).await {
+        Ok(Some(ae)) => {
+            if let Some(host) = ae.host.as_deref().filter(|h| !h.trim().is_empty()) {
+                if !host_matches(host, peer.ip()).await {
+                    reject(
+                        conn,
+                        service,
+                        Permanent,
+                        AssociationRJSource::ServiceUser(U::CallingAETitleNotRecognized),
+                        "rejected_host",
+                    )
+                    .await;
+                    return None;
+                }
+            }
+            Some(ae.institution_id)
+        }
+        Ok(None) if service.config.accept_unknown_callers => None,
+        Ok(None) => {
+            reject(
+                conn,
+                service,
+                Permanent,
+                AssociationRJSource::ServiceUser(U::CallingAETitleNotRecognized),
+                "rejected_calling_ae",
+            )
+            .await;
+            return None;
+        }
+        Err(e) => {
+            warn!(error = %e, "catalog unavailable during association negotiation");
+            reject(
+                conn,
+                service,
+                Transient,
+                AssociationRJSource::ServiceProviderPresentation(
+                    AssociationRJServiceProviderPresentationReason::TemporaryCongestion,
+                ),
+                "rejected_unavailable",
+            )
+            .await;
+            return None;
+        }
+    };
+
+    let mut contexts = HashMap::new();
+    let mut results = Vec::with_capacity(rq.presentation_contexts.len());
+    for pc in &rq.presentation_contexts {
+        let abstract_syntax = pc.abstract_syntax.trim_end_matches(['\0', ' ']).to_owned();
+        let (reason, chosen) = if abstract_syntax == sop::VERIFICATION {
+            match ts::choose_for_verification(&pc.transfer_syntaxes) {
+                Some(t) => (
+                    PresentationContextResultReason::Acceptance,
+                    Some(t.to_owned()),
+                ),
+                None => (
+                    PresentationContextResultReason::TransferSyntaxesNotSupported,
+                    None,
+                ),
+            }
+        } else if sop::is_storage_sop_class(&abstract_syntax) {
+            match ts::choose_for_storage(&pc.transfer_syntaxes) {
+                Some(t) => (
+                    PresentationContextResultReason::Acceptance,
+                    Some(t.to_owned()),
+                ),
+                None => (
+                    PresentationContextResultReason::TransferSyntaxesNotSupported,
+                    None,
+                ),
+            }
+        } else {
+            (
+                PresentationContextResultReason::AbstractSyntaxNotSupported,
+                None,
+            )
+        };
+        if let Some(t) = &chosen {
+            contexts.insert(pc.id, (abstract_syntax.clone(), t.clone()));
+        }
+        results.push(PresentationContextResult {
+            id: pc.id,
+            reason,
+            transfer_syntax: chosen.unwrap_or_else(|| ts::IMPLICIT_VR_LE.to_owned()),
+        });
+    }
+    let ac = AssociationAC {
+        protocol_version: 1,
+        calling_ae_title: rq.calling_ae_title.clone(),
+        called_ae_title: rq.called_ae_title.clone(),
+        application_context_name: APPLICATION_CONTEXT.to_owned(),
+        presentation_contexts: results,
+        user_variables: vec![
+            UserVariableItem::MaxLength(conn.max_receive),
+            UserVariableItem::ImplementationClassUID(
+                dxhub_dicom::meta::IMPLEMENTATION_CLASS_UID.to_owned(),
+            ),
+            UserVariableItem::ImplementationVersionName(
+                dxhub_dicom::meta::IMPLEMENTATION_VERSION_NAME.to_owned(),
+            ),
+        ],
+    };
+    if let Err(e) = conn.write_pdu(&Pdu::AssociationAC(ac)).await {
+        warn!(error = %e, "cannot send A-ASSOCIATE-AC");
+        return None;
+    }
+    service.metrics.association("accepted");
+    info!(contexts = contexts.len(), "association accepted");
+    Some(Accepted {
+        calling_ae,
+        institution_id,
+        contexts,
+    })
+}
+
+/// An instance being received.
+struct Incoming {
+    pc_id: u8,
+    message_id: u16,
+    sop_class_uid: String,
+    sop_instance_uid: String,
+    /// None when the instance is refused up front: its data is read and discarded.
+    writer: Option<SpoolWriter>,
+    pending: Vec<u8>,
+    refusal: Option<(u16, String)>,
+}
+
+async fn flush(writer: SpoolWriter, data: Vec<u8>) -> std::io::Result<SpoolWriter> {
+    tokio::task::spawn_blocking(move || {
+        let mut writer = writer;
+        writer.write_dataset(&data)?;
+        Ok(writer)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+async fn serve_association(
+    conn: &mut Conn,
+    service: &DimseService,
+    accepted: Accepted,
+    cancel: &CancellationToken,
+) -> Result<(), AssocError> {
+    let mut command_buf: Vec<u8> = Vec::new();
+    let mut incoming: Option<Incoming> = None;
+    loop {
+        let pdu = tokio::select! {
+            biased;
+            _ = cancel.cancelled(), if incoming.is_none() => return Err(AssocError::Shutdown),
+            r = tokio::time::timeout(service.idle_timeout(), conn.read_pdu()) => match r {
+                Ok(Ok(Some(pdu))) => pdu,
+                Ok(Ok(None)) => return Err(AssocError::Protocol("peer closed the connection without release".into())),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(AssocError::Idle),
+            },
+        };
+        match pdu {
+            Pdu::PData { data } => {
+                for pdv in data {
+                    match pdv.value_type {
+                        PDataValueType::Command => {
+                            if incoming.is_some() {
+                                return Err(AssocError::Protocol(
+                                    "command fragment while a data set is in progress".into(),
+                                ));
+                            }
+                            command_buf.extend_from_slice(&pdv.data);
+                            if pdv.is_last {
+                                let bytes = std::mem::take(&mut command_buf);
+                                incoming = handle_command(
+                                    conn,
+                                    service,
+                                    &accepted,
+                                    pdv.presentation_context_id,
+                                    &bytes,
+                                )
+                                .await?;
+                            }
+                        }
+                        PDataValueType::Data => {
+                            let Some(inc) = incoming.as_mut() else {
+                                return Err(AssocError::Protocol(
+                                    "data fragment without a command".into(),
+                                ));
+                            };
+                            if inc.pc_id != pdv.presentation_context_id {
+                                return Err(AssocError::Protocol(
+                                    "data fragment on another presentation context".into(),
+                                ));
+                            }
+                            service.metrics.bytes_received.inc_by(pdv.data.len() as u64);
+                            if inc.writer.is_some() {
+                                if inc.pending.is_empty() && pdv.data.len() >= SPOOL_CHUNK {
+                                    inc.pending = pdv.data;
+                                } else {
+                                    inc.pending.extend_from_slice(&pdv.data);
+                                }
+                                if inc.pending.len() >= SPOOL_CHUNK {
+                                    let data = std::mem::take(&mut inc.pending);
+                                    if let Some(w) = inc.writer.take() {
+                                        match flush(w, data).await {
+                                            Ok(w) => inc.writer = Some(w),
+                                            Err(e) => {
+                                                warn!(error = %e, "spool write failed");
+                                                inc.refusal = Some((
+                                                    status::OUT_OF_RESOURCES,
+                                                    "cannot write spool file".into(),
+                                                ));
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            if pdv.is_last {
+                                if let Some(inc) = incoming.take() {
+                                    finish_store(conn, service, &accepted, inc).await?;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Pdu::ReleaseRQ => {
+                if incoming.is_some() {
+                    return Err(AssocError::Protocol(
+                        "release requested in the middle of a data set".into(),
+                    ));
+                }
+                conn.write_pdu(&Pdu::ReleaseRP).await?;
+                let _ = conn.writer.shutdown().await;
+                return Ok(());
+            }
+            Pdu::AbortRQ { .. } => {
+                debug!("peer aborted the association");
+                // dropping `incoming` removes its spool file
+                return Ok(());
+            }
+            other => {
+                return Err(AssocError::Protocol(format!(
+                    "unexpected PDU {}",
+                    other.short_description()
+                )));
+            }
+        }
+    }
+}
+
+async fn send_response(conn: &mut Conn, pc_id: u8, bytes: Vec<u8>) -> Result<(), AssocError> {
+    conn.write_pdu(&Pdu::PData {
+        data: vec![PDataValue {
+            presentation_context_id: pc_id,
+            value_type: PDataValueType::Command,
+            is_last: true,
+            data: bytes,
+        }],
+    })
+    .await
+}
+
+async fn handle_command(
+    conn: &mut Conn,
+    service: &DimseService,
+    accepted: &Accepted,
+    pc_id: u8,
+    bytes: &[u8],
+) -> Result<Option<Incoming>, AssocError> {
+    let rq = command::parse_request(bytes).map_err(|e| AssocError::Protocol(e.to_string()))?;
+    let Some((abstract_syntax, transfer_syntax)) = accepted.contexts.get(&pc_id) else {
+        return Err(AssocError::Protocol(format!(
+            "presentation context {pc_id} was not accepted"
+        )));
+    };
+    match rq.command_field {
+        C_ECHO_RQ => {
+            let resp = command::response(
+                C_ECHO_RSP,
+                rq.message_id,
+                sop::VERIFICATION,
+                None,
+                status::SUCCESS,
+                None,
+            );
+            send_response(conn, pc_id, resp).await?;
+            service.metrics.command("C-ECHO", status::SUCCESS);
+            if rq.has_data_set {
+                return Err(AssocError::Protocol("C-ECHO with a data set".into()));
+            }
+            Ok(None)
+        }
+        C_STORE_RQ => {
+            let sop_class_uid = rq.affected_sop_class_uid.clone().unwrap_or_default();
+            let sop_instance_uid = rq.affected_sop_instance_uid.clone().unwrap_or_default();
+            if !rq.has_data_set {
+                let resp = command::response(
+                    C_STORE_RSP,
+                    rq.message_id,
+                    &sop_class_uid,
+                    Some(&sop_instance_uid),
+                    status::CANNOT_UNDERSTAND,
+                    Some("C-STORE without a data set"),
+                );
+                send_response(conn, pc_id, resp).await?;
+                return Ok(None);
+            }
+            let mut refusal = None;
+            if &sop_class_uid != abstract_syntax {
+                refusal = Some((status::REFUSED_SOP_CLASS_NOT_SUPPORTED,
+                    "Affected SOP Class UID differs from the presentation context's abstract syntax".to_owned()));
+            } else if !dxhub_core::uid::is_key_safe_uid(&sop_instance_uid) {
+                refusal = Some((
+                    status::CANNOT_UNDERSTAND,
+                    "missing or invalid Affected SOP Instance UID".to_owned(),
+                ));
+            }
+            let writer = if refusal.is_none() {
+                match start_spool(service, transfer_syntax, &sop_class_uid, &sop_instance_uid).await
+                {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        warn!(error = %e, "cannot create spool file");
+                        refusal = Some((
+                            status::OUT_OF_RESOURCES,
+                            "cannot create spool file".to_owned(),
+                        ));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            Ok(Some(Incoming {
+                pc_id,
+                message_id: rq.message_id,
+                sop_class_uid,
+                sop_instance_uid,
+                writer,
+                pending: Vec::new(),
+                refusal,
+            }))
+        }
+        other => Err(AssocError::Protocol(format!(
+            "unsupported DIMSE command 0x{other:04X}"
+        ))),
+    }
+}
+
+async fn start_spool(
+    service: &DimseService,
+    ts: &str,
+    sop_class: &str,
+    sop_instance: &str,
+) -> std::io::Result<SpoolWriter> {
+    let header = build_file_meta(ts, sop_class, sop_instance).map_err(std::io::Error::other)?;
+    let spool = service.ingest.spool().clone();
+    tokio::task::spawn_blocking(move || {
+        let mut w = spool.create()?;
+        w.write_header(&header)?;
+        Ok(w)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+async fn finish_store(
+    conn: &mut Conn,
+    service: &DimseService,
+    accepted: &Accepted,
+    mut inc: Incoming,
+) -> Result<(), AssocError> {
+    let (status, comment) = match (inc.refusal.take(), inc.writer.take()) {
+        (Some(refusal), _) => (refusal.0, Some(refusal.1)),
+        (None, None) => (status::OUT_OF_RESOURCES, Some("spool file lost".to_owned())),
+        (None, Some(writer)) => {
+            let data = std::mem::take(&mut inc.pending);
+            let finished = tokio::task::spawn_blocking(move || {
+                let mut writer = writer;
+                writer.write_dataset(&data)?;
+                writer.finish()
+            })
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+            match finished {
+                Err(e) => {
+                    warn!(error = %e, "spool finish failed");
+                    (
+                        status::OUT_OF_RESOURCES,
+                        Some("cannot write spool file".to_owned()),
+                    )
+                }
+                Ok(file) => {
+                    let mut ctx = IngestContext::new(
+                        Source::Dimse {
+                            calling_ae: accepted.calling_ae.clone(),
+                        },
+                        accepted.institution_id,
+                    );
+                    ctx.expected_sop_class_uid = Some(inc.sop_class_uid.clone());
+                    ctx.expected_sop_instance_uid = Some(inc.sop_instance_uid.clone());
+                    match service.ingest.ingest(file, &ctx).await {
+                        Ok(outcome) => (outcome.status(), outcome.comment().map(str::to_owned)),
+                        Err(e) => {
+                            info!(sop_instance_uid = %inc.sop_instance_uid, status = format!("{:04X}", e.status()), error = %e, "C-STORE refused");
+                            (e.status(), Some(e.to_string()))
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let resp = command::response(
+        C_STORE_RSP,
+        inc.message_id,
+        &inc.sop_class_uid,
+        Some(&inc.sop_instance_uid),
+        status,
+        comment.as_deref(),
+    );
+    send_response(conn, inc.pc_id, resp).await?;
+    service.metrics.command("C-STORE", status);
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! The one ingest pipeline of dxhub, shared by DIMSE C-STORE, STOW-RS, the ECG API and
+//! `dxhub import`: spool → parse → check → object store (original bytes) → index (one
+//! transaction) → outcome. An outcome is returned only after the blob is durable and the
+//! index transaction has committed, so a caller may acknowledge it.
+//!
+//! Depends on the DICOM and store crates; must not depend on any protocol crate
+//! (dicom-ul, axum).
+
+mod metrics;
+mod pipeline;
+pub mod spool;
+
+pub use metrics::IngestMetrics;
+pub use pipeline::{Ingest, IngestContext, IngestError, Outcome, OutcomeKind, Source};
+pub use spool::{Spool, SpoolFile, SpoolWriter};

@@ -1,0 +1,228 @@
+//! Spool files: where an instance is written while it arrives, hashed on the way, and
+//! fsync'ed before it goes to the object store. A spool file that is dropped before it is
+//! consumed is removed, so an aborted transfer leaves nothing behind.
+
+use sha2::{Digest, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// The spool directory (under the data dir, on the same filesystem as a local blob store).
+#[derive(Debug, Clone)]
+pub struct Spool {
+    dir: PathBuf,
+}
+
+impl Spool {
+    pub fn new(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)?;
+        Ok(Self { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Start a new spool file.
+    pub fn create(&self) -> io::Result<SpoolWriter> {
+        let name = format!(
+            "{}-{}-{}.part",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = self.dir.join(name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(SpoolWriter {
+            file: Some(io::BufWriter::with_capacity(256 * 1024, file)),
+            path,
+            size: 0,
+            dataset_offset: 0,
+            hasher: Sha256::new(),
+            dataset_hasher: Sha256::new(),
+        })
+    }
+
+    /// Files left in the spool (by a crash: a running hub removes its own).
+    pub fn stray_files(&self) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir)? {
+            let e = e?;
+            if e.file_type()?.is_file() {
+                out.push(e.path());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Remove every stray spool file; returns how many. Only safe when no hub is receiving
+    /// into this spool (start-up, `dxhub fsck --repair` with the hub stopped).
+    pub fn remove_stray(&self) -> io::Result<usize> {
+        let files = self.stray_files()?;
+        for f in &files {
+            fs::remove_file(f)?;
+        }
+        Ok(files.len())
+    }
+
+    /// Copy a Part 10 file into the spool, hashing it (used by `import` and STOW-RS parts
+    /// written to temporary files).
+    pub fn copy_from_file(&self, src: &Path) -> Result<SpoolFile, crate::IngestError> {
+        let meta = dxhub_dicom::read_file_meta(io::BufReader::new(File::open(src)?))
+            .map_err(|e| crate::IngestError::NotDicom(e.to_string()))?;
+        let mut w = self.create()?;
+        let mut f = File::open(src)?;
+        let mut head = vec![0u8; meta.dataset_offset as usize];
+        f.read_exact(&mut head)?;
+        w.write_header(&head)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            w.write_dataset(&buf[..n])?;
+        }
+        Ok(w.finish()?)
+    }
+}
+
+/// A spool file being written.
+#[derive(Debug)]
+pub struct SpoolWriter {
+    file: Option<io::BufWriter<File>>,
+    path: PathBuf,
+    size: u64,
+    dataset_offset: u64,
+    hasher: Sha256,
+    dataset_hasher: Sha256,
+}
+
+impl SpoolWriter {
+    /// Write bytes of the Part 10 header (preamble, magic, meta group).
+    pub fn write_header(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write(bytes)?;
+        self.dataset_offset = self.size;
+        Ok(())
+    }
+
+    /// Write bytes of the data set.
+    pub fn write_dataset(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write(bytes)?;
+        self.dataset_hasher.update(bytes);
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("spool file already finished"))?;
+        f.write_all(bytes)?;
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Flush and fsync: the file is complete and durable.
+    pub fn finish(mut self) -> io::Result<SpoolFile> {
+        let f = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("spool file already finished"))?;
+        let f = f.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        let path = std::mem::take(&mut self.path);
+        Ok(SpoolFile {
+            path,
+            size: self.size,
+            dataset_offset: self.dataset_offset,
+            sha256: hex::encode(std::mem::take(&mut self.hasher).finalize()),
+            dataset_sha256: hex::encode(std::mem::take(&mut self.dataset_hasher).finalize()),
+        })
+    }
+}
+
+impl Drop for SpoolWriter {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            drop(self.file.take());
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A complete, fsync'ed spool file with its hashes. Removed on drop unless handed to the
+/// blob store with [`SpoolFile::into_path`].
+#[derive(Debug)]
+pub struct SpoolFile {
+    path: PathBuf,
+    pub size: u64,
+    pub dataset_offset: u64,
+    /// sha256 of the whole Part 10 object as stored.
+    pub sha256: String,
+    /// sha256 of the data set bytes only (what a sender sent over DIMSE).
+    pub dataset_sha256: String,
+}
+
+impl SpoolFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Give up ownership of the file (it has been moved into the blob store).
+    pub fn into_path(mut self) -> PathBuf {
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for SpoolFile {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path()).unwrap();
+        let mut w = spool.create().unwrap();
+        w.write_header(b"HEAD").unwrap();
+        w.write_dataset(b"data").unwrap();
+        let f = w.finish().unwrap();
+        assert_eq!(f.size, 8);
+        assert_eq!(f.dataset_offset, 4);
+        assert_eq!(f.sha256, hex::encode(Sha256::digest(b"HEADdata")));
+        assert_eq!(f.dataset_sha256, hex::encode(Sha256::digest(b"data")));
+        assert_eq!(std::fs::read(f.path()).unwrap(), b"HEADdata");
+        assert_eq!(spool.stray_files().unwrap().len(), 1);
+        drop(f);
+        assert!(spool.stray_files().unwrap().is_empty());
+
+        let mut w = spool.create().unwrap();
+        w.write_dataset(b"partial").unwrap();
+        drop(w); // aborted transfer
+        assert!(spool.stray_files().unwrap().is_empty());
+    }
+}

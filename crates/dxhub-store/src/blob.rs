@@ -1,0 +1,570 @@
+//! The blob store: original objects exactly as received, and derived data that can be
+//! rebuilt from them, over `object_store` (a local directory or an S3-compatible store).
+//!
+//! Writes are durable when they return: on the local backend files are fsynced and
+//! renamed into place and their directories fsynced; on S3 the upload has completed.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectMeta, ObjectStore};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+/// Errors of the blob store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("blob {key:?} not found")]
+    NotFound { key: String },
+    #[error("invalid blob key {key:?}")]
+    InvalidKey {
+        key: String,
+        #[source]
+        source: object_store::path::Error,
+    },
+    #[error("I/O error on {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("object store error")]
+    Store(#[source] object_store::Error),
+    #[error("invalid blob store configuration: {0}")]
+    Config(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    fn store(key: &str, source: object_store::Error) -> Self {
+        match source {
+            object_store::Error::NotFound { .. } => Self::NotFound {
+                key: key.to_owned(),
+            },
+            other => Self::Store(other),
+        }
+    }
+
+    /// An I/O error from `BufWriter` may carry an `object_store::Error`: unwrap it.
+    fn from_writer(key: &str, path: &Path, e: io::Error) -> Self {
+        if !e
+            .get_ref()
+            .is_some_and(|inner| inner.is::<object_store::Error>())
+        {
+            return Self::io(path, e);
+        }
+        match e
+            .into_inner()
+            .map(|inner| inner.downcast::<object_store::Error>())
+        {
+            Some(Ok(store_err)) => Self::store(key, *store_err),
+            _ => Self::io(path, io::Error::other("object store write failed")),
+        }
+    }
+
+    /// Whether this error means the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+}
+
+/// Where an S3-compatible object store lives. Path-style requests are used so that
+/// MinIO, moto, s3s and the like work without DNS tricks.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// e.g. `http://127.0.0.1:9000`; `None` means AWS itself.
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Allow plain `http://` endpoints.
+    pub allow_http: bool,
+    /// Prepended (as whole path segments) to every key.
+    pub prefix: Option<String>,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            bucket: String::new(),
+            region: "us-east-1".to_owned(),
+            access_key_id: None,
+            secret_access_key: None,
+            allow_http: false,
+            prefix: None,
+        }
+    }
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
+            .field("allow_http", &self.allow_http)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// Size and modification time of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlobMeta {
+    pub key: String,
+    pub size: u64,
+    pub last_modified_us: i64,
+}
+
+impl From<ObjectMeta> for BlobMeta {
+    fn from(meta: ObjectMeta) -> Self {
+        Self {
+            key: meta.location.to_string(),
+            size: meta.size,
+            last_modified_us: meta.last_modified.timestamp_micros(),
+        }
+    }
+}
+
+/// Handle on the blob store; cheap to clone.
+#[derive(Clone)]
+pub struct Blobs {
+    store: Arc<dyn ObjectStore>,
+    local: Option<Arc<LocalFileSystem>>,
+    local_root: Option<PathBuf>,
+}
+
+impl fmt::Debug for Blobs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Blobs")
+            .field("store", &self.store.to_string())
+            .field("local_root", &self.local_root)
+            .finish()
+    }
+}
+
+/// Part size and parallelism of S3 multipart uploads: bounds memory per upload to about
+/// `UPLOAD_CHUNK * (UPLOAD_CONCURRENCY + 1)`.
+const UPLOAD_CHUNK: usize = 10 * 1024 * 1024;
+const UPLOAD_CONCURRENCY: usize = 2;
+const READ_BUFFER: usize = 1024 * 1024;
+
+impl Blobs {
+    /// A blob store under a local directory (created if missing).
+    pub fn local(root: &Path) -> Result<Blobs> {
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let root = std::fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
+        let fs = Arc::new(LocalFileSystem::new_with_prefix(&root).map_err(Error::Store)?);
+        Ok(Blobs {
+            store: fs.clone(),
+            local: Some(fs),
+            local_root: Some(root),
+        })
+    }
+
+    /// A blob store in an S3-compatible bucket.
+    pub fn s3(cfg: &S3Config) -> Result<Blobs> {
+        if cfg.bucket.trim().is_empty() {
+            return Err(Error::Config("S3 bucket name is empty".to_owned()));
+        }
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&cfg.bucket)
+            .with_region(&cfg.region)
+            .with_allow_http(cfg.allow_http)
+            .with_virtual_hosted_style_request(false);
+        if let Some(endpoint) = &cfg.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        match (&cfg.access_key_id, &cfg.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                builder = builder
+                    .with_access_key_id(id)
+                    .with_secret_access_key(secret);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::Config(
+                    "S3 access_key_id and secret_access_key must be set together".to_owned(),
+                ));
+            }
+        }
+        let s3 = builder.build().map_err(Error::Store)?;
+        let prefix = cfg
+            .prefix
+            .as_deref()
+            .map(|p| p.trim_matches('/'))
+            .filter(|p| !p.is_empty());
+        let store: Arc<dyn ObjectStore> = match prefix {
+            Some(p) => {
+                let p = ObjectPath::parse(p).map_err(|source| Error::InvalidKey {
+                    key: p.to_owned(),
+                    source,
+                })?;
+                Arc::new(PrefixStore::new(s3, p))
+            }
+            None => Arc::new(s3),
+        };
+        Ok(Blobs {
+            store,
+            local: None,
+            local_root: None,
+        })
+    }
+
+    /// The key of an original instance:
+    /// `studies/{study}/{series}/{sop}/{first 16 hex digits of sha256}.dcm`.
+    pub fn instance_key(
+        study_uid: &str,
+        series_uid: &str,
+        sop_uid: &str,
+        sha256_hex: &str,
+    ) -> String {
+        let short = sha256_hex.get(..16).unwrap_or(sha256_hex);
+        format!("studies/{study_uid}/{series_uid}/{sop_uid}/{short}.dcm")
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.local.is_some()
+    }
+
+    /// The root directory of a local store.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.local_root.as_deref()
+    }
+
+    /// The file that holds `key` on a local store (whether or not it exists).
+    pub fn local_path(&self, key: &str) -> Option<PathBuf> {
+        let fs = self.local.as_ref()?;
+        let loc = ObjectPath::parse(key).ok()?;
+        fs.path_to_filesystem(&loc).ok()
+    }
+
+    /// Move a finished file (e.g. a spool file) into the store under `key`. The source
+    /// file is gone afterwards and the object is durable when this returns. Putting the
+    /// same key again replaces the object.
+    ///
+    /// On a local store the source should live on the same filesystem as the store (it is
+    /// renamed; across filesystems it is copied).
+    pub async fn put_file(&self, key: &str, path: &Path) -> Result<()> {
+        let loc = parse_key(key)?;
+        if let Some(fs) = &self.local {
+            let dest = fs_path(fs, key, &loc)?;
+            let src = path.to_owned();
+            return blocking(move || durable_move(&src, &dest)).await;
+        }
+
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| Error::io(path, e))?;
+        let mut reader = tokio::io::BufReader::with_capacity(READ_BUFFER, file);
+        let mut writer = BufWriter::with_capacity(self.store.clone(), loc, UPLOAD_CHUNK)
+            .with_max_concurrency(UPLOAD_CONCURRENCY);
+        let copied = async {
+            tokio::io::copy_buf(&mut reader, &mut writer).await?;
+            writer.shutdown().await
+        }
+        .await;
+        if let Err(e) = copied {
+            if let Err(abort_err) = writer.abort().await {
+                tracing::warn!(key, error = %abort_err, "could not abort an unfinished upload");
+            }
+            return Err(Error::from_writer(key, path, e));
+        }
+        tokio::fs::remove_file(path)
+            .await
+            .map_err(|e| Error::io(path, e))
+    }
+
+    /// Store small data (e.g. derived data) under `key`, durably.
+    pub async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<()> {
+        let loc = parse_key(key)?;
+        if let Some(fs) = &self.local {
+            let dest = fs_path(fs, key, &loc)?;
+            return blocking(move || durable_write(&dest, &bytes)).await;
+        }
+        self.store
+            .put(&loc, bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::store(key, e))
+    }
+
+    /// The size of the object and a stream of its bytes.
+    pub async fn get_stream(&self, key: &str) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
+        let loc = parse_key(key)?;
+        let got = self
+            .store
+            .get(&loc)
+            .await
+            .map_err(|e| Error::store(key, e))?;
+        let size = got.meta.size;
+        let owned_key = key.to_owned();
+        let stream = got
+            .into_stream()
+            .map(move |r| r.map_err(|e| Error::store(&owned_key, e)))
+            .boxed();
+        Ok((size, stream))
+    }
+
+    /// The whole object in memory: for small objects only.
+    pub async fn get_bytes(&self, key: &str) -> Result<Bytes> {
+        let loc = parse_key(key)?;
+        let got = self
+            .store
+            .get(&loc)
+            .await
+            .map_err(|e| Error::store(key, e))?;
+        got.bytes().await.map_err(|e| Error::store(key, e))
+    }
+
+    /// Bytes `range` of the object.
+    pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        let loc = parse_key(key)?;
+        self.store
+            .get_range(&loc, range)
+            .await
+            .map_err(|e| Error::store(key, e))
+    }
+
+    /// Size and modification time, or `None` if there is no such object.
+    pub async fn head(&self, key: &str) -> Result<Option<BlobMeta>> {
+        let loc = parse_key(key)?;
+        match self.store.head(&loc).await {
+            Ok(meta) => Ok(Some(meta.into())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::Store(e)),
+        }
+    }
+
+    /// Delete an object; deleting a missing object is not an error.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        let loc = parse_key(key)?;
+        match self.store.delete(&loc).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::Store(e)),
+        }
+    }
+
+    /// All objects whose key starts with the path segments of `prefix` (e.g. `studies/1.2.3`
+    /// lists `studies/1.2.3/…`, not `studies/1.2.34/…`), in no particular order. Keys are
+    /// relative to the store (without a configured S3 prefix).
+    pub fn list(&self, prefix: Option<&str>) -> BoxStream<'static, Result<BlobMeta>> {
+        let prefix = match prefix.map(|p| p.trim_end_matches('/')) {
+            None | Some("") => None,
+            Some(p) => match ObjectPath::parse(p) {
+                Ok(p) => Some(p),
+                Err(source) => {
+                    let err = Error::InvalidKey {
+                        key: p.to_owned(),
+                        source,
+                    };
+                    return futures::stream::once(async move { Err(err) }).boxed();
+                }
+            },
+        };
+        self.store
+            .list(prefix.as_ref())
+            .map(|r| r.map(BlobMeta::from).map_err(Error::Store))
+            .boxed()
+    }
+}
+
+fn parse_key(key: &str) -> Result<ObjectPath> {
+    ObjectPath::parse(key).map_err(|source| Error::InvalidKey {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+fn fs_path(fs: &LocalFileSystem, key: &str, loc: &ObjectPath) -> Result<PathBuf> {
+    fs.path_to_filesystem(loc).map_err(|e| match e {
+        object_store::Error::InvalidPath { source } => Error::InvalidKey {
+            key: key.to_owned(),
+            source,
+        },
+        other => Error::Store(other),
+    })
+}
+
+async fn blocking<F>(f: F) -> Result<()>
+where
+    F: FnOnce() -> Result<()> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::io(PathBuf::new(), io::Error::other(e)))?
+}
+
+// ---- local durability helpers (blocking) ----
+
+/// A temporary name beside `dest`. `object_store`'s local listing hides names ending in
+/// `#<digits>`, so half-written files never show up in `list`.
+fn staging_path(dest: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut s = dest.as_os_str().to_owned();
+    s.push(format!("#{}{:09}", std::process::id(), n % 1_000_000_000));
+    PathBuf::from(s)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(dir, e))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Create `dir` and its missing ancestors; fsync the parent of every directory created so
+/// the new entries survive a crash.
+fn create_dirs_durably(dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        match std::fs::symlink_metadata(d) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                missing.push(d);
+                cur = d.parent();
+            }
+            Err(e) => return Err(Error::io(d, e)),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // topmost first: each created directory's entry lives in its parent
+    for d in missing.iter().rev() {
+        if let Some(parent) = d.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+fn parent_of(dest: &Path) -> Result<&Path> {
+    dest.parent().ok_or_else(|| {
+        Error::io(
+            dest,
+            io::Error::new(io::ErrorKind::InvalidInput, "destination has no parent"),
+        )
+    })
+}
+
+/// fsync `src`, rename it to `dest` (copying across filesystems), fsync `dest`'s directory.
+fn durable_move(src: &Path, dest: &Path) -> Result<()> {
+    std::fs::File::open(src)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(src, e))?;
+    let parent = parent_of(dest)?;
+    create_dirs_durably(parent)?;
+    match std::fs::rename(src, dest) {
+        Ok(()) => sync_dir(parent),
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+            let tmp = staging_path(dest);
+            let copied = std::fs::copy(src, &tmp)
+                .and_then(|_| std::fs::OpenOptions::new().write(true).open(&tmp))
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::rename(&tmp, dest));
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::io(dest, e));
+            }
+            sync_dir(parent)?;
+            std::fs::remove_file(src).map_err(|e| Error::io(src, e))
+        }
+        Err(e) => Err(Error::io(src, e)),
+    }
+}
+
+/// Write `bytes` to a staging file beside `dest`, fsync it, rename it into place, fsync
+/// the directory.
+fn durable_write(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = parent_of(dest)?;
+    create_dirs_durably(parent)?;
+    let tmp = staging_path(dest);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, dest));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(dest, e));
+    }
+    sync_dir(parent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_key_layout() {
+        let key = Blobs::instance_key("1.2.3", "1.2.3.4", "1.2.3.4.5", &"ab".repeat(32));
+        assert_eq!(key, "studies/1.2.3/1.2.3.4/1.2.3.4.5/abababababababab.dcm");
+        assert!(ObjectPath::parse(&key).is_ok());
+    }
+
+    #[test]
+    fn secret_is_masked() {
+        let cfg = S3Config {
+            bucket: "b".into(),
+            access_key_id: Some("AKID".into()),
+            secret_access_key: Some("very-secret".into()),
+            ..Default::default()
+        };
+        let shown = format!("{cfg:?}");
+        assert!(shown.contains("***"), "{shown}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+    }
+
+    #[test]
+    fn staging_names_are_hidden_from_listing() {
+        let tmp = staging_path(Path::new("/x/y/abc.dcm"));
+        let name = tmp.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let (_, suffix) = name.split_once('#').unwrap_or_default();
+        assert!(
+            !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()),
+            "{name}"
+        );
+    }
+}

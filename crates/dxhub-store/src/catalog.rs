@@ -1,0 +1,399 @@
+//! The SQL index: tenancy (alliances, institutions, AE titles) and the patient → study →
+//! series → instance hierarchy of stored objects. One [`Catalog`] trait; the
+//! implementation is [`crate::SqlCatalog`] (SQLite or PostgreSQL).
+
+use async_trait::async_trait;
+use dxhub_core::InstitutionLevel;
+use serde::{Deserialize, Serialize};
+
+/// Errors of the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("database error")]
+    Other(#[source] sqlx::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => Self::NotFound("row not found".to_owned()),
+            sqlx::Error::Database(ref db) if db.is_unique_violation() => {
+                Self::Conflict(db.message().to_owned())
+            }
+            sqlx::Error::Database(ref db) if is_transient(db.code().as_deref()) => {
+                Self::Unavailable(e)
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e),
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// Database error codes that mean "try again later" rather than "bad request or bug".
+fn is_transient(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        // SQLite: SQLITE_BUSY, SQLITE_LOCKED (and their extended codes)
+        Some("5" | "6" | "261" | "262" | "517" | "773")
+        // PostgreSQL: serialization failure, deadlock, too many connections, shutdown
+            | Some("40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03")
+    )
+}
+
+/// Which SQL database a catalog talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `sqlite:…` or `postgres://…` / `postgresql://…`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(Error::Invalid(
+                "database URL must start with sqlite: or postgres://".to_owned(),
+            ))
+        }
+    }
+}
+
+/// Connection settings of [`crate::SqlCatalog`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogOptions {
+    /// Size of the (read) pool; SQLite writes always go through one connection.
+    pub max_connections: u32,
+    /// SQLite `synchronous=FULL` (durable commits) rather than `NORMAL`.
+    pub sqlite_synchronous_full: bool,
+}
+
+impl Default for CatalogOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            sqlite_synchronous_full: true,
+        }
+    }
+}
+
+// ---- tenancy ----
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Alliance {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Institution {
+    pub id: i64,
+    pub alliance_id: i64,
+    pub alliance_name: String,
+    pub name: String,
+    pub level: InstitutionLevel,
+    pub parent_id: Option<i64>,
+    pub parent_name: Option<String>,
+    pub population: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewInstitution {
+    /// Name of the alliance.
+    pub alliance: String,
+    pub name: String,
+    pub level: InstitutionLevel,
+    /// Name of the parent institution (same alliance, a level that may head this one).
+    pub parent: Option<String>,
+    pub population: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AeTitle {
+    pub id: i64,
+    pub institution_id: i64,
+    pub institution_name: String,
+    pub ae_title: String,
+    pub host: Option<String>,
+    pub created_at: i64,
+}
+
+// ---- ingest ----
+
+/// Patient attributes of an instance. `patient_id` may be empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatientAttrs {
+    pub patient_id: String,
+    pub issuer_of_patient_id: Option<String>,
+    pub patient_name: Option<String>,
+    pub patient_birth_date: Option<String>,
+    pub patient_sex: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudyAttrs {
+    pub study_instance_uid: String,
+    pub study_date: Option<String>,
+    pub study_time: Option<String>,
+    pub accession_number: Option<String>,
+    pub study_description: Option<String>,
+    pub referring_physician_name: Option<String>,
+    pub study_id: Option<String>,
+    pub body_part_examined: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesAttrs {
+    pub series_instance_uid: String,
+    pub modality: Option<String>,
+    pub series_number: Option<i64>,
+    pub series_description: Option<String>,
+    pub body_part_examined: Option<String>,
+    pub series_date: Option<String>,
+    pub series_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceAttrs {
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    pub transfer_syntax_uid: String,
+    pub instance_number: Option<i64>,
+    pub number_of_frames: Option<i64>,
+    pub size_bytes: i64,
+    /// sha256 (hex) of the stored bytes.
+    pub sha256: String,
+    /// sha256 (hex) of the data set without its file meta group: identifies a version.
+    pub dataset_sha256: String,
+    pub blob_key: String,
+    pub source_ae: Option<String>,
+    /// Epoch microseconds.
+    pub received_at: i64,
+}
+
+/// Everything the index records about one received instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewInstance {
+    pub institution_id: Option<i64>,
+    pub patient: PatientAttrs,
+    pub study: StudyAttrs,
+    pub series: SeriesAttrs,
+    pub instance: InstanceAttrs,
+}
+
+/// What [`Catalog::insert_instance`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum InsertOutcome {
+    /// A new SOP Instance UID.
+    Inserted { instance_id: i64 },
+    /// This exact version (SOP Instance UID + data set hash) is already indexed; nothing
+    /// changed. `blob_key` is where the existing copy lives.
+    Duplicate { instance_id: i64, blob_key: String },
+    /// A different data set under a known SOP Instance UID: kept as a new version.
+    NewVersion {
+        instance_id: i64,
+        previous_instance_id: i64,
+    },
+}
+
+impl InsertOutcome {
+    pub fn instance_id(&self) -> i64 {
+        match self {
+            Self::Inserted { instance_id }
+            | Self::Duplicate { instance_id, .. }
+            | Self::NewVersion { instance_id, .. } => *instance_id,
+        }
+    }
+}
+
+/// The index key of a patient: `"{institution_id or 0}|{issuer}|{patient_id}"`, with `\`
+/// and `|` inside issuer and patient ID escaped by `\` so distinct inputs never collide.
+pub fn patient_key(institution_id: Option<i64>, issuer: Option<&str>, patient_id: &str) -> String {
+    fn esc(s: &str) -> String {
+        s.replace('\\', "\\\\").replace('|', "\\|")
+    }
+    format!(
+        "{}|{}|{}",
+        institution_id.unwrap_or(0),
+        esc(issuer.unwrap_or("")),
+        esc(patient_id)
+    )
+}
+
+// ---- rows ----
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct PatientRow {
+    pub id: i64,
+    pub patient_key: String,
+    pub institution_id: Option<i64>,
+    pub patient_id: String,
+    pub issuer_of_patient_id: Option<String>,
+    pub patient_name: Option<String>,
+    pub patient_birth_date: Option<String>,
+    pub patient_sex: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct StudyRow {
+    pub id: i64,
+    pub study_instance_uid: String,
+    pub patient_ref: i64,
+    pub institution_id: Option<i64>,
+    pub study_date: Option<String>,
+    pub study_time: Option<String>,
+    pub accession_number: Option<String>,
+    pub study_description: Option<String>,
+    pub referring_physician_name: Option<String>,
+    pub study_id: Option<String>,
+    pub body_part_examined: Option<String>,
+    /// Backslash-joined, sorted, distinct.
+    pub modalities_in_study: Option<String>,
+    pub num_series: i64,
+    /// Distinct SOP Instance UIDs.
+    pub num_instances: i64,
+    /// All stored versions.
+    pub size_bytes: i64,
+    pub received_at: i64,
+    pub updated_at: i64,
+    // from patients
+    pub patient_id: String,
+    pub issuer_of_patient_id: Option<String>,
+    pub patient_name: Option<String>,
+    pub patient_birth_date: Option<String>,
+    pub patient_sex: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct SeriesRow {
+    pub id: i64,
+    pub study_ref: i64,
+    pub series_instance_uid: String,
+    pub modality: Option<String>,
+    pub series_number: Option<i64>,
+    pub series_description: Option<String>,
+    pub body_part_examined: Option<String>,
+    pub series_date: Option<String>,
+    pub series_time: Option<String>,
+    pub num_instances: i64,
+    pub size_bytes: i64,
+    pub received_at: i64,
+    pub updated_at: i64,
+    // from studies
+    pub study_instance_uid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct InstanceRow {
+    pub id: i64,
+    pub series_ref: i64,
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    pub transfer_syntax_uid: String,
+    pub instance_number: Option<i64>,
+    pub number_of_frames: Option<i64>,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub dataset_sha256: String,
+    pub blob_key: String,
+    pub source_ae: Option<String>,
+    pub institution_id: Option<i64>,
+    pub received_at: i64,
+    // from series and studies
+    pub series_instance_uid: String,
+    pub study_instance_uid: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Counts {
+    pub patients: i64,
+    pub studies: i64,
+    pub series: i64,
+    /// Distinct SOP Instance UIDs.
+    pub instances: i64,
+    /// Instance rows (all versions).
+    pub instance_versions: i64,
+}
+
+/// The SQL index.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Apply the embedded migrations of this dialect.
+    async fn migrate(&self) -> Result<()>;
+    async fn ping(&self) -> Result<()>;
+    fn dialect(&self) -> Dialect;
+
+    // tenancy
+
+    /// `Conflict` if an alliance of that name exists.
+    async fn add_alliance(&self, name: &str) -> Result<Alliance>;
+    async fn list_alliances(&self) -> Result<Vec<Alliance>>;
+    /// `NotFound` for an unknown alliance or parent; `Invalid` for a parent in another
+    /// alliance or a level that may not head this one; `Conflict` if the name is taken.
+    async fn add_institution(&self, new: &NewInstitution) -> Result<Institution>;
+    async fn list_institutions(&self) -> Result<Vec<Institution>>;
+    async fn find_institution(&self, name: &str) -> Result<Option<Institution>>;
+    /// The AE title is validated and normalised; `Conflict` if it is taken.
+    async fn add_ae_title(
+        &self,
+        institution: &str,
+        ae_title: &str,
+        host: Option<&str>,
+    ) -> Result<AeTitle>;
+    async fn list_ae_titles(&self) -> Result<Vec<AeTitle>>;
+    async fn find_ae_title(&self, ae_title: &str) -> Result<Option<AeTitle>>;
+
+    // instances
+
+    async fn find_instance_version(
+        &self,
+        sop_instance_uid: &str,
+        dataset_sha256: &str,
+    ) -> Result<Option<InstanceRow>>;
+    /// Index one received instance in one transaction.
+    async fn insert_instance(&self, new: &NewInstance) -> Result<InsertOutcome>;
+    /// The newest version of an instance.
+    async fn get_instance(&self, sop_instance_uid: &str) -> Result<Option<InstanceRow>>;
+    /// All versions, oldest first.
+    async fn instance_versions(&self, sop_instance_uid: &str) -> Result<Vec<InstanceRow>>;
+    async fn get_patient(&self, id: i64) -> Result<Option<PatientRow>>;
+    async fn get_study(&self, study_instance_uid: &str) -> Result<Option<StudyRow>>;
+    async fn get_series(&self, series_instance_uid: &str) -> Result<Option<SeriesRow>>;
+    /// Ordered by series number (missing last), then creation.
+    async fn list_series_of_study(&self, study_instance_uid: &str) -> Result<Vec<SeriesRow>>;
+    /// Current versions only; ordered by instance number (missing last), then creation.
+    async fn list_instances_of_series(&self, series_instance_uid: &str)
+    -> Result<Vec<InstanceRow>>;
+    async fn counts(&self) -> Result<Counts>;
+    /// All instance rows (every version) with `id > after_id`, by id, at most `limit`.
+    async fn list_instance_rows(&self, after_id: i64, limit: i64) -> Result<Vec<InstanceRow>>;
+    /// Remove one instance row, fixing series/study counts and sizes; series and studies
+    /// left empty are removed. `NotFound` if there is no such row.
+    async fn delete_instance_row(&self, id: i64) -> Result<()>;
+}

@@ -1,0 +1,21 @@
+//! Storage of dxhub: the blob store that keeps every received object exactly as it
+//! arrived (over `object_store`: a local directory by default, any S3-compatible store at
+//! scale) and the SQL index of tenancy and stored instances (over `sqlx`: SQLite by
+//! default, PostgreSQL at scale), with one [`Catalog`] trait checked by one conformance
+//! suite on both databases.
+//!
+//! This crate knows nothing about DICOM encoding: callers hand it extracted attributes and
+//! finished spool files. It must not depend on DICOM parsing crates, axum or the DIMSE
+//! layer.
+
+pub mod blob;
+pub mod catalog;
+mod sql;
+
+pub use blob::{BlobMeta, Blobs, S3Config};
+pub use catalog::{
+    AeTitle, Alliance, Catalog, CatalogOptions, Counts, Dialect, InsertOutcome, InstanceAttrs,
+    InstanceRow, Institution, NewInstance, NewInstitution, PatientAttrs, PatientRow, SeriesAttrs,
+    SeriesRow, StudyAttrs, StudyRow,
+};
+pub use sql::SqlCatalog;

@@ -1,0 +1,1025 @@
+//! [`SqlCatalog`]: the [`Catalog`] over sqlx's `Any` driver, on SQLite or PostgreSQL.
+//!
+//! SQL is portable (`$n` parameters, `RETURNING`, `ON CONFLICT`, BIGINT ids and epoch-µs
+//! times). On SQLite every write goes through one connection (a pool of one), so writers
+//! queue in the pool instead of failing with `SQLITE_BUSY`; reads use a separate pool.
+//! On PostgreSQL one pool serves both, and every write to a study first locks the study
+//! row, so concurrent ingest into one study is serialised and its counters stay exact.
+
+use std::sync::Once;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use dxhub_core::InstitutionLevel;
+use dxhub_core::tenancy::{normalize_ae_title, validate_ae_title};
+use sqlx::AnyConnection;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Transaction};
+
+use crate::catalog::{
+    AeTitle, Alliance, Catalog, CatalogOptions, Counts, Dialect, Error, InsertOutcome, InstanceRow,
+    Institution, NewInstance, NewInstitution, PatientRow, Result, SeriesRow, StudyRow, patient_key,
+};
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+type Tx = Transaction<'static, sqlx::Any>;
+
+/// The SQL catalog (SQLite or PostgreSQL, chosen by URL).
+#[derive(Clone, Debug)]
+pub struct SqlCatalog {
+    dialect: Dialect,
+    /// SQLite: one connection. PostgreSQL: the same pool as `read`.
+    write: AnyPool,
+    read: AnyPool,
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn install_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+/// The file path of a `sqlite:` URL, or `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory") {
+        None
+    } else {
+        Some(path)
+    }
+}
+
+const SQLITE_PRAGMAS_FULL: [&str; 4] = [
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = FULL",
+];
+const SQLITE_PRAGMAS_NORMAL: [&str; 4] = [
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = NORMAL",
+];
+
+fn sqlite_pool_options(max: u32, pragmas: &'static [&'static str; 4]) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max.max(1))
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn: &mut AnyConnection, _meta| {
+            Box::pin(async move {
+                for pragma in pragmas {
+                    sqlx::query(pragma).execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
+}
+
+impl SqlCatalog {
+    /// Connect to `sqlite:…` (the file and its directory are created if missing) or
+    /// `postgres://…`. Does not migrate: call [`Catalog::migrate`].
+    pub async fn connect(url: &str, opts: CatalogOptions) -> Result<Self> {
+        install_drivers();
+        let dialect = Dialect::from_url(url)?;
+        match dialect {
+            Dialect::Sqlite => {
+                let pragmas = if opts.sqlite_synchronous_full {
+                    &SQLITE_PRAGMAS_FULL
+                } else {
+                    &SQLITE_PRAGMAS_NORMAL
+                };
+                let Some(path) = sqlite_file(url) else {
+                    // In memory: every connection would be its own database, so one pool
+                    // of one connection that is never recycled.
+                    let pool = sqlite_pool_options(1, pragmas)
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                        .connect(url)
+                        .await
+                        .map_err(Error::Unavailable)?;
+                    return Ok(Self {
+                        dialect,
+                        write: pool.clone(),
+                        read: pool,
+                    });
+                };
+                if let Some(dir) = std::path::Path::new(path).parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            Error::Unavailable(sqlx::Error::Io(std::io::Error::new(
+                                e.kind(),
+                                format!("creating {}: {e}", dir.display()),
+                            )))
+                        })?;
+                    }
+                }
+                let url = if url.contains("mode=") {
+                    url.to_owned()
+                } else if url.contains('?') {
+                    format!("{url}&mode=rwc")
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                // The writer connects first, so WAL is on before readers open the file.
+                let write = sqlite_pool_options(1, pragmas)
+                    .connect(&url)
+                    .await
+                    .map_err(Error::Unavailable)?;
+                let read = sqlite_pool_options(opts.max_connections, pragmas)
+                    .connect(&url)
+                    .await
+                    .map_err(Error::Unavailable)?;
+                Ok(Self {
+                    dialect,
+                    write,
+                    read,
+                })
+            }
+            Dialect::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(opts.max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(url)
+                    .await
+                    .map_err(Error::Unavailable)?;
+                Ok(Self {
+                    dialect,
+                    write: pool.clone(),
+                    read: pool,
+                })
+            }
+        }
+    }
+
+    /// Close both pools.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    /// A write transaction. On SQLite `BEGIN IMMEDIATE` takes the write lock up front, so
+    /// a transaction that reads before it writes cannot fail half-way with `SQLITE_BUSY`
+    /// when another process writes the same file.
+    async fn begin_write(&self) -> Result<Tx> {
+        let tx = match self.dialect {
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.write.begin().await?,
+        };
+        Ok(tx)
+    }
+}
+
+// ---- tenancy SQL ----
+
+const INSERT_ALLIANCE: &str =
+    "INSERT INTO alliances (name, created_at) VALUES ($1, $2) RETURNING id, name, created_at";
+const LIST_ALLIANCES: &str = "SELECT id, name, created_at FROM alliances ORDER BY name";
+const FIND_ALLIANCE_ID: &str = "SELECT id FROM alliances WHERE name = $1";
+
+/// Institution rows before `level` is parsed.
+#[derive(sqlx::FromRow)]
+struct InstitutionDbRow {
+    id: i64,
+    alliance_id: i64,
+    alliance_name: String,
+    name: String,
+    level: String,
+    parent_id: Option<i64>,
+    parent_name: Option<String>,
+    population: Option<i64>,
+    created_at: i64,
+}
+
+impl TryFrom<InstitutionDbRow> for Institution {
+    type Error = Error;
+    fn try_from(r: InstitutionDbRow) -> Result<Self> {
+        let level = r
+            .level
+            .parse::<InstitutionLevel>()
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(Institution {
+            id: r.id,
+            alliance_id: r.alliance_id,
+            alliance_name: r.alliance_name,
+            name: r.name,
+            level,
+            parent_id: r.parent_id,
+            parent_name: r.parent_name,
+            population: r.population,
+            created_at: r.created_at,
+        })
+    }
+}
+
+macro_rules! institution_select {
+    () => {
+        "SELECT i.id, i.alliance_id, a.name AS alliance_name, i.name, i.level, i.parent_id, \
+         p.name AS parent_name, i.population, i.created_at \
+         FROM institutions i \
+         JOIN alliances a ON a.id = i.alliance_id \
+         LEFT JOIN institutions p ON p.id = i.parent_id "
+    };
+}
+const LIST_INSTITUTIONS: &str = concat!(institution_select!(), "ORDER BY i.id");
+const FIND_INSTITUTION: &str = concat!(institution_select!(), "WHERE i.name = $1");
+const GET_INSTITUTION: &str = concat!(institution_select!(), "WHERE i.id = $1");
+const INSERT_INSTITUTION: &str = "INSERT INTO institutions \
+     (alliance_id, name, level, parent_id, population, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+
+macro_rules! ae_title_select {
+    () => {
+        "SELECT t.id, t.institution_id, i.name AS institution_name, t.ae_title, t.host, \
+         t.created_at \
+         FROM ae_titles t JOIN institutions i ON i.id = t.institution_id "
+    };
+}
+const LIST_AE_TITLES: &str = concat!(ae_title_select!(), "ORDER BY t.ae_title");
+const FIND_AE_TITLE: &str = concat!(ae_title_select!(), "WHERE t.ae_title = $1");
+const GET_AE_TITLE: &str = concat!(ae_title_select!(), "WHERE t.id = $1");
+const FIND_INSTITUTION_ID: &str = "SELECT id FROM institutions WHERE name = $1";
+const INSERT_AE_TITLE: &str = "INSERT INTO ae_titles (institution_id, ae_title, host, created_at) \
+     VALUES ($1, $2, $3, $4) RETURNING id";
+
+#[derive(sqlx::FromRow)]
+struct ParentRow {
+    id: i64,
+    alliance_id: i64,
+    level: String,
+}
+const FIND_PARENT: &str = "SELECT id, alliance_id, level FROM institutions WHERE name = $1";
+
+/// A unique violation becomes `Conflict(msg)`; other errors map as usual.
+fn conflict_as(e: sqlx::Error, msg: impl FnOnce() -> String) -> Error {
+    match Error::from(e) {
+        Error::Conflict(_) => Error::Conflict(msg()),
+        other => other,
+    }
+}
+
+fn required(what: &str, value: &str) -> Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        Err(Error::Invalid(format!("{what} is empty")))
+    } else {
+        Ok(v.to_owned())
+    }
+}
+
+// ---- instance SQL ----
+
+macro_rules! instance_select {
+    () => {
+        "SELECT i.id, i.series_ref, i.sop_instance_uid, i.sop_class_uid, \
+         i.transfer_syntax_uid, i.instance_number, i.number_of_frames, i.size_bytes, i.sha256, \
+         i.dataset_sha256, i.blob_key, i.source_ae, i.institution_id, i.received_at, \
+         se.series_instance_uid, st.study_instance_uid \
+         FROM instances i \
+         JOIN series se ON se.id = i.series_ref \
+         JOIN studies st ON st.id = se.study_ref "
+    };
+}
+const FIND_INSTANCE_VERSION: &str = concat!(
+    instance_select!(),
+    "WHERE i.sop_instance_uid = $1 AND i.dataset_sha256 = $2"
+);
+const GET_INSTANCE: &str = concat!(
+    instance_select!(),
+    "WHERE i.sop_instance_uid = $1 ORDER BY i.id DESC LIMIT 1"
+);
+const INSTANCE_VERSIONS: &str = concat!(
+    instance_select!(),
+    "WHERE i.sop_instance_uid = $1 ORDER BY i.id"
+);
+const LIST_INSTANCES_OF_SERIES: &str = concat!(
+    instance_select!(),
+    "WHERE se.series_instance_uid = $1 \
+     AND i.id = (SELECT MAX(v.id) FROM instances v WHERE v.sop_instance_uid = i.sop_instance_uid) \
+     ORDER BY i.instance_number IS NULL, i.instance_number, i.id"
+);
+const LIST_INSTANCE_ROWS: &str =
+    concat!(instance_select!(), "WHERE i.id > $1 ORDER BY i.id LIMIT $2");
+
+const GET_PATIENT: &str = "SELECT id, patient_key, institution_id, patient_id, \
+     issuer_of_patient_id, patient_name, patient_birth_date, patient_sex, created_at, updated_at \
+     FROM patients WHERE id = $1";
+
+const GET_STUDY: &str = "SELECT st.id, st.study_instance_uid, st.patient_ref, st.institution_id, \
+     st.study_date, st.study_time, st.accession_number, st.study_description, \
+     st.referring_physician_name, st.study_id, st.body_part_examined, st.modalities_in_study, \
+     st.num_series, st.num_instances, st.size_bytes, st.received_at, st.updated_at, \
+     p.patient_id, p.issuer_of_patient_id, p.patient_name, p.patient_birth_date, p.patient_sex \
+     FROM studies st JOIN patients p ON p.id = st.patient_ref \
+     WHERE st.study_instance_uid = $1";
+
+macro_rules! series_select {
+    () => {
+        "SELECT se.id, se.study_ref, se.series_instance_uid, se.modality, se.series_number, \
+         se.series_description, se.body_part_examined, se.series_date, se.series_time, \
+         se.num_instances, se.size_bytes, se.received_at, se.updated_at, st.study_instance_uid \
+         FROM series se JOIN studies st ON st.id = se.study_ref "
+    };
+}
+const GET_SERIES: &str = concat!(series_select!(), "WHERE se.series_instance_uid = $1");
+const LIST_SERIES_OF_STUDY: &str = concat!(
+    series_select!(),
+    "WHERE st.study_instance_uid = $1 \
+     ORDER BY se.series_number IS NULL, se.series_number, se.id"
+);
+
+const COUNTS: &str = "SELECT \
+     (SELECT COUNT(*) FROM patients) AS patients, \
+     (SELECT COUNT(*) FROM studies) AS studies, \
+     (SELECT COUNT(*) FROM series) AS series, \
+     (SELECT COUNT(DISTINCT sop_instance_uid) FROM instances) AS instances, \
+     (SELECT COUNT(*) FROM instances) AS instance_versions";
+
+// insert_instance, in order
+
+/// Fills attributes the patient lacked; a patient row is shared by all its studies.
+const UPSERT_PATIENT: &str = "INSERT INTO patients \
+     (patient_key, institution_id, patient_id, issuer_of_patient_id, patient_name, \
+      patient_birth_date, patient_sex, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+     ON CONFLICT (patient_key) DO UPDATE SET \
+      patient_name = COALESCE(patients.patient_name, excluded.patient_name), \
+      patient_birth_date = COALESCE(patients.patient_birth_date, excluded.patient_birth_date), \
+      patient_sex = COALESCE(patients.patient_sex, excluded.patient_sex), \
+      updated_at = excluded.updated_at \
+     RETURNING id";
+
+const INSERT_STUDY: &str = "INSERT INTO studies \
+     (study_instance_uid, patient_ref, institution_id, study_date, study_time, accession_number, \
+      study_description, referring_physician_name, study_id, body_part_examined, received_at, \
+      updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+     ON CONFLICT (study_instance_uid) DO NOTHING \
+     RETURNING id, modalities_in_study";
+
+/// Also takes the study's row lock (PostgreSQL) for the rest of the transaction.
+const FILL_STUDY: &str = "UPDATE studies SET \
+      institution_id = COALESCE(institution_id, $2), \
+      study_date = COALESCE(study_date, $3), \
+      study_time = COALESCE(study_time, $4), \
+      accession_number = COALESCE(accession_number, $5), \
+      study_description = COALESCE(study_description, $6), \
+      referring_physician_name = COALESCE(referring_physician_name, $7), \
+      study_id = COALESCE(study_id, $8), \
+      body_part_examined = COALESCE(body_part_examined, $9), \
+      updated_at = $10 \
+     WHERE study_instance_uid = $1 \
+     RETURNING id, modalities_in_study";
+
+#[derive(sqlx::FromRow)]
+struct StudyUpsertRow {
+    id: i64,
+    modalities_in_study: Option<String>,
+}
+
+const INSERT_SERIES: &str = "INSERT INTO series \
+     (study_ref, series_instance_uid, modality, series_number, series_description, \
+      body_part_examined, series_date, series_time, received_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+     ON CONFLICT (series_instance_uid) DO NOTHING \
+     RETURNING id, study_ref";
+
+const FILL_SERIES: &str = "UPDATE series SET \
+      modality = COALESCE(modality, $2), \
+      series_number = COALESCE(series_number, $3), \
+      series_description = COALESCE(series_description, $4), \
+      body_part_examined = COALESCE(body_part_examined, $5), \
+      series_date = COALESCE(series_date, $6), \
+      series_time = COALESCE(series_time, $7), \
+      updated_at = $8 \
+     WHERE series_instance_uid = $1 \
+     RETURNING id, study_ref";
+
+#[derive(sqlx::FromRow)]
+struct SeriesUpsertRow {
+    id: i64,
+    study_ref: i64,
+}
+
+const INSERT_INSTANCE: &str = "INSERT INTO instances \
+     (series_ref, sop_instance_uid, sop_class_uid, transfer_syntax_uid, instance_number, \
+      number_of_frames, size_bytes, sha256, dataset_sha256, blob_key, source_ae, institution_id, \
+      received_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+     ON CONFLICT (sop_instance_uid, dataset_sha256) DO NOTHING \
+     RETURNING id";
+
+#[derive(sqlx::FromRow)]
+struct DuplicateRow {
+    id: i64,
+    blob_key: String,
+}
+const FIND_DUPLICATE: &str =
+    "SELECT id, blob_key FROM instances WHERE sop_instance_uid = $1 AND dataset_sha256 = $2";
+
+/// Other versions of a SOP instance besides row `$2`: the newest overall, and how many
+/// are in series `$3` and in study `$4` (which decides whether the counts grow).
+const OTHER_VERSIONS: &str = "SELECT \
+     (SELECT MAX(o.id) FROM instances o WHERE o.sop_instance_uid = $1 AND o.id <> $2) \
+       AS previous_id, \
+     (SELECT COUNT(*) FROM instances o WHERE o.sop_instance_uid = $1 AND o.id <> $2 \
+       AND o.series_ref = $3) AS in_series, \
+     (SELECT COUNT(*) FROM instances o JOIN series os ON os.id = o.series_ref \
+       WHERE o.sop_instance_uid = $1 AND o.id <> $2 AND os.study_ref = $4) AS in_study";
+
+#[derive(sqlx::FromRow)]
+struct OtherVersionsRow {
+    previous_id: Option<i64>,
+    in_series: i64,
+    in_study: i64,
+}
+
+const ADD_TO_SERIES: &str = "UPDATE series SET num_instances = num_instances + $2, \
+     size_bytes = size_bytes + $3, updated_at = $4 WHERE id = $1";
+const ADD_TO_STUDY: &str = "UPDATE studies SET num_series = num_series + $2, \
+     num_instances = num_instances + $3, size_bytes = size_bytes + $4, updated_at = $5 \
+     WHERE id = $1";
+
+const STUDY_MODALITIES: &str =
+    "SELECT DISTINCT modality FROM series WHERE study_ref = $1 AND modality IS NOT NULL";
+const SET_STUDY_MODALITIES: &str = "UPDATE studies SET modalities_in_study = $2 WHERE id = $1";
+
+// delete_instance_row
+
+#[derive(sqlx::FromRow)]
+struct DeleteTargetRow {
+    series_ref: i64,
+    study_ref: i64,
+    sop_instance_uid: String,
+    size_bytes: i64,
+}
+const DELETE_TARGET: &str = "SELECT i.series_ref, se.study_ref, i.sop_instance_uid, i.size_bytes \
+     FROM instances i JOIN series se ON se.id = i.series_ref WHERE i.id = $1";
+const LOCK_STUDY: &str = "UPDATE studies SET updated_at = $2 WHERE id = $1";
+const DELETE_INSTANCE: &str = "DELETE FROM instances WHERE id = $1";
+const COUNT_SERIES_ROWS: &str = "SELECT COUNT(*) FROM instances WHERE series_ref = $1";
+const DELETE_SERIES: &str = "DELETE FROM series WHERE id = $1";
+const COUNT_STUDY_SERIES: &str = "SELECT COUNT(*) FROM series WHERE study_ref = $1";
+const DELETE_STUDY: &str = "DELETE FROM studies WHERE id = $1";
+
+/// Recompute `modalities_in_study` from the study's series (the caller holds the study
+/// row lock, so every committed series is visible).
+async fn refresh_modalities(tx: &mut Tx, study_id: i64) -> Result<()> {
+    let mut modalities: Vec<String> = sqlx::query_scalar::<_, String>(STUDY_MODALITIES)
+        .bind(study_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    modalities.retain(|m| !m.is_empty());
+    modalities.sort();
+    modalities.dedup();
+    let joined = (!modalities.is_empty()).then(|| modalities.join("\\"));
+    sqlx::query(SET_STUDY_MODALITIES)
+        .bind(study_id)
+        .bind(joined)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn bad_uid(what: &str, uid: &str) -> Result<()> {
+    if uid.trim().is_empty() {
+        Err(Error::Invalid(format!("{what} is empty")))
+    } else {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Catalog for SqlCatalog {
+    async fn migrate(&self) -> Result<()> {
+        let migrator = match self.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATOR,
+            Dialect::Postgres => &POSTGRES_MIGRATOR,
+        };
+        migrator.run(&self.write).await.map_err(Error::Migrate)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    async fn add_alliance(&self, name: &str) -> Result<Alliance> {
+        let name = required("alliance name", name)?;
+        sqlx::query_as::<_, Alliance>(INSERT_ALLIANCE)
+            .bind(&name)
+            .bind(now_us())
+            .fetch_one(&self.write)
+            .await
+            .map_err(|e| conflict_as(e, || format!("alliance {name:?} already exists")))
+    }
+
+    async fn list_alliances(&self) -> Result<Vec<Alliance>> {
+        Ok(sqlx::query_as::<_, Alliance>(LIST_ALLIANCES)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    async fn add_institution(&self, new: &NewInstitution) -> Result<Institution> {
+        let name = required("institution name", &new.name)?;
+        if new.population.is_some_and(|p| p < 0) {
+            return Err(Error::Invalid("population is negative".to_owned()));
+        }
+        let mut tx = self.begin_write().await?;
+        let alliance_id: i64 = sqlx::query_scalar(FIND_ALLIANCE_ID)
+            .bind(new.alliance.trim())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("alliance {:?}", new.alliance)))?;
+        let parent_id = match &new.parent {
+            None => None,
+            Some(parent) => {
+                let p = sqlx::query_as::<_, ParentRow>(FIND_PARENT)
+                    .bind(parent.trim())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| Error::NotFound(format!("parent institution {parent:?}")))?;
+                if p.alliance_id != alliance_id {
+                    return Err(Error::Invalid(format!(
+                        "parent institution {parent:?} belongs to another alliance"
+                    )));
+                }
+                let parent_level = p
+                    .level
+                    .parse::<InstitutionLevel>()
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                if !parent_level.may_parent(new.level) {
+                    return Err(Error::Invalid(format!(
+                        "a {parent_level} institution cannot head a {} institution",
+                        new.level
+                    )));
+                }
+                Some(p.id)
+            }
+        };
+        let id: i64 = sqlx::query_scalar(INSERT_INSTITUTION)
+            .bind(alliance_id)
+            .bind(&name)
+            .bind(new.level.as_str())
+            .bind(parent_id)
+            .bind(new.population)
+            .bind(now_us())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| conflict_as(e, || format!("institution {name:?} already exists")))?;
+        let row = sqlx::query_as::<_, InstitutionDbRow>(GET_INSTITUTION)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    async fn list_institutions(&self) -> Result<Vec<Institution>> {
+        sqlx::query_as::<_, InstitutionDbRow>(LIST_INSTITUTIONS)
+            .fetch_all(&self.read)
+            .await?
+            .into_iter()
+            .map(Institution::try_from)
+            .collect()
+    }
+
+    async fn find_institution(&self, name: &str) -> Result<Option<Institution>> {
+        sqlx::query_as::<_, InstitutionDbRow>(FIND_INSTITUTION)
+            .bind(name.trim())
+            .fetch_optional(&self.read)
+            .await?
+            .map(Institution::try_from)
+            .transpose()
+    }
+
+    async fn add_ae_title(
+        &self,
+        institution: &str,
+        ae_title: &str,
+        host: Option<&str>,
+    ) -> Result<AeTitle> {
+        let ae = validate_ae_title(ae_title)
+            .map_err(|e| Error::Invalid(format!("AE title {ae_title:?}: {e}")))?;
+        let host = host.map(str::trim).filter(|h| !h.is_empty());
+        let mut tx = self.begin_write().await?;
+        let institution_id: i64 = sqlx::query_scalar(FIND_INSTITUTION_ID)
+            .bind(institution.trim())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("institution {institution:?}")))?;
+        let id: i64 = sqlx::query_scalar(INSERT_AE_TITLE)
+            .bind(institution_id)
+            .bind(&ae)
+            .bind(host)
+            .bind(now_us())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| conflict_as(e, || format!("AE title {ae:?} is already registered")))?;
+        let row = sqlx::query_as::<_, AeTitle>(GET_AE_TITLE)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn list_ae_titles(&self) -> Result<Vec<AeTitle>> {
+        Ok(sqlx::query_as::<_, AeTitle>(LIST_AE_TITLES)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    async fn find_ae_title(&self, ae_title: &str) -> Result<Option<AeTitle>> {
+        Ok(sqlx::query_as::<_, AeTitle>(FIND_AE_TITLE)
+            .bind(normalize_ae_title(ae_title))
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn find_instance_version(
+        &self,
+        sop_instance_uid: &str,
+        dataset_sha256: &str,
+    ) -> Result<Option<InstanceRow>> {
+        Ok(sqlx::query_as::<_, InstanceRow>(FIND_INSTANCE_VERSION)
+            .bind(sop_instance_uid)
+            .bind(dataset_sha256)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn insert_instance(&self, new: &NewInstance) -> Result<InsertOutcome> {
+        let (p, st, se, inst) = (&new.patient, &new.study, &new.series, &new.instance);
+        bad_uid("Study Instance UID", &st.study_instance_uid)?;
+        bad_uid("Series Instance UID", &se.series_instance_uid)?;
+        bad_uid("SOP Instance UID", &inst.sop_instance_uid)?;
+        if inst.size_bytes < 0 {
+            return Err(Error::Invalid("size_bytes is negative".to_owned()));
+        }
+        let now = now_us();
+        let mut tx = self.begin_write().await?;
+
+        // 1. patient
+        let key = patient_key(
+            new.institution_id,
+            p.issuer_of_patient_id.as_deref(),
+            &p.patient_id,
+        );
+        let patient_ref: i64 = sqlx::query_scalar(UPSERT_PATIENT)
+            .bind(&key)
+            .bind(new.institution_id)
+            .bind(&p.patient_id)
+            .bind(&p.issuer_of_patient_id)
+            .bind(&p.patient_name)
+            .bind(&p.patient_birth_date)
+            .bind(&p.patient_sex)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+
+        // 2. study: create, or fill what it lacked (which also locks it)
+        let created = sqlx::query_as::<_, StudyUpsertRow>(INSERT_STUDY)
+            .bind(&st.study_instance_uid)
+            .bind(patient_ref)
+            .bind(new.institution_id)
+            .bind(&st.study_date)
+            .bind(&st.study_time)
+            .bind(&st.accession_number)
+            .bind(&st.study_description)
+            .bind(&st.referring_physician_name)
+            .bind(&st.study_id)
+            .bind(&st.body_part_examined)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let study = match created {
+            Some(row) => row,
+            None => {
+                sqlx::query_as::<_, StudyUpsertRow>(FILL_STUDY)
+                    .bind(&st.study_instance_uid)
+                    .bind(new.institution_id)
+                    .bind(&st.study_date)
+                    .bind(&st.study_time)
+                    .bind(&st.accession_number)
+                    .bind(&st.study_description)
+                    .bind(&st.referring_physician_name)
+                    .bind(&st.study_id)
+                    .bind(&st.body_part_examined)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
+
+        // 3. series
+        let created = sqlx::query_as::<_, SeriesUpsertRow>(INSERT_SERIES)
+            .bind(study.id)
+            .bind(&se.series_instance_uid)
+            .bind(&se.modality)
+            .bind(se.series_number)
+            .bind(&se.series_description)
+            .bind(&se.body_part_examined)
+            .bind(&se.series_date)
+            .bind(&se.series_time)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let series_created = created.is_some();
+        let series = match created {
+            Some(row) => row,
+            None => {
+                sqlx::query_as::<_, SeriesUpsertRow>(FILL_SERIES)
+                    .bind(&se.series_instance_uid)
+                    .bind(&se.modality)
+                    .bind(se.series_number)
+                    .bind(&se.series_description)
+                    .bind(&se.body_part_examined)
+                    .bind(&se.series_date)
+                    .bind(&se.series_time)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
+        if series.study_ref != study.id {
+            return Err(Error::Conflict(format!(
+                "series {} belongs to another study than {}",
+                se.series_instance_uid, st.study_instance_uid
+            )));
+        }
+
+        // 4. instance
+        let inserted: Option<i64> = sqlx::query_scalar(INSERT_INSTANCE)
+            .bind(series.id)
+            .bind(&inst.sop_instance_uid)
+            .bind(&inst.sop_class_uid)
+            .bind(&inst.transfer_syntax_uid)
+            .bind(inst.instance_number)
+            .bind(inst.number_of_frames)
+            .bind(inst.size_bytes)
+            .bind(&inst.sha256)
+            .bind(&inst.dataset_sha256)
+            .bind(&inst.blob_key)
+            .bind(&inst.source_ae)
+            .bind(new.institution_id)
+            .bind(inst.received_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(instance_id) = inserted else {
+            // Already indexed: change nothing (not even attributes filled above).
+            let dup = sqlx::query_as::<_, DuplicateRow>(FIND_DUPLICATE)
+                .bind(&inst.sop_instance_uid)
+                .bind(&inst.dataset_sha256)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            return Ok(InsertOutcome::Duplicate {
+                instance_id: dup.id,
+                blob_key: dup.blob_key,
+            });
+        };
+
+        // 5. counters: a SOP instance counts once per series/study however many versions
+        let others = sqlx::query_as::<_, OtherVersionsRow>(OTHER_VERSIONS)
+            .bind(&inst.sop_instance_uid)
+            .bind(instance_id)
+            .bind(series.id)
+            .bind(study.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(ADD_TO_SERIES)
+            .bind(series.id)
+            .bind(i64::from(others.in_series == 0))
+            .bind(inst.size_bytes)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(ADD_TO_STUDY)
+            .bind(study.id)
+            .bind(i64::from(series_created))
+            .bind(i64::from(others.in_study == 0))
+            .bind(inst.size_bytes)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+
+        // 6. modalities in study, when a series appeared or brought a modality not listed
+        let listed = study.modalities_in_study.as_deref().unwrap_or("");
+        let new_modality = se
+            .modality
+            .as_deref()
+            .is_some_and(|m| !m.is_empty() && !listed.split('\\').any(|l| l == m));
+        if series_created || new_modality {
+            refresh_modalities(&mut tx, study.id).await?;
+        }
+
+        tx.commit().await?;
+        Ok(match others.previous_id {
+            Some(previous_instance_id) => InsertOutcome::NewVersion {
+                instance_id,
+                previous_instance_id,
+            },
+            None => InsertOutcome::Inserted { instance_id },
+        })
+    }
+
+    async fn get_instance(&self, sop_instance_uid: &str) -> Result<Option<InstanceRow>> {
+        Ok(sqlx::query_as::<_, InstanceRow>(GET_INSTANCE)
+            .bind(sop_instance_uid)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn instance_versions(&self, sop_instance_uid: &str) -> Result<Vec<InstanceRow>> {
+        Ok(sqlx::query_as::<_, InstanceRow>(INSTANCE_VERSIONS)
+            .bind(sop_instance_uid)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    async fn get_patient(&self, id: i64) -> Result<Option<PatientRow>> {
+        Ok(sqlx::query_as::<_, PatientRow>(GET_PATIENT)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn get_study(&self, study_instance_uid: &str) -> Result<Option<StudyRow>> {
+        Ok(sqlx::query_as::<_, StudyRow>(GET_STUDY)
+            .bind(study_instance_uid)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn get_series(&self, series_instance_uid: &str) -> Result<Option<SeriesRow>> {
+        Ok(sqlx::query_as::<_, SeriesRow>(GET_SERIES)
+            .bind(series_instance_uid)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn list_series_of_study(&self, study_instance_uid: &str) -> Result<Vec<SeriesRow>> {
+        Ok(sqlx::query_as::<_, SeriesRow>(LIST_SERIES_OF_STUDY)
+            .bind(study_instance_uid)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    async fn list_instances_of_series(
+        &self,
+        series_instance_uid: &str,
+    ) -> Result<Vec<InstanceRow>> {
+        Ok(sqlx::query_as::<_, InstanceRow>(LIST_INSTANCES_OF_SERIES)
+            .bind(series_instance_uid)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    async fn counts(&self) -> Result<Counts> {
+        Ok(sqlx::query_as::<_, Counts>(COUNTS)
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    async fn list_instance_rows(&self, after_id: i64, limit: i64) -> Result<Vec<InstanceRow>> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_as::<_, InstanceRow>(LIST_INSTANCE_ROWS)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    async fn delete_instance_row(&self, id: i64) -> Result<()> {
+        let now = now_us();
+        let mut tx = self.begin_write().await?;
+        let target = sqlx::query_as::<_, DeleteTargetRow>(DELETE_TARGET)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("instance row {id}")))?;
+        // Lock the study first, as insert_instance does, so the two never deadlock.
+        sqlx::query(LOCK_STUDY)
+            .bind(target.study_ref)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query(DELETE_INSTANCE)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            // deleted concurrently between our read and the lock
+            return Err(Error::NotFound(format!("instance row {id}")));
+        }
+        let others = sqlx::query_as::<_, OtherVersionsRow>(OTHER_VERSIONS)
+            .bind(&target.sop_instance_uid)
+            .bind(id)
+            .bind(target.series_ref)
+            .bind(target.study_ref)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(ADD_TO_SERIES)
+            .bind(target.series_ref)
+            .bind(-i64::from(others.in_series == 0))
+            .bind(-target.size_bytes)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let left_in_series: i64 = sqlx::query_scalar(COUNT_SERIES_ROWS)
+            .bind(target.series_ref)
+            .fetch_one(&mut *tx)
+            .await?;
+        let series_removed = left_in_series == 0;
+        if series_removed {
+            sqlx::query(DELETE_SERIES)
+                .bind(target.series_ref)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(ADD_TO_STUDY)
+            .bind(target.study_ref)
+            .bind(-i64::from(series_removed))
+            .bind(-i64::from(others.in_study == 0))
+            .bind(-target.size_bytes)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if series_removed {
+            let left_series: i64 = sqlx::query_scalar(COUNT_STUDY_SERIES)
+                .bind(target.study_ref)
+                .fetch_one(&mut *tx)
+                .await?;
+            if left_series == 0 {
+                sqlx::query(DELETE_STUDY)
+                    .bind(target.study_ref)
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                refresh_modalities(&mut tx, target.study_ref).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls() {
+        assert_eq!(
+            sqlite_file("sqlite:///data/x.db?mode=rwc"),
+            Some("/data/x.db")
+        );
+        assert_eq!(sqlite_file("sqlite://rel/x.db"), Some("rel/x.db"));
+        assert_eq!(sqlite_file("sqlite:x.db"), Some("x.db"));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://x.db?mode=memory"), None);
+    }
+
+    #[test]
+    fn dialect_from_url() {
+        assert_eq!(
+            Dialect::from_url("sqlite://a.db").ok(),
+            Some(Dialect::Sqlite)
+        );
+        assert_eq!(
+            Dialect::from_url("postgresql://u@h/db").ok(),
+            Some(Dialect::Postgres)
+        );
+        assert!(Dialect::from_url("mysql://u@h/db").is_err());
+    }
+
+    #[test]
+    fn patient_keys_do_not_collide() {
+        assert_eq!(patient_key(None, None, "P1"), "0||P1");
+        assert_eq!(patient_key(Some(7), Some("HIS"), "P1"), "7|HIS|P1");
+        assert_ne!(
+            patient_key(Some(1), Some("a|b"), "c"),
+            patient_key(Some(1), Some("a"), "b|c")
+        );
+    }
+}

@@ -1,0 +1,1133 @@
+//! One catalog conformance suite, run on every backend: SQLite (always) and PostgreSQL
+//! when `DXHUB_TEST_PG_URL` names a server (e.g. `postgres://postgres@127.0.0.1:5432/postgres`).
+//! Each test gets a fresh database. With `CI=true` a missing `DXHUB_TEST_PG_URL` fails the
+//! PostgreSQL tests instead of skipping them.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dxhub_core::InstitutionLevel;
+use dxhub_store::catalog::Error;
+use dxhub_store::{
+    Catalog, CatalogOptions, Counts, Dialect, InsertOutcome, InstanceAttrs, NewInstance,
+    NewInstitution, PatientAttrs, SeriesAttrs, SqlCatalog, StudyAttrs,
+};
+use sqlx::{Connection, Executor, PgConnection};
+
+// ---------------------------------------------------------------- backends
+
+async fn run_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<SqlCatalog>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/sub/dir/index.db", dir.path().display());
+    let catalog = SqlCatalog::connect(&url, CatalogOptions::default())
+        .await
+        .expect("connect sqlite");
+    catalog.migrate().await.expect("migrate sqlite");
+    assert!(
+        dir.path().join("sub/dir/index.db").exists(),
+        "database file and its directory are created"
+    );
+    let catalog = Arc::new(catalog);
+    let outcome = tokio::spawn(test(catalog.clone())).await;
+    catalog.close().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+fn pg_server_url() -> Option<String> {
+    match std::env::var("DXHUB_TEST_PG_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "CI=true but DXHUB_TEST_PG_URL is not set: the PostgreSQL catalog \
+                     conformance suite must run in CI"
+                );
+            }
+            eprintln!("DXHUB_TEST_PG_URL not set: skipping the PostgreSQL catalog suite");
+            None
+        }
+    }
+}
+
+/// `url` with its database name replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let (base, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
+    format!("{}/{db}{query}", &base[..host_end])
+}
+
+fn unique_name(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn run_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<SqlCatalog>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(server) = pg_server_url() else {
+        return;
+    };
+    let db = unique_name("dxhub_test");
+    let mut admin = PgConnection::connect(&server)
+        .await
+        .expect("connect to DXHUB_TEST_PG_URL");
+    admin
+        .execute(format!("CREATE DATABASE {db}").as_str())
+        .await
+        .expect("create test database");
+
+    let outcome = {
+        let catalog = SqlCatalog::connect(&with_database(&server, &db), CatalogOptions::default())
+            .await
+            .expect("connect postgres");
+        catalog.migrate().await.expect("migrate postgres");
+        let catalog = Arc::new(catalog);
+        let outcome = tokio::spawn(test(catalog.clone())).await;
+        catalog.close().await;
+        outcome
+    };
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+        .await
+        .expect("drop test database");
+    let _ = admin.close().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::run_sqlite(|c| async move { super::suite::$name(&*c).await }).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::run_postgres(|c| async move { super::suite::$name(&*c).await }).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    migrate_is_idempotent,
+    tenancy_add_list_find,
+    tenancy_errors,
+    insert_and_counts,
+    duplicate_changes_nothing,
+    new_version,
+    modalities_and_attribute_fill,
+    patients_are_scoped_by_institution,
+    series_of_another_study_is_a_conflict,
+    concurrent_inserts_keep_exact_counts,
+    chinese_text_round_trips,
+    delete_instance_row_fixes_counts,
+    list_instance_rows_paginates,
+);
+
+// ---------------------------------------------------------------- helpers
+
+fn hash(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// An instance with plausible attributes; `version` changes the data set hash.
+fn instance(study: &str, series: &str, sop: &str, number: i64, version: u32) -> NewInstance {
+    let dataset_sha256 = hash(&format!("{sop}#{version}"));
+    let sha256 = hash(&format!("file:{sop}#{version}"));
+    NewInstance {
+        institution_id: None,
+        patient: PatientAttrs {
+            patient_id: "P001".into(),
+            issuer_of_patient_id: None,
+            patient_name: Some("DOE^JOHN".into()),
+            patient_birth_date: Some("19700101".into()),
+            patient_sex: Some("M".into()),
+        },
+        study: StudyAttrs {
+            study_instance_uid: study.into(),
+            study_date: Some("20261122".into()),
+            study_time: Some("101500".into()),
+            accession_number: Some("A1".into()),
+            ..Default::default()
+        },
+        series: SeriesAttrs {
+            series_instance_uid: series.into(),
+            modality: Some("CT".into()),
+            series_number: Some(1),
+            ..Default::default()
+        },
+        instance: InstanceAttrs {
+            sop_instance_uid: sop.into(),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+            instance_number: Some(number),
+            number_of_frames: None,
+            size_bytes: 1000 + number,
+            blob_key: format!("studies/{study}/{series}/{sop}/{}.dcm", &sha256[..16]),
+            sha256,
+            dataset_sha256,
+            source_ae: Some("CT01".into()),
+            received_at: 1_700_000_000_000_000 + number,
+        },
+    }
+}
+
+fn counts(patients: i64, studies: i64, series: i64, instances: i64, versions: i64) -> Counts {
+    Counts {
+        patients,
+        studies,
+        series,
+        instances,
+        instance_versions: versions,
+    }
+}
+
+fn institution(
+    alliance: &str,
+    name: &str,
+    level: InstitutionLevel,
+    parent: Option<&str>,
+) -> NewInstitution {
+    NewInstitution {
+        alliance: alliance.into(),
+        name: name.into(),
+        level,
+        parent: parent.map(Into::into),
+        population: None,
+    }
+}
+
+// ---------------------------------------------------------------- the suite
+
+mod suite {
+    use super::*;
+
+    pub async fn migrate_is_idempotent(c: &dyn Catalog) {
+        c.migrate().await.expect("second migrate is a no-op");
+        c.ping().await.expect("ping");
+        assert!(matches!(c.dialect(), Dialect::Sqlite | Dialect::Postgres));
+        assert_eq!(c.counts().await.expect("counts"), Counts::default());
+    }
+
+    pub async fn tenancy_add_list_find(c: &dyn Catalog) {
+        let a = c.add_alliance("东阳市医共体").await.expect("alliance");
+        assert_eq!(a.name, "东阳市医共体");
+        assert!(a.id > 0 && a.created_at > 0);
+        let b = c.add_alliance("Other Group").await.expect("alliance 2");
+        let names: Vec<_> = c
+            .list_alliances()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(names.len(), 2);
+        assert!(names.contains(&a.name) && names.contains(&b.name));
+
+        let county = c
+            .add_institution(&NewInstitution {
+                population: Some(820_000),
+                ..institution(
+                    "东阳市医共体",
+                    "东阳市人民医院",
+                    InstitutionLevel::County,
+                    None,
+                )
+            })
+            .await
+            .expect("county");
+        assert_eq!(county.alliance_id, a.id);
+        assert_eq!(county.alliance_name, "东阳市医共体");
+        assert_eq!(county.level, InstitutionLevel::County);
+        assert_eq!(county.population, Some(820_000));
+        assert_eq!(
+            (county.parent_id, county.parent_name.as_deref()),
+            (None, None)
+        );
+
+        let town = c
+            .add_institution(&institution(
+                "东阳市医共体",
+                "横店镇卫生院",
+                InstitutionLevel::Township,
+                Some("东阳市人民医院"),
+            ))
+            .await
+            .expect("township");
+        assert_eq!(town.parent_id, Some(county.id));
+        assert_eq!(town.parent_name.as_deref(), Some("东阳市人民医院"));
+        let village = c
+            .add_institution(&institution(
+                "东阳市医共体",
+                "南上湖村卫生室",
+                InstitutionLevel::Village,
+                Some("横店镇卫生院"),
+            ))
+            .await
+            .expect("village");
+        assert_eq!(village.parent_id, Some(town.id));
+        // a county may head a village directly
+        c.add_institution(&institution(
+            "东阳市医共体",
+            "城东村卫生室",
+            InstitutionLevel::Village,
+            Some("东阳市人民医院"),
+        ))
+        .await
+        .expect("village under county");
+
+        let all = c.list_institutions().await.expect("list institutions");
+        assert_eq!(all.len(), 4);
+        let found = all
+            .iter()
+            .find(|i| i.name == "南上湖村卫生室")
+            .expect("listed");
+        assert_eq!(found, &village);
+
+        let f = c
+            .find_institution("横店镇卫生院")
+            .await
+            .expect("find")
+            .expect("present");
+        assert_eq!(f, town);
+        assert!(c.find_institution("nowhere").await.expect("find").is_none());
+
+        let ae = c
+            .add_ae_title("横店镇卫生院", " DR01 ", Some("10.0.0.5"))
+            .await
+            .expect("ae title");
+        assert_eq!(ae.ae_title, "DR01", "AE titles are normalised");
+        assert_eq!(ae.institution_id, town.id);
+        assert_eq!(ae.institution_name, "横店镇卫生院");
+        assert_eq!(ae.host.as_deref(), Some("10.0.0.5"));
+        c.add_ae_title("东阳市人民医院", "CT01", None)
+            .await
+            .expect("ae 2");
+        let found = c
+            .find_ae_title("DR01  ")
+            .await
+            .expect("find ae")
+            .expect("present");
+        assert_eq!(found, ae);
+        assert!(c.find_ae_title("NOPE").await.expect("find ae").is_none());
+        let titles: Vec<_> = c
+            .list_ae_titles()
+            .await
+            .expect("list ae")
+            .into_iter()
+            .map(|t| t.ae_title)
+            .collect();
+        assert_eq!(titles, ["CT01", "DR01"]);
+    }
+
+    pub async fn tenancy_errors(c: &dyn Catalog) {
+        c.add_alliance("A").await.expect("A");
+        c.add_alliance("B").await.expect("B");
+        assert!(matches!(c.add_alliance("A").await, Err(Error::Conflict(_))));
+        assert!(matches!(c.add_alliance("  ").await, Err(Error::Invalid(_))));
+
+        c.add_institution(&institution(
+            "A",
+            "A County",
+            InstitutionLevel::County,
+            None,
+        ))
+        .await
+        .expect("county");
+        c.add_institution(&institution(
+            "A",
+            "A Town",
+            InstitutionLevel::Township,
+            Some("A County"),
+        ))
+        .await
+        .expect("town");
+        c.add_institution(&institution(
+            "A",
+            "A Village",
+            InstitutionLevel::Village,
+            Some("A Town"),
+        ))
+        .await
+        .expect("village");
+        c.add_institution(&institution(
+            "B",
+            "B County",
+            InstitutionLevel::County,
+            None,
+        ))
+        .await
+        .expect("B county");
+
+        let err = c
+            .add_institution(&institution(
+                "A",
+                "A County",
+                InstitutionLevel::County,
+                None,
+            ))
+            .await;
+        assert!(matches!(err, Err(Error::Conflict(_))), "{err:?}");
+        let err = c
+            .add_institution(&institution(
+                "Z",
+                "Z County",
+                InstitutionLevel::County,
+                None,
+            ))
+            .await;
+        assert!(
+            matches!(err, Err(Error::NotFound(_))),
+            "unknown alliance: {err:?}"
+        );
+        let err = c
+            .add_institution(&institution(
+                "A",
+                "X",
+                InstitutionLevel::Village,
+                Some("Nobody"),
+            ))
+            .await;
+        assert!(
+            matches!(err, Err(Error::NotFound(_))),
+            "unknown parent: {err:?}"
+        );
+        let err = c
+            .add_institution(&institution(
+                "A",
+                "X",
+                InstitutionLevel::Township,
+                Some("A Village"),
+            ))
+            .await;
+        assert!(
+            matches!(err, Err(Error::Invalid(_))),
+            "village heads township: {err:?}"
+        );
+        let err = c
+            .add_institution(&institution(
+                "A",
+                "X",
+                InstitutionLevel::County,
+                Some("A Town"),
+            ))
+            .await;
+        assert!(
+            matches!(err, Err(Error::Invalid(_))),
+            "township heads county: {err:?}"
+        );
+        let err = c
+            .add_institution(&institution(
+                "A",
+                "X",
+                InstitutionLevel::Township,
+                Some("A Town"),
+            ))
+            .await;
+        assert!(
+            matches!(err, Err(Error::Invalid(_))),
+            "township heads township: {err:?}"
+        );
+        let err = c
+            .add_institution(&institution(
+                "B",
+                "X",
+                InstitutionLevel::Township,
+                Some("A County"),
+            ))
+            .await;
+        assert!(
+            matches!(err, Err(Error::Invalid(_))),
+            "parent in another alliance: {err:?}"
+        );
+        assert_eq!(
+            c.list_institutions().await.expect("list").len(),
+            4,
+            "failures add nothing"
+        );
+        assert!(c.find_institution("X").await.expect("find").is_none());
+
+        c.add_ae_title("A Town", "US01", None).await.expect("ae");
+        let err = c.add_ae_title("B County", "US01", None).await;
+        assert!(
+            matches!(err, Err(Error::Conflict(_))),
+            "AE title taken: {err:?}"
+        );
+        let err = c.add_ae_title("B County", " US01", None).await;
+        assert!(
+            matches!(err, Err(Error::Conflict(_))),
+            "AE title taken after trim: {err:?}"
+        );
+        let err = c.add_ae_title("A Town", "ABCDEFGHIJKLMNOPQ", None).await;
+        assert!(matches!(err, Err(Error::Invalid(_))), "17 chars: {err:?}");
+        let err = c.add_ae_title("A Town", "A\\B", None).await;
+        assert!(matches!(err, Err(Error::Invalid(_))), "backslash: {err:?}");
+        let err = c.add_ae_title("Nowhere", "MR01", None).await;
+        assert!(
+            matches!(err, Err(Error::NotFound(_))),
+            "unknown institution: {err:?}"
+        );
+        assert_eq!(c.list_ae_titles().await.expect("list").len(), 1);
+    }
+
+    pub async fn insert_and_counts(c: &dyn Catalog) {
+        let (st, se) = ("1.2.3", "1.2.3.1");
+        let mut ids = Vec::new();
+        for n in [3, 1, 2] {
+            let new = instance(st, se, &format!("1.2.3.1.{n}"), n, 0);
+            match c.insert_instance(&new).await.expect("insert") {
+                InsertOutcome::Inserted { instance_id } => ids.push(instance_id),
+                other => panic!("expected Inserted, got {other:?}"),
+            }
+        }
+        assert_eq!(c.counts().await.expect("counts"), counts(1, 1, 1, 3, 3));
+
+        let study = c.get_study(st).await.expect("study").expect("present");
+        assert_eq!(study.study_instance_uid, st);
+        assert_eq!((study.num_series, study.num_instances), (1, 3));
+        assert_eq!(study.size_bytes, 1001 + 1002 + 1003);
+        assert_eq!(study.modalities_in_study.as_deref(), Some("CT"));
+        assert_eq!(study.study_date.as_deref(), Some("20261122"));
+        assert_eq!(study.accession_number.as_deref(), Some("A1"));
+        assert_eq!(study.patient_id, "P001");
+        assert_eq!(study.patient_name.as_deref(), Some("DOE^JOHN"));
+        assert_eq!(study.patient_sex.as_deref(), Some("M"));
+        let patient = c
+            .get_patient(study.patient_ref)
+            .await
+            .expect("patient")
+            .expect("present");
+        assert_eq!(patient.patient_id, "P001");
+        assert_eq!(patient.patient_key, "0||P001");
+
+        let series = c.get_series(se).await.expect("series").expect("present");
+        assert_eq!(series.study_instance_uid, st);
+        assert_eq!(series.study_ref, study.id);
+        assert_eq!(series.modality.as_deref(), Some("CT"));
+        assert_eq!((series.num_instances, series.size_bytes), (3, 3006));
+        let listed = c.list_series_of_study(st).await.expect("series list");
+        assert_eq!(listed, vec![series.clone()]);
+
+        let instances = c.list_instances_of_series(se).await.expect("instances");
+        let numbers: Vec<_> = instances.iter().map(|i| i.instance_number).collect();
+        assert_eq!(
+            numbers,
+            [Some(1), Some(2), Some(3)],
+            "ordered by instance number"
+        );
+
+        let one = c
+            .get_instance("1.2.3.1.2")
+            .await
+            .expect("get")
+            .expect("present");
+        let expected = instance(st, se, "1.2.3.1.2", 2, 0);
+        assert_eq!(one.id, ids[2]);
+        assert_eq!(one.series_ref, series.id);
+        assert_eq!(one.series_instance_uid, se);
+        assert_eq!(one.study_instance_uid, st);
+        assert_eq!(one.sop_class_uid, expected.instance.sop_class_uid);
+        assert_eq!(
+            one.transfer_syntax_uid,
+            expected.instance.transfer_syntax_uid
+        );
+        assert_eq!(one.sha256, expected.instance.sha256);
+        assert_eq!(one.dataset_sha256, expected.instance.dataset_sha256);
+        assert_eq!(one.blob_key, expected.instance.blob_key);
+        assert_eq!(one.size_bytes, 1002);
+        assert_eq!(one.source_ae.as_deref(), Some("CT01"));
+        assert_eq!(one.received_at, expected.instance.received_at);
+        assert_eq!(one.number_of_frames, None);
+
+        let v = c
+            .find_instance_version("1.2.3.1.2", &expected.instance.dataset_sha256)
+            .await
+            .expect("find version")
+            .expect("present");
+        assert_eq!(v, one);
+        assert!(
+            c.find_instance_version("1.2.3.1.2", &hash("other"))
+                .await
+                .expect("find")
+                .is_none()
+        );
+        assert!(c.get_instance("9.9.9").await.expect("get").is_none());
+        assert!(c.get_study("9.9.9").await.expect("get").is_none());
+        assert!(c.get_series("9.9.9").await.expect("get").is_none());
+        assert!(
+            c.list_series_of_study("9.9.9")
+                .await
+                .expect("list")
+                .is_empty()
+        );
+
+        let bad = NewInstance {
+            study: StudyAttrs::default(),
+            ..instance(st, se, "1.2.3.1.9", 9, 0)
+        };
+        assert!(matches!(
+            c.insert_instance(&bad).await,
+            Err(Error::Invalid(_))
+        ));
+    }
+
+    pub async fn duplicate_changes_nothing(c: &dyn Catalog) {
+        let first = instance("1.2.4", "1.2.4.1", "1.2.4.1.1", 1, 0);
+        let InsertOutcome::Inserted { instance_id } =
+            c.insert_instance(&first).await.expect("insert")
+        else {
+            panic!("expected Inserted");
+        };
+        let before = c.get_study("1.2.4").await.expect("study").expect("present");
+
+        // same SOP, same data set: a re-send, even if it names another file or adds attributes
+        let mut again = first.clone();
+        again.instance.blob_key = "studies/elsewhere.dcm".into();
+        again.study.study_description = Some("added later".into());
+        let outcome = c.insert_instance(&again).await.expect("insert again");
+        assert_eq!(
+            outcome,
+            InsertOutcome::Duplicate {
+                instance_id,
+                blob_key: first.instance.blob_key.clone()
+            }
+        );
+        assert_eq!(c.counts().await.expect("counts"), counts(1, 1, 1, 1, 1));
+        let after = c.get_study("1.2.4").await.expect("study").expect("present");
+        assert_eq!(after, before, "a duplicate changes nothing");
+    }
+
+    pub async fn new_version(c: &dyn Catalog) {
+        let (st, se, sop) = ("1.2.5", "1.2.5.1", "1.2.5.1.1");
+        let v0 = instance(st, se, sop, 1, 0);
+        let InsertOutcome::Inserted { instance_id: first } =
+            c.insert_instance(&v0).await.expect("v0")
+        else {
+            panic!("expected Inserted");
+        };
+        c.insert_instance(&instance(st, se, "1.2.5.1.2", 2, 0))
+            .await
+            .expect("other");
+
+        let mut v1 = instance(st, se, sop, 1, 1);
+        v1.instance.size_bytes = 5000;
+        let outcome = c.insert_instance(&v1).await.expect("v1");
+        let InsertOutcome::NewVersion {
+            instance_id,
+            previous_instance_id,
+        } = outcome
+        else {
+            panic!("expected NewVersion, got {outcome:?}");
+        };
+        assert_eq!(previous_instance_id, first);
+        assert!(instance_id > first);
+
+        let current = c.get_instance(sop).await.expect("get").expect("present");
+        assert_eq!(
+            current.id, instance_id,
+            "get_instance returns the newest version"
+        );
+        assert_eq!(current.dataset_sha256, v1.instance.dataset_sha256);
+        assert_eq!(current.blob_key, v1.instance.blob_key);
+        let versions = c.instance_versions(sop).await.expect("versions");
+        assert_eq!(
+            versions.iter().map(|v| v.id).collect::<Vec<_>>(),
+            [first, instance_id]
+        );
+
+        assert_eq!(c.counts().await.expect("counts"), counts(1, 1, 1, 2, 3));
+        let study = c.get_study(st).await.expect("study").expect("present");
+        assert_eq!(
+            study.num_instances, 2,
+            "a new version is not a new instance"
+        );
+        assert_eq!(
+            study.size_bytes,
+            1001 + 1002 + 5000,
+            "but its bytes are stored"
+        );
+        let series = c.get_series(se).await.expect("series").expect("present");
+        assert_eq!((series.num_instances, series.size_bytes), (2, 7003));
+
+        let listed = c.list_instances_of_series(se).await.expect("list");
+        assert_eq!(listed.len(), 2, "current versions only");
+        assert!(listed.iter().any(|i| i.id == instance_id));
+        assert!(!listed.iter().any(|i| i.id == first));
+
+        // re-sending the old version is a duplicate of the old row
+        let outcome = c.insert_instance(&v0).await.expect("v0 again");
+        assert!(
+            matches!(outcome, InsertOutcome::Duplicate { instance_id, .. } if instance_id == first)
+        );
+        // a third version points at the newest previous one
+        let outcome = c
+            .insert_instance(&instance(st, se, sop, 1, 2))
+            .await
+            .expect("v2");
+        assert!(
+            matches!(outcome, InsertOutcome::NewVersion { previous_instance_id, .. } if previous_instance_id == instance_id),
+            "{outcome:?}"
+        );
+        assert_eq!(c.counts().await.expect("counts"), counts(1, 1, 1, 2, 4));
+    }
+
+    pub async fn modalities_and_attribute_fill(c: &dyn Catalog) {
+        let st = "1.2.6";
+        let mut first = instance(st, "1.2.6.1", "1.2.6.1.1", 1, 0);
+        first.study.study_description = None;
+        first.patient.patient_name = None;
+        c.insert_instance(&first).await.expect("ct");
+        let study = c.get_study(st).await.expect("study").expect("present");
+        assert_eq!(study.modalities_in_study.as_deref(), Some("CT"));
+        assert_eq!(study.study_description, None);
+        assert_eq!(study.patient_name, None);
+
+        let mut mr = instance(st, "1.2.6.2", "1.2.6.2.1", 1, 0);
+        mr.series.modality = Some("MR".into());
+        mr.series.series_number = Some(2);
+        mr.study.study_description = Some("HEAD".into());
+        mr.study.accession_number = Some("SHOULD-NOT-REPLACE".into());
+        mr.patient.patient_name = Some("DOE^JANE".into());
+        c.insert_instance(&mr).await.expect("mr");
+        let study = c.get_study(st).await.expect("study").expect("present");
+        assert_eq!(study.modalities_in_study.as_deref(), Some("CT\\MR"));
+        assert_eq!(study.num_series, 2);
+        assert_eq!(
+            study.study_description.as_deref(),
+            Some("HEAD"),
+            "missing attributes are filled"
+        );
+        assert_eq!(
+            study.accession_number.as_deref(),
+            Some("A1"),
+            "present attributes are kept"
+        );
+        assert_eq!(study.patient_name.as_deref(), Some("DOE^JANE"));
+
+        // a series that got its modality only with a later instance
+        let mut sr = instance(st, "1.2.6.3", "1.2.6.3.1", 1, 0);
+        sr.series.modality = None;
+        sr.series.series_number = Some(3);
+        c.insert_instance(&sr).await.expect("no modality");
+        assert_eq!(
+            c.get_study(st)
+                .await
+                .expect("study")
+                .expect("present")
+                .modalities_in_study
+                .as_deref(),
+            Some("CT\\MR")
+        );
+        let mut sr2 = instance(st, "1.2.6.3", "1.2.6.3.2", 2, 0);
+        sr2.series.modality = Some("AU".into());
+        c.insert_instance(&sr2).await.expect("late modality");
+        let study = c.get_study(st).await.expect("study").expect("present");
+        assert_eq!(
+            study.modalities_in_study.as_deref(),
+            Some("AU\\CT\\MR"),
+            "sorted"
+        );
+        assert_eq!(study.num_series, 3);
+        // another CT series does not repeat CT
+        let mut ct2 = instance(st, "1.2.6.4", "1.2.6.4.1", 1, 0);
+        ct2.series.series_number = None;
+        c.insert_instance(&ct2).await.expect("ct 2");
+        let study = c.get_study(st).await.expect("study").expect("present");
+        assert_eq!(study.modalities_in_study.as_deref(), Some("AU\\CT\\MR"));
+        assert_eq!((study.num_series, study.num_instances), (4, 5));
+
+        let order: Vec<_> = c
+            .list_series_of_study(st)
+            .await
+            .expect("series")
+            .into_iter()
+            .map(|s| s.series_instance_uid)
+            .collect();
+        assert_eq!(
+            order,
+            ["1.2.6.1", "1.2.6.2", "1.2.6.3", "1.2.6.4"],
+            "by number, missing last"
+        );
+        assert_eq!(c.counts().await.expect("counts"), counts(1, 1, 4, 5, 5));
+    }
+
+    pub async fn patients_are_scoped_by_institution(c: &dyn Catalog) {
+        c.add_alliance("G").await.expect("alliance");
+        let a = c
+            .add_institution(&institution(
+                "G",
+                "Clinic A",
+                InstitutionLevel::County,
+                None,
+            ))
+            .await
+            .expect("A");
+        let b = c
+            .add_institution(&institution(
+                "G",
+                "Clinic B",
+                InstitutionLevel::Township,
+                Some("Clinic A"),
+            ))
+            .await
+            .expect("B");
+        let mut x = instance("1.2.7.1", "1.2.7.1.1", "1.2.7.1.1.1", 1, 0);
+        x.institution_id = Some(a.id);
+        let mut y = instance("1.2.7.2", "1.2.7.2.1", "1.2.7.2.1.1", 1, 0);
+        y.institution_id = Some(b.id);
+        let mut z = instance("1.2.7.3", "1.2.7.3.1", "1.2.7.3.1.1", 1, 0);
+        z.institution_id = Some(a.id);
+        z.patient.patient_name = Some("OTHER^NAME".into());
+        for new in [&x, &y, &z] {
+            assert!(matches!(
+                c.insert_instance(new).await.expect("insert"),
+                InsertOutcome::Inserted { .. }
+            ));
+        }
+        // P001 at A (two studies) and P001 at B are two patients
+        assert_eq!(c.counts().await.expect("counts"), counts(2, 3, 3, 3, 3));
+        let sx = c.get_study("1.2.7.1").await.expect("x").expect("present");
+        let sy = c.get_study("1.2.7.2").await.expect("y").expect("present");
+        let sz = c.get_study("1.2.7.3").await.expect("z").expect("present");
+        assert_eq!(sx.patient_ref, sz.patient_ref);
+        assert_ne!(sx.patient_ref, sy.patient_ref);
+        assert_eq!(sx.institution_id, Some(a.id));
+        assert_eq!(
+            sz.patient_name.as_deref(),
+            Some("DOE^JOHN"),
+            "a known name is not replaced"
+        );
+        let inst = c
+            .get_instance("1.2.7.2.1.1")
+            .await
+            .expect("get")
+            .expect("present");
+        assert_eq!(inst.institution_id, Some(b.id));
+        let patient = c
+            .get_patient(sy.patient_ref)
+            .await
+            .expect("patient")
+            .expect("present");
+        assert_eq!(patient.institution_id, Some(b.id));
+        assert_eq!(patient.patient_key, format!("{}||P001", b.id));
+
+        // an empty Patient ID is still a patient (per institution)
+        let mut anon = instance("1.2.7.4", "1.2.7.4.1", "1.2.7.4.1.1", 1, 0);
+        anon.patient = PatientAttrs::default();
+        c.insert_instance(&anon).await.expect("anonymous");
+        let s = c
+            .get_study("1.2.7.4")
+            .await
+            .expect("study")
+            .expect("present");
+        assert_eq!(s.patient_id, "");
+        assert_eq!(c.counts().await.expect("counts").patients, 3);
+    }
+
+    pub async fn series_of_another_study_is_a_conflict(c: &dyn Catalog) {
+        c.insert_instance(&instance("1.2.8", "1.2.8.1", "1.2.8.1.1", 1, 0))
+            .await
+            .expect("first");
+        let before = c.counts().await.expect("counts");
+        let err = c
+            .insert_instance(&instance("1.2.9", "1.2.8.1", "1.2.8.1.2", 2, 0))
+            .await;
+        assert!(matches!(err, Err(Error::Conflict(_))), "{err:?}");
+        assert_eq!(
+            c.counts().await.expect("counts"),
+            before,
+            "the transaction rolled back"
+        );
+        assert!(c.get_study("1.2.9").await.expect("get").is_none());
+    }
+
+    pub async fn concurrent_inserts_keep_exact_counts(c: &dyn Catalog) {
+        const TASKS: usize = 4;
+        const PER_TASK: usize = 100;
+        let st = "1.2.10";
+        let shared = instance(st, "1.2.10.1", "1.2.10.shared", 0, 0);
+        let tasks = (0..TASKS).map(|t| {
+            let shared = shared.clone();
+            async move {
+                let mut outcomes = Vec::new();
+                for k in 0..PER_TASK {
+                    let series = if k % 2 == 0 { "1.2.10.1" } else { "1.2.10.2" };
+                    let n = (t * PER_TASK + k) as i64;
+                    let mut new = instance(st, series, &format!("1.2.10.{t}.{k}"), n, 0);
+                    new.series.modality = Some(if k % 2 == 0 { "CT" } else { "SR" }.into());
+                    new.series.series_number = Some(if k % 2 == 0 { 1 } else { 2 });
+                    new.instance.size_bytes = 10;
+                    outcomes.push(c.insert_instance(&new).await.expect("concurrent insert"));
+                    if k == PER_TASK / 2 {
+                        outcomes.push(c.insert_instance(&shared).await.expect("shared insert"));
+                    }
+                }
+                outcomes
+            }
+        });
+        let outcomes: Vec<InsertOutcome> = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let inserted = outcomes
+            .iter()
+            .filter(|o| matches!(o, InsertOutcome::Inserted { .. }))
+            .count();
+        let duplicates = outcomes
+            .iter()
+            .filter(|o| matches!(o, InsertOutcome::Duplicate { .. }))
+            .count();
+        assert_eq!(inserted, TASKS * PER_TASK + 1);
+        assert_eq!(
+            duplicates,
+            TASKS - 1,
+            "the shared instance is inserted exactly once"
+        );
+
+        let total = (TASKS * PER_TASK + 1) as i64;
+        assert_eq!(
+            c.counts().await.expect("counts"),
+            counts(1, 1, 2, total, total)
+        );
+        let study = c.get_study(st).await.expect("study").expect("present");
+        assert_eq!((study.num_series, study.num_instances), (2, total));
+        assert_eq!(
+            study.size_bytes,
+            10 * (total - 1) + shared.instance.size_bytes
+        );
+        assert_eq!(study.modalities_in_study.as_deref(), Some("CT\\SR"));
+        let s1 = c
+            .get_series("1.2.10.1")
+            .await
+            .expect("s1")
+            .expect("present");
+        let s2 = c
+            .get_series("1.2.10.2")
+            .await
+            .expect("s2")
+            .expect("present");
+        assert_eq!(s1.num_instances, (TASKS * PER_TASK / 2) as i64 + 1);
+        assert_eq!(s2.num_instances, (TASKS * PER_TASK / 2) as i64);
+        assert_eq!(s1.size_bytes + s2.size_bytes, study.size_bytes);
+        assert_eq!(
+            c.list_instances_of_series("1.2.10.1")
+                .await
+                .expect("list")
+                .len() as i64,
+            s1.num_instances
+        );
+    }
+
+    pub async fn chinese_text_round_trips(c: &dyn Catalog) {
+        let mut a = instance("1.2.11", "1.2.11.1", "1.2.11.1.1", 1, 0);
+        a.patient.patient_id = "身份证-330724".into();
+        a.patient.patient_name = Some("张三".into());
+        a.study.study_description = Some("胸部CT平扫".into());
+        a.study.referring_physician_name = Some("李^医生".into());
+        a.series.series_description = Some("肺窗 1.25mm".into());
+        c.insert_instance(&a).await.expect("insert");
+        let study = c
+            .get_study("1.2.11")
+            .await
+            .expect("study")
+            .expect("present");
+        assert_eq!(study.patient_name.as_deref(), Some("张三"));
+        assert_eq!(study.patient_id, "身份证-330724");
+        assert_eq!(study.study_description.as_deref(), Some("胸部CT平扫"));
+        assert_eq!(study.referring_physician_name.as_deref(), Some("李^医生"));
+        let series = c
+            .get_series("1.2.11.1")
+            .await
+            .expect("series")
+            .expect("present");
+        assert_eq!(series.series_description.as_deref(), Some("肺窗 1.25mm"));
+
+        let mut b = instance("1.2.12", "1.2.12.1", "1.2.12.1.1", 1, 0);
+        b.patient.patient_id = "P-王".into();
+        b.patient.patient_name = Some("王^小东=王^小東".into());
+        c.insert_instance(&b).await.expect("insert");
+        let study = c
+            .get_study("1.2.12")
+            .await
+            .expect("study")
+            .expect("present");
+        assert_eq!(study.patient_name.as_deref(), Some("王^小东=王^小東"));
+        let patient = c
+            .get_patient(study.patient_ref)
+            .await
+            .expect("patient")
+            .expect("present");
+        assert_eq!(patient.patient_name.as_deref(), Some("王^小东=王^小東"));
+        assert_eq!(patient.patient_key, "0||P-王");
+    }
+
+    pub async fn delete_instance_row_fixes_counts(c: &dyn Catalog) {
+        let st = "1.2.13";
+        let a1 = c
+            .insert_instance(&instance(st, "1.2.13.1", "1.2.13.1.1", 1, 0))
+            .await
+            .expect("a1")
+            .instance_id();
+        let a2 = c
+            .insert_instance(&instance(st, "1.2.13.1", "1.2.13.1.2", 2, 0))
+            .await
+            .expect("a2")
+            .instance_id();
+        let a1v2 = c
+            .insert_instance(&instance(st, "1.2.13.1", "1.2.13.1.1", 1, 1))
+            .await
+            .expect("a1 v2");
+        assert!(matches!(a1v2, InsertOutcome::NewVersion { .. }));
+        let a1v2 = a1v2.instance_id();
+        let mut b = instance(st, "1.2.13.2", "1.2.13.2.1", 1, 0);
+        b.series.modality = Some("MR".into());
+        let b1 = c.insert_instance(&b).await.expect("b1").instance_id();
+        assert_eq!(c.counts().await.expect("counts"), counts(1, 1, 2, 3, 4));
+        let study = c.get_study(st).await.expect("study").expect("present");
+        assert_eq!(
+            (study.num_series, study.num_instances, study.size_bytes),
+            (2, 3, 1001 + 1002 + 1001 + 1001)
+        );
+        assert_eq!(study.modalities_in_study.as_deref(), Some("CT\\MR"));
+
+        // the old version of a1: instance count stays, bytes go
+        c.delete_instance_row(a1).await.expect("delete old version");
+        assert_eq!(c.counts().await.expect("counts"), counts(1, 1, 2, 3, 3));
+        let study = c.get_study(st).await.expect("study").expect("present");
+        assert_eq!(
+            (study.num_series, study.num_instances, study.size_bytes),
+            (2, 3, 1002 + 1001 + 1001)
+        );
+        let series = c
+            .get_series("1.2.13.1")
+            .await
+            .expect("series")
+            .expect("present");
+        assert_eq!((series.num_instances, series.size_bytes), (2, 2003));
+        assert_eq!(
+            c.get_instance("1.2.13.1.1")
+                .await
+                .expect("get")
+                .map(|i| i.id),
+            Some(a1v2)
+        );
+
+        // the only instance of the MR series: the series goes, and MR with it
+        c.delete_instance_row(b1).await.expect("delete b1");
+        assert!(c.get_series("1.2.13.2").await.expect("get").is_none());
+        let study = c.get_study(st).await.expect("study").expect("present");
+        assert_eq!(
+            (study.num_series, study.num_instances, study.size_bytes),
+            (1, 2, 2003)
+        );
+        assert_eq!(study.modalities_in_study.as_deref(), Some("CT"));
+
+        c.delete_instance_row(a2).await.expect("delete a2");
+        let study = c.get_study(st).await.expect("study").expect("present");
+        assert_eq!(
+            (study.num_series, study.num_instances, study.size_bytes),
+            (1, 1, 1001)
+        );
+
+        // the last row: series and study go
+        c.delete_instance_row(a1v2).await.expect("delete last");
+        assert!(c.get_study(st).await.expect("get").is_none());
+        assert!(c.get_series("1.2.13.1").await.expect("get").is_none());
+        assert!(c.get_instance("1.2.13.1.1").await.expect("get").is_none());
+        let left = c.counts().await.expect("counts");
+        assert_eq!(
+            (
+                left.studies,
+                left.series,
+                left.instances,
+                left.instance_versions
+            ),
+            (0, 0, 0, 0)
+        );
+
+        assert!(matches!(
+            c.delete_instance_row(a1v2).await,
+            Err(Error::NotFound(_))
+        ));
+        // the study can be received again from scratch
+        let again = c
+            .insert_instance(&instance(st, "1.2.13.1", "1.2.13.1.1", 1, 0))
+            .await
+            .expect("again");
+        assert!(matches!(again, InsertOutcome::Inserted { .. }));
+        let study = c.get_study(st).await.expect("study").expect("present");
+        assert_eq!((study.num_series, study.num_instances), (1, 1));
+    }
+
+    pub async fn list_instance_rows_paginates(c: &dyn Catalog) {
+        for n in 0..25 {
+            let series = format!("1.2.14.{}", n % 3);
+            c.insert_instance(&instance("1.2.14", &series, &format!("1.2.14.9.{n}"), n, 0))
+                .await
+                .expect("insert");
+        }
+        // a second version is listed too
+        c.insert_instance(&instance("1.2.14", "1.2.14.0", "1.2.14.9.0", 0, 1))
+            .await
+            .expect("v2");
+
+        let mut seen = Vec::new();
+        let mut after = 0;
+        let mut pages = 0;
+        loop {
+            let page = c.list_instance_rows(after, 10).await.expect("page");
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 10);
+            pages += 1;
+            after = page.last().map(|r| r.id).unwrap_or(after);
+            seen.extend(page.into_iter().map(|r| r.id));
+        }
+        assert_eq!(pages, 3);
+        assert_eq!(seen.len(), 26);
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "strictly increasing ids"
+        );
+        assert!(c.list_instance_rows(0, 0).await.expect("empty").is_empty());
+        let tail = c.list_instance_rows(seen[23], 10).await.expect("tail");
+        assert_eq!(tail.iter().map(|r| r.id).collect::<Vec<_>>(), &seen[24..]);
+    }
+}

@@ -1,0 +1,196 @@
+//! `dxhub admin …`: bootstrap management of the alliance, institutions and DICOM senders.
+//! The flags here are relied on by scripts; keep them.
+
+use crate::config::Config;
+use crate::serve::open_migrated_catalog;
+use clap::Subcommand;
+use dxhub_core::InstitutionLevel;
+use dxhub_store::NewInstitution;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Alliances (医共体).
+    Alliance {
+        #[command(subcommand)]
+        command: AllianceCommand,
+    },
+    /// Member institutions.
+    Institution {
+        #[command(subcommand)]
+        command: InstitutionCommand,
+    },
+    /// DICOM senders (calling AE titles) of an institution.
+    Ae {
+        #[command(subcommand)]
+        command: AeCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AllianceCommand {
+    Add {
+        name: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InstitutionCommand {
+    Add {
+        #[arg(long)]
+        alliance: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        level: InstitutionLevel,
+        #[arg(long)]
+        parent: Option<String>,
+        #[arg(long)]
+        population: Option<i64>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AeCommand {
+    Add {
+        #[arg(long)]
+        institution: String,
+        #[arg(long = "ae-title")]
+        ae_title: String,
+        /// Only accept this AE title from this host (IP address or name).
+        #[arg(long)]
+        host: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub async fn run(cfg: &Config, command: AdminCommand) -> anyhow::Result<ExitCode> {
+    let catalog = open_migrated_catalog(cfg).await?;
+    match command {
+        AdminCommand::Alliance {
+            command: AllianceCommand::Add { name },
+        } => {
+            let a = catalog.add_alliance(&name).await?;
+            println!("alliance {} added (id {})", a.name, a.id);
+        }
+        AdminCommand::Alliance {
+            command: AllianceCommand::List { json },
+        } => {
+            let list = catalog.list_alliances().await?;
+            if json {
+                print_json(&list)?;
+            } else {
+                println!("{:<6} NAME", "ID");
+                for a in list {
+                    println!("{:<6} {}", a.id, a.name);
+                }
+            }
+        }
+        AdminCommand::Institution {
+            command:
+                InstitutionCommand::Add {
+                    alliance,
+                    name,
+                    level,
+                    parent,
+                    population,
+                },
+        } => {
+            let i = catalog
+                .add_institution(&NewInstitution {
+                    alliance,
+                    name,
+                    level,
+                    parent,
+                    population,
+                })
+                .await?;
+            println!(
+                "institution {} ({}) added to {} (id {})",
+                i.name, i.level, i.alliance_name, i.id
+            );
+        }
+        AdminCommand::Institution {
+            command: InstitutionCommand::List { json },
+        } => {
+            let list = catalog.list_institutions().await?;
+            if json {
+                print_json(&list)?;
+            } else {
+                println!(
+                    "{:<6} {:<24} {:<9} {:<24} {:<24} POPULATION",
+                    "ID", "NAME", "LEVEL", "ALLIANCE", "PARENT"
+                );
+                for i in list {
+                    println!(
+                        "{:<6} {:<24} {:<9} {:<24} {:<24} {}",
+                        i.id,
+                        i.name,
+                        i.level,
+                        i.alliance_name,
+                        i.parent_name.as_deref().unwrap_or("-"),
+                        i.population
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| "-".into())
+                    );
+                }
+            }
+        }
+        AdminCommand::Ae {
+            command:
+                AeCommand::Add {
+                    institution,
+                    ae_title,
+                    host,
+                },
+        } => {
+            let ae = catalog
+                .add_ae_title(&institution, &ae_title, host.as_deref())
+                .await?;
+            println!(
+                "AE title {} added for {}{}",
+                ae.ae_title,
+                ae.institution_name,
+                ae.host
+                    .as_deref()
+                    .map(|h| format!(" (host {h})"))
+                    .unwrap_or_default()
+            );
+        }
+        AdminCommand::Ae {
+            command: AeCommand::List { json },
+        } => {
+            let list = catalog.list_ae_titles().await?;
+            if json {
+                print_json(&list)?;
+            } else {
+                println!("{:<17} {:<24} HOST", "AE TITLE", "INSTITUTION");
+                for a in list {
+                    println!(
+                        "{:<17} {:<24} {}",
+                        a.ae_title,
+                        a.institution_name,
+                        a.host.as_deref().unwrap_or("any")
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

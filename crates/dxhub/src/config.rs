@@ -1,0 +1,261 @@
+//! Configuration: defaults → optional TOML file (`--config` / `DXHUB_CONFIG`) → `DXHUB_*`
+//! environment variables (`__` separates nesting: `DXHUB_DICOM__AE_TITLE=HUB1`) → flags.
+
+use anyhow::Context;
+use dxhub_dimse::DimseConfig;
+use dxhub_store::S3Config;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the SQLite index, the local object store and the spool live.
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub dicom: DimseConfig,
+    pub database: DatabaseConfig,
+    pub storage: StorageConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://…`; empty means `sqlite://{data_dir}/index.sqlite`.
+    pub url: String,
+    pub max_connections: u32,
+    /// SQLite `synchronous=FULL` (true) or `NORMAL` (false). FULL keeps every acknowledged
+    /// instance across power loss.
+    pub sqlite_synchronous_full: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    /// Root of the local object store; empty means `{data_dir}/blobs`.
+    pub path: String,
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `tracing` EnvFilter directives (`RUST_LOG` overrides).
+    pub filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./dxhub-data"),
+            http: HttpConfig::default(),
+            dicom: DimseConfig::default(),
+            database: DatabaseConfig::default(),
+            storage: StorageConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_connections: 8,
+            sqlite_synchronous_full: true,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: StorageBackend::Local,
+            path: String::new(),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// Top-level keys an environment variable may set (other `DXHUB_*` variables, such as
+/// `DXHUB_CONFIG` or the test suite's, are not configuration).
+const ENV_SECTIONS: &[&str] = &["data_dir", "http", "dicom", "database", "storage", "log"];
+
+/// Overrides given as command-line flags.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub http: Option<String>,
+    pub dicom: Option<String>,
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            anyhow::ensure!(
+                path.exists(),
+                "config file {} does not exist",
+                path.display()
+            );
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig = fig.merge(Env::prefixed("DXHUB_").split("__").filter(|k| {
+            ENV_SECTIONS
+                .iter()
+                .any(|s| k.as_str() == *s || k.as_str().starts_with(&format!("{s}.")))
+        }));
+        let mut cfg: Config = fig.extract().context("invalid configuration")?;
+        if let Some(d) = &overrides.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        if let Some(h) = &overrides.http {
+            cfg.http.listen = h.clone();
+        }
+        if let Some(d) = &overrides.dicom {
+            cfg.dicom.listen = d.clone();
+        }
+        cfg.dicom.ae_title = dxhub_core::tenancy::validate_ae_title(&cfg.dicom.ae_title)
+            .map_err(|e| anyhow::anyhow!("dicom.ae_title: {e}"))?;
+        Ok(cfg)
+    }
+
+    pub fn database_url(&self) -> String {
+        if self.database.url.trim().is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("index.sqlite").display()
+            )
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    pub fn blob_root(&self) -> PathBuf {
+        if self.storage.path.trim().is_empty() {
+            self.data_dir.join("blobs")
+        } else {
+            PathBuf::from(&self.storage.path)
+        }
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        self.data_dir.join("spool")
+    }
+
+    /// The effective configuration as TOML, secrets masked.
+    pub fn to_masked_toml(&self) -> anyhow::Result<String> {
+        let mut c = self.clone();
+        c.database.url = mask_url_password(&self.database_url());
+        if c.storage.s3.secret_access_key.is_some() {
+            c.storage.s3.secret_access_key = Some("***".into());
+        }
+        Ok(toml::to_string_pretty(&c)?)
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn mask_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &rest[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!(
+            "{}://{}:***{}",
+            &url[..scheme_end],
+            &userinfo[..colon],
+            &rest[at..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_passwords() {
+        assert_eq!(
+            mask_url_password("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(mask_url_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(mask_url_password("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn layering_defaults_file_env_flags() {
+        let dir = std::env::temp_dir().join(format!("dxhub-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[dicom]\nae_title = \"FROMFILE\"\nmax_associations = 3\n[http]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DXHUB_DICOM__MAX_ASSOCIATIONS", "5");
+            jail.set_env("DXHUB_TEST_UNRELATED", "x");
+            let cfg = Config::load(
+                Some(&file),
+                &Overrides {
+                    http: Some("127.0.0.1:2".into()),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(cfg.dicom.ae_title, "FROMFILE");
+            assert_eq!(cfg.dicom.max_associations, 5);
+            assert_eq!(cfg.http.listen, "127.0.0.1:2");
+            assert_eq!(cfg.dicom.listen, "0.0.0.0:11112");
+            Ok(())
+        });
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[dicom]\nae_titel = \"typo\"\n").unwrap();
+        assert!(Config::load(Some(&bad), &Overrides::default()).is_err());
+    }
+}

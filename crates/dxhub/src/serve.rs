@@ -1,0 +1,171 @@
+//! `dxhub serve`: wire store, ingest, DIMSE and HTTP; stop cleanly on SIGINT/SIGTERM.
+
+use crate::config::{Config, LogFormat, StorageBackend};
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use dxhub_ingest::{Ingest, IngestMetrics, Spool};
+use dxhub_store::{Blobs, Catalog, CatalogOptions, SqlCatalog};
+use prometheus_client::registry::Registry;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+use tracing_subscriber::EnvFilter;
+
+pub fn init_tracing(cfg: &Config) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub async fn open_catalog(cfg: &Config) -> anyhow::Result<Arc<dyn Catalog>> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    let opts = CatalogOptions {
+        max_connections: cfg.database.max_connections,
+        sqlite_synchronous_full: cfg.database.sqlite_synchronous_full,
+    };
+    let catalog = SqlCatalog::connect(&cfg.database_url(), opts)
+        .await
+        .context("cannot open the index database")?;
+    Ok(Arc::new(catalog))
+}
+
+/// Open the catalog and run migrations (every command that touches data does this).
+pub async fn open_migrated_catalog(cfg: &Config) -> anyhow::Result<Arc<dyn Catalog>> {
+    let catalog = open_catalog(cfg).await?;
+    catalog.migrate().await.context("index migration failed")?;
+    Ok(catalog)
+}
+
+pub fn open_blobs(cfg: &Config) -> anyhow::Result<Blobs> {
+    Ok(match cfg.storage.backend {
+        StorageBackend::Local => {
+            Blobs::local(&cfg.blob_root()).context("cannot open the local object store")?
+        }
+        StorageBackend::S3 => {
+            Blobs::s3(&cfg.storage.s3).context("cannot configure the S3 object store")?
+        }
+    })
+}
+
+pub fn open_spool(cfg: &Config) -> anyhow::Result<Spool> {
+    Spool::new(cfg.spool_dir())
+        .with_context(|| format!("cannot create spool dir {}", cfg.spool_dir().display()))
+}
+
+pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
+    let catalog = open_migrated_catalog(&cfg).await?;
+    let blobs = open_blobs(&cfg)?;
+    let spool = open_spool(&cfg)?;
+    // Nothing in the spool was acknowledged: a previous run died while receiving it.
+    let stray = spool.remove_stray().context("cannot clean the spool")?;
+    if stray > 0 {
+        warn!(
+            files = stray,
+            "removed stray spool files left by an earlier run"
+        );
+    }
+
+    let mut registry = Registry::default();
+    let ingest_metrics = IngestMetrics::default();
+    ingest_metrics.register(&mut registry);
+    let dimse_metrics = dxhub_dimse::DimseMetrics::default();
+    dimse_metrics.register(&mut registry);
+    let ingest = Ingest::new(catalog.clone(), blobs.clone(), spool, ingest_metrics);
+
+    let http_listener = TcpListener::bind(&cfg.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
+    let dicom_listener = TcpListener::bind(&cfg.dicom.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.dicom.listen))?;
+    let http_addr = http_listener.local_addr()?;
+    let dicom_addr = dicom_listener.local_addr()?;
+
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    let service = Arc::new(dxhub_dimse::DimseService {
+        config: cfg.dicom.clone(),
+        catalog: catalog.clone(),
+        ingest,
+        metrics: dimse_metrics,
+    });
+    let dimse_task = tokio::spawn(dxhub_dimse::serve(
+        dicom_listener,
+        service,
+        cancel.clone(),
+        tracker.clone(),
+    ));
+
+    let app = dxhub_api::router(dxhub_api::AppState {
+        catalog,
+        blobs,
+        registry: Arc::new(registry),
+    });
+    let http_cancel = cancel.clone();
+    let listener = http_listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let http_task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_cancel.cancelled().await })
+            .await
+    });
+
+    info!(http = %http_addr, dicom = %dicom_addr, ae_title = %cfg.dicom.ae_title, "dxhub ready");
+    // machine-readable readiness line on stdout (tests and scripts wait for it)
+    println!(
+        "{}",
+        serde_json::json!({ "event": "ready", "http": http_addr.to_string(), "dicom": dicom_addr.to_string() })
+    );
+
+    shutdown_signal().await;
+    info!("shutting down");
+    cancel.cancel();
+    let _ = dimse_task.await;
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(30), tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!("associations still open after 30 s; exiting");
+    }
+    match http_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "HTTP server error"),
+        Err(e) => warn!(error = %e, "HTTP task failed"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
