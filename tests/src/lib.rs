@@ -1,1 +1,9 @@
-//! e2e
+//! Test support for dxhub's end-to-end tests: a real `dxhub serve` process on ephemeral
+//! ports with its own data dir ([`hub::TestHub`]), a small DICOM SCU that can also
+//! misbehave on purpose ([`scu::Scu`]), a generator of synthetic instances ([`gen`]) and
+//! access to the third-party peers the test script installs ([`peers`]).
+
+pub mod generate;
+pub mod hub;
+pub mod peers;
+pub mod scu;

@@ -27,12 +27,8 @@ use tokio::io::AsyncWriteExt;
 pub enum Error {
     #[error("blob {key:?} not found")]
     NotFound { key: String },
-    #[error("invalid blob key {key:?}")]
-    InvalidKey {
-        key: String,
-        #[source]
-        source: object_store::path::Error,
-    },
+    #[error("invalid blob key {key:?}: {reason}")]
+    InvalidKey { key: String, reason: String },
     #[error("I/O error on {path}")]
     Io {
         path: PathBuf,
@@ -223,10 +219,7 @@ impl Blobs {
             .filter(|p| !p.is_empty());
         let store: Arc<dyn ObjectStore> = match prefix {
             Some(p) => {
-                let p = ObjectPath::parse(p).map_err(|source| Error::InvalidKey {
-                    key: p.to_owned(),
-                    source,
-                })?;
+                let p = ObjectPath::parse(p).map_err(|e| invalid_key(p, e))?;
                 Arc::new(PrefixStore::new(s3, p))
             }
             None => Arc::new(s3),
@@ -378,15 +371,9 @@ impl Blobs {
     pub fn list(&self, prefix: Option<&str>) -> BoxStream<'static, Result<BlobMeta>> {
         let prefix = match prefix.map(|p| p.trim_end_matches('/')) {
             None | Some("") => None,
-            Some(p) => match ObjectPath::parse(p) {
+            Some(p) => match parse_key(p) {
                 Ok(p) => Some(p),
-                Err(source) => {
-                    let err = Error::InvalidKey {
-                        key: p.to_owned(),
-                        source,
-                    };
-                    return futures::stream::once(async move { Err(err) }).boxed();
-                }
+                Err(err) => return futures::stream::once(async move { Err(err) }).boxed(),
             },
         };
         self.store
@@ -396,19 +383,27 @@ impl Blobs {
     }
 }
 
-fn parse_key(key: &str) -> Result<ObjectPath> {
-    ObjectPath::parse(key).map_err(|source| Error::InvalidKey {
+fn invalid_key(key: &str, reason: impl ToString) -> Error {
+    Error::InvalidKey {
         key: key.to_owned(),
-        source,
-    })
+        reason: reason.to_string(),
+    }
+}
+
+/// A key is a relative `/`-separated path of non-empty segments other than `.` and `..`.
+fn parse_key(key: &str) -> Result<ObjectPath> {
+    if key.is_empty() || key.starts_with('/') || key.ends_with('/') {
+        return Err(invalid_key(
+            key,
+            "empty, or with a leading or trailing slash",
+        ));
+    }
+    ObjectPath::parse(key).map_err(|e| invalid_key(key, e))
 }
 
 fn fs_path(fs: &LocalFileSystem, key: &str, loc: &ObjectPath) -> Result<PathBuf> {
     fs.path_to_filesystem(loc).map_err(|e| match e {
-        object_store::Error::InvalidPath { source } => Error::InvalidKey {
-            key: key.to_owned(),
-            source,
-        },
+        object_store::Error::InvalidPath { source } => invalid_key(key, source),
         other => Error::Store(other),
     })
 }

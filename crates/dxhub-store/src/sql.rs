@@ -117,15 +117,16 @@ impl SqlCatalog {
                         read: pool,
                     });
                 };
-                if let Some(dir) = std::path::Path::new(path).parent() {
-                    if !dir.as_os_str().is_empty() {
-                        std::fs::create_dir_all(dir).map_err(|e| {
-                            Error::Unavailable(sqlx::Error::Io(std::io::Error::new(
-                                e.kind(),
-                                format!("creating {}: {e}", dir.display()),
-                            )))
-                        })?;
-                    }
+                if let Some(dir) = std::path::Path::new(path)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::Unavailable(sqlx::Error::Io(std::io::Error::new(
+                            e.kind(),
+                            format!("creating {}: {e}", dir.display()),
+                        )))
+                    })?;
                 }
                 let url = if url.contains("mode=") {
                     url.to_owned()
@@ -173,11 +174,17 @@ impl SqlCatalog {
 
     /// A write transaction. On SQLite `BEGIN IMMEDIATE` takes the write lock up front, so
     /// a transaction that reads before it writes cannot fail half-way with `SQLITE_BUSY`
-    /// when another process writes the same file.
+    /// when another process writes the same file. On PostgreSQL the isolation level is
+    /// pinned to READ COMMITTED whatever the server default: the counters rely on each
+    /// statement after a row lock seeing what the previous lock holder committed.
     async fn begin_write(&self) -> Result<Tx> {
         let tx = match self.dialect {
             Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.write.begin().await?,
+            Dialect::Postgres => {
+                self.write
+                    .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                    .await?
+            }
         };
         Ok(tx)
     }

@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+# dxhub ingest benchmark: the same N CT instances sent with DCMTK dcmsend over 4 parallel
+# associations to dxhub (default config), Orthanc (Debian package, SQLite index) and DCMTK
+# storescp (plain files); then the peak RSS of dxhub while receiving one ~1 GB instance.
+#
+#   bash bench/ingest/run.sh [N]          (default N=2000)
+#
+# Environment:
+#   BENCH_TARGETS   targets to run, in order (default "dxhub orthanc storescp")
+#   BENCH_REPEAT    runs per target, interleaved; the median is reported (default 1)
+#   BENCH_RSS       0 skips the 1 GB peak-RSS test (default 1)
+#   BENCH_FRAMES    frames of the big instance, 512x512x16-bit each (default 2000 = 1 GB)
+#   BENCH_PERF      1 records `perf record -g` of dxhub during its first run (default 0)
+#   BENCH_NO_BUILD  1 uses the existing target/release/dxhub (default 0)
+#
+# Not part of the test suite; it needs root only to apt-get install dcmtk/orthanc.
+set -euo pipefail
+
+N=${1:-2000}
+PARALLEL=4
+TARGETS=${BENCH_TARGETS:-"dxhub orthanc storescp"}
+REPEAT=${BENCH_REPEAT:-1}
+RSS_TEST=${BENCH_RSS:-1}
+FRAMES=${BENCH_FRAMES:-2000}
+PERF=${BENCH_PERF:-0}
+RSS_LIMIT_MB=300
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BENCH=$(dirname "$HERE")
+ROOT=$(dirname "$BENCH")
+OUT=$BENCH/out
+mkdir -p "$OUT"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+LOGDIR=$OUT/logs-$STAMP
+mkdir -p "$LOGDIR"
+RESULTS=$OUT/results-$STAMP.md
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- servers & cleanup
+# Every server is started with setsid, so its pid is also its process group id: stopping
+# it by that id also ends the children it forked (storescp --fork).
+SERVER_PIDS=()
+stop_server() {
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "server $pid did not stop on SIGTERM; killing it"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    local keep=() p
+    for p in "${SERVER_PIDS[@]:-}"; do [ -n "$p" ] && [ "$p" != "$pid" ] && keep+=("$p"); done
+    SERVER_PIDS=("${keep[@]:-}")
+}
+cleanup() {
+    local pid
+    for pid in "${SERVER_PIDS[@]:-}"; do
+        [ -n "$pid" ] && stop_server "$pid"
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() {
+    ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+pick_port() {
+    local p i
+    for i in $(seq 1 200); do
+        p=$((40000 + RANDOM % 20000))
+        if port_free "$p"; then echo "$p"; return 0; fi
+    done
+    die "no free port found in 40000-59999"
+}
+
+wait_for() { # wait_for SECONDS CMD...
+    local deadline=$(( $(date +%s) + $1 )); shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+# ---------------------------------------------------------------- prerequisites
+need_apt=()
+command -v dcmsend >/dev/null && command -v storescp >/dev/null && command -v dcmdump >/dev/null || need_apt+=(dcmtk)
+command -v Orthanc >/dev/null || [ -x /usr/sbin/Orthanc ] || need_apt+=(orthanc)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v ss >/dev/null || need_apt+=(iproute2)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    log "installing ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+ORTHANC=$(command -v Orthanc || echo /usr/sbin/Orthanc)
+# a Python venv's pynetdicom scripts can shadow DCMTK's names: call DCMTK by path
+DCMSEND=/usr/bin/dcmsend
+STORESCP=/usr/bin/storescp
+
+PY=""
+for cand in "$ROOT/.venv/bin/python" "$BENCH/.venv/bin/python"; do
+    if [ -x "$cand" ] && "$cand" -c 'import pydicom, numpy' 2>/dev/null; then PY=$cand; break; fi
+done
+if [ -z "$PY" ]; then
+    log "creating $BENCH/.venv with pydicom and numpy"
+    python3 -m venv "$BENCH/.venv"
+    "$BENCH/.venv/bin/pip" install -q pydicom numpy
+    PY=$BENCH/.venv/bin/python
+fi
+
+DXHUB=$ROOT/target/release/dxhub
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+    for attempt in 1 2 3 4 5; do
+        log "cargo build --release -p dxhub (attempt $attempt)"
+        if (cd "$ROOT" && cargo build --release -p dxhub) >"$LOGDIR/build.log" 2>&1; then
+            break
+        fi
+        [ "$attempt" -lt 5 ] || { tail -30 "$LOGDIR/build.log" >&2; die "release build failed"; }
+        log "build failed (the tree may be mid-edit); retrying in 60 s"
+        sleep 60
+    done
+fi
+case " $TARGETS $RSS_TEST " in
+    *" dxhub "*|*" 1 ") [ -x "$DXHUB" ] || die "$DXHUB missing" ;;
+esac
+
+# ---------------------------------------------------------------- data
+CT=$OUT/ct-$N
+if [ ! -d "$CT" ]; then
+    log "generating $N CT instances into $CT"
+    "$PY" "$HERE/gen_ct.py" ct "$CT" "$N" --dirs "$PARALLEL"
+fi
+COUNT=$(find "$CT" -type f -name '*.dcm' | wc -l)
+[ "$COUNT" -eq "$N" ] || die "$CT holds $COUNT files, expected $N (remove it to regenerate)"
+BYTES=$(find "$CT" -type f -name '*.dcm' -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}')
+
+BIG=$OUT/multiframe-$FRAMES.dcm
+if [ "$RSS_TEST" = 1 ] && [ ! -f "$BIG" ]; then
+    log "generating the $FRAMES-frame instance $BIG"
+    "$PY" "$HERE/gen_ct.py" big "$BIG" --frames "$FRAMES"
+fi
+
+# ---------------------------------------------------------------- targets
+# Each start_* sets SRV_PID, SRV_PORT, SRV_AET, SRV_DIR; count_* prints the stored count.
+RUN_SEQ=0
+fresh_dir() { RUN_SEQ=$((RUN_SEQ + 1)); SRV_DIR=$OUT/run-$1; rm -rf "$SRV_DIR"; mkdir -p "$SRV_DIR"; }
+
+start_dxhub() {
+    fresh_dir dxhub
+    local d=$SRV_DIR/data a
+    for a in "alliance add B" \
+             "institution add --alliance B --name H --level county" \
+             "ae add --institution H --ae-title BENCH"; do
+        # shellcheck disable=SC2086
+        "$DXHUB" --data-dir "$d" admin $a >>"$LOGDIR/dxhub-admin.log" 2>&1 || die "dxhub admin $a failed"
+    done
+    SRV_PORT=$(pick_port)
+    SRV_AET=DXHUB
+    local ready=$LOGDIR/dxhub-$RUN_SEQ.stdout
+    RUST_LOG=${RUST_LOG:-warn} setsid "$DXHUB" --data-dir "$d" serve --http 127.0.0.1:0 --dicom "127.0.0.1:$SRV_PORT" \
+        >"$ready" 2>"$LOGDIR/dxhub-$RUN_SEQ.log" </dev/null &
+    SRV_PID=$!
+    SERVER_PIDS+=("$SRV_PID")
+    wait_for 60 grep -q '"event":"ready"' "$ready" || { tail "$LOGDIR/dxhub-$RUN_SEQ.log" >&2; die "dxhub did not get ready"; }
+}
+count_dxhub() {
+    "$PY" - "$SRV_DIR/data/index.sqlite" <<'EOF'
+import sqlite3, sys
+c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=30)
+print(c.execute("SELECT COUNT(*) FROM instances").fetchone()[0])
+EOF
+}
+
+start_orthanc() {
+    fresh_dir orthanc
+    SRV_PORT=$(pick_port)
+    ORTHANC_HTTP=$(pick_port)
+    [ "$ORTHANC_HTTP" != "$SRV_PORT" ] || ORTHANC_HTTP=$(pick_port)
+    SRV_AET=ORTHANC
+    cat >"$SRV_DIR/cfg.json" <<EOF
+{
+  "Name": "bench",
+  "StorageDirectory": "$SRV_DIR/storage",
+  "IndexDirectory": "$SRV_DIR/index",
+  "HttpPort": $ORTHANC_HTTP,
+  "DicomPort": $SRV_PORT,
+  "DicomAet": "ORTHANC",
+  "DicomAlwaysAllowStore": true,
+  "DicomCheckCalledAet": false,
+  "RemoteAccessAllowed": false,
+  "AuthenticationEnabled": false,
+  "Plugins": []
+}
+EOF
+    TCP_NODELAY=1 setsid "$ORTHANC" "$SRV_DIR/cfg.json" >"$LOGDIR/orthanc-$RUN_SEQ.log" 2>&1 </dev/null &
+    SRV_PID=$!
+    SERVER_PIDS+=("$SRV_PID")
+    wait_for 60 curl -sf "http://127.0.0.1:$ORTHANC_HTTP/system" || { tail "$LOGDIR/orthanc-$RUN_SEQ.log" >&2; die "Orthanc did not get ready"; }
+}
+count_orthanc() {
+    curl -sf "http://127.0.0.1:$ORTHANC_HTTP/statistics" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["CountInstances"])'
+}
+
+start_storescp() {
+    fresh_dir storescp
+    mkdir -p "$SRV_DIR/files"
+    SRV_PORT=$(pick_port)
+    SRV_AET=STORESCP
+    TCP_NODELAY=1 setsid "$STORESCP" --fork -aet STORESCP -od "$SRV_DIR/files" "$SRV_PORT" \
+        >"$LOGDIR/storescp-$RUN_SEQ.log" 2>&1 </dev/null &
+    SRV_PID=$!
+    SERVER_PIDS+=("$SRV_PID")
+    wait_for 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SRV_PORT" || die "storescp did not listen"
+}
+count_storescp() { find "$SRV_DIR/files" -type f | wc -l; }
+
+# CPU seconds (user+system, including reaped children) of a process
+cpu_secs() {
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13 + $14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+declare -A SECS CPU
+run_once() { # run_once TARGET REP
+    local t=$1 rep=$2 i pids=() rc=0 t0 t1 c0 c1 got perf_pid=""
+    sync
+    "start_$t"
+    c0=$(cpu_secs "$SRV_PID")
+    if [ "$PERF" = 1 ] && [ "$t" = dxhub ] && [ "$rep" = 1 ] && command -v perf >/dev/null; then
+        perf record -g -o "$LOGDIR/perf-dxhub.data" -p "$SRV_PID" >/dev/null 2>&1 &
+        perf_pid=$!
+        sleep 0.5
+    fi
+    log "$t run $rep: sending $N instances over $PARALLEL associations to port $SRV_PORT"
+    t0=$(date +%s.%N)
+    for i in $(seq 0 $((PARALLEL - 1))); do
+        TCP_NODELAY=1 "$DCMSEND" -aet BENCH -aec "$SRV_AET" 127.0.0.1 "$SRV_PORT" +sd "$CT/$i" \
+            >"$LOGDIR/dcmsend-$t-$rep-$i.log" 2>&1 &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i" || rc=$?; done
+    t1=$(date +%s.%N)
+    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; fi
+    [ "$rc" -eq 0 ] || log "WARNING: a dcmsend exited with status $rc (see $LOGDIR/dcmsend-$t-$rep-*.log)"
+    got=0
+    # storescp --fork children may still be closing their last file
+    for i in $(seq 1 50); do
+        got=$("count_$t" || echo 0)
+        [ "$got" -ge "$N" ] && break
+        sleep 0.2
+    done
+    c1=$(cpu_secs "$SRV_PID")
+    stop_server "$SRV_PID"
+    [ "$got" -eq "$N" ] || die "$t stored $got instances, expected $N"
+    SECS[$t]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') "
+    CPU[$t]+="$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b-a}') "
+    log "$t run $rep: $got stored in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') s"
+    rm -rf "$SRV_DIR"
+}
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+span() { tr ' ' '\n' | grep . | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf "%s-%s", lo, hi}'; }
+
+for rep in $(seq 1 "$REPEAT"); do
+    for t in $TARGETS; do run_once "$t" "$rep"; done
+done
+
+# ---------------------------------------------------------------- report
+{
+    echo "dxhub ingest benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
+    echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/{print $2}') GiB RAM, kernel $(uname -r)"
+    echo "load: $N CT instances, 512x512x16-bit, Explicit VR LE, $(awk -v b="$BYTES" 'BEGIN{printf "%.1f", b/1e6}') MB; $PARALLEL parallel dcmsend associations on loopback, TCP_NODELAY=1; runs per target: $REPEAT (median)"
+    echo
+    echo "| target | instances | seconds | instances/s | MB/s | server CPU s | vs Orthanc | vs storescp |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+} >"$RESULTS"
+declare -A IPS
+for t in $TARGETS; do
+    s=$(echo "${SECS[$t]}" | median)
+    IPS[$t]=$(awk -v n="$N" -v s="$s" 'BEGIN{printf "%.1f", n/s}')
+done
+for t in $TARGETS; do
+    s=$(echo "${SECS[$t]}" | median)
+    cpu=$(echo "${CPU[$t]}" | median)
+    [ "$REPEAT" -gt 1 ] && s_show="$s ($(echo "${SECS[$t]}" | span))" || s_show=$s
+    mbs=$(awk -v b="$BYTES" -v s="$s" 'BEGIN{printf "%.1f", b/1e6/s}')
+    vo=$( [ -n "${IPS[orthanc]:-}" ] && awk -v a="${IPS[$t]}" -v b="${IPS[orthanc]}" 'BEGIN{printf "%.2f×", a/b}' || echo -)
+    vs=$( [ -n "${IPS[storescp]:-}" ] && awk -v a="${IPS[$t]}" -v b="${IPS[storescp]}" 'BEGIN{printf "%.2f×", a/b}' || echo -)
+    [ "$t" = storescp ] && cpu="$cpu*"
+    echo "| $t | $N | $s_show | ${IPS[$t]} | $mbs | $cpu | $vo | $vs |" >>"$RESULTS"
+done
+{
+    echo
+    echo "\\* storescp --fork: CPU of the children the parent has reaped only (a lower bound)."
+    if [ -n "${IPS[dxhub]:-}" ] && [ -n "${IPS[orthanc]:-}" ]; then
+        r=$(awk -v a="${IPS[dxhub]}" -v b="${IPS[orthanc]}" 'BEGIN{printf "%.2f", a/b}')
+        awk -v r="$r" 'BEGIN{exit !(r >= 4)}' && v=PASS || v=FAIL
+        echo
+        echo "$v: dxhub ≥ 4× Orthanc (measured ${r}×)"
+    fi
+    if [ -n "${IPS[dxhub]:-}" ] && [ -n "${IPS[storescp]:-}" ]; then
+        r=$(awk -v a="${IPS[dxhub]}" -v b="${IPS[storescp]}" 'BEGIN{printf "%.2f", a/b}')
+        awk -v r="$r" 'BEGIN{exit !(r >= 0.7)}' && v=PASS || v=FAIL
+        echo
+        echo "$v: dxhub ≥ 0.7× storescp (measured ${r}×)"
+    fi
+} >>"$RESULTS"
+
+# ---------------------------------------------------------------- peak RSS, one ~1 GB instance
+if [ "$RSS_TEST" = 1 ]; then
+    BIG_BYTES=$(stat -c %s "$BIG")
+    start_dxhub
+    hwm0=$(awk '/VmHWM/{print $2}' "/proc/$SRV_PID/status")
+    log "RSS test: sending $BIG ($((BIG_BYTES / 1000000)) MB) to dxhub (pid $SRV_PID, VmHWM at start ${hwm0} kB)"
+    # sample VmRSS while it runs, for the log
+    ( while kill -0 "$SRV_PID" 2>/dev/null; do
+          awk -v t="$(date +%s.%N)" '/VmRSS/{print t, $2}' "/proc/$SRV_PID/status" 2>/dev/null || true
+          sleep 0.5
+      done ) >"$LOGDIR/dxhub-rss-samples.txt" &
+    sampler=$!
+    t0=$(date +%s.%N)
+    rc=0
+    TCP_NODELAY=1 "$DCMSEND" -aet BENCH -aec DXHUB 127.0.0.1 "$SRV_PORT" "$BIG" >"$LOGDIR/dcmsend-big.log" 2>&1 || rc=$?
+    t1=$(date +%s.%N)
+    hwm=$(awk '/VmHWM/{print $2}' "/proc/$SRV_PID/status")
+    got=$(count_dxhub || echo 0)
+    stored=$("$PY" - "$SRV_DIR/data/index.sqlite" <<'EOF'
+import sqlite3, sys
+c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=30)
+r = c.execute("SELECT size_bytes, number_of_frames FROM instances").fetchone()
+print(f"{r[0]} {r[1]}" if r else "0 0")
+EOF
+)
+    blob=$(find "$SRV_DIR/data/blobs" -type f -printf '%s\n' 2>/dev/null | sort -n | tail -1)
+    stop_server "$SRV_PID"
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    hwm_mb=$(awk -v k="$hwm" 'BEGIN{printf "%.1f", k/1024}')
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
+    awk -v m="$hwm_mb" -v l="$RSS_LIMIT_MB" 'BEGIN{exit !(m < l)}' && v=PASS || v=FAIL
+    [ "$rc" -eq 0 ] && [ "$got" -eq 1 ] || v=FAIL
+    {
+        echo
+        echo "Peak RSS of dxhub receiving one $FRAMES-frame instance ($(awk -v b="$BIG_BYTES" 'BEGIN{printf "%.1f", b/1e6}') MB, Multi-frame Grayscale Word SC, uncompressed):"
+        echo "VmHWM ${hwm_mb} MiB (at start $(awk -v k="$hwm0" 'BEGIN{printf "%.1f", k/1024}') MiB); transfer ${secs} s, $(awk -v b="$BIG_BYTES" -v s="$secs" 'BEGIN{printf "%.1f", b/1e6/s}') MB/s; dcmsend status $rc; index rows $got (size_bytes, frames: $stored); largest blob ${blob:-0} bytes"
+        echo
+        echo "$v: dxhub peak RSS < $RSS_LIMIT_MB MB while receiving the 1 GB instance"
+    } >>"$RESULTS"
+    rm -rf "$SRV_DIR"
+fi
+
+echo
+cat "$RESULTS"
+echo
+echo "(results: $RESULTS, logs: $LOGDIR)"
