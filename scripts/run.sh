@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The one command that sets up and runs dxhub with embedded defaults:
+#   bash scripts/run.sh            # build (release) and serve: HTTP :8080, DICOM :11112, AE DXHUB, data in ./dxhub-data
+#   bash scripts/run.sh --demo     # … and, on a new data dir, register a demo alliance, institutions and
+#                                  #     the calling AE title DEMO (from 127.0.0.1) so storescu can send at once
+# Extra arguments after the options are passed to `dxhub serve` (e.g. --http 127.0.0.1:9080).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+demo=0
+if [ "${1:-}" = "--demo" ]; then demo=1; shift; fi
+
+command -v cargo >/dev/null || { echo "scripts/run.sh: cargo (Rust) is required" >&2; exit 1; }
+if ! command -v cc >/dev/null; then
+  echo "installing a C compiler (build-essential)…" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends build-essential >/dev/null
+fi
+
+cargo build --release -p dxhub
+BIN="$ROOT/target/release/dxhub"
+DATA="${DXHUB_DATA_DIR:-./dxhub-data}"
+
+if [ "$demo" = 1 ] && [ ! -e "$DATA/index.sqlite" ]; then
+  "$BIN" --data-dir "$DATA" admin alliance add 演示医共体
+  "$BIN" --data-dir "$DATA" admin institution add --alliance 演示医共体 --name 县人民医院 --level county --population 450000
+  "$BIN" --data-dir "$DATA" admin institution add --alliance 演示医共体 --name 城关镇卫生院 --level township --parent 县人民医院 --population 52000
+  "$BIN" --data-dir "$DATA" admin institution add --alliance 演示医共体 --name 城关村卫生室 --level village --parent 城关镇卫生院 --population 2100
+  "$BIN" --data-dir "$DATA" admin ae add --institution 城关镇卫生院 --ae-title DEMO --host 127.0.0.1
+  echo "demo: send with   storescu -aet DEMO -aec DXHUB 127.0.0.1 11112 FILE.dcm" >&2
+fi
+
+exec "$BIN" --data-dir "$DATA" serve "$@"
