@@ -68,16 +68,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Ports outside the kernel's ephemeral range (the senders' own ports and TIME_WAIT leftovers
+# live there), free in every TCP state.
+read -r _ EPHEMERAL_HI </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_HI=60999
+if [ "$EPHEMERAL_HI" -lt 64000 ]; then PORT_LO=$((EPHEMERAL_HI + 1)); PORT_HI=65000; else PORT_LO=20000; PORT_HI=30000; fi
 port_free() {
-    ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    ! ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q . && ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 pick_port() {
     local p i
     for i in $(seq 1 200); do
-        p=$((40000 + RANDOM % 20000))
+        p=$((PORT_LO + RANDOM % (PORT_HI - PORT_LO)))
         if port_free "$p"; then echo "$p"; return 0; fi
     done
-    die "no free port found in 40000-59999"
+    die "no free port found in $PORT_LO-$PORT_HI"
 }
 
 wait_for() { # wait_for SECONDS CMD...
@@ -227,6 +231,7 @@ cpu_secs() {
 }
 
 declare -A SECS CPU
+LOADS=""
 run_once() { # run_once TARGET REP
     local t=$1 rep=$2 i pids=() rc=0 t0 t1 c0 c1 got perf_pid=""
     sync
@@ -237,7 +242,8 @@ run_once() { # run_once TARGET REP
         perf_pid=$!
         sleep 0.5
     fi
-    log "$t run $rep: sending $N instances over $PARALLEL associations to port $SRV_PORT"
+    LOADS+="$(cut -d' ' -f1 /proc/loadavg) "
+    log "$t run $rep (load $(cut -d' ' -f1-3 /proc/loadavg)): sending $N instances over $PARALLEL associations to port $SRV_PORT"
     t0=$(date +%s.%N)
     for i in $(seq 0 $((PARALLEL - 1))); do
         TCP_NODELAY=1 "$DCMSEND" -aet BENCH -aec "$SRV_AET" 127.0.0.1 "$SRV_PORT" +sd "$CT/$i" \
@@ -276,6 +282,7 @@ done
     echo "dxhub ingest benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
     echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/{print $2}') GiB RAM, kernel $(uname -r)"
     echo "load: $N CT instances, 512x512x16-bit, Explicit VR LE, $(awk -v b="$BYTES" 'BEGIN{printf "%.1f", b/1e6}') MB; $PARALLEL parallel dcmsend associations on loopback, TCP_NODELAY=1; runs per target: $REPEAT (median)"
+    echo "1-min load average before each run: $LOADS(other work on this machine shares its $(nproc) CPUs)"
     echo
     echo "| target | instances | seconds | instances/s | MB/s | server CPU s | vs Orthanc | vs storescp |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|"
@@ -297,7 +304,9 @@ for t in $TARGETS; do
 done
 {
     echo
-    echo "\\* storescp --fork: CPU of the children the parent has reaped only (a lower bound)."
+    case " $TARGETS " in *" storescp "*)
+        echo "\\* storescp --fork: CPU of the children the parent has reaped only (a lower bound)." ;;
+    esac
     if [ -n "${IPS[dxhub]:-}" ] && [ -n "${IPS[orthanc]:-}" ]; then
         r=$(awk -v a="${IPS[dxhub]}" -v b="${IPS[orthanc]}" 'BEGIN{printf "%.2f", a/b}')
         awk -v r="$r" 'BEGIN{exit !(r >= 4)}' && v=PASS || v=FAIL
@@ -350,7 +359,7 @@ EOF
         echo "Peak RSS of dxhub receiving one $FRAMES-frame instance ($(awk -v b="$BIG_BYTES" 'BEGIN{printf "%.1f", b/1e6}') MB, Multi-frame Grayscale Word SC, uncompressed):"
         echo "VmHWM ${hwm_mb} MiB (at start $(awk -v k="$hwm0" 'BEGIN{printf "%.1f", k/1024}') MiB); transfer ${secs} s, $(awk -v b="$BIG_BYTES" -v s="$secs" 'BEGIN{printf "%.1f", b/1e6/s}') MB/s; dcmsend status $rc; index rows $got (size_bytes, frames: $stored); largest blob ${blob:-0} bytes"
         echo
-        echo "$v: dxhub peak RSS < $RSS_LIMIT_MB MB while receiving the 1 GB instance"
+        echo "$v: dxhub peak RSS < $RSS_LIMIT_MB MB while receiving the $(awk -v b="$BIG_BYTES" 'BEGIN{printf "%.0f", b/1e6}') MB instance"
     } >>"$RESULTS"
     rm -rf "$SRV_DIR"
 fi

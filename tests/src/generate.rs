@@ -68,25 +68,51 @@ pub fn ct_object(spec: &CtSpec) -> InMemDicomObject {
     put(tags::ACCESSION_NUMBER, VR::SH, "ACC-1".into());
     put(tags::MODALITY, VR::CS, "CT".into());
     put(tags::STUDY_DESCRIPTION, VR::LO, "头颅CT平扫".into());
-    put(tags::PATIENT_NAME, VR::PN, spec.patient_name.as_str().into());
+    put(
+        tags::PATIENT_NAME,
+        VR::PN,
+        spec.patient_name.as_str().into(),
+    );
     put(tags::PATIENT_ID, VR::LO, spec.patient_id.as_str().into());
     put(tags::PATIENT_BIRTH_DATE, VR::DA, "19600101".into());
     put(tags::PATIENT_SEX, VR::CS, "M".into());
     put(tags::BODY_PART_EXAMINED, VR::CS, "HEAD".into());
-    put(tags::STUDY_INSTANCE_UID, VR::UI, spec.study_uid.as_str().into());
-    put(tags::SERIES_INSTANCE_UID, VR::UI, spec.series_uid.as_str().into());
+    put(
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        spec.study_uid.as_str().into(),
+    );
+    put(
+        tags::SERIES_INSTANCE_UID,
+        VR::UI,
+        spec.series_uid.as_str().into(),
+    );
     put(tags::SERIES_NUMBER, VR::IS, "1".into());
-    put(tags::INSTANCE_NUMBER, VR::IS, spec.instance_number.to_string().as_str().into());
+    put(
+        tags::INSTANCE_NUMBER,
+        VR::IS,
+        spec.instance_number.to_string().as_str().into(),
+    );
     put(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16));
-    put(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2".into());
+    put(
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        "MONOCHROME2".into(),
+    );
     put(tags::ROWS, VR::US, PrimitiveValue::from(spec.rows));
     put(tags::COLUMNS, VR::US, PrimitiveValue::from(spec.cols));
     put(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16));
     put(tags::BITS_STORED, VR::US, PrimitiveValue::from(12u16));
     put(tags::HIGH_BIT, VR::US, PrimitiveValue::from(11u16));
-    put(tags::PIXEL_REPRESENTATION, VR::US, PrimitiveValue::from(0u16));
+    put(
+        tags::PIXEL_REPRESENTATION,
+        VR::US,
+        PrimitiveValue::from(0u16),
+    );
     let n = spec.rows as usize * spec.cols as usize;
-    let pixels: Vec<u16> = (0..n).map(|i| ((i as i32 * 7 + spec.instance_number) % 4096) as u16).collect();
+    let pixels: Vec<u16> = (0..n)
+        .map(|i| ((i as i32 * 7 + spec.instance_number) % 4096) as u16)
+        .collect();
     put(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into()));
     o
 }
@@ -94,7 +120,9 @@ pub fn ct_object(spec: &CtSpec) -> InMemDicomObject {
 /// The data set alone, Explicit VR Little Endian (what an SCU sends in C-STORE).
 pub fn ct_dataset(spec: &CtSpec) -> Vec<u8> {
     let mut out = Vec::new();
-    ct_object(spec).write_dataset_with_ts(&mut out, &EXPLICIT_VR_LITTLE_ENDIAN.erased()).expect("encode dataset");
+    ct_object(spec)
+        .write_dataset_with_ts(&mut out, &EXPLICIT_VR_LITTLE_ENDIAN.erased())
+        .expect("encode dataset");
     out
 }
 
@@ -114,7 +142,10 @@ pub fn ct_file(spec: &CtSpec, path: &std::path::Path) {
 
 /// Bytes after the file meta of a Part 10 file (the data set as a sender sends it).
 pub fn dataset_of_file(bytes: &[u8]) -> &[u8] {
-    assert!(bytes.len() > 144 && &bytes[128..132] == b"DICM", "not a Part 10 file");
+    assert!(
+        bytes.len() > 144 && &bytes[128..132] == b"DICM",
+        "not a Part 10 file"
+    );
     let group_len = u32::from_le_bytes([bytes[140], bytes[141], bytes[142], bytes[143]]) as usize;
     &bytes[144 + group_len..]
 }

@@ -17,7 +17,11 @@ pub fn dxhub_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("dxhub");
-    assert!(bin.exists(), "{} not found: run `cargo build --bins` first (scripts/test.sh does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --bins` first (scripts/test.sh does)",
+        bin.display()
+    );
     bin
 }
 
@@ -43,7 +47,10 @@ impl HubOptions {
             .env("DXHUB_STORAGE__S3__BUCKET", s3.bucket.clone())
             .env("DXHUB_STORAGE__S3__REGION", "us-east-1")
             .env("DXHUB_STORAGE__S3__ACCESS_KEY_ID", s3.access_key.clone())
-            .env("DXHUB_STORAGE__S3__SECRET_ACCESS_KEY", s3.secret_key.clone())
+            .env(
+                "DXHUB_STORAGE__S3__SECRET_ACCESS_KEY",
+                s3.secret_key.clone(),
+            )
             .env("DXHUB_STORAGE__S3__ALLOW_HTTP", "true")
             .env("DXHUB_STORAGE__S3__PREFIX", prefix)
     }
@@ -76,12 +83,37 @@ impl TestHub {
         };
         hub.admin_ok(&["alliance", "add", "测试医共体"]);
         hub.admin_ok(&[
-            "institution", "add", "--alliance", "测试医共体", "--name", "县人民医院", "--level", "county", "--population", "420000",
+            "institution",
+            "add",
+            "--alliance",
+            "测试医共体",
+            "--name",
+            "县人民医院",
+            "--level",
+            "county",
+            "--population",
+            "420000",
         ]);
         hub.admin_ok(&[
-            "institution", "add", "--alliance", "测试医共体", "--name", "城关镇卫生院", "--level", "township", "--parent", "县人民医院",
+            "institution",
+            "add",
+            "--alliance",
+            "测试医共体",
+            "--name",
+            "城关镇卫生院",
+            "--level",
+            "township",
+            "--parent",
+            "县人民医院",
         ]);
-        hub.admin_ok(&["ae", "add", "--institution", "城关镇卫生院", "--ae-title", "CLINIC"]);
+        hub.admin_ok(&[
+            "ae",
+            "add",
+            "--institution",
+            "城关镇卫生院",
+            "--ae-title",
+            "CLINIC",
+        ]);
         hub.start();
         hub
     }
@@ -98,21 +130,35 @@ impl TestHub {
 
     /// Run `dxhub <args…>` against this hub's data dir and configuration.
     pub fn cli(&self, args: &[&str]) -> Output {
-        self.command().args(args).stdin(Stdio::null()).output().expect("run dxhub")
+        self.command()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run dxhub")
     }
 
     pub fn admin_ok(&self, args: &[&str]) -> String {
         let mut full = vec!["admin"];
         full.extend_from_slice(args);
         let out = self.cli(&full);
-        assert!(out.status.success(), "dxhub admin {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "dxhub admin {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Start (or restart) the server process and wait for its readiness line.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "hub already running");
-        self.stderr_log = self.data_dir.join(format!("hub-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)));
+        self.stderr_log = self.data_dir.join(format!(
+            "hub-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
         let log = std::fs::File::create(&self.stderr_log).expect("log file");
         let mut child = self
             .command()
@@ -136,13 +182,23 @@ impl TestHub {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
-                panic!("dxhub did not become ready; log:\n{}", std::fs::read_to_string(&self.stderr_log).unwrap_or_default());
+                panic!(
+                    "dxhub did not become ready; log:\n{}",
+                    std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+                );
             }
         };
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ready line {line:?}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ready line {line:?}: {e}"));
         assert_eq!(v["event"], "ready");
-        self.http = v["http"].as_str().and_then(|s| s.parse().ok()).expect("http addr");
-        self.dicom = v["dicom"].as_str().and_then(|s| s.parse().ok()).expect("dicom addr");
+        self.http = v["http"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("http addr");
+        self.dicom = v["dicom"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("dicom addr");
         self.child = Some(child);
     }
 
@@ -157,7 +213,10 @@ impl TestHub {
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let _ = c.wait();
         }
     }
@@ -182,15 +241,32 @@ impl TestHub {
             .iter()
             .find(|(k, _)| k == "DXHUB_DATABASE__URL")
             .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("index.sqlite").display()));
-        dxhub_store::SqlCatalog::connect(&url, dxhub_store::CatalogOptions { max_connections: 2, sqlite_synchronous_full: true })
-            .await
-            .expect("open catalog")
+            .unwrap_or_else(|| {
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    self.data_dir.join("index.sqlite").display()
+                )
+            });
+        dxhub_store::SqlCatalog::connect(
+            &url,
+            dxhub_store::CatalogOptions {
+                max_connections: 2,
+                sqlite_synchronous_full: true,
+            },
+        )
+        .await
+        .expect("open catalog")
     }
 
     /// The hub's object store as configured.
     pub fn blobs(&self) -> dxhub_store::Blobs {
-        let get = |k: &str| self.opts.env.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.clone());
+        let get = |k: &str| {
+            self.opts
+                .env
+                .iter()
+                .find(|(kk, _)| kk == k)
+                .map(|(_, v)| v.clone())
+        };
         if get("DXHUB_STORAGE__BACKEND").as_deref() == Some("s3") {
             dxhub_store::Blobs::s3(&dxhub_store::S3Config {
                 endpoint: get("DXHUB_STORAGE__S3__ENDPOINT"),

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 pub fn ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Returns false (test should return early) when a peer is missing outside CI; panics in CI.
@@ -14,14 +16,20 @@ pub fn require(what: &str, present: bool) -> bool {
         return true;
     }
     if ci() {
-        panic!("peer {what} is missing (CI=true: a missing peer is a failure); run the tests with scripts/test.sh");
+        panic!(
+            "peer {what} is missing (CI=true: a missing peer is a failure); run the tests with scripts/test.sh"
+        );
     }
     eprintln!("SKIPPING: peer {what} is missing; run the tests with scripts/test.sh");
     false
 }
 
 pub fn tool(name: &str) -> Option<PathBuf> {
-    let out = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().ok()?;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .ok()?;
     let p = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     (!p.is_empty()).then(|| PathBuf::from(p))
 }
@@ -37,7 +45,9 @@ pub fn dcmtk(name: &str) -> Option<PathBuf> {
 }
 
 pub fn python() -> Option<PathBuf> {
-    std::env::var_os("DXHUB_TEST_PYTHON").map(PathBuf::from).filter(|p| p.exists())
+    std::env::var_os("DXHUB_TEST_PYTHON")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
 }
 
 pub fn py_dir() -> PathBuf {
@@ -47,11 +57,15 @@ pub fn py_dir() -> PathBuf {
 }
 
 pub fn corpus() -> Option<PathBuf> {
-    std::env::var_os("DXHUB_TEST_CORPUS").map(PathBuf::from).filter(|p| p.join("manifest.json").exists())
+    std::env::var_os("DXHUB_TEST_CORPUS")
+        .map(PathBuf::from)
+        .filter(|p| p.join("manifest.json").exists())
 }
 
 pub fn pg_url() -> Option<String> {
-    std::env::var("DXHUB_TEST_PG_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("DXHUB_TEST_PG_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 pub struct S3Env {
@@ -62,12 +76,15 @@ pub struct S3Env {
 }
 
 pub fn s3() -> Option<S3Env> {
-    let endpoint = std::env::var("DXHUB_TEST_S3_ENDPOINT").ok().filter(|s| !s.is_empty())?;
+    let endpoint = std::env::var("DXHUB_TEST_S3_ENDPOINT")
+        .ok()
+        .filter(|s| !s.is_empty())?;
     Some(S3Env {
         endpoint,
         bucket: std::env::var("DXHUB_TEST_S3_BUCKET").unwrap_or_else(|_| "dxhub-test".into()),
         access_key: std::env::var("DXHUB_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "test".into()),
-        secret_key: std::env::var("DXHUB_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "testsecret".into()),
+        secret_key: std::env::var("DXHUB_TEST_S3_SECRET_KEY")
+            .unwrap_or_else(|_| "testsecret".into()),
     })
 }
 
@@ -75,17 +92,25 @@ pub fn s3() -> Option<S3Env> {
 pub async fn fresh_pg_database(server_url: &str, tag: &str) -> String {
     use sqlx::Connection;
     let name = format!("dxhub_{}_{}_{}", tag, std::process::id(), rand_suffix());
-    let mut conn = sqlx::PgConnection::connect(server_url).await.expect("connect to PostgreSQL");
+    let mut conn = sqlx::PgConnection::connect(server_url)
+        .await
+        .expect("connect to PostgreSQL");
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
         .expect("create database");
-    let base = server_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(server_url);
+    let base = server_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(server_url);
     format!("{base}/{name}")
 }
 
 fn rand_suffix() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    let n = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0);
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
     n ^ (std::process::id() as u64).rotate_left(17)
 }

@@ -7,8 +7,9 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
 use dicom_ul::pdu::{
-    AbortRQSource, AssociationRJResult, AssociationRJSource, AssociationRQ, PDataValue, PDataValueType, Pdu,
-    PresentationContextProposed, PresentationContextResultReason, UserVariableItem,
+    AbortRQSource, AssociationRJResult, AssociationRJSource, AssociationRQ, PDataValue,
+    PDataValueType, Pdu, PresentationContextProposed, PresentationContextResultReason,
+    UserVariableItem,
 };
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -18,7 +19,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectError {
     /// A-ASSOCIATE-RJ: (result, source, reason) as on the wire.
-    Rejected { result: u8, source: u8, reason: u8 },
+    Rejected {
+        result: u8,
+        source: u8,
+        reason: u8,
+    },
     Aborted,
     Other(String),
 }
@@ -40,8 +45,8 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 
 fn rj_codes(result: &AssociationRJResult, source: &AssociationRJSource) -> (u8, u8, u8) {
     use dicom_ul::pdu::{
-        AssociationRJServiceProviderASCEReason as A, AssociationRJServiceProviderPresentationReason as P,
-        AssociationRJServiceUserReason as U,
+        AssociationRJServiceProviderASCEReason as A,
+        AssociationRJServiceProviderPresentationReason as P, AssociationRJServiceUserReason as U,
     };
     let r = match result {
         AssociationRJResult::Permanent => 1,
@@ -102,11 +107,15 @@ impl Scu {
         contexts: &[(String, Vec<String>)],
         max_pdu: u32,
     ) -> Result<Scu, ConnectError> {
-        let mut stream = TcpStream::connect(addr).map_err(|e| ConnectError::Other(e.to_string()))?;
+        let mut stream =
+            TcpStream::connect(addr).map_err(|e| ConnectError::Other(e.to_string()))?;
         stream.set_nodelay(true).ok();
         stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
-        let proposed: Vec<(u8, String)> =
-            contexts.iter().enumerate().map(|(i, (a, _))| ((i * 2 + 1) as u8, a.clone())).collect();
+        let proposed: Vec<(u8, String)> = contexts
+            .iter()
+            .enumerate()
+            .map(|(i, (a, _))| ((i * 2 + 1) as u8, a.clone()))
+            .collect();
         let rq = AssociationRQ {
             protocol_version: 1,
             calling_ae_title: calling.into(),
@@ -127,8 +136,11 @@ impl Scu {
             ],
         };
         let mut buf = Vec::new();
-        encode_pdu(&Pdu::AssociationRQ(rq), &mut buf).map_err(|e| ConnectError::Other(e.to_string()))?;
-        stream.write_all(&buf).map_err(|e| ConnectError::Other(e.to_string()))?;
+        encode_pdu(&Pdu::AssociationRQ(rq), &mut buf)
+            .map_err(|e| ConnectError::Other(e.to_string()))?;
+        stream
+            .write_all(&buf)
+            .map_err(|e| ConnectError::Other(e.to_string()))?;
         match read_pdu(&mut stream).map_err(|e| ConnectError::Other(e.to_string()))? {
             Pdu::AssociationAC(ac) => {
                 let mut accepted = HashMap::new();
@@ -136,24 +148,48 @@ impl Scu {
                 for r in &ac.presentation_contexts {
                     results.insert(r.id, r.reason.clone() as u8);
                     if r.reason == PresentationContextResultReason::Acceptance {
-                        let a = proposed.iter().find(|(id, _)| *id == r.id).map(|(_, a)| a.clone()).unwrap_or_default();
+                        let a = proposed
+                            .iter()
+                            .find(|(id, _)| *id == r.id)
+                            .map(|(_, a)| a.clone())
+                            .unwrap_or_default();
                         accepted.insert(r.id, (a, r.transfer_syntax.clone()));
                     }
                 }
                 let peer_max_pdu = ac
                     .user_variables
                     .iter()
-                    .find_map(|u| if let UserVariableItem::MaxLength(m) = u { Some(*m) } else { None })
+                    .find_map(|u| {
+                        if let UserVariableItem::MaxLength(m) = u {
+                            Some(*m)
+                        } else {
+                            None
+                        }
+                    })
                     .filter(|m| *m > 0)
                     .unwrap_or(1 << 20);
-                Ok(Scu { stream, peer_max_pdu, accepted, results, proposed, next_message_id: 1 })
+                Ok(Scu {
+                    stream,
+                    peer_max_pdu,
+                    accepted,
+                    results,
+                    proposed,
+                    next_message_id: 1,
+                })
             }
             Pdu::AssociationRJ(rj) => {
                 let (result, source, reason) = rj_codes(&rj.result, &rj.source);
-                Err(ConnectError::Rejected { result, source, reason })
+                Err(ConnectError::Rejected {
+                    result,
+                    source,
+                    reason,
+                })
             }
             Pdu::AbortRQ { .. } => Err(ConnectError::Aborted),
-            other => Err(ConnectError::Other(format!("unexpected {}", other.short_description()))),
+            other => Err(ConnectError::Other(format!(
+                "unexpected {}",
+                other.short_description()
+            ))),
         }
     }
 
@@ -168,7 +204,12 @@ impl Scu {
 
     /// Write several C-STOREs back to back without waiting, then read their responses in
     /// order: the peer sees PDUs arriving while it is still busy with earlier instances.
-    pub fn store_pipelined(&mut self, pc: u8, sop_class: &str, items: &[(String, Vec<u8>)]) -> io::Result<Vec<u16>> {
+    pub fn store_pipelined(
+        &mut self,
+        pc: u8,
+        sop_class: &str,
+        items: &[(String, Vec<u8>)],
+    ) -> io::Result<Vec<u16>> {
         let mut buf = Vec::new();
         for (uid, ds) in items {
             buf.extend(self.encode_store(pc, sop_class, uid, ds, true));
@@ -183,7 +224,10 @@ impl Scu {
 
     /// Accepted context id for an abstract syntax.
     pub fn context_for(&self, abstract_syntax: &str) -> Option<(u8, String)> {
-        self.accepted.iter().find(|(_, (a, _))| a == abstract_syntax).map(|(id, (_, ts))| (*id, ts.clone()))
+        self.accepted
+            .iter()
+            .find(|(_, (a, _))| a == abstract_syntax)
+            .map(|(id, (_, ts))| (*id, ts.clone()))
     }
 
     fn command(fields: &[(dicom_core::Tag, VR, PrimitiveValue)]) -> Vec<u8> {
@@ -192,7 +236,8 @@ impl Scu {
             o.put(DataElement::new(*t, *vr, v.clone()));
         }
         let mut body = Vec::new();
-        o.write_dataset_with_ts(&mut body, &IMPLICIT_VR_LITTLE_ENDIAN.erased()).expect("encode command");
+        o.write_dataset_with_ts(&mut body, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+            .expect("encode command");
         let mut out = vec![0, 0, 0, 0, 4, 0, 0, 0];
         out.extend_from_slice(&(body.len() as u32).to_le_bytes());
         out.extend_from_slice(&body);
@@ -207,22 +252,42 @@ impl Scu {
             (tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(0x0001u16)),
             (tags::MESSAGE_ID, VR::US, PrimitiveValue::from(id)),
             (tags::PRIORITY, VR::US, PrimitiveValue::from(0u16)),
-            (tags::COMMAND_DATA_SET_TYPE, VR::US, PrimitiveValue::from(0x0000u16)),
+            (
+                tags::COMMAND_DATA_SET_TYPE,
+                VR::US,
+                PrimitiveValue::from(0x0000u16),
+            ),
             (tags::AFFECTED_SOP_INSTANCE_UID, VR::UI, sop_instance.into()),
         ]);
         (id, cmd)
     }
 
     /// Encode the command PDU and the data PDUs of one instance into one buffer.
-    fn encode_store(&mut self, pc: u8, sop_class: &str, sop_instance: &str, dataset: &[u8], last: bool) -> Vec<u8> {
+    fn encode_store(
+        &mut self,
+        pc: u8,
+        sop_class: &str,
+        sop_instance: &str,
+        dataset: &[u8],
+        last: bool,
+    ) -> Vec<u8> {
         let (_, cmd) = self.store_command(sop_class, sop_instance);
         let mut out = Vec::with_capacity(dataset.len() + 1024);
         let cmd_pdu = Pdu::PData {
-            data: vec![PDataValue { presentation_context_id: pc, value_type: PDataValueType::Command, is_last: true, data: cmd }],
+            data: vec![PDataValue {
+                presentation_context_id: pc,
+                value_type: PDataValueType::Command,
+                is_last: true,
+                data: cmd,
+            }],
         };
         encode_pdu(&cmd_pdu, &mut out).expect("encode");
         let chunk = (self.peer_max_pdu as usize).saturating_sub(6).max(16);
-        let chunks: Vec<&[u8]> = if dataset.is_empty() { vec![&[][..]] } else { dataset.chunks(chunk).collect() };
+        let chunks: Vec<&[u8]> = if dataset.is_empty() {
+            vec![&[][..]]
+        } else {
+            dataset.chunks(chunk).collect()
+        };
         let n = chunks.len();
         for (i, c) in chunks.into_iter().enumerate() {
             let pdu = Pdu::PData {
@@ -239,14 +304,26 @@ impl Scu {
     }
 
     /// C-STORE one instance; returns (status, error comment).
-    pub fn store(&mut self, pc: u8, sop_class: &str, sop_instance: &str, dataset: &[u8]) -> io::Result<(u16, Option<String>)> {
+    pub fn store(
+        &mut self,
+        pc: u8,
+        sop_class: &str,
+        sop_instance: &str,
+        dataset: &[u8],
+    ) -> io::Result<(u16, Option<String>)> {
         let buf = self.encode_store(pc, sop_class, sop_instance, dataset, true);
         self.stream.write_all(&buf)?;
         self.read_response()
     }
 
     /// Send a command and only the first part of its data set (no last fragment).
-    pub fn store_partial(&mut self, pc: u8, sop_class: &str, sop_instance: &str, partial: &[u8]) -> io::Result<()> {
+    pub fn store_partial(
+        &mut self,
+        pc: u8,
+        sop_class: &str,
+        sop_instance: &str,
+        partial: &[u8],
+    ) -> io::Result<()> {
         let buf = self.encode_store(pc, sop_class, sop_instance, partial, false);
         self.stream.write_all(&buf)
     }
@@ -255,15 +332,28 @@ impl Scu {
         let id = self.next_message_id;
         self.next_message_id += 1;
         let cmd = Self::command(&[
-            (tags::AFFECTED_SOP_CLASS_UID, VR::UI, "1.2.840.10008.1.1".into()),
+            (
+                tags::AFFECTED_SOP_CLASS_UID,
+                VR::UI,
+                "1.2.840.10008.1.1".into(),
+            ),
             (tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(0x0030u16)),
             (tags::MESSAGE_ID, VR::US, PrimitiveValue::from(id)),
-            (tags::COMMAND_DATA_SET_TYPE, VR::US, PrimitiveValue::from(0x0101u16)),
+            (
+                tags::COMMAND_DATA_SET_TYPE,
+                VR::US,
+                PrimitiveValue::from(0x0101u16),
+            ),
         ]);
         let mut out = Vec::new();
         encode_pdu(
             &Pdu::PData {
-                data: vec![PDataValue { presentation_context_id: pc, value_type: PDataValueType::Command, is_last: true, data: cmd }],
+                data: vec![PDataValue {
+                    presentation_context_id: pc,
+                    value_type: PDataValueType::Command,
+                    is_last: true,
+                    data: cmd,
+                }],
             },
             &mut out,
         )?;
@@ -279,9 +369,16 @@ impl Scu {
                     for v in data {
                         cmd.extend_from_slice(&v.data);
                         if v.is_last && v.value_type == PDataValueType::Command {
-                            let o = InMemDicomObject::read_dataset_with_ts(&cmd[..], &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+                            let o = InMemDicomObject::read_dataset_with_ts(
+                                &cmd[..],
+                                &IMPLICIT_VR_LITTLE_ENDIAN.erased(),
+                            )
+                            .map_err(io_err)?;
+                            let status = o
+                                .element(tags::STATUS)
+                                .map_err(io_err)?
+                                .to_int::<u16>()
                                 .map_err(io_err)?;
-                            let status = o.element(tags::STATUS).map_err(io_err)?.to_int::<u16>().map_err(io_err)?;
                             let comment = o
                                 .element_opt(tags::ERROR_COMMENT)
                                 .ok()
@@ -291,7 +388,12 @@ impl Scu {
                         }
                     }
                 }
-                Pdu::AbortRQ { .. } => return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "peer aborted")),
+                Pdu::AbortRQ { .. } => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "peer aborted",
+                    ));
+                }
                 other => return Err(io_err(format!("unexpected {}", other.short_description()))),
             }
         }
@@ -303,13 +405,23 @@ impl Scu {
         self.stream.write_all(&out)?;
         match read_pdu(&mut self.stream)? {
             Pdu::ReleaseRP => Ok(()),
-            other => Err(io_err(format!("expected A-RELEASE-RP, got {}", other.short_description()))),
+            other => Err(io_err(format!(
+                "expected A-RELEASE-RP, got {}",
+                other.short_description()
+            ))),
         }
     }
 
     pub fn abort(mut self) {
         let mut out = Vec::new();
-        if encode_pdu(&Pdu::AbortRQ { source: AbortRQSource::ServiceUser }, &mut out).is_ok() {
+        if encode_pdu(
+            &Pdu::AbortRQ {
+                source: AbortRQSource::ServiceUser,
+            },
+            &mut out,
+        )
+        .is_ok()
+        {
             let _ = self.stream.write_all(&out);
         }
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
@@ -324,10 +436,16 @@ impl Scu {
 pub fn ct_context() -> (String, Vec<String>) {
     (
         dicom_dictionary_std::uids::CT_IMAGE_STORAGE.to_owned(),
-        vec![dicom_dictionary_std::uids::EXPLICIT_VR_LITTLE_ENDIAN.to_owned(), dicom_dictionary_std::uids::IMPLICIT_VR_LITTLE_ENDIAN.to_owned()],
+        vec![
+            dicom_dictionary_std::uids::EXPLICIT_VR_LITTLE_ENDIAN.to_owned(),
+            dicom_dictionary_std::uids::IMPLICIT_VR_LITTLE_ENDIAN.to_owned(),
+        ],
     )
 }
 
 pub fn verification_context() -> (String, Vec<String>) {
-    ("1.2.840.10008.1.1".to_owned(), vec![dicom_dictionary_std::uids::IMPLICIT_VR_LITTLE_ENDIAN.to_owned()])
+    (
+        "1.2.840.10008.1.1".to_owned(),
+        vec![dicom_dictionary_std::uids::IMPLICIT_VR_LITTLE_ENDIAN.to_owned()],
+    )
 }

@@ -20,13 +20,16 @@ async fn run(hub: TestHub) {
         let study = study.clone();
         let series = series[t % 2].clone();
         threads.push(std::thread::spawn(move || {
-            let mut scu = Scu::connect(addr, "CLINIC", "DXHUB", &[ct_context()], 1 << 20).expect("associate");
+            let mut scu =
+                Scu::connect(addr, "CLINIC", "DXHUB", &[ct_context()], 1 << 20).expect("associate");
             let (pc, _) = scu.context_for(uids::CT_IMAGE_STORAGE).expect("CT context");
             let mut bytes = 0u64;
             for i in 0..PER_ASSOCIATION {
                 let spec = CtSpec::new(&study, &series, (t * PER_ASSOCIATION + i) as i32);
                 let ds = ct_dataset(&spec);
-                let (status, comment) = scu.store(pc, uids::CT_IMAGE_STORAGE, &spec.sop_uid, &ds).expect("store");
+                let (status, comment) = scu
+                    .store(pc, uids::CT_IMAGE_STORAGE, &spec.sop_uid, &ds)
+                    .expect("store");
                 assert_eq!(status, 0, "instance {i} of association {t}: {comment:?}");
                 bytes += ds.len() as u64;
             }
@@ -34,7 +37,10 @@ async fn run(hub: TestHub) {
             bytes
         }));
     }
-    let dataset_bytes: u64 = threads.into_iter().map(|t| t.join().expect("sender thread")).sum();
+    let dataset_bytes: u64 = threads
+        .into_iter()
+        .map(|t| t.join().expect("sender thread"))
+        .sum();
 
     let catalog = hub.catalog().await;
     let total = (ASSOCIATIONS * PER_ASSOCIATION) as i64;

@@ -65,18 +65,34 @@ fn runtime() -> tokio::runtime::Runtime {
 /// A new association proposing CT Image Storage; returns the SCU and the accepted context.
 fn associate(hub: &TestHub) -> (Scu, u8) {
     let scu = Scu::connect(hub.dicom, "CLINIC", "DXHUB", &[scu::ct_context()], 1 << 20)
-        .unwrap_or_else(|e| panic!("association with the hub failed: {e:?}\nhub log:\n{}", hub.log()));
-    let (pc, ts) = scu.context_for(CT_IMAGE_STORAGE).expect("CT Image Storage accepted");
+        .unwrap_or_else(|e| {
+            panic!(
+                "association with the hub failed: {e:?}\nhub log:\n{}",
+                hub.log()
+            )
+        });
+    let (pc, ts) = scu
+        .context_for(CT_IMAGE_STORAGE)
+        .expect("CT Image Storage accepted");
     // the data sets are generated in Explicit VR Little Endian
-    assert_eq!(ts, EXPLICIT_VR_LITTLE_ENDIAN, "hub chose an unexpected transfer syntax");
+    assert_eq!(
+        ts, EXPLICIT_VR_LITTLE_ENDIAN,
+        "hub chose an unexpected transfer syntax"
+    );
     (scu, pc)
 }
 
 fn store_all_ok(hub: &TestHub, insts: &[Inst]) {
     let (mut scu, pc) = associate(hub);
     for inst in insts {
-        let (status, comment) = scu.store(pc, CT_IMAGE_STORAGE, &inst.sop, &inst.dataset).expect("C-STORE");
-        assert_eq!(status, 0, "C-STORE of {} returned {status:04X} ({comment:?})", inst.sop);
+        let (status, comment) = scu
+            .store(pc, CT_IMAGE_STORAGE, &inst.sop, &inst.dataset)
+            .expect("C-STORE");
+        assert_eq!(
+            status, 0,
+            "C-STORE of {} returned {status:04X} ({comment:?})",
+            inst.sop
+        );
     }
     scu.release().expect("release");
 }
@@ -90,13 +106,20 @@ fn fsck(hub: &TestHub, args: &[&str]) -> (i32, String) {
     full.extend_from_slice(args);
     let out = hub.cli(&full);
     let stdout = stdout_of(&out);
-    eprintln!("$ dxhub {}\n{stdout}{}", full.join(" "), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "$ dxhub {}\n{stdout}{}",
+        full.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.code().unwrap_or(-1), stdout)
 }
 
 fn spool_files(dir: &Path) -> Vec<String> {
     match std::fs::read_dir(dir) {
-        Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => panic!("cannot list {}: {e}", dir.display()),
     }
@@ -106,7 +129,10 @@ fn spool_files(dir: &Path) -> Vec<String> {
 fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting until {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -121,13 +147,27 @@ async fn assert_stored_exactly(catalog: &SqlCatalog, blobs: &Blobs, inst: &Inst)
         .unwrap_or_else(|| panic!("instance {} is not in the index", inst.sop));
     assert_eq!(row.study_instance_uid, inst.study);
     assert_eq!(row.series_instance_uid, inst.series);
-    assert_eq!(row.dataset_sha256, inst.dataset_sha256(), "indexed data set hash of {}", inst.sop);
+    assert_eq!(
+        row.dataset_sha256,
+        inst.dataset_sha256(),
+        "indexed data set hash of {}",
+        inst.sop
+    );
     let meta = blobs
         .head(&row.blob_key)
         .await
         .expect("head blob")
-        .unwrap_or_else(|| panic!("blob {} of indexed instance {} is missing", row.blob_key, inst.sop));
-    assert_eq!(meta.size as i64, row.size_bytes, "blob size of {}", row.blob_key);
+        .unwrap_or_else(|| {
+            panic!(
+                "blob {} of indexed instance {} is missing",
+                row.blob_key, inst.sop
+            )
+        });
+    assert_eq!(
+        meta.size as i64, row.size_bytes,
+        "blob size of {}",
+        row.blob_key
+    );
     let bytes = blobs.get_bytes(&row.blob_key).await.expect("read blob");
     assert_eq!(bytes.len() as i64, row.size_bytes);
     assert_eq!(
@@ -137,7 +177,11 @@ async fn assert_stored_exactly(catalog: &SqlCatalog, blobs: &Blobs, inst: &Inst)
         row.blob_key
     );
     let ds = generate::dataset_of_file(&bytes);
-    assert!(ds == &inst.dataset[..], "stored data set of {} differs from what was sent", inst.sop);
+    assert!(
+        ds == &inst.dataset[..],
+        "stored data set of {} differs from what was sent",
+        inst.sop
+    );
 }
 
 /// Every index row (every version) points to an existing blob of the indexed size.
@@ -145,7 +189,10 @@ async fn assert_no_dangling_rows(catalog: &SqlCatalog, blobs: &Blobs) -> usize {
     let mut after = 0i64;
     let mut n = 0usize;
     loop {
-        let page = catalog.list_instance_rows(after, 500).await.expect("list_instance_rows");
+        let page = catalog
+            .list_instance_rows(after, 500)
+            .await
+            .expect("list_instance_rows");
         let Some(last) = page.last() else { break };
         after = last.id;
         for row in page {
@@ -154,8 +201,17 @@ async fn assert_no_dangling_rows(catalog: &SqlCatalog, blobs: &Blobs) -> usize {
                 .head(&row.blob_key)
                 .await
                 .expect("head blob")
-                .unwrap_or_else(|| panic!("index row {} ({}) points to missing blob {}", row.id, row.sop_instance_uid, row.blob_key));
-            assert_eq!(meta.size as i64, row.size_bytes, "size of blob {}", row.blob_key);
+                .unwrap_or_else(|| {
+                    panic!(
+                        "index row {} ({}) points to missing blob {}",
+                        row.id, row.sop_instance_uid, row.blob_key
+                    )
+                });
+            assert_eq!(
+                meta.size as i64, row.size_bytes,
+                "size of blob {}",
+                row.blob_key
+            );
         }
     }
     n
@@ -225,7 +281,12 @@ fn kill9_during_concurrent_ingest_loses_nothing_acknowledged() {
     let total = THREADS * PER_THREAD;
     let target = total / 3;
 
-    let progress = Arc::new(Progress { acked: AtomicUsize::new(0), finished: AtomicUsize::new(0), lock: Mutex::new(()), cv: Condvar::new() });
+    let progress = Arc::new(Progress {
+        acked: AtomicUsize::new(0),
+        finished: AtomicUsize::new(0),
+        lock: Mutex::new(()),
+        cv: Condvar::new(),
+    });
     let handles: Vec<_> = slices
         .iter()
         .map(|slice| {
@@ -240,7 +301,10 @@ fn kill9_during_concurrent_ingest_loses_nothing_acknowledged() {
                     }
                 }
                 let _finish = Finish(progress.clone());
-                let mut report = SenderReport { statuses: vec![None; slice.len()], error: None };
+                let mut report = SenderReport {
+                    statuses: vec![None; slice.len()],
+                    error: None,
+                };
                 for (i, inst) in slice.iter().enumerate() {
                     match scu.store(pc, CT_IMAGE_STORAGE, &inst.sop, &inst.dataset) {
                         Ok((status, _comment)) => {
@@ -274,23 +338,39 @@ fn kill9_during_concurrent_ingest_loses_nothing_acknowledged() {
                 progress.acked.load(Ordering::SeqCst),
                 hub.log()
             );
-            let left = deadline.checked_duration_since(Instant::now()).unwrap_or_else(|| {
-                panic!("only {} acks after 300 s; hub log:\n{}", progress.acked.load(Ordering::SeqCst), hub.log())
-            });
-            g = progress.cv.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0;
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "only {} acks after 300 s; hub log:\n{}",
+                        progress.acked.load(Ordering::SeqCst),
+                        hub.log()
+                    )
+                });
+            g = progress
+                .cv
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
     hub.kill9();
     let killed_at = progress.acked.load(Ordering::SeqCst);
 
-    let reports: Vec<SenderReport> = handles.into_iter().map(|h| h.join().expect("sender thread panicked")).collect();
+    let reports: Vec<SenderReport> = handles
+        .into_iter()
+        .map(|h| h.join().expect("sender thread panicked"))
+        .collect();
     let mut acked: Vec<&Inst> = Vec::new();
     let mut errors = 0;
     for (slice, report) in slices.iter().zip(&reports) {
         for (inst, status) in slice.iter().zip(&report.statuses) {
             match status {
                 Some(0) => acked.push(inst),
-                Some(other) => panic!("C-STORE of {} returned {other:04X} before the kill", inst.sop),
+                Some(other) => panic!(
+                    "C-STORE of {} returned {other:04X} before the kill",
+                    inst.sop
+                ),
                 None => {}
             }
         }
@@ -303,27 +383,48 @@ fn kill9_during_concurrent_ingest_loses_nothing_acknowledged() {
         "killed after {killed_at} acks observed; {} acked in total; {errors} of {THREADS} senders cut off",
         acked.len()
     );
-    assert!(acked.len() >= target, "fewer acks ({}) than observed before the kill ({target})", acked.len());
-    assert!(acked.len() < total, "everything was acknowledged before the kill: the test did not crash anything");
-    assert_eq!(errors, THREADS, "every sender must have been cut off by the kill");
+    assert!(
+        acked.len() >= target,
+        "fewer acks ({}) than observed before the kill ({target})",
+        acked.len()
+    );
+    assert!(
+        acked.len() < total,
+        "everything was acknowledged before the kill: the test did not crash anything"
+    );
+    assert_eq!(
+        errors, THREADS,
+        "every sender must have been cut off by the kill"
+    );
     let blobs = hub.blobs();
 
     // What the dead hub left in its spool (instances in the middle of being received). One
     // more stray file is planted so that the clean-up at start is always exercised.
     let left_in_spool = spool_files(&hub.spool_dir()).len();
-    std::fs::write(hub.spool_dir().join("1-1-1.part"), b"planted stray spool file").expect("plant spool file");
+    std::fs::write(
+        hub.spool_dir().join("1-1-1.part"),
+        b"planted stray spool file",
+    )
+    .expect("plant spool file");
     let orphans_after_kill = rt.block_on(async {
         let catalog = hub.catalog().await;
         let mut n = 0;
         for key in blob_keys_under(&blobs, "studies/").await {
             let sop = key.split('/').nth(3).expect("instance key").to_owned();
-            if catalog.get_instance(&sop).await.expect("get_instance").is_none() {
+            if catalog
+                .get_instance(&sop)
+                .await
+                .expect("get_instance")
+                .is_none()
+            {
                 n += 1;
             }
         }
         n
     });
-    eprintln!("after the kill: {left_in_spool} spool file(s), {orphans_after_kill} blob(s) without an index row");
+    eprintln!(
+        "after the kill: {left_in_spool} spool file(s), {orphans_after_kill} blob(s) without an index row"
+    );
 
     // Restart on the same data dir: stray spool files of the dead run are gone.
     hub.start();
@@ -336,10 +437,20 @@ fn kill9_during_concurrent_ingest_loses_nothing_acknowledged() {
             assert_stored_exactly(&catalog, &blobs, inst).await;
         }
         let rows = assert_no_dangling_rows(&catalog, &blobs).await;
-        eprintln!("after restart: {rows} index rows, {} acknowledged", acked.len());
-        assert!(rows >= acked.len(), "fewer index rows ({rows}) than acknowledged instances ({})", acked.len());
+        eprintln!(
+            "after restart: {rows} index rows, {} acknowledged",
+            acked.len()
+        );
+        assert!(
+            rows >= acked.len(),
+            "fewer index rows ({rows}) than acknowledged instances ({})",
+            acked.len()
+        );
         let c = catalog.counts().await.expect("counts");
-        assert_eq!(c.instances as usize, rows, "distinct instances vs rows: {c:?}");
+        assert_eq!(
+            c.instances as usize, rows,
+            "distinct instances vs rows: {c:?}"
+        );
     });
 
     // Re-send everything, acknowledged or not, on new associations: all succeed.
@@ -351,7 +462,9 @@ fn kill9_during_concurrent_ingest_loses_nothing_acknowledged() {
             std::thread::spawn(move || {
                 let mut bad = Vec::new();
                 for inst in slice.iter() {
-                    let (status, comment) = scu.store(pc, CT_IMAGE_STORAGE, &inst.sop, &inst.dataset).expect("C-STORE on re-send");
+                    let (status, comment) = scu
+                        .store(pc, CT_IMAGE_STORAGE, &inst.sop, &inst.dataset)
+                        .expect("C-STORE on re-send");
                     if status != 0 {
                         bad.push(format!("{}: {status:04X} {comment:?}", inst.sop));
                     }
@@ -361,8 +474,14 @@ fn kill9_during_concurrent_ingest_loses_nothing_acknowledged() {
             })
         })
         .collect();
-    let bad: Vec<String> = resend.into_iter().flat_map(|h| h.join().expect("re-send thread panicked")).collect();
-    assert!(bad.is_empty(), "re-sent instances not stored with status 0: {bad:?}");
+    let bad: Vec<String> = resend
+        .into_iter()
+        .flat_map(|h| h.join().expect("re-send thread panicked"))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "re-sent instances not stored with status 0: {bad:?}"
+    );
 
     rt.block_on(async {
         let catalog = hub.catalog().await;
@@ -372,7 +491,10 @@ fn kill9_during_concurrent_ingest_loses_nothing_acknowledged() {
         let rows = assert_no_dangling_rows(&catalog, &blobs).await;
         let c = catalog.counts().await.expect("counts");
         assert_eq!(c.instances as usize, total, "{c:?}");
-        assert_eq!(c.instance_versions as usize, total, "identical re-sends must not create versions: {c:?}");
+        assert_eq!(
+            c.instance_versions as usize, total,
+            "identical re-sends must not create versions: {c:?}"
+        );
         assert_eq!(rows, total);
         assert_eq!(c.studies as usize, THREADS, "{c:?}");
         assert_eq!(c.series as usize, THREADS, "{c:?}");
@@ -382,13 +504,22 @@ fn kill9_during_concurrent_ingest_loses_nothing_acknowledged() {
     hub.stop();
     let (code, out) = fsck(&hub, &["--repair", "--grace-secs", "0"]);
     assert_eq!(code, 0, "fsck --repair failed:\n{out}");
-    assert!(!out.contains("missing blob"), "fsck found index rows without blobs:\n{out}");
+    assert!(
+        !out.contains("missing blob"),
+        "fsck found index rows without blobs:\n{out}"
+    );
     let (code, out) = fsck(&hub, &["--grace-secs", "0"]);
     assert_eq!(code, 0, "fsck after repair is not clean:\n{out}");
-    assert!(out.lines().any(|l| l.trim() == "clean"), "fsck after repair is not clean:\n{out}");
+    assert!(
+        out.lines().any(|l| l.trim() == "clean"),
+        "fsck after repair is not clean:\n{out}"
+    );
     rt.block_on(async {
         let c = hub.catalog().await.counts().await.expect("counts");
-        assert_eq!(c.instances as usize, total, "fsck --repair removed instances: {c:?}");
+        assert_eq!(
+            c.instances as usize, total,
+            "fsck --repair removed instances: {c:?}"
+        );
     });
     eprintln!("kill9 test took {:?}", started.elapsed());
 }
@@ -421,26 +552,44 @@ fn aborted_association_mid_instance_leaves_nothing() {
         let half = &inst.dataset[..inst.dataset.len() / 2];
 
         let (mut scu, pc) = associate(&hub);
-        scu.store_partial(pc, CT_IMAGE_STORAGE, &inst.sop, half).expect("send partial instance");
+        scu.store_partial(pc, CT_IMAGE_STORAGE, &inst.sop, half)
+            .expect("send partial instance");
         // the hub has started spooling this instance
-        wait_until(&format!("{death:?}: the hub spools the partial instance"), Duration::from_secs(10), || {
-            !spool_files(&spool).is_empty()
-        });
+        wait_until(
+            &format!("{death:?}: the hub spools the partial instance"),
+            Duration::from_secs(10),
+            || !spool_files(&spool).is_empty(),
+        );
         match death {
             Death::Abort => scu.abort(),
             Death::Drop => scu.drop_connection(),
         }
-        wait_until(&format!("{death:?}: the spool is empty again"), Duration::from_secs(10), || spool_files(&spool).is_empty());
+        wait_until(
+            &format!("{death:?}: the spool is empty again"),
+            Duration::from_secs(10),
+            || spool_files(&spool).is_empty(),
+        );
 
         rt.block_on(async {
             let catalog = hub.catalog().await;
             assert!(
-                catalog.get_instance(&inst.sop).await.expect("get_instance").is_none(),
+                catalog
+                    .get_instance(&inst.sop)
+                    .await
+                    .expect("get_instance")
+                    .is_none(),
                 "{death:?}: a half-received instance is in the index"
             );
             let keys = blob_keys_under(&blobs, &format!("studies/{study}")).await;
-            assert!(keys.is_empty(), "{death:?}: blobs of a half-received instance: {keys:?}");
-            assert_eq!(catalog.counts().await.expect("counts").instances, 0, "{death:?}");
+            assert!(
+                keys.is_empty(),
+                "{death:?}: blobs of a half-received instance: {keys:?}"
+            );
+            assert_eq!(
+                catalog.counts().await.expect("counts").instances,
+                0,
+                "{death:?}"
+            );
         });
 
         // the same instance, sent in full on a new association, is stored normally
@@ -451,11 +600,21 @@ fn aborted_association_mid_instance_leaves_nothing() {
             let keys = blob_keys_under(&blobs, &format!("studies/{study}")).await;
             assert_eq!(keys.len(), 1, "{death:?}: {keys:?}");
             // clean up for the next variant's "nothing in the index" check
-            let row = catalog.get_instance(&inst.sop).await.expect("get_instance").expect("row");
-            catalog.delete_instance_row(row.id).await.expect("delete row");
+            let row = catalog
+                .get_instance(&inst.sop)
+                .await
+                .expect("get_instance")
+                .expect("row");
+            catalog
+                .delete_instance_row(row.id)
+                .await
+                .expect("delete row");
             blobs.delete(&row.blob_key).await.expect("delete blob");
         });
-        assert!(spool_files(&spool).is_empty(), "{death:?}: spool not empty after a full store");
+        assert!(
+            spool_files(&spool).is_empty(),
+            "{death:?}: spool not empty after a full store"
+        );
     }
     eprintln!("abort test took {:?}", started.elapsed());
 }
@@ -470,7 +629,9 @@ fn fsck_detects_and_repairs() {
     let mut hub = TestHub::spawn(HubOptions::default());
     let study = generate::new_uid();
     let series = generate::new_uid();
-    let insts: Vec<Inst> = (1..=5).map(|n| Inst::sized(&study, &series, n, 64, 64)).collect();
+    let insts: Vec<Inst> = (1..=5)
+        .map(|n| Inst::sized(&study, &series, n, 64, 64))
+        .collect();
     store_all_ok(&hub, &insts);
     hub.stop();
 
@@ -483,46 +644,79 @@ fn fsck_detects_and_repairs() {
     let (before, victim_key) = rt.block_on(async {
         let catalog = hub.catalog().await;
         let c = catalog.counts().await.expect("counts");
-        let row = catalog.get_instance(&victim.sop).await.expect("get_instance").expect("victim indexed");
+        let row = catalog
+            .get_instance(&victim.sop)
+            .await
+            .expect("get_instance")
+            .expect("victim indexed");
         (c, row.blob_key)
     });
     assert_eq!(before.instances, 5);
 
     // 1. a stored blob deleted by hand
     let victim_file = hub.data_dir.join("blobs").join(&victim_key);
-    assert!(victim_file.is_file(), "{} is not where the local backend keeps it", victim_file.display());
+    assert!(
+        victim_file.is_file(),
+        "{} is not where the local backend keeps it",
+        victim_file.display()
+    );
     std::fs::remove_file(&victim_file).expect("delete blob file");
     // 2. an orphan blob (no index row)
     let orphan = "studies/1.2.3/1.2.3.4/1.2.3.4.5/deadbeefdeadbeef.dcm";
-    rt.block_on(blobs.put_bytes(orphan, b"not referenced by any index row".to_vec().into())).expect("put orphan");
+    rt.block_on(blobs.put_bytes(orphan, b"not referenced by any index row".to_vec().into()))
+        .expect("put orphan");
     // 3. a stray spool file (as a crash leaves it)
     let stray_name = "4242-1700000000000000000-0.part";
-    std::fs::write(hub.spool_dir().join(stray_name), b"half an instance").expect("write stray spool file");
+    std::fs::write(hub.spool_dir().join(stray_name), b"half an instance")
+        .expect("write stray spool file");
 
     // With the default grace period the fresh orphan is in flight, not an orphan.
     let (code, out) = fsck(&hub, &[]);
     assert_eq!(code, 1, "fsck must fail with problems:\n{out}");
-    assert!(out.contains(&format!("missing blob: {victim_key} is missing")), "{out}");
-    assert!(out.contains("stray spool file:") && out.contains(stray_name), "{out}");
-    assert!(!out.contains("orphan blob:"), "a fresh blob must not be called an orphan within the grace period:\n{out}");
+    assert!(
+        out.contains(&format!("missing blob: {victim_key} is missing")),
+        "{out}"
+    );
+    assert!(
+        out.contains("stray spool file:") && out.contains(stray_name),
+        "{out}"
+    );
+    assert!(
+        !out.contains("orphan blob:"),
+        "a fresh blob must not be called an orphan within the grace period:\n{out}"
+    );
     assert!(out.contains("(in flight, not touched): 1"), "{out}");
     assert!(out.contains("2 problem(s) found"), "{out}");
 
     // Without grace: all three, exit status 1, nothing changed.
     let (code, out) = fsck(&hub, &["--grace-secs", "0"]);
     assert_eq!(code, 1, "fsck must fail with problems:\n{out}");
-    assert!(out.contains(&format!("missing blob: {victim_key} is missing")), "{out}");
+    assert!(
+        out.contains(&format!("missing blob: {victim_key} is missing")),
+        "{out}"
+    );
     assert!(out.contains(&format!("orphan blob: {orphan}")), "{out}");
-    assert!(out.contains("stray spool file:") && out.contains(stray_name), "{out}");
+    assert!(
+        out.contains("stray spool file:") && out.contains(stray_name),
+        "{out}"
+    );
     assert!(out.contains("3 problem(s) found"), "{out}");
-    assert!(hub.spool_dir().join(stray_name).exists(), "fsck without --repair removed a spool file");
-    assert!(rt.block_on(blobs.head(orphan)).expect("head").is_some(), "fsck without --repair removed a blob");
+    assert!(
+        hub.spool_dir().join(stray_name).exists(),
+        "fsck without --repair removed a spool file"
+    );
+    assert!(
+        rt.block_on(blobs.head(orphan)).expect("head").is_some(),
+        "fsck without --repair removed a blob"
+    );
 
     // Repair, then clean.
     let (code, out) = fsck(&hub, &["--repair", "--grace-secs", "0"]);
     assert_eq!(code, 0, "fsck --repair failed:\n{out}");
     assert!(
-        out.contains("repaired: 1 index row(s) removed, 1 orphan blob(s) deleted, 1 spool file(s) removed"),
+        out.contains(
+            "repaired: 1 index row(s) removed, 1 orphan blob(s) deleted, 1 spool file(s) removed"
+        ),
         "{out}"
     );
     let (code, out) = fsck(&hub, &["--grace-secs", "0"]);
@@ -532,26 +726,54 @@ fn fsck_detects_and_repairs() {
     rt.block_on(async {
         let catalog = hub.catalog().await;
         let after = catalog.counts().await.expect("counts");
-        assert_eq!(after.instances, before.instances - 1, "{before:?} → {after:?}");
-        assert_eq!(after.instance_versions, before.instance_versions - 1, "{before:?} → {after:?}");
-        assert!(catalog.get_instance(&victim.sop).await.expect("get_instance").is_none());
+        assert_eq!(
+            after.instances,
+            before.instances - 1,
+            "{before:?} → {after:?}"
+        );
+        assert_eq!(
+            after.instance_versions,
+            before.instance_versions - 1,
+            "{before:?} → {after:?}"
+        );
+        assert!(
+            catalog
+                .get_instance(&victim.sop)
+                .await
+                .expect("get_instance")
+                .is_none()
+        );
         for inst in insts.iter().filter(|i| i.sop != victim.sop) {
             assert_stored_exactly(&catalog, &blobs, inst).await;
         }
-        assert!(blobs.head(orphan).await.expect("head").is_none(), "orphan not deleted");
-        let series_row = catalog.get_series(&series).await.expect("get_series").expect("series");
+        assert!(
+            blobs.head(orphan).await.expect("head").is_none(),
+            "orphan not deleted"
+        );
+        let series_row = catalog
+            .get_series(&series)
+            .await
+            .expect("get_series")
+            .expect("series");
         assert_eq!(series_row.num_instances, 4, "series count not fixed");
     });
-    assert!(spool_files(&hub.spool_dir()).is_empty(), "stray spool file not removed");
+    assert!(
+        spool_files(&hub.spool_dir()).is_empty(),
+        "stray spool file not removed"
+    );
 
     // A repair with the default grace period leaves a fresh orphan alone.
     let fresh = "studies/1.2.3/1.2.3.4/1.2.3.4.6/0123456789abcdef.dcm";
-    rt.block_on(blobs.put_bytes(fresh, b"being ingested right now".to_vec().into())).expect("put fresh orphan");
+    rt.block_on(blobs.put_bytes(fresh, b"being ingested right now".to_vec().into()))
+        .expect("put fresh orphan");
     let (code, out) = fsck(&hub, &["--repair"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("(in flight, not touched): 1"), "{out}");
     assert!(!out.contains("orphan blob:"), "{out}");
-    assert!(rt.block_on(blobs.head(fresh)).expect("head").is_some(), "fsck --repair deleted a blob within the grace period");
+    assert!(
+        rt.block_on(blobs.head(fresh)).expect("head").is_some(),
+        "fsck --repair deleted a blob within the grace period"
+    );
     let (code, out) = fsck(&hub, &["--repair", "--grace-secs", "0"]);
     assert_eq!(code, 0, "{out}");
     assert!(rt.block_on(blobs.head(fresh)).expect("head").is_none());

@@ -9,7 +9,13 @@ use dxhub_store::Catalog;
 const CT: &str = uids::CT_IMAGE_STORAGE;
 
 fn connect(hub: &TestHub, calling: &str) -> Result<Scu, ConnectError> {
-    Scu::connect(hub.dicom, calling, "DXHUB", &[ct_context(), verification_context()], 1 << 20)
+    Scu::connect(
+        hub.dicom,
+        calling,
+        "DXHUB",
+        &[ct_context(), verification_context()],
+        1 << 20,
+    )
 }
 
 #[test]
@@ -17,36 +23,84 @@ fn association_acceptance_rules() {
     let hub = TestHub::spawn(HubOptions::default());
     // registered calling AE: accepted, C-ECHO works
     let mut scu = connect(&hub, "CLINIC").expect("CLINIC is registered");
-    let (pc, _) = scu.context_for("1.2.840.10008.1.1").expect("verification accepted");
+    let (pc, _) = scu
+        .context_for("1.2.840.10008.1.1")
+        .expect("verification accepted");
     assert_eq!(scu.echo(pc).unwrap(), 0);
     scu.release().unwrap();
 
     // unknown calling AE: rejected-permanent, service-user, calling AE title not recognized
-    assert_eq!(connect(&hub, "STRANGER").err(), Some(ConnectError::Rejected { result: 1, source: 1, reason: 3 }));
+    assert_eq!(
+        connect(&hub, "STRANGER").err(),
+        Some(ConnectError::Rejected {
+            result: 1,
+            source: 1,
+            reason: 3
+        })
+    );
     // wrong called AE: reason 7
     assert_eq!(
         Scu::connect(hub.dicom, "CLINIC", "NOTDXHUB", &[ct_context()], 1 << 20).err(),
-        Some(ConnectError::Rejected { result: 1, source: 1, reason: 7 })
+        Some(ConnectError::Rejected {
+            result: 1,
+            source: 1,
+            reason: 7
+        })
     );
     // registered with another host: rejected; with ours: accepted
-    hub.admin_ok(&["ae", "add", "--institution", "城关镇卫生院", "--ae-title", "FARHOST", "--host", "10.9.9.9"]);
-    hub.admin_ok(&["ae", "add", "--institution", "城关镇卫生院", "--ae-title", "NEARHOST", "--host", "127.0.0.1"]);
-    assert_eq!(connect(&hub, "FARHOST").err(), Some(ConnectError::Rejected { result: 1, source: 1, reason: 3 }));
-    connect(&hub, "NEARHOST").expect("host matches").release().unwrap();
+    hub.admin_ok(&[
+        "ae",
+        "add",
+        "--institution",
+        "城关镇卫生院",
+        "--ae-title",
+        "FARHOST",
+        "--host",
+        "10.9.9.9",
+    ]);
+    hub.admin_ok(&[
+        "ae",
+        "add",
+        "--institution",
+        "城关镇卫生院",
+        "--ae-title",
+        "NEARHOST",
+        "--host",
+        "127.0.0.1",
+    ]);
+    assert_eq!(
+        connect(&hub, "FARHOST").err(),
+        Some(ConnectError::Rejected {
+            result: 1,
+            source: 1,
+            reason: 3
+        })
+    );
+    connect(&hub, "NEARHOST")
+        .expect("host matches")
+        .release()
+        .unwrap();
 }
 
 #[test]
 fn unknown_callers_only_with_the_dev_switch() {
-    let hub = TestHub::spawn(HubOptions::default().env("DXHUB_DICOM__ACCEPT_UNKNOWN_CALLERS", "true"));
-    connect(&hub, "ANYONE").expect("dev switch accepts unknown AEs").release().unwrap();
+    let hub =
+        TestHub::spawn(HubOptions::default().env("DXHUB_DICOM__ACCEPT_UNKNOWN_CALLERS", "true"));
+    connect(&hub, "ANYONE")
+        .expect("dev switch accepts unknown AEs")
+        .release()
+        .unwrap();
 }
 
 #[test]
 fn unsupported_abstract_syntax_is_refused_in_negotiation() {
     let hub = TestHub::spawn(HubOptions::default());
     let contexts = vec![
-        ("1.2.840.10008.5.1.4.31".to_owned(), vec![uids::IMPLICIT_VR_LITTLE_ENDIAN.to_owned()]), // MWL FIND
-        (CT.to_owned(), vec!["1.2.3.4.5.6".to_owned()]),                                       // unknown TS
+        (
+            "1.2.840.10008.5.1.4.31".to_owned(),
+            vec![uids::IMPLICIT_VR_LITTLE_ENDIAN.to_owned()],
+        ), // MWL FIND
+        (CT.to_owned(), vec!["1.2.3.4.5.6".to_owned()]), // unknown TS
         ct_context(),
     ];
     let scu = Scu::connect(hub.dicom, "CLINIC", "DXHUB", &contexts, 1 << 20).unwrap();
@@ -59,7 +113,14 @@ fn unsupported_abstract_syntax_is_refused_in_negotiation() {
         hub.dicom,
         "CLINIC",
         "DXHUB",
-        &[(CT.to_owned(), vec![uids::IMPLICIT_VR_LITTLE_ENDIAN.to_owned(), uids::EXPLICIT_VR_LITTLE_ENDIAN.to_owned(), jpeg_ls.to_owned()])],
+        &[(
+            CT.to_owned(),
+            vec![
+                uids::IMPLICIT_VR_LITTLE_ENDIAN.to_owned(),
+                uids::EXPLICIT_VR_LITTLE_ENDIAN.to_owned(),
+                jpeg_ls.to_owned(),
+            ],
+        )],
         1 << 20,
     )
     .unwrap();
@@ -72,7 +133,14 @@ fn unsupported_abstract_syntax_is_refused_in_negotiation() {
 fn busy_hub_rejects_with_transient_local_limit() {
     let hub = TestHub::spawn(HubOptions::default().env("DXHUB_DICOM__MAX_ASSOCIATIONS", "1"));
     let first = connect(&hub, "CLINIC").unwrap();
-    assert_eq!(connect(&hub, "CLINIC").err(), Some(ConnectError::Rejected { result: 2, source: 3, reason: 2 }));
+    assert_eq!(
+        connect(&hub, "CLINIC").err(),
+        Some(ConnectError::Rejected {
+            result: 2,
+            source: 3,
+            reason: 2
+        })
+    );
     first.release().unwrap();
     // the slot is free again once the first association is gone (bounded retry: the
     // server releases the permit when the association task ends)
@@ -84,7 +152,14 @@ fn busy_hub_rejects_with_transient_local_limit() {
                 break;
             }
             Err(e) if std::time::Instant::now() < deadline => {
-                assert_eq!(e, ConnectError::Rejected { result: 2, source: 3, reason: 2 });
+                assert_eq!(
+                    e,
+                    ConnectError::Rejected {
+                        result: 2,
+                        source: 3,
+                        reason: 2
+                    }
+                );
                 std::thread::yield_now();
             }
             Err(e) => panic!("slot never freed: {e:?}"),
@@ -110,7 +185,10 @@ async fn failures_get_a_status_and_the_association_stays_usable() {
         statuses.push(scu.store(pc, CT, &spec.sop_uid, &broken).unwrap());
 
         // 2. garbage that is not a data set at all
-        statuses.push(scu.store(pc, CT, &new_uid(), b"\xff\xff\xff\xff garbage").unwrap());
+        statuses.push(
+            scu.store(pc, CT, &new_uid(), b"\xff\xff\xff\xff garbage")
+                .unwrap(),
+        );
 
         // 3. the data set's SOP Instance UID differs from the command's
         let spec3 = CtSpec::new(&study, &series, 3);
@@ -125,7 +203,10 @@ async fn failures_get_a_status_and_the_association_stays_usable() {
 
         // 5. a good instance on the same association
         let good = CtSpec::new(&study, &series, 5);
-        statuses.push(scu.store(pc, CT, &good.sop_uid, &ct_dataset(&good)).unwrap());
+        statuses.push(
+            scu.store(pc, CT, &good.sop_uid, &ct_dataset(&good))
+                .unwrap(),
+        );
         scu.release().unwrap();
         (statuses, good.sop_uid, mismatch_uid)
     })
@@ -137,12 +218,19 @@ async fn failures_get_a_status_and_the_association_stays_usable() {
     assert_eq!(statuses[2].0, 0xA900, "instance UID mismatch: {statuses:?}");
     assert_eq!(statuses[3].0, 0xA900, "class mismatch: {statuses:?}");
     assert!(statuses[0].1.is_some(), "failures carry an error comment");
-    assert_eq!(statuses[4].0, 0x0000, "the association stays usable: {statuses:?}");
+    assert_eq!(
+        statuses[4].0, 0x0000,
+        "the association stays usable: {statuses:?}"
+    );
 
     let catalog = hub.catalog().await;
     assert!(catalog.get_instance(&good_uid).await.unwrap().is_some());
     assert!(catalog.get_instance(&mismatch_uid).await.unwrap().is_none());
-    assert_eq!(catalog.counts().await.unwrap().instances, 1, "nothing of the refused instances was indexed");
+    assert_eq!(
+        catalog.counts().await.unwrap().instances,
+        1,
+        "nothing of the refused instances was indexed"
+    );
     let mut blobs = hub.blobs().list(Some("studies/"));
     let mut n = 0;
     while let Some(b) = futures::StreamExt::next(&mut blobs).await {
@@ -150,11 +238,18 @@ async fn failures_get_a_status_and_the_association_stays_usable() {
         n += 1;
     }
     assert_eq!(n, 1, "nothing of the refused instances was stored");
-    assert_eq!(std::fs::read_dir(hub.spool_dir()).unwrap().count(), 0, "spool is empty");
+    assert_eq!(
+        std::fs::read_dir(hub.spool_dir()).unwrap().count(),
+        0,
+        "spool is empty"
+    );
 }
 
 fn replace_once(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let pos = hay.windows(from.len()).position(|w| w == from).expect("pattern present");
+    let pos = hay
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern present");
     let mut v = hay[..pos].to_vec();
     v.extend_from_slice(to);
     v.extend_from_slice(&hay[pos + from.len()..]);
@@ -193,7 +288,11 @@ async fn duplicates_are_idempotent_and_changed_content_is_versioned() {
     assert_eq!(versions.len(), 2, "both versions kept");
     let current = catalog.get_instance(&spec.sop_uid).await.unwrap().unwrap();
     let blob = hub.blobs().get_bytes(&current.blob_key).await.unwrap();
-    assert_eq!(dataset_of_file(&blob), &changed[..], "the newest version is served");
+    assert_eq!(
+        dataset_of_file(&blob),
+        &changed[..],
+        "the newest version is served"
+    );
     let counts = catalog.counts().await.unwrap();
     assert_eq!(counts.instances, 1);
     assert_eq!(counts.instance_versions, 2);
@@ -233,7 +332,10 @@ async fn many_small_instances_back_to_back_on_one_association() {
     .await
     .unwrap();
     assert_eq!(statuses.len(), n as usize);
-    assert!(statuses.iter().all(|s| *s == 0), "every instance acknowledged");
+    assert!(
+        statuses.iter().all(|s| *s == 0),
+        "every instance acknowledged"
+    );
     let catalog = hub.catalog().await;
     assert_eq!(catalog.counts().await.unwrap().instances, n as i64);
     let blobs = hub.blobs();

@@ -22,9 +22,19 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn associate(hub: &TestHub) -> (Scu, u8) {
     let scu = Scu::connect(hub.dicom, "CLINIC", "DXHUB", &[scu::ct_context()], 1 << 20)
-        .unwrap_or_else(|e| panic!("association with the hub failed: {e:?}\nhub log:\n{}", hub.log()));
-    let (pc, ts) = scu.context_for(CT_IMAGE_STORAGE).expect("CT Image Storage accepted");
-    assert_eq!(ts, EXPLICIT_VR_LITTLE_ENDIAN, "hub chose an unexpected transfer syntax");
+        .unwrap_or_else(|e| {
+            panic!(
+                "association with the hub failed: {e:?}\nhub log:\n{}",
+                hub.log()
+            )
+        });
+    let (pc, ts) = scu
+        .context_for(CT_IMAGE_STORAGE)
+        .expect("CT Image Storage accepted");
+    assert_eq!(
+        ts, EXPLICIT_VR_LITTLE_ENDIAN,
+        "hub chose an unexpected transfer syntax"
+    );
     (scu, pc)
 }
 
@@ -63,14 +73,31 @@ fn s3_backend_end_to_end() {
             (spec, ds)
         })
         .collect();
-    assert!(insts[9].1.len() > 20 << 20, "the large instance is {} bytes", insts[9].1.len());
+    assert!(
+        insts[9].1.len() > 20 << 20,
+        "the large instance is {} bytes",
+        insts[9].1.len()
+    );
 
     let (mut scu, pc) = associate(&hub);
     for (spec, ds) in &insts {
         let (status, comment) = scu
             .store(pc, CT_IMAGE_STORAGE, &spec.sop_uid, ds)
-            .unwrap_or_else(|e| panic!("C-STORE of {} ({} bytes): {e}\nhub log:\n{}", spec.sop_uid, ds.len(), hub.log()));
-        assert_eq!(status, 0, "C-STORE of {} returned {status:04X} ({comment:?})\nhub log:\n{}", spec.sop_uid, hub.log());
+            .unwrap_or_else(|e| {
+                panic!(
+                    "C-STORE of {} ({} bytes): {e}\nhub log:\n{}",
+                    spec.sop_uid,
+                    ds.len(),
+                    hub.log()
+                )
+            });
+        assert_eq!(
+            status,
+            0,
+            "C-STORE of {} returned {status:04X} ({comment:?})\nhub log:\n{}",
+            spec.sop_uid,
+            hub.log()
+        );
     }
     scu.release().expect("release");
 
@@ -86,8 +113,13 @@ fn s3_backend_end_to_end() {
     // An identical re-send (of the large one: the most work to get wrong) is a no-op.
     let (mut scu, pc) = associate(&hub);
     let (spec, ds) = &insts[9];
-    let (status, comment) = scu.store(pc, CT_IMAGE_STORAGE, &spec.sop_uid, ds).expect("re-send");
-    assert_eq!(status, 0, "identical re-send returned {status:04X} ({comment:?})");
+    let (status, comment) = scu
+        .store(pc, CT_IMAGE_STORAGE, &spec.sop_uid, ds)
+        .expect("re-send");
+    assert_eq!(
+        status, 0,
+        "identical re-send returned {status:04X} ({comment:?})"
+    );
     scu.release().expect("release");
 
     rt.block_on(async {
@@ -109,7 +141,12 @@ fn s3_backend_end_to_end() {
                 .unwrap_or_else(|| panic!("blob {} missing from S3", row.blob_key));
             assert_eq!(meta.size as i64, row.size_bytes, "{}", row.blob_key);
             let bytes = blobs.get_bytes(&row.blob_key).await.expect("get blob");
-            assert_eq!(hex::encode(Sha256::digest(&bytes)), row.sha256, "{}", row.blob_key);
+            assert_eq!(
+                hex::encode(Sha256::digest(&bytes)),
+                row.sha256,
+                "{}",
+                row.blob_key
+            );
             assert!(
                 generate::dataset_of_file(&bytes) == &ds[..],
                 "data set of {} in S3 differs from what was sent ({} bytes sent, blob {} bytes)",
@@ -127,12 +164,17 @@ fn s3_backend_end_to_end() {
         assert_eq!(listed.len(), 20, "{listed:?}");
     });
     // the spool is local and empty once every upload is done
-    let spool: Vec<_> = std::fs::read_dir(hub.spool_dir()).expect("spool dir").collect();
+    let spool: Vec<_> = std::fs::read_dir(hub.spool_dir())
+        .expect("spool dir")
+        .collect();
     assert!(spool.is_empty(), "spool not empty: {spool:?}");
 
     let out = hub.cli(&["fsck", "--grace-secs", "0"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("$ dxhub fsck --grace-secs 0\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "$ dxhub fsck --grace-secs 0\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "fsck on S3 failed:\n{stdout}");
     assert!(stdout.contains("index rows checked: 20"), "{stdout}");
     assert!(stdout.lines().any(|l| l.trim() == "clean"), "{stdout}");

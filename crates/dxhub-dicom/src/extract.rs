@@ -3,8 +3,9 @@
 
 use crate::charset::repair_text;
 use crate::meta::{FileMeta, MetaError, read_file_meta};
-use dicom_core::Tag;
+use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
+use dicom_encoding::text::{SpecificCharacterSet, TextCodec};
 use dicom_object::{InMemDicomObject, OpenFileOptions};
 use std::fs::File;
 use std::io::BufReader;
@@ -20,6 +21,8 @@ pub enum ExtractError {
     Missing(&'static str),
     #[error("attribute {attr} holds an invalid UID")]
     InvalidUid { attr: &'static str },
+    #[error(transparent)]
+    Structure(#[from] crate::validate::StructureError),
 }
 
 /// The attributes of one instance that the index and the ingest checks use.
@@ -66,9 +69,24 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn raw(&self, tag: Tag) -> Option<String> {
+    /// The value as text. Standard attributes sent with VR UN (some converters do that)
+    /// arrive as raw bytes: they are decoded with the data set's character set instead of
+    /// being rendered as a list of numbers.
+    fn string(&self, tag: Tag) -> Option<String> {
         let e = self.obj.element_opt(tag).ok().flatten()?;
-        let s = e.to_str().ok()?;
+        if e.vr() == VR::UN {
+            let bytes = e.to_bytes().ok()?;
+            let codec = self
+                .charsets
+                .first()
+                .and_then(|c| SpecificCharacterSet::from_code(c))
+                .unwrap_or_default();
+            return codec.decode(&bytes).ok();
+        }
+        e.to_str().ok().map(|s| s.into_owned())
+    }
+    fn raw(&self, tag: Tag) -> Option<String> {
+        let s = self.string(tag)?;
         let s = s.trim_matches(|c: char| c == ' ' || c == '\0');
         (!s.is_empty()).then(|| s.to_owned())
     }
@@ -78,6 +96,9 @@ impl Reader<'_> {
     }
     fn int(&self, tag: Tag) -> Option<i64> {
         let e = self.obj.element_opt(tag).ok().flatten()?;
+        if e.vr() == VR::UN {
+            return self.raw(tag)?.trim().parse().ok();
+        }
         e.to_int::<i64>().ok()
     }
     fn uid(&self, tag: Tag, attr: &'static str) -> Result<String, ExtractError> {
@@ -113,6 +134,7 @@ pub fn extract_file(path: &Path) -> Result<Extracted, ExtractError> {
         obj: &obj,
         charsets: &charsets,
     };
+    crate::validate::check_structure(path, meta.dataset_offset, &meta.transfer_syntax_uid)?;
 
     Ok(Extracted {
         transfer_syntax_uid: meta.transfer_syntax_uid.clone(),

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod meta;
 pub mod sop;
 pub mod ts;
+pub mod validate;
 
 pub use extract::{ExtractError, Extracted, extract_file};
 pub use meta::{FileMeta, MetaError, build_file_meta, read_file_meta};

@@ -685,11 +685,21 @@ impl Catalog for SqlCatalog {
         let mut tx = self.begin_write().await?;
 
         // 1. patient
-        let key = patient_key(
-            new.institution_id,
-            p.issuer_of_patient_id.as_deref(),
-            &p.patient_id,
-        );
+        // An empty Patient ID identifies nobody: such a study gets a patient of its own
+        // rather than being merged with every other anonymous study of the institution.
+        let key = if p.patient_id.trim().is_empty() {
+            format!(
+                "{}|anonymous-study|{}",
+                new.institution_id.unwrap_or(0),
+                new.study.study_instance_uid
+            )
+        } else {
+            patient_key(
+                new.institution_id,
+                p.issuer_of_patient_id.as_deref(),
+                &p.patient_id,
+            )
+        };
         let patient_ref: i64 = sqlx::query_scalar(UPSERT_PATIENT)
             .bind(&key)
             .bind(new.institution_id)

@@ -145,7 +145,9 @@ impl Config {
         fig = fig.merge(Env::prefixed("DXHUB_").split("__").filter(|k| {
             // keys are uncased and arrive in upper case: compare in lower case
             let k = k.as_str().to_ascii_lowercase();
-            ENV_SECTIONS.iter().any(|s| k == *s || k.starts_with(&format!("{s}.")))
+            ENV_SECTIONS
+                .iter()
+                .any(|s| k == *s || k.starts_with(&format!("{s}.")))
         }));
         let mut cfg: Config = fig.extract().context("invalid configuration")?;
         if let Some(d) = &overrides.data_dir {
