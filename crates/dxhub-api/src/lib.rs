@@ -3,6 +3,8 @@
 //!
 //! Depends on store/ingest; must not depend on the DIMSE crate or the binary.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod error;
 
 use axum::extract::{MatchedPath, State};

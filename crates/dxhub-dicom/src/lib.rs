@@ -5,6 +5,8 @@
 //! Everything here is synchronous and CPU/file bound: callers on an async runtime run it in
 //! `spawn_blocking`. It must not depend on tokio, sqlx, object_store or the network crates.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod charset;
 pub mod extract;
 pub mod meta;

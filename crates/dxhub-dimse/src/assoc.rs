@@ -233,18 +233,18 @@ async fn negotiate(
     let calling_ae = rq.calling_ae_title.trim().to_owned();
     let institution_id = match service.catalog.find_ae_title(&calling_ae).await {
         Ok(Some(ae)) => {
-            if let Some(host) = ae.host.as_deref().filter(|h| !h.trim().is_empty()) {
-                if !host_matches(host, peer.ip()).await {
-                    reject(
-                        conn,
-                        service,
-                        Permanent,
-                        AssociationRJSource::ServiceUser(U::CallingAETitleNotRecognized),
-                        "rejected_host",
-                    )
-                    .await;
-                    return None;
-                }
+            if let Some(host) = ae.host.as_deref().filter(|h| !h.trim().is_empty())
+                && !host_matches(host, peer.ip()).await
+            {
+                reject(
+                    conn,
+                    service,
+                    Permanent,
+                    AssociationRJSource::ServiceUser(U::CallingAETitleNotRecognized),
+                    "rejected_host",
+                )
+                .await;
+                return None;
             }
             Some(ae.institution_id)
         }
@@ -444,10 +444,10 @@ async fn serve_association(
                                     }
                                 }
                             }
-                            if pdv.is_last {
-                                if let Some(inc) = incoming.take() {
-                                    finish_store(conn, service, &accepted, inc).await?;
-                                }
+                            if pdv.is_last
+                                && let Some(inc) = incoming.take()
+                            {
+                                finish_store(conn, service, &accepted, inc).await?;
                             }
                         }
                     }

@@ -7,6 +7,8 @@
 //! with `dicom_ul::read_pdu`, so PDUs arriving back to back are never lost (dicom-rs #589).
 //! Depends on ingest/store/dicom/core; must not depend on axum or the binary.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod assoc;
 pub mod command;
 mod metrics;

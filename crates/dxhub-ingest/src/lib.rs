@@ -6,6 +6,8 @@
 //! Depends on the DICOM and store crates; must not depend on any protocol crate
 //! (dicom-ul, axum).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod metrics;
 mod pipeline;
 pub mod spool;

@@ -335,28 +335,28 @@ fn check(x: &Extracted, dataset_offset: u64, ctx: &IngestContext) -> Result<(), 
             "file meta group length does not match its content".into(),
         ));
     }
-    if let Some(expected) = &ctx.expected_sop_class_uid {
-        if expected != &x.sop_class_uid {
-            return Err(IngestError::DoesNotMatch(format!(
-                "SOP Class UID of the data set ({}) differs from the request's ({expected})",
-                x.sop_class_uid
-            )));
-        }
+    if let Some(expected) = &ctx.expected_sop_class_uid
+        && expected != &x.sop_class_uid
+    {
+        return Err(IngestError::DoesNotMatch(format!(
+            "SOP Class UID of the data set ({}) differs from the request's ({expected})",
+            x.sop_class_uid
+        )));
     }
-    if let Some(expected) = &ctx.expected_sop_instance_uid {
-        if expected != &x.sop_instance_uid {
-            return Err(IngestError::DoesNotMatch(format!(
-                "SOP Instance UID of the data set ({}) differs from the request's ({expected})",
-                x.sop_instance_uid
-            )));
-        }
+    if let Some(expected) = &ctx.expected_sop_instance_uid
+        && expected != &x.sop_instance_uid
+    {
+        return Err(IngestError::DoesNotMatch(format!(
+            "SOP Instance UID of the data set ({}) differs from the request's ({expected})",
+            x.sop_instance_uid
+        )));
     }
-    if let Some(expected) = &ctx.expected_study_instance_uid {
-        if expected != &x.study_instance_uid {
-            return Err(IngestError::DoesNotMatch(
-                "Study Instance UID differs from the target study".into(),
-            ));
-        }
+    if let Some(expected) = &ctx.expected_study_instance_uid
+        && expected != &x.study_instance_uid
+    {
+        return Err(IngestError::DoesNotMatch(
+            "Study Instance UID differs from the target study".into(),
+        ));
     }
     if x.meta_sop_instance_uid != x.sop_instance_uid {
         return Err(IngestError::CannotUnderstand(

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! One blob-store conformance suite, run on every backend: a local directory (always)
 //! and S3 when `DXHUB_TEST_S3_ENDPOINT` is set (bucket `DXHUB_TEST_S3_BUCKET`, default
 //! `dxhub-test`, which must exist; keys `DXHUB_TEST_S3_ACCESS_KEY` /

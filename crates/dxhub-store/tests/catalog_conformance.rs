@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! One catalog conformance suite, run on every backend: SQLite (always) and PostgreSQL
 //! when `DXHUB_TEST_PG_URL` names a server (e.g. `postgres://postgres@127.0.0.1:5432/postgres`).
 //! Each test gets a fresh database. With `CI=true` a missing `DXHUB_TEST_PG_URL` fails the

@@ -234,6 +234,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Error is figment's
     fn layering_defaults_file_env_flags() {
         let dir = std::env::temp_dir().join(format!("dxhub-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

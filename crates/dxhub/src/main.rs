@@ -1,6 +1,8 @@
 //! `dxhub`: the binary — configuration, tracing, wiring of store, ingest, DIMSE and HTTP,
 //! and the command line (serve, migrate, config, admin, import, fsck).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod admin;
 mod config;
 mod fsck;
