@@ -152,6 +152,7 @@ conformance!(
     new_version,
     modalities_and_attribute_fill,
     patients_are_scoped_by_institution,
+    studies_without_patient_id_are_not_merged,
     series_of_another_study_is_a_conflict,
     concurrent_inserts_keep_exact_counts,
     chinese_text_round_trips,
@@ -785,6 +786,31 @@ mod suite {
             "by number, missing last"
         );
         assert_eq!(c.counts().await.expect("counts"), counts(1, 1, 4, 5, 5));
+    }
+
+    /// An empty Patient ID identifies nobody: two such studies must not share a patient
+    /// (and so must not show each other's names).
+    pub async fn studies_without_patient_id_are_not_merged(c: &dyn Catalog) {
+        let mut a = instance("1.2.900.1", "1.2.900.1.1", "1.2.900.1.1.1", 1, 0);
+        a.patient.patient_id = String::new();
+        a.patient.patient_name = Some("ANON^A".into());
+        let mut b = instance("1.2.900.2", "1.2.900.2.1", "1.2.900.2.1.1", 1, 0);
+        b.patient.patient_id = "  ".into();
+        b.patient.patient_name = Some("ANON^B".into());
+        c.insert_instance(&a).await.unwrap();
+        c.insert_instance(&b).await.unwrap();
+        assert_eq!(c.counts().await.unwrap().patients, 2);
+        let sa = c.get_study("1.2.900.1").await.unwrap().unwrap();
+        let sb = c.get_study("1.2.900.2").await.unwrap().unwrap();
+        assert_eq!(sa.patient_name.as_deref(), Some("ANON^A"));
+        assert_eq!(sb.patient_name.as_deref(), Some("ANON^B"));
+        // a second instance of the same anonymous study joins its patient
+        let a2 = NewInstance {
+            instance: instance("1.2.900.1", "1.2.900.1.1", "1.2.900.1.1.2", 2, 0).instance,
+            ..a
+        };
+        c.insert_instance(&a2).await.unwrap();
+        assert_eq!(c.counts().await.unwrap().patients, 2);
     }
 
     pub async fn patients_are_scoped_by_institution(c: &dyn Catalog) {
