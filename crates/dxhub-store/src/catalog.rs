@@ -6,6 +6,11 @@ use async_trait::async_trait;
 use dxhub_core::InstitutionLevel;
 use serde::{Deserialize, Serialize};
 
+use crate::identity::{
+    AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,
+    NewSession, NewUser, Session, User,
+};
+
 /// Errors of the catalog.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -396,4 +401,53 @@ pub trait Catalog: Send + Sync {
     /// Remove one instance row, fixing series/study counts and sizes; series and studies
     /// left empty are removed. `NotFound` if there is no such row.
     async fn delete_instance_row(&self, id: i64) -> Result<()>;
+
+    // identity (see `crate::identity`)
+
+    /// `NotFound` for an unknown institution; `Conflict` if the login is taken; `Invalid`
+    /// for an empty login or password hash.
+    async fn add_user(&self, new: &NewUser) -> Result<User>;
+    /// By login.
+    async fn list_users(&self) -> Result<Vec<User>>;
+    async fn find_user_by_login(&self, login: &str) -> Result<Option<User>>;
+    async fn get_user(&self, id: i64) -> Result<Option<User>>;
+    /// Count a failed login. The [`crate::identity::LOCKOUT_THRESHOLD`]-th consecutive
+    /// failure locks the account for [`crate::identity::LOCKOUT_DURATION`] (and restarts
+    /// the count). `NotFound` for an unknown user.
+    async fn record_login_failure(&self, user_id: i64) -> Result<LoginFailures>;
+    /// After a successful login: no failures, no lock. `NotFound` for an unknown user.
+    async fn reset_login_failures(&self, user_id: i64) -> Result<()>;
+
+    /// `Conflict` if the token hash exists; `NotFound` for an unknown user.
+    async fn create_session(&self, new: &NewSession) -> Result<Session>;
+    /// The session with this token hash if it is active: not revoked, not expired, not
+    /// idle for longer than its idle timeout, and its user not disabled.
+    async fn find_session(&self, token_hash: &str) -> Result<Option<Session>>;
+    /// Record use now (resets the idle timer). `NotFound` if there is no such session.
+    async fn touch_session(&self, id: i64) -> Result<()>;
+    /// `NotFound` if there is no such session; revoking twice keeps the first time.
+    async fn revoke_session(&self, id: i64) -> Result<()>;
+
+    /// `NotFound` for an unknown institution; `Conflict` if the serial or token hash is
+    /// taken.
+    async fn add_device(&self, new: &NewDevice) -> Result<Device>;
+    /// By serial.
+    async fn list_devices(&self) -> Result<Vec<Device>>;
+    /// The device holding this token, unless revoked.
+    async fn find_device_by_token_hash(&self, token_hash: &str) -> Result<Option<Device>>;
+    /// Record last-seen now. `NotFound` if there is no such device.
+    async fn touch_device(&self, id: i64) -> Result<()>;
+    /// `NotFound` if there is no such device; revoking twice keeps the first time.
+    async fn revoke_device(&self, id: i64) -> Result<()>;
+
+    /// Append one entry to the hash chain, in one write transaction that serialises
+    /// appenders (so the chain stays linear across processes and replicas).
+    async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry>;
+    /// Newest first, filtered, one keyset page.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
+    /// Walk the whole chain: ids must run 1, 2, 3 … without holes, each `prev_hash` must
+    /// equal the previous entry's `hash` and each `hash` must match its content. Finds
+    /// modified and deleted entries, except the removal of the newest entries (which
+    /// needs an anchor kept outside the database).
+    async fn verify_audit_chain(&self) -> Result<AuditVerification>;
 }

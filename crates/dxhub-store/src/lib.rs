@@ -2,14 +2,19 @@
 //! arrived (over `object_store`: a local directory by default, any S3-compatible store at
 //! scale) and the SQL index of tenancy and stored instances (over `sqlx`: SQLite by
 //! default, PostgreSQL at scale), with one [`Catalog`] trait checked by one conformance
-//! suite on both databases.
+//! suite on both databases. It also keeps identities (users, sessions, device tokens; see
+//! [`identity`] and [`secrets`]) and the hash-chained audit log.
 //!
 //! This crate knows nothing about DICOM encoding: callers hand it extracted attributes and
 //! finished spool files. It must not depend on DICOM parsing crates, axum or the DIMSE
 //! layer.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod blob;
 pub mod catalog;
+pub mod identity;
+pub mod secrets;
 mod sql;
 
 pub use blob::{BlobMeta, Blobs, S3Config};
@@ -17,5 +22,9 @@ pub use catalog::{
     AeTitle, Alliance, Catalog, CatalogOptions, Counts, Dialect, InsertOutcome, InstanceAttrs,
     InstanceRow, Institution, NewInstance, NewInstitution, PatientAttrs, PatientRow, SeriesAttrs,
     SeriesRow, StudyAttrs, StudyRow,
+};
+pub use identity::{
+    AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,
+    NewSession, NewUser, Session, User,
 };
 pub use sql::SqlCatalog;

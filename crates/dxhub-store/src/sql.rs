@@ -22,6 +22,13 @@ use crate::catalog::{
     Institution, NewInstance, NewInstitution, PatientRow, Result, SeriesRow, StudyRow, patient_key,
 };
 
+use crate::identity::{
+    AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,
+    NewSession, NewUser, Session, User,
+};
+
+mod identity;
+
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -998,6 +1005,80 @@ impl Catalog for SqlCatalog {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    // identity: bodies in `sql/identity.rs`
+
+    async fn add_user(&self, new: &NewUser) -> Result<User> {
+        self.id_add_user(new).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        self.id_list_users().await
+    }
+
+    async fn find_user_by_login(&self, login: &str) -> Result<Option<User>> {
+        self.id_find_user_by_login(login).await
+    }
+
+    async fn get_user(&self, id: i64) -> Result<Option<User>> {
+        self.id_get_user(id).await
+    }
+
+    async fn record_login_failure(&self, user_id: i64) -> Result<LoginFailures> {
+        self.id_record_login_failure(user_id).await
+    }
+
+    async fn reset_login_failures(&self, user_id: i64) -> Result<()> {
+        self.id_reset_login_failures(user_id).await
+    }
+
+    async fn create_session(&self, new: &NewSession) -> Result<Session> {
+        self.id_create_session(new).await
+    }
+
+    async fn find_session(&self, token_hash: &str) -> Result<Option<Session>> {
+        self.id_find_session(token_hash).await
+    }
+
+    async fn touch_session(&self, id: i64) -> Result<()> {
+        self.id_touch_session(id).await
+    }
+
+    async fn revoke_session(&self, id: i64) -> Result<()> {
+        self.id_revoke_session(id).await
+    }
+
+    async fn add_device(&self, new: &NewDevice) -> Result<Device> {
+        self.id_add_device(new).await
+    }
+
+    async fn list_devices(&self) -> Result<Vec<Device>> {
+        self.id_list_devices().await
+    }
+
+    async fn find_device_by_token_hash(&self, token_hash: &str) -> Result<Option<Device>> {
+        self.id_find_device_by_token_hash(token_hash).await
+    }
+
+    async fn touch_device(&self, id: i64) -> Result<()> {
+        self.id_touch_device(id).await
+    }
+
+    async fn revoke_device(&self, id: i64) -> Result<()> {
+        self.id_revoke_device(id).await
+    }
+
+    async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry> {
+        self.id_append_audit(entry).await
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        self.id_list_audit(filter).await
+    }
+
+    async fn verify_audit_chain(&self) -> Result<AuditVerification> {
+        self.id_verify_audit_chain().await
     }
 }
 

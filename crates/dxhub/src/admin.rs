@@ -1,4 +1,5 @@
-//! `dxhub admin …`: bootstrap management of the alliance, institutions and DICOM senders.
+//! `dxhub admin …`: bootstrap management of the alliance, institutions and DICOM senders,
+//! and of users, tokens and devices (in `crate::users`).
 //! The flags here are relied on by scripts; keep them.
 
 use crate::config::Config;
@@ -24,6 +25,21 @@ pub enum AdminCommand {
     Ae {
         #[command(subcommand)]
         command: AeCommand,
+    },
+    /// Users (add with --password-stdin, list).
+    User {
+        #[command(subcommand)]
+        command: crate::users::UserCommand,
+    },
+    /// Bearer tokens for scripts and service accounts.
+    Token {
+        #[command(subcommand)]
+        command: crate::users::TokenCommand,
+    },
+    /// ECG devices and clinic gateways (upload tokens).
+    Device {
+        #[command(subcommand)]
+        command: crate::users::DeviceCommand,
     },
 }
 
@@ -83,6 +99,9 @@ fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
 pub async fn run(cfg: &Config, command: AdminCommand) -> anyhow::Result<ExitCode> {
     let catalog = open_migrated_catalog(cfg).await?;
     match command {
+        AdminCommand::User { command } => crate::users::run_user(&*catalog, command).await?,
+        AdminCommand::Token { command } => crate::users::run_token(&*catalog, command).await?,
+        AdminCommand::Device { command } => crate::users::run_device(&*catalog, command).await?,
         AdminCommand::Alliance {
             command: AllianceCommand::Add { name },
         } => {

@@ -1,13 +1,15 @@
 //! `dxhub`: the binary — configuration, tracing, wiring of store, ingest, DIMSE and HTTP,
-//! and the command line (serve, migrate, config, admin, import, fsck).
+//! and the command line (serve, migrate, config, admin, audit, import, fsck).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod admin;
+mod audit;
 mod config;
 mod fsck;
 mod import;
 mod serve;
+mod users;
 
 use clap::{Parser, Subcommand};
 use config::{Config, Overrides};
@@ -50,6 +52,11 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: admin::AdminCommand,
+    },
+    /// Verify or read the hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// Import DICOM files or directories through the ingest pipeline.
     Import {
@@ -119,6 +126,10 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Admin { command } => admin::run(&cfg, command).await,
+            Command::Audit { command } => {
+                let catalog = serve::open_migrated_catalog(&cfg).await?;
+                audit::run(&*catalog, command).await
+            }
             Command::Import {
                 paths,
                 institution,

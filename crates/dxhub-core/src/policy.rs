@@ -1,0 +1,560 @@
+//! Access policy: the one place that decides who may do what to which data. Every HTTP
+//! handler and DICOM entry point asks [`authorize`]; none decides on its own.
+//!
+//! The rules (also in the README):
+//!
+//! - **clinic roles** (`clinic_tech`, `clinic_doctor`) read and store studies and read
+//!   reports of their own institution and of the institutions it heads (a township health
+//!   centre sees its village clinics' studies: [`Principal::institution_path`]);
+//! - **readers** (`reader`, `senior_reader`) read studies and reports and write and sign
+//!   reports. *For now* they may do so for any institution of their own alliance: scoping
+//!   readers to the studies routed to their reading pools (plus those patients' priors)
+//!   comes with routing and will narrow this rule. Only a `senior_reader` may amend a
+//!   signed report;
+//! - **`group_admin`** sees the alliance: reads its studies and reports and manages its
+//!   institutions, users, devices and routing; it does not store studies, sign reports or
+//!   read the audit log (separation of duties);
+//! - **`auditor`** reads the audit log of the alliance and nothing else;
+//! - **devices** (ECG devices, clinic gateways) may only upload ECGs and store studies, for
+//!   exactly the institution they are bound to (not the institutions it heads);
+//! - **DICOM senders** (AE titles) may only store studies, for their institution;
+//! - **`superadmin`** may do everything everywhere.
+//!
+//! Anything not listed is denied.
+
+use crate::roles::Role;
+use serde::Serialize;
+
+/// Something a principal wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Search, retrieve or view studies (metadata, instances, rendered images).
+    ReadStudy,
+    /// Store instances into a study (C-STORE, STOW-RS, import).
+    WriteStudy,
+    /// Upload an ECG recording.
+    UploadEcg,
+    ReadReport,
+    /// Create or edit a draft report.
+    WriteReport,
+    /// Sign (finalise) a report.
+    SignReport,
+    /// Amend a signed report.
+    AmendReport,
+    /// Create or change institutions and AE titles.
+    ManageInstitution,
+    ManageUsers,
+    /// Register, list and revoke device tokens.
+    ManageDevices,
+    ManageRouting,
+    ReadAudit,
+}
+
+impl Action {
+    pub const ALL: [Action; 12] = [
+        Self::ReadStudy,
+        Self::WriteStudy,
+        Self::UploadEcg,
+        Self::ReadReport,
+        Self::WriteReport,
+        Self::SignReport,
+        Self::AmendReport,
+        Self::ManageInstitution,
+        Self::ManageUsers,
+        Self::ManageDevices,
+        Self::ManageRouting,
+        Self::ReadAudit,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadStudy => "read_study",
+            Self::WriteStudy => "write_study",
+            Self::UploadEcg => "upload_ecg",
+            Self::ReadReport => "read_report",
+            Self::WriteReport => "write_report",
+            Self::SignReport => "sign_report",
+            Self::AmendReport => "amend_report",
+            Self::ManageInstitution => "manage_institution",
+            Self::ManageUsers => "manage_users",
+            Self::ManageDevices => "manage_devices",
+            Self::ManageRouting => "manage_routing",
+            Self::ReadAudit => "read_audit",
+        }
+    }
+}
+
+/// Who is acting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// A logged-in user (or a script holding a user's token).
+    User { role: Role },
+    /// An ECG device or clinic gateway holding a device token.
+    Device,
+    /// A DICOM peer, known by its calling AE title.
+    Ae,
+}
+
+/// An authenticated actor and the tenancy it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub kind: PrincipalKind,
+    pub institution_id: i64,
+    pub alliance_id: i64,
+    /// The institution and every institution it heads, directly or not (see
+    /// [`institution_subtree`]): what clinic roles may see.
+    pub institution_path: Vec<i64>,
+}
+
+impl Principal {
+    /// A principal of `institution_id`, its path computed from the `(id, parent_id)` pairs
+    /// of the alliance's institutions.
+    pub fn new(
+        kind: PrincipalKind,
+        institution_id: i64,
+        alliance_id: i64,
+        institutions: &[(i64, Option<i64>)],
+    ) -> Self {
+        Self {
+            kind,
+            institution_id,
+            alliance_id,
+            institution_path: institution_subtree(institution_id, institutions),
+        }
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        match self.kind {
+            PrincipalKind::User { role } => Some(role),
+            PrincipalKind::Device | PrincipalKind::Ae => None,
+        }
+    }
+}
+
+/// What an action is applied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "scope", rename_all = "snake_case")]
+pub enum TargetScope {
+    /// Data of one institution (a study, a report, a user or device of it, the
+    /// institution itself).
+    Institution {
+        institution_id: i64,
+        alliance_id: i64,
+    },
+    /// The alliance as a whole (list its institutions, read its audit log, its routing).
+    Alliance { alliance_id: i64 },
+    /// The whole hub (create alliances, read the audit log of every alliance).
+    Hub,
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Denial {
+    /// The principal may never do this action.
+    ActionNotPermitted,
+    /// The principal may do this action, but not on this target.
+    OutOfScope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", content = "reason", rename_all = "snake_case")]
+pub enum Decision {
+    Allow,
+    Deny(Denial),
+}
+
+impl Decision {
+    pub const fn is_allowed(self) -> bool {
+        matches!(self, Self::Allow)
+    }
+}
+
+/// How far a permitted action reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Exactly the principal's institution.
+    OwnInstitution,
+    /// The principal's institution and those it heads.
+    Subtree,
+    /// Every institution of the alliance, and the alliance itself.
+    Alliance,
+    /// Everything.
+    Hub,
+}
+
+/// How far `action` reaches for `kind`, or `None` if it is never permitted.
+const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
+    use Action as A;
+    match kind {
+        PrincipalKind::Device => match action {
+            A::UploadEcg | A::WriteStudy => Some(Reach::OwnInstitution),
+            _ => None,
+        },
+        PrincipalKind::Ae => match action {
+            A::WriteStudy => Some(Reach::OwnInstitution),
+            _ => None,
+        },
+        PrincipalKind::User { role } => match role {
+            Role::Superadmin => Some(Reach::Hub),
+            Role::ClinicTech | Role::ClinicDoctor => match action {
+                A::ReadStudy | A::WriteStudy | A::UploadEcg | A::ReadReport => Some(Reach::Subtree),
+                _ => None,
+            },
+            // Until reading pools exist, readers reach their whole alliance.
+            Role::Reader => match action {
+                A::ReadStudy | A::ReadReport | A::WriteReport | A::SignReport => {
+                    Some(Reach::Alliance)
+                }
+                _ => None,
+            },
+            Role::SeniorReader => match action {
+                A::ReadStudy | A::ReadReport | A::WriteReport | A::SignReport | A::AmendReport => {
+                    Some(Reach::Alliance)
+                }
+                _ => None,
+            },
+            Role::GroupAdmin => match action {
+                A::ReadStudy
+                | A::ReadReport
+                | A::ManageInstitution
+                | A::ManageUsers
+                | A::ManageDevices
+                | A::ManageRouting => Some(Reach::Alliance),
+                _ => None,
+            },
+            Role::Auditor => match action {
+                A::ReadAudit => Some(Reach::Alliance),
+                _ => None,
+            },
+        },
+    }
+}
+
+/// May `principal` do `action` to `target`? Pure: the caller resolves the principal
+/// (from a session, device token or AE title) and the target's tenancy first.
+pub fn authorize(principal: &Principal, action: Action, target: TargetScope) -> Decision {
+    let Some(reach) = reach(principal.kind, action) else {
+        return Decision::Deny(Denial::ActionNotPermitted);
+    };
+    let in_scope = match (reach, target) {
+        (Reach::Hub, _) => true,
+        (_, TargetScope::Hub) => false,
+        (Reach::Alliance, TargetScope::Alliance { alliance_id })
+        | (Reach::Alliance, TargetScope::Institution { alliance_id, .. }) => {
+            alliance_id == principal.alliance_id
+        }
+        // Institution-bound principals never act on the alliance as a whole.
+        (Reach::OwnInstitution | Reach::Subtree, TargetScope::Alliance { .. }) => false,
+        (
+            Reach::OwnInstitution,
+            TargetScope::Institution {
+                institution_id,
+                alliance_id,
+            },
+        ) => institution_id == principal.institution_id && alliance_id == principal.alliance_id,
+        (
+            Reach::Subtree,
+            TargetScope::Institution {
+                institution_id,
+                alliance_id,
+            },
+        ) => {
+            alliance_id == principal.alliance_id
+                && (institution_id == principal.institution_id
+                    || principal.institution_path.contains(&institution_id))
+        }
+    };
+    if in_scope {
+        Decision::Allow
+    } else {
+        Decision::Deny(Denial::OutOfScope)
+    }
+}
+
+/// `root` and every institution below it, given `(id, parent_id)` of the institutions of
+/// its alliance. Cycles (which the catalog does not allow) cannot loop forever.
+pub fn institution_subtree(root: i64, institutions: &[(i64, Option<i64>)]) -> Vec<i64> {
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        for &(id, p) in institutions {
+            if p == Some(parent) && !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Action as A;
+
+    // Alliance 1: county 10 → township 20 → villages 30, 31; township 21 → village 32.
+    // Alliance 2: county 90 → village 91.
+    const TREE: [(i64, Option<i64>); 6] = [
+        (10, None),
+        (20, Some(10)),
+        (30, Some(20)),
+        (31, Some(20)),
+        (21, Some(10)),
+        (32, Some(21)),
+    ];
+
+    fn principal(kind: PrincipalKind, institution_id: i64) -> Principal {
+        let alliance_id = if institution_id >= 90 { 2 } else { 1 };
+        Principal::new(kind, institution_id, alliance_id, &TREE)
+    }
+
+    fn user(role: Role, institution_id: i64) -> Principal {
+        principal(PrincipalKind::User { role }, institution_id)
+    }
+
+    fn inst(institution_id: i64) -> TargetScope {
+        TargetScope::Institution {
+            institution_id,
+            alliance_id: if institution_id >= 90 { 2 } else { 1 },
+        }
+    }
+
+    fn allowed(p: &Principal, a: Action, t: TargetScope) -> bool {
+        authorize(p, a, t).is_allowed()
+    }
+
+    #[test]
+    fn subtree_follows_parents() {
+        let mut t = institution_subtree(20, &TREE);
+        t.sort_unstable();
+        assert_eq!(t, [20, 30, 31]);
+        let mut c = institution_subtree(10, &TREE);
+        c.sort_unstable();
+        assert_eq!(c, [10, 20, 21, 30, 31, 32]);
+        assert_eq!(institution_subtree(30, &TREE), [30]);
+        // a cycle does not hang
+        assert_eq!(
+            institution_subtree(1, &[(1, Some(2)), (2, Some(1))]),
+            [1, 2]
+        );
+    }
+
+    #[test]
+    fn clinic_roles_see_their_institution_and_the_clinics_it_heads() {
+        for role in [Role::ClinicTech, Role::ClinicDoctor] {
+            let village = user(role, 30);
+            let township = user(role, 20);
+            for action in [A::ReadStudy, A::WriteStudy, A::ReadReport, A::UploadEcg] {
+                assert!(allowed(&village, action, inst(30)), "{role} {action:?} own");
+                assert!(
+                    !allowed(&village, action, inst(31)),
+                    "{role} sibling village"
+                );
+                assert!(
+                    !allowed(&village, action, inst(20)),
+                    "{role} parent township"
+                );
+                assert!(allowed(&township, action, inst(20)));
+                assert!(
+                    allowed(&township, action, inst(30)),
+                    "township sees its villages"
+                );
+                assert!(allowed(&township, action, inst(31)));
+                assert!(
+                    !allowed(&township, action, inst(32)),
+                    "not another township's"
+                );
+                assert!(!allowed(&township, action, inst(10)), "not the county's");
+                assert!(
+                    !allowed(&township, action, inst(91)),
+                    "not another alliance"
+                );
+                assert_eq!(
+                    authorize(&township, action, TargetScope::Alliance { alliance_id: 1 }),
+                    Decision::Deny(Denial::OutOfScope)
+                );
+            }
+            for action in [
+                A::WriteReport,
+                A::SignReport,
+                A::AmendReport,
+                A::ManageUsers,
+                A::ManageInstitution,
+                A::ManageDevices,
+                A::ManageRouting,
+                A::ReadAudit,
+            ] {
+                assert_eq!(
+                    authorize(&township, action, inst(20)),
+                    Decision::Deny(Denial::ActionNotPermitted),
+                    "{role} {action:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn readers_read_and_sign_within_their_alliance() {
+        for role in [Role::Reader, Role::SeniorReader] {
+            let r = user(role, 10);
+            for action in [A::ReadStudy, A::ReadReport, A::WriteReport, A::SignReport] {
+                for i in [10, 20, 30, 32] {
+                    assert!(allowed(&r, action, inst(i)), "{role} {action:?} {i}");
+                }
+                assert_eq!(
+                    authorize(&r, action, inst(91)),
+                    Decision::Deny(Denial::OutOfScope)
+                );
+            }
+            for action in [
+                A::WriteStudy,
+                A::UploadEcg,
+                A::ManageUsers,
+                A::ManageInstitution,
+                A::ManageRouting,
+                A::ManageDevices,
+                A::ReadAudit,
+            ] {
+                assert!(!allowed(&r, action, inst(10)), "{role} {action:?}");
+            }
+        }
+        assert!(!allowed(&user(Role::Reader, 10), A::AmendReport, inst(30)));
+        assert!(allowed(
+            &user(Role::SeniorReader, 10),
+            A::AmendReport,
+            inst(30)
+        ));
+    }
+
+    #[test]
+    fn group_admin_sees_and_manages_the_alliance_only() {
+        let g = user(Role::GroupAdmin, 10);
+        for action in [
+            A::ReadStudy,
+            A::ReadReport,
+            A::ManageInstitution,
+            A::ManageUsers,
+            A::ManageDevices,
+            A::ManageRouting,
+        ] {
+            assert!(allowed(&g, action, inst(32)));
+            assert!(allowed(
+                &g,
+                action,
+                TargetScope::Alliance { alliance_id: 1 }
+            ));
+            assert!(!allowed(
+                &g,
+                action,
+                TargetScope::Alliance { alliance_id: 2 }
+            ));
+            assert!(!allowed(&g, action, inst(91)));
+            assert!(!allowed(&g, action, TargetScope::Hub));
+        }
+        for action in [
+            A::WriteStudy,
+            A::UploadEcg,
+            A::WriteReport,
+            A::SignReport,
+            A::AmendReport,
+            A::ReadAudit,
+        ] {
+            assert_eq!(
+                authorize(&g, action, inst(10)),
+                Decision::Deny(Denial::ActionNotPermitted)
+            );
+        }
+    }
+
+    #[test]
+    fn auditor_reads_the_audit_log_only() {
+        let a = user(Role::Auditor, 10);
+        assert!(allowed(
+            &a,
+            A::ReadAudit,
+            TargetScope::Alliance { alliance_id: 1 }
+        ));
+        assert!(allowed(&a, A::ReadAudit, inst(30)));
+        assert!(!allowed(
+            &a,
+            A::ReadAudit,
+            TargetScope::Alliance { alliance_id: 2 }
+        ));
+        assert!(!allowed(&a, A::ReadAudit, TargetScope::Hub));
+        for action in Action::ALL.into_iter().filter(|x| *x != A::ReadAudit) {
+            assert_eq!(
+                authorize(&a, action, inst(10)),
+                Decision::Deny(Denial::ActionNotPermitted),
+                "{action:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn devices_and_ae_titles_only_store_for_their_own_institution() {
+        let d = principal(PrincipalKind::Device, 20);
+        assert!(allowed(&d, A::UploadEcg, inst(20)));
+        assert!(allowed(&d, A::WriteStudy, inst(20)));
+        assert_eq!(
+            authorize(&d, A::UploadEcg, inst(30)),
+            Decision::Deny(Denial::OutOfScope),
+            "a township's device does not upload for its villages"
+        );
+        assert!(!allowed(&d, A::UploadEcg, inst(91)));
+        let ae = principal(PrincipalKind::Ae, 30);
+        assert!(allowed(&ae, A::WriteStudy, inst(30)));
+        assert!(!allowed(&ae, A::WriteStudy, inst(31)));
+        assert!(!allowed(&ae, A::UploadEcg, inst(30)));
+        for action in Action::ALL
+            .into_iter()
+            .filter(|x| !matches!(x, A::UploadEcg | A::WriteStudy))
+        {
+            assert_eq!(
+                authorize(&d, action, inst(20)),
+                Decision::Deny(Denial::ActionNotPermitted),
+                "device {action:?}"
+            );
+            assert!(!allowed(&ae, action, inst(30)), "AE {action:?}");
+        }
+    }
+
+    #[test]
+    fn superadmin_may_do_everything() {
+        let s = user(Role::Superadmin, 10);
+        for action in Action::ALL {
+            for target in [
+                inst(30),
+                inst(91),
+                TargetScope::Alliance { alliance_id: 2 },
+                TargetScope::Hub,
+            ] {
+                assert!(allowed(&s, action, target), "{action:?} {target:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_superadmin_reaches_the_hub_scope() {
+        for role in Role::ALL {
+            for action in Action::ALL {
+                let d = authorize(&user(role, 10), action, TargetScope::Hub);
+                assert_eq!(
+                    d.is_allowed(),
+                    role == Role::Superadmin,
+                    "{role} {action:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_forged_path_does_not_cross_alliances() {
+        let mut p = user(Role::ClinicDoctor, 20);
+        p.institution_path.push(91);
+        assert!(!allowed(&p, A::ReadStudy, inst(91)));
+    }
+}
