@@ -63,6 +63,8 @@ pub struct TestHub {
     pub opts: HubOptions,
     pub http: SocketAddr,
     pub dicom: SocketAddr,
+    /// The DICOM TLS listener, when `dicom.tls` is configured.
+    pub dicom_tls: Option<SocketAddr>,
     stderr_log: PathBuf,
 }
 
@@ -79,6 +81,7 @@ impl TestHub {
             opts,
             http: "0.0.0.0:0".parse().expect("addr"),
             dicom: "0.0.0.0:0".parse().expect("addr"),
+            dicom_tls: None,
             stderr_log: PathBuf::new(),
         };
         hub.admin_ok(&["alliance", "add", "测试医共体"]);
@@ -199,6 +202,7 @@ impl TestHub {
             .as_str()
             .and_then(|s| s.parse().ok())
             .expect("dicom addr");
+        self.dicom_tls = v["dicom_tls"].as_str().and_then(|s| s.parse().ok());
         self.child = Some(child);
     }
 

@@ -316,14 +316,28 @@ async fn health_readiness_metrics_and_json_errors() {
     })
     .await
     .unwrap();
-    let text = http
+    // /metrics needs a group_admin (or superadmin) session or the metrics token
+    let r = http.get(hub.http_url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    add_user_with_password(
+        &hub,
+        "县人民医院",
+        "ops.admin",
+        "group_admin",
+        "Metrics-Admin-2026",
+    );
+    let token = issue_token(&hub, "ops.admin");
+    let r = http
         .get(hub.http_url("/metrics"))
+        .bearer_auth(&token)
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-request-id"));
+    let text = r.text().await.unwrap();
     assert!(
         text.contains("dxhub_dimse_associations_total{result=\"accepted\"} 1"),
         "{text}"
@@ -380,4 +394,52 @@ fn logs_carry_no_patient_data() {
     for secret in ["Secretname", "秘密", "ID-4711-SECRET", "19600101"] {
         assert!(!log.contains(secret), "patient data {secret:?} in the log");
     }
+}
+
+/// `dxhub admin user add … --password-stdin` with the password on standard input
+/// (`TestHub::cli` has no stdin).
+fn add_user_with_password(
+    hub: &TestHub,
+    institution: &str,
+    login: &str,
+    role: &str,
+    password: &str,
+) {
+    use std::io::Write;
+    let mut child = dxhub(&hub.data_dir)
+        .args([
+            "admin",
+            "user",
+            "add",
+            "--institution",
+            institution,
+            "--login",
+            login,
+            "--role",
+            role,
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A bearer token from `dxhub admin token issue` (exempt from TOTP enrolment).
+fn issue_token(hub: &TestHub, login: &str) -> String {
+    let out = hub.cli(&["admin", "token", "issue", "--login", login]);
+    assert!(
+        out.status.success(),
+        "token issue: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

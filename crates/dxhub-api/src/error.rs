@@ -11,6 +11,37 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// The body is JSON but not of the expected shape (or a value is not acceptable).
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("unknown login or wrong password")]
+    InvalidCredentials,
+    #[error("account locked after repeated failed logins; try again later")]
+    AccountLocked,
+    #[error("a TOTP code is required")]
+    TotpRequired,
+    #[error("invalid TOTP code")]
+    InvalidTotp,
+    #[error("missing or wrong X-CSRF-Token")]
+    CsrfFailed,
+    #[error("device tokens may only be used on upload routes")]
+    DeviceTokenUploadOnly,
+    #[error("enrol TOTP (POST /api/v1/auth/totp/enroll, then /confirm) before using the API")]
+    TotpEnrollmentRequired,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("too many requests; try again later")]
+    TooManyRequests,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("request took too long")]
+    Timeout,
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -22,6 +53,22 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidJson(_) | ApiError::WeakPassword(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Unauthenticated
+            | ApiError::InvalidCredentials
+            | ApiError::TotpRequired
+            | ApiError::InvalidTotp => StatusCode::UNAUTHORIZED,
+            ApiError::AccountLocked => StatusCode::LOCKED,
+            ApiError::CsrfFailed
+            | ApiError::DeviceTokenUploadOnly
+            | ApiError::TotpEnrollmentRequired
+            | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -32,8 +79,38 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => "not-found",
             ApiError::BadRequest(_) => "bad-request",
+            ApiError::InvalidJson(_) => "invalid-json",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::InvalidCredentials => "invalid-credentials",
+            ApiError::AccountLocked => "account-locked",
+            ApiError::TotpRequired => "totp-required",
+            ApiError::InvalidTotp => "invalid-totp",
+            ApiError::CsrfFailed => "csrf-failed",
+            ApiError::DeviceTokenUploadOnly => "device-token-upload-only",
+            ApiError::TotpEnrollmentRequired => "totp-enrollment-required",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::WeakPassword(_) => "weak-password",
+            ApiError::TooManyRequests => "too-many-requests",
+            ApiError::PayloadTooLarge => "payload-too-large",
+            ApiError::Timeout => "timeout",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<dxhub_store::catalog::Error> for ApiError {
+    fn from(e: dxhub_store::catalog::Error) -> Self {
+        use dxhub_store::catalog::Error as E;
+        match e {
+            E::NotFound(m) => ApiError::NotFound(m),
+            E::Conflict(m) => ApiError::Conflict(m),
+            E::Invalid(m) => ApiError::InvalidJson(m),
+            E::Unavailable(_) => ApiError::Unavailable("database unavailable".into()),
+            other => {
+                ApiError::Internal(format!("{other}: {:?}", std::error::Error::source(&other)))
+            }
         }
     }
 }

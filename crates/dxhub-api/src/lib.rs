@@ -1,23 +1,68 @@
-//! The HTTP surface of dxhub (axum). For now: `/healthz`, `/readyz` and `/metrics`
-//! (Prometheus); DICOMweb and `/api/v1` build on the same state and error type.
+//! The HTTP surface of dxhub (axum): `/healthz`, `/readyz`, `/metrics` (Prometheus) and
+//! the `/api/v1` JSON API of issue #3 (authentication, tenancy, users, devices, studies,
+//! audit; contract in `API.md`), its OpenAPI document generated from the handlers, the
+//! route-policy registry ([`policy`]) and the authentication extractor ([`auth`]).
 //!
-//! Depends on store/ingest; must not depend on the DIMSE crate or the binary.
+//! Depends on core/store/ingest; must not depend on the DIMSE crate or the binary.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod auth;
 pub mod error;
+pub mod policy;
+pub mod v1;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{MatchedPath, State};
-use axum::http::{Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use dxhub_core::roles::Role;
 use dxhub_store::{Blobs, Catalog};
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
+pub use policy::{RoutePolicy, RouteRule, route_rules};
+
+/// HTTP settings the API needs (from the binary's `http` configuration).
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Absolute session lifetime.
+    pub session_ttl: Duration,
+    /// Sessions end when unused this long.
+    pub session_idle: Duration,
+    /// Bearer token that may read `/metrics` (besides admin sessions).
+    pub metrics_token: Option<String>,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    /// Mark cookies `Secure` (served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(43_200),
+            session_idle: Duration::from_secs(1_800),
+            metrics_token: None,
+            max_body_bytes: 16 * 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
+            secure_cookies: false,
+        }
+    }
+}
+
+/// Logins per client address per minute.
+pub const LOGIN_RATE_PER_MINUTE: u32 = 10;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -25,25 +70,111 @@ pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
     pub blobs: Blobs,
     pub registry: Arc<Registry>,
+    pub settings: Arc<ApiSettings>,
+    pub login_limiter: Arc<auth::LoginLimiter>,
+}
+
+impl AppState {
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        blobs: Blobs,
+        registry: Arc<Registry>,
+        settings: ApiSettings,
+    ) -> Self {
+        Self {
+            catalog,
+            blobs,
+            registry,
+            settings: Arc::new(settings),
+            login_limiter: Arc::new(auth::LoginLimiter::new(
+                LOGIN_RATE_PER_MINUTE,
+                Duration::from_secs(60),
+            )),
+        }
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(info(
+    title = "dxhub API",
+    version = "1",
+    description = "See API.md (issue #3)."
+))]
+struct ApiDoc;
+
+/// The OpenAPI document served at `GET /api/v1/openapi.json` (one operation per route in
+/// [`policy::ROUTES`]).
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3 document")))]
+async fn get_openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(utoipa_axum::routes!(get_openapi))
+        .merge(v1::routes())
+}
+
+/// The OpenAPI document of `/api/v1`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
 }
 
 pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let (api, _) = api_router().split_for_parts();
+    let settings = state.settings.clone();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(api)
         .fallback(not_found)
+        // extractors (JSON) buffer up to the same limit as the body-limit layer
+        .layer(axum::extract::DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let route = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map(|m| m.as_str().to_owned())
-                    .unwrap_or_else(|| "unmatched".to_owned());
-                tracing::info_span!("http", method = %req.method(), route = %route)
-            }),
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(|m| m.as_str().to_owned())
+                        .unwrap_or_else(|| "unmatched".to_owned());
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    tracing::info_span!("http", method = %req.method(), route = %route, request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(axum::middleware::map_response(error_shape))
+                .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    settings.request_timeout,
+                )),
         )
         .with_state(state)
+}
+
+/// Responses of the body-limit and timeout layers get the API's error shape.
+async fn error_shape<B>(resp: Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    match resp.status() {
+        StatusCode::PAYLOAD_TOO_LARGE if !json => ApiError::PayloadTooLarge.into_response(),
+        StatusCode::REQUEST_TIMEOUT if !json => ApiError::Timeout.into_response(),
+        _ => resp.map(axum::body::Body::new),
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -65,7 +196,46 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     Ok(Json(serde_json::json!({ "status": "ready" })))
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// `/metrics` needs `Bearer <http.metrics_token>` or a session of a group_admin or
+/// superadmin.
+async fn authorize_metrics(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Some(expected) = state
+        .settings
+        .metrics_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        && let Some(sent) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+        && auth::constant_time_eq(sent.trim().as_bytes(), expected.as_bytes())
+    {
+        return Ok(());
+    }
+    match auth::resolve_identity(state, headers).await? {
+        auth::Identity::Device(_) => Err(ApiError::DeviceTokenUploadOnly),
+        auth::Identity::User(u) => {
+            if auth::enrollment_pending(&u) {
+                return Err(ApiError::TotpEnrollmentRequired);
+            }
+            if matches!(u.user.role, Role::GroupAdmin | Role::Superadmin) {
+                Ok(())
+            } else {
+                Err(ApiError::Forbidden(
+                    "metrics need a group_admin or superadmin".into(),
+                ))
+            }
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize_metrics(&state, &headers).await {
+        return e.into_response();
+    }
     let mut out = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &state.registry) {
         return ApiError::Internal(e.to_string()).into_response();
@@ -84,3 +254,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such resource".into())
 }
+
+#[cfg(test)]
+mod tests;

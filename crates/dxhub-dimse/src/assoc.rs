@@ -1,6 +1,7 @@
 //! One association: negotiation, then a loop of PDUs until release or abort.
 
 use crate::DimseService;
+use crate::audit::{self, StoreTally};
 use crate::command::{self, C_ECHO_RQ, C_ECHO_RSP, C_STORE_RQ, C_STORE_RSP};
 use dicom_ul::pdu::{
     AbortRQServiceProviderReason, AbortRQSource, AssociationAC, AssociationRJ, AssociationRJResult,
@@ -14,9 +15,7 @@ use dxhub_ingest::{IngestContext, Source, SpoolWriter};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -41,9 +40,14 @@ enum AssocError {
     Shutdown,
 }
 
+/// The reading half of an association's transport (TCP or TLS).
+pub(crate) type BoxRead = Box<dyn AsyncRead + Unpin + Send>;
+/// The writing half of an association's transport (TCP or TLS).
+pub(crate) type BoxWrite = Box<dyn AsyncWrite + Unpin + Send>;
+
 struct Conn {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<BoxRead>,
+    writer: BoxWrite,
     max_receive: u32,
 }
 
@@ -55,6 +59,14 @@ impl Conn {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(e.into()),
+        }
+        // PDU types are 0x01–0x07; anything else (say, a TLS ClientHello on the plain
+        // port) is not DICOM: fail now rather than wait for a bogus length.
+        if !(0x01..=0x07).contains(&header[0]) {
+            return Err(AssocError::Pdu(format!(
+                "unknown PDU type 0x{:02X}",
+                header[0]
+            )));
         }
         let len = u32::from_be_bytes([header[2], header[3], header[4], header[5]]);
         if len > HARD_PDU_CAP {
@@ -92,9 +104,11 @@ impl Conn {
     }
 }
 
-/// Entry point of an association task.
+/// Entry point of an association task, over any transport split in two halves (plain TCP:
+/// `into_split`; TLS: `tokio::io::split`).
 pub(crate) async fn run(
-    stream: TcpStream,
+    reader: BoxRead,
+    writer: BoxWrite,
     peer: SocketAddr,
     service: Arc<DimseService>,
     permit: Option<OwnedSemaphorePermit>,
@@ -102,10 +116,9 @@ pub(crate) async fn run(
 ) {
     let span = info_span!("association", peer = %peer, calling_ae = tracing::field::Empty);
     async move {
-        let (r, w) = stream.into_split();
         let mut conn = Conn {
-            reader: BufReader::with_capacity(256 * 1024, r),
-            writer: w,
+            reader: BufReader::with_capacity(256 * 1024, reader),
+            writer,
             max_receive: service.config.max_pdu_length,
         };
         let rq = match tokio::time::timeout(service.idle_timeout(), conn.read_pdu()).await {
@@ -131,6 +144,7 @@ pub(crate) async fn run(
             reject(
                 &mut conn,
                 &service,
+                (rq.calling_ae_title.trim(), None, peer),
                 AssociationRJResult::Transient,
                 AssociationRJSource::ServiceProviderPresentation(
                     AssociationRJServiceProviderPresentationReason::LocalLimitExceeded,
@@ -145,7 +159,8 @@ pub(crate) async fn run(
             None => return,
         };
         service.metrics.active.inc();
-        let result = serve_association(&mut conn, &service, accepted, &cancel).await;
+        let mut tally = StoreTally::default();
+        let result = serve_association(&mut conn, &service, &accepted, &mut tally, &cancel).await;
         service.metrics.active.dec();
         match result {
             Ok(()) => debug!("association released"),
@@ -159,29 +174,61 @@ pub(crate) async fn run(
                 conn.abort().await;
             }
         }
+        // The peer has its answers; now record per study what was stored.
+        let entries = tally.take_entries(&accepted.calling_ae, accepted.institution_id, peer);
+        audit::append(service.catalog.as_ref(), &entries).await;
         drop(permit);
     }
     .instrument(span)
     .await
 }
 
+/// Calling AE title, its institution when known, and the peer address of an association.
+type Who<'a> = (&'a str, Option<i64>, SocketAddr);
+
+/// The audit outcome reason of a rejection metric label.
+fn rejection_reason(label: &str) -> &'static str {
+    match label {
+        "rejected_busy" => "too-many-associations",
+        "rejected_context" => "application-context-not-supported",
+        "rejected_called_ae" => "called-ae-not-recognized",
+        "rejected_host" => "host-not-allowed",
+        "rejected_calling_ae" => "calling-ae-not-recognized",
+        "rejected_unavailable" => "catalog-unavailable",
+        _ => "rejected",
+    }
+}
+
 async fn reject(
     conn: &mut Conn,
     service: &DimseService,
+    who: Who<'_>,
     result: AssociationRJResult,
     source: AssociationRJSource,
     label: &'static str,
 ) {
     info!(reason = label, "association rejected");
     service.metrics.association(label);
+    let (calling_ae, institution_id, peer) = who;
+    let entry = audit::rejection(calling_ae, institution_id, peer, rejection_reason(label));
+    // Recorded before the peer hears of it, except when the catalog is what failed (its
+    // audit write would only delay the answer).
+    let audit_first = label != "rejected_unavailable";
+    if audit_first {
+        audit::append(service.catalog.as_ref(), std::slice::from_ref(&entry)).await;
+    }
     let _ = conn
         .write_pdu(&Pdu::AssociationRJ(AssociationRJ { result, source }))
         .await;
     let _ = conn.writer.shutdown().await;
+    if !audit_first {
+        audit::append(service.catalog.as_ref(), &[entry]).await;
+    }
 }
 
 struct Accepted {
     calling_ae: String,
+    peer: SocketAddr,
     institution_id: Option<i64>,
     /// presentation context id → (abstract syntax, transfer syntax)
     contexts: HashMap<u8, (String, String)>,
@@ -208,10 +255,12 @@ async fn negotiate(
 ) -> Option<Accepted> {
     use AssociationRJResult::*;
     use AssociationRJServiceUserReason as U;
+    let calling = rq.calling_ae_title.trim();
     if rq.application_context_name.trim_end_matches(['\0', ' ']) != APPLICATION_CONTEXT {
         reject(
             conn,
             service,
+            (calling, None, peer),
             Permanent,
             AssociationRJSource::ServiceUser(U::ApplicationContextNameNotSupported),
             "rejected_context",
@@ -223,6 +272,7 @@ async fn negotiate(
         reject(
             conn,
             service,
+            (calling, None, peer),
             Permanent,
             AssociationRJSource::ServiceUser(U::CalledAETitleNotRecognized),
             "rejected_called_ae",
@@ -239,6 +289,7 @@ async fn negotiate(
                 reject(
                     conn,
                     service,
+                    (calling, Some(ae.institution_id), peer),
                     Permanent,
                     AssociationRJSource::ServiceUser(U::CallingAETitleNotRecognized),
                     "rejected_host",
@@ -253,6 +304,7 @@ async fn negotiate(
             reject(
                 conn,
                 service,
+                (calling, None, peer),
                 Permanent,
                 AssociationRJSource::ServiceUser(U::CallingAETitleNotRecognized),
                 "rejected_calling_ae",
@@ -265,6 +317,7 @@ async fn negotiate(
             reject(
                 conn,
                 service,
+                (calling, None, peer),
                 Transient,
                 AssociationRJSource::ServiceProviderPresentation(
                     AssociationRJServiceProviderPresentationReason::TemporaryCongestion,
@@ -341,6 +394,7 @@ async fn negotiate(
     info!(contexts = contexts.len(), "association accepted");
     Some(Accepted {
         calling_ae,
+        peer,
         institution_id,
         contexts,
     })
@@ -371,7 +425,8 @@ async fn flush(writer: SpoolWriter, data: Vec<u8>) -> std::io::Result<SpoolWrite
 async fn serve_association(
     conn: &mut Conn,
     service: &DimseService,
-    accepted: Accepted,
+    accepted: &Accepted,
+    tally: &mut StoreTally,
     cancel: &CancellationToken,
 ) -> Result<(), AssocError> {
     let mut command_buf: Vec<u8> = Vec::new();
@@ -403,7 +458,7 @@ async fn serve_association(
                                 incoming = handle_command(
                                     conn,
                                     service,
-                                    &accepted,
+                                    accepted,
                                     pdv.presentation_context_id,
                                     &bytes,
                                 )
@@ -447,7 +502,7 @@ async fn serve_association(
                             if pdv.is_last
                                 && let Some(inc) = incoming.take()
                             {
-                                finish_store(conn, service, &accepted, inc).await?;
+                                finish_store(conn, service, accepted, tally, inc).await?;
                             }
                         }
                     }
@@ -459,6 +514,14 @@ async fn serve_association(
                         "release requested in the middle of a data set".into(),
                     ));
                 }
+                // Record what was stored before confirming the release: once the peer
+                // has its A-RELEASE-RP, the audit log already tells what it sent.
+                let entries = tally.take_entries(
+                    &accepted.calling_ae,
+                    accepted.institution_id,
+                    accepted.peer,
+                );
+                audit::append(service.catalog.as_ref(), &entries).await;
                 conn.write_pdu(&Pdu::ReleaseRP).await?;
                 let _ = conn.writer.shutdown().await;
                 return Ok(());
@@ -598,6 +661,7 @@ async fn finish_store(
     conn: &mut Conn,
     service: &DimseService,
     accepted: &Accepted,
+    tally: &mut StoreTally,
     mut inc: Incoming,
 ) -> Result<(), AssocError> {
     let (status, comment) = match (inc.refusal.take(), inc.writer.take()) {
@@ -631,7 +695,10 @@ async fn finish_store(
                     ctx.expected_sop_class_uid = Some(inc.sop_class_uid.clone());
                     ctx.expected_sop_instance_uid = Some(inc.sop_instance_uid.clone());
                     match service.ingest.ingest(file, &ctx).await {
-                        Ok(outcome) => (outcome.status(), outcome.comment().map(str::to_owned)),
+                        Ok(outcome) => {
+                            tally.stored(&outcome.study_instance_uid, &outcome.sop_instance_uid);
+                            (outcome.status(), outcome.comment().map(str::to_owned))
+                        }
                         Err(e) => {
                             info!(sop_instance_uid = %inc.sop_instance_uid, status = format!("{:04X}", e.status()), error = %e, "C-STORE refused");
                             (e.status(), Some(e.to_string()))
@@ -641,6 +708,9 @@ async fn finish_store(
             }
         }
     };
+    if status != status::SUCCESS && !status::is_warning(status) {
+        tally.refused(None, status);
+    }
     let resp = command::response(
         C_STORE_RSP,
         inc.message_id,

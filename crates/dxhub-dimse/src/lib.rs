@@ -5,11 +5,16 @@
 //!
 //! PDUs are framed here (6-byte header, then exactly the announced length) and decoded
 //! with `dicom_ul::read_pdu`, so PDUs arriving back to back are never lost (dicom-rs #589).
+//! Associations arrive over plain TCP ([`serve`]) or DICOM TLS ([`serve_tls`], a rustls
+//! acceptor built by the binary) and run through the same association code. Association
+//! rejections and, per association and study, the instances stored are appended to the
+//! audit log (never patient data).
 //! Depends on ingest/store/dicom/core; must not depend on axum or the binary.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod assoc;
+mod audit;
 pub mod command;
 mod metrics;
 
@@ -19,13 +24,18 @@ use dxhub_ingest::Ingest;
 use dxhub_store::Catalog;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
+
+/// How long a peer may take to complete the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// DIMSE listener settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +53,29 @@ pub struct DimseConfig {
     pub accept_unknown_callers: bool,
     /// Seconds without a PDU after which an association is aborted.
     pub idle_timeout_secs: u64,
+    /// DICOM TLS (a second listener; the plain one stays). Off when absent.
+    pub tls: Option<DimseTlsConfig>,
+}
+
+/// The DICOM TLS listener: `dicom.tls = { listen, cert, key, ca }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DimseTlsConfig {
+    /// Listen address of the TLS listener (DICOM's registered TLS port is 2762).
+    #[serde(default = "default_tls_listen")]
+    pub listen: String,
+    /// PEM file: the hub's certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file: the private key of `cert` (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM file of CA certificates. When set, peers must present a client certificate
+    /// issued by one of them; when absent, no client certificate is asked for.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+}
+
+fn default_tls_listen() -> String {
+    "0.0.0.0:2762".into()
 }
 
 impl Default for DimseConfig {
@@ -54,6 +87,7 @@ impl Default for DimseConfig {
             max_pdu_length: 1 << 20,
             accept_unknown_callers: false,
             idle_timeout_secs: 120,
+            tls: None,
         }
     }
 }
@@ -80,9 +114,32 @@ pub async fn serve(
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
+    accept_loop(listener, None, service, cancel, tracker).await
+}
+
+/// Like [`serve`], for DICOM TLS: `TCP_NODELAY` is set before the handshake, which must
+/// complete within [`TLS_HANDSHAKE_TIMEOUT`]; then the association runs as over plain TCP.
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    service: Arc<DimseService>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    accept_loop(listener, Some(acceptor), service, cancel, tracker).await
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    service: Arc<DimseService>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
     let slots = Arc::new(Semaphore::new(service.config.max_associations.max(1)));
     let local: Option<SocketAddr> = listener.local_addr().ok();
-    info!(addr = ?local, ae_title = %service.config.ae_title, "DICOM listener ready");
+    let kind = if tls.is_some() { "DICOM TLS" } else { "DICOM" };
+    info!(addr = ?local, ae_title = %service.config.ae_title, listener = kind, "DICOM listener ready");
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -102,9 +159,39 @@ pub async fn serve(
         let permit = slots.clone().try_acquire_owned().ok();
         let service = service.clone();
         let cancel = cancel.clone();
-        tracker.spawn(async move {
-            assoc::run(stream, peer, service, permit, cancel).await;
-        });
+        match &tls {
+            None => {
+                tracker.spawn(async move {
+                    let (r, w) = stream.into_split();
+                    assoc::run(Box::new(r), Box::new(w), peer, service, permit, cancel).await;
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tracker.spawn(async move {
+                    let handshake = tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        h = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => h,
+                    };
+                    let stream = match handshake {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            info!(peer = %peer, error = %e, "DICOM TLS handshake failed");
+                            service.metrics.association("rejected_tls");
+                            return;
+                        }
+                        Err(_) => {
+                            info!(peer = %peer, "DICOM TLS handshake timed out");
+                            service.metrics.association("rejected_tls");
+                            return;
+                        }
+                    };
+                    debug!(peer = %peer, "DICOM TLS handshake complete");
+                    let (r, w) = tokio::io::split(stream);
+                    assoc::run(Box::new(r), Box::new(w), peer, service, permit, cancel).await;
+                });
+            }
+        }
     }
-    info!("DICOM listener stopped");
+    info!(listener = kind, "DICOM listener stopped");
 }

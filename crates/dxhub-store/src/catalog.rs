@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::{
     AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,
-    NewSession, NewUser, Session, User,
+    NewSession, NewUser, Session, StudyFilter, User,
 };
 
 /// Errors of the catalog.
@@ -389,6 +389,8 @@ pub trait Catalog: Send + Sync {
     async fn instance_versions(&self, sop_instance_uid: &str) -> Result<Vec<InstanceRow>>;
     async fn get_patient(&self, id: i64) -> Result<Option<PatientRow>>;
     async fn get_study(&self, study_instance_uid: &str) -> Result<Option<StudyRow>>;
+    /// One keyset page of studies by id ascending, optionally only of some institutions.
+    async fn list_studies(&self, filter: &StudyFilter) -> Result<Vec<StudyRow>>;
     async fn get_series(&self, series_instance_uid: &str) -> Result<Option<SeriesRow>>;
     /// Ordered by series number (missing last), then creation.
     async fn list_series_of_study(&self, study_instance_uid: &str) -> Result<Vec<SeriesRow>>;
@@ -427,6 +429,17 @@ pub trait Catalog: Send + Sync {
     async fn touch_session(&self, id: i64) -> Result<()>;
     /// `NotFound` if there is no such session; revoking twice keeps the first time.
     async fn revoke_session(&self, id: i64) -> Result<()>;
+
+    /// Store a pending TOTP secret (base32); it counts as enrolled only after
+    /// [`Catalog::confirm_totp`]. `NotFound` for an unknown user.
+    async fn set_totp_secret(&self, user_id: i64, secret: &str) -> Result<()>;
+    /// The pending (not yet confirmed) TOTP secret. `NotFound` for an unknown user.
+    async fn pending_totp_secret(&self, user_id: i64) -> Result<Option<String>>;
+    /// Make the pending secret the enrolled one. `NotFound` for an unknown user, `Invalid`
+    /// when nothing is pending.
+    async fn confirm_totp(&self, user_id: i64) -> Result<()>;
+    /// Disable the account and revoke all its sessions. `NotFound` for an unknown user.
+    async fn disable_user(&self, user_id: i64) -> Result<()>;
 
     /// `NotFound` for an unknown institution; `Conflict` if the serial or token hash is
     /// taken.

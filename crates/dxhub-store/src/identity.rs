@@ -79,7 +79,14 @@ pub struct NewSession {
     pub idle_timeout: Option<Duration>,
     /// Client address (or `"cli"`).
     pub client: Option<String>,
+    /// [`SESSION_ISSUED_BY_LOGIN`] or [`SESSION_ISSUED_BY_CLI`].
+    pub issued_by: String,
 }
+
+/// `issued_by` of sessions created by an HTTP login.
+pub const SESSION_ISSUED_BY_LOGIN: &str = "login";
+/// `issued_by` of tokens issued by `dxhub admin token issue` (service accounts).
+pub const SESSION_ISSUED_BY_CLI: &str = "cli";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Session {
@@ -93,6 +100,7 @@ pub struct Session {
     pub idle_timeout_us: Option<i64>,
     pub revoked_at: Option<i64>,
     pub client: Option<String>,
+    pub issued_by: String,
 }
 
 // ---- devices ----
@@ -243,6 +251,19 @@ pub(crate) fn audit_hash(prev_hash: &str, id: i64, at: i64, f: &AuditFields<'_>)
     s(&mut h, f.client);
     s(&mut h, f.request_id);
     hex::encode(h.finalize())
+}
+
+/// Filters of [`crate::Catalog::list_studies`]. Results are ordered by id ascending; page
+/// with `after_id` = the last id of the previous page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudyFilter {
+    /// Only studies of these institutions; `None`: every study (including those without
+    /// an institution). `Some(vec![])` matches nothing.
+    pub institution_ids: Option<Vec<i64>>,
+    /// Keyset cursor: only studies with `id > after_id`.
+    pub after_id: Option<i64>,
+    /// At most this many (default 100, cap 1000).
+    pub limit: Option<i64>,
 }
 
 /// Filters of [`crate::Catalog::list_audit`]; every set field must match. Results are

@@ -25,6 +25,7 @@ pub use catalog::{
 };
 pub use identity::{
     AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,
-    NewSession, NewUser, Session, User,
+    NewSession, NewUser, SESSION_ISSUED_BY_CLI, SESSION_ISSUED_BY_LOGIN, Session, StudyFilter,
+    User,
 };
 pub use sql::SqlCatalog;

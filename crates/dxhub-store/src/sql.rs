@@ -24,7 +24,7 @@ use crate::catalog::{
 
 use crate::identity::{
     AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,
-    NewSession, NewUser, Session, User,
+    NewSession, NewUser, Session, StudyFilter, User,
 };
 
 mod identity;
@@ -339,6 +339,15 @@ const GET_STUDY: &str = "SELECT st.id, st.study_instance_uid, st.patient_ref, st
      p.patient_id, p.issuer_of_patient_id, p.patient_name, p.patient_birth_date, p.patient_sex \
      FROM studies st JOIN patients p ON p.id = st.patient_ref \
      WHERE st.study_instance_uid = $1";
+/// `GET_STUDY` without its condition: [`Catalog::list_studies`] appends its own.
+const LIST_STUDIES_SELECT: &str = "SELECT st.id, st.study_instance_uid, st.patient_ref, \
+     st.institution_id, st.study_date, st.study_time, st.accession_number, st.study_description, \
+     st.referring_physician_name, st.study_id, st.body_part_examined, st.modalities_in_study, \
+     st.num_series, st.num_instances, st.size_bytes, st.received_at, st.updated_at, \
+     p.patient_id, p.issuer_of_patient_id, p.patient_name, p.patient_birth_date, p.patient_sex \
+     FROM studies st JOIN patients p ON p.id = st.patient_ref WHERE st.id > $1";
+const STUDY_LIST_DEFAULT: i64 = 100;
+const STUDY_LIST_MAX: i64 = 1000;
 
 macro_rules! series_select {
     () => {
@@ -886,6 +895,30 @@ impl Catalog for SqlCatalog {
             .await?)
     }
 
+    async fn list_studies(&self, filter: &StudyFilter) -> Result<Vec<StudyRow>> {
+        let limit = filter
+            .limit
+            .unwrap_or(STUDY_LIST_DEFAULT)
+            .clamp(0, STUDY_LIST_MAX);
+        let ids = filter.institution_ids.as_deref();
+        if limit == 0 || ids.is_some_and(<[i64]>::is_empty) {
+            return Ok(Vec::new());
+        }
+        let mut sql = LIST_STUDIES_SELECT.to_owned();
+        let mut next = 2;
+        if let Some(ids) = ids {
+            let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+            sql.push_str(&format!(" AND st.institution_id IN ({})", marks.join(", ")));
+            next += ids.len();
+        }
+        sql.push_str(&format!(" ORDER BY st.id LIMIT ${next}"));
+        let mut q = sqlx::query_as::<_, StudyRow>(&sql).bind(filter.after_id.unwrap_or(0));
+        for id in ids.unwrap_or(&[]) {
+            q = q.bind(*id);
+        }
+        Ok(q.bind(limit).fetch_all(&self.read).await?)
+    }
+
     async fn get_study(&self, study_instance_uid: &str) -> Result<Option<StudyRow>> {
         Ok(sqlx::query_as::<_, StudyRow>(GET_STUDY)
             .bind(study_instance_uid)
@@ -1031,6 +1064,22 @@ impl Catalog for SqlCatalog {
 
     async fn reset_login_failures(&self, user_id: i64) -> Result<()> {
         self.id_reset_login_failures(user_id).await
+    }
+
+    async fn set_totp_secret(&self, user_id: i64, secret: &str) -> Result<()> {
+        self.id_set_totp_secret(user_id, secret).await
+    }
+
+    async fn pending_totp_secret(&self, user_id: i64) -> Result<Option<String>> {
+        self.id_pending_totp_secret(user_id).await
+    }
+
+    async fn confirm_totp(&self, user_id: i64) -> Result<()> {
+        self.id_confirm_totp(user_id).await
+    }
+
+    async fn disable_user(&self, user_id: i64) -> Result<()> {
+        self.id_disable_user(user_id).await
     }
 
     async fn create_session(&self, new: &NewSession) -> Result<Session> {

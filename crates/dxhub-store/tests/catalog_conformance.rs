@@ -158,6 +158,7 @@ conformance!(
     chinese_text_round_trips,
     delete_instance_row_fixes_counts,
     list_instance_rows_paginates,
+    list_studies_filters_and_paginates,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1156,5 +1157,70 @@ mod suite {
         assert!(c.list_instance_rows(0, 0).await.expect("empty").is_empty());
         let tail = c.list_instance_rows(seen[23], 10).await.expect("tail");
         assert_eq!(tail.iter().map(|r| r.id).collect::<Vec<_>>(), &seen[24..]);
+    }
+
+    pub async fn list_studies_filters_and_paginates(c: &dyn Catalog) {
+        c.add_alliance("A").await.expect("alliance");
+        let a = c
+            .add_institution(&institution("A", "A1", InstitutionLevel::County, None))
+            .await
+            .expect("a1");
+        let b = c
+            .add_institution(&institution("A", "B1", InstitutionLevel::County, None))
+            .await
+            .expect("b1");
+        for (n, inst) in [(1, Some(a.id)), (2, Some(b.id)), (3, Some(a.id)), (4, None)] {
+            let mut i = instance(
+                &format!("9.{n}"),
+                &format!("9.{n}.1"),
+                &format!("9.{n}.1.1"),
+                1,
+                0,
+            );
+            i.institution_id = inst;
+            c.insert_instance(&i).await.expect("insert");
+        }
+        let uids = |rows: Vec<dxhub_store::StudyRow>| {
+            rows.into_iter()
+                .map(|r| r.study_instance_uid)
+                .collect::<Vec<_>>()
+        };
+        let all = c
+            .list_studies(&dxhub_store::StudyFilter::default())
+            .await
+            .expect("all");
+        assert_eq!(uids(all.clone()), ["9.1", "9.2", "9.3", "9.4"]);
+        assert_eq!(all[0].patient_id, "P001");
+        let only_a = c
+            .list_studies(&dxhub_store::StudyFilter {
+                institution_ids: Some(vec![a.id]),
+                ..Default::default()
+            })
+            .await
+            .expect("a");
+        assert_eq!(uids(only_a), ["9.1", "9.3"]);
+        let both = dxhub_store::StudyFilter {
+            institution_ids: Some(vec![a.id, b.id]),
+            limit: Some(2),
+            ..Default::default()
+        };
+        let page1 = c.list_studies(&both).await.expect("page 1");
+        assert_eq!(uids(page1.clone()), ["9.1", "9.2"]);
+        let page2 = c
+            .list_studies(&dxhub_store::StudyFilter {
+                after_id: Some(page1[1].id),
+                ..both.clone()
+            })
+            .await
+            .expect("page 2");
+        assert_eq!(uids(page2), ["9.3"]);
+        let none = c
+            .list_studies(&dxhub_store::StudyFilter {
+                institution_ids: Some(vec![]),
+                ..Default::default()
+            })
+            .await
+            .expect("none");
+        assert!(none.is_empty());
     }
 }

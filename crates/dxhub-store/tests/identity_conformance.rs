@@ -162,6 +162,9 @@ conformance!(
     audit_verify_detects_a_rehashed_row,
     audit_verify_detects_deleted_rows,
     concurrent_appends_keep_the_chain_linear,
+    totp_enrolment_is_confirmed,
+    disable_user_revokes_sessions,
+    session_issuer_is_recorded,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -233,6 +236,7 @@ fn session(user_id: i64, token: &str, ttl: Duration, idle: Option<Duration>) -> 
         ttl,
         idle_timeout: idle,
         client: Some("127.0.0.1".into()),
+        issued_by: "login".into(),
     }
 }
 
@@ -771,5 +775,93 @@ mod suite {
         let v = c.verify_audit_chain().await.expect("verify");
         assert!(v.is_intact(), "{v:?}");
         assert_eq!(v.entries, 80);
+    }
+
+    pub async fn totp_enrolment_is_confirmed(c: &dyn Catalog, _url: &str) {
+        tenancy(c).await;
+        let u = c
+            .add_user(&new_user("Town", "totp.user", Role::Reader))
+            .await
+            .expect("add");
+        assert_eq!(c.pending_totp_secret(u.id).await.expect("pending"), None);
+        assert!(matches!(c.confirm_totp(u.id).await, Err(Error::Invalid(_))));
+        c.set_totp_secret(u.id, "JBSWY3DPEHPK3PXP")
+            .await
+            .expect("set");
+        assert_eq!(
+            c.pending_totp_secret(u.id)
+                .await
+                .expect("pending")
+                .as_deref(),
+            Some("JBSWY3DPEHPK3PXP")
+        );
+        let before = c.get_user(u.id).await.expect("get").expect("user");
+        assert!(!before.totp_enrolled, "pending is not enrolled");
+        c.confirm_totp(u.id).await.expect("confirm");
+        let after = c.get_user(u.id).await.expect("get").expect("user");
+        assert!(after.totp_enrolled);
+        assert_eq!(after.totp_secret.as_deref(), Some("JBSWY3DPEHPK3PXP"));
+        assert_eq!(c.pending_totp_secret(u.id).await.expect("pending"), None);
+        assert!(matches!(
+            c.set_totp_secret(9999, "X").await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            c.confirm_totp(9999).await,
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    pub async fn disable_user_revokes_sessions(c: &dyn Catalog, _url: &str) {
+        tenancy(c).await;
+        let u = c
+            .add_user(&new_user("Town", "to.disable", Role::ClinicTech))
+            .await
+            .expect("add");
+        let s = c
+            .create_session(&session(
+                u.id,
+                "dxs_disable",
+                Duration::from_secs(3600),
+                None,
+            ))
+            .await
+            .expect("session");
+        assert!(c.find_session(&s.token_hash).await.expect("find").is_some());
+        c.disable_user(u.id).await.expect("disable");
+        assert!(c.find_session(&s.token_hash).await.expect("find").is_none());
+        assert!(c.get_user(u.id).await.expect("get").expect("user").disabled);
+        assert!(matches!(
+            c.disable_user(9999).await,
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    pub async fn session_issuer_is_recorded(c: &dyn Catalog, _url: &str) {
+        tenancy(c).await;
+        let u = c
+            .add_user(&new_user("Town", "svc", Role::Reader))
+            .await
+            .expect("add");
+        let mut n = session(u.id, "dxs_cli_issued", Duration::from_secs(3600), None);
+        n.issued_by = "cli".into();
+        let s = c.create_session(&n).await.expect("session");
+        assert_eq!(s.issued_by, "cli");
+        let found = c
+            .find_session(&s.token_hash)
+            .await
+            .expect("find")
+            .expect("active");
+        assert_eq!(found.issued_by, "cli");
+        let l = c
+            .create_session(&session(
+                u.id,
+                "dxs_login_issued",
+                Duration::from_secs(3600),
+                None,
+            ))
+            .await
+            .expect("session");
+        assert_eq!(l.issued_by, "login");
     }
 }

@@ -25,6 +25,35 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: String,
+    /// HTTPS: when set, the HTTP listener serves TLS only.
+    pub tls: Option<TlsConfig>,
+    /// Absolute lifetime of a login session.
+    pub session_ttl_secs: u64,
+    /// A login session ends when unused this long.
+    pub session_idle_secs: u64,
+    /// Bearer token that may read `/metrics` (besides group_admin/superadmin sessions).
+    /// Secret: printed as `***`.
+    pub metrics_token: Option<String>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Requests taking longer are answered 408.
+    pub request_timeout_secs: u64,
+}
+
+/// `http.tls = { cert, key }`: PEM files of the server certificate chain (leaf first) and
+/// its private key (PKCS#8, PKCS#1 or SEC1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl HttpConfig {
+    /// Whether the HTTP listener serves HTTPS (cookies then get `Secure`).
+    pub fn https(&self) -> bool {
+        self.tls.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,6 +115,12 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:8080".into(),
+            tls: None,
+            session_ttl_secs: 43_200,
+            session_idle_secs: 1_800,
+            metrics_token: None,
+            max_body_bytes: 16 * 1024 * 1024,
+            request_timeout_secs: 60,
         }
     }
 }
@@ -194,6 +229,9 @@ impl Config {
         if c.storage.s3.secret_access_key.is_some() {
             c.storage.s3.secret_access_key = Some("***".into());
         }
+        if c.http.metrics_token.is_some() {
+            c.http.metrics_token = Some("***".into());
+        }
         Ok(toml::to_string_pretty(&c)?)
     }
 }
@@ -234,6 +272,19 @@ mod tests {
     }
 
     #[test]
+    fn http_defaults_and_metrics_token_is_masked() {
+        let mut cfg = Config::default();
+        assert_eq!(cfg.http.session_ttl_secs, 43_200);
+        assert_eq!(cfg.http.session_idle_secs, 1_800);
+        assert_eq!(cfg.http.max_body_bytes, 16 * 1024 * 1024);
+        assert_eq!(cfg.http.request_timeout_secs, 60);
+        cfg.http.metrics_token = Some("s3cret-metrics".into());
+        let shown = cfg.to_masked_toml().unwrap();
+        assert!(!shown.contains("s3cret-metrics"), "{shown}");
+        assert!(shown.contains("metrics_token = \"***\""), "{shown}");
+    }
+
+    #[test]
     #[allow(clippy::result_large_err)] // figment::Error is figment's
     fn layering_defaults_file_env_flags() {
         let dir = std::env::temp_dir().join(format!("dxhub-cfg-{}", std::process::id()));
@@ -255,6 +306,26 @@ mod tests {
             assert_eq!(cfg.dicom.max_associations, 5);
             assert_eq!(cfg.http.listen, "127.0.0.1:2");
             assert_eq!(cfg.dicom.listen, "0.0.0.0:11112");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DXHUB_HTTP__TLS__CERT", "/etc/dxhub/server.pem");
+            jail.set_env("DXHUB_HTTP__TLS__KEY", "/etc/dxhub/server.key");
+            jail.set_env("DXHUB_DICOM__TLS__CERT", "/etc/dxhub/dicom.pem");
+            jail.set_env("DXHUB_DICOM__TLS__KEY", "/etc/dxhub/dicom.key");
+            jail.set_env("DXHUB_DICOM__TLS__CA", "/etc/dxhub/ca.pem");
+            let cfg = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            let http = cfg.http.tls.as_ref().expect("http.tls");
+            assert!(cfg.http.https());
+            assert_eq!(http.key, PathBuf::from("/etc/dxhub/server.key"));
+            let dicom = cfg.dicom.tls.as_ref().expect("dicom.tls");
+            assert_eq!(dicom.listen, "0.0.0.0:2762");
+            assert_eq!(dicom.ca.as_deref(), Some(Path::new("/etc/dxhub/ca.pem")));
+            Ok(())
+        });
+        figment::Jail::expect_with(|_| {
+            let plain = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(plain.http.tls.is_none() && plain.dicom.tls.is_none());
             Ok(())
         });
         let bad = dir.join("bad.toml");

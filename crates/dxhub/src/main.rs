@@ -9,6 +9,7 @@ mod config;
 mod fsck;
 mod import;
 mod serve;
+mod tls;
 mod users;
 
 use clap::{Parser, Subcommand};

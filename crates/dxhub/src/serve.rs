@@ -91,6 +91,27 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", cfg.dicom.listen))?;
     let http_addr = http_listener.local_addr()?;
     let dicom_addr = dicom_listener.local_addr()?;
+    // TLS: certificates and keys are read before serving; a bad file fails the start.
+    let http_tls = cfg
+        .http
+        .tls
+        .as_ref()
+        .map(crate::tls::http_acceptor)
+        .transpose()?;
+    let dicom_tls = match &cfg.dicom.tls {
+        None => None,
+        Some(t) => {
+            let acceptor = crate::tls::dicom_acceptor(t)?;
+            let listener = TcpListener::bind(&t.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (dicom.tls)", t.listen))?;
+            Some((listener, acceptor))
+        }
+    };
+    let dicom_tls_addr = match &dicom_tls {
+        Some((l, _)) => Some(l.local_addr()?),
+        None => None,
+    };
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -101,6 +122,15 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
         ingest,
         metrics: dimse_metrics,
     });
+    let dimse_tls_task = dicom_tls.map(|(listener, acceptor)| {
+        tokio::spawn(dxhub_dimse::serve_tls(
+            listener,
+            acceptor,
+            service.clone(),
+            cancel.clone(),
+            tracker.clone(),
+        ))
+    });
     let dimse_task = tokio::spawn(dxhub_dimse::serve(
         dicom_listener,
         service,
@@ -108,32 +138,45 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
         tracker.clone(),
     ));
 
-    let app = dxhub_api::router(dxhub_api::AppState {
+    let api_settings = dxhub_api::ApiSettings {
+        session_ttl: std::time::Duration::from_secs(cfg.http.session_ttl_secs),
+        session_idle: std::time::Duration::from_secs(cfg.http.session_idle_secs),
+        metrics_token: cfg.http.metrics_token.clone(),
+        max_body_bytes: cfg.http.max_body_bytes,
+        request_timeout: std::time::Duration::from_secs(cfg.http.request_timeout_secs),
+        secure_cookies: cfg.http.https(),
+    };
+    let app = dxhub_api::router(dxhub_api::AppState::new(
         catalog,
         blobs,
-        registry: Arc::new(registry),
-    });
+        Arc::new(registry),
+        api_settings,
+    ))
+    .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let http_cancel = cancel.clone();
-    let listener = http_listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    // plain HTTP, or HTTPS only; TCP_NODELAY set by the listener
+    let listener = crate::tls::HttpListener::new(http_listener, http_tls)?.tap_io(|_| {});
     let http_task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { http_cancel.cancelled().await })
             .await
     });
 
-    info!(http = %http_addr, dicom = %dicom_addr, ae_title = %cfg.dicom.ae_title, "dxhub ready");
+    info!(http = %http_addr, https = cfg.http.https(), dicom = %dicom_addr, dicom_tls = ?dicom_tls_addr, ae_title = %cfg.dicom.ae_title, "dxhub ready");
     // machine-readable readiness line on stdout (tests and scripts wait for it)
-    println!(
-        "{}",
-        serde_json::json!({ "event": "ready", "http": http_addr.to_string(), "dicom": dicom_addr.to_string() })
-    );
+    let mut ready = serde_json::json!({ "event": "ready", "http": http_addr.to_string(), "dicom": dicom_addr.to_string() });
+    if let Some(a) = dicom_tls_addr {
+        ready["dicom_tls"] = a.to_string().into();
+    }
+    println!("{ready}");
 
     shutdown_signal().await;
     info!("shutting down");
     cancel.cancel();
     let _ = dimse_task.await;
+    if let Some(t) = dimse_tls_task {
+        let _ = t.await;
+    }
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(30), tracker.wait())
         .await

@@ -201,6 +201,7 @@ pub async fn issue_token(
                 ttl,
                 idle_timeout: None,
                 client: Some("cli".to_owned()),
+                issued_by: dxhub_store::SESSION_ISSUED_BY_CLI.to_owned(),
             })
             .await?;
         Ok(token)

@@ -91,15 +91,16 @@ const RESET_LOGIN_FAILURES: &str = "UPDATE users SET failed_logins = 0, locked_u
 // ---- sessions ----
 
 const SESSION_COLUMNS: &str = "s.id, s.user_id, s.token_hash, s.created_at, s.expires_at, \
-     s.last_seen_at, s.idle_timeout_us, s.revoked_at, s.client";
+     s.last_seen_at, s.idle_timeout_us, s.revoked_at, s.client, s.issued_by";
 const INSERT_SESSION: &str = "INSERT INTO sessions \
-     (user_id, token_hash, created_at, expires_at, last_seen_at, idle_timeout_us, client) \
-     VALUES ($1, $2, $3, $4, $3, $5, $6) \
+     (user_id, token_hash, created_at, expires_at, last_seen_at, idle_timeout_us, client, \
+      issued_by) \
+     VALUES ($1, $2, $3, $4, $3, $5, $6, $7) \
      RETURNING id, user_id, token_hash, created_at, expires_at, last_seen_at, idle_timeout_us, \
-      revoked_at, client";
+      revoked_at, client, issued_by";
 const USER_EXISTS: &str = "SELECT id FROM users WHERE id = $1";
 const FIND_SESSION: &str = "SELECT s.id, s.user_id, s.token_hash, s.created_at, s.expires_at, \
-     s.last_seen_at, s.idle_timeout_us, s.revoked_at, s.client \
+     s.last_seen_at, s.idle_timeout_us, s.revoked_at, s.client, s.issued_by \
      FROM sessions s JOIN users u ON u.id = s.user_id \
      WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
       AND (s.idle_timeout_us IS NULL OR s.last_seen_at + s.idle_timeout_us > $2) \
@@ -107,6 +108,15 @@ const FIND_SESSION: &str = "SELECT s.id, s.user_id, s.token_hash, s.created_at, 
 const TOUCH_SESSION: &str = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1";
 const REVOKE_SESSION: &str =
     "UPDATE sessions SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1";
+
+const SET_TOTP_PENDING: &str =
+    "UPDATE users SET totp_pending_secret = $2, updated_at = $3 WHERE id = $1";
+const GET_TOTP_PENDING: &str = "SELECT totp_pending_secret FROM users WHERE id = $1";
+const CONFIRM_TOTP: &str = "UPDATE users SET totp_secret = totp_pending_secret, \
+     totp_pending_secret = NULL, updated_at = $2 WHERE id = $1 AND totp_pending_secret IS NOT NULL";
+const DISABLE_USER: &str = "UPDATE users SET disabled = 1, updated_at = $2 WHERE id = $1";
+const REVOKE_USER_SESSIONS: &str =
+    "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
 
 // ---- devices ----
 
@@ -266,6 +276,7 @@ impl SqlCatalog {
             .bind(now.saturating_add(micros(new.ttl)))
             .bind(new.idle_timeout.map(micros))
             .bind(&new.client)
+            .bind(new.issued_by.trim())
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| conflict_as(e, || "token hash already exists".to_owned()))?;
@@ -300,6 +311,73 @@ impl SqlCatalog {
 
     pub(super) async fn id_revoke_session(&self, id: i64) -> Result<()> {
         self.update_by_id(REVOKE_SESSION, id, "session").await
+    }
+
+    pub(super) async fn id_set_totp_secret(&self, user_id: i64, secret: &str) -> Result<()> {
+        if secret.trim().is_empty() {
+            return Err(Error::Invalid("TOTP secret is empty".to_owned()));
+        }
+        let done = sqlx::query(SET_TOTP_PENDING)
+            .bind(user_id)
+            .bind(secret.trim())
+            .bind(now_us())
+            .execute(&self.write)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("user {user_id}")));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn id_pending_totp_secret(&self, user_id: i64) -> Result<Option<String>> {
+        let row: Option<Option<String>> = sqlx::query_scalar(GET_TOTP_PENDING)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.ok_or_else(|| Error::NotFound(format!("user {user_id}")))
+    }
+
+    pub(super) async fn id_confirm_totp(&self, user_id: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let exists: Option<i64> = sqlx::query_scalar(USER_EXISTS)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(Error::NotFound(format!("user {user_id}")));
+        }
+        let done = sqlx::query(CONFIRM_TOTP)
+            .bind(user_id)
+            .bind(now_us())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::Invalid(format!(
+                "user {user_id} has no pending TOTP secret"
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn id_disable_user(&self, user_id: i64) -> Result<()> {
+        let now = now_us();
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(DISABLE_USER)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("user {user_id}")));
+        }
+        sqlx::query(REVOKE_USER_SESSIONS)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(super) async fn id_add_device(&self, new: &NewDevice) -> Result<Device> {

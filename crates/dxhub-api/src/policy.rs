@@ -1,0 +1,117 @@
+//! The route-policy registry: for every `/api/v1` operation, who may call it. The
+//! authentication extractor ([`crate::auth::Caller`]) looks each request up here (by
+//! method and matched path) and handlers ask [`crate::auth::Caller::require`], which takes
+//! the action from here; a unit test checks that the operations of the OpenAPI document
+//! and this table are the same set, so no route can exist without a policy.
+
+use dxhub_core::policy::Action;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutePolicy {
+    /// No authentication.
+    Public,
+    /// Any user session (device tokens refused).
+    AnyUser,
+    /// A user session allowed this action on the handler's target.
+    Action(Action),
+    /// Upload routes: device tokens and users allowed this action.
+    UploadOnly(Action),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteRule {
+    /// Upper-case HTTP method.
+    pub method: &'static str,
+    /// The OpenAPI path template (axum's matched path), e.g. `/api/v1/users/{id}/disable`.
+    pub path: &'static str,
+    pub policy: RoutePolicy,
+    /// Reads patient data: every read and every denial is audited under this action
+    /// (`study-list`, `study-read`).
+    pub patient_data: Option<&'static str>,
+}
+
+const fn rule(method: &'static str, path: &'static str, policy: RoutePolicy) -> RouteRule {
+    RouteRule {
+        method,
+        path,
+        policy,
+        patient_data: None,
+    }
+}
+
+const fn patient(
+    method: &'static str,
+    path: &'static str,
+    policy: RoutePolicy,
+    audit_action: &'static str,
+) -> RouteRule {
+    RouteRule {
+        method,
+        path,
+        policy,
+        patient_data: Some(audit_action),
+    }
+}
+
+use Action as A;
+use RoutePolicy as P;
+
+/// Every `/api/v1` operation.
+pub const ROUTES: &[RouteRule] = &[
+    rule("GET", "/api/v1/openapi.json", P::Public),
+    rule("POST", "/api/v1/auth/login", P::Public),
+    rule("POST", "/api/v1/auth/logout", P::AnyUser),
+    rule("GET", "/api/v1/auth/me", P::AnyUser),
+    rule("POST", "/api/v1/auth/totp/enroll", P::AnyUser),
+    rule("POST", "/api/v1/auth/totp/confirm", P::AnyUser),
+    rule("GET", "/api/v1/alliances", P::AnyUser),
+    rule("POST", "/api/v1/alliances", P::Action(A::ManageInstitution)),
+    rule("GET", "/api/v1/institutions", P::AnyUser),
+    rule(
+        "POST",
+        "/api/v1/institutions",
+        P::Action(A::ManageInstitution),
+    ),
+    rule("GET", "/api/v1/ae-titles", P::Action(A::ManageInstitution)),
+    rule("POST", "/api/v1/ae-titles", P::Action(A::ManageInstitution)),
+    rule("GET", "/api/v1/users", P::Action(A::ManageUsers)),
+    rule("POST", "/api/v1/users", P::Action(A::ManageUsers)),
+    rule(
+        "POST",
+        "/api/v1/users/{id}/disable",
+        P::Action(A::ManageUsers),
+    ),
+    rule("GET", "/api/v1/devices", P::Action(A::ManageDevices)),
+    rule("POST", "/api/v1/devices", P::Action(A::ManageDevices)),
+    rule(
+        "POST",
+        "/api/v1/devices/{id}/revoke",
+        P::Action(A::ManageDevices),
+    ),
+    patient(
+        "GET",
+        "/api/v1/studies",
+        P::Action(A::ReadStudy),
+        "study-list",
+    ),
+    patient(
+        "GET",
+        "/api/v1/studies/{study_uid}",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    rule("GET", "/api/v1/audit", P::Action(A::ReadAudit)),
+];
+
+/// The registry (for tests that enumerate routes).
+pub fn route_rules() -> &'static [RouteRule] {
+    ROUTES
+}
+
+/// The rule of `method` on the matched `path`.
+pub fn find_rule(method: &str, path: &str) -> Option<&'static RouteRule> {
+    ROUTES
+        .iter()
+        .find(|r| r.method.eq_ignore_ascii_case(method) && r.path == path)
+}

@@ -1,0 +1,454 @@
+//! Router-level tests over a temporary SQLite catalog: the policy registry against the
+//! OpenAPI document, login, CSRF, TOTP enrolment and the login rate limit.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use dxhub_core::InstitutionLevel;
+use dxhub_core::roles::Role;
+use dxhub_store::secrets::{hash_password, hash_token, new_device_token};
+use dxhub_store::{Blobs, Catalog, CatalogOptions, NewDevice, NewInstitution, NewUser, SqlCatalog};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::auth::{base32_decode, totp_code, unix_now};
+use crate::{ApiSettings, AppState, policy, router};
+
+#[test]
+fn every_openapi_operation_has_a_policy_and_vice_versa() {
+    let doc = serde_json::to_value(crate::openapi()).unwrap();
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "put", "patch", "delete", "head", "options"]
+                .contains(&method.as_str())
+            {
+                ops.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let rules: BTreeSet<_> = policy::route_rules()
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(
+        ops, rules,
+        "OpenAPI operations and the route-policy registry differ"
+    );
+    assert_eq!(rules.len(), policy::ROUTES.len(), "no duplicate rules");
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    catalog: Arc<SqlCatalog>,
+    app: axum::Router,
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(ApiSettings::default()).await
+}
+
+async fn fixture_with(settings: ApiSettings) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/index.sqlite?mode=rwc", dir.path().display());
+    let catalog = Arc::new(
+        SqlCatalog::connect(&url, CatalogOptions::default())
+            .await
+            .unwrap(),
+    );
+    catalog.migrate().await.unwrap();
+    catalog.add_alliance("A").await.unwrap();
+    catalog
+        .add_institution(&NewInstitution {
+            alliance: "A".into(),
+            name: "County".into(),
+            level: InstitutionLevel::County,
+            parent: None,
+            population: None,
+        })
+        .await
+        .unwrap();
+    let blobs = Blobs::local(&dir.path().join("blobs")).unwrap();
+    let state = AppState::new(
+        catalog.clone(),
+        blobs,
+        Arc::new(prometheus_client::registry::Registry::default()),
+        settings,
+    );
+    Fixture {
+        app: router(state),
+        catalog,
+        _dir: dir,
+    }
+}
+
+const PASSWORD: &str = "Correct-Horse-42";
+
+async fn add_user(f: &Fixture, login: &str, role: Role) {
+    f.catalog
+        .add_user(&NewUser {
+            institution: "County".into(),
+            login: login.into(),
+            role,
+            password_hash: hash_password(PASSWORD).unwrap(),
+        })
+        .await
+        .unwrap();
+}
+
+async fn call(f: &Fixture, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, headers, v)
+}
+
+fn post_json(path: &str, body: Value) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn get_bearer(path: &str, token: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+async fn login(
+    f: &Fixture,
+    login: &str,
+    totp: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut body = json!({ "login": login, "password": PASSWORD });
+    if let Some(t) = totp {
+        body["totp"] = json!(t);
+    }
+    call(f, post_json("/api/v1/auth/login", body)).await
+}
+
+fn code_now(secret: &str) -> String {
+    totp_code(&base32_decode(secret).unwrap(), unix_now() / 30)
+}
+
+#[tokio::test]
+async fn login_me_and_cookie_csrf() {
+    let f = fixture().await;
+    add_user(&f, "tech", Role::ClinicTech).await;
+    let (s, _, v) = call(
+        &f,
+        post_json(
+            "/api/v1/auth/login",
+            json!({"login":"tech","password":"wrong"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"]["code"], "invalid-credentials");
+    let (s, _, v) = call(
+        &f,
+        post_json(
+            "/api/v1/auth/login",
+            json!({"login":"nobody","password":"wrong"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid-credentials"))
+    );
+    let (s, _, v) = call(&f, post_json("/api/v1/auth/login", json!({"login": 5}))).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid-json"))
+    );
+    let (s, _, v) = call(
+        &f,
+        Request::post("/api/v1/auth/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{not json"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad-request"))
+    );
+
+    let (s, h, v) = login(&f, "tech", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(h.contains_key("x-request-id"));
+    let token = v["token"].as_str().unwrap().to_owned();
+    let csrf = v["csrf_token"].as_str().unwrap().to_owned();
+    assert!(v["expires_at"].as_str().unwrap().ends_with('Z'));
+    let cookies: Vec<_> = h
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .collect();
+    assert!(cookies.iter().any(|c| c.starts_with("dxhub_session=")
+        && c.contains("HttpOnly")
+        && c.contains("SameSite=Strict")));
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("dxhub_csrf=") && !c.contains("HttpOnly"))
+    );
+
+    let (s, _, v) = call(&f, get_bearer("/api/v1/auth/me", &token)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["user"]["login"], "tech");
+    assert_eq!(v["user"]["role"], "clinic_tech");
+    assert_eq!(v["totp_required"], false);
+
+    // request ids are propagated
+    let req = Request::get("/api/v1/auth/me")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header("x-request-id", "req-123")
+        .body(Body::empty())
+        .unwrap();
+    let (_, h, _) = call(&f, req).await;
+    assert_eq!(h.get("x-request-id").unwrap(), "req-123");
+
+    let cookie = format!("dxhub_session={token}; dxhub_csrf={csrf}");
+    // cookie GET needs no CSRF token
+    let (s, _, _) = call(
+        &f,
+        Request::get("/api/v1/auth/me")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    // cookie POST without / with a wrong token: 403 csrf-failed
+    for sent in [None, Some("nope")] {
+        let mut r = Request::post("/api/v1/auth/logout").header(header::COOKIE, &cookie);
+        if let Some(x) = sent {
+            r = r.header("x-csrf-token", x);
+        }
+        let (s, _, v) = call(&f, r.body(Body::empty()).unwrap()).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("csrf-failed"))
+        );
+    }
+    let (s, h, _) = call(
+        &f,
+        Request::post("/api/v1/auth/logout")
+            .header(header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(
+        h.get_all(header::SET_COOKIE)
+            .iter()
+            .any(|c| c.to_str().unwrap().contains("Max-Age=0"))
+    );
+    let (s, _, v) = call(&f, get_bearer("/api/v1/auth/me", &token)).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
+
+    let audit = f.catalog.list_audit(&Default::default()).await.unwrap();
+    let actions: Vec<_> = audit
+        .iter()
+        .map(|e| (e.action.as_str(), e.outcome.as_str()))
+        .collect();
+    assert!(actions.contains(&("auth.login", "success")), "{actions:?}");
+    assert!(actions.contains(&("auth.login", "failure")));
+    assert!(actions.contains(&("auth.logout", "success")));
+    assert!(audit.iter().any(|e| e.request_id.is_some()));
+}
+
+#[tokio::test]
+async fn totp_enrolment_gates_the_api_until_confirmed() {
+    let f = fixture().await;
+    add_user(&f, "doc", Role::Reader).await;
+    let (s, _, v) = login(&f, "doc", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let token = v["token"].as_str().unwrap().to_owned();
+    let (s, _, v) = call(&f, get_bearer("/api/v1/studies", &token)).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("totp-enrollment-required"))
+    );
+    let (s, _, v) = call(&f, get_bearer("/api/v1/auth/me", &token)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (v["totp_required"].as_bool(), v["totp_enrolled"].as_bool()),
+        (Some(true), Some(false))
+    );
+
+    let bearer_post = |path: &str, body: Value| {
+        Request::post(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (s, _, v) = call(&f, bearer_post("/api/v1/auth/totp/enroll", json!({}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let secret = v["secret"].as_str().unwrap().to_owned();
+    assert!(
+        v["otpauth_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    let (s, _, v) = call(
+        &f,
+        bearer_post("/api/v1/auth/totp/confirm", json!({"code":"000000x"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid-totp"))
+    );
+    let (s, _, _) = call(
+        &f,
+        bearer_post(
+            "/api/v1/auth/totp/confirm",
+            json!({"code": code_now(&secret)}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
+    let (s, _, v) = login(&f, "doc", None).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("totp-required"))
+    );
+    let (s, _, v) = login(&f, "doc", Some("123456x")).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid-totp"))
+    );
+    let (s, _, v) = login(&f, "doc", Some(&code_now(&secret))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let token2 = v["token"].as_str().unwrap().to_owned();
+    let (s, _, v) = call(&f, get_bearer("/api/v1/studies", &token2)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["studies"].as_array().unwrap().is_empty());
+    let audit = f.catalog.list_audit(&Default::default()).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "study-list" && e.outcome == "success")
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "auth.totp.confirm" && e.outcome == "success")
+    );
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_and_devices_are_upload_only() {
+    let f = fixture().await;
+    add_user(&f, "tech", Role::ClinicTech).await;
+    let token = new_device_token();
+    f.catalog
+        .add_device(&NewDevice {
+            institution: "County".into(),
+            serial: "ECG-1".into(),
+            model: None,
+            token_hash: hash_token(&token),
+        })
+        .await
+        .unwrap();
+    let (s, _, v) = call(&f, get_bearer("/api/v1/auth/me", &token)).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("device-token-upload-only"))
+    );
+    let (s, _, v) = call(&f, get_bearer("/api/v1/users", "dxs_unknown")).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
+    let (s, _, _) = call(
+        &f,
+        Request::get("/api/v1/openapi.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        let (s, _, v) = call(
+            &f,
+            post_json(
+                "/api/v1/auth/login",
+                json!({"login":"nobody","password":"x"}),
+            ),
+        )
+        .await;
+        statuses.push((s, v["error"]["code"].as_str().map(str::to_owned)));
+    }
+    assert!(
+        statuses[..10]
+            .iter()
+            .all(|(s, _)| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses[10],
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("too-many-requests".into())
+        )
+    );
+}
+
+#[tokio::test]
+async fn metrics_need_an_admin_session() {
+    let f = fixture().await;
+    add_user(&f, "tech", Role::ClinicTech).await;
+    let (s, _, _) = call(&f, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (_, _, v) = login(&f, "tech", None).await;
+    let (s, _, v) = call(&f, get_bearer("/metrics", v["token"].as_str().unwrap())).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (s, _, _) = call(&f, Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused() {
+    let f = fixture_with(ApiSettings {
+        max_body_bytes: 1024,
+        ..ApiSettings::default()
+    })
+    .await;
+    let big = json!({ "login": "x".repeat(4096), "password": "y" });
+    let (s, _, v) = call(&f, post_json("/api/v1/auth/login", big)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(v["error"]["code"], "payload-too-large");
+    let (s, _, v) = call(
+        &f,
+        post_json(
+            "/api/v1/auth/login",
+            json!({ "login": "x", "password": "y" }),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+}
