@@ -74,6 +74,13 @@ impl Conn {
                 "PDU of {len} bytes exceeds the {HARD_PDU_CAP} byte cap"
             )));
         }
+        if header[0] == 0x04 {
+            // P-DATA-TF carries the instances: decode its PDV items here, moving the
+            // payload of the common single-item PDU instead of copying it twice more.
+            let mut body = vec![0u8; len as usize];
+            self.reader.read_exact(&mut body).await?;
+            return parse_pdata(body).map(Some);
+        }
         let mut buf = vec![0u8; 6 + len as usize];
         buf[..6].copy_from_slice(&header);
         self.reader.read_exact(&mut buf[6..]).await?;
@@ -102,6 +109,53 @@ impl Conn {
             .await;
         let _ = self.writer.shutdown().await;
     }
+}
+
+/// Decode the body of a P-DATA-TF PDU (PS3.8 §9.3.5): a sequence of PDV items, each a
+/// 4-byte length, the presentation context id, a control header (bit 0: command, bit 1:
+/// last fragment) and the fragment.
+fn parse_pdata(mut body: Vec<u8>) -> Result<Pdu, AssocError> {
+    let bad = |m: &str| AssocError::Pdu(format!("malformed P-DATA-TF: {m}"));
+    let mut items = Vec::new();
+    let mut pos = 0usize;
+    while pos < body.len() {
+        if body.len() - pos < 6 {
+            return Err(bad("truncated PDV item header"));
+        }
+        let item_len =
+            u32::from_be_bytes([body[pos], body[pos + 1], body[pos + 2], body[pos + 3]]) as usize;
+        if item_len < 2 || item_len > body.len() - pos - 4 {
+            return Err(bad("PDV item length out of range"));
+        }
+        items.push((body[pos + 4], body[pos + 5], pos + 6, pos + 4 + item_len));
+        pos += 4 + item_len;
+    }
+    if items.is_empty() {
+        return Err(bad("no PDV item"));
+    }
+    let single = items.len() == 1;
+    let mut data = Vec::with_capacity(items.len());
+    for (pc, control, start, end) in items {
+        let fragment = if single {
+            // move the buffer: drop the 6-byte item header in place
+            body.truncate(end);
+            body.drain(..start);
+            std::mem::take(&mut body)
+        } else {
+            body[start..end].to_vec()
+        };
+        data.push(PDataValue {
+            presentation_context_id: pc,
+            value_type: if control & 0x01 != 0 {
+                PDataValueType::Command
+            } else {
+                PDataValueType::Data
+            },
+            is_last: control & 0x02 != 0,
+            data: fragment,
+        });
+    }
+    Ok(Pdu::PData { data })
 }
 
 /// Entry point of an association task, over any transport split in two halves (plain TCP:
@@ -478,7 +532,7 @@ async fn serve_association(
                             }
                             service.metrics.bytes_received.inc_by(pdv.data.len() as u64);
                             if inc.writer.is_some() {
-                                if inc.pending.is_empty() && pdv.data.len() >= SPOOL_CHUNK {
+                                if inc.pending.is_empty() {
                                     inc.pending = pdv.data;
                                 } else {
                                     inc.pending.extend_from_slice(&pdv.data);
@@ -722,4 +776,41 @@ async fn finish_store(
     send_response(conn, inc.pc_id, resp).await?;
     service.metrics.command("C-STORE", status);
     Ok(())
+}
+
+#[cfg(test)]
+mod pdata_tests {
+    use super::*;
+
+    fn item(pc: u8, control: u8, data: &[u8]) -> Vec<u8> {
+        let mut v = ((data.len() + 2) as u32).to_be_bytes().to_vec();
+        v.push(pc);
+        v.push(control);
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[test]
+    fn decodes_like_dicom_ul() {
+        for body in [
+            item(1, 0x02, b"data-last"),
+            [
+                item(3, 0x03, b"cmd"),
+                item(3, 0x00, b"frag"),
+                item(3, 0x02, b""),
+            ]
+            .concat(),
+        ] {
+            let mut whole = vec![0x04, 0];
+            whole.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            whole.extend_from_slice(&body);
+            let reference = dicom_ul::read_pdu(&whole[..], dicom_ul::pdu::MAXIMUM_PDU_SIZE, false)
+                .unwrap()
+                .unwrap();
+            assert_eq!(parse_pdata(body).unwrap(), reference);
+        }
+        assert!(parse_pdata(vec![0, 0, 0, 9, 1, 2]).is_err());
+        assert!(parse_pdata(vec![0, 0, 0]).is_err());
+        assert!(parse_pdata(Vec::new()).is_err());
+    }
 }
