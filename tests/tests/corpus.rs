@@ -929,6 +929,54 @@ async fn import_command_summary() {
         ));
     }
     assert_spool_empty(&hub);
+    // importing writes patient data: one audit entry per study and run, and one for the
+    // refusals; no patient data in them; the chain verifies
+    let audit = hub.cli(&[
+        "audit",
+        "list",
+        "--action",
+        "dicom-import",
+        "--limit",
+        "1000",
+        "--json",
+    ]);
+    let audit_text = String::from_utf8_lossy(&audit.stdout).into_owned();
+    let rows: serde_json::Value = serde_json::from_str(&audit_text).expect("audit list --json");
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    let failures = rows
+        .iter()
+        .filter(|r| {
+            r["outcome"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("failure"))
+        })
+        .count();
+    if failures != 2 {
+        problems.push(format!(
+            "expected one dicom-import failure entry per run, got {failures}"
+        ));
+    }
+    let audited_studies: BTreeSet<String> = rows
+        .iter()
+        .filter_map(|r| r["object_id"].as_str().map(str::to_owned))
+        .collect();
+    for e in &entries {
+        let Ok(Some(row)) = catalog.get_instance(&e.sop_instance).await else {
+            continue;
+        };
+        if !audited_studies.contains(&row.study_instance_uid) {
+            problems.push(format!(
+                "study of {} imported without an audit entry",
+                e.path
+            ));
+        }
+    }
+    if audit_text.contains("张") || audit_text.contains("Anonymized") {
+        problems.push("patient data in the audit log".into());
+    }
+    if !hub.cli(&["audit", "verify"]).status.success() {
+        problems.push("audit chain does not verify after import".into());
+    }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     eprintln!(
         "import: twice {} files in {:?}",

@@ -98,6 +98,25 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
         blobs.delete(key).await?;
     }
     let removed = spool.remove_stray()?;
+    // Repair deletes index rows and blobs of patient data: record it.
+    catalog
+        .append_audit(&dxhub_store::NewAuditEntry {
+            actor_kind: "cli".to_owned(),
+            actor: crate::audit::CliAudit::from_env().actor,
+            institution_id: None,
+            action: "fsck-repair".to_owned(),
+            object_kind: None,
+            object_id: None,
+            outcome: format!(
+                "success: {} rows removed, {} orphan blobs deleted, {} spool files removed",
+                missing.len(),
+                orphans.len(),
+                removed
+            ),
+            client: Some("cli".to_owned()),
+            request_id: None,
+        })
+        .await?;
     println!(
         "repaired: {} index row(s) removed, {} orphan blob(s) deleted, {} spool file(s) removed",
         missing.len(),

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::serve::{open_blobs, open_migrated_catalog, open_spool};
 use anyhow::Context;
 use dxhub_ingest::{Ingest, IngestContext, IngestMetrics, OutcomeKind, Source};
+use dxhub_store::NewAuditEntry;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -29,7 +30,7 @@ pub async fn run(
         None => None,
     };
     let ingest = Ingest::new(
-        catalog,
+        catalog.clone(),
         open_blobs(cfg)?,
         open_spool(cfg)?,
         IngestMetrics::default(),
@@ -61,6 +62,8 @@ pub async fn run(
     let mut duplicate = 0u64;
     let mut new_version = 0u64;
     let mut rejected: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    // per study: instances stored (new or new version) and duplicates, for the audit log
+    let mut per_study: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut results = futures::stream::iter(files.into_iter().map(|path| {
         let ingest = ingest.clone();
         let ctx = ctx.clone();
@@ -72,11 +75,23 @@ pub async fn run(
     .buffer_unordered(jobs.max(1));
     while let Some((path, r)) = results.next().await {
         match r {
-            Ok(o) => match o.kind {
-                OutcomeKind::Stored => stored += 1,
-                OutcomeKind::Duplicate => duplicate += 1,
-                OutcomeKind::NewVersion => new_version += 1,
-            },
+            Ok(o) => {
+                let entry = per_study.entry(o.study_instance_uid.clone()).or_default();
+                match o.kind {
+                    OutcomeKind::Stored => {
+                        stored += 1;
+                        entry.0 += 1;
+                    }
+                    OutcomeKind::Duplicate => {
+                        duplicate += 1;
+                        entry.1 += 1;
+                    }
+                    OutcomeKind::NewVersion => {
+                        new_version += 1;
+                        entry.0 += 1;
+                    }
+                }
+            }
             Err(e) => rejected
                 .entry(format!("{:04X} {e}", e.status()))
                 .or_default()
@@ -86,6 +101,36 @@ pub async fn run(
     }
     bar.finish_and_clear();
     let n_rejected: usize = rejected.values().map(Vec::len).sum();
+    // Importing writes patient data: one audit entry per study, one for the refusals.
+    let actor = crate::audit::CliAudit::from_env().actor;
+    let entry = |object_id: Option<String>, outcome: String| NewAuditEntry {
+        actor_kind: "cli".to_owned(),
+        actor: actor.clone(),
+        institution_id,
+        action: "dicom-import".to_owned(),
+        object_kind: object_id.as_ref().map(|_| "study".to_owned()),
+        object_id,
+        outcome,
+        client: Some("cli".to_owned()),
+        request_id: None,
+    };
+    for (study, (new, dup)) in &per_study {
+        let e = entry(
+            Some(study.clone()),
+            format!("success: {new} instances stored, {dup} duplicates"),
+        );
+        catalog
+            .append_audit(&e)
+            .await
+            .context("cannot write the audit log")?;
+    }
+    if n_rejected > 0 {
+        let e = entry(None, format!("failure: {n_rejected} files rejected"));
+        catalog
+            .append_audit(&e)
+            .await
+            .context("cannot write the audit log")?;
+    }
     println!("stored: {stored}");
     println!("duplicate: {duplicate}");
     if new_version > 0 {
