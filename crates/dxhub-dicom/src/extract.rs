@@ -73,7 +73,7 @@ impl Reader<'_> {
     /// arrive as raw bytes: they are decoded with the data set's character set instead of
     /// being rendered as a list of numbers.
     fn string(&self, tag: Tag) -> Option<String> {
-        let e = self.obj.element_opt(tag).ok().flatten()?;
+        let e = self.obj.get(tag)?;
         if e.vr() == VR::UN {
             let bytes = e.to_bytes().ok()?;
             let codec = self
@@ -95,7 +95,7 @@ impl Reader<'_> {
         self.raw(tag).map(|s| repair_text(&s, self.charsets))
     }
     fn int(&self, tag: Tag) -> Option<i64> {
-        let e = self.obj.element_opt(tag).ok().flatten()?;
+        let e = self.obj.get(tag)?;
         if e.vr() == VR::UN {
             return self.raw(tag)?.trim().parse().ok();
         }
@@ -121,9 +121,7 @@ pub fn extract_file(path: &Path) -> Result<Extracted, ExtractError> {
         .open_file(path)
         .map_err(|e| ExtractError::Parse(e.to_string()))?;
     let charsets: Vec<String> = obj
-        .element_opt(tags::SPECIFIC_CHARACTER_SET)
-        .ok()
-        .flatten()
+        .get(tags::SPECIFIC_CHARACTER_SET)
         .and_then(|e| {
             e.to_multi_str()
                 .ok()

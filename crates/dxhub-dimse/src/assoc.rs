@@ -11,7 +11,7 @@ use dicom_ul::pdu::{
 };
 use dxhub_core::status;
 use dxhub_dicom::{build_file_meta, sop, ts};
-use dxhub_ingest::{IngestContext, Source, SpoolWriter};
+use dxhub_ingest::{IngestContext, Source, Spool, SpoolWriter, extract_file};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -460,15 +460,48 @@ struct Incoming {
     message_id: u16,
     sop_class_uid: String,
     sop_instance_uid: String,
-    /// None when the instance is refused up front: its data is read and discarded.
-    writer: Option<SpoolWriter>,
+    /// Where the data set goes.
+    sink: Sink,
     pending: Vec<u8>,
     refusal: Option<(u16, String)>,
 }
 
-async fn flush(writer: SpoolWriter, data: Vec<u8>) -> std::io::Result<SpoolWriter> {
+/// Where an instance's data set goes while it arrives.
+enum Sink {
+    /// Refused up front: the data is read and discarded.
+    Discard,
+    /// Nothing on disk yet: the Part 10 header waits for the first write, so an instance
+    /// smaller than a spool chunk costs one hand-off to the blocking pool, not three.
+    Pending {
+        header: Vec<u8>,
+    },
+    Writing(SpoolWriter),
+}
+
+impl Sink {
+    fn accepts_data(&self) -> bool {
+        !matches!(self, Sink::Discard)
+    }
+
+    /// Blocking: the spool writer, created (with its header) on first use.
+    fn open(self, spool: &Spool) -> std::io::Result<SpoolWriter> {
+        match self {
+            Sink::Writing(w) => Ok(w),
+            Sink::Pending { header } => {
+                let mut w = spool.create()?;
+                w.write_header(&header)?;
+                Ok(w)
+            }
+            Sink::Discard => Err(std::io::Error::other(
+                "no spool file for a refused instance",
+            )),
+        }
+    }
+}
+
+async fn flush(spool: Spool, sink: Sink, data: Vec<u8>) -> std::io::Result<SpoolWriter> {
     tokio::task::spawn_blocking(move || {
-        let mut writer = writer;
+        let mut writer = sink.open(&spool)?;
         writer.write_dataset(&data)?;
         Ok(writer)
     })
@@ -531,7 +564,7 @@ async fn serve_association(
                                 ));
                             }
                             service.metrics.bytes_received.inc_by(pdv.data.len() as u64);
-                            if inc.writer.is_some() {
+                            if inc.sink.accepts_data() {
                                 if inc.pending.is_empty() {
                                     inc.pending = pdv.data;
                                 } else {
@@ -539,16 +572,15 @@ async fn serve_association(
                                 }
                                 if inc.pending.len() >= SPOOL_CHUNK {
                                     let data = std::mem::take(&mut inc.pending);
-                                    if let Some(w) = inc.writer.take() {
-                                        match flush(w, data).await {
-                                            Ok(w) => inc.writer = Some(w),
-                                            Err(e) => {
-                                                warn!(error = %e, "spool write failed");
-                                                inc.refusal = Some((
-                                                    status::OUT_OF_RESOURCES,
-                                                    "cannot write spool file".into(),
-                                                ));
-                                            }
+                                    let sink = std::mem::replace(&mut inc.sink, Sink::Discard);
+                                    match flush(service.ingest.spool().clone(), sink, data).await {
+                                        Ok(w) => inc.sink = Sink::Writing(w),
+                                        Err(e) => {
+                                            warn!(error = %e, "spool write failed");
+                                            inc.refusal = Some((
+                                                status::OUT_OF_RESOURCES,
+                                                "cannot write spool file".into(),
+                                            ));
                                         }
                                     }
                                 }
@@ -662,28 +694,27 @@ async fn handle_command(
                     "missing or invalid Affected SOP Instance UID".to_owned(),
                 ));
             }
-            let writer = if refusal.is_none() {
-                match start_spool(service, transfer_syntax, &sop_class_uid, &sop_instance_uid).await
-                {
-                    Ok(w) => Some(w),
+            let sink = if refusal.is_none() {
+                match build_file_meta(transfer_syntax, &sop_class_uid, &sop_instance_uid) {
+                    Ok(header) => Sink::Pending { header },
                     Err(e) => {
-                        warn!(error = %e, "cannot create spool file");
+                        warn!(error = %e, "cannot build the file meta");
                         refusal = Some((
-                            status::OUT_OF_RESOURCES,
-                            "cannot create spool file".to_owned(),
+                            status::CANNOT_UNDERSTAND,
+                            "cannot build file meta information".to_owned(),
                         ));
-                        None
+                        Sink::Discard
                     }
                 }
             } else {
-                None
+                Sink::Discard
             };
             Ok(Some(Incoming {
                 pc_id,
                 message_id: rq.message_id,
                 sop_class_uid,
                 sop_instance_uid,
-                writer,
+                sink,
                 pending: Vec::new(),
                 refusal,
             }))
@@ -694,23 +725,6 @@ async fn handle_command(
     }
 }
 
-async fn start_spool(
-    service: &DimseService,
-    ts: &str,
-    sop_class: &str,
-    sop_instance: &str,
-) -> std::io::Result<SpoolWriter> {
-    let header = build_file_meta(ts, sop_class, sop_instance).map_err(std::io::Error::other)?;
-    let spool = service.ingest.spool().clone();
-    tokio::task::spawn_blocking(move || {
-        let mut w = spool.create()?;
-        w.write_header(&header)?;
-        Ok(w)
-    })
-    .await
-    .map_err(std::io::Error::other)?
-}
-
 async fn finish_store(
     conn: &mut Conn,
     service: &DimseService,
@@ -718,15 +732,20 @@ async fn finish_store(
     tally: &mut StoreTally,
     mut inc: Incoming,
 ) -> Result<(), AssocError> {
-    let (status, comment) = match (inc.refusal.take(), inc.writer.take()) {
+    let sink = std::mem::replace(&mut inc.sink, Sink::Discard);
+    let (status, comment) = match (inc.refusal.take(), sink) {
         (Some(refusal), _) => (refusal.0, Some(refusal.1)),
-        (None, None) => (status::OUT_OF_RESOURCES, Some("spool file lost".to_owned())),
-        (None, Some(writer)) => {
+        (None, Sink::Discard) => (status::OUT_OF_RESOURCES, Some("spool file lost".to_owned())),
+        (None, sink) => {
             let data = std::mem::take(&mut inc.pending);
+            let spool = service.ingest.spool().clone();
+            // one blocking task: write what is pending, finish the file, parse it
             let finished = tokio::task::spawn_blocking(move || {
-                let mut writer = writer;
+                let mut writer = sink.open(&spool)?;
                 writer.write_dataset(&data)?;
-                writer.finish()
+                let file = writer.finish()?;
+                let extracted = extract_file(file.path());
+                Ok::<_, std::io::Error>((file, extracted))
             })
             .await
             .map_err(std::io::Error::other)
@@ -739,7 +758,7 @@ async fn finish_store(
                         Some("cannot write spool file".to_owned()),
                     )
                 }
-                Ok(file) => {
+                Ok((file, extracted)) => {
                     let mut ctx = IngestContext::new(
                         Source::Dimse {
                             calling_ae: accepted.calling_ae.clone(),
@@ -748,7 +767,7 @@ async fn finish_store(
                     );
                     ctx.expected_sop_class_uid = Some(inc.sop_class_uid.clone());
                     ctx.expected_sop_instance_uid = Some(inc.sop_instance_uid.clone());
-                    match service.ingest.ingest(file, &ctx).await {
+                    match service.ingest.ingest_extracted(file, extracted, &ctx).await {
                         Ok(outcome) => {
                             tally.stored(&outcome.study_instance_uid, &outcome.sop_instance_uid);
                             (outcome.status(), outcome.comment().map(str::to_owned))

@@ -210,8 +210,24 @@ impl Ingest {
         file: SpoolFile,
         ctx: &IngestContext,
     ) -> Result<Outcome, IngestError> {
+        let path = file.path().to_owned();
+        let extracted = tokio::task::spawn_blocking(move || extract_file(&path))
+            .await
+            .map_err(|e| IngestError::Io(std::io::Error::other(e)))?;
+        self.ingest_extracted(file, extracted, ctx).await
+    }
+
+    /// As [`Ingest::ingest`], for a caller that already ran [`extract_file`] on the spool
+    /// file in its own blocking task (DIMSE does, together with finishing the file: one
+    /// hand-off to the blocking pool instead of two).
+    pub async fn ingest_extracted(
+        &self,
+        file: SpoolFile,
+        extracted: Result<Extracted, ExtractError>,
+        ctx: &IngestContext,
+    ) -> Result<Outcome, IngestError> {
         let started = Instant::now();
-        let result = self.ingest_inner(file, ctx).await;
+        let result = self.ingest_inner(file, extracted, ctx).await;
         match &result {
             Ok(o) => {
                 let outcome = match o.kind {
@@ -251,12 +267,10 @@ impl Ingest {
     async fn ingest_inner(
         &self,
         file: SpoolFile,
+        extracted: Result<Extracted, ExtractError>,
         ctx: &IngestContext,
     ) -> Result<Outcome, IngestError> {
-        let path = file.path().to_owned();
-        let x = tokio::task::spawn_blocking(move || extract_file(&path))
-            .await
-            .map_err(|e| IngestError::Io(std::io::Error::other(e)))??;
+        let x = extracted?;
         check(&x, file.dataset_offset, ctx)?;
         let size = file.size;
 

@@ -1,5 +1,5 @@
-//! Spool files: where an instance is written while it arrives, hashed on the way, and
-//! fsync'ed before it goes to the object store. A spool file that is dropped before it is
+//! Spool files: where an instance is written while it arrives and hashed on the way,
+//! before it goes to the object store. A spool file that is dropped before it is
 //! consumed is removed, so an aborted transfer leaves nothing behind.
 
 use sha2::{Digest, Sha256};
@@ -139,14 +139,16 @@ impl SpoolWriter {
         self.size
     }
 
-    /// Flush and fsync: the file is complete and durable.
+    /// Flush: the file is complete (the blob store makes it durable).
     pub fn finish(mut self) -> io::Result<SpoolFile> {
         let f = self
             .file
             .take()
             .ok_or_else(|| io::Error::other("spool file already finished"))?;
         let f = f.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
+        // No fsync here: the blob store makes the object durable (local: fsync, rename,
+        // directory fsync; S3: a completed upload), and nothing is acknowledged before.
+        drop(f);
         let path = std::mem::take(&mut self.path);
         Ok(SpoolFile {
             path,
@@ -167,7 +169,7 @@ impl Drop for SpoolWriter {
     }
 }
 
-/// A complete, fsync'ed spool file with its hashes. Removed on drop unless handed to the
+/// A complete spool file with its hashes. Removed on drop unless handed to the
 /// blob store with [`SpoolFile::into_path`].
 #[derive(Debug)]
 pub struct SpoolFile {
