@@ -10,8 +10,11 @@
 #   BENCH_REPEAT    runs per target, interleaved; the median is reported (default 1)
 #   BENCH_RSS       0 skips the 1 GB peak-RSS test (default 1)
 #   BENCH_FRAMES    frames of the big instance, 512x512x16-bit each (default 2000 = 1 GB)
-#   BENCH_PERF      1 records `perf record -g` of dxhub during its first run (default 0)
+#   BENCH_PERF      1 records a perf profile (DWARF call graphs) of dxhub during its first
+#                   run into the log directory (default 0; it slows that run down)
 #   BENCH_NO_BUILD  1 uses the existing target/release/dxhub (default 0)
+#   BENCH_IDLE_WAIT seconds to wait, before each run, for other work to leave the CPUs at
+#                   most 25% busy (default 180; then it runs anyway and says so)
 #
 # Not part of the test suite; it needs root only to apt-get install dcmtk/orthanc.
 set -euo pipefail
@@ -56,14 +59,17 @@ stop_server() {
     fi
     wait "$pid" 2>/dev/null || true
     local keep=() p
-    for p in "${SERVER_PIDS[@]:-}"; do [ -n "$p" ] && [ "$p" != "$pid" ] && keep+=("$p"); done
+    for p in "${SERVER_PIDS[@]:-}"; do
+        if [ -n "$p" ] && [ "$p" != "$pid" ]; then keep+=("$p"); fi
+    done
     SERVER_PIDS=("${keep[@]:-}")
 }
 cleanup() {
     local pid
     for pid in "${SERVER_PIDS[@]:-}"; do
-        [ -n "$pid" ] && stop_server "$pid"
+        if [ -n "$pid" ]; then stop_server "$pid"; fi
     done
+    return 0
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -155,6 +161,26 @@ fi
 # Each start_* sets SRV_PID, SRV_PORT, SRV_AET, SRV_DIR; count_* prints the stored count.
 RUN_SEQ=0
 fresh_dir() { RUN_SEQ=$((RUN_SEQ + 1)); SRV_DIR=$OUT/run-$1; rm -rf "$SRV_DIR"; mkdir -p "$SRV_DIR"; }
+# ext4 skips recently freed inodes when it allocates new ones, scanning past each of them:
+# creating files shortly after thousands were deleted costs much kernel time (seen as 16% of
+# dxhub's profile). So storage of the runs is kept until the end, and a run starts at least
+# 40 s after the last removal of benchmark files.
+CLEANED=$OUT/.last-removal
+remove_runs() {
+    if compgen -G "$OUT/run-*" >/dev/null; then
+        rm -rf "$OUT"/run-*
+        sync
+        date +%s >"$CLEANED"
+    fi
+}
+remove_runs
+if [ -f "$CLEANED" ]; then
+    wait_s=$(( $(cat "$CLEANED") + 40 - $(date +%s) ))
+    if [ "$wait_s" -gt 0 ]; then
+        log "waiting ${wait_s} s after the removal of earlier benchmark files (ext4 inode reuse)"
+        sleep "$wait_s"
+    fi
+fi
 
 start_dxhub() {
     fresh_dir dxhub
@@ -168,7 +194,9 @@ start_dxhub() {
     SRV_PORT=$(pick_port)
     SRV_AET=DXHUB
     local ready=$LOGDIR/dxhub-$RUN_SEQ.stdout
-    RUST_LOG=${RUST_LOG:-warn} setsid "$DXHUB" --data-dir "$d" serve --http 127.0.0.1:0 --dicom "127.0.0.1:$SRV_PORT" \
+    # RUST_BACKTRACE is unset: with it set, every error value that carries a std Backtrace
+    # captures one (see bench/README.md); a production hub runs without it.
+    env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE setsid "$DXHUB" --data-dir "$d" serve --http 127.0.0.1:0 --dicom "127.0.0.1:$SRV_PORT" \
         >"$ready" 2>"$LOGDIR/dxhub-$RUN_SEQ.log" </dev/null &
     SRV_PID=$!
     SERVER_PIDS+=("$SRV_PID")
@@ -230,27 +258,57 @@ cpu_secs() {
     awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13 + $14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
-declare -A SECS CPU
-LOADS=""
-run_once() { # run_once TARGET REP
-    local t=$1 rep=$2 i pids=() rc=0 t0 t1 c0 c1 got perf_pid=""
-    sync
-    "start_$t"
-    c0=$(cpu_secs "$SRV_PID")
-    if [ "$PERF" = 1 ] && [ "$t" = dxhub ] && [ "$rep" = 1 ] && command -v perf >/dev/null; then
-        perf record -g -o "$LOGDIR/perf-dxhub.data" -p "$SRV_PID" >/dev/null 2>&1 &
-        perf_pid=$!
-        sleep 0.5
-    fi
-    LOADS+="$(cut -d' ' -f1 /proc/loadavg) "
-    log "$t run $rep (load $(cut -d' ' -f1-3 /proc/loadavg)): sending $N instances over $PARALLEL associations to port $SRV_PORT"
-    t0=$(date +%s.%N)
+# the PARALLEL senders, each with its share of the files; fails if any of them failed
+send_all() {
+    local t=$1 rep=$2 i pids=() rc=0
     for i in $(seq 0 $((PARALLEL - 1))); do
         TCP_NODELAY=1 "$DCMSEND" -aet BENCH -aec "$SRV_AET" 127.0.0.1 "$SRV_PORT" +sd "$CT/$i" \
             >"$LOGDIR/dcmsend-$t-$rep-$i.log" 2>&1 &
         pids+=($!)
     done
     for i in "${pids[@]}"; do wait "$i" || rc=$?; done
+    return "$rc"
+}
+
+# Other work on the machine (builds, tests) competes for its few CPUs: before each run,
+# wait up to BENCH_IDLE_WAIT seconds (default 180) for the CPUs to be at most 25% busy over 2 s.
+busy_pct() {
+    local a b
+    a=$(awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
+    sleep 2
+    b=$(awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
+    echo "$a $b" | awk '{d = $4 - $2; printf "%d", (d > 0 ? 100 * ($3 - $1) / d : 0)}'
+}
+wait_quiet() {
+    local deadline=$(( $(date +%s) + ${BENCH_IDLE_WAIT:-180} )) said=0
+    while BUSY=$(busy_pct); [ "$BUSY" -gt 25 ]; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            log "WARNING: the machine is still ${BUSY}% busy; running anyway"
+            return 0
+        fi
+        [ "$said" = 1 ] || log "machine ${BUSY}% busy with other work; waiting for it to calm down"
+        said=1
+    done
+}
+
+declare -A SECS CPU SCPU
+LOADS=""
+run_once() { # run_once TARGET REP
+    local t=$1 rep=$2 i rc=0 t0 t1 c0 c1 got perf_pid=""
+    sync
+    wait_quiet
+    LOADS+="$BUSY% "
+    "start_$t"
+    c0=$(cpu_secs "$SRV_PID")
+    if [ "$PERF" = 1 ] && [ "$t" = dxhub ] && [ "$rep" = 1 ] && command -v perf >/dev/null; then
+        perf record -F 250 --call-graph dwarf,16384 -o "$LOGDIR/perf-dxhub.data" -p "$SRV_PID" >/dev/null 2>&1 &
+        perf_pid=$!
+        sleep 0.5
+    fi
+    log "$t run $rep (machine ${BUSY}% busy before): sending $N instances over $PARALLEL associations to port $SRV_PORT"
+    t0=$(date +%s.%N)
+    local TIMEFORMAT='%U %S'
+    { time send_all "$t" "$rep"; } 2>"$LOGDIR/sender-cpu-$t-$rep.txt" || rc=$?
     t1=$(date +%s.%N)
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; fi
     [ "$rc" -eq 0 ] || log "WARNING: a dcmsend exited with status $rc (see $LOGDIR/dcmsend-$t-$rep-*.log)"
@@ -266,8 +324,9 @@ run_once() { # run_once TARGET REP
     [ "$got" -eq "$N" ] || die "$t stored $got instances, expected $N"
     SECS[$t]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') "
     CPU[$t]+="$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b-a}') "
+    SCPU[$t]+="$(awk '{printf "%.2f", $1 + $2}' "$LOGDIR/sender-cpu-$t-$rep.txt") "
     log "$t run $rep: $got stored in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') s"
-    rm -rf "$SRV_DIR"
+    mv "$SRV_DIR" "$SRV_DIR-$rep"
 }
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -282,10 +341,10 @@ done
     echo "dxhub ingest benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
     echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/{print $2}') GiB RAM, kernel $(uname -r)"
     echo "load: $N CT instances, 512x512x16-bit, Explicit VR LE, $(awk -v b="$BYTES" 'BEGIN{printf "%.1f", b/1e6}') MB; $PARALLEL parallel dcmsend associations on loopback, TCP_NODELAY=1; runs per target: $REPEAT (median)"
-    echo "1-min load average before each run: $LOADS(other work on this machine shares its $(nproc) CPUs)"
+    echo "CPU busy (all processes) in the 2 s before each run: $LOADS(other work on the machine shares its $(nproc) CPUs)"
     echo
-    echo "| target | instances | seconds | instances/s | MB/s | server CPU s | vs Orthanc | vs storescp |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| target | instances | seconds | instances/s | MB/s | server CPU s | senders' CPU s | vs Orthanc | vs storescp |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 } >"$RESULTS"
 declare -A IPS
 for t in $TARGETS; do
@@ -295,12 +354,13 @@ done
 for t in $TARGETS; do
     s=$(echo "${SECS[$t]}" | median)
     cpu=$(echo "${CPU[$t]}" | median)
+    scpu=$(echo "${SCPU[$t]}" | median)
     [ "$REPEAT" -gt 1 ] && s_show="$s ($(echo "${SECS[$t]}" | span))" || s_show=$s
     mbs=$(awk -v b="$BYTES" -v s="$s" 'BEGIN{printf "%.1f", b/1e6/s}')
     vo=$( [ -n "${IPS[orthanc]:-}" ] && awk -v a="${IPS[$t]}" -v b="${IPS[orthanc]}" 'BEGIN{printf "%.2f×", a/b}' || echo -)
     vs=$( [ -n "${IPS[storescp]:-}" ] && awk -v a="${IPS[$t]}" -v b="${IPS[storescp]}" 'BEGIN{printf "%.2f×", a/b}' || echo -)
     [ "$t" = storescp ] && cpu="$cpu*"
-    echo "| $t | $N | $s_show | ${IPS[$t]} | $mbs | $cpu | $vo | $vs |" >>"$RESULTS"
+    echo "| $t | $N | $s_show | ${IPS[$t]} | $mbs | $cpu | $scpu | $vo | $vs |" >>"$RESULTS"
 done
 {
     echo
@@ -350,10 +410,12 @@ EOF
     stop_server "$SRV_PID"
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
+    mv "$SRV_DIR" "$SRV_DIR-rss"
     hwm_mb=$(awk -v k="$hwm" 'BEGIN{printf "%.1f", k/1024}')
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
     awk -v m="$hwm_mb" -v l="$RSS_LIMIT_MB" 'BEGIN{exit !(m < l)}' && v=PASS || v=FAIL
-    [ "$rc" -eq 0 ] && [ "$got" -eq 1 ] || v=FAIL
+    # the stored object carries dxhub's own file meta, so compare with the pixel data size
+    [ "$rc" -eq 0 ] && [ "$got" -eq 1 ] && [ "${blob:-0}" -gt $((FRAMES * 512 * 512 * 2)) ] || v=FAIL
     {
         echo
         echo "Peak RSS of dxhub receiving one $FRAMES-frame instance ($(awk -v b="$BIG_BYTES" 'BEGIN{printf "%.1f", b/1e6}') MB, Multi-frame Grayscale Word SC, uncompressed):"
@@ -361,9 +423,9 @@ EOF
         echo
         echo "$v: dxhub peak RSS < $RSS_LIMIT_MB MB while receiving the $(awk -v b="$BIG_BYTES" 'BEGIN{printf "%.0f", b/1e6}') MB instance"
     } >>"$RESULTS"
-    rm -rf "$SRV_DIR"
 fi
 
+remove_runs
 echo
 cat "$RESULTS"
 echo
