@@ -49,7 +49,7 @@ impl<R: Read + Seek> Walker<R> {
         Ok(())
     }
 
-    fn skip(&mut self, n: u64, what: &str) -> Result<(), StructureError> {
+    fn skip_bytes(&mut self, n: u64, what: &str) -> Result<(), StructureError> {
         if self.pos + n > self.end {
             return Err(StructureError::Truncated(format!(
                 "{what} of {n} bytes at offset {} runs past the end of the data set ({} bytes left)",
@@ -143,7 +143,7 @@ impl<R: Read + Seek> Walker<R> {
                         | b"UV"
                 );
                 let len = if long {
-                    self.skip(2, "reserved bytes")?;
+                    self.skip_bytes(2, "reserved bytes")?;
                     self.len32(s)?
                 } else {
                     let mut b = [0u8; 2];
@@ -167,7 +167,7 @@ impl<R: Read + Seek> Walker<R> {
                 };
                 self.sequence(inner, is_pixel, depth + 1)?;
             } else {
-                self.skip(
+                self.skip_bytes(
                     u64::from(len),
                     &format!("value of ({:04X},{:04X})", tag.0, tag.1),
                 )?;
@@ -204,7 +204,7 @@ impl<R: Read + Seek> Walker<R> {
                 }
                 self.dataset(s, Some(ITEM_DELIM), depth + 1)?;
             } else {
-                self.skip(u64::from(len), "item")?;
+                self.skip_bytes(u64::from(len), "item")?;
             }
         }
     }
