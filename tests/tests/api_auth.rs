@@ -45,6 +45,8 @@ on_both_backends!(idle_timeout, "auth_idle");
 on_both_backends!(totp_enrolment_and_login, "auth_totp");
 on_both_backends!(device_token_upload_only, "auth_dev");
 on_both_backends!(audit_trail_csv_and_tamper_detection, "auth_audit");
+on_both_backends!(user_management_rules, "auth_users");
+on_both_backends!(invalid_totp_codes_count_toward_lockout, "auth_totp_lock");
 
 /// Login as a clinic user: the token works as Bearer, the cookie for GET; a cookie POST
 /// needs the CSRF header; logout revokes the session (bearer and cookie alike).
@@ -753,4 +755,132 @@ fn audit_entries(v: &serde_json::Value) -> Vec<serde_json::Value> {
     v.as_object()
         .and_then(|o| o.values().find_map(|x| x.as_array().cloned()))
         .unwrap_or_default()
+}
+
+/// Creating users through the API: the password policy (422 `weak-password`), only a
+/// superadmin creates superadmins, and a created user can log in.
+async fn user_management_rules(opts: HubOptions) {
+    let hub = TestHub::spawn(opts);
+    add_user(&hub, COUNTY, "zhao.admin", "group_admin", PASSWORD);
+    add_user(&hub, COUNTY, "root.admin", "superadmin", PASSWORD);
+    let admin = issue_token(&hub, "zhao.admin", "1h");
+    let root = issue_token(&hub, "root.admin", "1h");
+    let api = Api::new(&hub);
+    let body = |login: &str, role: &str, password: &str| serde_json::json!({ "institution": TOWNSHIP, "login": login, "role": role, "password": password });
+
+    for weak in ["short1A!", "alllowercaseletters", "New.Doctor"] {
+        let r = api
+            .post(
+                "/api/v1/users",
+                Some(&admin),
+                &body("new.doctor", "clinic_doctor", weak),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (422, "weak-password"),
+            "{weak:?}: {r}"
+        );
+    }
+    let r = api
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            &body("evil.root", "superadmin", PASSWORD),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "forbidden"),
+        "group_admin creating a superadmin: {r}"
+    );
+    let r = api
+        .post(
+            "/api/v1/users",
+            Some(&root),
+            &body("second.root", "superadmin", PASSWORD),
+        )
+        .await;
+    assert_eq!(r.status, 201, "superadmin creating a superadmin: {r}");
+
+    let r = api
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            &body("new.doctor", "clinic_doctor", PASSWORD),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r}");
+    assert!(
+        r.json().to_string().find("argon2").is_none(),
+        "no password hash in the answer: {r}"
+    );
+    let r = api
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            &body("new.doctor", "clinic_doctor", PASSWORD),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (409, "conflict"),
+        "login taken: {r}"
+    );
+    let r = api.login("new.doctor", PASSWORD, None).await;
+    assert_eq!(r.status, 200, "the new user logs in: {r}");
+    let users = dxhub_e2e::api::admin_list(&hub, "user");
+    assert!(
+        !users.iter().any(|u| u["login"] == "evil.root"),
+        "the refused superadmin was not created"
+    );
+}
+
+/// Wrong TOTP codes with the right password count as failures: 5 of them lock the account.
+async fn invalid_totp_codes_count_toward_lockout(opts: HubOptions) {
+    let hub = TestHub::spawn(opts);
+    add_user(&hub, COUNTY, "sun.reader", "reader", PASSWORD);
+    let api = Api::new(&hub);
+    let r = api.login("sun.reader", PASSWORD, None).await;
+    let limited = r.json()["token"].as_str().expect("token").to_owned();
+    let r = api
+        .post(
+            "/api/v1/auth/totp/enroll",
+            Some(&limited),
+            &serde_json::json!({}),
+        )
+        .await;
+    let secret = r.json()["secret"].as_str().expect("secret").to_owned();
+    let r = api
+        .post(
+            "/api/v1/auth/totp/confirm",
+            Some(&limited),
+            &serde_json::json!({ "code": totp_at(&secret, unix_now()) }),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{r}");
+    for i in 1..=5 {
+        let r = api
+            .login(
+                "sun.reader",
+                PASSWORD,
+                Some(&wrong_code(&secret, unix_now())),
+            )
+            .await;
+        assert!(
+            matches!(
+                (r.status, r.code().as_str()),
+                (401, "invalid-totp") | (423, "account-locked")
+            ),
+            "wrong code {i}: {r}"
+        );
+    }
+    let r = api
+        .login("sun.reader", PASSWORD, Some(&totp_at(&secret, unix_now())))
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (423, "account-locked"),
+        "right code while locked: {r}"
+    );
 }
