@@ -4,123 +4,15 @@
 //! Each test gets a fresh database. With `CI=true` a missing `DXHUB_TEST_PG_URL` fails the
 //! PostgreSQL tests instead of skipping them.
 
-use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use dxhub_core::InstitutionLevel;
 use dxhub_store::catalog::Error;
 use dxhub_store::{
-    Catalog, CatalogOptions, Counts, Dialect, InsertOutcome, InstanceAttrs, NewInstance,
-    NewInstitution, PatientAttrs, SeriesAttrs, SqlCatalog, StudyAttrs,
+    Catalog, Counts, Dialect, InsertOutcome, InstanceAttrs, NewInstance, NewInstitution,
+    PatientAttrs, SeriesAttrs, StudyAttrs,
 };
-use sqlx::{Connection, Executor, PgConnection};
 
-// ---------------------------------------------------------------- backends
-
-async fn run_sqlite<F, Fut>(test: F)
-where
-    F: FnOnce(Arc<SqlCatalog>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/sub/dir/index.db", dir.path().display());
-    let catalog = SqlCatalog::connect(&url, CatalogOptions::default())
-        .await
-        .expect("connect sqlite");
-    catalog.migrate().await.expect("migrate sqlite");
-    assert!(
-        dir.path().join("sub/dir/index.db").exists(),
-        "database file and its directory are created"
-    );
-    let catalog = Arc::new(catalog);
-    let outcome = tokio::spawn(test(catalog.clone())).await;
-    catalog.close().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
-}
-
-fn pg_server_url() -> Option<String> {
-    match std::env::var("DXHUB_TEST_PG_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "CI=true but DXHUB_TEST_PG_URL is not set: the PostgreSQL catalog \
-                     conformance suite must run in CI"
-                );
-            }
-            eprintln!("DXHUB_TEST_PG_URL not set: skipping the PostgreSQL catalog suite");
-            None
-        }
-    }
-}
-
-/// `url` with its database name replaced by `db`.
-fn with_database(url: &str, db: &str) -> String {
-    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let (base, query) = match url.find('?') {
-        Some(q) => (&url[..q], &url[q..]),
-        None => (url, ""),
-    };
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map(|i| scheme_end + i)
-        .unwrap_or(base.len());
-    format!("{}/{db}{query}", &base[..host_end])
-}
-
-fn unique_name(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-async fn run_postgres<F, Fut>(test: F)
-where
-    F: FnOnce(Arc<SqlCatalog>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let Some(server) = pg_server_url() else {
-        return;
-    };
-    let db = unique_name("dxhub_test");
-    let mut admin = PgConnection::connect(&server)
-        .await
-        .expect("connect to DXHUB_TEST_PG_URL");
-    admin
-        .execute(format!("CREATE DATABASE {db}").as_str())
-        .await
-        .expect("create test database");
-
-    let outcome = {
-        let catalog = SqlCatalog::connect(&with_database(&server, &db), CatalogOptions::default())
-            .await
-            .expect("connect postgres");
-        catalog.migrate().await.expect("migrate postgres");
-        let catalog = Arc::new(catalog);
-        let outcome = tokio::spawn(test(catalog.clone())).await;
-        catalog.close().await;
-        outcome
-    };
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
-        .await
-        .expect("drop test database");
-    let _ = admin.close().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
-}
+mod common;
+use common::{run_postgres, run_sqlite};
 
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
@@ -128,7 +20,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::run_sqlite(|c| async move { super::suite::$name(&*c).await }).await;
+                    super::run_sqlite(|c, _url| async move { super::suite::$name(&*c).await }).await;
                 }
             )*
         }
@@ -136,7 +28,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::run_postgres(|c| async move { super::suite::$name(&*c).await }).await;
+                    super::run_postgres(|c, _url| async move { super::suite::$name(&*c).await }).await;
                 }
             )*
         }
