@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::serve::open_migrated_catalog;
+use crate::table::cell;
 use clap::Subcommand;
 use dxhub_core::InstitutionLevel;
 use dxhub_store::NewInstitution;
@@ -158,12 +159,12 @@ pub async fn run(cfg: &Config, command: AdminCommand) -> anyhow::Result<ExitCode
                 );
                 for i in list {
                     println!(
-                        "{:<6} {:<24} {:<9} {:<24} {:<24} {}",
+                        "{:<6} {} {:<9} {} {} {}",
                         i.id,
-                        i.name,
-                        i.level,
-                        i.alliance_name,
-                        i.parent_name.as_deref().unwrap_or("-"),
+                        cell(&i.name, 24),
+                        i.level.as_str(),
+                        cell(&i.alliance_name, 24),
+                        cell(i.parent_name.as_deref().unwrap_or("-"), 24),
                         i.population
                             .map(|p| p.to_string())
                             .unwrap_or_else(|| "-".into())
@@ -202,9 +203,9 @@ pub async fn run(cfg: &Config, command: AdminCommand) -> anyhow::Result<ExitCode
                 println!("{:<17} {:<24} HOST", "AE TITLE", "INSTITUTION");
                 for a in list {
                     println!(
-                        "{:<17} {:<24} {}",
+                        "{:<17} {} {}",
                         a.ae_title,
-                        a.institution_name,
+                        cell(&a.institution_name, 24),
                         a.host.as_deref().unwrap_or("any")
                     );
                 }

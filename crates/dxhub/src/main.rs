@@ -9,6 +9,7 @@ mod config;
 mod fsck;
 mod import;
 mod serve;
+mod table;
 mod tls;
 mod users;
 

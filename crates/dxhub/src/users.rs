@@ -10,6 +10,7 @@
 //!
 //! Every command appends an audit entry with actor kind `cli` and the OS user as actor.
 
+use crate::table::cell;
 use std::io::Read;
 use std::time::Duration;
 
@@ -305,11 +306,11 @@ pub async fn run_user(catalog: &dyn Catalog, command: UserCommand) -> anyhow::Re
                 );
                 for u in list {
                     println!(
-                        "{:<6} {:<20} {:<14} {:<24} {:<5} {:<8} {}",
+                        "{:<6} {:<20} {:<14} {} {:<5} {:<8} {}",
                         u.id,
                         u.login,
                         u.role,
-                        u.institution_name,
+                        cell(&u.institution_name, 24),
                         if u.totp_enrolled { "yes" } else { "no" },
                         if u.disabled { "yes" } else { "no" },
                         time(u.locked_until)
@@ -363,11 +364,11 @@ pub async fn run_device(catalog: &dyn Catalog, command: DeviceCommand) -> anyhow
                 );
                 for d in list {
                     println!(
-                        "{:<6} {:<20} {:<20} {:<24} {:<18} {}",
+                        "{:<6} {:<20} {} {} {:<18} {}",
                         d.id,
                         d.serial,
-                        d.model.as_deref().unwrap_or("-"),
-                        d.institution_name,
+                        cell(d.model.as_deref().unwrap_or("-"), 20),
+                        cell(&d.institution_name, 24),
                         time(d.last_seen_at),
                         time(d.revoked_at)
                     );
