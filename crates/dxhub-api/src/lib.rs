@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod auth;
+pub mod dto;
 pub mod error;
 pub mod policy;
 pub mod v1;

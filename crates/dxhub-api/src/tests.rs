@@ -41,6 +41,87 @@ fn every_openapi_operation_has_a_policy_and_vice_versa() {
     assert_eq!(rules.len(), policy::ROUTES.len(), "no duplicate rules");
 }
 
+/// Whether `schema` (resolving one `$ref` into `components`) describes something more
+/// specific than a free-form JSON object: an object with declared properties, an array of
+/// such, or a non-object type.
+fn is_typed(doc: &Value, schema: &Value, depth: u32) -> bool {
+    assert!(depth < 8, "schema nesting too deep: {schema}");
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{r}"));
+        let target = &doc["components"]["schemas"][name];
+        assert!(!target.is_null(), "dangling $ref {r}");
+        return is_typed(doc, target, depth + 1);
+    }
+    if let Some(items) = schema.get("items") {
+        return is_typed(doc, items, depth + 1);
+    }
+    for key in ["allOf", "oneOf", "anyOf"] {
+        if let Some(parts) = schema.get(key).and_then(Value::as_array) {
+            return !parts.is_empty() && parts.iter().all(|p| is_typed(doc, p, depth + 1));
+        }
+    }
+    let props = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .is_some_and(|p| !p.is_empty());
+    let free_extra = matches!(schema.get("additionalProperties"), Some(Value::Bool(true)))
+        || schema
+            .get("additionalProperties")
+            .is_some_and(|a| a.as_object().is_some_and(|o| o.is_empty()));
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") | None => props && !free_extra,
+        Some(_) => true,
+    }
+}
+
+#[test]
+fn every_json_success_response_has_a_real_schema() {
+    let doc = serde_json::to_value(crate::openapi()).unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(responses) = op.get("responses").and_then(Value::as_object) else {
+                continue;
+            };
+            for (status, resp) in responses {
+                if !status.starts_with('2') {
+                    continue;
+                }
+                let Some(content) = resp.get("content").and_then(Value::as_object) else {
+                    continue;
+                };
+                for (media, body) in content {
+                    if !media.contains("json") {
+                        continue;
+                    }
+                    let schema = &body["schema"];
+                    assert!(
+                        schema.get("$ref").is_some() && is_typed(&doc, schema, 0),
+                        "{method} {path} {status} {media}: free-form or untyped schema {schema}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    // every list/detail/create answer of /api/v1 besides the OpenAPI document itself
+    assert!(checked >= 16, "only {checked} JSON responses checked");
+    // no schema may carry secrets
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for (name, s) in schemas {
+        if let Some(props) = s.get("properties").and_then(Value::as_object) {
+            for secret in ["password_hash", "totp_secret", "token_hash"] {
+                assert!(
+                    !props.contains_key(secret),
+                    "schema {name} exposes {secret}"
+                );
+            }
+        }
+    }
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     catalog: Arc<SqlCatalog>,

@@ -22,7 +22,7 @@ use dxhub_store::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,6 +31,7 @@ use crate::auth::{
     CSRF_COOKIE, Caller, Identity, RequestMeta, SESSION_COOKIE, base32_encode, rfc3339,
     totp_verify, unix_now,
 };
+use crate::dto;
 use crate::{ApiError, AppState};
 
 /// JSON body whose rejections use the API's error shape: 400 `bad-request` for syntax
@@ -465,8 +466,15 @@ fn created(v: impl Serialize) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }
 
+/// A response body passed through `serde_json::Value`, as the handlers always have: the
+/// object keys come out sorted (serde_json without `preserve_order`), so the bytes on the
+/// wire stay what they were before the bodies got typed DTOs.
+fn as_value(v: impl Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(internal)
+}
+
 /// Alliances: all for superadmin, the caller's own otherwise.
-#[utoipa::path(get, path = "/api/v1/alliances", tag = "tenancy", responses((status = 200, body = Value)))]
+#[utoipa::path(get, path = "/api/v1/alliances", tag = "tenancy", responses((status = 200, body = dto::AllianceList)))]
 async fn list_alliances(
     State(state): State<AppState>,
     caller: Caller,
@@ -476,12 +484,14 @@ async fn list_alliances(
         .into_iter()
         .filter(|a| caller.is_superadmin() || a.id == caller.principal.alliance_id)
         .collect();
-    Ok(Json(json!({ "alliances": mine })))
+    Ok(Json(as_value(dto::AllianceList {
+        alliances: dto::rows(mine),
+    })?))
 }
 
 /// Create an alliance (superadmin).
 #[utoipa::path(post, path = "/api/v1/alliances", tag = "tenancy", request_body = NewAllianceRequest,
-    responses((status = 201, body = Value), (status = 403), (status = 409)))]
+    responses((status = 201, body = dto::Alliance), (status = 403), (status = 409)))]
 async fn add_alliance(
     State(state): State<AppState>,
     caller: Caller,
@@ -498,11 +508,11 @@ async fn add_alliance(
             outcome,
         )
         .await?;
-    Ok(created(r?))
+    Ok(created(dto::Alliance::from(r?)))
 }
 
 /// Institutions within the caller's reach.
-#[utoipa::path(get, path = "/api/v1/institutions", tag = "tenancy", responses((status = 200, body = Value)))]
+#[utoipa::path(get, path = "/api/v1/institutions", tag = "tenancy", responses((status = 200, body = dto::InstitutionList)))]
 async fn list_institutions(
     State(state): State<AppState>,
     caller: Caller,
@@ -518,7 +528,9 @@ async fn list_institutions(
                 || (!clinic && i.alliance_id == p.alliance_id)
         })
         .collect();
-    Ok(Json(json!({ "institutions": mine })))
+    Ok(Json(as_value(dto::InstitutionList {
+        institutions: dto::rows(mine),
+    })?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -536,7 +548,7 @@ pub struct NewInstitutionRequest {
 
 /// Create an institution in an alliance.
 #[utoipa::path(post, path = "/api/v1/institutions", tag = "tenancy", request_body = NewInstitutionRequest,
-    responses((status = 201, body = Value), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 201, body = dto::Institution), (status = 403), (status = 404), (status = 409)))]
 async fn add_institution(
     State(state): State<AppState>,
     caller: Caller,
@@ -578,7 +590,7 @@ async fn add_institution(
             outcome,
         )
         .await?;
-    Ok(created(r?))
+    Ok(created(dto::Institution::from(r?)))
 }
 
 /// The institution named `name` as a policy target; 404 when unknown.
@@ -624,7 +636,7 @@ fn alliance_scope(caller: &Caller) -> TargetScope {
 }
 
 /// AE titles of the caller's alliance.
-#[utoipa::path(get, path = "/api/v1/ae-titles", tag = "tenancy", responses((status = 200, body = Value), (status = 403)))]
+#[utoipa::path(get, path = "/api/v1/ae-titles", tag = "tenancy", responses((status = 200, body = dto::AeTitleList), (status = 403)))]
 async fn list_ae_titles(
     State(state): State<AppState>,
     caller: Caller,
@@ -638,7 +650,9 @@ async fn list_ae_titles(
         .into_iter()
         .filter(|a| scope.as_ref().is_none_or(|s| s.contains(&a.institution_id)))
         .collect();
-    Ok(Json(json!({ "ae_titles": list })))
+    Ok(Json(as_value(dto::AeTitleList {
+        ae_titles: dto::rows(list),
+    })?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -651,7 +665,7 @@ pub struct NewAeTitleRequest {
 
 /// Register a calling AE title for an institution.
 #[utoipa::path(post, path = "/api/v1/ae-titles", tag = "tenancy", request_body = NewAeTitleRequest,
-    responses((status = 201, body = Value), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 201, body = dto::AeTitle), (status = 403), (status = 404), (status = 409)))]
 async fn add_ae_title(
     State(state): State<AppState>,
     caller: Caller,
@@ -672,13 +686,13 @@ async fn add_ae_title(
             outcome,
         )
         .await?;
-    Ok(created(r?))
+    Ok(created(dto::AeTitle::from(r?)))
 }
 
 // ---------------------------------------------------------------- users
 
 /// Users of the caller's alliance (never hashes or TOTP secrets).
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = Value), (status = 403)))]
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = dto::UserList), (status = 403)))]
 async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
@@ -692,7 +706,9 @@ async fn list_users(
         .into_iter()
         .filter(|u| scope.as_ref().is_none_or(|s| s.contains(&u.institution_id)))
         .collect();
-    Ok(Json(json!({ "users": list })))
+    Ok(Json(as_value(dto::UserList {
+        users: dto::rows(list),
+    })?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -707,7 +723,7 @@ pub struct NewUserRequest {
 
 /// Create a user.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUserRequest,
-    responses((status = 201, body = Value), (status = 403), (status = 409), (status = 422, description = "weak-password")))]
+    responses((status = 201, body = dto::User), (status = 403), (status = 409), (status = 422, description = "weak-password")))]
 async fn add_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -744,7 +760,7 @@ async fn add_user(
             outcome,
         )
         .await?;
-    Ok(created(r?))
+    Ok(created(dto::User::from(r?)))
 }
 
 /// Disable a user; their sessions stop working.
@@ -789,7 +805,7 @@ async fn disable_user(
 // ---------------------------------------------------------------- devices
 
 /// Devices of the caller's alliance.
-#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", responses((status = 200, body = Value), (status = 403)))]
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", responses((status = 200, body = dto::DeviceList), (status = 403)))]
 async fn list_devices(
     State(state): State<AppState>,
     caller: Caller,
@@ -803,7 +819,9 @@ async fn list_devices(
         .into_iter()
         .filter(|d| scope.as_ref().is_none_or(|s| s.contains(&d.institution_id)))
         .collect();
-    Ok(Json(json!({ "devices": list })))
+    Ok(Json(as_value(dto::DeviceList {
+        devices: dto::rows(list),
+    })?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -816,7 +834,7 @@ pub struct NewDeviceRequest {
 
 /// Register a device; its upload token is shown once.
 #[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = NewDeviceRequest,
-    responses((status = 201, body = Value), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 201, body = dto::DeviceCreated), (status = 403), (status = 404), (status = 409)))]
 async fn add_device(
     State(state): State<AppState>,
     caller: Caller,
@@ -843,9 +861,7 @@ async fn add_device(
             outcome,
         )
         .await?;
-    let mut v = serde_json::to_value(r?).map_err(internal)?;
-    v["token"] = Value::String(token);
-    Ok(created(v))
+    Ok(created(as_value(dto::DeviceCreated::new(r?, token))?))
 }
 
 /// Revoke a device token.
@@ -897,7 +913,7 @@ pub struct StudyQuery {
 
 /// Studies within the caller's reach (audited: patient data).
 #[utoipa::path(get, path = "/api/v1/studies", tag = "studies", params(StudyQuery),
-    responses((status = 200, body = Value), (status = 403)))]
+    responses((status = 200, body = dto::StudyList), (status = 403)))]
 async fn list_studies(
     State(state): State<AppState>,
     caller: Caller,
@@ -939,12 +955,15 @@ async fn list_studies(
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
-    Ok(Json(json!({ "studies": rows, "next_after_id": next })))
+    Ok(Json(as_value(dto::StudyList {
+        studies: dto::rows(rows),
+        next_after_id: next,
+    })?))
 }
 
 /// One study (audited, allowed or not).
 #[utoipa::path(get, path = "/api/v1/studies/{study_uid}", tag = "studies", params(("study_uid" = String, Path)),
-    responses((status = 200, body = Value), (status = 403), (status = 404)))]
+    responses((status = 200, body = dto::StudyDetail), (status = 403), (status = 404)))]
 async fn get_study(
     State(state): State<AppState>,
     caller: Caller,
@@ -982,7 +1001,10 @@ async fn get_study(
         .audit(&state, "study-read", object, "success")
         .await?;
     let series = state.catalog.list_series_of_study(&study_uid).await?;
-    Ok(Json(json!({ "study": study, "series": series })))
+    Ok(Json(as_value(dto::StudyDetail {
+        study: study.into(),
+        series: dto::rows(series),
+    })?))
 }
 
 // ---------------------------------------------------------------- audit
@@ -1010,7 +1032,8 @@ fn csv_field(s: &str) -> String {
 
 /// The audit log (alliance; superadmin: everything), newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = Value, description = "JSON, or text/csv with format=csv"), (status = 403)))]
+    responses((status = 200, description = "JSON, or text/csv with format=csv",
+        content((dto::AuditList = "application/json"), (String = "text/csv"))), (status = 403)))]
 async fn list_audit(
     State(state): State<AppState>,
     caller: Caller,
@@ -1084,5 +1107,9 @@ async fn list_audit(
     let next = (out.len() as i64 == limit)
         .then(|| out.last().map(|e| e.id))
         .flatten();
-    Ok(Json(json!({ "entries": out, "next_before_id": next })).into_response())
+    Ok(Json(as_value(dto::AuditList {
+        entries: dto::rows(out),
+        next_before_id: next,
+    })?)
+    .into_response())
 }
