@@ -802,6 +802,7 @@ async fn user_management_rules(opts: HubOptions) {
         )
         .await;
     assert_eq!(r.status, 201, "superadmin creating a superadmin: {r}");
+    let second_root = r.json()["id"].as_i64().expect("id");
 
     let r = api
         .post(
@@ -815,6 +816,7 @@ async fn user_management_rules(opts: HubOptions) {
         r.json().to_string().find("argon2").is_none(),
         "no password hash in the answer: {r}"
     );
+    let doctor = r.json()["id"].as_i64().expect("id");
     let r = api
         .post(
             "/api/v1/users",
@@ -829,11 +831,134 @@ async fn user_management_rules(opts: HubOptions) {
     );
     let r = api.login("new.doctor", PASSWORD, None).await;
     assert_eq!(r.status, 200, "the new user logs in: {r}");
+    let doctor_session = r.json()["token"].as_str().expect("token").to_owned();
     let users = dxhub_e2e::api::admin_list(&hub, "user");
     assert!(
         !users.iter().any(|u| u["login"] == "evil.root"),
         "the refused superadmin was not created"
     );
+
+    // --- POST /users/{id}/password: the password policy, lock-out reset, sessions revoked
+    let password_of = |id: i64| format!("/api/v1/users/{id}/password");
+    let role_of = |id: i64| format!("/api/v1/users/{id}/role");
+    const NEW_PASSWORD: &str = "Another-horse-43";
+    for weak in ["short1A!", "alllowercaseletters", "New.Doctor"] {
+        let r = api
+            .post(
+                &password_of(doctor),
+                Some(&admin),
+                &serde_json::json!({ "password": weak }),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (422, "weak-password"),
+            "set password {weak:?}: {r}"
+        );
+    }
+    let me = api.get("/api/v1/auth/me", Some(&doctor_session)).await;
+    assert_eq!(
+        me.status, 200,
+        "a refused password change keeps the session: {me}"
+    );
+    for _ in 0..5 {
+        let r = api.login("new.doctor", "Wrong-horse-99", None).await;
+        assert_eq!(r.status, 401, "{r}");
+    }
+    let r = api.login("new.doctor", PASSWORD, None).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (423, "account-locked"),
+        "{r}"
+    );
+    let r = api
+        .post(
+            &password_of(second_root),
+            Some(&admin),
+            &serde_json::json!({ "password": NEW_PASSWORD }),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "forbidden"),
+        "group_admin setting a superadmin's password: {r}"
+    );
+    let r = api
+        .post(
+            &password_of(doctor),
+            Some(&admin),
+            &serde_json::json!({ "password": NEW_PASSWORD }),
+        )
+        .await;
+    assert_eq!(r.status, 204, "set password: {r}");
+    let me = api.get("/api/v1/auth/me", Some(&doctor_session)).await;
+    assert_eq!(
+        (me.status, me.code().as_str()),
+        (401, "unauthenticated"),
+        "a password change revokes the sessions: {me}"
+    );
+    let r = api.login("new.doctor", NEW_PASSWORD, None).await;
+    assert_eq!(r.status, 200, "new password, lock-out cleared: {r}");
+    let doctor_session = r.json()["token"].as_str().expect("token").to_owned();
+    let r = api
+        .post(
+            &password_of(999_999),
+            Some(&root),
+            &serde_json::json!({ "password": NEW_PASSWORD }),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (404, "not-found"), "{r}");
+
+    // --- POST /users/{id}/role: only a superadmin grants or changes superadmin
+    let set_role = |id: i64, token: &str, role: &str| {
+        let (api, path, token) = (&api, role_of(id), token.to_owned());
+        let body = serde_json::json!({ "role": role });
+        async move { api.post(&path, Some(&token), &body).await }
+    };
+    let r = set_role(doctor, &admin, "superadmin").await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "forbidden"),
+        "group_admin granting superadmin: {r}"
+    );
+    let r = set_role(second_root, &admin, "reader").await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "forbidden"),
+        "group_admin demoting a superadmin: {r}"
+    );
+    let r = set_role(doctor, &admin, "no_such_role").await;
+    assert_eq!((r.status, r.code().as_str()), (422, "invalid-json"), "{r}");
+    let me = api.get("/api/v1/auth/me", Some(&doctor_session)).await;
+    assert_eq!(
+        me.status, 200,
+        "refused role changes keep the session: {me}"
+    );
+    let r = set_role(doctor, &admin, "clinic_tech").await;
+    assert_eq!(r.status, 200, "{r}");
+    assert_eq!(r.json()["role"], "clinic_tech", "{r}");
+    assert!(!r.body.contains("argon2"), "no password hash: {r}");
+    let me = api.get("/api/v1/auth/me", Some(&doctor_session)).await;
+    assert_eq!(
+        (me.status, me.code().as_str()),
+        (401, "unauthenticated"),
+        "a role change revokes the sessions: {me}"
+    );
+    let r = set_role(doctor, &root, "superadmin").await;
+    assert_eq!(r.status, 200, "superadmin granting superadmin: {r}");
+    let r = set_role(second_root, &root, "reader").await;
+    assert_eq!(r.status, 200, "superadmin demoting a superadmin: {r}");
+    let r = set_role(999_999, &root, "reader").await;
+    assert_eq!((r.status, r.code().as_str()), (404, "not-found"), "{r}");
+    let users = dxhub_e2e::api::admin_list(&hub, "user");
+    let role = |login: &str| {
+        users
+            .iter()
+            .find(|u| u["login"] == login)
+            .map(|u| u["role"].clone())
+    };
+    assert_eq!(role("new.doctor"), Some("superadmin".into()));
+    assert_eq!(role("second.root"), Some("reader".into()));
 }
 
 /// Wrong TOTP codes with the right password count as failures: 5 of them lock the account.

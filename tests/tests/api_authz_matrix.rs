@@ -55,10 +55,12 @@ enum Aim {
     BodyAlliance,
     /// An institution named in the body.
     BodyInstitution,
-    /// The object in the path: a user, a device, a study.
+    /// The object in the path: a user, a device, a study, an institution, an AE title.
     PathUser,
     PathDevice,
     PathStudy,
+    PathInstitution,
+    PathAe,
 }
 
 /// How this test aims each operation. A new operation must be added here (the test fails
@@ -82,7 +84,11 @@ fn aim(method: &str, path: &str) -> Option<Aim> {
         ("POST", "/api/v1/ae-titles") | ("POST", "/api/v1/users") | ("POST", "/api/v1/devices") => {
             Aim::BodyInstitution
         }
-        ("POST", "/api/v1/users/{}/disable") => Aim::PathUser,
+        ("POST", "/api/v1/users/{}/disable")
+        | ("POST", "/api/v1/users/{}/role")
+        | ("POST", "/api/v1/users/{}/password") => Aim::PathUser,
+        ("PATCH", "/api/v1/institutions/{}") => Aim::PathInstitution,
+        ("DELETE", "/api/v1/ae-titles/{}") => Aim::PathAe,
         ("POST", "/api/v1/devices/{}/revoke") => Aim::PathDevice,
         ("GET", "/api/v1/studies") => Aim::StudyList,
         ("GET", "/api/v1/studies/{}") => Aim::PathStudy,
@@ -295,6 +301,11 @@ enum Effect {
     AllianceCreated(String, bool),
     UserDisabled(String, bool),
     DeviceRevoked(String, bool),
+    /// New name of a renamed institution.
+    InstitutionRenamed(String, bool),
+    AeDeleted(String, bool),
+    /// Login of a user whose role was set to `clinic_doctor`.
+    UserRoleSet(String, bool),
 }
 
 struct Run<'a> {
@@ -444,6 +455,10 @@ async fn matrix(opts: HubOptions) {
         ("GET", "/api/v1/users"),
         ("POST", "/api/v1/users"),
         ("POST", "/api/v1/users/{}/disable"),
+        ("POST", "/api/v1/users/{}/role"),
+        ("POST", "/api/v1/users/{}/password"),
+        ("PATCH", "/api/v1/institutions/{}"),
+        ("DELETE", "/api/v1/ae-titles/{}"),
         ("GET", "/api/v1/devices"),
         ("POST", "/api/v1/devices"),
         ("POST", "/api/v1/devices/{}/revoke"),
@@ -528,6 +543,25 @@ async fn matrix(opts: HubOptions) {
                 devices
                     .iter()
                     .any(|d| d["serial"] == s.as_str() && !d["revoked_at"].is_null()),
+            ),
+            Effect::InstitutionRenamed(n, w) => (
+                "institution renamed",
+                *w,
+                insts
+                    .iter()
+                    .any(|x| x["name"] == n.as_str() && x["population"] == 1234),
+            ),
+            Effect::AeDeleted(a, w) => (
+                "AE title deleted",
+                *w,
+                !aes.iter().any(|x| x["ae_title"] == a.as_str()),
+            ),
+            Effect::UserRoleSet(l, w) => (
+                "user role set",
+                *w,
+                users
+                    .iter()
+                    .any(|u| u["login"] == l.as_str() && u["role"] == "clinic_doctor"),
             ),
         };
         if want != got {
@@ -842,7 +876,91 @@ async fn check_operation(
                         run.effects.push(mk(key, allowed));
                     }
                 }
+                Aim::PathInstitution | Aim::PathAe => {
+                    for at in [T, H2] {
+                        // a fresh victim of the alliance of `at`, so renames and deletions
+                        // leave the fixture alone
+                        let (id, victim, target, body, ok) = if aim == Aim::PathInstitution {
+                            let name = run.unique("改名前-");
+                            f.hub.admin_ok(&[
+                                "institution",
+                                "add",
+                                "--alliance",
+                                &f.inst[at].alliance,
+                                "--name",
+                                &name,
+                                "--level",
+                                "county",
+                            ]);
+                            let row = admin_list(&f.hub, "institution")
+                                .into_iter()
+                                .find(|i| i["name"] == name.as_str())
+                                .expect("victim institution");
+                            let id = row["id"].as_i64().expect("id");
+                            let target = TargetScope::Institution {
+                                institution_id: id,
+                                alliance_id: row["alliance_id"].as_i64().expect("alliance_id"),
+                            };
+                            let new_name = run.unique("改名后-");
+                            let body = json!({ "name": new_name, "population": 1234 });
+                            (id, new_name, target, Some(body), 200)
+                        } else {
+                            let ae = run.unique("AEDEL");
+                            f.hub
+                                .admin_ok(&["ae", "add", "--institution", at, "--ae-title", &ae]);
+                            let id = admin_list(&f.hub, "ae")
+                                .into_iter()
+                                .find(|x| x["ae_title"] == ae.as_str())
+                                .and_then(|x| x["id"].as_i64())
+                                .expect("victim AE title");
+                            (id, ae, scope_of(&f.inst[at]), None, 204)
+                        };
+                        let allowed_by_policy =
+                            c.token.is_some() && !c.device && c.may(action, target);
+                        let concrete = replace_param(path, &id.to_string());
+                        let r = run.send(method, &concrete, token, body.as_ref()).await;
+                        if run.gate(c, &op, &r) {
+                            run.decided(
+                                c,
+                                &op,
+                                &format!("{victim} of {}", f.inst[at].alliance),
+                                allowed_by_policy,
+                                (ok, true),
+                                &r,
+                            );
+                            if r.status == 200 && r.json()["name"] != victim.as_str() {
+                                run.fail(format!("{op}: the renamed institution: {r}"));
+                            }
+                        }
+                        run.effects.push(if aim == Aim::PathInstitution {
+                            Effect::InstitutionRenamed(victim, allowed_by_policy)
+                        } else {
+                            Effect::AeDeleted(victim, allowed_by_policy)
+                        });
+                    }
+                    // unknown object: 404 for users (or 403 when denied before the lookup)
+                    let r = run
+                        .send(
+                            method,
+                            &replace_param(path, "999999"),
+                            token,
+                            Some(&json!({ "population": 1 })),
+                        )
+                        .await;
+                    if run.gate(c, &op, &r) && !matches!(r.status, 403 | 404) {
+                        run.fail(format!("{op} {}: unknown object answered {r}", c.name));
+                    }
+                }
                 Aim::PathUser | Aim::PathDevice => {
+                    // what the route does to a user: disable, set the role, set the password
+                    let (body, ok): (Option<Value>, u16) = if path.ends_with("/role") {
+                        (Some(json!({ "role": "clinic_doctor" })), 200)
+                    } else if path.ends_with("/password") {
+                        (Some(json!({ "password": "Another-horse-43" })), 204)
+                    } else {
+                        (None, 204)
+                    };
+                    let disable_or_revoke = body.is_none();
                     for at in [T, H2] {
                         let victim = run.unique(if aim == Aim::PathUser {
                             "victim.user."
@@ -854,41 +972,57 @@ async fn check_operation(
                         // the victim's credential, to see it stop working: a user session
                         // (200 on /auth/me until disabled) or a device token (403 upload-only
                         // until revoked, then 401 like any unknown token)
+                        // (role and password changes revoke the sessions too; when refused,
+                        // the victim's session must keep working)
                         let (id, victim_token) = if aim == Aim::PathUser {
                             let id = add_user(&f.hub, at, &victim, "clinic_tech", PASSWORD);
-                            let t = allowed_by_policy.then(|| issue_token(&f.hub, &victim, "1h"));
+                            let t = (allowed_by_policy || !disable_or_revoke)
+                                .then(|| issue_token(&f.hub, &victim, "1h"));
                             (id, t)
                         } else {
                             let t = add_device(&f.hub, at, &victim);
                             (device_id(&f.hub, &victim), allowed_by_policy.then_some(t))
                         };
                         let concrete = replace_param(path, &id.to_string());
-                        let r = run.send(method, &concrete, token, None).await;
+                        let r = run.send(method, &concrete, token, body.as_ref()).await;
                         if run.gate(c, &op, &r) {
                             run.decided(
                                 c,
                                 &op,
                                 &format!("{victim} of {at}"),
                                 allowed_by_policy,
-                                (204, true),
+                                (ok, true),
                                 &r,
                             );
+                            if r.body.contains("argon2") || r.body.contains("password_hash") {
+                                run.fail(format!("{op}: secret in the answer: {r}"));
+                            }
                         }
                         if let Some(t) = victim_token {
                             let me = f.api.get("/api/v1/auth/me", Some(&t)).await;
-                            if r.status == 204
+                            if r.status == ok
                                 && (me.status, me.code().as_str()) != (401, "unauthenticated")
                             {
                                 run.fail(format!(
-                                    "{op}: the disabled user's or revoked device's credential \
+                                    "{op}: the changed user's or revoked device's credential \
                                      still works: {me}"
                                 ));
                             }
+                            if aim == Aim::PathUser && r.status != ok && me.status != 200 {
+                                run.fail(format!(
+                                    "{op}: a refused change ended the victim's session: {me}"
+                                ));
+                            }
                         }
-                        run.effects.push(if aim == Aim::PathUser {
-                            Effect::UserDisabled(victim, allowed_by_policy)
-                        } else {
-                            Effect::DeviceRevoked(victim, allowed_by_policy)
+                        run.effects.push(match (aim, path.rsplit('/').next()) {
+                            (Aim::PathDevice, _) => {
+                                Effect::DeviceRevoked(victim, allowed_by_policy)
+                            }
+                            (_, Some("role")) => Effect::UserRoleSet(victim, allowed_by_policy),
+                            // a refused password change leaves the session (checked above);
+                            // an allowed one ended it: as for disable, seen as not disabled
+                            (_, Some("password")) => Effect::UserDisabled(victim, false),
+                            _ => Effect::UserDisabled(victim, allowed_by_policy),
                         });
                     }
                 }

@@ -17,8 +17,8 @@ use dxhub_store::secrets::{
     hash_password, hash_token, new_device_token, new_session_token, verify_password,
 };
 use dxhub_store::{
-    NewAuditEntry, NewDevice, NewInstitution, NewSession, NewUser, SESSION_ISSUED_BY_LOGIN,
-    StudyFilter, User,
+    InstitutionUpdate, NewAuditEntry, NewDevice, NewInstitution, NewSession, NewUser,
+    SESSION_ISSUED_BY_LOGIN, StudyFilter, User,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -76,9 +76,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(confirm_totp))
         .routes(routes!(list_alliances, add_alliance))
         .routes(routes!(list_institutions, add_institution))
+        .routes(routes!(update_institution))
         .routes(routes!(list_ae_titles, add_ae_title))
+        .routes(routes!(delete_ae_title))
         .routes(routes!(list_users, add_user))
         .routes(routes!(disable_user))
+        .routes(routes!(set_user_role))
+        .routes(routes!(set_user_password))
         .routes(routes!(list_devices, add_device))
         .routes(routes!(revoke_device))
         .routes(routes!(list_studies))
@@ -593,6 +597,75 @@ async fn add_institution(
     Ok(created(dto::Institution::from(r?)))
 }
 
+/// `Some(None)` for an explicit `null`, `None` (via `default`) when the field is absent.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInstitutionRequest {
+    /// New population; `null` clears it, absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub population: Option<Option<i64>>,
+    /// New name (must be free).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Change an institution's population and/or name.
+#[utoipa::path(patch, path = "/api/v1/institutions/{id}", tag = "tenancy", params(("id" = i64, Path)),
+    request_body = UpdateInstitutionRequest,
+    responses((status = 200, body = dto::Institution), (status = 403), (status = 404), (status = 409)))]
+async fn update_institution(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<UpdateInstitutionRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let institution = state
+        .catalog
+        .list_institutions()
+        .await?
+        .into_iter()
+        .find(|i| i.id == id)
+        .ok_or_else(|| ApiError::NotFound(format!("institution {id}")))?;
+    caller
+        .require(
+            &state,
+            TargetScope::Institution {
+                institution_id: institution.id,
+                alliance_id: institution.alliance_id,
+            },
+        )
+        .await?;
+    let r = state
+        .catalog
+        .update_institution(
+            id,
+            &InstitutionUpdate {
+                name: req.name.clone(),
+                population: req.population,
+            },
+        )
+        .await;
+    let outcome = if r.is_ok() { "success" } else { "failure" };
+    caller
+        .audit(
+            &state,
+            "institution.update",
+            Some(("institution", &institution.name)),
+            outcome,
+        )
+        .await?;
+    Ok(Json(as_value(dto::Institution::from(r?))?))
+}
+
 /// The institution named `name` as a policy target; 404 when unknown.
 async fn institution_target(state: &AppState, name: &str) -> Result<(i64, TargetScope), ApiError> {
     let i = state
@@ -687,6 +760,35 @@ async fn add_ae_title(
         )
         .await?;
     Ok(created(dto::AeTitle::from(r?)))
+}
+
+/// Remove a calling AE title.
+#[utoipa::path(delete, path = "/api/v1/ae-titles/{id}", tag = "tenancy", params(("id" = i64, Path)),
+    responses((status = 204), (status = 403), (status = 404)))]
+async fn delete_ae_title(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let ae = state
+        .catalog
+        .get_ae_title(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("AE title {id}")))?;
+    let (_, target) = institution_target(&state, &ae.institution_name).await?;
+    caller.require(&state, target).await?;
+    let r = state.catalog.delete_ae_title(id).await;
+    let outcome = if r.is_ok() { "success" } else { "failure" };
+    caller
+        .audit(
+            &state,
+            "ae.delete",
+            Some(("ae_title", &ae.ae_title)),
+            outcome,
+        )
+        .await?;
+    r?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---------------------------------------------------------------- users
@@ -799,6 +901,97 @@ async fn disable_user(
             "success",
         )
         .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The user `id` after the ManageUsers check on their institution; 404 when unknown.
+async fn managed_user(state: &AppState, caller: &Caller, id: i64) -> Result<User, ApiError> {
+    let user = state
+        .catalog
+        .get_user(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("user {id}")))?;
+    caller
+        .require(
+            state,
+            TargetScope::Institution {
+                institution_id: user.institution_id,
+                alliance_id: user.alliance_id,
+            },
+        )
+        .await?;
+    Ok(user)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetRoleRequest {
+    /// clinic_tech, clinic_doctor, reader, senior_reader, group_admin, auditor, superadmin
+    #[schema(value_type = String)]
+    pub role: Role,
+}
+
+/// Change a user's role; their sessions are revoked.
+#[utoipa::path(post, path = "/api/v1/users/{id}/role", tag = "users", params(("id" = i64, Path)),
+    request_body = SetRoleRequest,
+    responses((status = 200, body = dto::User), (status = 403), (status = 404)))]
+async fn set_user_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<SetRoleRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let user = managed_user(&state, &caller, id).await?;
+    if (req.role == Role::Superadmin || user.role == Role::Superadmin) && !caller.is_superadmin() {
+        return Err(ApiError::Forbidden(
+            "only a superadmin grants or changes the superadmin role".into(),
+        ));
+    }
+    let r = state.catalog.set_user_role(id, req.role).await;
+    let outcome = if r.is_ok() { "success" } else { "failure" };
+    caller
+        .audit(&state, "user.role", Some(("user", &user.login)), outcome)
+        .await?;
+    Ok(Json(as_value(dto::User::from(r?))?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetPasswordRequest {
+    pub password: String,
+}
+
+/// Set a user's password: clears the lock-out and revokes their sessions.
+#[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "users", params(("id" = i64, Path)),
+    request_body = SetPasswordRequest,
+    responses((status = 204), (status = 403), (status = 404), (status = 422, description = "weak-password")))]
+async fn set_user_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<SetPasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    let user = managed_user(&state, &caller, id).await?;
+    if user.role == Role::Superadmin && !caller.is_superadmin() {
+        return Err(ApiError::Forbidden(
+            "only a superadmin sets a superadmin's password".into(),
+        ));
+    }
+    check_password(&user.login, &req.password)
+        .map_err(|e| ApiError::WeakPassword(e.to_string()))?;
+    let password = req.password.clone();
+    let phc = blocking(move || hash_password(&password))
+        .await?
+        .map_err(internal)?;
+    let r = state.catalog.set_user_password(id, &phc).await;
+    let outcome = if r.is_ok() { "success" } else { "failure" };
+    caller
+        .audit(
+            &state,
+            "user.password",
+            Some(("user", &user.login)),
+            outcome,
+        )
+        .await?;
+    r?;
     Ok(StatusCode::NO_CONTENT)
 }
 

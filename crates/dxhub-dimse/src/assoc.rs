@@ -475,7 +475,7 @@ enum Sink {
     Pending {
         header: Vec<u8>,
     },
-    Writing(SpoolWriter),
+    Writing(Box<SpoolWriter>),
 }
 
 impl Sink {
@@ -486,7 +486,7 @@ impl Sink {
     /// Blocking: the spool writer, created (with its header) on first use.
     fn open(self, spool: &Spool) -> std::io::Result<SpoolWriter> {
         match self {
-            Sink::Writing(w) => Ok(w),
+            Sink::Writing(w) => Ok(*w),
             Sink::Pending { header } => {
                 let mut w = spool.create()?;
                 w.write_header(&header)?;
@@ -574,7 +574,7 @@ async fn serve_association(
                                     let data = std::mem::take(&mut inc.pending);
                                     let sink = std::mem::replace(&mut inc.sink, Sink::Discard);
                                     match flush(service.ingest.spool().clone(), sink, data).await {
-                                        Ok(w) => inc.sink = Sink::Writing(w),
+                                        Ok(w) => inc.sink = Sink::Writing(Box::new(w)),
                                         Err(e) => {
                                             warn!(error = %e, "spool write failed");
                                             inc.refusal = Some((

@@ -3,7 +3,7 @@
 //! implementation is [`crate::SqlCatalog`] (SQLite or PostgreSQL).
 
 use async_trait::async_trait;
-use dxhub_core::InstitutionLevel;
+use dxhub_core::{InstitutionLevel, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{
@@ -134,6 +134,14 @@ pub struct NewInstitution {
     /// Name of the parent institution (same alliance, a level that may head this one).
     pub parent: Option<String>,
     pub population: Option<i64>,
+}
+
+/// A change to an institution: `None` fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstitutionUpdate {
+    pub name: Option<String>,
+    /// `Some(None)` clears the population.
+    pub population: Option<Option<i64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -373,6 +381,13 @@ pub trait Catalog: Send + Sync {
     ) -> Result<AeTitle>;
     async fn list_ae_titles(&self) -> Result<Vec<AeTitle>>;
     async fn find_ae_title(&self, ae_title: &str) -> Result<Option<AeTitle>>;
+    /// Rename an institution and/or set its population. `NotFound` for an unknown id;
+    /// `Conflict` if the new name is taken; `Invalid` for an empty name or a negative
+    /// population.
+    async fn update_institution(&self, id: i64, update: &InstitutionUpdate) -> Result<Institution>;
+    async fn get_ae_title(&self, id: i64) -> Result<Option<AeTitle>>;
+    /// `NotFound` if there is no such AE title.
+    async fn delete_ae_title(&self, id: i64) -> Result<()>;
 
     // instances
 
@@ -440,6 +455,11 @@ pub trait Catalog: Send + Sync {
     async fn confirm_totp(&self, user_id: i64) -> Result<()>;
     /// Disable the account and revoke all its sessions. `NotFound` for an unknown user.
     async fn disable_user(&self, user_id: i64) -> Result<()>;
+    /// Change the role and revoke all the user's sessions. `NotFound` for an unknown user.
+    async fn set_user_role(&self, user_id: i64, role: Role) -> Result<User>;
+    /// Replace the password hash, clear failed logins and any lock-out, and revoke all the
+    /// user's sessions. `NotFound` for an unknown user; `Invalid` for an empty hash.
+    async fn set_user_password(&self, user_id: i64, password_hash: &str) -> Result<()>;
 
     /// `NotFound` for an unknown institution; `Conflict` if the serial or token hash is
     /// taken.

@@ -20,8 +20,8 @@ mod sql;
 pub use blob::{BlobMeta, Blobs, S3Config};
 pub use catalog::{
     AeTitle, Alliance, Catalog, CatalogOptions, Counts, Dialect, InsertOutcome, InstanceAttrs,
-    InstanceRow, Institution, NewInstance, NewInstitution, PatientAttrs, PatientRow, SeriesAttrs,
-    SeriesRow, StudyAttrs, StudyRow,
+    InstanceRow, Institution, InstitutionUpdate, NewInstance, NewInstitution, PatientAttrs,
+    PatientRow, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow,
 };
 pub use identity::{
     AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,

@@ -19,7 +19,8 @@ use sqlx::{AnyPool, Transaction};
 
 use crate::catalog::{
     AeTitle, Alliance, Catalog, CatalogOptions, Counts, Dialect, Error, InsertOutcome, InstanceRow,
-    Institution, NewInstance, NewInstitution, PatientRow, Result, SeriesRow, StudyRow, patient_key,
+    Institution, InstitutionUpdate, NewInstance, NewInstitution, PatientRow, Result, SeriesRow,
+    StudyRow, patient_key,
 };
 
 use crate::identity::{
@@ -266,6 +267,9 @@ const LIST_AE_TITLES: &str = concat!(ae_title_select!(), "ORDER BY t.ae_title");
 const FIND_AE_TITLE: &str = concat!(ae_title_select!(), "WHERE t.ae_title = $1");
 const GET_AE_TITLE: &str = concat!(ae_title_select!(), "WHERE t.id = $1");
 const FIND_INSTITUTION_ID: &str = "SELECT id FROM institutions WHERE name = $1";
+const DELETE_AE_TITLE: &str = "DELETE FROM ae_titles WHERE id = $1";
+const RENAME_INSTITUTION: &str = "UPDATE institutions SET name = $2 WHERE id = $1";
+const SET_INSTITUTION_POPULATION: &str = "UPDATE institutions SET population = $2 WHERE id = $1";
 const INSERT_AE_TITLE: &str = "INSERT INTO ae_titles (institution_id, ae_title, host, created_at) \
      VALUES ($1, $2, $3, $4) RETURNING id";
 
@@ -677,6 +681,64 @@ impl Catalog for SqlCatalog {
             .await?)
     }
 
+    async fn update_institution(&self, id: i64, update: &InstitutionUpdate) -> Result<Institution> {
+        let name = update
+            .name
+            .as_deref()
+            .map(|n| required("institution name", n))
+            .transpose()?;
+        if update.population.flatten().is_some_and(|p| p < 0) {
+            return Err(Error::Invalid("population is negative".to_owned()));
+        }
+        let mut tx = self.begin_write().await?;
+        let exists = sqlx::query_as::<_, InstitutionDbRow>(GET_INSTITUTION)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(Error::NotFound(format!("institution {id}")));
+        }
+        if let Some(name) = &name {
+            sqlx::query(RENAME_INSTITUTION)
+                .bind(id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_as(e, || format!("institution {name:?} already exists")))?;
+        }
+        if let Some(population) = update.population {
+            sqlx::query(SET_INSTITUTION_POPULATION)
+                .bind(id)
+                .bind(population)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let row = sqlx::query_as::<_, InstitutionDbRow>(GET_INSTITUTION)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    async fn get_ae_title(&self, id: i64) -> Result<Option<AeTitle>> {
+        Ok(sqlx::query_as::<_, AeTitle>(GET_AE_TITLE)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn delete_ae_title(&self, id: i64) -> Result<()> {
+        let done = sqlx::query(DELETE_AE_TITLE)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("AE title {id}")));
+        }
+        Ok(())
+    }
+
     async fn find_instance_version(
         &self,
         sop_instance_uid: &str,
@@ -1080,6 +1142,14 @@ impl Catalog for SqlCatalog {
 
     async fn disable_user(&self, user_id: i64) -> Result<()> {
         self.id_disable_user(user_id).await
+    }
+
+    async fn set_user_role(&self, user_id: i64, role: dxhub_core::Role) -> Result<User> {
+        self.id_set_user_role(user_id, role).await
+    }
+
+    async fn set_user_password(&self, user_id: i64, password_hash: &str) -> Result<()> {
+        self.id_set_user_password(user_id, password_hash).await
     }
 
     async fn create_session(&self, new: &NewSession) -> Result<Session> {

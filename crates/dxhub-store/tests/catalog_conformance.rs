@@ -7,8 +7,8 @@
 use dxhub_core::InstitutionLevel;
 use dxhub_store::catalog::Error;
 use dxhub_store::{
-    Catalog, Counts, Dialect, InsertOutcome, InstanceAttrs, NewInstance, NewInstitution,
-    PatientAttrs, SeriesAttrs, StudyAttrs,
+    Catalog, Counts, Dialect, InsertOutcome, InstanceAttrs, InstitutionUpdate, NewInstance,
+    NewInstitution, PatientAttrs, SeriesAttrs, StudyAttrs,
 };
 
 mod common;
@@ -51,6 +51,7 @@ conformance!(
     delete_instance_row_fixes_counts,
     list_instance_rows_paginates,
     list_studies_filters_and_paginates,
+    institution_update_and_ae_title_delete,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1114,5 +1115,112 @@ mod suite {
             .await
             .expect("none");
         assert!(none.is_empty());
+    }
+
+    pub async fn institution_update_and_ae_title_delete(c: &dyn Catalog) {
+        c.add_alliance("UA").await.unwrap();
+        let mut ids = Vec::new();
+        for name in ["U1", "U2"] {
+            let i = c
+                .add_institution(&NewInstitution {
+                    alliance: "UA".into(),
+                    name: name.into(),
+                    level: InstitutionLevel::County,
+                    parent: None,
+                    population: Some(10),
+                })
+                .await
+                .unwrap();
+            ids.push(i.id);
+        }
+        // population only
+        let i = c
+            .update_institution(
+                ids[0],
+                &InstitutionUpdate {
+                    name: None,
+                    population: Some(Some(42)),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((i.name.as_str(), i.population), ("U1", Some(42)));
+        // rename and clear the population
+        let i = c
+            .update_institution(
+                ids[0],
+                &InstitutionUpdate {
+                    name: Some(" U1b ".into()),
+                    population: Some(None),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((i.name.as_str(), i.population), ("U1b", None));
+        assert!(c.find_institution("U1b").await.unwrap().is_some());
+        assert!(c.find_institution("U1").await.unwrap().is_none());
+        // nothing to change: unchanged
+        let same = c
+            .update_institution(ids[0], &InstitutionUpdate::default())
+            .await
+            .unwrap();
+        assert_eq!(same, i);
+        assert!(matches!(
+            c.update_institution(
+                ids[0],
+                &InstitutionUpdate {
+                    name: Some("U2".into()),
+                    population: None,
+                },
+            )
+            .await,
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            c.update_institution(
+                ids[0],
+                &InstitutionUpdate {
+                    name: None,
+                    population: Some(Some(-1)),
+                },
+            )
+            .await,
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            c.update_institution(
+                ids[0],
+                &InstitutionUpdate {
+                    name: Some("  ".into()),
+                    population: None,
+                },
+            )
+            .await,
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            c.update_institution(99_999, &InstitutionUpdate::default())
+                .await,
+            Err(Error::NotFound(_))
+        ));
+        // a failed update changes nothing
+        assert_eq!(c.find_institution("U1b").await.unwrap(), Some(i));
+
+        // AE titles: get by id, delete
+        let ae = c
+            .add_ae_title("U2", "UAE1", Some("10.0.0.1"))
+            .await
+            .unwrap();
+        assert_eq!(c.get_ae_title(ae.id).await.unwrap(), Some(ae.clone()));
+        assert_eq!(c.get_ae_title(99_999).await.unwrap(), None);
+        c.delete_ae_title(ae.id).await.unwrap();
+        assert_eq!(c.get_ae_title(ae.id).await.unwrap(), None);
+        assert!(c.find_ae_title("UAE1").await.unwrap().is_none());
+        assert!(matches!(
+            c.delete_ae_title(ae.id).await,
+            Err(Error::NotFound(_))
+        ));
+        // the title may be registered again
+        c.add_ae_title("U1b", "UAE1", None).await.unwrap();
     }
 }

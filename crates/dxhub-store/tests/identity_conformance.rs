@@ -57,6 +57,7 @@ conformance!(
     totp_enrolment_is_confirmed,
     disable_user_revokes_sessions,
     session_issuer_is_recorded,
+    set_user_role_and_password_revoke_sessions,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -755,5 +756,70 @@ mod suite {
             .await
             .expect("session");
         assert_eq!(l.issued_by, "login");
+    }
+
+    pub async fn set_user_role_and_password_revoke_sessions(c: &dyn Catalog, _url: &str) {
+        tenancy(c).await;
+        let u = c
+            .add_user(&new_user("Town", "to.change", Role::ClinicTech))
+            .await
+            .expect("add");
+        let s1 = c
+            .create_session(&session(u.id, "dxs_role", Duration::from_secs(3600), None))
+            .await
+            .expect("session");
+        let changed = c.set_user_role(u.id, Role::Reader).await.expect("role");
+        assert_eq!(changed.role, Role::Reader);
+        assert_eq!(changed.id, u.id);
+        assert_eq!(
+            c.get_user(u.id).await.expect("get").expect("user").role,
+            Role::Reader
+        );
+        assert!(
+            c.find_session(&s1.token_hash)
+                .await
+                .expect("find")
+                .is_none()
+        );
+        assert!(matches!(
+            c.set_user_role(9999, Role::Reader).await,
+            Err(Error::NotFound(_))
+        ));
+
+        // password: new hash, lock-out cleared, sessions revoked
+        for _ in 0..LOCKOUT_THRESHOLD {
+            c.record_login_failure(u.id).await.expect("fail");
+        }
+        let locked = c.get_user(u.id).await.expect("get").expect("user");
+        assert!(locked.locked_until.is_some());
+        let s2 = c
+            .create_session(&session(u.id, "dxs_pw", Duration::from_secs(3600), None))
+            .await
+            .expect("session");
+        c.set_user_password(u.id, "$argon2id$v=19$m=19456,t=2,p=1$fake$new")
+            .await
+            .expect("password");
+        let after = c.get_user(u.id).await.expect("get").expect("user");
+        assert_eq!(
+            after.password_hash,
+            "$argon2id$v=19$m=19456,t=2,p=1$fake$new"
+        );
+        assert_eq!(after.failed_logins, 0);
+        assert_eq!(after.locked_until, None);
+        assert!(!after.is_locked(now_us()));
+        assert!(
+            c.find_session(&s2.token_hash)
+                .await
+                .expect("find")
+                .is_none()
+        );
+        assert!(matches!(
+            c.set_user_password(u.id, " ").await,
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            c.set_user_password(9999, "$argon2id$x").await,
+            Err(Error::NotFound(_))
+        ));
     }
 }

@@ -115,6 +115,9 @@ const GET_TOTP_PENDING: &str = "SELECT totp_pending_secret FROM users WHERE id =
 const CONFIRM_TOTP: &str = "UPDATE users SET totp_secret = totp_pending_secret, \
      totp_pending_secret = NULL, updated_at = $2 WHERE id = $1 AND totp_pending_secret IS NOT NULL";
 const DISABLE_USER: &str = "UPDATE users SET disabled = 1, updated_at = $2 WHERE id = $1";
+const SET_USER_ROLE: &str = "UPDATE users SET role = $2, updated_at = $3 WHERE id = $1";
+const SET_USER_PASSWORD: &str = "UPDATE users SET password_hash = $2, failed_logins = 0, \
+     locked_until = NULL, updated_at = $3 WHERE id = $1";
 const REVOKE_USER_SESSIONS: &str =
     "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
 
@@ -365,6 +368,59 @@ impl SqlCatalog {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(DISABLE_USER)
             .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("user {user_id}")));
+        }
+        sqlx::query(REVOKE_USER_SESSIONS)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn id_set_user_role(&self, user_id: i64, role: Role) -> Result<User> {
+        let now = now_us();
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(SET_USER_ROLE)
+            .bind(user_id)
+            .bind(role.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("user {user_id}")));
+        }
+        sqlx::query(REVOKE_USER_SESSIONS)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query_as::<_, UserDbRow>(GET_USER)
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        User::try_from(row)
+    }
+
+    pub(super) async fn id_set_user_password(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+    ) -> Result<()> {
+        if password_hash.trim().is_empty() {
+            return Err(Error::Invalid("password hash is empty".to_owned()));
+        }
+        let now = now_us();
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(SET_USER_PASSWORD)
+            .bind(user_id)
+            .bind(password_hash)
             .bind(now)
             .execute(&mut *tx)
             .await?;
