@@ -314,6 +314,23 @@ impl Caller {
         Ok(())
     }
 
+    /// Record a write's outcome (`success` / `failure`) in the audit log, then pass its
+    /// result on: every audited write of the API goes through here.
+    pub async fn audited<T, E>(
+        &self,
+        state: &AppState,
+        action: &str,
+        object: Option<(&str, &str)>,
+        r: Result<T, E>,
+    ) -> Result<T, ApiError>
+    where
+        ApiError: From<E>,
+    {
+        let outcome = if r.is_ok() { "success" } else { "failure" };
+        self.audit(state, action, object, outcome).await?;
+        r.map_err(ApiError::from)
+    }
+
     /// Ask the policy for the route's action on `target`: 403 `forbidden` when denied (and,
     /// on patient-data routes, an audit entry of the denial).
     pub async fn require(&self, state: &AppState, target: TargetScope) -> Result<(), ApiError> {

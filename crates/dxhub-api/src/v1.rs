@@ -503,15 +503,14 @@ async fn add_alliance(
 ) -> Result<Response, ApiError> {
     caller.require(&state, TargetScope::Hub).await?;
     let r = state.catalog.add_alliance(&req.name).await;
-    let outcome = if r.is_ok() { "success" } else { "failure" };
-    caller
-        .audit(
+    let r = caller
+        .audited(
             &state,
             "alliance.add",
             Some(("alliance", req.name.trim())),
-            outcome,
+            r,
         )
-        .await?;
+        .await;
     Ok(created(dto::Alliance::from(r?)))
 }
 
@@ -585,15 +584,14 @@ async fn add_institution(
             population: req.population,
         })
         .await;
-    let outcome = if r.is_ok() { "success" } else { "failure" };
-    caller
-        .audit(
+    let r = caller
+        .audited(
             &state,
             "institution.add",
             Some(("institution", req.name.trim())),
-            outcome,
+            r,
         )
-        .await?;
+        .await;
     Ok(created(dto::Institution::from(r?)))
 }
 
@@ -654,15 +652,14 @@ async fn update_institution(
             },
         )
         .await;
-    let outcome = if r.is_ok() { "success" } else { "failure" };
-    caller
-        .audit(
+    let r = caller
+        .audited(
             &state,
             "institution.update",
             Some(("institution", &institution.name)),
-            outcome,
+            r,
         )
-        .await?;
+        .await;
     Ok(Json(as_value(dto::Institution::from(r?))?))
 }
 
@@ -750,15 +747,9 @@ async fn add_ae_title(
         .catalog
         .add_ae_title(&req.institution, &req.ae_title, req.host.as_deref())
         .await;
-    let outcome = if r.is_ok() { "success" } else { "failure" };
-    caller
-        .audit(
-            &state,
-            "ae.add",
-            Some(("ae_title", req.ae_title.trim())),
-            outcome,
-        )
-        .await?;
+    let r = caller
+        .audited(&state, "ae.add", Some(("ae_title", req.ae_title.trim())), r)
+        .await;
     Ok(created(dto::AeTitle::from(r?)))
 }
 
@@ -778,15 +769,9 @@ async fn delete_ae_title(
     let (_, target) = institution_target(&state, &ae.institution_name).await?;
     caller.require(&state, target).await?;
     let r = state.catalog.delete_ae_title(id).await;
-    let outcome = if r.is_ok() { "success" } else { "failure" };
-    caller
-        .audit(
-            &state,
-            "ae.delete",
-            Some(("ae_title", &ae.ae_title)),
-            outcome,
-        )
-        .await?;
+    let r = caller
+        .audited(&state, "ae.delete", Some(("ae_title", &ae.ae_title)), r)
+        .await;
     r?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -853,15 +838,9 @@ async fn add_user(
             password_hash: phc,
         })
         .await;
-    let outcome = if r.is_ok() { "success" } else { "failure" };
-    caller
-        .audit(
-            &state,
-            "user.add",
-            Some(("user", req.login.trim())),
-            outcome,
-        )
-        .await?;
+    let r = caller
+        .audited(&state, "user.add", Some(("user", req.login.trim())), r)
+        .await;
     Ok(created(dto::User::from(r?)))
 }
 
@@ -947,10 +926,9 @@ async fn set_user_role(
         ));
     }
     let r = state.catalog.set_user_role(id, req.role).await;
-    let outcome = if r.is_ok() { "success" } else { "failure" };
-    caller
-        .audit(&state, "user.role", Some(("user", &user.login)), outcome)
-        .await?;
+    let r = caller
+        .audited(&state, "user.role", Some(("user", &user.login)), r)
+        .await;
     Ok(Json(as_value(dto::User::from(r?))?))
 }
 
@@ -982,15 +960,9 @@ async fn set_user_password(
         .await?
         .map_err(internal)?;
     let r = state.catalog.set_user_password(id, &phc).await;
-    let outcome = if r.is_ok() { "success" } else { "failure" };
-    caller
-        .audit(
-            &state,
-            "user.password",
-            Some(("user", &user.login)),
-            outcome,
-        )
-        .await?;
+    let r = caller
+        .audited(&state, "user.password", Some(("user", &user.login)), r)
+        .await;
     r?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -1045,15 +1017,9 @@ async fn add_device(
             token_hash: hash_token(&token),
         })
         .await;
-    let outcome = if r.is_ok() { "success" } else { "failure" };
-    caller
-        .audit(
-            &state,
-            "device.add",
-            Some(("device", req.serial.trim())),
-            outcome,
-        )
-        .await?;
+    let r = caller
+        .audited(&state, "device.add", Some(("device", req.serial.trim())), r)
+        .await;
     Ok(created(as_value(dto::DeviceCreated::new(r?, token))?))
 }
 
