@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod password_policy;
+pub mod pn;
 pub mod policy;
 pub mod roles;
 pub mod status;

@@ -61,6 +61,14 @@ pub struct Extracted {
 
     pub instance_number: Option<i64>,
     pub number_of_frames: Option<i64>,
+
+    /// DICOM JSON (serialised) of the study-level attributes, for QIDO `includefield`.
+    pub study_attrs: Option<String>,
+    /// DICOM JSON of the series-level attributes.
+    pub series_attrs: Option<String>,
+    /// DICOM JSON of the whole instance, bulk data as `dxhub-bulk:` BulkDataURIs (WADO-RS
+    /// `/metadata`).
+    pub metadata: Option<String>,
 }
 
 struct Reader<'a> {
@@ -163,6 +171,10 @@ pub fn extract_file(path: &Path) -> Result<Extracted, ExtractError> {
         instance_number: r.int(tags::INSTANCE_NUMBER),
         number_of_frames: r.int(tags::NUMBER_OF_FRAMES),
         specific_character_set: charsets.clone(),
+        // filled from the DICOM JSON of the data set (dicomweb)
+        study_attrs: None,
+        series_attrs: None,
+        metadata: None,
     })
 }
 

@@ -408,6 +408,7 @@ fn new_instance(x: &Extracted, file: &SpoolFile, key: &str, ctx: &IngestContext)
             referring_physician_name: x.referring_physician_name.clone(),
             study_id: x.study_id.clone(),
             body_part_examined: x.body_part_examined.clone(),
+            attrs: x.study_attrs.clone(),
         },
         series: SeriesAttrs {
             series_instance_uid: x.series_instance_uid.clone(),
@@ -417,6 +418,7 @@ fn new_instance(x: &Extracted, file: &SpoolFile, key: &str, ctx: &IngestContext)
             body_part_examined: x.body_part_examined.clone(),
             series_date: x.series_date.clone(),
             series_time: x.series_time.clone(),
+            attrs: x.series_attrs.clone(),
         },
         instance: InstanceAttrs {
             sop_instance_uid: x.sop_instance_uid.clone(),
@@ -433,6 +435,7 @@ fn new_instance(x: &Extracted, file: &SpoolFile, key: &str, ctx: &IngestContext)
                 _ => None,
             },
             received_at: now_us(),
+            metadata: x.metadata.clone(),
         },
     }
 }

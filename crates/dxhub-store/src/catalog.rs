@@ -176,6 +176,8 @@ pub struct StudyAttrs {
     pub referring_physician_name: Option<String>,
     pub study_id: Option<String>,
     pub body_part_examined: Option<String>,
+    /// DICOM JSON of the study-level attributes (QIDO `includefield`).
+    pub attrs: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +189,8 @@ pub struct SeriesAttrs {
     pub body_part_examined: Option<String>,
     pub series_date: Option<String>,
     pub series_time: Option<String>,
+    /// DICOM JSON of the series-level attributes (QIDO `includefield`).
+    pub attrs: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +209,9 @@ pub struct InstanceAttrs {
     pub source_ae: Option<String>,
     /// Epoch microseconds.
     pub received_at: i64,
+    /// DICOM JSON of the instance with bulk data as `dxhub-bulk:` placeholders
+    /// (WADO-RS `/metadata`).
+    pub metadata: Option<String>,
 }
 
 /// Everything the index records about one received instance.
@@ -413,6 +420,15 @@ pub trait Catalog: Send + Sync {
     async fn list_instances_of_series(&self, series_instance_uid: &str)
     -> Result<Vec<InstanceRow>>;
     async fn counts(&self) -> Result<Counts>;
+    /// A QIDO-RS search (see [`crate::qido`]).
+    async fn qido(&self, query: &crate::QidoQuery) -> Result<Vec<crate::QidoRow>>;
+    /// The newest version of each SOP instance a WADO-RS request names, in series and
+    /// instance number order; `with_metadata` also loads the instance's DICOM JSON.
+    async fn wado_instances(
+        &self,
+        scope: &crate::InstanceScope,
+        with_metadata: bool,
+    ) -> Result<Vec<crate::WadoInstance>>;
     /// All instance rows (every version) with `id > after_id`, by id, at most `limit`.
     async fn list_instance_rows(&self, after_id: i64, limit: i64) -> Result<Vec<InstanceRow>>;
     /// Remove one instance row, fixing series/study counts and sizes; series and studies

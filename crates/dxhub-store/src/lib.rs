@@ -14,6 +14,7 @@
 pub mod blob;
 pub mod catalog;
 pub mod identity;
+pub mod qido;
 pub mod secrets;
 mod sql;
 
@@ -28,4 +29,5 @@ pub use identity::{
     NewSession, NewUser, SESSION_ISSUED_BY_CLI, SESSION_ISSUED_BY_LOGIN, Session, StudyFilter,
     User,
 };
+pub use qido::{InstanceScope, QidoKey, QidoLevel, QidoMatch, QidoQuery, QidoRow, WadoInstance};
 pub use sql::SqlCatalog;

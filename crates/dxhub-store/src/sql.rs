@@ -29,6 +29,7 @@ use crate::identity::{
 };
 
 mod identity;
+mod qido;
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -380,10 +381,13 @@ const COUNTS: &str = "SELECT \
 /// Fills attributes the patient lacked; a patient row is shared by all its studies.
 const UPSERT_PATIENT: &str = "INSERT INTO patients \
      (patient_key, institution_id, patient_id, issuer_of_patient_id, patient_name, \
-      patient_birth_date, patient_sex, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+      patient_birth_date, patient_sex, created_at, updated_at, patient_name_groups, \
+      patient_name_fuzzy) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) \
      ON CONFLICT (patient_key) DO UPDATE SET \
       patient_name = COALESCE(patients.patient_name, excluded.patient_name), \
+      patient_name_groups = COALESCE(patients.patient_name_groups, excluded.patient_name_groups), \
+      patient_name_fuzzy = COALESCE(patients.patient_name_fuzzy, excluded.patient_name_fuzzy), \
       patient_birth_date = COALESCE(patients.patient_birth_date, excluded.patient_birth_date), \
       patient_sex = COALESCE(patients.patient_sex, excluded.patient_sex), \
       updated_at = excluded.updated_at \
@@ -392,8 +396,8 @@ const UPSERT_PATIENT: &str = "INSERT INTO patients \
 const INSERT_STUDY: &str = "INSERT INTO studies \
      (study_instance_uid, patient_ref, institution_id, study_date, study_time, accession_number, \
       study_description, referring_physician_name, study_id, body_part_examined, received_at, \
-      updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+      updated_at, attrs) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) \
      ON CONFLICT (study_instance_uid) DO NOTHING \
      RETURNING id, modalities_in_study";
 
@@ -407,7 +411,8 @@ const FILL_STUDY: &str = "UPDATE studies SET \
       referring_physician_name = COALESCE(referring_physician_name, $7), \
       study_id = COALESCE(study_id, $8), \
       body_part_examined = COALESCE(body_part_examined, $9), \
-      updated_at = $10 \
+      updated_at = $10, \
+      attrs = COALESCE(attrs, $11) \
      WHERE study_instance_uid = $1 \
      RETURNING id, modalities_in_study";
 
@@ -419,8 +424,8 @@ struct StudyUpsertRow {
 
 const INSERT_SERIES: &str = "INSERT INTO series \
      (study_ref, series_instance_uid, modality, series_number, series_description, \
-      body_part_examined, series_date, series_time, received_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+      body_part_examined, series_date, series_time, received_at, updated_at, attrs) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
      ON CONFLICT (series_instance_uid) DO NOTHING \
      RETURNING id, study_ref";
 
@@ -431,7 +436,8 @@ const FILL_SERIES: &str = "UPDATE series SET \
       body_part_examined = COALESCE(body_part_examined, $5), \
       series_date = COALESCE(series_date, $6), \
       series_time = COALESCE(series_time, $7), \
-      updated_at = $8 \
+      updated_at = $8, \
+      attrs = COALESCE(attrs, $9) \
      WHERE series_instance_uid = $1 \
      RETURNING id, study_ref";
 
@@ -444,8 +450,8 @@ struct SeriesUpsertRow {
 const INSERT_INSTANCE: &str = "INSERT INTO instances \
      (series_ref, sop_instance_uid, sop_class_uid, transfer_syntax_uid, instance_number, \
       number_of_frames, size_bytes, sha256, dataset_sha256, blob_key, source_ae, institution_id, \
-      received_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+      received_at, metadata) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
      ON CONFLICT (sop_instance_uid, dataset_sha256) DO NOTHING \
      RETURNING id";
 
@@ -787,6 +793,13 @@ impl Catalog for SqlCatalog {
             .bind(&p.patient_birth_date)
             .bind(&p.patient_sex)
             .bind(now)
+            .bind(p.patient_name.as_deref().map(dxhub_core::pn::groups_key))
+            .bind(
+                p.patient_name
+                    .as_deref()
+                    .map(dxhub_core::pn::fuzzy_key)
+                    .filter(|k| !k.is_empty()),
+            )
             .fetch_one(&mut *tx)
             .await?;
 
@@ -803,6 +816,7 @@ impl Catalog for SqlCatalog {
             .bind(&st.study_id)
             .bind(&st.body_part_examined)
             .bind(now)
+            .bind(&st.attrs)
             .fetch_optional(&mut *tx)
             .await?;
         let study = match created {
@@ -819,6 +833,7 @@ impl Catalog for SqlCatalog {
                     .bind(&st.study_id)
                     .bind(&st.body_part_examined)
                     .bind(now)
+                    .bind(&st.attrs)
                     .fetch_one(&mut *tx)
                     .await?
             }
@@ -835,6 +850,7 @@ impl Catalog for SqlCatalog {
             .bind(&se.series_date)
             .bind(&se.series_time)
             .bind(now)
+            .bind(&se.attrs)
             .fetch_optional(&mut *tx)
             .await?;
         let series_created = created.is_some();
@@ -850,6 +866,7 @@ impl Catalog for SqlCatalog {
                     .bind(&se.series_date)
                     .bind(&se.series_time)
                     .bind(now)
+                    .bind(&se.attrs)
                     .fetch_one(&mut *tx)
                     .await?
             }
@@ -876,6 +893,7 @@ impl Catalog for SqlCatalog {
             .bind(&inst.source_ae)
             .bind(new.institution_id)
             .bind(inst.received_at)
+            .bind(&inst.metadata)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(instance_id) = inserted else {
@@ -1010,6 +1028,18 @@ impl Catalog for SqlCatalog {
             .bind(series_instance_uid)
             .fetch_all(&self.read)
             .await?)
+    }
+
+    async fn qido(&self, query: &crate::QidoQuery) -> Result<Vec<crate::QidoRow>> {
+        self.qido_search(query).await
+    }
+
+    async fn wado_instances(
+        &self,
+        scope: &crate::InstanceScope,
+        with_metadata: bool,
+    ) -> Result<Vec<crate::WadoInstance>> {
+        self.wado_list(scope, with_metadata).await
     }
 
     async fn counts(&self) -> Result<Counts> {

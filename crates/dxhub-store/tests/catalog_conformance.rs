@@ -7,8 +7,9 @@
 use dxhub_core::InstitutionLevel;
 use dxhub_store::catalog::Error;
 use dxhub_store::{
-    Catalog, Counts, Dialect, InsertOutcome, InstanceAttrs, InstitutionUpdate, NewInstance,
-    NewInstitution, PatientAttrs, SeriesAttrs, StudyAttrs,
+    Catalog, Counts, Dialect, InsertOutcome, InstanceAttrs, InstanceScope, InstitutionUpdate,
+    NewInstance, NewInstitution, PatientAttrs, QidoKey, QidoLevel, QidoMatch, QidoQuery,
+    SeriesAttrs, StudyAttrs,
 };
 
 mod common;
@@ -52,6 +53,8 @@ conformance!(
     list_instance_rows_paginates,
     list_studies_filters_and_paginates,
     institution_update_and_ae_title_delete,
+    qido_matching,
+    wado_instances_newest_versions,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -99,6 +102,9 @@ fn instance(study: &str, series: &str, sop: &str, number: i64, version: u32) -> 
             dataset_sha256,
             source_ae: Some("CT01".into()),
             received_at: 1_700_000_000_000_000 + number,
+            metadata: Some(format!(
+                "{{\"00080018\":{{\"vr\":\"UI\",\"Value\":[\"{sop}\"]}}}}"
+            )),
         },
     }
 }
@@ -1222,5 +1228,332 @@ mod suite {
         ));
         // the title may be registered again
         c.add_ae_title("U1b", "UAE1", None).await.unwrap();
+    }
+
+    fn q(level: QidoLevel, conditions: Vec<(QidoKey, QidoMatch)>) -> QidoQuery {
+        QidoQuery {
+            level,
+            conditions,
+            institution_ids: None,
+            limit: 100,
+            offset: 0,
+        }
+    }
+
+    async fn uids(c: &dyn Catalog, query: QidoQuery) -> Vec<String> {
+        c.qido(&query)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| match query.level {
+                QidoLevel::Study => r.study_instance_uid,
+                QidoLevel::Series => r.series_instance_uid.unwrap(),
+                QidoLevel::Instance => r.sop_instance_uid.unwrap(),
+            })
+            .collect()
+    }
+
+    pub async fn qido_matching(c: &dyn Catalog) {
+        use QidoKey as K;
+        use QidoLevel::*;
+        use QidoMatch as M;
+        let people = [
+            (
+                "1.9.1",
+                "P1",
+                "Wang^XiaoMing=王^小明",
+                "20240105",
+                "083000",
+                "CT",
+            ),
+            ("1.9.2", "P2", "WANG^Li", "20240210", "131500.5", "MR"),
+            ("1.9.3", "P3", "Li^Lei=李^雷", "20231231", "235959", "CT"),
+            ("1.9.4", "P4", "ｚｈａｏ^ｙｕｎ", "20240301", "120000", "US"),
+        ];
+        for (i, (study, pid, name, date, time, modality)) in people.iter().enumerate() {
+            let mut x = instance(study, &format!("{study}.1"), &format!("{study}.1.1"), 1, 0);
+            x.patient.patient_id = (*pid).into();
+            x.patient.patient_name = Some((*name).into());
+            x.study.study_date = Some((*date).into());
+            x.study.study_time = Some((*time).into());
+            x.study.accession_number = Some(format!("ACC{i}"));
+            x.series.modality = Some((*modality).into());
+            c.insert_instance(&x).await.unwrap();
+        }
+        // a second series (SR) in study 1 and a second instance
+        let mut x = instance("1.9.1", "1.9.1.2", "1.9.1.2.1", 1, 0);
+        x.patient.patient_id = "P1".into();
+        x.series.modality = Some("SR".into());
+        x.series.series_number = Some(2);
+        c.insert_instance(&x).await.unwrap();
+        c.insert_instance(&instance("1.9.1", "1.9.1.1", "1.9.1.1.2", 2, 0))
+            .await
+            .unwrap();
+
+        let cases: Vec<(QidoLevel, Vec<(QidoKey, QidoMatch)>, Vec<&str>)> = vec![
+            (Study, vec![], vec!["1.9.1", "1.9.2", "1.9.3", "1.9.4"]),
+            (
+                Study,
+                vec![(K::PatientId, M::Single("P2".into()))],
+                vec!["1.9.2"],
+            ),
+            // single value: the whole name or one group, case-sensitive
+            (
+                Study,
+                vec![(K::PatientName, M::Single("王^小明".into()))],
+                vec!["1.9.1"],
+            ),
+            (
+                Study,
+                vec![(K::PatientName, M::Single("wang^xiaoming".into()))],
+                vec![],
+            ),
+            (
+                Study,
+                vec![(K::PatientName, M::Wildcard("W*".into()))],
+                vec!["1.9.1", "1.9.2"],
+            ),
+            (
+                Study,
+                vec![(K::PatientName, M::Wildcard("WANG*".into()))],
+                vec!["1.9.2"],
+            ),
+            (
+                Study,
+                vec![(K::PatientName, M::Wildcard("?i^Lei".into()))],
+                vec!["1.9.3"],
+            ),
+            (
+                Study,
+                vec![(K::PatientName, M::Wildcard("李*".into()))],
+                vec!["1.9.3"],
+            ),
+            // fuzzy: case, width, any group, any component, prefix
+            (
+                Study,
+                vec![(K::PatientName, M::Fuzzy("wang".into()))],
+                vec!["1.9.1", "1.9.2"],
+            ),
+            (
+                Study,
+                vec![(K::PatientName, M::Fuzzy("ＸＩＡＯ".into()))],
+                vec!["1.9.1"],
+            ),
+            (
+                Study,
+                vec![(K::PatientName, M::Fuzzy("小明".into()))],
+                vec!["1.9.1"],
+            ),
+            (
+                Study,
+                vec![(K::PatientName, M::Fuzzy("zhao".into()))],
+                vec!["1.9.4"],
+            ),
+            (
+                Study,
+                vec![(K::PatientName, M::Fuzzy("l*i".into()))],
+                vec!["1.9.2", "1.9.3"],
+            ),
+            // ranges
+            (
+                Study,
+                vec![(
+                    K::StudyDate,
+                    M::Range {
+                        from: Some("20240101".into()),
+                        to: Some("20240228".into()),
+                    },
+                )],
+                vec!["1.9.1", "1.9.2"],
+            ),
+            (
+                Study,
+                vec![(
+                    K::StudyDate,
+                    M::Range {
+                        from: None,
+                        to: Some("20231231".into()),
+                    },
+                )],
+                vec!["1.9.3"],
+            ),
+            (
+                Study,
+                vec![(
+                    K::StudyDate,
+                    M::Range {
+                        from: Some("20240210".into()),
+                        to: None,
+                    },
+                )],
+                vec!["1.9.2", "1.9.4"],
+            ),
+            (
+                Study,
+                vec![(
+                    K::StudyTime,
+                    M::Range {
+                        from: Some("1200".into()),
+                        to: Some("1315".into()),
+                    },
+                )],
+                vec!["1.9.2", "1.9.4"],
+            ),
+            // UID lists, wildcards on CS, ModalitiesInStudy
+            (
+                Study,
+                vec![(
+                    K::StudyInstanceUid,
+                    M::List(vec!["1.9.3".into(), "1.9.4".into(), "9.9".into()]),
+                )],
+                vec!["1.9.3", "1.9.4"],
+            ),
+            (
+                Study,
+                vec![(K::AccessionNumber, M::Wildcard("ACC?".into()))],
+                vec!["1.9.1", "1.9.2", "1.9.3", "1.9.4"],
+            ),
+            (
+                Study,
+                vec![(K::ModalitiesInStudy, M::Single("SR".into()))],
+                vec!["1.9.1"],
+            ),
+            (
+                Study,
+                vec![(
+                    K::ModalitiesInStudy,
+                    M::List(vec!["MR".into(), "US".into()]),
+                )],
+                vec!["1.9.2", "1.9.4"],
+            ),
+            (
+                Study,
+                vec![
+                    (K::PatientName, M::Fuzzy("wang".into())),
+                    (K::StudyDate, M::Single("20240210".into())),
+                ],
+                vec!["1.9.2"],
+            ),
+            // a literal % or _ is not a wildcard
+            (
+                Study,
+                vec![(K::AccessionNumber, M::Wildcard("ACC%".into()))],
+                vec![],
+            ),
+            // series and instance level
+            (
+                Series,
+                vec![(K::StudyInstanceUid, M::Single("1.9.1".into()))],
+                vec!["1.9.1.1", "1.9.1.2"],
+            ),
+            (
+                Series,
+                vec![(K::Modality, M::Single("CT".into()))],
+                vec!["1.9.1.1", "1.9.3.1"],
+            ),
+            (
+                Series,
+                vec![(K::SeriesNumber, M::Single("2".into()))],
+                vec!["1.9.1.2"],
+            ),
+            (
+                Instance,
+                vec![(K::SeriesInstanceUid, M::Single("1.9.1.1".into()))],
+                vec!["1.9.1.1.1", "1.9.1.1.2"],
+            ),
+            (
+                Instance,
+                vec![(K::InstanceNumber, M::Single("2".into()))],
+                vec!["1.9.1.1.2"],
+            ),
+            (
+                Instance,
+                vec![(K::PatientName, M::Fuzzy("li".into()))],
+                vec!["1.9.2.1.1", "1.9.3.1.1"],
+            ),
+        ];
+        for (level, conditions, expected) in cases {
+            let got = uids(c, q(level, conditions.clone())).await;
+            assert_eq!(got, expected, "{level:?} {conditions:?}");
+        }
+
+        // paging is stable: pages concatenate to the whole list
+        let mut paged = Vec::new();
+        for offset in [0, 2, 4] {
+            let mut query = q(Study, vec![]);
+            query.limit = 2;
+            query.offset = offset;
+            paged.extend(uids(c, query).await);
+        }
+        assert_eq!(paged, ["1.9.1", "1.9.2", "1.9.3", "1.9.4"]);
+
+        // scoping by institution: the instances have none, so an institution list matches
+        // nothing, and an empty list matches nothing
+        let mut scoped = q(Study, vec![]);
+        scoped.institution_ids = Some(vec![1]);
+        assert!(uids(c, scoped.clone()).await.is_empty());
+        scoped.institution_ids = Some(vec![]);
+        assert!(uids(c, scoped).await.is_empty());
+
+        // counts and attributes come back with the rows
+        let rows = c
+            .qido(&q(
+                Study,
+                vec![(K::StudyInstanceUid, M::Single("1.9.1".into()))],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(rows[0].num_series, 2);
+        assert_eq!(rows[0].num_study_instances, 3);
+        assert_eq!(rows[0].modalities_in_study.as_deref(), Some("CT\\SR"));
+        assert_eq!(
+            rows[0].patient_name.as_deref(),
+            Some("Wang^XiaoMing=王^小明")
+        );
+    }
+
+    pub async fn wado_instances_newest_versions(c: &dyn Catalog) {
+        c.insert_instance(&instance("1.8.1", "1.8.1.1", "1.8.1.1.1", 1, 0))
+            .await
+            .unwrap();
+        c.insert_instance(&instance("1.8.1", "1.8.1.1", "1.8.1.1.2", 2, 0))
+            .await
+            .unwrap();
+        c.insert_instance(&instance("1.8.1", "1.8.1.2", "1.8.1.2.1", 1, 0))
+            .await
+            .unwrap();
+        // a new version of the first instance
+        let v1 = instance("1.8.1", "1.8.1.1", "1.8.1.1.1", 1, 1);
+        c.insert_instance(&v1).await.unwrap();
+        let scope = |series: Option<&str>, sop: Option<&str>| InstanceScope {
+            study_instance_uid: "1.8.1".into(),
+            series_instance_uid: series.map(Into::into),
+            sop_instance_uid: sop.map(Into::into),
+        };
+        let all = c.wado_instances(&scope(None, None), false).await.unwrap();
+        let sops: Vec<&str> = all.iter().map(|w| w.sop_instance_uid.as_str()).collect();
+        assert_eq!(sops, ["1.8.1.1.1", "1.8.1.1.2", "1.8.1.2.1"]);
+        assert_eq!(
+            all[0].blob_key, v1.instance.blob_key,
+            "newest version served"
+        );
+        assert!(all[0].metadata.is_none());
+        let one = c
+            .wado_instances(&scope(Some("1.8.1.1"), Some("1.8.1.1.2")), true)
+            .await
+            .unwrap();
+        assert_eq!(one.len(), 1);
+        assert!(one[0].metadata.as_deref().unwrap().contains("1.8.1.1.2"));
+        let series = c
+            .wado_instances(&scope(Some("1.8.1.2"), None), true)
+            .await
+            .unwrap();
+        assert_eq!(series.len(), 1);
+        assert!(
+            c.wado_instances(&scope(Some("9.9"), None), false)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
