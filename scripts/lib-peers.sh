@@ -12,11 +12,13 @@
 #   peers_dcmtk_path       # PATH gets a dir with links to DCMTK's tools first
 #   peers_start_pg   / peers_stop_pg     # throwaway PostgreSQL cluster on a free port
 #   peers_start_moto / peers_stop_moto   # moto_server (S3) on a free port + bucket
+#   peers_ensure_browser   # chromium + node (apt), tests/js npm ci, @ohif/app dist in target/ohif
 #
 # Exports (once the matching peer is up):
 #   DXHUB_TEST_PG_URL DXHUB_TEST_S3_ENDPOINT DXHUB_TEST_S3_BUCKET
 #   DXHUB_TEST_S3_ACCESS_KEY DXHUB_TEST_S3_SECRET_KEY DXHUB_TEST_S3_REGION
 #   DXHUB_TEST_PYTHON DXHUB_TEST_PY_DIR DXHUB_TEST_CORPUS PATH
+#   DXHUB_TEST_CHROMIUM DXHUB_TEST_NODE_MODULES DXHUB_TEST_OHIF_DIST
 #
 # Under CI=true every missing peer is a hard failure. Elsewhere a peer that cannot
 # be installed or started is reported and its variables are left unset (tests
@@ -31,6 +33,8 @@ PEERS_PG_DIR=""
 PEERS_PG_RUN=()
 PEERS_MOTO_PID=""
 PEERS_APT_UPDATED=""
+# The OHIF viewer the browser test serves (npm pack @ohif/app@VERSION, its package/dist/).
+PEERS_OHIF_VERSION=${PEERS_OHIF_VERSION:-3.13.2}
 
 # The DCMTK tools the tests and the corpus generator use.
 PEERS_DCMTK_TOOLS=(storescu dcmsend echoscu storescp dcmrecv findscu movescu getscu
@@ -350,6 +354,73 @@ peers_stop_moto() {
   PEERS_MOTO_PID=""
 }
 
+# Chromium and Node (apt), tests/js/node_modules (npm ci, playwright-core: it drives the
+# system's Chromium and never downloads a browser) and the prebuilt OHIF viewer
+# (npm pack @ohif/app@$PEERS_OHIF_VERSION, extracted into target/ohif/package/dist).
+# Each is redone only when missing or changed (package-lock.json / version stamps).
+peers_ensure_browser() {
+  local pkgs=() ok=0 target log sum dir tgz
+  [ -x /usr/bin/chromium ] || pkgs+=(chromium)
+  command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+  command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+  if [ "${#pkgs[@]}" -gt 0 ]; then
+    peers_apt_install "${pkgs[@]}" || peers_log "apt-get install ${pkgs[*]} failed"
+  fi
+  if [ -x /usr/bin/chromium ]; then
+    export DXHUB_TEST_CHROMIUM=/usr/bin/chromium
+  else
+    peers_fail "Chromium not found (apt-get install chromium)" || ok=1
+  fi
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    peers_fail "node/npm not found (apt-get install nodejs npm)" || ok=1
+    return 1
+  fi
+  peers_tmp_init
+  log="$PEERS_TMP/npm.log"
+  # tests/js: npm ci while package-lock.json changed
+  dir="$PEERS_ROOT/tests/js"
+  sum=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$dir/node_modules/.dxhub-lock.sha256" 2>/dev/null)" != "$sum" ] \
+      || [ ! -f "$dir/node_modules/playwright-core/package.json" ]; then
+    peers_log "npm ci in tests/js ..."
+    if (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund) >"$log" 2>&1; then
+      printf '%s\n' "$sum" >"$dir/node_modules/.dxhub-lock.sha256"
+    else
+      tail -n 20 "$log" >&2
+      peers_fail "npm ci in tests/js failed" || ok=1
+    fi
+  fi
+  if [ -f "$dir/node_modules/playwright-core/package.json" ]; then
+    export DXHUB_TEST_NODE_MODULES="$dir/node_modules"
+  fi
+  # the OHIF dist: npm pack, extracted; reused while the version is unchanged
+  target=${CARGO_TARGET_DIR:-$PEERS_ROOT/target}
+  case "$target" in /*) ;; *) target="$PEERS_ROOT/$target" ;; esac
+  dir="$target/ohif"
+  if [ "$(cat "$dir/.version" 2>/dev/null)" != "$PEERS_OHIF_VERSION" ] \
+      || [ ! -f "$dir/package/dist/index.html" ]; then
+    peers_log "npm pack @ohif/app@$PEERS_OHIF_VERSION into ${dir#"$PEERS_ROOT"/} ..."
+    rm -rf "$dir.tmp.$$"
+    mkdir -p "$dir.tmp.$$"
+    if (cd "$dir.tmp.$$" && npm pack --silent "@ohif/app@$PEERS_OHIF_VERSION") >>"$log" 2>&1 \
+        && tgz=$(ls "$dir.tmp.$$"/ohif-app-*.tgz 2>/dev/null | head -n 1) && [ -n "$tgz" ] \
+        && tar -xzf "$tgz" -C "$dir.tmp.$$" && [ -f "$dir.tmp.$$/package/dist/index.html" ]; then
+      rm -f "$tgz"
+      printf '%s\n' "$PEERS_OHIF_VERSION" >"$dir.tmp.$$/.version"
+      rm -rf "$dir"
+      mv "$dir.tmp.$$" "$dir"
+    else
+      tail -n 20 "$log" >&2
+      rm -rf "$dir.tmp.$$"
+      peers_fail "npm pack @ohif/app@$PEERS_OHIF_VERSION failed" || ok=1
+    fi
+  fi
+  if [ -f "$dir/package/dist/index.html" ]; then
+    export DXHUB_TEST_OHIF_DIST="$dir/package/dist"
+  fi
+  return $ok
+}
+
 peers_stop_all() {
   peers_stop_moto
   peers_stop_pg
@@ -363,6 +434,7 @@ peers_setup() {
   peers_dcmtk_path
   peers_ensure_venv || true
   peers_ensure_corpus || true
+  peers_ensure_browser || true
   peers_start_pg || true
   if peers_venv_ok; then peers_start_moto || true; else peers_fail "no venv: moto_server not started" || true; fi
 }
@@ -371,7 +443,8 @@ peers_setup() {
 peers_print_env() {
   local v
   for v in DXHUB_TEST_PG_URL DXHUB_TEST_S3_ENDPOINT DXHUB_TEST_S3_BUCKET DXHUB_TEST_S3_ACCESS_KEY \
-      DXHUB_TEST_S3_SECRET_KEY DXHUB_TEST_S3_REGION DXHUB_TEST_PYTHON DXHUB_TEST_PY_DIR DXHUB_TEST_CORPUS; do
+      DXHUB_TEST_S3_SECRET_KEY DXHUB_TEST_S3_REGION DXHUB_TEST_PYTHON DXHUB_TEST_PY_DIR DXHUB_TEST_CORPUS \
+      DXHUB_TEST_CHROMIUM DXHUB_TEST_NODE_MODULES DXHUB_TEST_OHIF_DIST; do
     if [ -n "${!v:-}" ]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
   done
   printf 'export PATH=%q\n' "$PATH"
