@@ -19,7 +19,9 @@ use dicom_core::header::Header;
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::{StandardDataDictionary, tags};
 use dicom_encoding::text::{SpecificCharacterSet, TextCodec};
+use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
 use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use serde_json::{Map, Number, Value};
 
 /// How binary values are rendered.
@@ -393,6 +395,22 @@ fn primitive(
     // a standard attribute sent as UN: decode it with its dictionary VR
     if vr == VR::UN && tag.group() % 2 == 0 {
         if let Some(dict_vr) = dictionary_vr(tag) {
+            if dict_vr == VR::SQ {
+                // a sequence sent as UN is encoded in Implicit VR Little Endian (PS3.5 6.2.2)
+                if let Some(seq) = un_sequence(tag, &le_bytes(v), charsets) {
+                    let items: Vec<Value> = seq
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| {
+                            let own = charsets_of(item);
+                            let cs = own.as_deref().unwrap_or(charsets);
+                            let waveform = in_waveform || tag == WAVEFORM_SEQUENCE;
+                            Value::Object(dataset(item, cs, ctx, &format!("{path}.{i}"), waveform))
+                        })
+                        .collect();
+                    return element(VR::SQ, (!items.is_empty()).then_some(Body::Value(items)));
+                }
+            }
             if dict_vr != VR::UN && dict_vr != VR::SQ && !is_binary_vr(dict_vr) {
                 let bytes = le_bytes(v);
                 let decoded = decode_un(&bytes, dict_vr, charsets);
@@ -461,6 +479,27 @@ fn primitive(
         return element(vr, None);
     }
     element(vr, Some(Body::Value(values)))
+}
+
+/// The items of a sequence whose value arrived as the bytes of a UN element; `None` when
+/// they do not parse.
+fn un_sequence(tag: Tag, bytes: &[u8], charsets: &[String]) -> Option<Vec<InMemDicomObject>> {
+    let ts = TransferSyntaxRegistry.get(crate::ts::IMPLICIT_VR_LE)?;
+    let len = u32::try_from(bytes.len()).ok()?;
+    let mut buf = Vec::with_capacity(bytes.len() + 8);
+    buf.extend_from_slice(&tag.group().to_le_bytes());
+    buf.extend_from_slice(&tag.element().to_le_bytes());
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(bytes);
+    let cs = charsets
+        .first()
+        .and_then(|c| SpecificCharacterSet::from_code(c))
+        .unwrap_or_default();
+    let obj = InMemDicomObject::read_dataset_with_ts_cs(&buf[..], ts, cs).ok()?;
+    match obj.get(tag)?.value() {
+        DicomValue::Sequence(seq) => Some(seq.items().to_vec()),
+        _ => None,
+    }
 }
 
 fn dictionary_vr(tag: Tag) -> Option<VR> {
