@@ -14,8 +14,8 @@
 use crate::charset::repair_text;
 use base64::Engine as _;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
-use dicom_core::value::{PrimitiveValue, Value as DicomValue};
 use dicom_core::header::Header;
+use dicom_core::value::{PrimitiveValue, Value as DicomValue};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::{StandardDataDictionary, tags};
 use dicom_encoding::text::{SpecificCharacterSet, TextCodec};
@@ -443,7 +443,10 @@ fn primitive(
                 .iter()
                 .map(|t| Value::String(format!("{:04X}{:04X}", t.group(), t.element())))
                 .collect(),
-            _ => strings(v, vr, charsets).into_iter().map(text_or_null).collect(),
+            _ => strings(v, vr, charsets)
+                .into_iter()
+                .map(text_or_null)
+                .collect(),
         },
         VR::PN => strings(v, vr, charsets)
             .into_iter()
@@ -593,7 +596,9 @@ fn float(f: f64) -> Value {
         #[allow(clippy::cast_possible_truncation)]
         return Value::Number((f as i64).into());
     }
-    Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+    Number::from_f64(f)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 fn numbers(v: &PrimitiveValue) -> Vec<Value> {
@@ -682,6 +687,578 @@ fn decode_un(bytes: &[u8], vr: VR, charsets: &[String]) -> PrimitiveValue {
             } else {
                 PrimitiveValue::Strs(bytes.split(|b| *b == b'\\').map(decode).collect())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_core::value::DataSetSequence;
+    use dicom_core::{DataElement, dicom_value};
+    use dicom_object::FileMetaTableBuilder;
+
+    fn opts() -> JsonOptions {
+        JsonOptions::default()
+    }
+
+    fn put(obj: &mut InMemDicomObject, tag: Tag, vr: VR, v: PrimitiveValue) {
+        obj.put(DataElement::new(tag, vr, v));
+    }
+
+    fn json_of(obj: &InMemDicomObject, cs: &[&str]) -> Map<String, Value> {
+        let cs: Vec<String> = cs.iter().map(|s| (*s).to_owned()).collect();
+        to_json(obj, &cs, &opts())
+    }
+
+    /// A Part 10 file (Explicit VR Little Endian) whose data set is the given elements,
+    /// encoded by hand so the bytes are exactly what a sender would put on the wire.
+    /// Elements must be given in ascending tag order.
+    fn part10(elems: &[(Tag, &[u8; 2], Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        InMemDicomObject::new_empty()
+            .with_meta(
+                FileMetaTableBuilder::new()
+                    .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.2")
+                    .media_storage_sop_instance_uid("1.2.3.4")
+                    .transfer_syntax(crate::ts::EXPLICIT_VR_LE),
+            )
+            .unwrap()
+            .write_all(&mut out)
+            .unwrap();
+        for (tag, vr, value) in elems {
+            let mut v = value.clone();
+            if v.len() % 2 == 1 {
+                v.push(if **vr == *b"UN" || **vr == *b"OB" {
+                    0
+                } else {
+                    b' '
+                });
+            }
+            out.extend_from_slice(&tag.group().to_le_bytes());
+            out.extend_from_slice(&tag.element().to_le_bytes());
+            out.extend_from_slice(*vr);
+            if [
+                b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"UT", b"UC", b"UR",
+            ]
+            .contains(&vr)
+            {
+                out.extend_from_slice(&[0, 0]);
+                out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            } else {
+                out.extend_from_slice(&(v.len() as u16).to_le_bytes());
+            }
+            out.extend_from_slice(&v);
+        }
+        out
+    }
+
+    fn gb2312_iso2022(s: &str) -> Vec<u8> {
+        let mut out = b"\x1b$)A".to_vec();
+        out.extend_from_slice(&encoding_rs::GBK.encode(s).0);
+        out
+    }
+
+    #[test]
+    fn person_name_groups_with_chinese_ideographic() {
+        let mut obj = InMemDicomObject::new_empty();
+        put(
+            &mut obj,
+            tags::SPECIFIC_CHARACTER_SET,
+            VR::CS,
+            "ISO_IR 192".into(),
+        );
+        put(
+            &mut obj,
+            tags::PATIENT_NAME,
+            VR::PN,
+            "Wang^XiaoDong=王^小东=".into(),
+        );
+        put(
+            &mut obj,
+            tags::REFERRING_PHYSICIAN_NAME,
+            VR::PN,
+            "=李^四".into(),
+        );
+        put(
+            &mut obj,
+            tags::PERFORMING_PHYSICIAN_NAME,
+            VR::PN,
+            dicom_value!(Strs, ["Doe^John", "", "A^B=C^D=E^F"]),
+        );
+        let j = json_of(&obj, &["ISO_IR 192"]);
+        assert_eq!(
+            j["00100010"],
+            serde_json::json!({"vr": "PN", "Value": [{"Alphabetic": "Wang^XiaoDong", "Ideographic": "王^小东"}]})
+        );
+        assert_eq!(
+            j["00080090"]["Value"],
+            serde_json::json!([{"Ideographic": "李^四"}])
+        );
+        assert_eq!(
+            j["00081050"]["Value"],
+            serde_json::json!([
+                {"Alphabetic": "Doe^John"},
+                null,
+                {"Alphabetic": "A^B", "Ideographic": "C^D", "Phonetic": "E^F"}
+            ])
+        );
+    }
+
+    #[test]
+    fn iso2022_ir58_is_repaired_in_both_declarations() {
+        for charset in [&b"\\ISO 2022 IR 58"[..], b"ISO 2022 IR 58"] {
+            let mut name = b"Zhang^XiaoDong=".to_vec();
+            name.extend(gb2312_iso2022("张^小东"));
+            let file = part10(&[
+                (tags::SPECIFIC_CHARACTER_SET, b"CS", charset.to_vec()),
+                (tags::STUDY_DESCRIPTION, b"LO", gb2312_iso2022("胸部")),
+                (tags::PATIENT_NAME, b"PN", name),
+            ]);
+            let j = file_to_json(&file, &opts()).unwrap();
+            assert_eq!(
+                j["00100010"]["Value"][0],
+                serde_json::json!({"Alphabetic": "Zhang^XiaoDong", "Ideographic": "张^小东"}),
+                "charset {:?}",
+                String::from_utf8_lossy(charset)
+            );
+            assert_eq!(j["00081030"]["Value"][0], "胸部");
+        }
+    }
+
+    #[test]
+    fn gb18030_names_are_decoded() {
+        let file = part10(&[
+            (tags::SPECIFIC_CHARACTER_SET, b"CS", b"GB18030".to_vec()),
+            (
+                tags::PATIENT_NAME,
+                b"PN",
+                encoding_rs::GB18030.encode("张^小明").0.into_owned(),
+            ),
+        ]);
+        let j = file_to_json(&file, &opts()).unwrap();
+        assert_eq!(j["00100010"]["Value"][0]["Alphabetic"], "张^小明");
+    }
+
+    #[test]
+    fn standard_attributes_sent_as_un_use_the_dictionary_vr() {
+        let file = part10(&[
+            (tags::SPECIFIC_CHARACTER_SET, b"CS", b"GB18030".to_vec()),
+            (tags::MODALITY, b"UN", b"CT".to_vec()),
+            (
+                tags::PATIENT_NAME,
+                b"UN",
+                encoding_rs::GB18030.encode("张^小明").0.into_owned(),
+            ),
+            (tags::IMAGE_POSITION_PATIENT, b"UN", b"-1.5\\2\\3 ".to_vec()),
+            (tags::INSTANCE_NUMBER, b"UN", b" 7".to_vec()),
+            (tags::ROWS, b"UN", 512u16.to_le_bytes().to_vec()),
+            (Tag(0x0029, 0x1010), b"UN", b"ab".to_vec()),
+        ]);
+        let j = file_to_json(&file, &opts()).unwrap();
+        assert_eq!(
+            j["00080060"],
+            serde_json::json!({"vr": "CS", "Value": ["CT"]})
+        );
+        assert_eq!(
+            j["00100010"],
+            serde_json::json!({"vr": "PN", "Value": [{"Alphabetic": "张^小明"}]})
+        );
+        assert_eq!(
+            j["00200032"],
+            serde_json::json!({"vr": "DS", "Value": [-1.5, 2, 3]})
+        );
+        assert_eq!(j["00200013"], serde_json::json!({"vr": "IS", "Value": [7]}));
+        assert_eq!(
+            j["00280010"],
+            serde_json::json!({"vr": "US", "Value": [512]})
+        );
+        // private: no dictionary, stays UN (binary)
+        assert_eq!(
+            j["00291010"],
+            serde_json::json!({"vr": "UN", "InlineBinary": "YWI="})
+        );
+    }
+
+    #[test]
+    fn un_with_iso2022_ir58_is_repaired_like_extract() {
+        let file = part10(&[
+            (
+                tags::SPECIFIC_CHARACTER_SET,
+                b"CS",
+                b"\\ISO 2022 IR 58".to_vec(),
+            ),
+            (tags::PATIENT_NAME, b"UN", gb2312_iso2022("张^三")),
+        ]);
+        let j = file_to_json(&file, &opts()).unwrap();
+        assert_eq!(j["00100010"]["Value"][0]["Alphabetic"], "张^三");
+    }
+
+    #[test]
+    fn is_and_ds_are_json_numbers() {
+        let mut obj = InMemDicomObject::new_empty();
+        put(
+            &mut obj,
+            tags::PIXEL_SPACING,
+            VR::DS,
+            dicom_value!(Strs, ["0.5", " 2.0 ", "-0.25e1", "1e-3"]),
+        );
+        put(&mut obj, tags::SERIES_NUMBER, VR::IS, " +42 ".into());
+        put(&mut obj, tags::SLICE_THICKNESS, VR::DS, "abc".into());
+        put(&mut obj, tags::ROWS, VR::US, dicom_value!(U16, [512]));
+        put(
+            &mut obj,
+            tags::SPACING_BETWEEN_SLICES,
+            VR::DS,
+            dicom_value!(F64, [3.0]),
+        );
+        let j = json_of(&obj, &[]);
+        assert_eq!(
+            serde_json::to_string(&j["00280030"]["Value"]).unwrap(),
+            "[0.5,2,-2.5,0.001]"
+        );
+        assert_eq!(
+            serde_json::to_string(&j["00200011"]).unwrap(),
+            r#"{"Value":[42],"vr":"IS"}"#
+        );
+        // invalid DS: kept as text rather than dropped
+        assert_eq!(j["00180050"]["Value"], serde_json::json!(["abc"]));
+        assert_eq!(j["00280010"]["Value"], serde_json::json!([512]));
+        assert_eq!(
+            serde_json::to_string(&j["00180088"]["Value"]).unwrap(),
+            "[3]"
+        );
+    }
+
+    #[test]
+    fn empty_values_have_no_value_key() {
+        let mut obj = InMemDicomObject::new_empty();
+        put(
+            &mut obj,
+            tags::ACCESSION_NUMBER,
+            VR::SH,
+            PrimitiveValue::Empty,
+        );
+        put(&mut obj, tags::STUDY_ID, VR::SH, "  ".into());
+        put(&mut obj, tags::PATIENT_NAME, VR::PN, PrimitiveValue::Empty);
+        put(&mut obj, tags::PATIENT_WEIGHT, VR::DS, "".into());
+        put(
+            &mut obj,
+            tags::IMAGE_TYPE,
+            VR::CS,
+            dicom_value!(Strs, ["ORIGINAL", "", "AXIAL "]),
+        );
+        obj.put(DataElement::new(
+            tags::REFERENCED_STUDY_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::<InMemDicomObject>::empty(),
+        ));
+        let j = json_of(&obj, &[]);
+        for key in ["00080050", "00200010", "00100010", "00101030", "00081110"] {
+            assert!(j[key].get("Value").is_none(), "{key}: {}", j[key]);
+            assert!(j[key]["vr"].is_string(), "{key}");
+        }
+        assert_eq!(j["00081110"], serde_json::json!({"vr": "SQ"}));
+        // an empty value inside a multi-valued element is null (PS3.18 F.2.5)
+        assert_eq!(
+            j["00080008"]["Value"],
+            serde_json::json!(["ORIGINAL", null, "AXIAL"])
+        );
+    }
+
+    #[test]
+    fn binary_inline_up_to_the_threshold_then_bulk() {
+        let mut obj = InMemDicomObject::new_empty();
+        put(
+            &mut obj,
+            Tag(0x0009, 0x1001),
+            VR::OB,
+            PrimitiveValue::U8(vec![1u8; 1024].into()),
+        );
+        put(
+            &mut obj,
+            Tag(0x0009, 0x1002),
+            VR::OB,
+            PrimitiveValue::U8(vec![1u8; 1025].into()),
+        );
+        put(
+            &mut obj,
+            Tag(0x0009, 0x1003),
+            VR::OW,
+            dicom_value!(U16, [0x0102, 0x0304]),
+        );
+        let j = json_of(&obj, &[]);
+        let inline = j["00091001"]["InlineBinary"].as_str().unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(inline)
+            .unwrap();
+        assert_eq!(decoded, vec![1u8; 1024]);
+        assert!(j["00091001"].get("BulkDataURI").is_none());
+        assert_eq!(
+            j["00091002"],
+            serde_json::json!({"vr": "OB", "BulkDataURI": "dxhub-bulk:00091002"})
+        );
+        // OW inline in little endian
+        assert_eq!(j["00091003"]["InlineBinary"], "AgEEAw==");
+
+        let custom = JsonOptions {
+            inline_binary_max: 16,
+            bulk_prefix: "https://hub/bulk/1.2.3/".to_owned(),
+        };
+        let j = to_json(&obj, &[], &custom);
+        assert_eq!(
+            j["00091001"]["BulkDataURI"],
+            "https://hub/bulk/1.2.3/00091001"
+        );
+        assert!(j["00091003"].get("InlineBinary").is_some());
+    }
+
+    fn item(elems: Vec<DataElement<InMemDicomObject>>) -> InMemDicomObject {
+        InMemDicomObject::from_element_iter(elems)
+    }
+
+    #[test]
+    fn nested_bulk_paths_name_sequence_item_and_tag() {
+        let big = || PrimitiveValue::U8(vec![7u8; 2000].into());
+        let inner = item(vec![DataElement::new(Tag(0x0029, 0x1010), VR::OB, big())]);
+        let outer0 = item(vec![DataElement::new(
+            tags::RADIONUCLIDE_TOTAL_DOSE,
+            VR::DS,
+            PrimitiveValue::from("370"),
+        )]);
+        let outer1 = item(vec![
+            DataElement::new(Tag(0x0029, 0x1010), VR::OB, big()),
+            DataElement::new(
+                Tag(0x0029, 0x1020),
+                VR::SQ,
+                DataSetSequence::from(vec![inner]),
+            ),
+        ]);
+        let mut obj = InMemDicomObject::new_empty();
+        obj.put(DataElement::new(
+            tags::RADIOPHARMACEUTICAL_INFORMATION_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![outer0, outer1]),
+        ));
+        let j = json_of(&obj, &[]);
+        let seq = &j["00540016"];
+        assert_eq!(seq["vr"], "SQ");
+        assert_eq!(
+            seq["Value"][0]["00181074"]["Value"],
+            serde_json::json!([370])
+        );
+        assert_eq!(
+            seq["Value"][1]["00291010"]["BulkDataURI"],
+            "dxhub-bulk:00540016.1.00291010"
+        );
+        assert_eq!(
+            seq["Value"][1]["00291020"]["Value"][0]["00291010"]["BulkDataURI"],
+            "dxhub-bulk:00540016.1.00291020.0.00291010"
+        );
+    }
+
+    #[test]
+    fn pixel_document_overlay_and_spectroscopy_data_are_always_bulk() {
+        let small = || PrimitiveValue::U8(vec![0u8; 4].into());
+        let mut obj = InMemDicomObject::new_empty();
+        put(&mut obj, tags::ENCAPSULATED_DOCUMENT, VR::OB, small());
+        put(
+            &mut obj,
+            Tag(0x5600, 0x0020),
+            VR::OF,
+            dicom_value!(F32, [1.0]),
+        );
+        put(
+            &mut obj,
+            Tag(0x6002, 0x3000),
+            VR::OW,
+            dicom_value!(U16, [1]),
+        );
+        put(
+            &mut obj,
+            tags::FLOAT_PIXEL_DATA,
+            VR::OF,
+            dicom_value!(F32, [1.0]),
+        );
+        put(
+            &mut obj,
+            tags::PIXEL_DATA,
+            VR::OW,
+            dicom_value!(U16, [1, 2]),
+        );
+        let j = json_of(&obj, &[]);
+        for key in ["00420011", "56000020", "60023000", "7FE00008", "7FE00010"] {
+            assert_eq!(
+                j[key]["BulkDataURI"],
+                format!("dxhub-bulk:{key}"),
+                "{key}: {}",
+                j[key]
+            );
+            assert!(j[key].get("InlineBinary").is_none());
+        }
+        assert_eq!(j["7FE00010"]["vr"], "OW");
+    }
+
+    #[test]
+    fn encapsulated_pixel_data_is_bulk() {
+        use dicom_core::value::PixelFragmentSequence;
+        let mut obj = InMemDicomObject::new_empty();
+        obj.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            PixelFragmentSequence::new(vec![], vec![vec![1u8, 2, 3, 4]]),
+        ));
+        let j = json_of(&obj, &[]);
+        assert_eq!(
+            j["7FE00010"],
+            serde_json::json!({"vr": "OB", "BulkDataURI": "dxhub-bulk:7FE00010"})
+        );
+    }
+
+    #[test]
+    fn waveform_sequence_is_always_inline() {
+        let samples: Vec<u16> = (0..4000u16).collect();
+        let wave = item(vec![
+            DataElement::new(
+                tags::WAVEFORM_BITS_ALLOCATED,
+                VR::US,
+                dicom_value!(U16, [16]),
+            ),
+            DataElement::new(
+                tags::CHANNEL_MINIMUM_VALUE,
+                VR::OW,
+                PrimitiveValue::U16(vec![0u16; 600].into()),
+            ),
+            DataElement::new(
+                WAVEFORM_DATA,
+                VR::OW,
+                PrimitiveValue::U16(samples.clone().into()),
+            ),
+        ]);
+        let mut obj = InMemDicomObject::new_empty();
+        obj.put(DataElement::new(
+            WAVEFORM_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![wave]),
+        ));
+        let j = json_of(&obj, &[]);
+        let item = &j["54000100"]["Value"][0];
+        assert!(item["54001010"].get("BulkDataURI").is_none());
+        let b = base64::engine::general_purpose::STANDARD
+            .decode(item["54001010"]["InlineBinary"].as_str().unwrap())
+            .unwrap();
+        let expected: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        assert_eq!(b, expected);
+        // 1200 bytes, above the threshold, inline because it is in the waveform sequence
+        assert!(
+            item["54000110"]["InlineBinary"].is_string(),
+            "{}",
+            item["54000110"]
+        );
+        assert_eq!(item["54001004"]["Value"], serde_json::json!([16]));
+    }
+
+    #[test]
+    fn at_values_are_ggggeeee() {
+        let mut obj = InMemDicomObject::new_empty();
+        put(
+            &mut obj,
+            tags::FRAME_INCREMENT_POINTER,
+            VR::AT,
+            dicom_value!(Tags, [Tag(0x0018, 0x1063), Tag(0x0054, 0x0080)]),
+        );
+        let j = json_of(&obj, &[]);
+        assert_eq!(
+            j["00280009"],
+            serde_json::json!({"vr": "AT", "Value": ["00181063", "00540080"]})
+        );
+    }
+
+    #[test]
+    fn group_length_omitted_private_tags_kept_text_trimmed() {
+        let mut obj = InMemDicomObject::new_empty();
+        put(
+            &mut obj,
+            Tag(0x0008, 0x0000),
+            VR::UL,
+            dicom_value!(U32, [100]),
+        );
+        put(&mut obj, Tag(0x0029, 0x0010), VR::LO, "ACME 1.0 ".into());
+        put(&mut obj, Tag(0x0029, 0x1001), VR::SH, "x".into());
+        put(&mut obj, tags::SOP_INSTANCE_UID, VR::UI, "1.2.3\0".into());
+        put(&mut obj, Tag(0x0032, 0x4000), VR::LT, "a\\b  ".into());
+        let j = json_of(&obj, &[]);
+        assert!(!j.contains_key("00080000"));
+        assert_eq!(
+            j["00290010"],
+            serde_json::json!({"vr": "LO", "Value": ["ACME 1.0"]})
+        );
+        assert_eq!(
+            j["00291001"],
+            serde_json::json!({"vr": "SH", "Value": ["x"]})
+        );
+        assert_eq!(j["00080018"]["Value"], serde_json::json!(["1.2.3"]));
+        assert_eq!(j["00324000"]["Value"], serde_json::json!(["a\\b"]));
+    }
+
+    #[test]
+    fn file_to_json_rejects_non_dicom() {
+        assert!(matches!(
+            file_to_json(b"not dicom at all", &opts()),
+            Err(JsonError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn query_levels() {
+        for t in [
+            tags::PATIENT_NAME,
+            tags::PATIENT_ID,
+            tags::PATIENT_BIRTH_DATE,
+            tags::PATIENT_SEX,
+            tags::PATIENT_AGE,
+            tags::PATIENT_SIZE,
+            tags::PATIENT_WEIGHT,
+            tags::STUDY_DATE,
+            tags::STUDY_TIME,
+            tags::ACCESSION_NUMBER,
+            tags::REFERRING_PHYSICIAN_NAME,
+            tags::STUDY_DESCRIPTION,
+            tags::STUDY_INSTANCE_UID,
+            tags::STUDY_ID,
+            tags::REQUESTING_PHYSICIAN,
+            tags::NAME_OF_PHYSICIANS_READING_STUDY,
+            tags::MODALITIES_IN_STUDY,
+        ] {
+            assert_eq!(query_level(t), QueryLevel::Study, "{t}");
+        }
+        for t in [
+            tags::MODALITY,
+            tags::SERIES_INSTANCE_UID,
+            tags::SERIES_NUMBER,
+            tags::SERIES_DESCRIPTION,
+            tags::SERIES_DATE,
+            tags::SERIES_TIME,
+            tags::BODY_PART_EXAMINED,
+            tags::FRAME_OF_REFERENCE_UID,
+            tags::MANUFACTURER,
+            tags::MANUFACTURER_MODEL_NAME,
+            tags::PERFORMED_PROCEDURE_STEP_START_DATE,
+            tags::PERFORMED_PROCEDURE_STEP_START_TIME,
+            tags::PERFORMED_PROCEDURE_STEP_DESCRIPTION,
+        ] {
+            assert_eq!(query_level(t), QueryLevel::Series, "{t}");
+        }
+        for t in [
+            tags::SOP_INSTANCE_UID,
+            tags::SOP_CLASS_UID,
+            tags::INSTANCE_NUMBER,
+            tags::ROWS,
+            tags::NUMBER_OF_FRAMES,
+            tags::PIXEL_DATA,
+            Tag(0x0029, 0x1010),
+        ] {
+            assert_eq!(query_level(t), QueryLevel::Instance, "{t}");
         }
     }
 }

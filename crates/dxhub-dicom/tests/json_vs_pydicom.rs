@@ -230,7 +230,12 @@ impl Cmp {
         if ov.len() != tv.len() {
             self.diff(
                 path,
-                format!("value count dxhub {} pydicom {}: {o} vs {}", ov.len(), tv.len(), short(t)),
+                format!(
+                    "value count dxhub {} pydicom {}: {o} vs {}",
+                    ov.len(),
+                    tv.len(),
+                    short(t)
+                ),
             );
             return;
         }
@@ -339,7 +344,11 @@ fn json_matches_pydicom_on_the_corpus() {
     );
     let stdout = String::from_utf8(out.stdout).expect("to_json.py prints UTF-8");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), cases.len(), "one line per file from to_json.py");
+    assert_eq!(
+        lines.len(),
+        cases.len(),
+        "one line per file from to_json.py"
+    );
 
     let opts = JsonOptions {
         inline_binary_max: 768,
