@@ -256,7 +256,7 @@ fn always_bulk(tag: Tag) -> bool {
         || tag == tags::ENCAPSULATED_DOCUMENT
         || tag == SPECTROSCOPY_DATA
         || ((0x6000..=0x60FF).contains(&tag.group())
-            && tag.group() % 2 == 0
+            && tag.group() & 1 == 0
             && tag.element() == 0x3000)
 }
 
@@ -332,18 +332,7 @@ fn dataset(
         };
         let json = match e.value() {
             DicomValue::Sequence(seq) => {
-                let waveform = in_waveform || tag == WAVEFORM_SEQUENCE;
-                let items: Vec<Value> = seq
-                    .items()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| {
-                        let own = charsets_of(item);
-                        let cs = own.as_deref().unwrap_or(charsets);
-                        Value::Object(dataset(item, cs, ctx, &format!("{path}.{i}"), waveform))
-                    })
-                    .collect();
-                element(VR::SQ, (!items.is_empty()).then_some(Body::Value(items)))
+                sequence(tag, seq.items(), charsets, ctx, &path, in_waveform)
             }
             DicomValue::PixelSequence(_) => element(e.vr(), Some(Body::Bulk(bulk_uri(ctx, &path)))),
             DicomValue::Primitive(v) => {
@@ -353,6 +342,28 @@ fn dataset(
         out.insert(key, json);
     }
     out
+}
+
+/// An SQ element; an item with its own (0008,0005) uses it, others inherit the parent's.
+fn sequence(
+    tag: Tag,
+    items: &[InMemDicomObject],
+    charsets: &[String],
+    ctx: &Ctx<'_>,
+    path: &str,
+    in_waveform: bool,
+) -> Value {
+    let waveform = in_waveform || tag == WAVEFORM_SEQUENCE;
+    let items: Vec<Value> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let own = charsets_of(item);
+            let cs = own.as_deref().unwrap_or(charsets);
+            Value::Object(dataset(item, cs, ctx, &format!("{path}.{i}"), waveform))
+        })
+        .collect();
+    element(VR::SQ, (!items.is_empty()).then_some(Body::Value(items)))
 }
 
 enum Body {
@@ -393,33 +404,27 @@ fn primitive(
     in_waveform: bool,
 ) -> Value {
     // a standard attribute sent as UN: decode it with its dictionary VR
-    if vr == VR::UN && tag.group() % 2 == 0 {
-        if let Some(dict_vr) = dictionary_vr(tag) {
-            if dict_vr == VR::SQ {
-                // a sequence sent as UN is encoded in Implicit VR Little Endian (PS3.5 6.2.2)
-                if let Some(seq) = un_sequence(tag, &le_bytes(v), charsets) {
-                    let items: Vec<Value> = seq
-                        .iter()
-                        .enumerate()
-                        .map(|(i, item)| {
-                            let own = charsets_of(item);
-                            let cs = own.as_deref().unwrap_or(charsets);
-                            let waveform = in_waveform || tag == WAVEFORM_SEQUENCE;
-                            Value::Object(dataset(item, cs, ctx, &format!("{path}.{i}"), waveform))
-                        })
-                        .collect();
-                    return element(VR::SQ, (!items.is_empty()).then_some(Body::Value(items)));
-                }
-            }
-            if dict_vr != VR::UN && dict_vr != VR::SQ && !is_binary_vr(dict_vr) {
-                let bytes = le_bytes(v);
-                let decoded = decode_un(&bytes, dict_vr, charsets);
-                return primitive(tag, dict_vr, &decoded, charsets, ctx, path, in_waveform);
-            }
-            if is_binary_vr(dict_vr) {
-                return primitive(tag, dict_vr, v, charsets, ctx, path, in_waveform);
+    let dict_vr = if vr == VR::UN && tag.group() & 1 == 0 {
+        dictionary_vr(tag).filter(|d| *d != VR::UN)
+    } else {
+        None
+    };
+    match dict_vr {
+        Some(VR::SQ) => {
+            // a sequence sent as UN is encoded in Implicit VR Little Endian (PS3.5 6.2.2);
+            // if it does not parse, it stays UN
+            if let Some(seq) = un_sequence(tag, &le_bytes(v), charsets) {
+                return sequence(tag, &seq, charsets, ctx, path, in_waveform);
             }
         }
+        Some(d) if is_binary_vr(d) => {
+            return primitive(tag, d, v, charsets, ctx, path, in_waveform);
+        }
+        Some(d) => {
+            let decoded = decode_un(&le_bytes(v), d, charsets);
+            return primitive(tag, d, &decoded, charsets, ctx, path, in_waveform);
+        }
+        None => {}
     }
 
     if is_binary_vr(vr) || always_bulk(tag) {
@@ -741,7 +746,7 @@ mod tests {
             if [
                 b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"UT", b"UC", b"UR",
             ]
-            .contains(&vr)
+            .contains(vr)
             {
                 out.extend_from_slice(&[0, 0]);
                 out.extend_from_slice(&(v.len() as u32).to_le_bytes());
@@ -877,6 +882,30 @@ mod tests {
         assert_eq!(
             j["00291010"],
             serde_json::json!({"vr": "UN", "InlineBinary": "YWI="})
+        );
+    }
+
+    #[test]
+    fn sequence_sent_as_un_is_parsed_as_implicit_vr_items() {
+        // one item (defined length) holding Referenced SOP Class and Instance UIDs
+        let mut item = Vec::new();
+        for (elem, value) in [(0x1150u16, &b"1.2\0"[..]), (0x1155, b"1.2.3.4\0")] {
+            item.extend_from_slice(&0x0008u16.to_le_bytes());
+            item.extend_from_slice(&elem.to_le_bytes());
+            item.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            item.extend_from_slice(value);
+        }
+        let mut seq = vec![0xFE, 0xFF, 0x00, 0xE0];
+        seq.extend_from_slice(&(item.len() as u32).to_le_bytes());
+        seq.extend_from_slice(&item);
+        let file = part10(&[(tags::REFERENCED_IMAGE_SEQUENCE, b"UN", seq)]);
+        let j = file_to_json(&file, &opts()).unwrap();
+        assert_eq!(
+            j["00081140"],
+            serde_json::json!({"vr": "SQ", "Value": [{
+                "00081150": {"vr": "UI", "Value": ["1.2"]},
+                "00081155": {"vr": "UI", "Value": ["1.2.3.4"]}
+            }]})
         );
     }
 
