@@ -10,6 +10,12 @@
 //! `7FE00010` at the top level, `00540016.0.00181074` inside item 0 of a sequence. Pixel data,
 //! encapsulated documents, overlay and spectroscopy data are always bulk; everything inside
 //! the Waveform Sequence is always inline (viewers read ECG samples from the metadata).
+//! InlineBinary holds little-endian bytes whatever the file's transfer syntax.
+//!
+//! Where PS3.18 and pydicom differ, this follows PS3.18: an empty value inside a multi-valued
+//! element is `null` (pydicom: `""`), an empty sequence has no `Value` (pydicom: `[]`), a
+//! PN has only its non-empty groups, group length elements are omitted, and encapsulated
+//! Pixel Data is `OB`. `tests/json_vs_pydicom.rs` lists every difference it tolerates.
 
 use crate::charset::repair_text;
 use base64::Engine as _;
@@ -300,8 +306,13 @@ pub fn file_to_json(bytes: &[u8], opts: &JsonOptions) -> Result<Map<String, Valu
     let obj = OpenFileOptions::new()
         .from_reader(bytes)
         .map_err(JsonError::Parse)?;
-    let charsets = charsets_of(&obj).unwrap_or_default();
-    Ok(to_json(&obj, &charsets, opts))
+    Ok(to_json(&obj, &specific_character_set(&obj), opts))
+}
+
+/// The Specific Character Set (0008,0005) values of a data set, trimmed (empty when absent):
+/// what [`to_json`] takes for an object not read through [`file_to_json`].
+pub fn specific_character_set(obj: &InMemDicomObject) -> Vec<String> {
+    charsets_of(obj).unwrap_or_default()
 }
 
 /// The (0008,0005) values of a data set, trimmed; `None` when the element is absent.
@@ -946,9 +957,11 @@ mod tests {
             serde_json::to_string(&j["00280030"]["Value"]).unwrap(),
             "[0.5,2,-2.5,0.001]"
         );
+        // integers as JSON integers (the text, not only the value: `42`, not `42.0`)
+        assert_eq!(j["00200011"]["vr"], "IS");
         assert_eq!(
-            serde_json::to_string(&j["00200011"]).unwrap(),
-            r#"{"Value":[42],"vr":"IS"}"#
+            serde_json::to_string(&j["00200011"]["Value"]).unwrap(),
+            "[42]"
         );
         // invalid DS: kept as text rather than dropped
         assert_eq!(j["00180050"]["Value"], serde_json::json!(["abc"]));

@@ -22,6 +22,9 @@
 //!   no `Value` for us); an empty value inside a multi-valued element (`""` in pydicom, `null`
 //!   for us, PS3.18 F.2.5); a PN group that is absent on one side and empty on the other (we
 //!   print only non-empty groups); integral DS printed as `1` by us and `1.0` by pydicom.
+//! - InlineBinary is compared exactly. We always write little-endian bytes; pydicom writes
+//!   the file's bytes, so a small OW/OF/OD/OL outside the rule-based elements in an Explicit
+//!   VR Big Endian file would differ (the corpus's big-endian files have none).
 //! - Numbers are compared as f64 with a relative tolerance of 1e-9; strings exactly, after
 //!   removing trailing spaces and NULs on both sides.
 //! - Known pydicom bug: with `ISO 2022 IR 58`, pydicom 3.0 leaves the escape sequences
