@@ -9,6 +9,7 @@
 
 pub mod charset;
 pub mod extract;
+pub mod json;
 pub mod meta;
 pub mod sop;
 pub mod ts;
