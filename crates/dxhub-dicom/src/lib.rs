@@ -11,6 +11,8 @@ pub mod charset;
 pub mod extract;
 pub mod json;
 pub mod meta;
+pub mod pixel;
+pub mod render;
 pub mod sop;
 pub mod ts;
 pub mod validate;

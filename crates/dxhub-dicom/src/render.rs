@@ -1,0 +1,273 @@
+//! Rendered (consumer) images for WADO-RS `/rendered` and `/thumbnail`: one frame through
+//! the Modality LUT (rescale slope and intercept) and a VOI window to 8-bit grey, or to
+//! RGB for colour, then fitted into a viewport and encoded as JPEG or PNG.
+//!
+//! Samples come from [`crate::pixel`] (decoded by dicom-pixeldata); the grey-scale
+//! pipeline is done here so that every bit depth (1, 8, 16, 32) and MONOCHROME1 are
+//! handled the same way.
+
+use crate::pixel::{FrameMeta, PixelError, decode};
+use dicom_pixeldata::{PhotometricInterpretation, VoiLutFunction};
+use image::{DynamicImage, GrayImage, RgbImage, imageops::FilterType};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+}
+
+impl ImageFormat {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Png => "image/png",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderOptions {
+    /// 1-based.
+    pub frame: u32,
+    /// (center, width) in modality units, applied with the LINEAR function. A width
+    /// below 1 is taken as 1.
+    pub window: Option<(f64, f64)>,
+    /// (width, height) to fit inside, keeping the aspect ratio (scaling up or down). A
+    /// zero leaves that dimension unconstrained.
+    pub viewport: Option<(u32, u32)>,
+    /// JPEG quality, 1..=100 (clamped); ignored for PNG.
+    pub quality: u8,
+    pub format: ImageFormat,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            frame: 1,
+            window: None,
+            viewport: None,
+            quality: 90,
+            format: ImageFormat::Jpeg,
+        }
+    }
+}
+
+/// Render one frame of a stored Part 10 file as a JPEG or PNG image.
+///
+/// Grey scale: Modality LUT (Rescale Slope/Intercept), then the VOI window: `opts.window`
+/// if given, else the file's first Window Center/Width (with its VOI LUT Function), else
+/// the frame's minimum and maximum; MONOCHROME1 is inverted. Colour: RGB (YBR_FULL is
+/// converted; 16-bit samples are narrowed to their top 8 stored bits).
+pub fn render(file: &[u8], opts: &RenderOptions) -> Result<Vec<u8>, PixelError> {
+    let (bytes, meta) = decode(file, opts.frame, true)?;
+    let meta = meta.ok_or_else(|| PixelError::Invalid("frame attributes missing".into()))?;
+    let image = to_image(&bytes, &meta, opts.window)?;
+    let image = fit(image, opts.viewport);
+    encode(&image, opts.format, opts.quality)
+}
+
+fn unsupported(what: impl Into<String>) -> PixelError {
+    PixelError::Unsupported(what.into())
+}
+
+pub(crate) fn to_image(
+    bytes: &[u8],
+    meta: &FrameMeta,
+    window: Option<(f64, f64)>,
+) -> Result<DynamicImage, PixelError> {
+    let (w, h) = (meta.columns, meta.rows);
+    let pixels = w as usize * h as usize;
+    let too_short = || PixelError::Invalid("decoded frame shorter than its dimensions".into());
+    match (meta.samples_per_pixel, &meta.photometric) {
+        (1, PhotometricInterpretation::Monochrome1 | PhotometricInterpretation::Monochrome2) => {
+            let values = modality_values(bytes, meta, pixels)?;
+            let mut grey = voi(&values, meta, window);
+            if meta.photometric == PhotometricInterpretation::Monochrome1 {
+                for v in &mut grey {
+                    *v = 255 - *v;
+                }
+            }
+            GrayImage::from_raw(w, h, grey)
+                .map(DynamicImage::ImageLuma8)
+                .ok_or_else(too_short)
+        }
+        (1, pi) => Err(unsupported(format!("rendering of {pi}"))),
+        (3, pi) => {
+            let mut rgb: Vec<u8> = match meta.bits_allocated {
+                8 => bytes.get(..pixels * 3).ok_or_else(too_short)?.to_vec(),
+                16 => {
+                    let shift = meta.bits_stored.saturating_sub(8).min(8);
+                    bytes
+                        .get(..pixels * 6)
+                        .ok_or_else(too_short)?
+                        .chunks_exact(2)
+                        .map(|c| (u16::from_le_bytes([c[0], c[1]]) >> shift).min(255) as u8)
+                        .collect()
+                }
+                ba => return Err(unsupported(format!("colour with Bits Allocated {ba}"))),
+            };
+            match pi {
+                PhotometricInterpretation::Rgb => {}
+                PhotometricInterpretation::YbrFull => ybr_full_to_rgb(&mut rgb),
+                pi => return Err(unsupported(format!("rendering of native {pi}"))),
+            }
+            RgbImage::from_raw(w, h, rgb)
+                .map(DynamicImage::ImageRgb8)
+                .ok_or_else(too_short)
+        }
+        (spp, _) => Err(unsupported(format!("rendering of {spp} samples per pixel"))),
+    }
+}
+
+/// Stored values (masked to Bits Stored, sign-extended when signed) through the Modality
+/// LUT.
+fn modality_values(bytes: &[u8], meta: &FrameMeta, pixels: usize) -> Result<Vec<f64>, PixelError> {
+    let stored = u32::from(meta.bits_stored.clamp(1, 32));
+    let raw: Vec<u32> = match meta.bits_allocated {
+        1 => (0..pixels)
+            .map(|i| bytes.get(i / 8).map(|b| u32::from((b >> (i % 8)) & 1)))
+            .collect::<Option<_>>(),
+        8 => bytes.get(..pixels).map(|b| b.iter().map(|&v| u32::from(v)).collect()),
+        16 => bytes.get(..pixels * 2).map(|b| {
+            b.chunks_exact(2)
+                .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
+                .collect()
+        }),
+        32 => bytes.get(..pixels * 4).map(|b| {
+            b.chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        }),
+        ba => return Err(unsupported(format!("Bits Allocated {ba}"))),
+    }
+    .ok_or_else(|| PixelError::Invalid("decoded frame shorter than its dimensions".into()))?;
+    let mask = if stored >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << stored) - 1
+    };
+    let slope = meta.rescale.slope;
+    let intercept = meta.rescale.intercept;
+    Ok(raw
+        .into_iter()
+        .map(|v| {
+            let v = v & mask;
+            let x = if meta.signed && stored < 32 && v >> (stored - 1) & 1 == 1 {
+                f64::from(v) - f64::from(mask) - 1.0
+            } else if meta.signed && stored == 32 {
+                f64::from(v as i32)
+            } else {
+                f64::from(v)
+            };
+            x * slope + intercept
+        })
+        .collect())
+}
+
+/// VOI LUT to 8 bits (PS3.3 C.11.2.1.2).
+fn voi(values: &[f64], meta: &FrameMeta, window: Option<(f64, f64)>) -> Vec<u8> {
+    let (center, width, function) = match (window, meta.window) {
+        (Some((c, w)), _) => (c, w, VoiLutFunction::Linear),
+        (None, Some(wl)) => (wl.center, wl.width, meta.voi_lut_function),
+        (None, None) => {
+            let (lo, hi) = values
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(v), hi.max(v))
+                });
+            if !(hi > lo) {
+                return vec![0; values.len()];
+            }
+            return values
+                .iter()
+                .map(|&v| (((v - lo) / (hi - lo)) * 255.0).round().clamp(0.0, 255.0) as u8)
+                .collect();
+        }
+    };
+    values
+        .iter()
+        .map(|&x| window_value(x, center, width, function))
+        .collect()
+}
+
+/// One value through a window, to 0..=255.
+pub(crate) fn window_value(x: f64, center: f64, width: f64, function: VoiLutFunction) -> u8 {
+    let y = match function {
+        VoiLutFunction::Linear => {
+            let w = width.max(1.0);
+            let c = center - 0.5;
+            if x <= c - (w - 1.0) / 2.0 {
+                0.0
+            } else if x > c + (w - 1.0) / 2.0 {
+                255.0
+            } else {
+                ((x - c) / (w - 1.0) + 0.5) * 255.0
+            }
+        }
+        VoiLutFunction::LinearExact => {
+            let w = if width > 0.0 { width } else { f64::MIN_POSITIVE };
+            if x <= center - w / 2.0 {
+                0.0
+            } else if x > center + w / 2.0 {
+                255.0
+            } else {
+                ((x - center) / w + 0.5) * 255.0
+            }
+        }
+        VoiLutFunction::Sigmoid => {
+            let w = if width > 0.0 { width } else { f64::MIN_POSITIVE };
+            255.0 / (1.0 + (-4.0 * (x - center) / w).exp())
+        }
+    };
+    y.round().clamp(0.0, 255.0) as u8
+}
+
+/// YBR_FULL to RGB (PS3.3 C.7.6.3.1.2), in place on interleaved 8-bit samples.
+fn ybr_full_to_rgb(px: &mut [u8]) {
+    for c in px.chunks_exact_mut(3) {
+        let y = f64::from(c[0]);
+        let cb = f64::from(c[1]) - 128.0;
+        let cr = f64::from(c[2]) - 128.0;
+        let r = y + 1.402 * cr;
+        let g = y - 0.344_136 * cb - 0.714_136 * cr;
+        let b = y + 1.772 * cb;
+        c[0] = r.round().clamp(0.0, 255.0) as u8;
+        c[1] = g.round().clamp(0.0, 255.0) as u8;
+        c[2] = b.round().clamp(0.0, 255.0) as u8;
+    }
+}
+
+/// Fit inside the viewport keeping the aspect ratio.
+fn fit(image: DynamicImage, viewport: Option<(u32, u32)>) -> DynamicImage {
+    let Some((vw, vh)) = viewport else {
+        return image;
+    };
+    let (w, h) = (f64::from(image.width()), f64::from(image.height()));
+    let sx = if vw == 0 { f64::INFINITY } else { f64::from(vw) / w };
+    let sy = if vh == 0 { f64::INFINITY } else { f64::from(vh) / h };
+    let scale = sx.min(sy);
+    if !scale.is_finite() || (scale - 1.0).abs() < f64::EPSILON {
+        return image;
+    }
+    let nw = ((w * scale).round() as u32).max(1);
+    let nh = ((h * scale).round() as u32).max(1);
+    image.resize_exact(nw, nh, FilterType::Triangle)
+}
+
+fn encode(image: &DynamicImage, format: ImageFormat, quality: u8) -> Result<Vec<u8>, PixelError> {
+    let mut out = Vec::new();
+    let failed = |e: image::ImageError| PixelError::Invalid(format!("cannot encode image: {e}"));
+    match format {
+        ImageFormat::Jpeg => {
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+                .encode_image(image)
+                .map_err(failed)?;
+        }
+        ImageFormat::Png => {
+            image
+                .write_with_encoder(image::codecs::png::PngEncoder::new(&mut out))
+                .map_err(failed)?;
+        }
+    }
+    Ok(out)
+}
