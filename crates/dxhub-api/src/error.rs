@@ -34,6 +34,11 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     Conflict(String),
+    /// None of the representations the client accepts can be produced (DICOMweb).
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     WeakPassword(String),
     #[error("too many requests; try again later")]
@@ -66,6 +71,8 @@ impl ApiError {
             | ApiError::TotpEnrollmentRequired
             | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
@@ -90,6 +97,8 @@ impl ApiError {
             ApiError::TotpEnrollmentRequired => "totp-enrollment-required",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Conflict(_) => "conflict",
+            ApiError::NotAcceptable(_) => "not-acceptable",
+            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::WeakPassword(_) => "weak-password",
             ApiError::TooManyRequests => "too-many-requests",
             ApiError::PayloadTooLarge => "payload-too-large",

@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod auth;
+pub mod dicomweb;
 pub mod dto;
 pub mod error;
 pub mod policy;
@@ -32,7 +33,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
-pub use policy::{RoutePolicy, RouteRule, route_rules};
+pub use policy::{RoutePolicy, RouteRule, dicomweb_route_rules, route_rules};
 
 /// HTTP settings the API needs (from the binary's `http` configuration).
 #[derive(Debug, Clone)]
@@ -47,6 +48,13 @@ pub struct ApiSettings {
     pub request_timeout: Duration,
     /// Mark cookies `Secure` (served over HTTPS).
     pub secure_cookies: bool,
+    /// Origins allowed to call `/dicomweb` from a browser (CORS); `*` for any.
+    pub cors_origins: Vec<String>,
+    /// Largest STOW-RS request.
+    pub stow_max_bytes: u64,
+    /// The URL clients reach the hub at (RetrieveURL, BulkDataURI); default: from the
+    /// request's Host.
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiSettings {
@@ -58,6 +66,9 @@ impl Default for ApiSettings {
             max_body_bytes: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             secure_cookies: false,
+            cors_origins: Vec::new(),
+            stow_max_bytes: 4 * 1024 * 1024 * 1024,
+            public_url: None,
         }
     }
 }
@@ -73,6 +84,9 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub settings: Arc<ApiSettings>,
     pub login_limiter: Arc<auth::LoginLimiter>,
+    /// The ingest pipeline (STOW-RS); `None` where the router only reads.
+    pub ingest: Option<Arc<dxhub_ingest::Ingest>>,
+    pub dicomweb: Arc<dicomweb::DicomWebState>,
 }
 
 impl AppState {
@@ -91,7 +105,15 @@ impl AppState {
                 LOGIN_RATE_PER_MINUTE,
                 Duration::from_secs(60),
             )),
+            ingest: None,
+            dicomweb: Arc::new(dicomweb::DicomWebState::default()),
         }
+    }
+
+    /// Accept STOW-RS through this ingest pipeline.
+    pub fn with_ingest(mut self, ingest: Arc<dxhub_ingest::Ingest>) -> Self {
+        self.ingest = Some(ingest);
+        self
     }
 }
 
@@ -125,6 +147,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let (api, _) = api_router().split_for_parts();
     let settings = state.settings.clone();
+    let dicomweb = dicomweb::router(&state);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -133,6 +156,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         // extractors (JSON) buffer up to the same limit as the body-limit layer
         .layer(axum::extract::DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ))
+        // DICOMweb has its own limits (large studies over slow links)
+        .merge(dicomweb)
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
@@ -151,12 +181,7 @@ pub fn router(state: AppState) -> Router {
                     tracing::info_span!("http", method = %req.method(), route = %route, request_id = %id)
                 }))
                 .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(axum::middleware::map_response(error_shape))
-                .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    settings.request_timeout,
-                )),
+                .layer(axum::middleware::map_response(error_shape)),
         )
         .with_state(state)
 }

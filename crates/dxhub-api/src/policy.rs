@@ -120,14 +120,134 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/api/v1/audit", P::Action(A::ReadAudit)),
 ];
 
+/// Every `/dicomweb` operation (PS3.18; not in the OpenAPI document). QIDO searches are
+/// audited as `study-search`, WADO reads as `study-read`; STOW takes device/gateway
+/// tokens as well as users allowed to write studies.
+pub const DICOMWEB_ROUTES: &[RouteRule] = &[
+    rule("GET", "/dicomweb", P::AnyUser),
+    patient("GET", "/dicomweb/studies", P::Action(A::ReadStudy), "study-search"),
+    patient("GET", "/dicomweb/series", P::Action(A::ReadStudy), "study-search"),
+    patient("GET", "/dicomweb/instances", P::Action(A::ReadStudy), "study-search"),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/series",
+        P::Action(A::ReadStudy),
+        "study-search",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/instances",
+        P::Action(A::ReadStudy),
+        "study-search",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/series/{series}/instances",
+        P::Action(A::ReadStudy),
+        "study-search",
+    ),
+    patient("GET", "/dicomweb/studies/{study}", P::Action(A::ReadStudy), "study-read"),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/metadata",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/thumbnail",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/series/{series}",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/series/{series}/metadata",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/series/{series}/thumbnail",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/series/{series}/instances/{instance}",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/series/{series}/instances/{instance}/metadata",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/thumbnail",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/series/{series}/instances/{instance}/rendered",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/series/{series}/instances/{instance}/thumbnail",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}/series/{series}/instances/{instance}/bulk/{path}",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
+    patient("POST", "/dicomweb/studies", P::UploadOnly(A::WriteStudy), "study-store"),
+    patient(
+        "POST",
+        "/dicomweb/studies/{study}",
+        P::UploadOnly(A::WriteStudy),
+        "study-store",
+    ),
+];
+
 /// The registry (for tests that enumerate routes).
 pub fn route_rules() -> &'static [RouteRule] {
     ROUTES
+}
+
+/// The `/dicomweb` registry.
+pub fn dicomweb_route_rules() -> &'static [RouteRule] {
+    DICOMWEB_ROUTES
 }
 
 /// The rule of `method` on the matched `path`.
 pub fn find_rule(method: &str, path: &str) -> Option<&'static RouteRule> {
     ROUTES
         .iter()
+        .chain(DICOMWEB_ROUTES)
         .find(|r| r.method.eq_ignore_ascii_case(method) && r.path == path)
 }

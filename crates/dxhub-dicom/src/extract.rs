@@ -141,6 +141,8 @@ pub fn extract_file(path: &Path) -> Result<Extracted, ExtractError> {
         charsets: &charsets,
     };
     crate::validate::check_structure(path, meta.dataset_offset, &meta.transfer_syntax_uid)?;
+    let (study_attrs, series_attrs, metadata) =
+        derived_json(&obj, &charsets, &meta.transfer_syntax_uid);
 
     Ok(Extracted {
         transfer_syntax_uid: meta.transfer_syntax_uid.clone(),
@@ -171,11 +173,58 @@ pub fn extract_file(path: &Path) -> Result<Extracted, ExtractError> {
         instance_number: r.int(tags::INSTANCE_NUMBER),
         number_of_frames: r.int(tags::NUMBER_OF_FRAMES),
         specific_character_set: charsets.clone(),
-        // filled from the DICOM JSON of the data set (dicomweb)
-        study_attrs: None,
-        series_attrs: None,
-        metadata: None,
+        study_attrs: Some(study_attrs),
+        series_attrs: Some(series_attrs),
+        metadata: Some(metadata),
     })
+}
+
+/// The DICOM JSON the index keeps (see [`Extracted::metadata`]): the study-level and
+/// series-level attributes, and the whole data set. The data set was read up to Pixel
+/// Data, so an image's Pixel Data is added as a BulkDataURI (OB when encapsulated, else
+/// OW above 8 bits allocated).
+fn derived_json(
+    obj: &InMemDicomObject,
+    charsets: &[String],
+    transfer_syntax_uid: &str,
+) -> (String, String, String) {
+    use crate::json::{JsonOptions, QueryLevel, query_level, to_json};
+    use serde_json::{Map, Value};
+    let opts = JsonOptions::default();
+    let mut all = to_json(obj, charsets, &opts);
+    let mut study = Map::new();
+    let mut series = Map::new();
+    for (k, v) in &all {
+        let Ok(t) = u32::from_str_radix(k, 16) else {
+            continue;
+        };
+        match query_level(Tag((t >> 16) as u16, (t & 0xFFFF) as u16)) {
+            QueryLevel::Study => {
+                study.insert(k.clone(), v.clone());
+            }
+            QueryLevel::Series => {
+                series.insert(k.clone(), v.clone());
+            }
+            QueryLevel::Instance => {}
+        }
+    }
+    if obj.get(tags::ROWS).is_some() && !all.contains_key("7FE00010") {
+        let encapsulated = crate::ts::is_compressed(transfer_syntax_uid);
+        let bits = obj
+            .get(tags::BITS_ALLOCATED)
+            .and_then(|e| e.to_int::<u16>().ok())
+            .unwrap_or(8);
+        let vr = if encapsulated || bits <= 8 { "OB" } else { "OW" };
+        let mut e = Map::new();
+        e.insert("vr".into(), Value::String(vr.into()));
+        e.insert(
+            "BulkDataURI".into(),
+            Value::String(format!("{}7FE00010", opts.bulk_prefix)),
+        );
+        all.insert("7FE00010".into(), Value::Object(e));
+    }
+    let ser = |m: &Map<String, Value>| Value::Object(m.clone()).to_string();
+    (ser(&study), ser(&series), ser(&all))
 }
 
 #[cfg(test)]

@@ -419,6 +419,8 @@ pub trait Catalog: Send + Sync {
     /// Current versions only; ordered by instance number (missing last), then creation.
     async fn list_instances_of_series(&self, series_instance_uid: &str)
     -> Result<Vec<InstanceRow>>;
+    /// Store the derived DICOM JSON of an instance row (rebuilt from its blob).
+    async fn set_instance_metadata(&self, instance_id: i64, metadata: &str) -> Result<()>;
     async fn counts(&self) -> Result<Counts>;
     /// A QIDO-RS search (see [`crate::qido`]).
     async fn qido(&self, query: &crate::QidoQuery) -> Result<Vec<crate::QidoRow>>;

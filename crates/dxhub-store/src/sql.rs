@@ -1042,6 +1042,15 @@ impl Catalog for SqlCatalog {
         self.wado_list(scope, with_metadata).await
     }
 
+    async fn set_instance_metadata(&self, instance_id: i64, metadata: &str) -> Result<()> {
+        sqlx::query("UPDATE instances SET metadata = $2 WHERE id = $1")
+            .bind(instance_id)
+            .bind(metadata)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     async fn counts(&self) -> Result<Counts> {
         Ok(sqlx::query_as::<_, Counts>(COUNTS)
             .fetch_one(&self.read)
