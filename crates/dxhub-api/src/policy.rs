@@ -125,9 +125,24 @@ pub const ROUTES: &[RouteRule] = &[
 /// tokens as well as users allowed to write studies.
 pub const DICOMWEB_ROUTES: &[RouteRule] = &[
     rule("GET", "/dicomweb", P::AnyUser),
-    patient("GET", "/dicomweb/studies", P::Action(A::ReadStudy), "study-search"),
-    patient("GET", "/dicomweb/series", P::Action(A::ReadStudy), "study-search"),
-    patient("GET", "/dicomweb/instances", P::Action(A::ReadStudy), "study-search"),
+    patient(
+        "GET",
+        "/dicomweb/studies",
+        P::Action(A::ReadStudy),
+        "study-search",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/series",
+        P::Action(A::ReadStudy),
+        "study-search",
+    ),
+    patient(
+        "GET",
+        "/dicomweb/instances",
+        P::Action(A::ReadStudy),
+        "study-search",
+    ),
     patient(
         "GET",
         "/dicomweb/studies/{study}/series",
@@ -146,7 +161,12 @@ pub const DICOMWEB_ROUTES: &[RouteRule] = &[
         P::Action(A::ReadStudy),
         "study-search",
     ),
-    patient("GET", "/dicomweb/studies/{study}", P::Action(A::ReadStudy), "study-read"),
+    patient(
+        "GET",
+        "/dicomweb/studies/{study}",
+        P::Action(A::ReadStudy),
+        "study-read",
+    ),
     patient(
         "GET",
         "/dicomweb/studies/{study}/metadata",
@@ -225,7 +245,12 @@ pub const DICOMWEB_ROUTES: &[RouteRule] = &[
         P::Action(A::ReadStudy),
         "study-read",
     ),
-    patient("POST", "/dicomweb/studies", P::UploadOnly(A::WriteStudy), "study-store"),
+    patient(
+        "POST",
+        "/dicomweb/studies",
+        P::UploadOnly(A::WriteStudy),
+        "study-store",
+    ),
     patient(
         "POST",
         "/dicomweb/studies/{study}",

@@ -214,7 +214,11 @@ fn derived_json(
             .get(tags::BITS_ALLOCATED)
             .and_then(|e| e.to_int::<u16>().ok())
             .unwrap_or(8);
-        let vr = if encapsulated || bits <= 8 { "OB" } else { "OW" };
+        let vr = if encapsulated || bits <= 8 {
+            "OB"
+        } else {
+            "OW"
+        };
         let mut e = Map::new();
         e.insert("vr".into(), Value::String(vr.into()));
         e.insert(

@@ -112,7 +112,11 @@ struct Header {
 impl Walker<'_> {
     fn bytes(&self, at: usize, n: usize) -> Result<&[u8], PixelError> {
         self.buf
-            .get(at..at.checked_add(n).ok_or_else(|| invalid("offset overflow"))?)
+            .get(
+                at..at
+                    .checked_add(n)
+                    .ok_or_else(|| invalid("offset overflow"))?,
+            )
             .ok_or_else(|| invalid("unexpected end of data set"))
     }
     fn u16_at(&self, at: usize) -> Result<u16, PixelError> {
@@ -154,8 +158,19 @@ impl Walker<'_> {
             .map_err(|_| invalid("short read"))?;
         let long = matches!(
             &vr,
-            b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR"
-                | b"UT" | b"UV"
+            b"OB"
+                | b"OD"
+                | b"OF"
+                | b"OL"
+                | b"OV"
+                | b"OW"
+                | b"SQ"
+                | b"SV"
+                | b"UC"
+                | b"UN"
+                | b"UR"
+                | b"UT"
+                | b"UV"
         );
         if long {
             Ok(Header {
@@ -358,7 +373,9 @@ fn fragments(buf: &[u8], value_start: usize, big: bool) -> Result<Fragments, Pix
     };
     let bot = w.header(value_start)?;
     if bot.tag != ITEM || bot.length == UNDEFINED {
-        return Err(invalid("encapsulated pixel data does not start with an item"));
+        return Err(invalid(
+            "encapsulated pixel data does not start with an item",
+        ));
     }
     let raw = w.bytes(bot.value_start, bot.length as usize)?;
     let basic_offsets = raw
@@ -393,10 +410,7 @@ fn fragments(buf: &[u8], value_start: usize, big: bool) -> Result<Fragments, Pix
 }
 
 /// Group fragments into frames by the item-tag offsets of each frame's first fragment.
-fn group_by_offsets(
-    f: &Fragments,
-    offsets: &[u64],
-) -> Result<Vec<Vec<Range<usize>>>, PixelError> {
+fn group_by_offsets(f: &Fragments, offsets: &[u64]) -> Result<Vec<Vec<Range<usize>>>, PixelError> {
     let mut frames = Vec::with_capacity(offsets.len());
     for (i, &start) in offsets.iter().enumerate() {
         let end = offsets.get(i + 1).copied().unwrap_or(u64::MAX);
@@ -428,10 +442,7 @@ fn starts_codestream(bytes: &[u8]) -> bool {
         || bytes.starts_with(&[0, 0, 0, 0x0C, b'j', b'P', b' ', b' '])
 }
 
-fn encapsulated_frames(
-    buf: &[u8],
-    p: &Parsed,
-) -> Result<Vec<Vec<Range<usize>>>, PixelError> {
+fn encapsulated_frames(buf: &[u8], p: &Parsed) -> Result<Vec<Vec<Range<usize>>>, PixelError> {
     let f = fragments(buf, p.pixel.value_start, false)?;
     let n = p.layout.number_of_frames as usize;
     if f.ranges.is_empty() {
@@ -667,10 +678,15 @@ fn frame_meta(d: &DecodedPixelData<'_>) -> Result<FrameMeta, PixelError> {
         bits_stored: d.bits_stored(),
         signed: d.pixel_representation() == PixelRepresentation::Signed,
         photometric: d.photometric_interpretation().clone(),
-        rescale: d.rescale().map_err(bad)?.first().copied().unwrap_or(Rescale {
-            slope: 1.0,
-            intercept: 0.0,
-        }),
+        rescale: d
+            .rescale()
+            .map_err(bad)?
+            .first()
+            .copied()
+            .unwrap_or(Rescale {
+                slope: 1.0,
+                intercept: 0.0,
+            }),
         window: d.window().map_err(bad)?.and_then(|w| w.first().copied()),
         voi_lut_function: d
             .voi_lut_function()
@@ -801,8 +817,8 @@ pub(crate) mod tests {
 
     impl Ds {
         pub fn new(ts: &str) -> Self {
-            let bytes = crate::meta::build_file_meta(ts, "1.2.840.10008.5.1.4.1.1.7", "1.2.3.4")
-                .unwrap();
+            let bytes =
+                crate::meta::build_file_meta(ts, "1.2.840.10008.5.1.4.1.1.7", "1.2.3.4").unwrap();
             Ds {
                 bytes,
                 big: ts == EXPLICIT_VR_BE,
@@ -868,7 +884,9 @@ pub(crate) mod tests {
             pi: &str,
             pr: u16,
         ) -> Self {
-            let mut d = self.us((0x0028, 0x0002), spp).text((0x0028, 0x0004), b"CS", pi);
+            let mut d = self
+                .us((0x0028, 0x0002), spp)
+                .text((0x0028, 0x0004), b"CS", pi);
             if spp > 1 {
                 d = d.us((0x0028, 0x0006), 0);
             }
@@ -1049,7 +1067,10 @@ pub(crate) mod tests {
             .image(2, 2, 1, 8, 3)
             .encapsulated(&[], &frags);
         let idx = frame_index(&file).unwrap();
-        assert_eq!(idx.frames, r.iter().map(|r| vec![r.clone()]).collect::<Vec<_>>());
+        assert_eq!(
+            idx.frames,
+            r.iter().map(|r| vec![r.clone()]).collect::<Vec<_>>()
+        );
         assert_eq!(original_frame(&file, 2).unwrap().0, [3, 4, 5, 6]);
     }
 

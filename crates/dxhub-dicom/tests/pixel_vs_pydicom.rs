@@ -148,7 +148,11 @@ fn decoded_and_original_frames_equal_pydicom() {
     let expected = pydicom(&py, &corpus, FILES);
     let mut checked_frames = 0;
     for (name, exp) in FILES.iter().zip(&expected.files) {
-        assert!(exp.get("error").is_none(), "{name}: pydicom: {}", exp["error"]);
+        assert!(
+            exp.get("error").is_none(),
+            "{name}: pydicom: {}",
+            exp["error"]
+        );
         let file = std::fs::read(corpus.join(name)).unwrap();
         let ts = exp["transfer_syntax_uid"].as_str().unwrap();
         let frames = exp["frames"].as_u64().unwrap() as u32;
@@ -249,7 +253,11 @@ fn transcoded_files_decode_to_the_same_frames() {
             .read_preamble(dicom_object::file::ReadPreamble::Never)
             .from_reader(&out[128..])
             .unwrap();
-        let spp: u16 = obj.element(tags::SAMPLES_PER_PIXEL).unwrap().to_int().unwrap();
+        let spp: u16 = obj
+            .element(tags::SAMPLES_PER_PIXEL)
+            .unwrap()
+            .to_int()
+            .unwrap();
         if spp == 3 {
             let pi = obj
                 .element(tags::PHOTOMETRIC_INTERPRETATION)
@@ -291,11 +299,7 @@ fn rescale(file: &[u8]) -> (f64, f64) {
         .read_preamble(dicom_object::file::ReadPreamble::Never)
         .from_reader(&file[128..])
         .unwrap();
-    let f = |t| {
-        obj.element(t)
-            .ok()
-            .map(|e| e.to_float64().unwrap())
-    };
+    let f = |t| obj.element(t).ok().map(|e| e.to_float64().unwrap());
     (
         f(tags::RESCALE_SLOPE).unwrap_or(1.0),
         f(tags::RESCALE_INTERCEPT).unwrap_or(0.0),
@@ -325,8 +329,14 @@ fn rendered_ct_applies_rescale_and_window() {
     let img = png(&file, &opts).to_luma8();
     assert_eq!(img.dimensions(), (128, 128));
     let expected: Vec<u8> = hu.iter().map(|&x| linear(x, 40.0, 400.0)).collect();
-    let below = hu.iter().position(|&x| x < -160.0).expect("a pixel below the window");
-    let above = hu.iter().position(|&x| x > 240.0).expect("a pixel above the window");
+    let below = hu
+        .iter()
+        .position(|&x| x < -160.0)
+        .expect("a pixel below the window");
+    let above = hu
+        .iter()
+        .position(|&x| x > 240.0)
+        .expect("a pixel above the window");
     let inside = hu
         .iter()
         .position(|&x| x > -100.0 && x < 200.0)

@@ -36,8 +36,17 @@ pub struct HttpConfig {
     pub metrics_token: Option<String>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
-    /// Requests taking longer are answered 408.
+    /// Requests taking longer are answered 408 (not DICOMweb: studies are large and
+    /// clinic links slow).
     pub request_timeout_secs: u64,
+    /// Origins (e.g. `https://viewer.example`) allowed to call `/dicomweb` from a browser;
+    /// `["*"]` allows any origin without credentials. Empty: same-origin only.
+    pub cors_origins: Vec<String>,
+    /// Largest STOW-RS request body.
+    pub stow_max_bytes: u64,
+    /// The URL clients reach the hub at, for RetrieveURL and BulkDataURI (behind a
+    /// reverse proxy); default: taken from each request's Host.
+    pub public_url: Option<String>,
 }
 
 /// `http.tls = { cert, key }`: PEM files of the server certificate chain (leaf first) and
@@ -121,6 +130,9 @@ impl Default for HttpConfig {
             metrics_token: None,
             max_body_bytes: 16 * 1024 * 1024,
             request_timeout_secs: 60,
+            cors_origins: Vec::new(),
+            stow_max_bytes: 4 * 1024 * 1024 * 1024,
+            public_url: None,
         }
     }
 }

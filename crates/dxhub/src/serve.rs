@@ -119,7 +119,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
     let service = Arc::new(dxhub_dimse::DimseService {
         config: cfg.dicom.clone(),
         catalog: catalog.clone(),
-        ingest,
+        ingest: ingest.clone(),
         metrics: dimse_metrics,
     });
     let dimse_tls_task = dicom_tls.map(|(listener, acceptor)| {
@@ -145,13 +145,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
         max_body_bytes: cfg.http.max_body_bytes,
         request_timeout: std::time::Duration::from_secs(cfg.http.request_timeout_secs),
         secure_cookies: cfg.http.https(),
+        cors_origins: cfg.http.cors_origins.clone(),
+        stow_max_bytes: cfg.http.stow_max_bytes,
+        public_url: cfg.http.public_url.clone(),
     };
-    let app = dxhub_api::router(dxhub_api::AppState::new(
-        catalog,
-        blobs,
-        Arc::new(registry),
-        api_settings,
-    ))
+    let app = dxhub_api::router(
+        dxhub_api::AppState::new(catalog, blobs, Arc::new(registry), api_settings)
+            .with_ingest(Arc::new(ingest)),
+    )
     .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let http_cancel = cancel.clone();
     // plain HTTP, or HTTPS only; TCP_NODELAY set by the listener

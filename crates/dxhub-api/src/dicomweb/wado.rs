@@ -1,0 +1,973 @@
+//! WADO-RS (PS3.18 10.4): retrieve of studies, series and instances as
+//! `multipart/related; type="application/dicom"` (original bytes with `transfer-syntax=*`,
+//! Explicit VR Little Endian with decoded pixel data otherwise, 406 when that cannot be
+//! produced), `/metadata` (DICOM JSON from the index, series responses cached), `/frames`
+//! (original compressed frames with their transfer syntax, or decoded), bulk data with
+//! HTTP Range, and `/rendered` / `/thumbnail` (JPEG or PNG).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use dxhub_dicom::pixel::{self, FrameIndex, PixelError};
+use dxhub_dicom::render::{self, ImageFormat, RenderOptions};
+use dxhub_store::{InstanceScope, WadoInstance};
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+
+use super::multipart::{self, MediaRange, parse_accept};
+use super::{DICOM_JSON, base_url, not_found, require_read};
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+
+pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
+const EXPLICIT_VR_BE: &str = "1.2.840.10008.1.2.2";
+const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+
+/// Transfer syntaxes whose pixel data dxhub decodes (dicom-pixeldata with its native
+/// JPEG and RLE decoders, CharLS and OpenJPEG).
+const DECODABLE: &[&str] = &[
+    IMPLICIT_VR_LE,
+    EXPLICIT_VR_LE,
+    EXPLICIT_VR_BE,
+    DEFLATED,
+    "1.2.840.10008.1.2.5",    // RLE
+    "1.2.840.10008.1.2.4.50", // JPEG baseline
+    "1.2.840.10008.1.2.4.51", // JPEG extended
+    "1.2.840.10008.1.2.4.57", // JPEG lossless
+    "1.2.840.10008.1.2.4.70", // JPEG lossless SV1
+    "1.2.840.10008.1.2.4.80", // JPEG-LS lossless
+    "1.2.840.10008.1.2.4.81", // JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.90", // JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91", // JPEG 2000
+];
+
+/// What representation of the stored bytes a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Want {
+    /// `transfer-syntax=*`: as stored.
+    Original,
+    /// Explicit VR Little Endian (decoded pixel data).
+    ExplicitLe,
+    /// This transfer syntax only (served when stored so, else 406).
+    Exactly(String),
+}
+
+fn want_of(ts: Option<&str>) -> Want {
+    match ts {
+        Some("*") => Want::Original,
+        None => Want::ExplicitLe,
+        Some(t) if t == EXPLICIT_VR_LE => Want::ExplicitLe,
+        Some(t) => Want::Exactly(t.to_owned()),
+    }
+}
+
+/// Negotiate a request whose parts are of `part_type` (`application/dicom` or
+/// `application/octet-stream`).
+fn negotiate(headers: &HeaderMap, part_type: &str) -> Result<Want, ApiError> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    for r in parse_accept(accept) {
+        if r.is_any() || r.essence == "multipart/*" {
+            return Ok(Want::Original);
+        }
+        let of_type = |m: &MediaRange| {
+            m.param("type")
+                .is_none_or(|t| t.eq_ignore_ascii_case(part_type))
+        };
+        if (r.essence == "multipart/related" && of_type(&r)) || r.essence == part_type {
+            return Ok(want_of(r.param("transfer-syntax")));
+        }
+    }
+    Err(ApiError::NotAcceptable(format!(
+        "acceptable: multipart/related; type=\"{part_type}\" (transfer-syntax=* or {EXPLICIT_VR_LE})"
+    )))
+}
+
+/// The instances a request names (404 when none), after the read check.
+async fn named(
+    state: &AppState,
+    caller: &Caller,
+    scope: InstanceScope,
+    with_metadata: bool,
+) -> Result<Vec<WadoInstance>, ApiError> {
+    let list = state.catalog.wado_instances(&scope, with_metadata).await?;
+    let Some(first) = list.first() else {
+        let what = match (&scope.series_instance_uid, &scope.sop_instance_uid) {
+            (_, Some(i)) => format!("instance {i}"),
+            (Some(s), None) => format!("series {s}"),
+            _ => format!("study {}", scope.study_instance_uid),
+        };
+        return Err(not_found(state, caller, &scope.study_instance_uid, what).await);
+    };
+    require_read(
+        state,
+        caller,
+        &scope.study_instance_uid,
+        first.institution_id,
+    )
+    .await?;
+    Ok(list)
+}
+
+fn scope(study: String, series: Option<String>, instance: Option<String>) -> InstanceScope {
+    InstanceScope {
+        study_instance_uid: study,
+        series_instance_uid: series,
+        sop_instance_uid: instance,
+    }
+}
+
+// ---------------------------------------------------------------- retrieve
+
+pub async fn retrieve_study(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(study): Path<String>,
+) -> Result<Response, ApiError> {
+    retrieve(state, caller, headers, scope(study, None, None)).await
+}
+
+pub async fn retrieve_series(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((study, series)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    retrieve(state, caller, headers, scope(study, Some(series), None)).await
+}
+
+pub async fn retrieve_instance(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((study, series, instance)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    retrieve(
+        state,
+        caller,
+        headers,
+        scope(study, Some(series), Some(instance)),
+    )
+    .await
+}
+
+/// Whether an instance stored in `ts` can be served as `want`, and how.
+fn plan(ts: &str, want: &Want) -> Option<bool /* transcode */> {
+    match want {
+        Want::Original => Some(false),
+        Want::ExplicitLe if ts == EXPLICIT_VR_LE => Some(false),
+        Want::ExplicitLe => DECODABLE.contains(&ts).then_some(true),
+        Want::Exactly(t) => (t == ts).then_some(false),
+    }
+}
+
+async fn retrieve(
+    state: AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    scope: InstanceScope,
+) -> Result<Response, ApiError> {
+    let want = negotiate(&headers, "application/dicom")?;
+    let list = named(&state, &caller, scope, false).await?;
+    let mut plans = Vec::with_capacity(list.len());
+    for inst in &list {
+        let transcode = plan(&inst.transfer_syntax_uid, &want).ok_or_else(|| {
+            ApiError::NotAcceptable(format!(
+                "instance {} is stored as {} and cannot be served as requested",
+                inst.sop_instance_uid, inst.transfer_syntax_uid
+            ))
+        })?;
+        plans.push(transcode);
+    }
+    let boundary = multipart::boundary();
+    let ct = multipart::content_type("application/dicom", &boundary);
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let blobs = state.blobs.clone();
+    tokio::spawn(async move {
+        for (inst, transcode) in list.into_iter().zip(plans) {
+            let sent = if transcode {
+                send_transcoded(&blobs, &inst, &boundary, &mut tx).await
+            } else {
+                send_original(&blobs, &inst, &boundary, &mut tx).await
+            };
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "WADO-RS retrieve aborted");
+                let _ = tx.send(Err(std::io::Error::other(e))).await;
+                return;
+            }
+        }
+        let _ = tx.send(Ok(multipart::close(&boundary))).await;
+    });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, header_value(&ct)?)],
+        Body::from_stream(rx),
+    )
+        .into_response())
+}
+
+type Tx = futures::channel::mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+async fn send_original(
+    blobs: &dxhub_store::Blobs,
+    inst: &WadoInstance,
+    boundary: &str,
+    tx: &mut Tx,
+) -> Result<(), String> {
+    let (size, mut stream) = blobs
+        .get_stream(&inst.blob_key)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ct = format!(
+        "application/dicom; transfer-syntax={}",
+        inst.transfer_syntax_uid
+    );
+    let head = multipart::part_head(boundary, &ct, &[("Content-Length", size.to_string())]);
+    tx.send(Ok(head)).await.map_err(|e| e.to_string())?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        tx.send(Ok(chunk)).await.map_err(|e| e.to_string())?;
+    }
+    tx.send(Ok(Bytes::from_static(multipart::PART_END)))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn send_transcoded(
+    blobs: &dxhub_store::Blobs,
+    inst: &WadoInstance,
+    boundary: &str,
+    tx: &mut Tx,
+) -> Result<(), String> {
+    let bytes = blobs
+        .get_bytes(&inst.blob_key)
+        .await
+        .map_err(|e| e.to_string())?;
+    let out = tokio::task::spawn_blocking(move || pixel::transcode_explicit_le(&bytes))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let ct = format!("application/dicom; transfer-syntax={EXPLICIT_VR_LE}");
+    let head = multipart::part_head(boundary, &ct, &[("Content-Length", out.len().to_string())]);
+    tx.send(Ok(head)).await.map_err(|e| e.to_string())?;
+    tx.send(Ok(Bytes::from(out)))
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.send(Ok(Bytes::from_static(multipart::PART_END)))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn header_value(s: &str) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(s).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+// ---------------------------------------------------------------- metadata
+
+pub async fn study_metadata(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(study): Path<String>,
+) -> Result<Response, ApiError> {
+    metadata(state, caller, headers, scope(study, None, None)).await
+}
+
+pub async fn series_metadata(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((study, series)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    metadata(state, caller, headers, scope(study, Some(series), None)).await
+}
+
+pub async fn instance_metadata(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((study, series, instance)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    metadata(
+        state,
+        caller,
+        headers,
+        scope(study, Some(series), Some(instance)),
+    )
+    .await
+}
+
+fn json_response(body: Bytes) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(DICOM_JSON))],
+        body,
+    )
+        .into_response()
+}
+
+async fn metadata(
+    state: AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    scope: InstanceScope,
+) -> Result<Response, ApiError> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let json_ok = parse_accept(accept).iter().any(|r| {
+        r.is_any()
+            || matches!(
+                r.essence.as_str(),
+                "application/dicom+json" | "application/json" | "application/*"
+            )
+    });
+    if !json_ok {
+        return Err(ApiError::NotAcceptable(
+            "metadata is served as application/dicom+json".into(),
+        ));
+    }
+    let base = base_url(&state, &headers);
+    // a whole series: the cached response while the series is unchanged
+    let cache_key = if let (Some(series_uid), None) =
+        (&scope.series_instance_uid, &scope.sop_instance_uid)
+    {
+        match state.catalog.get_series(series_uid).await? {
+            Some(se) if se.study_instance_uid == scope.study_instance_uid => {
+                let key = (
+                    format!("{base}|{series_uid}"),
+                    se.updated_at,
+                    se.num_instances,
+                );
+                if let Some(hit) = state.dicomweb.metadata_cache.get(&key) {
+                    let study = state.catalog.get_study(&scope.study_instance_uid).await?;
+                    let institution = study.and_then(|s| s.institution_id);
+                    require_read(&state, &caller, &scope.study_instance_uid, institution).await?;
+                    return Ok(json_response(hit));
+                }
+                Some(key)
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let list = named(&state, &caller, scope, true).await?;
+    let mut out = Vec::with_capacity(list.len() * 4096 + 2);
+    out.push(b'[');
+    for (n, inst) in list.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        let json = match &inst.metadata {
+            Some(j) => j.clone(),
+            None => rebuild_metadata(&state, inst).await?,
+        };
+        let prefix = format!(
+            "{base}/studies/{}/series/{}/instances/{}/bulk/",
+            inst.study_instance_uid, inst.series_instance_uid, inst.sop_instance_uid
+        );
+        out.extend_from_slice(json.replace("dxhub-bulk:", &prefix).as_bytes());
+    }
+    out.push(b']');
+    let body = Bytes::from(out);
+    if let Some(key) = cache_key {
+        state.dicomweb.metadata_cache.put(key, body.clone());
+    }
+    Ok(json_response(body))
+}
+
+/// Metadata of an instance indexed before the index kept it: derived from the stored
+/// object and written back (derived data, rebuildable at any time).
+async fn rebuild_metadata(state: &AppState, inst: &WadoInstance) -> Result<String, ApiError> {
+    let bytes = state
+        .blobs
+        .get_bytes(&inst.blob_key)
+        .await
+        .map_err(|e| ApiError::Internal(format!("blob {}: {e}", inst.blob_key)))?;
+    let json = tokio::task::spawn_blocking(move || {
+        dxhub_dicom::json::file_to_json(&bytes, &dxhub_dicom::json::JsonOptions::default())
+            .map(|m| serde_json::Value::Object(m).to_string())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(format!("metadata of {}: {e}", inst.sop_instance_uid)))?;
+    state.catalog.set_instance_metadata(inst.id, &json).await?;
+    Ok(json)
+}
+
+// ---------------------------------------------------------------- frames
+
+fn parse_frames(list: &str) -> Result<Vec<u32>, ApiError> {
+    let frames: Result<Vec<u32>, _> = list.split(',').map(|f| f.trim().parse::<u32>()).collect();
+    match frames {
+        Ok(f) if !f.is_empty() && f.iter().all(|n| *n >= 1) => Ok(f),
+        _ => Err(ApiError::BadRequest(format!(
+            "frame list must be comma-separated numbers from 1: {list}"
+        ))),
+    }
+}
+
+async fn one_instance(
+    state: &AppState,
+    caller: &Caller,
+    study: String,
+    series: String,
+    instance: String,
+) -> Result<WadoInstance, ApiError> {
+    let mut list = named(
+        state,
+        caller,
+        scope(study, Some(series), Some(instance)),
+        false,
+    )
+    .await?;
+    list.pop()
+        .ok_or_else(|| ApiError::Internal("named() returned no instance".into()))
+}
+
+fn pixel_error(e: PixelError) -> ApiError {
+    match e {
+        PixelError::NoPixelData => ApiError::NotFound("the instance has no pixel data".into()),
+        PixelError::FrameOutOfRange(..) => ApiError::NotFound(e.to_string()),
+        PixelError::Unsupported(_) => ApiError::NotAcceptable(e.to_string()),
+        PixelError::Invalid(_) => ApiError::Conflict(e.to_string()),
+    }
+}
+
+async fn frame_index(
+    state: &AppState,
+    inst: &WadoInstance,
+    bytes: Option<&Bytes>,
+) -> Result<Arc<FrameIndex>, ApiError> {
+    if let Some(hit) = state
+        .dicomweb
+        .frame_index_cache
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&inst.blob_key).cloned())
+    {
+        return Ok(hit);
+    }
+    let bytes = match bytes {
+        Some(b) => b.clone(),
+        None => blob_bytes(state, inst).await?,
+    };
+    let index = tokio::task::spawn_blocking(move || pixel::frame_index(&bytes))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(pixel_error)?;
+    let index = Arc::new(index);
+    if let Ok(mut c) = state.dicomweb.frame_index_cache.lock() {
+        if c.len() > 20_000 {
+            c.clear();
+        }
+        c.insert(inst.blob_key.clone(), index.clone());
+    }
+    Ok(index)
+}
+
+async fn blob_bytes(state: &AppState, inst: &WadoInstance) -> Result<Bytes, ApiError> {
+    state
+        .blobs
+        .get_bytes(&inst.blob_key)
+        .await
+        .map_err(|e| ApiError::Internal(format!("blob {}: {e}", inst.blob_key)))
+}
+
+pub async fn frames(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((study, series, instance, list)): Path<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    let numbers = parse_frames(&list)?;
+    let want = negotiate(&headers, "application/octet-stream")?;
+    let inst = one_instance(&state, &caller, study, series, instance).await?;
+    let ts = inst.transfer_syntax_uid.clone();
+    let native_le = ts == EXPLICIT_VR_LE || ts == IMPLICIT_VR_LE;
+    let addressable = ts != EXPLICIT_VR_BE && ts != DEFLATED;
+    // as stored: fragments (or native frames) read by range, no decoding
+    let original = match &want {
+        Want::Original => true,
+        Want::ExplicitLe => native_le,
+        Want::Exactly(t) => t == &ts || (native_le && t == EXPLICIT_VR_LE),
+    };
+    if let Want::Exactly(t) = &want
+        && !original
+    {
+        return Err(ApiError::NotAcceptable(format!(
+            "frames are stored as {ts}, not {t}; ask for transfer-syntax=* or {EXPLICIT_VR_LE}"
+        )));
+    }
+    if !original && !DECODABLE.contains(&ts.as_str()) {
+        return Err(ApiError::NotAcceptable(format!(
+            "frames stored as {ts} cannot be decoded; ask for transfer-syntax=*"
+        )));
+    }
+    let mut parts: Vec<(String, Bytes)> = Vec::with_capacity(numbers.len());
+    if original && addressable {
+        let index = frame_index(&state, &inst, None).await?;
+        let label = if index.encapsulated {
+            index.transfer_syntax_uid.clone()
+        } else {
+            EXPLICIT_VR_LE.to_owned()
+        };
+        for n in &numbers {
+            let ranges = index.frames.get(*n as usize - 1).ok_or_else(|| {
+                pixel_error(PixelError::FrameOutOfRange(*n, index.frames.len() as u32))
+            })?;
+            let mut data =
+                Vec::with_capacity(ranges.iter().map(|r| (r.end - r.start) as usize).sum());
+            for r in ranges {
+                let b = state
+                    .blobs
+                    .get_range(&inst.blob_key, r.clone())
+                    .await
+                    .map_err(|e| ApiError::Internal(format!("blob {}: {e}", inst.blob_key)))?;
+                data.extend_from_slice(&b);
+            }
+            parts.push((
+                format!("application/octet-stream; transfer-syntax={label}"),
+                Bytes::from(data),
+            ));
+        }
+    } else {
+        let bytes = blob_bytes(&state, &inst).await?;
+        let decode = !original;
+        let decoded = tokio::task::spawn_blocking(move || {
+            numbers
+                .iter()
+                .map(|n| {
+                    if decode {
+                        pixel::decoded_frame(&bytes, *n).map(|b| (b, EXPLICIT_VR_LE.to_owned()))
+                    } else {
+                        pixel::original_frame(&bytes, *n)
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(pixel_error)?;
+        for (data, label) in decoded {
+            parts.push((
+                format!("application/octet-stream; transfer-syntax={label}"),
+                Bytes::from(data),
+            ));
+        }
+    }
+    let boundary = multipart::boundary();
+    let ct = multipart::content_type("application/octet-stream", &boundary);
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, header_value(&ct)?)],
+        multipart::body(&boundary, parts),
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------- bulk data
+
+pub async fn bulk(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((study, series, instance, path)): Path<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    let inst = one_instance(&state, &caller, study, series, instance).await?;
+    let bytes = blob_bytes(&state, &inst).await?;
+    let value = tokio::task::spawn_blocking(move || bulk_value(&bytes, &path))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let total = value.len() as u64;
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|r| parse_range(r, total))
+        .transpose()?;
+    if let Some((start, end)) = range {
+        let slice = value.slice(start as usize..=end as usize);
+        return Ok((
+            StatusCode::PARTIAL_CONTENT,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                ),
+                (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
+                (
+                    header::CONTENT_RANGE,
+                    header_value(&format!("bytes {start}-{end}/{total}"))?,
+                ),
+            ],
+            slice,
+        )
+            .into_response());
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let raw = parse_accept(accept)
+        .first()
+        .is_some_and(|r| r.essence == "application/octet-stream");
+    if raw {
+        return Ok((
+            StatusCode::OK,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                ),
+                (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
+            ],
+            value,
+        )
+            .into_response());
+    }
+    let boundary = multipart::boundary();
+    let ct = multipart::content_type("application/octet-stream", &boundary);
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, header_value(&ct)?),
+            (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
+        ],
+        multipart::body(&boundary, vec![("application/octet-stream".into(), value)]),
+    )
+        .into_response())
+}
+
+/// `bytes=a-b`, `bytes=a-`, `bytes=-n` (one range) within `total` bytes: inclusive bounds.
+fn parse_range(h: &str, total: u64) -> Result<(u64, u64), ApiError> {
+    let bad = || ApiError::BadRequest(format!("unsupported Range: {h}"));
+    let spec = h.trim().strip_prefix("bytes=").ok_or_else(bad)?;
+    if spec.contains(',') {
+        return Err(bad());
+    }
+    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| bad())?;
+            (total.saturating_sub(n), total.saturating_sub(1))
+        }
+        (a, "") => (a.parse().map_err(|_| bad())?, total.saturating_sub(1)),
+        (a, b) => (
+            a.parse().map_err(|_| bad())?,
+            b.parse::<u64>()
+                .map_err(|_| bad())?
+                .min(total.saturating_sub(1)),
+        ),
+    };
+    if total == 0 || start > end || start >= total {
+        return Err(ApiError::BadRequest(format!(
+            "Range {h} is outside the {total} bytes of the value"
+        )));
+    }
+    Ok((start, end))
+}
+
+/// The value bytes of the element at a bulk data path (`7FE00010`,
+/// `00540016.0.00181074`): binary values as stored (little endian), encapsulated Pixel
+/// Data as its fragments concatenated.
+fn bulk_value(file: &[u8], path: &str) -> Result<Bytes, ApiError> {
+    use dicom_core::value::Value as V;
+    use dicom_object::OpenFileOptions;
+    let obj = OpenFileOptions::new()
+        .from_reader(file)
+        .map_err(|e| ApiError::Conflict(format!("stored object unreadable: {e}")))?;
+    let not_found = || ApiError::NotFound(format!("no bulk data at {path}"));
+    let steps: Vec<&str> = path.split('.').collect();
+    let tag_of = |s: &str| super::qido::parse_tag(s).ok_or_else(not_found);
+    let mut current: &dicom_object::InMemDicomObject = &obj;
+    let mut i = 0;
+    loop {
+        let tag = tag_of(steps[i])?;
+        let elem = current.get(tag).ok_or_else(not_found)?;
+        if i + 1 == steps.len() {
+            return match elem.value() {
+                V::Primitive(p) => Ok(Bytes::from(p.to_bytes().into_owned())),
+                V::PixelSequence(seq) => Ok(Bytes::from(
+                    seq.fragments()
+                        .iter()
+                        .flat_map(|f| f.iter().copied())
+                        .collect::<Vec<u8>>(),
+                )),
+                V::Sequence(_) => Err(not_found()),
+            };
+        }
+        let index: usize = steps
+            .get(i + 1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(not_found)?;
+        let items = elem.items().ok_or_else(not_found)?;
+        current = items.get(index).ok_or_else(not_found)?;
+        i += 2;
+        if i >= steps.len() {
+            return Err(not_found());
+        }
+    }
+}
+
+// ---------------------------------------------------------------- rendered, thumbnail
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RenderQuery {
+    /// `center,width[,function]`
+    pub window: Option<String>,
+    /// `width,height`
+    pub viewport: Option<String>,
+    pub quality: Option<u8>,
+    /// Ignored (annotations are not burnt in).
+    pub annotation: Option<String>,
+    pub charset: Option<String>,
+}
+
+fn render_options(
+    q: &RenderQuery,
+    headers: &HeaderMap,
+    frame: u32,
+    thumbnail: bool,
+) -> Result<RenderOptions, ApiError> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let mut format = None;
+    for r in parse_accept(accept) {
+        format = match r.essence.as_str() {
+            "image/jpeg" | "image/*" | "*/*" => Some(ImageFormat::Jpeg),
+            "image/png" => Some(ImageFormat::Png),
+            _ => continue,
+        };
+        break;
+    }
+    let format = format.ok_or_else(|| {
+        ApiError::NotAcceptable("rendered images are image/jpeg or image/png".into())
+    })?;
+    let nums = |s: &str| -> Result<Vec<f64>, ApiError> {
+        s.split(',')
+            .take(2)
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .map_err(|_| ApiError::BadRequest(format!("not a number: {v}")))
+            })
+            .collect()
+    };
+    let window = match &q.window {
+        Some(w) => {
+            let v = nums(w)?;
+            if v.len() != 2 {
+                return Err(ApiError::BadRequest(
+                    "window=center,width[,function]".into(),
+                ));
+            }
+            Some((v[0], v[1]))
+        }
+        None => None,
+    };
+    let viewport = match &q.viewport {
+        Some(v) => {
+            let v = nums(v)?;
+            if v.len() != 2 || v.iter().any(|n| *n < 0.0 || *n > 8192.0) {
+                return Err(ApiError::BadRequest("viewport=width,height".into()));
+            }
+            Some((v[0] as u32, v[1] as u32))
+        }
+        None if thumbnail => Some((128, 128)),
+        None => None,
+    };
+    Ok(RenderOptions {
+        frame,
+        window,
+        viewport,
+        quality: q
+            .quality
+            .unwrap_or(if thumbnail { 75 } else { 90 })
+            .clamp(1, 100),
+        format,
+    })
+}
+
+async fn render_instance(
+    state: &AppState,
+    inst: &WadoInstance,
+    opts: RenderOptions,
+) -> Result<Response, ApiError> {
+    let bytes = blob_bytes(state, inst).await?;
+    let media = opts.format.media_type();
+    let image = tokio::task::spawn_blocking(move || render::render(&bytes, &opts))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(pixel_error)?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(media)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=3600"),
+            ),
+        ],
+        image,
+    )
+        .into_response())
+}
+
+pub async fn instance_rendered(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((study, series, instance)): Path<(String, String, String)>,
+    Query(q): Query<RenderQuery>,
+) -> Result<Response, ApiError> {
+    let opts = render_options(&q, &headers, 1, false)?;
+    let inst = one_instance(&state, &caller, study, series, instance).await?;
+    render_instance(&state, &inst, opts).await
+}
+
+pub async fn instance_thumbnail(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((study, series, instance)): Path<(String, String, String)>,
+    Query(q): Query<RenderQuery>,
+) -> Result<Response, ApiError> {
+    let opts = render_options(&q, &headers, 1, true)?;
+    let inst = one_instance(&state, &caller, study, series, instance).await?;
+    render_instance(&state, &inst, opts).await
+}
+
+pub async fn frames_rendered(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((study, series, instance, list)): Path<(String, String, String, String)>,
+    Query(q): Query<RenderQuery>,
+) -> Result<Response, ApiError> {
+    let frame = parse_frames(&list)?[0];
+    let opts = render_options(&q, &headers, frame, false)?;
+    let inst = one_instance(&state, &caller, study, series, instance).await?;
+    render_instance(&state, &inst, opts).await
+}
+
+pub async fn frames_thumbnail(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((study, series, instance, list)): Path<(String, String, String, String)>,
+    Query(q): Query<RenderQuery>,
+) -> Result<Response, ApiError> {
+    let frame = parse_frames(&list)?[0];
+    let opts = render_options(&q, &headers, frame, true)?;
+    let inst = one_instance(&state, &caller, study, series, instance).await?;
+    render_instance(&state, &inst, opts).await
+}
+
+/// The thumbnail of a study or series: its middle image instance's first frame.
+async fn representative_thumbnail(
+    state: AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    scope: InstanceScope,
+    q: RenderQuery,
+) -> Result<Response, ApiError> {
+    let opts = render_options(&q, &headers, 1, true)?;
+    let list = named(&state, &caller, scope, false).await?;
+    let mid = list.len() / 2;
+    // try the middle instance, then the others (the series may hold non-images)
+    let order = std::iter::once(mid).chain((0..list.len()).filter(move |i| *i != mid));
+    for i in order.take(8) {
+        match render_instance(&state, &list[i], opts.clone()).await {
+            Ok(r) => return Ok(r),
+            Err(ApiError::NotFound(_)) | Err(ApiError::NotAcceptable(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::NotFound("no renderable image".into()))
+}
+
+pub async fn series_thumbnail(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((study, series)): Path<(String, String)>,
+    Query(q): Query<RenderQuery>,
+) -> Result<Response, ApiError> {
+    representative_thumbnail(state, caller, headers, scope(study, Some(series), None), q).await
+}
+
+pub async fn study_thumbnail(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(study): Path<String>,
+    Query(q): Query<RenderQuery>,
+) -> Result<Response, ApiError> {
+    representative_thumbnail(state, caller, headers, scope(study, None, None), q).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100).ok(), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100).ok(), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100).ok(), Some((90, 99)));
+        assert_eq!(parse_range("bytes=50-500", 100).ok(), Some((50, 99)));
+        assert!(parse_range("bytes=100-", 100).is_err());
+        assert!(parse_range("bytes=0-1,5-6", 100).is_err());
+        assert!(parse_range("items=0-1", 100).is_err());
+    }
+
+    #[test]
+    fn negotiation() {
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            negotiate(&h, "application/dicom").ok(),
+            Some(Want::Original)
+        );
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(
+                "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
+            ),
+        );
+        assert_eq!(
+            negotiate(&h, "application/octet-stream").ok(),
+            Some(Want::Original)
+        );
+        assert!(negotiate(&h, "application/dicom").is_err());
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("multipart/related; type=\"application/dicom\""),
+        );
+        assert_eq!(
+            negotiate(&h, "application/dicom").ok(),
+            Some(Want::ExplicitLe)
+        );
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50"),
+        );
+        assert_eq!(
+            negotiate(&h, "application/dicom").ok(),
+            Some(Want::Exactly("1.2.840.10008.1.2.4.50".into()))
+        );
+        assert_eq!(
+            plan("1.2.840.10008.1.2.4.80", &Want::ExplicitLe),
+            Some(true)
+        );
+        assert_eq!(plan("1.2.840.10008.1.2.4.100", &Want::ExplicitLe), None);
+        assert_eq!(plan(EXPLICIT_VR_LE, &Want::ExplicitLe), Some(false));
+    }
+
+    #[test]
+    fn frame_lists() {
+        assert_eq!(parse_frames("1,3, 5").ok(), Some(vec![1, 3, 5]));
+        assert!(parse_frames("0").is_err());
+        assert!(parse_frames("a").is_err());
+        assert!(parse_frames("").is_err());
+    }
+}
