@@ -112,7 +112,11 @@ struct Header {
 impl Walker<'_> {
     fn bytes(&self, at: usize, n: usize) -> Result<&[u8], PixelError> {
         self.buf
-            .get(at..at.checked_add(n).ok_or_else(|| invalid("offset overflow"))?)
+            .get(
+                at..at
+                    .checked_add(n)
+                    .ok_or_else(|| invalid("offset overflow"))?,
+            )
             .ok_or_else(|| invalid("unexpected end of data set"))
     }
     fn u16_at(&self, at: usize) -> Result<u16, PixelError> {
@@ -154,8 +158,19 @@ impl Walker<'_> {
             .map_err(|_| invalid("short read"))?;
         let long = matches!(
             &vr,
-            b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR"
-                | b"UT" | b"UV"
+            b"OB"
+                | b"OD"
+                | b"OF"
+                | b"OL"
+                | b"OV"
+                | b"OW"
+                | b"SQ"
+                | b"SV"
+                | b"UC"
+                | b"UN"
+                | b"UR"
+                | b"UT"
+                | b"UV"
         );
         if long {
             Ok(Header {
@@ -358,7 +373,9 @@ fn fragments(buf: &[u8], value_start: usize, big: bool) -> Result<Fragments, Pix
     };
     let bot = w.header(value_start)?;
     if bot.tag != ITEM || bot.length == UNDEFINED {
-        return Err(invalid("encapsulated pixel data does not start with an item"));
+        return Err(invalid(
+            "encapsulated pixel data does not start with an item",
+        ));
     }
     let raw = w.bytes(bot.value_start, bot.length as usize)?;
     let basic_offsets = raw
@@ -393,10 +410,7 @@ fn fragments(buf: &[u8], value_start: usize, big: bool) -> Result<Fragments, Pix
 }
 
 /// Group fragments into frames by the item-tag offsets of each frame's first fragment.
-fn group_by_offsets(
-    f: &Fragments,
-    offsets: &[u64],
-) -> Result<Vec<Vec<Range<usize>>>, PixelError> {
+fn group_by_offsets(f: &Fragments, offsets: &[u64]) -> Result<Vec<Vec<Range<usize>>>, PixelError> {
     let mut frames = Vec::with_capacity(offsets.len());
     for (i, &start) in offsets.iter().enumerate() {
         let end = offsets.get(i + 1).copied().unwrap_or(u64::MAX);
@@ -428,10 +442,7 @@ fn starts_codestream(bytes: &[u8]) -> bool {
         || bytes.starts_with(&[0, 0, 0, 0x0C, b'j', b'P', b' ', b' '])
 }
 
-fn encapsulated_frames(
-    buf: &[u8],
-    p: &Parsed,
-) -> Result<Vec<Vec<Range<usize>>>, PixelError> {
+fn encapsulated_frames(buf: &[u8], p: &Parsed) -> Result<Vec<Vec<Range<usize>>>, PixelError> {
     let f = fragments(buf, p.pixel.value_start, false)?;
     let n = p.layout.number_of_frames as usize;
     if f.ranges.is_empty() {
@@ -470,7 +481,7 @@ fn native_frame_len(l: &Layout) -> Result<usize, PixelError> {
         return Err(invalid("Rows, Columns or Bits Allocated missing or zero"));
     }
     let bits = l.frame_bits();
-    if bits % 8 != 0 {
+    if bits & 7 != 0 {
         if l.number_of_frames > 1 {
             return Err(PixelError::Unsupported(format!(
                 "{} bit-packed frames that do not end on a byte boundary",
@@ -667,10 +678,15 @@ fn frame_meta(d: &DecodedPixelData<'_>) -> Result<FrameMeta, PixelError> {
         bits_stored: d.bits_stored(),
         signed: d.pixel_representation() == PixelRepresentation::Signed,
         photometric: d.photometric_interpretation().clone(),
-        rescale: d.rescale().map_err(bad)?.first().copied().unwrap_or(Rescale {
-            slope: 1.0,
-            intercept: 0.0,
-        }),
+        rescale: d
+            .rescale()
+            .map_err(bad)?
+            .first()
+            .copied()
+            .unwrap_or(Rescale {
+                slope: 1.0,
+                intercept: 0.0,
+            }),
         window: d.window().map_err(bad)?.and_then(|w| w.first().copied()),
         voi_lut_function: d
             .voi_lut_function()
@@ -716,8 +732,27 @@ pub(crate) fn decode(
         return Ok((bytes, meta));
     }
     check_decodable(&ts)?;
-    let n = encapsulated_frames(buf, &p)?.len();
-    let i = check_frame(frame, n)?;
+    let frames = encapsulated_frames(buf, &p)?;
+    let i = check_frame(frame, frames.len())?;
+    let first_fragment = frames[i]
+        .first()
+        .map(|r| &buf[r.clone()])
+        .unwrap_or_default();
+    check_codestream(&ts, first_fragment)?;
+    if ts == RLE_LOSSLESS && !matches!(p.layout.bits_allocated, 8 | 16) {
+        // dicom-pixeldata's RLE decoder takes 8 and 16 bits only
+        let mut data = Vec::new();
+        for r in &frames[i] {
+            data.extend_from_slice(&buf[r.clone()]);
+        }
+        let bytes = rle_decode(&data, &p.layout)?;
+        let meta = if with_meta {
+            Some(frame_meta_from_obj(&open(file)?)?)
+        } else {
+            None
+        };
+        return Ok((bytes, meta));
+    }
     let obj = open(file)?;
     let decoded = obj
         .decode_pixel_data_frame(i as u32)
@@ -739,6 +774,163 @@ pub(crate) fn decode(
     Ok((bytes, meta))
 }
 
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// Refuse codestreams the decoders cannot read: JPEG DCT with 12-bit samples
+/// (jpeg-decoder implements 8-bit DCT only).
+fn check_codestream(ts: &str, first_fragment: &[u8]) -> Result<(), PixelError> {
+    if is_jpeg_dct(ts) && jpeg_precision(first_fragment).is_some_and(|bits| bits > 8) {
+        return Err(PixelError::Unsupported(format!(
+            "{ts} (JPEG with 12-bit DCT precision)"
+        )));
+    }
+    Ok(())
+}
+
+/// JPEG Baseline, Extended and the retired DCT processes (not the lossless ones).
+fn is_jpeg_dct(ts: &str) -> bool {
+    ts.strip_prefix("1.2.840.10008.1.2.4.")
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| (50..=56).contains(&n) || (59..=64).contains(&n))
+}
+
+/// The sample precision of the first frame header (SOFn) of a JPEG codestream.
+fn jpeg_precision(bytes: &[u8]) -> Option<u8> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut at = 2;
+    loop {
+        while *bytes.get(at)? != 0xFF {
+            at += 1;
+        }
+        let marker = *bytes.get(at + 1)?;
+        match marker {
+            0xFF => at += 1,
+            0xD0..=0xD9 | 0x01 => at += 2,
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                return bytes.get(at + 4).copied();
+            }
+            _ => {
+                let len = u16::from_be_bytes([*bytes.get(at + 2)?, *bytes.get(at + 3)?]);
+                at += 2 + len as usize;
+            }
+        }
+    }
+}
+
+/// PackBits-decode one RLE segment into `out` (PS3.5 G.3.1).
+fn packbits(seg: &[u8], out: &mut Vec<u8>, want: usize) {
+    let mut i = 0;
+    while i < seg.len() && out.len() < want {
+        let n = seg[i] as i8;
+        i += 1;
+        if n >= 0 {
+            let end = (i + n as usize + 1).min(seg.len());
+            out.extend_from_slice(&seg[i..end]);
+            i = end;
+        } else if n != -128 {
+            if let Some(&b) = seg.get(i) {
+                out.extend(std::iter::repeat_n(b, (1 - i32::from(n)) as usize));
+            }
+            i += 1;
+        }
+    }
+    out.truncate(want);
+}
+
+/// Decode one RLE Lossless frame (PS3.5 Annex G) to interleaved little-endian samples.
+fn rle_decode(frame: &[u8], l: &Layout) -> Result<Vec<u8>, PixelError> {
+    let header = frame
+        .get(..64)
+        .ok_or_else(|| invalid("RLE frame shorter than its header"))?;
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            header[i * 4],
+            header[i * 4 + 1],
+            header[i * 4 + 2],
+            header[i * 4 + 3],
+        ]) as usize
+    };
+    let bps = (l.bits_allocated / 8) as usize;
+    let spp = l.samples_per_pixel as usize;
+    let segments = word(0);
+    if bps == 0 || segments != spp * bps || segments > 15 {
+        return Err(invalid(format!(
+            "RLE frame has {segments} segments, expected {}",
+            spp * bps
+        )));
+    }
+    let pixels = l.rows as usize * l.columns as usize;
+    let mut out = vec![0u8; pixels * spp * bps];
+    for s in 0..segments {
+        let start = word(s + 1);
+        let end = if s + 1 < segments {
+            word(s + 2)
+        } else {
+            frame.len()
+        };
+        let seg = frame
+            .get(start..end)
+            .ok_or_else(|| invalid("RLE segment offsets out of range"))?;
+        let mut plane = Vec::with_capacity(pixels);
+        packbits(seg, &mut plane, pixels);
+        if plane.len() < pixels {
+            return Err(invalid("RLE segment decodes to too few bytes"));
+        }
+        // segment s: sample s / bps, byte (bps - 1 - s % bps) of it (most significant first)
+        let (sample, byte) = (s / bps, bps - 1 - s % bps);
+        for (px, v) in plane.iter().enumerate() {
+            out[(px * spp + sample) * bps + byte] = *v;
+        }
+    }
+    Ok(out)
+}
+
+/// Frame attributes read from the top level of the data set (used where dicom-pixeldata
+/// does not decode the frame itself).
+fn frame_meta_from_obj(obj: &DefaultDicomObject) -> Result<FrameMeta, PixelError> {
+    let int = |tag| -> Option<u32> { obj.element(tag).ok()?.to_int::<u32>().ok() };
+    let float = |tag| -> Option<f64> { obj.element(tag).ok()?.to_float64().ok() };
+    let text =
+        |tag| -> Option<String> { Some(obj.element(tag).ok()?.to_str().ok()?.trim().to_owned()) };
+    let window = match (float(tags::WINDOW_CENTER), float(tags::WINDOW_WIDTH)) {
+        (Some(center), Some(width)) => Some(WindowLevel { center, width }),
+        _ => None,
+    };
+    let narrow = |v: Option<u32>, what: &str| {
+        v.and_then(|v| u16::try_from(v).ok())
+            .ok_or_else(|| invalid(format!("{what} missing")))
+    };
+    Ok(FrameMeta {
+        rows: int(tags::ROWS).ok_or_else(|| invalid("Rows missing"))?,
+        columns: int(tags::COLUMNS).ok_or_else(|| invalid("Columns missing"))?,
+        samples_per_pixel: narrow(
+            int(tags::SAMPLES_PER_PIXEL).or(Some(1)),
+            "Samples per Pixel",
+        )?,
+        bits_allocated: narrow(int(tags::BITS_ALLOCATED), "Bits Allocated")?,
+        bits_stored: narrow(
+            int(tags::BITS_STORED).or(int(tags::BITS_ALLOCATED)),
+            "Bits Stored",
+        )?,
+        signed: int(tags::PIXEL_REPRESENTATION) == Some(1),
+        photometric: PhotometricInterpretation::from(
+            text(tags::PHOTOMETRIC_INTERPRETATION)
+                .unwrap_or_else(|| "MONOCHROME2".to_owned())
+                .as_str(),
+        ),
+        rescale: Rescale {
+            slope: float(tags::RESCALE_SLOPE).unwrap_or(1.0),
+            intercept: float(tags::RESCALE_INTERCEPT).unwrap_or(0.0),
+        },
+        window,
+        voi_lut_function: text(tags::VOILUT_FUNCTION)
+            .and_then(|f| VoiLutFunction::try_from(f.as_str()).ok())
+            .unwrap_or_default(),
+    })
+}
+
 /// The frame decoded, as Explicit VR Little Endian pixel data with Planar Configuration 0
 /// carries it: samples interleaved, little endian, 1-bit frames packed as stored. Colour
 /// frames decoded from JPEG, JPEG 2000 and RLE are RGB (dicom-pixeldata converts YBR to
@@ -754,18 +946,33 @@ pub fn transcode_explicit_le(file: &[u8]) -> Result<Vec<u8>, PixelError> {
     let buf = inflated.as_deref().unwrap_or(file);
     let p = parse(buf, start, &ts)?;
     let encapsulated = is_encapsulated(&p);
+    let mut obj = open(file)?;
     if encapsulated {
         check_decodable(&ts)?;
-        if !matches!(p.layout.bits_allocated, 8 | 16) {
-            return Err(PixelError::Unsupported(format!(
-                "{ts} with Bits Allocated {}",
-                p.layout.bits_allocated
-            )));
-        }
+        let frames = encapsulated_frames(buf, &p)?;
+        let first = frames
+            .first()
+            .and_then(|f| f.first())
+            .map(|r| &buf[r.clone()])
+            .unwrap_or_default();
+        check_codestream(&ts, first)?;
     }
-    let mut obj = open(file)?;
-    obj.transcode(&EXPLICIT_VR_LITTLE_ENDIAN.erased())
-        .map_err(|e| invalid(format!("cannot transcode: {e}")))?;
+    if encapsulated && !matches!(p.layout.bits_allocated, 8 | 16) {
+        // dicom-pixeldata's transcoder takes 8 and 16 bits only: decode frame by frame here
+        let mut pixels = Vec::new();
+        for frame in 1..=p.layout.number_of_frames {
+            pixels.extend(decode(file, frame, false)?.0);
+        }
+        obj.put(dicom_core::DataElement::new(
+            tags::PIXEL_DATA,
+            dicom_core::VR::OB,
+            dicom_core::PrimitiveValue::from(pixels),
+        ));
+        obj.update_meta(|meta| meta.set_transfer_syntax(&EXPLICIT_VR_LITTLE_ENDIAN));
+    } else {
+        obj.transcode(&EXPLICIT_VR_LITTLE_ENDIAN.erased())
+            .map_err(|e| invalid(format!("cannot transcode: {e}")))?;
+    }
     if encapsulated {
         for tag in [
             tags::EXTENDED_OFFSET_TABLE,
@@ -801,8 +1008,8 @@ pub(crate) mod tests {
 
     impl Ds {
         pub fn new(ts: &str) -> Self {
-            let bytes = crate::meta::build_file_meta(ts, "1.2.840.10008.5.1.4.1.1.7", "1.2.3.4")
-                .unwrap();
+            let bytes =
+                crate::meta::build_file_meta(ts, "1.2.840.10008.5.1.4.1.1.7", "1.2.3.4").unwrap();
             Ds {
                 bytes,
                 big: ts == EXPLICIT_VR_BE,
@@ -868,7 +1075,9 @@ pub(crate) mod tests {
             pi: &str,
             pr: u16,
         ) -> Self {
-            let mut d = self.us((0x0028, 0x0002), spp).text((0x0028, 0x0004), b"CS", pi);
+            let mut d = self
+                .us((0x0028, 0x0002), spp)
+                .text((0x0028, 0x0004), b"CS", pi);
             if spp > 1 {
                 d = d.us((0x0028, 0x0006), 0);
             }
@@ -1049,7 +1258,10 @@ pub(crate) mod tests {
             .image(2, 2, 1, 8, 3)
             .encapsulated(&[], &frags);
         let idx = frame_index(&file).unwrap();
-        assert_eq!(idx.frames, r.iter().map(|r| vec![r.clone()]).collect::<Vec<_>>());
+        assert_eq!(
+            idx.frames,
+            r.iter().map(|r| vec![r.clone()]).collect::<Vec<_>>()
+        );
         assert_eq!(original_frame(&file, 2).unwrap().0, [3, 4, 5, 6]);
     }
 

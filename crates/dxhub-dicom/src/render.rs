@@ -127,7 +127,9 @@ fn modality_values(bytes: &[u8], meta: &FrameMeta, pixels: usize) -> Result<Vec<
         1 => (0..pixels)
             .map(|i| bytes.get(i / 8).map(|b| u32::from((b >> (i % 8)) & 1)))
             .collect::<Option<_>>(),
-        8 => bytes.get(..pixels).map(|b| b.iter().map(|&v| u32::from(v)).collect()),
+        8 => bytes
+            .get(..pixels)
+            .map(|b| b.iter().map(|&v| u32::from(v)).collect()),
         16 => bytes.get(..pixels * 2).map(|b| {
             b.chunks_exact(2)
                 .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
@@ -175,7 +177,7 @@ fn voi(values: &[f64], meta: &FrameMeta, window: Option<(f64, f64)>) -> Vec<u8> 
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
                     (lo.min(v), hi.max(v))
                 });
-            if !(hi > lo) {
+            if hi <= lo || !(hi - lo).is_finite() {
                 return vec![0; values.len()];
             }
             return values
@@ -205,7 +207,11 @@ pub(crate) fn window_value(x: f64, center: f64, width: f64, function: VoiLutFunc
             }
         }
         VoiLutFunction::LinearExact => {
-            let w = if width > 0.0 { width } else { f64::MIN_POSITIVE };
+            let w = if width > 0.0 {
+                width
+            } else {
+                f64::MIN_POSITIVE
+            };
             if x <= center - w / 2.0 {
                 0.0
             } else if x > center + w / 2.0 {
@@ -215,7 +221,11 @@ pub(crate) fn window_value(x: f64, center: f64, width: f64, function: VoiLutFunc
             }
         }
         VoiLutFunction::Sigmoid => {
-            let w = if width > 0.0 { width } else { f64::MIN_POSITIVE };
+            let w = if width > 0.0 {
+                width
+            } else {
+                f64::MIN_POSITIVE
+            };
             255.0 / (1.0 + (-4.0 * (x - center) / w).exp())
         }
     };
@@ -243,8 +253,16 @@ fn fit(image: DynamicImage, viewport: Option<(u32, u32)>) -> DynamicImage {
         return image;
     };
     let (w, h) = (f64::from(image.width()), f64::from(image.height()));
-    let sx = if vw == 0 { f64::INFINITY } else { f64::from(vw) / w };
-    let sy = if vh == 0 { f64::INFINITY } else { f64::from(vh) / h };
+    let sx = if vw == 0 {
+        f64::INFINITY
+    } else {
+        f64::from(vw) / w
+    };
+    let sy = if vh == 0 {
+        f64::INFINITY
+    } else {
+        f64::from(vh) / h
+    };
     let scale = sx.min(sy);
     if !scale.is_finite() || (scale - 1.0).abs() < f64::EPSILON {
         return image;
