@@ -57,15 +57,22 @@ struct Layout {
     bits_allocated: u32,
     planar_configuration: u32,
     number_of_frames: u32,
+    photometric_interpretation: String,
 }
 
 impl Layout {
-    /// Bits of one native frame.
+    /// Bits of one native frame. Native YBR_FULL_422 carries two samples per pixel on
+    /// average (Y Y Cb Cr for each pair of pixels, PS3.3 C.7.6.3.1.2).
     fn frame_bits(&self) -> u64 {
-        u64::from(self.rows)
-            * u64::from(self.columns)
-            * u64::from(self.samples_per_pixel)
-            * u64::from(self.bits_allocated)
+        let samples = if self.is_native_422() {
+            2
+        } else {
+            u64::from(self.samples_per_pixel)
+        };
+        u64::from(self.rows) * u64::from(self.columns) * samples * u64::from(self.bits_allocated)
+    }
+    fn is_native_422(&self) -> bool {
+        self.samples_per_pixel == 3 && self.photometric_interpretation == "YBR_FULL_422"
     }
 }
 
@@ -307,6 +314,12 @@ fn parse(buf: &[u8], start: usize, ts: &str) -> Result<Parsed, PixelError> {
         let tag = h.tag;
         match (tag.0, tag.1) {
             (0x0028, 0x0002) => layout.samples_per_pixel = to_uint(&w, &h)?,
+            (0x0028, 0x0004) => {
+                let raw = w.bytes(h.value_start, h.length as usize)?;
+                layout.photometric_interpretation = String::from_utf8_lossy(raw)
+                    .trim_matches(|c: char| c == ' ' || c == '\0')
+                    .to_owned();
+            }
             (0x0028, 0x0006) => layout.planar_configuration = to_uint(&w, &h)?,
             (0x0028, 0x0008) => {
                 layout.number_of_frames = if h.length == 0 {
@@ -666,6 +679,88 @@ pub(crate) struct FrameMeta {
     pub rescale: Rescale,
     pub window: Option<WindowLevel>,
     pub voi_lut_function: VoiLutFunction,
+    /// For PALETTE COLOR: the red, green and blue LUTs.
+    pub palette: Option<Palette>,
+}
+
+/// A PALETTE COLOR lookup table (PS3.3 C.7.6.3.1.5), entries narrowed to 8 bits.
+pub(crate) struct Palette {
+    pub first_mapped: i64,
+    pub red: Vec<u8>,
+    pub green: Vec<u8>,
+    pub blue: Vec<u8>,
+}
+
+/// The palette of a PALETTE COLOR image; `None` when it has none that can be read
+/// (segmented palettes are not supported).
+fn palette_from_obj(obj: &DefaultDicomObject, signed: bool) -> Option<Palette> {
+    let lut = |descriptor, data| -> Option<(i64, Vec<u8>)> {
+        let d: Vec<i64> = obj.element(descriptor).ok()?.to_multi_int::<i64>().ok()?;
+        let (entries, first, bits) = (*d.first()?, *d.get(1)?, *d.get(2)?);
+        let entries = if entries <= 0 {
+            65536
+        } else {
+            entries as usize
+        };
+        let first = if signed && first > 0x7FFF {
+            first - 0x1_0000
+        } else {
+            first
+        };
+        let e = obj.element(data).ok()?;
+        let words: Vec<u16> = match e.value().primitive()? {
+            dicom_core::PrimitiveValue::U8(b) => b.iter().map(|&v| u16::from(v)).collect(),
+            other => other.to_multi_int::<u16>().ok()?,
+        };
+        let values: Vec<u8> = if bits <= 8 && words.len() * 2 == entries {
+            // 8-bit entries packed two to a word, first entry in the low byte
+            words
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .collect::<Vec<u8>>()
+        } else if words.len() >= entries {
+            words[..entries]
+                .iter()
+                .map(|&w| {
+                    if bits > 8 {
+                        (w >> 8) as u8
+                    } else {
+                        (w & 0xFF) as u8
+                    }
+                })
+                .collect()
+        } else {
+            return None;
+        };
+        Some((first, values))
+    };
+    let (first_mapped, red) = lut(
+        tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+        tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+    )?;
+    let (_, green) = lut(
+        tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+        tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+    )?;
+    let (_, blue) = lut(
+        tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+        tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+    )?;
+    (!red.is_empty() && red.len() == green.len() && red.len() == blue.len()).then_some(Palette {
+        first_mapped,
+        red,
+        green,
+        blue,
+    })
+}
+
+fn with_palette(meta: Option<FrameMeta>, obj: &DefaultDicomObject) -> Option<FrameMeta> {
+    meta.map(|mut m| {
+        if m.photometric == PhotometricInterpretation::PaletteColor {
+            m.palette = palette_from_obj(obj, m.signed);
+        }
+        m
+    })
 }
 
 fn frame_meta(d: &DecodedPixelData<'_>) -> Result<FrameMeta, PixelError> {
@@ -693,6 +788,7 @@ fn frame_meta(d: &DecodedPixelData<'_>) -> Result<FrameMeta, PixelError> {
             .map_err(bad)?
             .and_then(|f| f.first().copied())
             .unwrap_or_default(),
+        palette: None,
     })
 }
 
@@ -711,6 +807,7 @@ pub(crate) fn decode(
         let bytes = if layout.samples_per_pixel > 1
             && layout.planar_configuration == 1
             && layout.bits_allocated >= 8
+            && !layout.is_native_422()
         {
             interleave(
                 &bytes,
@@ -722,10 +819,13 @@ pub(crate) fn decode(
         };
         let meta = if with_meta {
             let obj = open(file)?;
-            let d = obj
-                .decode_pixel_data_frame(frame - 1)
-                .map_err(|e| invalid(format!("cannot read frame {frame}: {e}")))?;
-            Some(frame_meta(&d)?)
+            // dicom-pixeldata reads per-frame functional groups; it cannot size native
+            // YBR_FULL_422 frames, where the top-level attributes are read instead
+            let meta = match obj.decode_pixel_data_frame(frame - 1) {
+                Ok(d) if !layout.is_native_422() => frame_meta(&d)?,
+                _ => frame_meta_from_obj(&obj)?,
+            };
+            with_palette(Some(meta), &obj)
         } else {
             None
         };
@@ -747,7 +847,8 @@ pub(crate) fn decode(
         }
         let bytes = rle_decode(&data, &p.layout)?;
         let meta = if with_meta {
-            Some(frame_meta_from_obj(&open(file)?)?)
+            let obj = open(file)?;
+            with_palette(Some(frame_meta_from_obj(&obj)?), &obj)
         } else {
             None
         };
@@ -758,11 +859,15 @@ pub(crate) fn decode(
         .decode_pixel_data_frame(i as u32)
         .map_err(|e| invalid(format!("cannot decode frame {frame}: {e}")))?;
     let meta = if with_meta {
-        Some(frame_meta(&decoded)?)
+        with_palette(Some(frame_meta(&decoded)?), &obj)
     } else {
         None
     };
-    let expected = native_frame_len(&p.layout)?;
+    // decoders hand back every sample of every pixel (YBR_FULL_422 upsampled)
+    let expected = native_frame_len(&Layout {
+        photometric_interpretation: String::new(),
+        ..p.layout.clone()
+    })?;
     let mut bytes = ne_to_le(decoded.into_data(), p.layout.bits_allocated);
     if bytes.len() < expected {
         return Err(invalid(format!(
@@ -928,13 +1033,15 @@ fn frame_meta_from_obj(obj: &DefaultDicomObject) -> Result<FrameMeta, PixelError
         voi_lut_function: text(tags::VOILUT_FUNCTION)
             .and_then(|f| VoiLutFunction::try_from(f.as_str()).ok())
             .unwrap_or_default(),
+        palette: None,
     })
 }
 
 /// The frame decoded, as Explicit VR Little Endian pixel data with Planar Configuration 0
 /// carries it: samples interleaved, little endian, 1-bit frames packed as stored. Colour
-/// frames decoded from JPEG, JPEG 2000 and RLE are RGB (dicom-pixeldata converts YBR to
-/// RGB while decoding, and sets Photometric Interpretation RGB when transcoding).
+/// frames decoded from JPEG and JPEG 2000 are RGB (dicom-pixeldata converts YBR to RGB
+/// while decoding, and sets Photometric Interpretation RGB when transcoding); RLE keeps
+/// the stored colour space. Native YBR_FULL_422 comes back as stored (Y Y Cb Cr).
 pub fn decoded_frame(file: &[u8], frame: u32) -> Result<Vec<u8>, PixelError> {
     decode(file, frame, false).map(|(bytes, _)| bytes)
 }
@@ -1049,6 +1156,12 @@ pub(crate) mod tests {
         pub fn us(mut self, tag: (u16, u16), v: u16) -> Self {
             self.header(tag, b"US", 2);
             self.u16(v);
+            self
+        }
+        /// An element with the given value bytes (little endian files only).
+        pub fn raw(mut self, tag: (u16, u16), vr: &[u8; 2], v: &[u8]) -> Self {
+            self.header(tag, vr, v.len() as u32);
+            self.bytes.extend_from_slice(v);
             self
         }
         pub fn text(mut self, tag: (u16, u16), vr: &[u8; 2], v: &str) -> Self {
