@@ -376,13 +376,12 @@ struct Fragments {
     item_offsets: Vec<u64>,
 }
 
-fn fragments(buf: &[u8], value_start: usize, big: bool) -> Result<Fragments, PixelError> {
-    // item headers in encapsulated pixel data are always little endian, except in the
-    // retired Explicit VR Big Endian, which cannot hold encapsulated pixel data anyway
+fn fragments(buf: &[u8], value_start: usize) -> Result<Fragments, PixelError> {
+    // encapsulated pixel data only exists in little-endian transfer syntaxes
     let w = Walker {
         buf,
         explicit: true,
-        big,
+        big: false,
     };
     let bot = w.header(value_start)?;
     if bot.tag != ITEM || bot.length == UNDEFINED {
@@ -399,7 +398,9 @@ fn fragments(buf: &[u8], value_start: usize, big: bool) -> Result<Fragments, Pix
     let mut at = first;
     let mut ranges = Vec::new();
     let mut item_offsets = Vec::new();
-    loop {
+    // a file cut right after its last fragment (no Sequence Delimitation Item) is taken
+    // as complete, as pydicom and dicom-object do
+    while at < buf.len() {
         let h = w.header(at)?;
         match h.tag {
             SEQ_END => break,
@@ -456,7 +457,7 @@ fn starts_codestream(bytes: &[u8]) -> bool {
 }
 
 fn encapsulated_frames(buf: &[u8], p: &Parsed) -> Result<Vec<Vec<Range<usize>>>, PixelError> {
-    let f = fragments(buf, p.pixel.value_start, false)?;
+    let f = fragments(buf, p.pixel.value_start)?;
     let n = p.layout.number_of_frames as usize;
     if f.ranges.is_empty() {
         return Err(invalid("encapsulated pixel data has no fragments"));
@@ -553,6 +554,19 @@ pub fn frame_index(file: &[u8]) -> Result<FrameIndex, PixelError> {
         encapsulated: is_encapsulated(&p),
         frames,
     })
+}
+
+/// The number of frames of the instance (Deflated files included).
+pub fn frame_count(file: &[u8]) -> Result<u32, PixelError> {
+    let (ts, start, inflated) = dataset(file)?;
+    let buf = inflated.as_deref().unwrap_or(file);
+    let p = parse(buf, start, &ts)?;
+    let n = if is_encapsulated(&p) {
+        encapsulated_frames(buf, &p)?.len()
+    } else {
+        native_frames(&p, buf.len())?.len()
+    };
+    u32::try_from(n).map_err(|_| invalid("too many frames"))
 }
 
 fn check_frame(frame: u32, n: usize) -> Result<usize, PixelError> {
@@ -1259,6 +1273,7 @@ pub(crate) mod tests {
             let idx = frame_index(&file).unwrap();
             assert!(!idx.encapsulated);
             assert_eq!(idx.transfer_syntax_uid, ts);
+            assert_eq!(frame_count(&file).unwrap(), 3);
             let at = at as u64;
             assert_eq!(
                 idx.frames,
@@ -1376,6 +1391,22 @@ pub(crate) mod tests {
             r.iter().map(|r| vec![r.clone()]).collect::<Vec<_>>()
         );
         assert_eq!(original_frame(&file, 2).unwrap().0, [3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn encapsulated_without_sequence_delimiter_at_the_end_of_the_file() {
+        let frags: [&[u8]; 2] = [&[1, 2], &[3, 4]];
+        let (mut file, r) = Ds::new("1.2.840.10008.1.2.5")
+            .image(2, 2, 1, 8, 2)
+            .encapsulated(&[], &frags);
+        file.truncate(file.len() - 8);
+        assert_eq!(
+            frame_index(&file).unwrap().frames,
+            vec![vec![r[0].clone()], vec![r[1].clone()]]
+        );
+        // cut inside a fragment: malformed
+        file.truncate(file.len() - 1);
+        assert!(matches!(frame_index(&file), Err(PixelError::Invalid(_))));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use dicom_dictionary_std::tags;
 use dxhub_dicom::pixel::{
-    PixelError, decoded_frame, frame_index, original_frame, transcode_explicit_le,
+    PixelError, decoded_frame, frame_count, frame_index, original_frame, transcode_explicit_le,
 };
 use dxhub_dicom::render::{ImageFormat, RenderOptions, render};
 use serde_json::Value;
@@ -186,6 +186,10 @@ fn check_file(name: &str, exp: &Value, corpus: &Path) -> Result<usize, String> {
         decoded.len()
     );
 
+    ensure!(
+        frame_count(&file).map_err(|e| format!("frame_count: {e}"))? == frames,
+        "frame_count differs from pydicom's {frames}"
+    );
     if ts != "1.2.840.10008.1.2.1.99" {
         let idx = frame_index(&file).map_err(|e| format!("frame_index: {e}"))?;
         ensure!(
