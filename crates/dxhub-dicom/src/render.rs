@@ -32,8 +32,8 @@ pub struct RenderOptions {
     /// (center, width) in modality units, applied with the LINEAR function. A width
     /// below 1 is taken as 1.
     pub window: Option<(f64, f64)>,
-    /// (width, height) to fit inside, keeping the aspect ratio (scaling up or down). A
-    /// zero leaves that dimension unconstrained.
+    /// (width, height) to fit inside, keeping the aspect ratio (scaling down, or up to
+    /// [`MAX_UPSCALED_SIDE`]). A zero leaves that dimension unconstrained.
     pub viewport: Option<(u32, u32)>,
     /// JPEG quality, 1..=100 (clamped); ignored for PNG.
     pub quality: u8,
@@ -285,6 +285,9 @@ fn ybr_full_to_rgb(px: &mut [u8]) {
     }
 }
 
+/// The longest side a viewport may scale a frame up to.
+pub const MAX_UPSCALED_SIDE: u32 = 4096;
+
 /// Fit inside the viewport keeping the aspect ratio.
 fn fit(image: DynamicImage, viewport: Option<(u32, u32)>) -> DynamicImage {
     let Some((vw, vh)) = viewport else {
@@ -301,8 +304,16 @@ fn fit(image: DynamicImage, viewport: Option<(u32, u32)>) -> DynamicImage {
     } else {
         f64::from(vh) / h
     };
+    // scaling up stops at MAX_UPSCALED_SIDE (a viewport of 65535 × 65535 must not
+    // allocate gigabytes); frames larger than that are only ever scaled down
+    let longest = w.max(h);
+    let cap = (f64::from(MAX_UPSCALED_SIDE) / longest).max(1.0);
     let scale = sx.min(sy);
-    if !scale.is_finite() || (scale - 1.0).abs() < f64::EPSILON {
+    if !scale.is_finite() {
+        return image;
+    }
+    let scale = scale.min(cap);
+    if (scale - 1.0).abs() < f64::EPSILON {
         return image;
     }
     let nw = ((w * scale).round() as u32).max(1);
@@ -441,6 +452,21 @@ mod tests {
             img.to_rgb8().into_raw(),
             [0, 0, 255, 255, 0, 0, 128, 128, 128]
         );
+    }
+
+    #[test]
+    fn viewport_fits_and_caps_upscaling() {
+        let img = DynamicImage::ImageLuma8(GrayImage::new(400, 100));
+        let dims = |v| {
+            let i = fit(img.clone(), v);
+            (i.width(), i.height())
+        };
+        assert_eq!(dims(None), (400, 100));
+        assert_eq!(dims(Some((100, 100))), (100, 25));
+        assert_eq!(dims(Some((0, 50))), (200, 50));
+        assert_eq!(dims(Some((800, 0))), (800, 200));
+        assert_eq!(dims(Some((0, 0))), (400, 100));
+        assert_eq!(dims(Some((65535, 65535))), (MAX_UPSCALED_SIDE, 1024));
     }
 
     #[test]
