@@ -57,15 +57,22 @@ struct Layout {
     bits_allocated: u32,
     planar_configuration: u32,
     number_of_frames: u32,
+    photometric_interpretation: String,
 }
 
 impl Layout {
-    /// Bits of one native frame.
+    /// Bits of one native frame. Native YBR_FULL_422 carries two samples per pixel on
+    /// average (Y Y Cb Cr for each pair of pixels, PS3.3 C.7.6.3.1.2).
     fn frame_bits(&self) -> u64 {
-        u64::from(self.rows)
-            * u64::from(self.columns)
-            * u64::from(self.samples_per_pixel)
-            * u64::from(self.bits_allocated)
+        let samples = if self.is_native_422() {
+            2
+        } else {
+            u64::from(self.samples_per_pixel)
+        };
+        u64::from(self.rows) * u64::from(self.columns) * samples * u64::from(self.bits_allocated)
+    }
+    fn is_native_422(&self) -> bool {
+        self.samples_per_pixel == 3 && self.photometric_interpretation == "YBR_FULL_422"
     }
 }
 
@@ -307,6 +314,12 @@ fn parse(buf: &[u8], start: usize, ts: &str) -> Result<Parsed, PixelError> {
         let tag = h.tag;
         match (tag.0, tag.1) {
             (0x0028, 0x0002) => layout.samples_per_pixel = to_uint(&w, &h)?,
+            (0x0028, 0x0004) => {
+                let raw = w.bytes(h.value_start, h.length as usize)?;
+                layout.photometric_interpretation = String::from_utf8_lossy(raw)
+                    .trim_matches(|c: char| c == ' ' || c == '\0')
+                    .to_owned();
+            }
             (0x0028, 0x0006) => layout.planar_configuration = to_uint(&w, &h)?,
             (0x0028, 0x0008) => {
                 layout.number_of_frames = if h.length == 0 {
@@ -363,13 +376,12 @@ struct Fragments {
     item_offsets: Vec<u64>,
 }
 
-fn fragments(buf: &[u8], value_start: usize, big: bool) -> Result<Fragments, PixelError> {
-    // item headers in encapsulated pixel data are always little endian, except in the
-    // retired Explicit VR Big Endian, which cannot hold encapsulated pixel data anyway
+fn fragments(buf: &[u8], value_start: usize) -> Result<Fragments, PixelError> {
+    // encapsulated pixel data only exists in little-endian transfer syntaxes
     let w = Walker {
         buf,
         explicit: true,
-        big,
+        big: false,
     };
     let bot = w.header(value_start)?;
     if bot.tag != ITEM || bot.length == UNDEFINED {
@@ -386,7 +398,9 @@ fn fragments(buf: &[u8], value_start: usize, big: bool) -> Result<Fragments, Pix
     let mut at = first;
     let mut ranges = Vec::new();
     let mut item_offsets = Vec::new();
-    loop {
+    // a file cut right after its last fragment (no Sequence Delimitation Item) is taken
+    // as complete, as pydicom and dicom-object do
+    while at < buf.len() {
         let h = w.header(at)?;
         match h.tag {
             SEQ_END => break,
@@ -443,7 +457,7 @@ fn starts_codestream(bytes: &[u8]) -> bool {
 }
 
 fn encapsulated_frames(buf: &[u8], p: &Parsed) -> Result<Vec<Vec<Range<usize>>>, PixelError> {
-    let f = fragments(buf, p.pixel.value_start, false)?;
+    let f = fragments(buf, p.pixel.value_start)?;
     let n = p.layout.number_of_frames as usize;
     if f.ranges.is_empty() {
         return Err(invalid("encapsulated pixel data has no fragments"));
@@ -481,7 +495,7 @@ fn native_frame_len(l: &Layout) -> Result<usize, PixelError> {
         return Err(invalid("Rows, Columns or Bits Allocated missing or zero"));
     }
     let bits = l.frame_bits();
-    if bits % 8 != 0 {
+    if bits & 7 != 0 {
         if l.number_of_frames > 1 {
             return Err(PixelError::Unsupported(format!(
                 "{} bit-packed frames that do not end on a byte boundary",
@@ -540,6 +554,19 @@ pub fn frame_index(file: &[u8]) -> Result<FrameIndex, PixelError> {
         encapsulated: is_encapsulated(&p),
         frames,
     })
+}
+
+/// The number of frames of the instance (Deflated files included).
+pub fn frame_count(file: &[u8]) -> Result<u32, PixelError> {
+    let (ts, start, inflated) = dataset(file)?;
+    let buf = inflated.as_deref().unwrap_or(file);
+    let p = parse(buf, start, &ts)?;
+    let n = if is_encapsulated(&p) {
+        encapsulated_frames(buf, &p)?.len()
+    } else {
+        native_frames(&p, buf.len())?.len()
+    };
+    u32::try_from(n).map_err(|_| invalid("too many frames"))
 }
 
 fn check_frame(frame: u32, n: usize) -> Result<usize, PixelError> {
@@ -666,6 +693,88 @@ pub(crate) struct FrameMeta {
     pub rescale: Rescale,
     pub window: Option<WindowLevel>,
     pub voi_lut_function: VoiLutFunction,
+    /// For PALETTE COLOR: the red, green and blue LUTs.
+    pub palette: Option<Palette>,
+}
+
+/// A PALETTE COLOR lookup table (PS3.3 C.7.6.3.1.5), entries narrowed to 8 bits.
+pub(crate) struct Palette {
+    pub first_mapped: i64,
+    pub red: Vec<u8>,
+    pub green: Vec<u8>,
+    pub blue: Vec<u8>,
+}
+
+/// The palette of a PALETTE COLOR image; `None` when it has none that can be read
+/// (segmented palettes are not supported).
+fn palette_from_obj(obj: &DefaultDicomObject, signed: bool) -> Option<Palette> {
+    let lut = |descriptor, data| -> Option<(i64, Vec<u8>)> {
+        let d: Vec<i64> = obj.element(descriptor).ok()?.to_multi_int::<i64>().ok()?;
+        let (entries, first, bits) = (*d.first()?, *d.get(1)?, *d.get(2)?);
+        let entries = if entries <= 0 {
+            65536
+        } else {
+            entries as usize
+        };
+        let first = if signed && first > 0x7FFF {
+            first - 0x1_0000
+        } else {
+            first
+        };
+        let e = obj.element(data).ok()?;
+        let words: Vec<u16> = match e.value().primitive()? {
+            dicom_core::PrimitiveValue::U8(b) => b.iter().map(|&v| u16::from(v)).collect(),
+            other => other.to_multi_int::<u16>().ok()?,
+        };
+        let values: Vec<u8> = if bits <= 8 && words.len() * 2 == entries {
+            // 8-bit entries packed two to a word, first entry in the low byte
+            words
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .collect::<Vec<u8>>()
+        } else if words.len() >= entries {
+            words[..entries]
+                .iter()
+                .map(|&w| {
+                    if bits > 8 {
+                        (w >> 8) as u8
+                    } else {
+                        (w & 0xFF) as u8
+                    }
+                })
+                .collect()
+        } else {
+            return None;
+        };
+        Some((first, values))
+    };
+    let (first_mapped, red) = lut(
+        tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+        tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+    )?;
+    let (_, green) = lut(
+        tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+        tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+    )?;
+    let (_, blue) = lut(
+        tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+        tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+    )?;
+    (!red.is_empty() && red.len() == green.len() && red.len() == blue.len()).then_some(Palette {
+        first_mapped,
+        red,
+        green,
+        blue,
+    })
+}
+
+fn with_palette(meta: Option<FrameMeta>, obj: &DefaultDicomObject) -> Option<FrameMeta> {
+    meta.map(|mut m| {
+        if m.photometric == PhotometricInterpretation::PaletteColor {
+            m.palette = palette_from_obj(obj, m.signed);
+        }
+        m
+    })
 }
 
 fn frame_meta(d: &DecodedPixelData<'_>) -> Result<FrameMeta, PixelError> {
@@ -693,6 +802,7 @@ fn frame_meta(d: &DecodedPixelData<'_>) -> Result<FrameMeta, PixelError> {
             .map_err(bad)?
             .and_then(|f| f.first().copied())
             .unwrap_or_default(),
+        palette: None,
     })
 }
 
@@ -711,6 +821,7 @@ pub(crate) fn decode(
         let bytes = if layout.samples_per_pixel > 1
             && layout.planar_configuration == 1
             && layout.bits_allocated >= 8
+            && !layout.is_native_422()
         {
             interleave(
                 &bytes,
@@ -722,28 +833,55 @@ pub(crate) fn decode(
         };
         let meta = if with_meta {
             let obj = open(file)?;
-            let d = obj
-                .decode_pixel_data_frame(frame - 1)
-                .map_err(|e| invalid(format!("cannot read frame {frame}: {e}")))?;
-            Some(frame_meta(&d)?)
+            // dicom-pixeldata reads per-frame functional groups; it cannot size native
+            // YBR_FULL_422 frames, where the top-level attributes are read instead
+            let meta = match obj.decode_pixel_data_frame(frame - 1) {
+                Ok(d) if !layout.is_native_422() => frame_meta(&d)?,
+                _ => frame_meta_from_obj(&obj)?,
+            };
+            with_palette(Some(meta), &obj)
         } else {
             None
         };
         return Ok((bytes, meta));
     }
     check_decodable(&ts)?;
-    let n = encapsulated_frames(buf, &p)?.len();
-    let i = check_frame(frame, n)?;
+    let frames = encapsulated_frames(buf, &p)?;
+    let i = check_frame(frame, frames.len())?;
+    let first_fragment = frames[i]
+        .first()
+        .map(|r| &buf[r.clone()])
+        .unwrap_or_default();
+    check_codestream(&ts, first_fragment)?;
+    if ts == RLE_LOSSLESS && !matches!(p.layout.bits_allocated, 8 | 16) {
+        // dicom-pixeldata's RLE decoder takes 8 and 16 bits only
+        let mut data = Vec::new();
+        for r in &frames[i] {
+            data.extend_from_slice(&buf[r.clone()]);
+        }
+        let bytes = rle_decode(&data, &p.layout)?;
+        let meta = if with_meta {
+            let obj = open(file)?;
+            with_palette(Some(frame_meta_from_obj(&obj)?), &obj)
+        } else {
+            None
+        };
+        return Ok((bytes, meta));
+    }
     let obj = open(file)?;
     let decoded = obj
         .decode_pixel_data_frame(i as u32)
         .map_err(|e| invalid(format!("cannot decode frame {frame}: {e}")))?;
     let meta = if with_meta {
-        Some(frame_meta(&decoded)?)
+        with_palette(Some(frame_meta(&decoded)?), &obj)
     } else {
         None
     };
-    let expected = native_frame_len(&p.layout)?;
+    // decoders hand back every sample of every pixel (YBR_FULL_422 upsampled)
+    let expected = native_frame_len(&Layout {
+        photometric_interpretation: String::new(),
+        ..p.layout.clone()
+    })?;
     let mut bytes = ne_to_le(decoded.into_data(), p.layout.bits_allocated);
     if bytes.len() < expected {
         return Err(invalid(format!(
@@ -755,10 +893,169 @@ pub(crate) fn decode(
     Ok((bytes, meta))
 }
 
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// Refuse codestreams the decoders cannot read: JPEG DCT with 12-bit samples
+/// (jpeg-decoder implements 8-bit DCT only).
+fn check_codestream(ts: &str, first_fragment: &[u8]) -> Result<(), PixelError> {
+    if is_jpeg_dct(ts) && jpeg_precision(first_fragment).is_some_and(|bits| bits > 8) {
+        return Err(PixelError::Unsupported(format!(
+            "{ts} (JPEG with 12-bit DCT precision)"
+        )));
+    }
+    Ok(())
+}
+
+/// JPEG Baseline, Extended and the retired DCT processes (not the lossless ones).
+fn is_jpeg_dct(ts: &str) -> bool {
+    ts.strip_prefix("1.2.840.10008.1.2.4.")
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| (50..=56).contains(&n) || (59..=64).contains(&n))
+}
+
+/// The sample precision of the first frame header (SOFn) of a JPEG codestream.
+fn jpeg_precision(bytes: &[u8]) -> Option<u8> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut at = 2;
+    loop {
+        while *bytes.get(at)? != 0xFF {
+            at += 1;
+        }
+        let marker = *bytes.get(at + 1)?;
+        match marker {
+            0xFF => at += 1,
+            0xD0..=0xD9 | 0x01 => at += 2,
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                return bytes.get(at + 4).copied();
+            }
+            _ => {
+                let len = u16::from_be_bytes([*bytes.get(at + 2)?, *bytes.get(at + 3)?]);
+                at += 2 + len as usize;
+            }
+        }
+    }
+}
+
+/// PackBits-decode one RLE segment into `out` (PS3.5 G.3.1).
+fn packbits(seg: &[u8], out: &mut Vec<u8>, want: usize) {
+    let mut i = 0;
+    while i < seg.len() && out.len() < want {
+        let n = seg[i] as i8;
+        i += 1;
+        if n >= 0 {
+            let end = (i + n as usize + 1).min(seg.len());
+            out.extend_from_slice(&seg[i..end]);
+            i = end;
+        } else if n != -128 {
+            if let Some(&b) = seg.get(i) {
+                out.extend(std::iter::repeat_n(b, (1 - i32::from(n)) as usize));
+            }
+            i += 1;
+        }
+    }
+    out.truncate(want);
+}
+
+/// Decode one RLE Lossless frame (PS3.5 Annex G) to interleaved little-endian samples.
+fn rle_decode(frame: &[u8], l: &Layout) -> Result<Vec<u8>, PixelError> {
+    let header = frame
+        .get(..64)
+        .ok_or_else(|| invalid("RLE frame shorter than its header"))?;
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            header[i * 4],
+            header[i * 4 + 1],
+            header[i * 4 + 2],
+            header[i * 4 + 3],
+        ]) as usize
+    };
+    let bps = (l.bits_allocated / 8) as usize;
+    let spp = l.samples_per_pixel as usize;
+    let segments = word(0);
+    if bps == 0 || segments != spp * bps || segments > 15 {
+        return Err(invalid(format!(
+            "RLE frame has {segments} segments, expected {}",
+            spp * bps
+        )));
+    }
+    let pixels = l.rows as usize * l.columns as usize;
+    let mut out = vec![0u8; pixels * spp * bps];
+    for s in 0..segments {
+        let start = word(s + 1);
+        let end = if s + 1 < segments {
+            word(s + 2)
+        } else {
+            frame.len()
+        };
+        let seg = frame
+            .get(start..end)
+            .ok_or_else(|| invalid("RLE segment offsets out of range"))?;
+        let mut plane = Vec::with_capacity(pixels);
+        packbits(seg, &mut plane, pixels);
+        if plane.len() < pixels {
+            return Err(invalid("RLE segment decodes to too few bytes"));
+        }
+        // segment s: sample s / bps, byte (bps - 1 - s % bps) of it (most significant first)
+        let (sample, byte) = (s / bps, bps - 1 - s % bps);
+        for (px, v) in plane.iter().enumerate() {
+            out[(px * spp + sample) * bps + byte] = *v;
+        }
+    }
+    Ok(out)
+}
+
+/// Frame attributes read from the top level of the data set (used where dicom-pixeldata
+/// does not decode the frame itself).
+fn frame_meta_from_obj(obj: &DefaultDicomObject) -> Result<FrameMeta, PixelError> {
+    let int = |tag| -> Option<u32> { obj.element(tag).ok()?.to_int::<u32>().ok() };
+    let float = |tag| -> Option<f64> { obj.element(tag).ok()?.to_float64().ok() };
+    let text =
+        |tag| -> Option<String> { Some(obj.element(tag).ok()?.to_str().ok()?.trim().to_owned()) };
+    let window = match (float(tags::WINDOW_CENTER), float(tags::WINDOW_WIDTH)) {
+        (Some(center), Some(width)) => Some(WindowLevel { center, width }),
+        _ => None,
+    };
+    let narrow = |v: Option<u32>, what: &str| {
+        v.and_then(|v| u16::try_from(v).ok())
+            .ok_or_else(|| invalid(format!("{what} missing")))
+    };
+    Ok(FrameMeta {
+        rows: int(tags::ROWS).ok_or_else(|| invalid("Rows missing"))?,
+        columns: int(tags::COLUMNS).ok_or_else(|| invalid("Columns missing"))?,
+        samples_per_pixel: narrow(
+            int(tags::SAMPLES_PER_PIXEL).or(Some(1)),
+            "Samples per Pixel",
+        )?,
+        bits_allocated: narrow(int(tags::BITS_ALLOCATED), "Bits Allocated")?,
+        bits_stored: narrow(
+            int(tags::BITS_STORED).or(int(tags::BITS_ALLOCATED)),
+            "Bits Stored",
+        )?,
+        signed: int(tags::PIXEL_REPRESENTATION) == Some(1),
+        photometric: PhotometricInterpretation::from(
+            text(tags::PHOTOMETRIC_INTERPRETATION)
+                .unwrap_or_else(|| "MONOCHROME2".to_owned())
+                .as_str(),
+        ),
+        rescale: Rescale {
+            slope: float(tags::RESCALE_SLOPE).unwrap_or(1.0),
+            intercept: float(tags::RESCALE_INTERCEPT).unwrap_or(0.0),
+        },
+        window,
+        voi_lut_function: text(tags::VOILUT_FUNCTION)
+            .and_then(|f| VoiLutFunction::try_from(f.as_str()).ok())
+            .unwrap_or_default(),
+        palette: None,
+    })
+}
+
 /// The frame decoded, as Explicit VR Little Endian pixel data with Planar Configuration 0
 /// carries it: samples interleaved, little endian, 1-bit frames packed as stored. Colour
-/// frames decoded from JPEG, JPEG 2000 and RLE are RGB (dicom-pixeldata converts YBR to
-/// RGB while decoding, and sets Photometric Interpretation RGB when transcoding).
+/// frames decoded from JPEG and JPEG 2000 are RGB (dicom-pixeldata converts YBR to RGB
+/// while decoding, and sets Photometric Interpretation RGB when transcoding); RLE keeps
+/// the stored colour space. Native YBR_FULL_422 comes back as stored (Y Y Cb Cr).
 pub fn decoded_frame(file: &[u8], frame: u32) -> Result<Vec<u8>, PixelError> {
     decode(file, frame, false).map(|(bytes, _)| bytes)
 }
@@ -770,18 +1067,33 @@ pub fn transcode_explicit_le(file: &[u8]) -> Result<Vec<u8>, PixelError> {
     let buf = inflated.as_deref().unwrap_or(file);
     let p = parse(buf, start, &ts)?;
     let encapsulated = is_encapsulated(&p);
+    let mut obj = open(file)?;
     if encapsulated {
         check_decodable(&ts)?;
-        if !matches!(p.layout.bits_allocated, 8 | 16) {
-            return Err(PixelError::Unsupported(format!(
-                "{ts} with Bits Allocated {}",
-                p.layout.bits_allocated
-            )));
-        }
+        let frames = encapsulated_frames(buf, &p)?;
+        let first = frames
+            .first()
+            .and_then(|f| f.first())
+            .map(|r| &buf[r.clone()])
+            .unwrap_or_default();
+        check_codestream(&ts, first)?;
     }
-    let mut obj = open(file)?;
-    obj.transcode(&EXPLICIT_VR_LITTLE_ENDIAN.erased())
-        .map_err(|e| invalid(format!("cannot transcode: {e}")))?;
+    if encapsulated && !matches!(p.layout.bits_allocated, 8 | 16) {
+        // dicom-pixeldata's transcoder takes 8 and 16 bits only: decode frame by frame here
+        let mut pixels = Vec::new();
+        for frame in 1..=p.layout.number_of_frames {
+            pixels.extend(decode(file, frame, false)?.0);
+        }
+        obj.put(dicom_core::DataElement::new(
+            tags::PIXEL_DATA,
+            dicom_core::VR::OB,
+            dicom_core::PrimitiveValue::from(pixels),
+        ));
+        obj.update_meta(|meta| meta.set_transfer_syntax(&EXPLICIT_VR_LITTLE_ENDIAN));
+    } else {
+        obj.transcode(&EXPLICIT_VR_LITTLE_ENDIAN.erased())
+            .map_err(|e| invalid(format!("cannot transcode: {e}")))?;
+    }
     if encapsulated {
         for tag in [
             tags::EXTENDED_OFFSET_TABLE,
@@ -858,6 +1170,12 @@ pub(crate) mod tests {
         pub fn us(mut self, tag: (u16, u16), v: u16) -> Self {
             self.header(tag, b"US", 2);
             self.u16(v);
+            self
+        }
+        /// An element with the given value bytes (little endian files only).
+        pub fn raw(mut self, tag: (u16, u16), vr: &[u8; 2], v: &[u8]) -> Self {
+            self.header(tag, vr, v.len() as u32);
+            self.bytes.extend_from_slice(v);
             self
         }
         pub fn text(mut self, tag: (u16, u16), vr: &[u8; 2], v: &str) -> Self {
@@ -955,6 +1273,7 @@ pub(crate) mod tests {
             let idx = frame_index(&file).unwrap();
             assert!(!idx.encapsulated);
             assert_eq!(idx.transfer_syntax_uid, ts);
+            assert_eq!(frame_count(&file).unwrap(), 3);
             let at = at as u64;
             assert_eq!(
                 idx.frames,
@@ -1072,6 +1391,22 @@ pub(crate) mod tests {
             r.iter().map(|r| vec![r.clone()]).collect::<Vec<_>>()
         );
         assert_eq!(original_frame(&file, 2).unwrap().0, [3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn encapsulated_without_sequence_delimiter_at_the_end_of_the_file() {
+        let frags: [&[u8]; 2] = [&[1, 2], &[3, 4]];
+        let (mut file, r) = Ds::new("1.2.840.10008.1.2.5")
+            .image(2, 2, 1, 8, 2)
+            .encapsulated(&[], &frags);
+        file.truncate(file.len() - 8);
+        assert_eq!(
+            frame_index(&file).unwrap().frames,
+            vec![vec![r[0].clone()], vec![r[1].clone()]]
+        );
+        // cut inside a fragment: malformed
+        file.truncate(file.len() - 1);
+        assert!(matches!(frame_index(&file), Err(PixelError::Invalid(_))));
     }
 
     #[test]

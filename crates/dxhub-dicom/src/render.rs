@@ -32,8 +32,8 @@ pub struct RenderOptions {
     /// (center, width) in modality units, applied with the LINEAR function. A width
     /// below 1 is taken as 1.
     pub window: Option<(f64, f64)>,
-    /// (width, height) to fit inside, keeping the aspect ratio (scaling up or down). A
-    /// zero leaves that dimension unconstrained.
+    /// (width, height) to fit inside, keeping the aspect ratio (scaling down, or up to
+    /// [`MAX_UPSCALED_SIDE`]). A zero leaves that dimension unconstrained.
     pub viewport: Option<(u32, u32)>,
     /// JPEG quality, 1..=100 (clamped); ignored for PNG.
     pub quality: u8,
@@ -91,7 +91,42 @@ pub(crate) fn to_image(
                 .map(DynamicImage::ImageLuma8)
                 .ok_or_else(too_short)
         }
+        (1, PhotometricInterpretation::PaletteColor) => {
+            let pal = meta.palette.as_ref().ok_or_else(|| {
+                unsupported("PALETTE COLOR without a readable palette (segmented palettes)")
+            })?;
+            let last = pal.red.len() as i64 - 1;
+            let mut rgb = Vec::with_capacity(pixels * 3);
+            for v in stored_values(bytes, meta, pixels)? {
+                let i = (v - pal.first_mapped).clamp(0, last) as usize;
+                rgb.extend_from_slice(&[pal.red[i], pal.green[i], pal.blue[i]]);
+            }
+            RgbImage::from_raw(w, h, rgb)
+                .map(DynamicImage::ImageRgb8)
+                .ok_or_else(too_short)
+        }
         (1, pi) => Err(unsupported(format!("rendering of {pi}"))),
+        (3, PhotometricInterpretation::YbrFull422) if meta.bits_allocated == 8 => {
+            // native: Y1 Y2 Cb Cr for each pair of pixels along a row
+            let stored = bytes.get(..pixels * 2).ok_or_else(too_short)?;
+            let mut ybr = Vec::with_capacity(pixels * 3);
+            for row in stored.chunks(w as usize * 2) {
+                for (i, quad) in row.chunks(4).enumerate() {
+                    let (cb, cr) = (
+                        quad.get(2).copied().unwrap_or(128),
+                        quad.get(3).copied().unwrap_or(128),
+                    );
+                    ybr.extend_from_slice(&[quad[0], cb, cr]);
+                    if 2 * i + 1 < w as usize {
+                        ybr.extend_from_slice(&[quad.get(1).copied().unwrap_or(quad[0]), cb, cr]);
+                    }
+                }
+            }
+            ybr_full_to_rgb(&mut ybr);
+            RgbImage::from_raw(w, h, ybr)
+                .map(DynamicImage::ImageRgb8)
+                .ok_or_else(too_short)
+        }
         (3, pi) => {
             let mut rgb: Vec<u8> = match meta.bits_allocated {
                 8 => bytes.get(..pixels * 3).ok_or_else(too_short)?.to_vec(),
@@ -119,9 +154,8 @@ pub(crate) fn to_image(
     }
 }
 
-/// Stored values (masked to Bits Stored, sign-extended when signed) through the Modality
-/// LUT.
-fn modality_values(bytes: &[u8], meta: &FrameMeta, pixels: usize) -> Result<Vec<f64>, PixelError> {
+/// Stored values, masked to Bits Stored and sign-extended when signed.
+fn stored_values(bytes: &[u8], meta: &FrameMeta, pixels: usize) -> Result<Vec<i64>, PixelError> {
     let stored = u32::from(meta.bits_stored.clamp(1, 32));
     let raw: Vec<u32> = match meta.bits_allocated {
         1 => (0..pixels)
@@ -148,21 +182,25 @@ fn modality_values(bytes: &[u8], meta: &FrameMeta, pixels: usize) -> Result<Vec<
     } else {
         (1u32 << stored) - 1
     };
-    let slope = meta.rescale.slope;
-    let intercept = meta.rescale.intercept;
     Ok(raw
         .into_iter()
         .map(|v| {
             let v = v & mask;
-            let x = if meta.signed && stored < 32 && v >> (stored - 1) & 1 == 1 {
-                f64::from(v) - f64::from(mask) - 1.0
-            } else if meta.signed && stored == 32 {
-                f64::from(v as i32)
+            if meta.signed && (v >> (stored - 1)) & 1 == 1 {
+                i64::from(v) - i64::from(mask) - 1
             } else {
-                f64::from(v)
-            };
-            x * slope + intercept
+                i64::from(v)
+            }
         })
+        .collect())
+}
+
+/// Stored values through the Modality LUT (Rescale Slope and Intercept).
+fn modality_values(bytes: &[u8], meta: &FrameMeta, pixels: usize) -> Result<Vec<f64>, PixelError> {
+    let (slope, intercept) = (meta.rescale.slope, meta.rescale.intercept);
+    Ok(stored_values(bytes, meta, pixels)?
+        .into_iter()
+        .map(|v| v as f64 * slope + intercept)
         .collect())
 }
 
@@ -177,7 +215,7 @@ fn voi(values: &[f64], meta: &FrameMeta, window: Option<(f64, f64)>) -> Vec<u8> 
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
                     (lo.min(v), hi.max(v))
                 });
-            if !(hi > lo) {
+            if hi <= lo || !(hi - lo).is_finite() {
                 return vec![0; values.len()];
             }
             return values
@@ -247,6 +285,9 @@ fn ybr_full_to_rgb(px: &mut [u8]) {
     }
 }
 
+/// The longest side a viewport may scale a frame up to.
+pub const MAX_UPSCALED_SIDE: u32 = 4096;
+
 /// Fit inside the viewport keeping the aspect ratio.
 fn fit(image: DynamicImage, viewport: Option<(u32, u32)>) -> DynamicImage {
     let Some((vw, vh)) = viewport else {
@@ -263,8 +304,16 @@ fn fit(image: DynamicImage, viewport: Option<(u32, u32)>) -> DynamicImage {
     } else {
         f64::from(vh) / h
     };
+    // scaling up stops at MAX_UPSCALED_SIDE (a viewport of 65535 × 65535 must not
+    // allocate gigabytes); frames larger than that are only ever scaled down
+    let longest = w.max(h);
+    let cap = (f64::from(MAX_UPSCALED_SIDE) / longest).max(1.0);
     let scale = sx.min(sy);
-    if !scale.is_finite() || (scale - 1.0).abs() < f64::EPSILON {
+    if !scale.is_finite() {
+        return image;
+    }
+    let scale = scale.min(cap);
+    if (scale - 1.0).abs() < f64::EPSILON {
         return image;
     }
     let nw = ((w * scale).round() as u32).max(1);
@@ -288,4 +337,150 @@ fn encode(image: &DynamicImage, format: ImageFormat, quality: u8) -> Result<Vec<
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pixel::tests::Ds;
+    use crate::ts::EXPLICIT_VR_LE;
+    use dicom_pixeldata::Rescale;
+
+    fn png(file: &[u8], window: Option<(f64, f64)>) -> DynamicImage {
+        let out = render(
+            file,
+            &RenderOptions {
+                window,
+                format: ImageFormat::Png,
+                ..RenderOptions::default()
+            },
+        )
+        .unwrap();
+        image::load_from_memory_with_format(&out, image::ImageFormat::Png).unwrap()
+    }
+
+    #[test]
+    fn linear_window_follows_ps3_3() {
+        let f = VoiLutFunction::Linear;
+        // c = 40, w = 400: x <= -160 is 0, x > 239 is 255
+        assert_eq!(window_value(-160.0, 40.0, 400.0, f), 0);
+        assert_eq!(window_value(-159.0, 40.0, 400.0, f), 1);
+        assert_eq!(window_value(40.0, 40.0, 400.0, f), 128);
+        assert_eq!(window_value(239.0, 40.0, 400.0, f), 255);
+        assert_eq!(window_value(1000.0, 40.0, 400.0, f), 255);
+        // width 1 is a threshold
+        assert_eq!(window_value(9.0, 10.0, 1.0, f), 0);
+        assert_eq!(window_value(10.0, 10.0, 1.0, f), 255);
+        assert_eq!(window_value(0.0, 0.0, 100.0, VoiLutFunction::Sigmoid), 128);
+        assert_eq!(
+            window_value(50.0, 0.0, 100.0, VoiLutFunction::LinearExact),
+            255
+        );
+    }
+
+    #[test]
+    fn monochrome1_is_inverted_and_monochrome2_is_not() {
+        let data = [0u8, 100, 200, 255];
+        for (pi, want) in [
+            ("MONOCHROME1", [255u8, 155, 55, 0]),
+            ("MONOCHROME2", [0, 100, 200, 255]),
+        ] {
+            let (file, _) = Ds::new(EXPLICIT_VR_LE)
+                .image_pi(2, 2, 1, 8, 1, pi, 0)
+                .native(b"OB", &data);
+            // no window in the file: min/max
+            assert_eq!(png(&file, None).to_luma8().into_raw(), want, "{pi}");
+        }
+    }
+
+    #[test]
+    fn signed_samples_are_sign_extended_from_bits_stored() {
+        // 12 bits stored, signed: 0x0FFF is -1, 0x0800 is -2048, 0x07FF is 2047
+        let bytes: Vec<u8> = [0x0FFFu16, 0x0800, 0x07FF, 0xF000]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let meta = FrameMeta {
+            rows: 2,
+            columns: 2,
+            samples_per_pixel: 1,
+            bits_allocated: 16,
+            bits_stored: 12,
+            signed: true,
+            photometric: PhotometricInterpretation::Monochrome2,
+            rescale: Rescale {
+                slope: 2.0,
+                intercept: 10.0,
+            },
+            window: None,
+            voi_lut_function: VoiLutFunction::Linear,
+            palette: None,
+        };
+        // modality values 8, -4086, 4104, 10: window centred on 8, width 3 (6.5..9.5)
+        let img = to_image(&bytes, &meta, Some((8.5, 3.0))).unwrap();
+        assert_eq!(img.to_luma8().into_raw(), [128, 0, 255, 255]);
+    }
+
+    #[test]
+    fn palette_color_is_looked_up() {
+        let desc: Vec<u8> = [4u16, 1, 16].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let lut = |v: [u16; 4]| -> Vec<u8> { v.iter().flat_map(|v| v.to_le_bytes()).collect() };
+        let (file, _) = Ds::new(EXPLICIT_VR_LE)
+            .image_pi(1, 3, 1, 8, 1, "PALETTE COLOR", 0)
+            .raw((0x0028, 0x1101), b"US", &desc)
+            .raw((0x0028, 0x1102), b"US", &desc)
+            .raw((0x0028, 0x1103), b"US", &desc)
+            .raw(
+                (0x0028, 0x1201),
+                b"OW",
+                &lut([0x0000, 0xFF00, 0x0000, 0x8000]),
+            )
+            .raw(
+                (0x0028, 0x1202),
+                b"OW",
+                &lut([0x0000, 0x0000, 0xFF00, 0x8000]),
+            )
+            .raw(
+                (0x0028, 0x1203),
+                b"OW",
+                &lut([0xFF00, 0x0000, 0x0000, 0x8000]),
+            )
+            // 0 is below the first mapped value (1): the first entry
+            .native(b"OB", &[0, 2, 4, 0]);
+        let img = png(&file, None);
+        assert_eq!(
+            img.to_rgb8().into_raw(),
+            [0, 0, 255, 255, 0, 0, 128, 128, 128]
+        );
+    }
+
+    #[test]
+    fn viewport_fits_and_caps_upscaling() {
+        let img = DynamicImage::ImageLuma8(GrayImage::new(400, 100));
+        let dims = |v| {
+            let i = fit(img.clone(), v);
+            (i.width(), i.height())
+        };
+        assert_eq!(dims(None), (400, 100));
+        assert_eq!(dims(Some((100, 100))), (100, 25));
+        assert_eq!(dims(Some((0, 50))), (200, 50));
+        assert_eq!(dims(Some((800, 0))), (800, 200));
+        assert_eq!(dims(Some((0, 0))), (400, 100));
+        assert_eq!(dims(Some((65535, 65535))), (MAX_UPSCALED_SIDE, 1024));
+    }
+
+    #[test]
+    fn native_ybr_full_422_is_sized_and_converted() {
+        // two pixels: Y1 Y2 Cb Cr, neutral chroma
+        let (file, at) = Ds::new(EXPLICIT_VR_LE)
+            .image_pi(1, 2, 3, 8, 1, "YBR_FULL_422", 0)
+            .native(b"OB", &[100, 200, 128, 128]);
+        let idx = crate::pixel::frame_index(&file).unwrap();
+        let at = at as u64;
+        assert_eq!(idx.frames, vec![vec![at..at + 4]]);
+        assert_eq!(
+            png(&file, None).to_rgb8().into_raw(),
+            [100, 100, 100, 200, 200, 200]
+        );
+    }
 }

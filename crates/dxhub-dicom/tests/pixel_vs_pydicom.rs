@@ -14,15 +14,26 @@
 
 use dicom_dictionary_std::tags;
 use dxhub_dicom::pixel::{
-    PixelError, decoded_frame, frame_index, original_frame, transcode_explicit_le,
+    PixelError, decoded_frame, frame_count, frame_index, original_frame, transcode_explicit_le,
 };
 use dxhub_dicom::render::{ImageFormat, RenderOptions, render};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Max |dxhub − pydicom| per sample for JPEG Baseline (4.50) and Extended (4.51).
-const LOSSY_JPEG_TOLERANCE: i64 = 2;
+/// Lossy JPEG (Baseline 4.50, Extended 4.51): jpeg-decoder (dicom-pixeldata) and libjpeg
+/// (pylibjpeg) round the IDCT and the chroma upsampling differently. On
+/// examples_ybr_color (YBR_FULL_422, 30 frames) 98.3% of the samples are equal, 1.7% off
+/// by 1, 0.33% off by 2 and 0.004% off by 3: allow at most 3, and at most 1% of the
+/// samples off by 2 or more.
+const LOSSY_JPEG_TOLERANCE: i64 = 3;
+const LOSSY_JPEG_SHARE_OFF_BY_2: f64 = 0.01;
+
+/// Files whose pixel data dxhub cannot decode: decoded_frame, render and
+/// transcode_explicit_le must say Unsupported (HTTP 406); original_frame still serves the
+/// stored bytes. JPGExtended: JPEG Extended with 12-bit DCT samples, which jpeg-decoder
+/// does not implement.
+const KNOWN_UNSUPPORTED: &[&str] = &["JPGExtended.dcm"];
 
 const FILES: &[&str] = &[
     "CT_small.dcm",
@@ -138,94 +149,176 @@ fn max_abs_diff(a: &[u8], b: &[u8], bytes_per_sample: usize) -> i64 {
         .unwrap_or(0)
 }
 
+/// Share of samples whose |a − b| is 2 or more.
+fn share_off_by_more_than_one(a: &[u8], b: &[u8], bytes_per_sample: usize) -> f64 {
+    let v = |c: &[u8]| c.iter().rev().fold(0i64, |acc, &b| acc << 8 | i64::from(b));
+    let samples = a.len() / bytes_per_sample;
+    let off = a
+        .chunks(bytes_per_sample)
+        .zip(b.chunks(bytes_per_sample))
+        .filter(|(x, y)| (v(x) - v(y)).abs() > 1)
+        .count();
+    off as f64 / samples.max(1) as f64
+}
+
 fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
     a.iter().zip(b).position(|(x, y)| x != y)
+}
+
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
+
+/// Check one file against pydicom's output; returns the number of frames compared.
+fn check_file(name: &str, exp: &Value, corpus: &Path) -> Result<usize, String> {
+    ensure!(exp.get("error").is_none(), "pydicom: {}", exp["error"]);
+    let file = std::fs::read(corpus.join(name)).map_err(|e| e.to_string())?;
+    let ts = exp["transfer_syntax_uid"].as_str().unwrap_or_default();
+    let frames = exp["frames"].as_u64().unwrap_or_default() as u32;
+    let decoded = paths(&exp["decoded"]);
+    ensure!(
+        decoded.len() as u32 == frames,
+        "pydicom wrote {} frames",
+        decoded.len()
+    );
+
+    ensure!(
+        frame_count(&file).map_err(|e| format!("frame_count: {e}"))? == frames,
+        "frame_count differs from pydicom's {frames}"
+    );
+    if ts != "1.2.840.10008.1.2.1.99" {
+        let idx = frame_index(&file).map_err(|e| format!("frame_index: {e}"))?;
+        ensure!(
+            idx.frames.len() as u32 == frames,
+            "frame_index found {} frames, pydicom {frames}",
+            idx.frames.len()
+        );
+        ensure!(
+            idx.transfer_syntax_uid == ts,
+            "frame_index TS {}",
+            idx.transfer_syntax_uid
+        );
+    }
+    ensure!(
+        matches!(
+            decoded_frame(&file, frames + 1),
+            Err(PixelError::FrameOutOfRange(f, n)) if f == frames + 1 && n == frames
+        ),
+        "frame {} is not out of range",
+        frames + 1
+    );
+
+    let lossy = ts == "1.2.840.10008.1.2.4.50" || ts == "1.2.840.10008.1.2.4.51";
+    let dtype = exp["dtype"].as_str().unwrap_or_default();
+    let bytes_per_sample = match dtype.trim_start_matches(['<', '>', '=', '|']) {
+        "uint8" | "int8" | "u1" | "i1" => 1,
+        "uint16" | "int16" | "u2" | "i2" => 2,
+        "uint32" | "int32" | "u4" | "i4" => 4,
+        other => return Err(format!("dtype {other}")),
+    };
+    if KNOWN_UNSUPPORTED.contains(&name) {
+        ensure!(
+            matches!(decoded_frame(&file, 1), Err(PixelError::Unsupported(_))),
+            "decoded_frame is not Unsupported"
+        );
+        ensure!(
+            matches!(
+                render(&file, &RenderOptions::default()),
+                Err(PixelError::Unsupported(_))
+            ),
+            "render is not Unsupported"
+        );
+        ensure!(
+            matches!(
+                transcode_explicit_le(&file),
+                Err(PixelError::Unsupported(_))
+            ),
+            "transcode_explicit_le is not Unsupported"
+        );
+    }
+    for (n, path) in decoded.iter().enumerate() {
+        if KNOWN_UNSUPPORTED.contains(&name) {
+            break;
+        }
+        let frame = n as u32 + 1;
+        let want = std::fs::read(path).map_err(|e| e.to_string())?;
+        let got = decoded_frame(&file, frame)
+            .map_err(|e| format!("frame {frame}: decoded_frame: {e}"))?;
+        ensure!(
+            got.len() == want.len(),
+            "frame {frame}: {} bytes, pydicom {}",
+            got.len(),
+            want.len()
+        );
+        let d = max_abs_diff(&got, &want, bytes_per_sample);
+        if lossy {
+            let off = share_off_by_more_than_one(&got, &want, bytes_per_sample);
+            ensure!(
+                d <= LOSSY_JPEG_TOLERANCE && off <= LOSSY_JPEG_SHARE_OFF_BY_2,
+                "frame {frame}: max abs difference {d} (at most {LOSSY_JPEG_TOLERANCE}), \
+                 {off:.4} of the samples off by 2 or more (at most {LOSSY_JPEG_SHARE_OFF_BY_2})"
+            );
+        } else {
+            ensure!(
+                got == want,
+                "frame {frame}: differs from pydicom at byte {:?} (max abs diff {d})",
+                first_difference(&got, &want)
+            );
+        }
+    }
+
+    let (first, label) = original_frame(&file, 1).map_err(|e| format!("original_frame: {e}"))?;
+    if exp["original"].is_null() {
+        ensure!(label == "1.2.840.10008.1.2.1", "native label {label}");
+        // native with Planar Configuration 0 (ExplVR_BigEnd is the planar one): the
+        // original frame is the decoded one
+        if name != "ExplVR_BigEnd.dcm" {
+            let want = std::fs::read(&decoded[0]).map_err(|e| e.to_string())?;
+            ensure!(
+                first == want,
+                "original frame 1 differs from pydicom at byte {:?}",
+                first_difference(&first, &want)
+            );
+        }
+    } else {
+        ensure!(label == ts, "encapsulated label {label}");
+        let originals = paths(&exp["original"]);
+        ensure!(originals.len() as u32 == frames, "generate_frames count");
+        for (n, path) in originals.iter().enumerate() {
+            let (got, _) = original_frame(&file, n as u32 + 1).map_err(|e| e.to_string())?;
+            ensure!(
+                got == std::fs::read(path).map_err(|e| e.to_string())?,
+                "frame {}: original bytes differ from generate_frames",
+                n + 1
+            );
+        }
+    }
+    Ok(if KNOWN_UNSUPPORTED.contains(&name) {
+        0
+    } else {
+        decoded.len()
+    })
 }
 
 #[test]
 fn decoded_and_original_frames_equal_pydicom() {
     let Some((py, corpus)) = peers() else { return };
     let expected = pydicom(&py, &corpus, FILES);
-    let mut checked_frames = 0;
+    let mut frames = 0;
+    let mut failures = Vec::new();
     for (name, exp) in FILES.iter().zip(&expected.files) {
-        assert!(
-            exp.get("error").is_none(),
-            "{name}: pydicom: {}",
-            exp["error"]
-        );
-        let file = std::fs::read(corpus.join(name)).unwrap();
-        let ts = exp["transfer_syntax_uid"].as_str().unwrap();
-        let frames = exp["frames"].as_u64().unwrap() as u32;
-        let decoded = paths(&exp["decoded"]);
-        assert_eq!(decoded.len() as u32, frames);
-
-        if ts != "1.2.840.10008.1.2.1.99" {
-            let idx = frame_index(&file).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(idx.frames.len() as u32, frames, "{name}: frame count");
-            assert_eq!(idx.transfer_syntax_uid, ts);
-        }
-        assert!(matches!(
-            decoded_frame(&file, frames + 1),
-            Err(PixelError::FrameOutOfRange(f, n)) if f == frames + 1 && n == frames
-        ));
-
-        let lossy = ts == "1.2.840.10008.1.2.4.50" || ts == "1.2.840.10008.1.2.4.51";
-        let dtype = exp["dtype"].as_str().unwrap();
-        let bytes_per_sample = match dtype.trim_start_matches(['<', '>', '=', '|']) {
-            "uint8" | "int8" | "u1" | "i1" => 1,
-            "uint16" | "int16" | "u2" | "i2" => 2,
-            "uint32" | "int32" | "u4" | "i4" => 4,
-            other => panic!("{name}: dtype {other}"),
-        };
-        for (n, path) in decoded.iter().enumerate() {
-            let frame = n as u32 + 1;
-            let want = std::fs::read(path).unwrap();
-            let got = decoded_frame(&file, frame)
-                .unwrap_or_else(|e| panic!("{name} frame {frame}: decoded_frame: {e}"));
-            assert_eq!(got.len(), want.len(), "{name} frame {frame}: length");
-            if lossy {
-                let d = max_abs_diff(&got, &want, bytes_per_sample);
-                assert!(
-                    d <= LOSSY_JPEG_TOLERANCE,
-                    "{name} frame {frame}: max abs difference {d} > {LOSSY_JPEG_TOLERANCE}"
-                );
-            } else {
-                assert!(
-                    got == want,
-                    "{name} frame {frame}: differs from pydicom at byte {:?} (max abs diff {})",
-                    first_difference(&got, &want),
-                    max_abs_diff(&got, &want, bytes_per_sample)
-                );
-            }
-            checked_frames += 1;
-        }
-
-        let (first, label) = original_frame(&file, 1).unwrap();
-        if exp["original"].is_null() {
-            assert_eq!(label, "1.2.840.10008.1.2.1", "{name}");
-            // native, Planar Configuration 0 (the only planar one here is
-            // ExplVR_BigEnd): the original frame is the decoded one
-            if *name != "ExplVR_BigEnd.dcm" {
-                assert!(
-                    first == std::fs::read(&decoded[0]).unwrap(),
-                    "{name}: original frame 1 differs from pydicom"
-                );
-            }
-        } else {
-            assert_eq!(label, ts, "{name}");
-            let originals = paths(&exp["original"]);
-            assert_eq!(originals.len() as u32, frames);
-            for (n, path) in originals.iter().enumerate() {
-                let (got, _) = original_frame(&file, n as u32 + 1).unwrap();
-                assert!(
-                    got == std::fs::read(path).unwrap(),
-                    "{name} frame {}: original bytes differ from generate_frames",
-                    n + 1
-                );
-            }
+        match check_file(name, exp, &corpus) {
+            Ok(n) => frames += n,
+            Err(e) => failures.push(format!("{name}: {e}")),
         }
     }
-    assert!(checked_frames >= FILES.len() + 30 + 14, "{checked_frames}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // every decodable file, plus the 29 more frames of examples_ybr_color and 14 of rtdose
+    assert_eq!(frames, FILES.len() - KNOWN_UNSUPPORTED.len() + 29 + 14);
 }
 
 #[test]
@@ -238,6 +331,8 @@ fn transcoded_files_decode_to_the_same_frames() {
         "MR_small_jp2klossless.dcm",
         "MR_small_bigendian.dcm",
         "image_dfl.dcm",
+        "rtdose_rle_1frame.dcm",
+        "rtdose.dcm",
     ] {
         let file = std::fs::read(corpus.join(name)).unwrap();
         let out = transcode_explicit_le(&file).unwrap_or_else(|e| panic!("{name}: {e}"));
