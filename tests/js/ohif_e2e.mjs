@@ -180,6 +180,16 @@ async function main() {
       });
     });
 
+    // OHIF's first-visit tour and its "investigational use" banner cover the screenshots
+    const dismissOverlays = async () => {
+      for (const name of ['Skip all', 'Confirm and hide']) {
+        const b = page.getByRole('button', { name, exact: true }).or(page.getByText(name, { exact: true }));
+        if (await b.first().isVisible().catch(() => false)) {
+          await b.first().click({ timeout: 2000 }).catch(() => {});
+        }
+      }
+    };
+
     const listStep = async (how) => {
       log(`study list (${how}): waiting for the study's row`);
       // the list shows patient name, date, modalities, description and accession, not the
@@ -199,6 +209,7 @@ async function main() {
           `the study list did not show the study${expect ? ` (text ${JSON.stringify(expect)})` : ''}: ${e.message.split('\n')[0]}`,
         );
       });
+      await dismissOverlays();
       await page.waitForTimeout(500); // let the row finish laying out for the picture
       const shot = path.join(artifacts, 'study-list.png');
       await page.screenshot({ path: shot });
@@ -227,6 +238,8 @@ async function main() {
       }
       if (png) fs.writeFileSync(path.join(artifacts, 'viewer-canvas.png'), png);
       await page.waitForTimeout(1000); // thumbnails and overlays, for the picture
+      await dismissOverlays();
+      await page.waitForTimeout(300);
       const shot = path.join(artifacts, 'viewer.png');
       await page.screenshot({ path: shot });
       if (!stats || stats.distinct < 32 || stats.stddev < 4) {

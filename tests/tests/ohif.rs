@@ -168,7 +168,7 @@ impl Drop for Proc {
 }
 
 /// `node serve_ohif.mjs`; returns the process and its URL (from its ready line).
-fn serve_ohif(b: &Browser, dicomweb: &str, proxy: bool, log: &Path) -> (Proc, String) {
+fn serve_ohif(b: &Browser, dicomweb: &str, proxy: bool, port: u16, log: &Path) -> (Proc, String) {
     let mut c = Command::new(&b.node);
     c.arg(repo_root().join("tests/js/serve_ohif.mjs"))
         .arg("--dist")
@@ -176,7 +176,9 @@ fn serve_ohif(b: &Browser, dicomweb: &str, proxy: bool, log: &Path) -> (Proc, St
         .arg("--dicomweb")
         .arg(dicomweb)
         .arg("--template")
-        .arg(repo_root().join("deploy/ohif/app-config.js"));
+        .arg(repo_root().join("deploy/ohif/app-config.js"))
+        .arg("--port")
+        .arg(port.to_string());
     if proxy {
         c.arg("--proxy");
     }
@@ -252,8 +254,10 @@ async fn hub_with_ct(b: &Browser, opts: HubOptions) -> (TestHub, String, String)
     let study = store_ct_study(&hub, &b.ct_small);
     add_user(&hub, TOWNSHIP, "ohif.doc", "clinic_doctor", PASSWORD);
     let token = issue_token(&hub, "ohif.doc", "1h");
-    // the doctor sees the study through DICOMweb QIDO-RS with that token
+    // the doctor sees the study through DICOMweb QIDO-RS with that token, nobody without
     let api = Api::new(&hub);
+    let anon = api.get("/dicomweb/studies", None).await;
+    assert_eq!(anon.status, 401, "QIDO-RS without a token: {anon}");
     let r = api
         .get(
             &format!("/dicomweb/studies?StudyInstanceUID={study}"),
@@ -279,6 +283,7 @@ async fn ohif_lists_and_draws_a_ct_study_same_origin() {
         &b,
         &hub.http_url("/dicomweb"),
         true,
+        0,
         &out.join("serve_ohif.log"),
     );
     let v = run_e2e(&b, &url, &study, &token, &out);
@@ -286,5 +291,63 @@ async fn ohif_lists_and_draws_a_ct_study_same_origin() {
     for f in ["study-list.png", "viewer.png", "viewer-canvas.png"] {
         assert!(out.join(f).exists(), "screenshot {f} saved");
     }
+    drop(hub);
+}
+
+/// A free port on 127.0.0.1 for the viewer's origin, which dxhub must know before it
+/// starts (`http.cors_origins`).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// OHIF on its own origin calling dxhub directly: the browser sends a CORS preflight for
+/// `Authorization`, answered for the origin listed in `DXHUB_HTTP__CORS_ORIGINS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ohif_lists_and_draws_a_ct_study_cross_origin() {
+    let Some(b) = browser_peers() else { return };
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let opts = HubOptions::default().env("DXHUB_HTTP__CORS_ORIGINS", format!("[\"{origin}\"]"));
+    let (hub, study, token) = hub_with_ct(&b, opts).await;
+    // the preflight OHIF's requests need
+    let api = Api::new(&hub);
+    let pre = api
+        .http
+        .request(reqwest::Method::OPTIONS, api.url("/dicomweb/studies"))
+        .header("Origin", &origin)
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .await
+        .expect("preflight");
+    let allow = |h: &str| {
+        pre.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    assert!(pre.status().is_success(), "preflight: {}", pre.status());
+    assert_eq!(allow("access-control-allow-origin"), origin, "preflight");
+    assert!(
+        allow("access-control-allow-headers").contains("authorization")
+            || allow("access-control-allow-headers") == "*",
+        "preflight allows Authorization: {:?}",
+        pre.headers()
+    );
+    let out = artifacts("cross-origin");
+    let (_server, url) = serve_ohif(
+        &b,
+        &hub.http_url("/dicomweb"),
+        false,
+        port,
+        &out.join("serve_ohif.log"),
+    );
+    assert_eq!(url, origin);
+    let v = run_e2e(&b, &url, &study, &token, &out);
+    assert!(v["dicomweb_requests"].as_u64().unwrap_or(0) >= 4, "{v}");
     drop(hub);
 }
