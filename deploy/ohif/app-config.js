@@ -7,7 +7,7 @@
 //   - same origin (OHIF and dxhub behind one reverse proxy, or OHIF served by a proxy that
 //     forwards /dicomweb/ to dxhub):        'https://pacs.example.org/dicomweb'
 //   - cross-origin (OHIF on its own host):   dxhub's own URL, and list OHIF's origin in
-//     dxhub's CORS origins so the browser may send `Authorization` to it.
+//     dxhub's `http.cors_origins` so the browser may send `Authorization` to it.
 //
 // Authentication: dxhub's DICOMweb wants `Authorization: Bearer <session token>` (the
 // `dxs_…` tokens of /api/v1). OHIF sends exactly that when the viewer is opened with the
