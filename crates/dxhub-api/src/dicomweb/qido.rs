@@ -225,7 +225,14 @@ pub fn parse(level: QidoLevel, raw: Option<&str>) -> Result<Parsed, ApiError> {
                     ApiError::BadRequest(format!("unknown query parameter or attribute: {k}"))
                 })?;
                 out.keys.insert(tag);
-                match key_of(tag) {
+                // at study level, Modality means "a series of this modality" (as dcm4chee)
+                let key = match key_of(tag) {
+                    Some((QidoKey::Modality, vr)) if level == QidoLevel::Study => {
+                        Some((QidoKey::ModalitiesInStudy, vr))
+                    }
+                    other => other,
+                };
+                match key {
                     Some((key, vr)) if level_rank(key.level()) <= level_rank(level) => {
                         if let Some(m) = parse_match(vr, &v, fuzzy) {
                             out.query.conditions.push((key, m));
@@ -699,4 +706,10 @@ mod tests {
             vec!["Modality".to_owned(), "InstitutionName".to_owned()]
         );
     }
-}
+}assert_eq!(
+            p.query.conditions,
+            vec![
+                (QidoKey::PatientName, QidoMatch::Fuzzy("wang".into())),
+                (QidoKey::ModalitiesInStudy, QidoMatch::Single("CT".into())),
+            ]
+        )
