@@ -699,17 +699,11 @@ mod tests {
         assert!(p.include.all);
         assert_eq!(
             p.query.conditions,
-            vec![(QidoKey::PatientName, QidoMatch::Fuzzy("wang".into()))]
-        );
-        assert_eq!(
-            p.unsupported,
-            vec!["Modality".to_owned(), "InstitutionName".to_owned()]
-        );
-    }
-}assert_eq!(
-            p.query.conditions,
             vec![
                 (QidoKey::PatientName, QidoMatch::Fuzzy("wang".into())),
                 (QidoKey::ModalitiesInStudy, QidoMatch::Single("CT".into())),
             ]
-        )
+        );
+        assert_eq!(p.unsupported, vec!["InstitutionName".to_owned()]);
+    }
+}
