@@ -229,6 +229,11 @@ impl TestHub {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
 
+    /// The process id of the running hub.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("hub is running")
+    }
+
     pub fn http_url(&self, path: &str) -> String {
         format!("http://{}{}", self.http, path)
     }
