@@ -87,6 +87,7 @@ pub struct AppState {
     /// The ingest pipeline (STOW-RS); `None` where the router only reads.
     pub ingest: Option<Arc<dxhub_ingest::Ingest>>,
     pub dicomweb: Arc<dicomweb::DicomWebState>,
+    pub touches: Arc<auth::Touches>,
 }
 
 impl AppState {
@@ -107,6 +108,7 @@ impl AppState {
             )),
             ingest: None,
             dicomweb: Arc::new(dicomweb::DicomWebState::default()),
+            touches: Arc::new(auth::Touches::default()),
         }
     }
 
