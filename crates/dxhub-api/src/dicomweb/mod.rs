@@ -55,7 +55,7 @@ impl Default for DicomWebState {
 
 impl DicomWebState {
     /// Whether a successful read should be written to the audit log now.
-    fn should_audit(&self, actor: &str, action: &'static str, object: &str) -> bool {
+    pub(crate) fn should_audit(&self, actor: &str, action: &'static str, object: &str) -> bool {
         let now = Instant::now();
         let Ok(mut seen) = self.read_audit.lock() else {
             return true;

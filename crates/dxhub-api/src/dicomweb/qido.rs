@@ -389,15 +389,27 @@ async fn search(
             (QidoKey::StudyInstanceUid, QidoMatch::Single(s)) => Some(s.clone()),
             _ => None,
         });
-    // a search is one audit entry (the results are not enumerated)
-    caller
-        .audit(
-            &state,
-            "study-search",
-            study_in_path.as_deref().map(|s| ("study", s)),
-            "success",
-        )
-        .await?;
+    // a search is one audit entry (the results are not enumerated); the same search by
+    // the same caller is recorded once per window, like repeated reads of a study
+    let (_, actor) = caller.actor();
+    let search_key = format!(
+        "{level:?}|{:?}|{}",
+        parsed.query.conditions,
+        raw.as_deref().unwrap_or("")
+    );
+    if state
+        .dicomweb
+        .should_audit(&actor, "study-search", &search_key)
+    {
+        caller
+            .audit(
+                &state,
+                "study-search",
+                study_in_path.as_deref().map(|s| ("study", s)),
+                "success",
+            )
+            .await?;
+    }
     let base = base_url(&state, &headers);
     let body: Vec<Value> = rows
         .iter()
@@ -620,8 +632,8 @@ pub fn result(level: QidoLevel, r: &QidoRow, p: &Parsed, base: &str) -> Map<Stri
             let vr = StandardDataDictionary
                 .by_tag(*t)
                 .map(|e| e.vr().relaxed().to_string())
-                .unwrap_or_else(|| "UN".into());
-            put(&mut m, &k, &vr, None);
+                .unwrap_or("UN");
+            put(&mut m, &k, vr, None);
         }
     }
     m

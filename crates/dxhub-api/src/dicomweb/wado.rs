@@ -173,16 +173,34 @@ async fn retrieve(
     scope: InstanceScope,
 ) -> Result<Response, ApiError> {
     let want = negotiate(&headers, "application/dicom")?;
-    let list = named(&state, &caller, scope, false).await?;
+    // the metadata tells which JPEG instances have more than 8 bits (not decodable here)
+    let list = named(&state, &caller, scope, want == Want::ExplicitLe).await?;
     let mut plans = Vec::with_capacity(list.len());
     for inst in &list {
-        let transcode = plan(&inst.transfer_syntax_uid, &want).ok_or_else(|| {
-            ApiError::NotAcceptable(format!(
-                "instance {} is stored as {} and cannot be served as requested",
-                inst.sop_instance_uid, inst.transfer_syntax_uid
-            ))
-        })?;
+        let transcode = plan(&inst.transfer_syntax_uid, &want)
+            .filter(|t| !t || decodable_depth(inst))
+            .ok_or_else(|| {
+                ApiError::NotAcceptable(format!(
+                    "instance {} is stored as {} and cannot be served as requested; ask for transfer-syntax=*",
+                    inst.sop_instance_uid, inst.transfer_syntax_uid
+                ))
+            })?;
         plans.push(transcode);
+    }
+    // The status is sent before the body: transcode the first instance now, so that a
+    // single-instance request that cannot be decoded still gets its 406.
+    let mut first: Option<Vec<u8>> = None;
+    if plans.first() == Some(&true) {
+        first = Some(
+            transcoded(&state.blobs, &list[0])
+                .await
+                .map_err(|e| match e {
+                    PixelError::Unsupported(_) => {
+                        ApiError::NotAcceptable(format!("{e}; ask for transfer-syntax=*"))
+                    }
+                    other => pixel_error(other),
+                })?,
+        );
     }
     let boundary = multipart::boundary();
     let ct = multipart::content_type("application/dicom", &boundary);
@@ -190,7 +208,9 @@ async fn retrieve(
     let blobs = state.blobs.clone();
     tokio::spawn(async move {
         for (inst, transcode) in list.into_iter().zip(plans) {
-            let sent = if transcode {
+            let sent = if let Some(bytes) = first.take() {
+                send_bytes(bytes, &boundary, &mut tx).await
+            } else if transcode {
                 send_transcoded(&blobs, &inst, &boundary, &mut tx).await
             } else {
                 send_original(&blobs, &inst, &boundary, &mut tx).await
@@ -238,20 +258,44 @@ async fn send_original(
         .map_err(|e| e.to_string())
 }
 
+/// Whether the pixel data's bit depth is one the decoders handle: JPEG with 12-bit DCT
+/// precision (Extended, 1.2.840.10008.1.2.4.51) is not (jpeg-decoder reads 8-bit only).
+fn decodable_depth(inst: &WadoInstance) -> bool {
+    if inst.transfer_syntax_uid != "1.2.840.10008.1.2.4.51" {
+        return true;
+    }
+    let bits = inst
+        .metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+        .and_then(|v| v["00280101"]["Value"][0].as_u64());
+    bits.is_none_or(|b| b <= 8)
+}
+
+async fn transcoded(
+    blobs: &dxhub_store::Blobs,
+    inst: &WadoInstance,
+) -> Result<Vec<u8>, PixelError> {
+    let bytes = blobs
+        .get_bytes(&inst.blob_key)
+        .await
+        .map_err(|e| PixelError::Invalid(format!("blob {}: {e}", inst.blob_key)))?;
+    tokio::task::spawn_blocking(move || pixel::transcode_explicit_le(&bytes))
+        .await
+        .map_err(|e| PixelError::Invalid(e.to_string()))?
+}
+
 async fn send_transcoded(
     blobs: &dxhub_store::Blobs,
     inst: &WadoInstance,
     boundary: &str,
     tx: &mut Tx,
 ) -> Result<(), String> {
-    let bytes = blobs
-        .get_bytes(&inst.blob_key)
-        .await
-        .map_err(|e| e.to_string())?;
-    let out = tokio::task::spawn_blocking(move || pixel::transcode_explicit_le(&bytes))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    let out = transcoded(blobs, inst).await.map_err(|e| e.to_string())?;
+    send_bytes(out, boundary, tx).await
+}
+
+async fn send_bytes(out: Vec<u8>, boundary: &str, tx: &mut Tx) -> Result<(), String> {
     let ct = format!("application/dicom; transfer-syntax={EXPLICIT_VR_LE}");
     let head = multipart::part_head(boundary, &ct, &[("Content-Length", out.len().to_string())]);
     tx.send(Ok(head)).await.map_err(|e| e.to_string())?;
