@@ -1290,7 +1290,8 @@ mod suite {
             .await
             .unwrap();
 
-        let cases: Vec<(QidoLevel, Vec<(QidoKey, QidoMatch)>, Vec<&str>)> = vec![
+        type Case = (QidoLevel, Vec<(QidoKey, QidoMatch)>, Vec<&'static str>);
+        let cases: Vec<Case> = vec![
             (Study, vec![], vec!["1.9.1", "1.9.2", "1.9.3", "1.9.4"]),
             (
                 Study,
