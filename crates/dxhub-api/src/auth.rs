@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
@@ -108,8 +110,83 @@ pub enum Identity {
 pub struct Caller {
     pub identity: Identity,
     pub principal: Principal,
+    /// Every institution of the caller's alliance (for alliance-wide reach).
+    pub alliance_institutions: Arc<Vec<i64>>,
     pub rule: &'static RouteRule,
     pub meta: RequestMeta,
+}
+
+/// How long a resolved token (session or device, its user and principal) is reused
+/// without asking the index again. API writes clear the cache at once; a change made by
+/// the CLI in another process (disable, revoke) takes effect within this time.
+pub const IDENTITY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+type CachedIdentity = (Identity, Principal, Arc<Vec<i64>>);
+
+/// Resolved tokens of the last [`IDENTITY_CACHE_TTL`], by token hash.
+#[derive(Default)]
+pub struct IdentityCache {
+    entries: std::sync::Mutex<
+        std::collections::HashMap<(String, bool), (std::time::Instant, CachedIdentity)>,
+    >,
+}
+
+impl IdentityCache {
+    fn get(&self, key: &(String, bool)) -> Option<CachedIdentity> {
+        let entries = self.entries.lock().ok()?;
+        let (at, v) = entries.get(key)?;
+        (at.elapsed() < IDENTITY_CACHE_TTL).then(|| v.clone())
+    }
+
+    fn put(&self, key: (String, bool), v: CachedIdentity) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() > 10_000 {
+                entries.retain(|_, (at, _)| at.elapsed() < IDENTITY_CACHE_TTL);
+            }
+            entries.insert(key, (std::time::Instant::now(), v));
+        }
+    }
+
+    /// Forget everything (after any write that may change a session, user or tenancy).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
+
+/// The token of a request: `(token, sent as cookie)`.
+fn token_of(headers: &HeaderMap) -> Option<(String, bool)> {
+    match bearer(headers) {
+        Some(t) => Some((t.to_owned(), false)),
+        None => match cookie(headers, SESSION_COOKIE) {
+            Some(t) if !t.is_empty() => Some((t, true)),
+            _ => None,
+        },
+    }
+}
+
+/// [`resolve_identity`] and [`principal_of`], reusing a resolution of the last second.
+async fn cached_identity(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<CachedIdentity, ApiError> {
+    let (token, by_cookie) = token_of(headers).ok_or(ApiError::Unauthenticated)?;
+    let key = (hash_token(&token), by_cookie);
+    if let Some(hit) = state.identities.get(&key) {
+        return Ok(hit);
+    }
+    let identity = resolve_identity(state, headers).await?;
+    let institutions = state.catalog.list_institutions().await?;
+    let principal = principal_from(&identity, &institutions);
+    let alliance: Vec<i64> = institutions
+        .iter()
+        .filter(|i| i.alliance_id == principal.alliance_id)
+        .map(|i| i.id)
+        .collect();
+    let v = (identity, principal, Arc::new(alliance));
+    state.identities.put(key, v.clone());
+    Ok(v)
 }
 
 /// Resolve the bearer token or session cookie of a request (no policy checks).
@@ -195,6 +272,11 @@ impl Touches {
 
 /// The principal of an identity, its institution path from the catalog.
 pub async fn principal_of(state: &AppState, identity: &Identity) -> Result<Principal, ApiError> {
+    let institutions = state.catalog.list_institutions().await?;
+    Ok(principal_from(identity, &institutions))
+}
+
+fn principal_from(identity: &Identity, institutions: &[dxhub_store::Institution]) -> Principal {
     let (kind, institution_id, alliance_id) = match identity {
         Identity::User(u) => (
             PrincipalKind::User { role: u.user.role },
@@ -203,15 +285,12 @@ pub async fn principal_of(state: &AppState, identity: &Identity) -> Result<Princ
         ),
         Identity::Device(d) => (PrincipalKind::Device, d.institution_id, d.alliance_id),
     };
-    let tree: Vec<(i64, Option<i64>)> = state
-        .catalog
-        .list_institutions()
-        .await?
-        .into_iter()
+    let tree: Vec<(i64, Option<i64>)> = institutions
+        .iter()
         .filter(|i| i.alliance_id == alliance_id)
         .map(|i| (i.id, i.parent_id))
         .collect();
-    Ok(Principal::new(kind, institution_id, alliance_id, &tree))
+    Principal::new(kind, institution_id, alliance_id, &tree)
 }
 
 /// Whether a user must enrol TOTP before using anything but `/auth/*` with this session.
@@ -235,12 +314,13 @@ impl FromRequestParts<AppState> for Caller {
             ApiError::Internal(format!("no route policy for {} {path}", parts.method))
         })?;
         let meta = RequestMeta::of(parts);
-        let identity = resolve_identity(state, &parts.headers).await?;
+        let (identity, principal, alliance_institutions) =
+            cached_identity(state, &parts.headers).await?;
         let refusal = check_gates(parts, &path, &identity, rule);
-        let principal = principal_of(state, &identity).await?;
         let caller = Caller {
             identity,
             principal,
+            alliance_institutions,
             rule,
             meta,
         };

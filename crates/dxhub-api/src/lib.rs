@@ -88,6 +88,7 @@ pub struct AppState {
     pub ingest: Option<Arc<dxhub_ingest::Ingest>>,
     pub dicomweb: Arc<dicomweb::DicomWebState>,
     pub touches: Arc<auth::Touches>,
+    pub identities: Arc<auth::IdentityCache>,
 }
 
 impl AppState {
@@ -109,6 +110,7 @@ impl AppState {
             ingest: None,
             dicomweb: Arc::new(dicomweb::DicomWebState::default()),
             touches: Arc::new(auth::Touches::default()),
+            identities: Arc::new(auth::IdentityCache::default()),
         }
     }
 
@@ -183,9 +185,31 @@ pub fn router(state: AppState) -> Router {
                     tracing::info_span!("http", method = %req.method(), route = %route, request_id = %id)
                 }))
                 .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(axum::middleware::map_response(error_shape)),
+                .layer(axum::middleware::map_response(error_shape))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    forget_identities_after_writes,
+                )),
         )
         .with_state(state)
+}
+
+/// Any write (logout, user disable, role change, device revocation, tenancy change …) may
+/// change what a token resolves to: the identity cache is cleared once it is done.
+async fn forget_identities_after_writes(
+    State(state): State<AppState>,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let write = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let resp = next.run(req).await;
+    if write {
+        state.identities.clear();
+    }
+    resp
 }
 
 /// Responses of the body-limit and timeout layers get the API's error shape.

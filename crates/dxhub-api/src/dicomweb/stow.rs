@@ -25,6 +25,9 @@ use crate::auth::Caller;
 use crate::{ApiError, AppState};
 
 const STATUS_NOT_AUTHORIZED: u16 = 0x0124;
+/// Largest `application/dicom+json` STOW-RS request (buffered: metadata and bulk data are
+/// matched up before the data sets are written).
+pub const JSON_STOW_MAX_BYTES: u64 = 512 * 1024 * 1024;
 /// Largest Part 10 header (preamble + file meta group) accepted.
 const MAX_HEADER: usize = 64 * 1024;
 
@@ -47,8 +50,17 @@ pub async fn store_into_study(
     stow(state, caller, headers, Some(study), body).await
 }
 
-/// The boundary of a `multipart/related` request whose root type is `application/dicom`.
-fn related_boundary(headers: &HeaderMap) -> Result<String, ApiError> {
+/// What the parts of a STOW-RS request are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Root {
+    /// Part 10 files.
+    Dicom,
+    /// A DICOM JSON array of data sets, then bulk data parts named by `Content-Location`.
+    Json,
+}
+
+/// The boundary and root type of a `multipart/related` STOW-RS request.
+fn related_boundary(headers: &HeaderMap) -> Result<(String, Root), ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -61,6 +73,7 @@ fn related_boundary(headers: &HeaderMap) -> Result<String, ApiError> {
         )));
     }
     let mut boundary = None;
+    let mut root = Root::Dicom;
     for p in parts {
         let Some((k, v)) = p.split_once('=') else {
             continue;
@@ -68,15 +81,20 @@ fn related_boundary(headers: &HeaderMap) -> Result<String, ApiError> {
         let v = v.trim().trim_matches('"');
         match k.trim().to_ascii_lowercase().as_str() {
             "boundary" => boundary = Some(v.to_owned()),
-            "type" if !v.eq_ignore_ascii_case("application/dicom") => {
+            "type" if v.eq_ignore_ascii_case("application/dicom") => root = Root::Dicom,
+            "type" if v.eq_ignore_ascii_case("application/dicom+json") => root = Root::Json,
+            "type" => {
                 return Err(ApiError::UnsupportedMediaType(format!(
-                    "multipart/related of type {v} is not supported; send application/dicom parts"
+                    "multipart/related of type {v} is not supported; send application/dicom \
+                     or application/dicom+json parts"
                 )));
             }
             _ => {}
         }
     }
-    boundary.ok_or_else(|| ApiError::BadRequest("multipart/related without a boundary".into()))
+    let boundary = boundary
+        .ok_or_else(|| ApiError::BadRequest("multipart/related without a boundary".into()))?;
+    Ok((boundary, root))
 }
 
 /// A part being written to the spool: the Part 10 header (preamble, `DICM`, file meta
@@ -234,8 +252,12 @@ async fn stow(
             .await?;
         return Err(ApiError::Forbidden("not permitted: write_study".into()));
     }
-    let boundary = related_boundary(&headers)?;
-    let limit = state.settings.stow_max_bytes;
+    let (boundary, root) = related_boundary(&headers)?;
+    let limit = match root {
+        Root::Dicom => state.settings.stow_max_bytes,
+        // metadata and bulk data are held in memory until the data sets are assembled
+        Root::Json => state.settings.stow_max_bytes.min(JSON_STOW_MAX_BYTES),
+    };
     let stream = body.into_data_stream();
     let constraints = multer::Constraints::new().size_limit(
         multer::SizeLimit::new()
@@ -243,6 +265,10 @@ async fn stow(
             .per_field(limit),
     );
     let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
+    if root == Root::Json {
+        let results = stow_json(&state, &caller, &ingest, &mut multipart, study.as_deref()).await?;
+        return respond(&state, &caller, &headers, study.as_deref(), results).await;
+    }
 
     let mut results: Vec<PartResult> = Vec::new();
     loop {
@@ -303,6 +329,128 @@ async fn stow(
         return Err(ApiError::BadRequest("the request has no parts".into()));
     }
     respond(&state, &caller, &headers, study.as_deref(), results).await
+}
+
+/// `type="application/dicom+json"`: the first part is a DICOM JSON array of data sets,
+/// the others bulk data named by `Content-Location` (= a BulkDataURI of the metadata). Each
+/// data set becomes a Part 10 file (Explicit VR Little Endian, or the transfer syntax of
+/// its Pixel Data part's `transfer-syntax` parameter) and goes through the same ingest.
+async fn stow_json(
+    state: &AppState,
+    caller: &Caller,
+    ingest: &Arc<Ingest>,
+    multipart: &mut multer::Multipart<'_>,
+    study: Option<&str>,
+) -> Result<Vec<PartResult>, ApiError> {
+    let mut metadata: Option<Value> = None;
+    // Content-Location → (transfer syntax parameter, bytes)
+    let mut bulk: std::collections::HashMap<String, (Option<String>, Vec<u8>)> =
+        std::collections::HashMap::new();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_error(e)),
+        };
+        let ct = field.content_type().cloned();
+        let location = field
+            .headers()
+            .get(header::CONTENT_LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = field.bytes().await.map_err(multipart_error)?;
+        if metadata.is_none() {
+            let json_ok = ct.as_ref().is_none_or(|m| {
+                let e = m.essence_str();
+                e.eq_ignore_ascii_case("application/dicom+json")
+                    || e.eq_ignore_ascii_case("application/json")
+            });
+            if !json_ok {
+                return Err(ApiError::UnsupportedMediaType(
+                    "the first part of a dicom+json STOW-RS request is the metadata (application/dicom+json)".into(),
+                ));
+            }
+            let v: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::InvalidJson(format!("metadata part: {e}")))?;
+            metadata = Some(match v {
+                Value::Array(_) => v,
+                Value::Object(_) => Value::Array(vec![v]),
+                _ => {
+                    return Err(ApiError::InvalidJson(
+                        "metadata part: expected an array of DICOM JSON data sets".into(),
+                    ));
+                }
+            });
+            continue;
+        }
+        let Some(location) = location else {
+            return Err(ApiError::BadRequest(
+                "a bulk data part lacks Content-Location".into(),
+            ));
+        };
+        let ts = ct.as_ref().and_then(|m| {
+            m.get_param("transfer-syntax")
+                .map(|v| v.as_str().to_owned())
+        });
+        bulk.insert(location, (ts, bytes.to_vec()));
+    }
+    let Some(Value::Array(datasets)) = metadata else {
+        return Err(ApiError::BadRequest(
+            "the request has no metadata part".into(),
+        ));
+    };
+    let mut results = Vec::with_capacity(datasets.len());
+    for ds in datasets {
+        let Value::Object(obj) = ds else {
+            results.push(failed(IngestError::CannotUnderstand(
+                "a metadata entry is not a DICOM JSON object".into(),
+            )));
+            continue;
+        };
+        let uid = |tag: &str| {
+            obj.get(tag)
+                .and_then(|e| e.get("Value"))
+                .and_then(|v| v.get(0))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        // the transfer syntax: that of the Pixel Data part, else Explicit VR LE
+        let pixel_uri = obj
+            .get("7FE00010")
+            .and_then(|e| e.get("BulkDataURI"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let ts = pixel_uri
+            .as_ref()
+            .and_then(|u| bulk.get(u))
+            .and_then(|(ts, _)| ts.clone())
+            .unwrap_or_else(|| super::wado::EXPLICIT_VR_LE.to_owned());
+        let built = {
+            let mut resolve = |u: &str| bulk.get(u).map(|(_, b)| b.clone());
+            dxhub_dicom::from_json::part10_from_json(&obj, &ts, &mut resolve)
+        };
+        let file = match built {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let mut r = failed(IngestError::CannotUnderstand(format!("metadata: {e}")));
+                r.sop_class_uid = uid("00080016");
+                r.sop_instance_uid = uid("00080018");
+                results.push(r);
+                continue;
+            }
+        };
+        let writer = ingest
+            .spool()
+            .create()
+            .map_err(|e| ApiError::Unavailable(format!("spool: {e}")))?;
+        let mut part = PartSpool::new(writer);
+        let spooled = part.push(&file).and_then(|()| part.finish());
+        results.push(match spooled {
+            Ok(f) => store_part(state, caller, ingest, f, study).await,
+            Err(e) => failed(e),
+        });
+    }
+    Ok(results)
 }
 
 fn multipart_error(e: multer::Error) -> ApiError {
@@ -524,7 +672,20 @@ mod tests {
             header::CONTENT_TYPE,
             HeaderValue::from_static("multipart/related; type=\"application/dicom\"; boundary=abc"),
         );
-        assert_eq!(related_boundary(&h).ok().as_deref(), Some("abc"));
+        assert_eq!(
+            related_boundary(&h).ok(),
+            Some(("abc".to_owned(), Root::Dicom))
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(
+                "multipart/related; type=\"application/dicom+json\"; boundary=abc",
+            ),
+        );
+        assert_eq!(
+            related_boundary(&h).ok(),
+            Some(("abc".to_owned(), Root::Json))
+        );
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/dicom"),
