@@ -365,6 +365,9 @@ ratio() { # ratio A B (A/B, or - when either is missing)
     echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/{print $2}') GiB RAM; client and servers share it"
     echo "data: $STUDIES studies x 5 + 1 series x $SERIES_N CT instances (512x512x16-bit, Explicit VR LE), $TOTAL instances"
     echo "load: wrk -t$THREADS -c$CONNS -d${DURATION}s on loopback; dxhub with Authorization: Bearer (session token), Orthanc $("$ORTHANC" --version 2>/dev/null | head -n1 | awk '{print $NF}') + DICOMweb plugin without auth"
+    case " $TARGETS " in *" dxhub "*)
+        echo "dxhub binary: $DXHUB, built $(date -u -r "$DXHUB" '+%Y-%m-%d %H:%M UTC')" ;;
+    esac
     echo "CPU busy (all processes) in the 2 s before each target: $(for t in $TARGETS; do printf '%s %s%% ' "$t" "${LOADS[$t]}"; done)"
     echo
     echo "| target | QIDO req/s | QIDO p50 ms | QIDO p99 ms | QIDO errors | server CPU ms/QIDO | /metadata ms ($SERIES_N inst., median of $META_REPS) | /metadata MB | frames MB/s | frames req/s | frame errors | server CPU ms/frame |"
