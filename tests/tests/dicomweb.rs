@@ -844,3 +844,136 @@ async fn cors_and_isolation_headers() {
     assert_eq!(caps["ohif"]["supportsWildcard"], true);
     assert_eq!(caps["ohif"]["supportsFuzzyMatching"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stow_dicom_json_with_bulk_data() {
+    let hub = TestHub::spawn(HubOptions::default());
+    add_user(&hub, T1, "clinic1", "clinic_doctor", PASSWORD);
+    add_user(&hub, "县人民医院", "reader1", "reader", PASSWORD);
+    let clinic = issue_token(&hub, "clinic1", "1h");
+    let reader = issue_token(&hub, "reader1", "1h");
+    let web = Web::new(&hub);
+    let (study, series) = (new_uid(), new_uid());
+    let (sop, file) = ct(
+        &study,
+        &series,
+        1,
+        "PJ1",
+        "Json^Sent=张^三",
+        "20240501",
+        "101010",
+    );
+    // the JSON a client would send: bulk data by URI, the pixels in a part of their own
+    let opts = dxhub_dicom::json::JsonOptions {
+        inline_binary_max: 64,
+        bulk_prefix: "http://client.example/bulk/".into(),
+    };
+    let meta = dxhub_dicom::json::file_to_json(&file, &opts).unwrap();
+    let uri = meta["7FE00010"]["BulkDataURI"].as_str().unwrap().to_owned();
+    let obj = dicom_object::OpenFileOptions::new()
+        .from_reader(&file[..])
+        .unwrap();
+    let pixels = obj
+        .element(tags::PIXEL_DATA)
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+        .into_owned();
+    let metadata = serde_json::to_vec(&Value::Array(vec![Value::Object(meta.clone())])).unwrap();
+
+    let send = |parts: Vec<(String, Vec<(String, String)>, Vec<u8>)>| {
+        let boundary = "json-stow-boundary";
+        let mut body = Vec::new();
+        for (ct, extra, bytes) in parts {
+            body.extend_from_slice(format!("--{boundary}\r\nContent-Type: {ct}\r\n").as_bytes());
+            for (k, v) in extra {
+                body.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+            }
+            body.extend_from_slice(b"\r\n");
+            body.extend_from_slice(&bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        web.client
+            .post(format!("{}/studies", web.base))
+            .bearer_auth(&clinic)
+            .header(
+                "content-type",
+                format!("multipart/related; type=\"application/dicom+json\"; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+    };
+    // the bulk part missing: the data set fails, nothing stored
+    let r = send(vec![(
+        "application/dicom+json".into(),
+        vec![],
+        metadata.clone(),
+    )])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 409);
+    let resp: Value = r.json().await.unwrap();
+    assert_eq!(
+        value(seq(&resp, "00081198")[0], "00081197").as_deref(),
+        Some("49152")
+    );
+
+    let r = send(vec![
+        ("application/dicom+json".into(), vec![], metadata),
+        (
+            "application/octet-stream".into(),
+            vec![("Content-Location".into(), uri)],
+            pixels.clone(),
+        ),
+    ])
+    .await
+    .unwrap();
+    let status = r.status();
+    let resp: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(
+        value(seq(&resp, "00081199")[0], "00081155").as_deref(),
+        Some(sop.as_str())
+    );
+
+    // what the hub stored reads back with the same attributes and pixels
+    let got = web
+        .json(
+            &format!("/studies/{study}/series/{series}/instances/{sop}/metadata"),
+            &reader,
+        )
+        .await;
+    let got = got[0].as_object().unwrap();
+    for (tag, v) in &meta {
+        if v.get("BulkDataURI").is_some() || v.get("InlineBinary").is_some() {
+            continue;
+        }
+        assert_eq!(got.get(tag), Some(v), "{tag}");
+    }
+    assert_eq!(got["00100010"]["Value"][0]["Ideographic"], "张^三");
+    let r = web
+        .client
+        .get(format!(
+            "{}/studies/{study}/series/{series}/instances/{sop}/frames/1",
+            web.base
+        ))
+        .bearer_auth(&reader)
+        .header(
+            "accept",
+            "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ctype = r.headers()["content-type"].to_str().unwrap().to_owned();
+    let boundary = ctype
+        .split("boundary=")
+        .nth(1)
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    let body = r.bytes().await.unwrap();
+    assert_eq!(multipart_first_part(&body, &boundary), pixels);
+}
