@@ -5,17 +5,28 @@
 //! follows them; an operation without a rule, or one this test does not know how to aim
 //! at an own and a foreign object, fails it. On SQLite and on PostgreSQL.
 //!
+//! The same for `/dicomweb` (its own registry, `dxhub_api::dicomweb_route_rules`): every
+//! QIDO, WADO and STOW route × every principal × the study of each institution (plus an
+//! unknown study, and a path naming one study with another's series); STOW of a new study
+//! and into each study (FailureReason 0x0124 outside the caller's write reach); then the
+//! audit entry of each request (matched by `X-Request-Id`: denials always, successful reads
+//! once per study and caller) and what STOW left in the index.
+//!
 //! Tenancy: alliance A (county hospital H → township T → village V) and alliance B
-//! (county hospital H2); one study stored by DIMSE into each of T, V, H and H2.
+//! (county hospital H2); one study (a CT with pixel data) stored by DIMSE into each of T,
+//! V, H and H2.
 
 use std::collections::{BTreeMap, HashMap};
 
-use dxhub_api::{RoutePolicy, route_rules};
+use dicom_dictionary_std::uids;
+use dicom_object::FileMetaTableBuilder;
+use dxhub_api::{RoutePolicy, RouteRule, dicomweb_route_rules, route_rules};
 use dxhub_core::{Action, Principal, PrincipalKind, Role, TargetScope, authorize};
 use dxhub_e2e::api::{
     Api, PASSWORD, Reply, add_device, add_user, admin_list, device_id, issue_token,
     postgres_options, store_study,
 };
+use dxhub_e2e::generate::{CtSpec, ct_object, new_uid};
 use dxhub_e2e::hub::{HubOptions, TestHub};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -639,6 +650,9 @@ async fn matrix(opts: HubOptions) {
     }
     assert!(ok_reads > 0 && refused_reads > 0);
 
+    // --- /dicomweb: its own registry, the same callers and studies
+    dicomweb(&mut run).await;
+
     assert!(
         run.checked > 100,
         "only {} policy decisions checked",
@@ -1169,4 +1183,1112 @@ fn listed_names(v: &Value) -> Vec<String> {
     list.iter()
         .filter_map(|i| i["name"].as_str().map(str::to_owned))
         .collect()
+}
+
+// ---------------------------------------------------------------- DICOMweb
+
+/// How this test aims each `/dicomweb` route of `dicomweb_route_rules()`. A new route must
+/// be added here (the test fails until it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dw {
+    /// `GET /dicomweb`: any user.
+    Capabilities,
+    /// A QIDO search over everything in the caller's reach.
+    Search,
+    /// A QIDO search inside the study (and series) of the path.
+    SearchIn,
+    /// A WADO read of the study in the path, asked with `accept`; a 200 answers `answer`.
+    Read {
+        accept: &'static str,
+        answer: &'static str,
+    },
+    /// STOW-RS of a new study.
+    Store,
+    /// STOW-RS into the study of the path.
+    StoreInto,
+}
+
+const DICOM_PARTS: &str = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
+const FRAME_PARTS: &str = "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*";
+const DICOM_JSON: &str = "application/dicom+json";
+/// The device of the fixture (at T): its serial is its audit actor.
+const DEVICE_SERIAL: &str = "ECG-T-1";
+/// STOW-RS FailureReason "not authorized" (0x0124).
+const NOT_AUTHORIZED: u64 = 0x0124;
+
+fn dw_aim(method: &str, path: &str) -> Option<Dw> {
+    const RETRIEVE: Dw = Dw::Read {
+        accept: DICOM_PARTS,
+        answer: "multipart/related",
+    };
+    const METADATA: Dw = Dw::Read {
+        accept: DICOM_JSON,
+        answer: DICOM_JSON,
+    };
+    const FRAMES: Dw = Dw::Read {
+        accept: FRAME_PARTS,
+        answer: "multipart/related",
+    };
+    const IMAGE: Dw = Dw::Read {
+        accept: "image/jpeg",
+        answer: "image/jpeg",
+    };
+    const BULK: Dw = Dw::Read {
+        accept: "application/octet-stream",
+        answer: "application/octet-stream",
+    };
+    const STUDY: &str = "/dicomweb/studies/{study}";
+    const SERIES: &str = "/dicomweb/studies/{study}/series/{series}";
+    const INSTANCE: &str = "/dicomweb/studies/{study}/series/{series}/instances/{instance}";
+    let rest = |base: &str| path.strip_prefix(base);
+    Some(match (method, path) {
+        ("GET", "/dicomweb") => Dw::Capabilities,
+        ("GET", "/dicomweb/studies" | "/dicomweb/series" | "/dicomweb/instances") => Dw::Search,
+        ("POST", "/dicomweb/studies") => Dw::Store,
+        ("POST", STUDY) => Dw::StoreInto,
+        ("GET", STUDY | SERIES | INSTANCE) => RETRIEVE,
+        ("GET", _) => match (rest(INSTANCE), rest(SERIES), rest(STUDY)) {
+            (Some("/metadata"), _, _) => METADATA,
+            (Some("/frames/{frames}"), _, _) => FRAMES,
+            (
+                Some(
+                    "/rendered"
+                    | "/thumbnail"
+                    | "/frames/{frames}/rendered"
+                    | "/frames/{frames}/thumbnail",
+                ),
+                _,
+                _,
+            ) => IMAGE,
+            (Some("/bulk/{path}"), _, _) => BULK,
+            (None, Some("/instances"), _) => Dw::SearchIn,
+            (None, Some("/metadata"), _) => METADATA,
+            (None, Some("/thumbnail"), _) => IMAGE,
+            (None, None, Some("/series" | "/instances")) => Dw::SearchIn,
+            (None, None, Some("/metadata")) => METADATA,
+            (None, None, Some("/thumbnail")) => IMAGE,
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// One stored study and its (first) series and image instance.
+#[derive(Debug, Clone)]
+struct DwTarget {
+    /// Where the study is (None: not a fixture study).
+    at: Option<&'static str>,
+    study: String,
+    series: String,
+    sop: String,
+}
+
+/// Fill the parameters of a DICOMweb path template; None for a parameter this test does
+/// not know. Frames: frame 1; bulk data: the pixel data.
+fn fill_dw(path: &str, t: &DwTarget) -> Option<String> {
+    let mut out = Vec::new();
+    for seg in path.split('/') {
+        out.push(match seg {
+            "{study}" => t.study.as_str(),
+            "{series}" => t.series.as_str(),
+            "{instance}" => t.sop.as_str(),
+            "{frames}" => "1",
+            "{path}" => "7FE00010",
+            s if s.contains(['{', '}']) => return None,
+            s => s,
+        });
+    }
+    Some(out.join("/"))
+}
+
+/// The object an audit entry must name.
+#[derive(Debug, Clone)]
+enum Obj {
+    None,
+    Study(String),
+    /// The study, or no object.
+    NoneOr(String),
+}
+
+#[derive(Debug, Clone)]
+enum Audit {
+    /// No entry (anonymous requests).
+    Nothing,
+    /// Exactly one entry.
+    Entry {
+        action: &'static str,
+        outcome: &'static str,
+        object: Obj,
+    },
+    /// A successful read: one `success` entry for the first read of the study by the
+    /// caller, none for the next ones within the coalescing window.
+    Read { action: &'static str, study: String },
+}
+
+#[derive(Debug)]
+struct DwExpect {
+    request_id: String,
+    what: String,
+    actor_kind: &'static str,
+    actor: String,
+    audit: Audit,
+    at: std::time::Instant,
+}
+
+/// What a STOW-RS request should have left in the index.
+#[derive(Debug)]
+struct DwStored {
+    what: String,
+    study: String,
+    sop: String,
+    stored: bool,
+    /// The institution the study must be in afterwards (a new study: the caller's).
+    institution: Option<i64>,
+}
+
+#[derive(Default)]
+struct DwRun {
+    seq: usize,
+    expects: Vec<DwExpect>,
+    stored: Vec<DwStored>,
+    /// Per rule (method, path): requests sent, anonymous answered 401, answers 2xx.
+    exercised: HashMap<(&'static str, &'static str), (usize, bool, usize)>,
+    /// Answers by status.
+    statuses: BTreeMap<u16, usize>,
+}
+
+impl Caller {
+    fn actor(&self) -> (&'static str, String) {
+        if self.device {
+            ("device", DEVICE_SERIAL.to_owned())
+        } else {
+            ("user", self.login.clone().unwrap_or_default())
+        }
+    }
+}
+
+impl DwRun {
+    async fn send(
+        &mut self,
+        f: &Fixture,
+        rule: &'static RouteRule,
+        c: &Caller,
+        path: &str,
+        accept: &str,
+        body: Option<(String, Vec<u8>)>,
+    ) -> (Reply, String) {
+        self.seq += 1;
+        let rid = format!("authz-dw-{}", self.seq);
+        let m = Method::from_bytes(rule.method.as_bytes()).expect("method");
+        let mut rb = f
+            .api
+            .req(m, path, c.token.as_deref())
+            .header("x-request-id", &rid)
+            .header("accept", accept);
+        if let Some((ct, bytes)) = body {
+            rb = rb.header("content-type", ct).body(bytes);
+        }
+        let r = Reply::of(rb.send().await.expect("request")).await;
+        *self.statuses.entry(r.status).or_default() += 1;
+        let e = self.exercised.entry((rule.method, rule.path)).or_default();
+        e.0 += 1;
+        e.1 |= c.token.is_none() && r.status == 401;
+        if (200..300).contains(&r.status) {
+            e.2 += 1;
+        }
+        (r, rid)
+    }
+
+    fn expect(&mut self, request_id: String, what: String, c: &Caller, audit: Audit) {
+        let (actor_kind, actor) = c.actor();
+        self.expects.push(DwExpect {
+            request_id,
+            what,
+            actor_kind,
+            actor,
+            audit: if c.token.is_none() {
+                Audit::Nothing
+            } else {
+                audit
+            },
+            at: std::time::Instant::now(),
+        });
+    }
+}
+
+/// A STOW-RS request body of one Part 10 CT instance, and its Content-Type.
+fn stow_body(spec: &CtSpec) -> (String, Vec<u8>) {
+    let mut part10 = Vec::new();
+    ct_object(spec)
+        .with_meta(
+            FileMetaTableBuilder::new()
+                .media_storage_sop_class_uid(uids::CT_IMAGE_STORAGE)
+                .media_storage_sop_instance_uid(spec.sop_uid.as_str())
+                .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN),
+        )
+        .expect("file meta")
+        .write_all(&mut part10)
+        .expect("encode Part 10");
+    let boundary = format!("authz-{}", new_uid().replace('.', ""));
+    let mut body = format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").into_bytes();
+    body.extend_from_slice(&part10);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (
+        format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+        body,
+    )
+}
+
+/// Audit entries in short: `action outcome object_kind:object_id by actor_kind actor`.
+fn brief(entries: &[Value]) -> String {
+    let list: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}:{} by {} {}",
+                e["action"].as_str().unwrap_or("?"),
+                e["outcome"].as_str().unwrap_or("?"),
+                e["object_kind"].as_str().unwrap_or("-"),
+                e["object_id"].as_str().unwrap_or("-"),
+                e["actor_kind"].as_str().unwrap_or("?"),
+                e["actor"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    format!("[{}]", list.join("; "))
+}
+
+/// The first value of `tag` in a DICOM JSON object.
+fn dj<'a>(item: &'a Value, tag: &str) -> &'a Value {
+    &item[tag]["Value"][0]
+}
+
+/// Items of a sequence of a DICOM JSON object.
+fn dj_items(v: &Value, tag: &str) -> Vec<Value> {
+    v[tag]["Value"].as_array().cloned().unwrap_or_default()
+}
+
+/// The authorization matrix of `/dicomweb`: every rule of `dicomweb_route_rules()` × every
+/// caller × the study of each institution (plus an unknown study and a path mixing two
+/// studies); STOW of a new study and into each study; then the audit log, request by
+/// request (by `X-Request-Id`), and what STOW left in the index.
+async fn dicomweb(run: &mut Run<'_>) {
+    let f = run.f;
+    let rules = dicomweb_route_rules();
+    let probe = DwTarget {
+        at: None,
+        study: "1.2".into(),
+        series: "1.3".into(),
+        sop: "1.4".into(),
+    };
+    let mut problems = Vec::new();
+    for r in rules {
+        if dw_aim(r.method, r.path).is_none() {
+            problems.push(format!(
+                "{} {}: this test does not know how to aim it (extend dw_aim())",
+                r.method, r.path
+            ));
+        }
+        if fill_dw(r.path, &probe).is_none() {
+            problems.push(format!(
+                "{} {}: a path parameter this test cannot fill (extend fill_dw())",
+                r.method, r.path
+            ));
+        }
+        if matches!(
+            r.policy,
+            RoutePolicy::Action(_) | RoutePolicy::UploadOnly(_)
+        ) && r.patient_data.is_none()
+        {
+            problems.push(format!(
+                "{} {}: a study route without an audit action",
+                r.method, r.path
+            ));
+        }
+        if dxhub_api::route_rules()
+            .iter()
+            .any(|v1| v1.method == r.method && v1.path == r.path)
+        {
+            problems.push(format!("{} {}: in both registries", r.method, r.path));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "DICOMweb route registry problems:\n{}",
+        problems.join("\n")
+    );
+
+    let root = f
+        .callers
+        .iter()
+        .find(|c| c.superadmin())
+        .and_then(|c| c.token.clone())
+        .expect("superadmin");
+    // the series and image instance of each stored study, from the index (QIDO)
+    let mut targets = Vec::new();
+    for (at, study) in &f.studies {
+        let r = Reply::of(
+            f.api
+                .req(
+                    Method::GET,
+                    // (not a route of the matrix: a search is audited once per window)
+                    &format!("/dicomweb/instances?StudyInstanceUID={study}"),
+                    Some(&root),
+                )
+                .header("accept", DICOM_JSON)
+                .send()
+                .await
+                .expect("QIDO"),
+        )
+        .await;
+        assert_eq!(
+            r.status, 200,
+            "QIDO instances of {study} as superadmin: {r}"
+        );
+        let v = r.json();
+        let first = &v[0];
+        let uid = |tag| dj(first, tag).as_str().unwrap_or_default().to_owned();
+        assert_eq!(uid("0020000D"), *study, "{r}");
+        targets.push(DwTarget {
+            at: Some(*at),
+            study: study.clone(),
+            series: uid("0020000E"),
+            sop: uid("00080018"),
+        });
+    }
+    let unknown = DwTarget {
+        at: None,
+        study: "1.2.826.0.1.3680043.2.1143.424243".into(),
+        series: "1.2.826.0.1.3680043.2.1143.424244".into(),
+        sop: "1.2.826.0.1.3680043.2.1143.424245".into(),
+    };
+    // the study of T, addressed with the series and instance of H2's study
+    let h2 = targets
+        .iter()
+        .find(|t| t.at == Some(H2))
+        .cloned()
+        .expect("H2");
+    let mixed = DwTarget {
+        at: None,
+        study: targets[0].study.clone(),
+        series: h2.series.clone(),
+        sop: h2.sop.clone(),
+    };
+    assert_eq!(targets[0].at, Some(T));
+
+    // the newest audit entry before the DICOMweb matrix
+    let r = f.api.get("/api/v1/audit?limit=1", Some(&root)).await;
+    assert_eq!(r.status, 200, "{r}");
+    let mark = r.json()["entries"][0]["id"]
+        .as_i64()
+        .expect("an audit entry");
+
+    let mut dw = DwRun::default();
+    let started = std::time::Instant::now();
+    // reads first: the stores add instances to the fixture studies
+    for stores in [false, true] {
+        for rule in rules {
+            if (rule.method == "POST") != stores {
+                continue;
+            }
+            let aim = dw_aim(rule.method, rule.path).expect("aim");
+            for c in &f.callers {
+                match aim {
+                    Dw::Capabilities => dw_capabilities(run, &mut dw, rule, c).await,
+                    Dw::Search => dw_search(run, &mut dw, rule, c, &targets).await,
+                    Dw::SearchIn => {
+                        for t in &targets {
+                            dw_search_in(run, &mut dw, rule, c, t).await;
+                        }
+                    }
+                    Dw::Read { accept, answer } => {
+                        for t in targets.iter().chain([&unknown, &mixed]) {
+                            if t.study == mixed.study
+                                && t.series == mixed.series
+                                && !rule.path.contains("{series}")
+                            {
+                                continue;
+                            }
+                            dw_read(run, &mut dw, rule, c, t, &targets, (accept, answer)).await;
+                        }
+                    }
+                    Dw::Store => dw_store(run, &mut dw, rule, c, None).await,
+                    Dw::StoreInto => {
+                        for t in &targets {
+                            dw_store(run, &mut dw, rule, c, Some(t)).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "DICOMweb matrix: {} rules × {} callers, {} requests in {elapsed:?}, answers by status {:?}",
+        rules.len(),
+        f.callers.len(),
+        dw.seq,
+        dw.statuses
+    );
+
+    // --- STOW-RS of another institution's SOP Instance UID, in a new study of the
+    // caller's: the other institution's instance stays as it was for its readers, and the
+    // caller does not get it through its own study
+    foreign_sop(run, &h2).await;
+
+    // --- every rule exercised: anonymous refused, someone answered 2xx
+    for r in rules {
+        match dw.exercised.get(&(r.method, r.path)) {
+            Some((n, anon, ok)) if *n > 0 && *anon && *ok > 0 => {}
+            other => run.fail(format!(
+                "{} {}: not exercised (requests, anonymous 401, 2xx answers): {other:?}",
+                r.method, r.path
+            )),
+        }
+    }
+
+    // --- the audit log, request by request
+    let mut by_request: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut before: Option<i64> = None;
+    'pages: loop {
+        let q = before.map_or(String::new(), |b| format!("&before_id={b}"));
+        let r = f
+            .api
+            .get(&format!("/api/v1/audit?limit=1000{q}"), Some(&root))
+            .await;
+        assert_eq!(r.status, 200, "{r}");
+        let page = r.json();
+        for e in page["entries"].as_array().cloned().unwrap_or_default() {
+            if e["id"].as_i64().is_none_or(|id| id <= mark) {
+                break 'pages;
+            }
+            if let Some(rid) = e["request_id"].as_str() {
+                by_request
+                    .entry(rid.to_owned())
+                    .or_default()
+                    .push(e.clone());
+            }
+        }
+        match page["next_before_id"].as_i64() {
+            Some(b) => before = Some(b),
+            None => break,
+        }
+    }
+    let expected_ids: std::collections::HashSet<&str> =
+        dw.expects.iter().map(|e| e.request_id.as_str()).collect();
+    let mut first_read: HashMap<(String, String), std::time::Instant> = HashMap::new();
+    let (mut denied_seen, mut read_seen, mut search_seen) = (0, 0, 0);
+    let mut unnamed: Vec<String> = Vec::new();
+    for e in &dw.expects {
+        let got = by_request
+            .get(&e.request_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let entry_is = |g: &Value, action: &str, outcome: &str, object: &Obj| {
+            let object_ok = match object {
+                Obj::None => g["object_id"].is_null(),
+                Obj::Study(s) => g["object_id"] == s.as_str() && g["object_kind"] == "study",
+                Obj::NoneOr(s) => {
+                    g["object_id"].is_null()
+                        || (g["object_id"] == s.as_str() && g["object_kind"] == "study")
+                }
+            };
+            g["action"] == action
+                && g["outcome"] == outcome
+                && g["actor_kind"] == e.actor_kind
+                && g["actor"] == e.actor.as_str()
+                && object_ok
+        };
+        let want: Option<(&str, &str, Obj)> = match &e.audit {
+            Audit::Nothing => None,
+            Audit::Entry {
+                action,
+                outcome,
+                object,
+            } => Some((action, outcome, object.clone())),
+            Audit::Read { action, study } => {
+                let key = (e.actor.clone(), study.clone());
+                match first_read.get(&key) {
+                    None => {
+                        first_read.insert(key, e.at);
+                        Some((action, "success", Obj::Study(study.clone())))
+                    }
+                    // coalesced, while the window lasts (a slow run may outlast it)
+                    Some(t0) if e.at.duration_since(*t0).as_secs() < 290 => None,
+                    Some(_) => {
+                        if got.len() > 1
+                            || got.iter().any(|g| {
+                                !entry_is(g, action, "success", &Obj::Study(study.clone()))
+                            })
+                        {
+                            run.fail(format!("{}: audit of a read: {}", e.what, brief(got)));
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        match want {
+            None if got.is_empty() => {}
+            None => run.fail(format!(
+                "{}: expected no audit entry ({:?}), found {}",
+                e.what,
+                e.audit,
+                brief(got)
+            )),
+            Some((action, outcome, object)) => {
+                if got.len() == 1 && entry_is(&got[0], action, outcome, &object) {
+                    match (outcome, action) {
+                        ("denied", _) => denied_seen += 1,
+                        (_, "study-read") => read_seen += 1,
+                        (_, "study-search") => search_seen += 1,
+                        _ => {}
+                    }
+                } else if matches!(object, Obj::Study(_))
+                    && got.len() == 1
+                    && entry_is(&got[0], action, outcome, &Obj::None)
+                {
+                    // the right entry without the study it was about: reported once below
+                    unnamed.push(e.what.clone());
+                } else {
+                    run.fail(format!(
+                        "{}: expected one audit entry {action} {outcome} {object:?} by {} {}, \
+                         found {}",
+                        e.what,
+                        e.actor_kind,
+                        e.actor,
+                        brief(got)
+                    ));
+                }
+            }
+        }
+    }
+    if !unnamed.is_empty() {
+        run.fail(format!(
+            "{} refusals audited without the study they were about (object_id null), e.g.:\n  {}",
+            unnamed.len(),
+            unnamed
+                .iter()
+                .take(4)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ));
+    }
+    for rid in by_request.keys() {
+        if rid.starts_with("authz-dw-") && !expected_ids.contains(rid.as_str()) {
+            run.fail(format!("audit entry of an unknown request {rid}"));
+        }
+    }
+    if elapsed.as_secs() < 290 {
+        assert!(
+            denied_seen > 0 && read_seen > 0 && search_seen > 0,
+            "audit: {denied_seen} denials, {read_seen} reads, {search_seen} searches checked"
+        );
+    }
+
+    // --- what STOW-RS left in the index (seen by the superadmin)
+    for s in &dw.stored {
+        let r = f
+            .api
+            .get(&format!("/api/v1/studies/{}", s.study), Some(&root))
+            .await;
+        if let Some(inst) = s.institution {
+            if r.status != 200 || r.json()["study"]["institution_id"] != inst {
+                run.fail(format!(
+                    "{}: the study should be in institution {inst}: {r}",
+                    s.what
+                ));
+            }
+        } else if s.stored || r.status != 404 {
+            run.fail(format!("{}: a refused new study exists: {r}", s.what));
+        }
+        let q = Reply::of(
+            f.api
+                .req(
+                    Method::GET,
+                    &format!("/dicomweb/instances?SOPInstanceUID={}", s.sop),
+                    Some(&root),
+                )
+                .header("accept", DICOM_JSON)
+                .send()
+                .await
+                .expect("QIDO"),
+        )
+        .await;
+        let found = q.status == 200 && q.body.contains(&s.sop);
+        if found != s.stored {
+            run.fail(format!(
+                "{}: instance stored should be {}, is {found}: {q}",
+                s.what, s.stored
+            ));
+        }
+    }
+}
+
+async fn dw_capabilities(run: &mut Run<'_>, dw: &mut DwRun, rule: &'static RouteRule, c: &Caller) {
+    let op = format!("{} {}", rule.method, rule.path);
+    let (r, rid) = dw
+        .send(run.f, rule, c, rule.path, "application/json", None)
+        .await;
+    dw.expect(rid, format!("{op} {}", c.name), c, Audit::Nothing);
+    if run.gate(c, &op, &r) {
+        run.checked += 1;
+        if r.status != 200 || r.json()["qido"].is_null() {
+            run.fail(format!("{op} {}: any user may call it, got {r}", c.name));
+        }
+    }
+}
+
+/// Refusals carry no patient data; 200s no other study than the target's.
+fn dw_content(run: &mut Run<'_>, op: &str, c: &Caller, r: &Reply, own: Option<&str>) {
+    if r.status != 200 {
+        if r.body.contains("MX-") {
+            run.fail(format!("{op} {}: patient data in a refusal: {r}", c.name));
+        }
+        return;
+    }
+    if let Some(own) = own {
+        for (at, uid) in &run.f.studies {
+            if uid != own && r.body.contains(uid.as_str()) {
+                run.fail(format!(
+                    "{op} {}: answers with the study of {at} too: {r}",
+                    c.name
+                ));
+            }
+        }
+    }
+}
+
+async fn dw_search(
+    run: &mut Run<'_>,
+    dw: &mut DwRun,
+    rule: &'static RouteRule,
+    c: &Caller,
+    targets: &[DwTarget],
+) {
+    let f = run.f;
+    let op = format!("{} {}", rule.method, rule.path);
+    let action = rule.patient_data.expect("audit action");
+    let (r, rid) = dw.send(f, rule, c, rule.path, DICOM_JSON, None).await;
+    let denied = Audit::Entry {
+        action,
+        outcome: "denied",
+        object: Obj::None,
+    };
+    if !run.gate(c, &op, &r) {
+        dw.expect(rid, format!("{op} {}", c.name), c, denied);
+        return;
+    }
+    let p = c.principal.as_ref().expect("user");
+    let own = TargetScope::Institution {
+        institution_id: p.institution_id,
+        alliance_id: p.alliance_id,
+    };
+    let allowed = c.may(Action::ReadStudy, own);
+    run.decided(c, &op, "own institution", allowed, (200, false), &r);
+    let audit = if r.status == 200 {
+        Audit::Entry {
+            action,
+            outcome: "success",
+            object: Obj::None,
+        }
+    } else {
+        denied
+    };
+    dw.expect(rid, format!("{op} {}", c.name), c, audit);
+    dw_content(run, &op, c, &r, None);
+    if r.status != 200 {
+        return;
+    }
+    let level_uid = |t: &DwTarget| match rule.path {
+        "/dicomweb/series" => t.series.clone(),
+        "/dicomweb/instances" => t.sop.clone(),
+        _ => t.study.clone(),
+    };
+    for t in targets {
+        let at = t.at.expect("fixture study");
+        let may = c.may(Action::ReadStudy, scope_of(&f.inst[at]));
+        let listed = r.body.contains(&t.study);
+        if listed && !may {
+            run.fail(format!(
+                "{op} {}: lists the study of {at} out of its reach",
+                c.name
+            ));
+        }
+        if may && !(listed && r.body.contains(&level_uid(t))) {
+            run.fail(format!(
+                "{op} {}: misses the study of {at} within its reach: {r}",
+                c.name
+            ));
+        }
+    }
+}
+
+async fn dw_search_in(
+    run: &mut Run<'_>,
+    dw: &mut DwRun,
+    rule: &'static RouteRule,
+    c: &Caller,
+    t: &DwTarget,
+) {
+    let f = run.f;
+    let at = t.at.expect("fixture study");
+    let op = format!("{} {}", rule.method, rule.path);
+    let action = rule.patient_data.expect("audit action");
+    let path = fill_dw(rule.path, t).expect("fill");
+    let (r, rid) = dw.send(f, rule, c, &path, DICOM_JSON, None).await;
+    let what = format!("{op} {} on the study of {at}", c.name);
+    let denied = Audit::Entry {
+        action,
+        outcome: "denied",
+        object: Obj::NoneOr(t.study.clone()),
+    };
+    if !run.gate(c, &op, &r) {
+        dw.expect(rid, what, c, denied);
+        return;
+    }
+    let p = c.principal.as_ref().expect("user");
+    let own = TargetScope::Institution {
+        institution_id: p.institution_id,
+        alliance_id: p.alliance_id,
+    };
+    // the search is allowed when the caller may read studies; the results are scoped
+    let allowed = c.may(Action::ReadStudy, own);
+    run.decided(c, &op, &format!("study of {at}"), allowed, (200, false), &r);
+    dw.expect(
+        rid,
+        what,
+        c,
+        if r.status == 200 {
+            Audit::Entry {
+                action,
+                outcome: "success",
+                object: Obj::Study(t.study.clone()),
+            }
+        } else {
+            denied
+        },
+    );
+    dw_content(run, &op, c, &r, Some(&t.study));
+    if r.status != 200 {
+        return;
+    }
+    let may = c.may(Action::ReadStudy, scope_of(&f.inst[at]));
+    let rows = r.json().as_array().cloned().unwrap_or_default();
+    let uid = if rule.path.ends_with("/series") {
+        &t.series
+    } else {
+        &t.sop
+    };
+    if may
+        && !(r.body.contains(uid.as_str())
+            && rows.iter().all(|x| dj(x, "0020000D") == t.study.as_str()))
+    {
+        run.fail(format!(
+            "{op} {}: misses the study of {at} within its reach: {r}",
+            c.name
+        ));
+    }
+    if !may && (!rows.is_empty() || r.body.contains(&t.study)) {
+        run.fail(format!(
+            "{op} {}: shows the study of {at} out of its reach: {r}",
+            c.name
+        ));
+    }
+}
+
+async fn dw_read(
+    run: &mut Run<'_>,
+    dw: &mut DwRun,
+    rule: &'static RouteRule,
+    c: &Caller,
+    t: &DwTarget,
+    targets: &[DwTarget],
+    (accept, answer): (&str, &str),
+) {
+    let f = run.f;
+    let op = format!("{} {}", rule.method, rule.path);
+    let action = rule.patient_data.expect("audit action");
+    let path = fill_dw(rule.path, t).expect("fill");
+    let kind = match t.at {
+        Some(at) => format!("the study of {at}"),
+        None if targets.iter().any(|x| x.study == t.study) => {
+            "the study of T with the series of H2".to_owned()
+        }
+        None => "an unknown study".to_owned(),
+    };
+    let what = format!("{op} {} on {kind}", c.name);
+    let (r, rid) = dw.send(f, rule, c, &path, accept, None).await;
+    let entry = |outcome| Audit::Entry {
+        action,
+        outcome,
+        object: Obj::Study(t.study.clone()),
+    };
+    if !run.gate(c, &op, &r) {
+        // a device's refusal names the study it asked for, like a user's
+        dw.expect(rid, what, c, entry("denied"));
+        dw_content(run, &op, c, &r, None);
+        return;
+    }
+    run.checked += 1;
+    let Some(at) = t.at else {
+        // unknown study, or a series of another study: never an answer; 404 (or 403 when
+        // the caller may not read the study it names)
+        let ok = match r.status {
+            404 => {
+                dw.expect(rid, what.clone(), c, entry("not-found"));
+                true
+            }
+            403 => {
+                dw.expect(rid, what.clone(), c, entry("denied"));
+                r.code() == "forbidden"
+            }
+            _ => {
+                dw.expect(rid, what.clone(), c, Audit::Nothing);
+                false
+            }
+        };
+        if !ok {
+            run.fail(format!("{what}: expected 404 (or 403), got {r}"));
+        }
+        if r.body.contains("MX-") {
+            run.fail(format!("{what}: patient data in the answer: {r}"));
+        }
+        return;
+    };
+    let allowed = c.may(Action::ReadStudy, scope_of(&f.inst[at]));
+    run.decided(c, &op, &kind, allowed, (200, false), &r);
+    dw.expect(
+        rid,
+        what.clone(),
+        c,
+        match r.status {
+            200 => Audit::Read {
+                action,
+                study: t.study.clone(),
+            },
+            _ => entry("denied"),
+        },
+    );
+    dw_content(run, &op, c, &r, Some(&t.study));
+    if r.status == 200 {
+        let ct = r.header("content-type").unwrap_or_default();
+        if !ct.starts_with(answer) {
+            run.fail(format!("{what}: answered {ct}, expected {answer}"));
+        }
+        let names_it = match answer {
+            "multipart/related" if accept == DICOM_PARTS => r.body.contains(&t.sop),
+            DICOM_JSON => r.body.contains(&t.sop) && r.body.contains(&t.study),
+            _ => !r.body.is_empty(),
+        };
+        if !names_it {
+            run.fail(format!("{what}: 200 without the instance: {r}"));
+        }
+    }
+}
+
+async fn dw_store(
+    run: &mut Run<'_>,
+    dw: &mut DwRun,
+    rule: &'static RouteRule,
+    c: &Caller,
+    into: Option<&DwTarget>,
+) {
+    let f = run.f;
+    let op = format!("{} {}", rule.method, rule.path);
+    let action = rule.patient_data.expect("audit action");
+    // the instance: of a new study, or of the study in the path (its patient)
+    let (study, patient) = match into {
+        Some(t) => {
+            let at = t.at.expect("fixture study");
+            (t.study.clone(), format!("MX-{}", short(at)))
+        }
+        None => (new_uid(), run.unique("MX-STOW-")),
+    };
+    let mut spec = CtSpec::new(&study, &new_uid(), 1);
+    spec.patient_id = patient;
+    let path = match into {
+        Some(t) => fill_dw(rule.path, t).expect("fill"),
+        None => rule.path.to_owned(),
+    };
+    let kind = into.map_or("a new study".to_owned(), |t| {
+        format!("the study of {}", t.at.unwrap_or("?"))
+    });
+    let what = format!("{op} {} into {kind}", c.name);
+    let (r, rid) = dw
+        .send(f, rule, c, &path, DICOM_JSON, Some(stow_body(&spec)))
+        .await;
+    let path_study = || match into {
+        Some(t) => Obj::Study(t.study.clone()),
+        None => Obj::None,
+    };
+    let mut stored = false;
+    if c.token.is_none() {
+        if (r.status, r.code().as_str()) != (401, "unauthenticated") {
+            run.fail(format!("{what}: expected 401 unauthenticated, got {r}"));
+        }
+        dw.expect(rid, what.clone(), c, Audit::Nothing);
+    } else {
+        run.checked += 1;
+        // a device writes like a principal of its institution (T)
+        let device = Principal::new(
+            PrincipalKind::Device,
+            f.inst[T].id,
+            f.inst[T].alliance_id,
+            &[],
+        );
+        let p = if c.device {
+            &device
+        } else {
+            c.principal.as_ref().expect("user")
+        };
+        let may = |target| authorize(p, Action::WriteStudy, target).is_allowed();
+        let own = TargetScope::Institution {
+            institution_id: p.institution_id,
+            alliance_id: p.alliance_id,
+        };
+        let (status, audit) = if !may(own) {
+            (
+                403,
+                Audit::Entry {
+                    action,
+                    outcome: "denied",
+                    object: path_study(),
+                },
+            )
+        } else if into.is_none_or(|t| may(scope_of(&f.inst[t.at.expect("fixture")]))) {
+            stored = true;
+            (
+                200,
+                Audit::Entry {
+                    action,
+                    outcome: "success",
+                    object: Obj::Study(study.clone()),
+                },
+            )
+        } else {
+            (
+                409,
+                Audit::Entry {
+                    action,
+                    outcome: "failure",
+                    object: path_study(),
+                },
+            )
+        };
+        dw.expect(rid, what.clone(), c, audit);
+        let v = r.json();
+        let referenced = dj_items(&v, "00081199");
+        let failed = dj_items(&v, "00081198");
+        let sop_of = |x: &Value| dj(x, "00081155") == spec.sop_uid.as_str();
+        let ok = r.status == status
+            && match status {
+                403 => r.code() == "forbidden",
+                200 => referenced.iter().any(sop_of) && failed.is_empty(),
+                _ => {
+                    referenced.is_empty()
+                        && failed.len() == 1
+                        && sop_of(&failed[0])
+                        && dj(&failed[0], "00081197").as_u64() == Some(NOT_AUTHORIZED)
+                }
+            };
+        if !ok {
+            let expected = match status {
+                403 => "403 forbidden",
+                200 => "200 with the instance in ReferencedSOPSequence",
+                _ => "409 with FailedSOPSequence FailureReason 0x0124",
+            };
+            run.fail(format!("{what}: expected {expected}, got {r}"));
+        }
+    }
+    dw.stored.push(DwStored {
+        what,
+        study,
+        sop: spec.sop_uid.clone(),
+        stored,
+        institution: match into {
+            // a store into a study never moves it
+            Some(t) => Some(f.inst[t.at.expect("fixture")].id),
+            None if stored => Some(if c.device {
+                f.inst[T].id
+            } else {
+                c.principal.as_ref().expect("user").institution_id
+            }),
+            None => None,
+        },
+    });
+}
+
+async fn foreign_sop(run: &mut Run<'_>, h2: &DwTarget) {
+    let f = run.f;
+    let token = |login: &str| {
+        f.callers
+            .iter()
+            .find(|c| c.login.as_deref() == Some(login))
+            .and_then(|c| c.token.clone())
+            .expect("caller")
+    };
+    let (tech, h2_admin) = (token("tech.t"), token("gadmin.h2"));
+    let mut spec = CtSpec::new(&new_uid(), &new_uid(), 1);
+    spec.sop_uid = h2.sop.clone();
+    spec.patient_id = "MX-INJECTED".into();
+    let (ct, body) = stow_body(&spec);
+    let stow = Reply::of(
+        f.api
+            .req(Method::POST, "/dicomweb/studies", Some(&tech))
+            .header("content-type", ct)
+            .header("accept", DICOM_JSON)
+            .body(body)
+            .send()
+            .await
+            .expect("STOW"),
+    )
+    .await;
+    let get = |path: String, t: String, accept: &'static str| {
+        let api = f.api.clone();
+        async move {
+            Reply::of(
+                api.req(Method::GET, &path, Some(&t))
+                    .header("accept", accept)
+                    .send()
+                    .await
+                    .expect("GET"),
+            )
+            .await
+        }
+    };
+    let theirs = format!(
+        "/dicomweb/studies/{}/series/{}/instances/{}",
+        h2.study, h2.series, h2.sop
+    );
+    for (path, accept) in [
+        (format!("{theirs}/metadata"), DICOM_JSON),
+        (theirs.clone(), DICOM_PARTS),
+    ] {
+        let r = get(path.clone(), h2_admin.clone(), accept).await;
+        if r.status != 200 || !r.body.contains("MX-H2") || r.body.contains("MX-INJECTED") {
+            run.fail(format!(
+                "STOW of H2's SOP Instance UID {} by tech.t (answered {stow}): GET {path} \
+                 as gadmin.h2 should still answer H2's instance: {r}",
+                h2.sop
+            ));
+        }
+    }
+    let mine = format!(
+        "/dicomweb/studies/{}/series/{}/instances/{}",
+        spec.study_uid, spec.series_uid, h2.sop
+    );
+    for (path, accept) in [
+        (format!("{mine}/metadata"), DICOM_JSON),
+        (mine.clone(), DICOM_PARTS),
+    ] {
+        let r = get(path.clone(), tech.clone(), accept).await;
+        if r.body.contains("MX-H2") {
+            run.fail(format!(
+                "STOW of H2's SOP Instance UID by tech.t (answered {stow}): GET {path} as \
+                 tech.t shows H2's patient: {r}"
+            ));
+        }
+    }
 }
