@@ -9,6 +9,7 @@
 
 pub mod charset;
 pub mod extract;
+pub mod from_json;
 pub mod json;
 pub mod meta;
 pub mod pixel;
