@@ -205,6 +205,8 @@ start_dxhub() {
     DIMSE_PORT=$(pick_port)
     http=$(pick_port)
     AET=DXHUB
+    # others may rebuild the binary while this runs: name the one that was started
+    DXHUB_BUILT=$(date -u -r "$DXHUB" '+%Y-%m-%d %H:%M:%S UTC')
     env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE setsid "$DXHUB" --data-dir "$d" serve \
         --http "127.0.0.1:$http" --dicom "127.0.0.1:$DIMSE_PORT" \
         >"$LOGDIR/dxhub.stdout" 2>"$LOGDIR/dxhub.log" </dev/null &
@@ -366,7 +368,7 @@ ratio() { # ratio A B (A/B, or - when either is missing)
     echo "data: $STUDIES studies x 5 + 1 series x $SERIES_N CT instances (512x512x16-bit, Explicit VR LE), $TOTAL instances"
     echo "load: wrk -t$THREADS -c$CONNS -d${DURATION}s on loopback; dxhub with Authorization: Bearer (session token), Orthanc $("$ORTHANC" --version 2>/dev/null | head -n1 | awk '{print $NF}') + DICOMweb plugin without auth"
     case " $TARGETS " in *" dxhub "*)
-        echo "dxhub binary: $DXHUB, built $(date -u -r "$DXHUB" '+%Y-%m-%d %H:%M UTC')" ;;
+        echo "dxhub binary: $DXHUB, built $DXHUB_BUILT" ;;
     esac
     echo "CPU busy (all processes) in the 2 s before each target: $(for t in $TARGETS; do printf '%s %s%% ' "$t" "${LOADS[$t]}"; done)"
     echo
