@@ -48,14 +48,19 @@ impl RequestMeta {
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip().to_string()),
-            object: parts
-                .uri
-                .path()
-                .strip_prefix("/api/v1/studies/")
-                .filter(|s| !s.is_empty() && !s.contains('/'))
-                .map(str::to_owned),
+            object: study_of_path(parts.uri.path()),
         }
     }
+}
+
+/// The study a request path names (`/api/v1/studies/{uid}`, `/dicomweb/studies/{uid}[/…]`).
+fn study_of_path(path: &str) -> Option<String> {
+    if let Some(uid) = path.strip_prefix("/api/v1/studies/") {
+        return (!uid.is_empty() && !uid.contains('/')).then(|| uid.to_owned());
+    }
+    let rest = path.strip_prefix("/dicomweb/studies/")?;
+    let uid = rest.split('/').next().unwrap_or("");
+    (!uid.is_empty()).then(|| uid.to_owned())
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {

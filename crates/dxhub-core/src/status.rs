@@ -7,6 +7,9 @@ pub const SUCCESS: u16 = 0x0000;
 pub const WARNING_COERCION: u16 = 0xB000;
 /// Refused: SOP class not supported.
 pub const REFUSED_SOP_CLASS_NOT_SUPPORTED: u16 = 0x0122;
+/// Refused: not authorized (PS3.7 C.5.22; PS3.18 STOW-RS failure reason): the instance
+/// would join a study, or replace an instance, of an institution the sender may not write to.
+pub const REFUSED_NOT_AUTHORIZED: u16 = 0x0124;
 /// Refused: out of resources.
 pub const OUT_OF_RESOURCES: u16 = 0xA700;
 /// Error: data set does not match SOP class.

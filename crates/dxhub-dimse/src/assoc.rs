@@ -767,6 +767,8 @@ async fn finish_store(
                     );
                     ctx.expected_sop_class_uid = Some(inc.sop_class_uid.clone());
                     ctx.expected_sop_instance_uid = Some(inc.sop_instance_uid.clone());
+                    // an AE title stores into its own institution's studies only
+                    ctx.writable_institutions = accepted.institution_id.map(|i| vec![i]);
                     match service.ingest.ingest_extracted(file, extracted, &ctx).await {
                         Ok(outcome) => {
                             tally.stored(&outcome.study_instance_uid, &outcome.sop_instance_uid);

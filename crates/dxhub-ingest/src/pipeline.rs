@@ -40,6 +40,11 @@ pub struct IngestContext {
     pub expected_sop_instance_uid: Option<String>,
     /// Study Instance UID the data set must belong to (STOW-RS `POST /studies/{study}`).
     pub expected_study_instance_uid: Option<String>,
+    /// The institutions whose studies and instances this sender may add to or replace;
+    /// `None`: any (the admin's `dxhub import`). A study or SOP instance already held by an
+    /// institution outside the list is refused (0124), so that one member cannot add to,
+    /// or hide behind a new version, another member's data.
+    pub writable_institutions: Option<Vec<i64>>,
 }
 
 impl IngestContext {
@@ -50,6 +55,7 @@ impl IngestContext {
             expected_sop_class_uid: None,
             expected_sop_instance_uid: None,
             expected_study_instance_uid: None,
+            writable_institutions: None,
         }
     }
 }
@@ -103,6 +109,8 @@ pub enum IngestError {
     DoesNotMatch(String),
     #[error("SOP class {0} is not a storage SOP class")]
     SopClassNotSupported(String),
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
     #[error("storage unavailable: {0}")]
     Storage(String),
     #[error("index unavailable: {0}")]
@@ -120,6 +128,7 @@ impl IngestError {
             }
             IngestError::DoesNotMatch(_) => status::DATASET_DOES_NOT_MATCH_SOP_CLASS,
             IngestError::SopClassNotSupported(_) => status::REFUSED_SOP_CLASS_NOT_SUPPORTED,
+            IngestError::NotAuthorized(_) => status::REFUSED_NOT_AUTHORIZED,
             IngestError::Storage(_) | IngestError::Index(_) | IngestError::Io(_) => {
                 status::OUT_OF_RESOURCES
             }
@@ -294,6 +303,26 @@ impl Ingest {
         {
             debug!(sop_instance_uid = %x.sop_instance_uid, "duplicate instance, identical data set");
             return Ok(outcome(OutcomeKind::Duplicate, existing.id));
+        }
+
+        if let Some(writable) = &ctx.writable_institutions {
+            let (study_owner, instance_owner) = self
+                .catalog
+                .owners(&x.study_instance_uid, &x.sop_instance_uid)
+                .await
+                .map_err(|e| IngestError::Index(e.to_string()))?;
+            let foreign = |owner: Option<i64>| owner.is_some_and(|o| !writable.contains(&o));
+            if foreign(study_owner) {
+                return Err(IngestError::NotAuthorized(
+                    "the study belongs to an institution outside the sender's reach".into(),
+                ));
+            }
+            if foreign(instance_owner) {
+                return Err(IngestError::NotAuthorized(
+                    "the SOP Instance UID is held by an institution outside the sender's reach"
+                        .into(),
+                ));
+            }
         }
 
         let key = Blobs::instance_key(

@@ -422,6 +422,13 @@ pub trait Catalog: Send + Sync {
     /// Store the derived DICOM JSON of an instance row (rebuilt from its blob).
     async fn set_instance_metadata(&self, instance_id: i64, metadata: &str) -> Result<()>;
     async fn counts(&self) -> Result<Counts>;
+    /// The institutions holding a study and (the newest version of) a SOP instance, when
+    /// they exist and belong to one.
+    async fn owners(
+        &self,
+        study_instance_uid: &str,
+        sop_instance_uid: &str,
+    ) -> Result<(Option<i64>, Option<i64>)>;
     /// A QIDO-RS search (see [`crate::qido`]).
     async fn qido(&self, query: &crate::QidoQuery) -> Result<Vec<crate::QidoRow>>;
     /// The newest version of each SOP instance a WADO-RS request names, in series and

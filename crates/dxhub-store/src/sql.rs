@@ -1030,6 +1030,23 @@ impl Catalog for SqlCatalog {
             .await?)
     }
 
+    async fn owners(
+        &self,
+        study_instance_uid: &str,
+        sop_instance_uid: &str,
+    ) -> Result<(Option<i64>, Option<i64>)> {
+        let row: (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT institution_id FROM studies WHERE study_instance_uid = $1), \
+             (SELECT institution_id FROM instances WHERE sop_instance_uid = $2 \
+              ORDER BY id DESC LIMIT 1)",
+        )
+        .bind(study_instance_uid)
+        .bind(sop_instance_uid)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(row)
+    }
+
     async fn qido(&self, query: &crate::QidoQuery) -> Result<Vec<crate::QidoRow>> {
         self.qido_search(query).await
     }

@@ -197,6 +197,27 @@ pub fn router(state: &AppState) -> Router<AppState> {
         HeaderValue::from_static("same-origin"),
     ))
     .layer(cors(&s.cors_origins))
+    .layer(json_compression())
+}
+
+/// gzip for DICOM JSON (QIDO results, metadata: 10 KB per CT instance) when the client
+/// accepts it — clinic links are slow; pixel data and images are sent as they are.
+fn json_compression()
+-> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::predicate::{Predicate, SizeAbove};
+    let json = |_: axum::http::StatusCode,
+                _: axum::http::Version,
+                h: &HeaderMap,
+                _: &axum::http::Extensions| {
+        h.get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.starts_with("application/dicom+json") || ct.starts_with("application/json")
+            })
+    };
+    tower_http::compression::CompressionLayer::new()
+        .quality(tower_http::CompressionLevel::Fastest)
+        .compress_when(SizeAbove::new(1024).and(json))
 }
 
 /// CORS for the configured origins (`*` allows any origin, without credentials).

@@ -20,11 +20,10 @@ use dxhub_ingest::spool::SpoolWriter;
 use dxhub_ingest::{Ingest, IngestContext, IngestError, OutcomeKind, Source};
 use serde_json::{Map, Value, json};
 
-use super::{DICOM_JSON, base_url, study_target};
+use super::{DICOM_JSON, base_url};
 use crate::auth::Caller;
 use crate::{ApiError, AppState};
 
-const STATUS_NOT_AUTHORIZED: u16 = 0x0124;
 /// Largest `application/dicom+json` STOW-RS request (buffered: metadata and bulk data are
 /// matched up before the data sets are written).
 pub const JSON_STOW_MAX_BYTES: u64 = 512 * 1024 * 1024;
@@ -266,7 +265,7 @@ async fn stow(
     );
     let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
     if root == Root::Json {
-        let results = stow_json(&state, &caller, &ingest, &mut multipart, study.as_deref()).await?;
+        let results = stow_json(&caller, &ingest, &mut multipart, study.as_deref()).await?;
         return respond(&state, &caller, &headers, study.as_deref(), results).await;
     }
 
@@ -319,7 +318,7 @@ async fn stow(
         let result = match failure {
             Some(e) => failed(e),
             None => match part.finish() {
-                Ok(file) => store_part(&state, &caller, &ingest, file, study.as_deref()).await,
+                Ok(file) => store_part(&caller, &ingest, file, study.as_deref()).await,
                 Err(e) => failed(e),
             },
         };
@@ -336,7 +335,6 @@ async fn stow(
 /// data set becomes a Part 10 file (Explicit VR Little Endian, or the transfer syntax of
 /// its Pixel Data part's `transfer-syntax` parameter) and goes through the same ingest.
 async fn stow_json(
-    state: &AppState,
     caller: &Caller,
     ingest: &Arc<Ingest>,
     multipart: &mut multer::Multipart<'_>,
@@ -446,7 +444,7 @@ async fn stow_json(
         let mut part = PartSpool::new(writer);
         let spooled = part.push(&file).and_then(|()| part.finish());
         results.push(match spooled {
-            Ok(f) => store_part(state, caller, ingest, f, study).await,
+            Ok(f) => store_part(caller, ingest, f, study).await,
             Err(e) => failed(e),
         });
     }
@@ -473,7 +471,6 @@ fn failed(e: IngestError) -> PartResult {
 }
 
 async fn store_part(
-    state: &AppState,
     caller: &Caller,
     ingest: &Arc<Ingest>,
     file: dxhub_ingest::spool::SpoolFile,
@@ -501,33 +498,38 @@ async fn store_part(
         series_instance_uid: series_uid.clone(),
         status,
     };
-    // an existing study of another institution: only if the caller may write there
-    if let Some(uid) = &study_uid {
-        match state.catalog.get_study(uid).await {
-            Ok(Some(existing))
-                if existing.institution_id != Some(caller.principal.institution_id) =>
-            {
-                let target = match study_target(state, existing.institution_id).await {
-                    Ok(t) => t,
-                    Err(e) => return with_ids(Err((0xA700, e.to_string()))),
-                };
-                if !authorize(&caller.principal, Action::WriteStudy, target).is_allowed() {
-                    return with_ids(Err((
-                        STATUS_NOT_AUTHORIZED,
-                        "the study belongs to an institution outside the caller's reach".into(),
-                    )));
-                }
-            }
-            Ok(_) => {}
-            Err(e) => return with_ids(Err((0xA700, format!("index unavailable: {e}")))),
-        }
-    }
     let mut ctx = IngestContext::new(Source::Stow, Some(caller.principal.institution_id));
     ctx.expected_study_instance_uid = study.map(str::to_owned);
+    ctx.writable_institutions = writable_institutions(caller);
     match ingest.ingest_extracted(file, extracted, &ctx).await {
         Ok(o) => with_ids(Ok((o.kind == OutcomeKind::NewVersion).then_some(o.status()))),
         Err(e) => with_ids(Err((e.status(), e.to_string()))),
     }
+}
+
+/// The institutions whose studies the caller may add to (the policy's WriteStudy reach);
+/// `None` for the superadmin.
+fn writable_institutions(caller: &Caller) -> Option<Vec<i64>> {
+    if caller.is_superadmin() {
+        return None;
+    }
+    let p = &caller.principal;
+    let mut ids: Vec<i64> = caller
+        .alliance_institutions
+        .iter()
+        .copied()
+        .filter(|id| {
+            let target = dxhub_core::policy::TargetScope::Institution {
+                institution_id: *id,
+                alliance_id: p.alliance_id,
+            };
+            authorize(p, Action::WriteStudy, target).is_allowed()
+        })
+        .collect();
+    if ids.is_empty() {
+        ids.push(p.institution_id);
+    }
+    Some(ids)
 }
 
 fn us(v: u16) -> Value {
