@@ -82,6 +82,9 @@ pub struct QidoQuery {
     pub institution_ids: Option<Vec<i64>>,
     pub limit: i64,
     pub offset: i64,
+    /// Load the level attributes' DICOM JSON (`study_attrs`, `series_attrs`; `includefield`).
+    /// Instance-level searches always load the instance's metadata.
+    pub with_attrs: bool,
 }
 
 /// One result of a search: the study with its patient, and at series / instance level the

@@ -1237,6 +1237,7 @@ mod suite {
             institution_ids: None,
             limit: 100,
             offset: 0,
+            with_attrs: true,
         }
     }
 

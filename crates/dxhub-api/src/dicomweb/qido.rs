@@ -188,6 +188,7 @@ pub fn parse(level: QidoLevel, raw: Option<&str>) -> Result<Parsed, ApiError> {
             institution_ids: None,
             limit: DEFAULT_LIMIT,
             offset: 0,
+            with_attrs: false,
         },
         include: Include::default(),
         keys: BTreeSet::new(),
@@ -370,6 +371,7 @@ async fn search(
         return Err(ApiError::Forbidden("not permitted: read_study".into()));
     }
     let mut parsed = parse(level, raw.as_deref())?;
+    parsed.query.with_attrs = parsed.include.all || !parsed.include.tags.is_empty();
     parsed.query.conditions.extend(fixed);
     parsed.query.institution_ids = readable_institutions(&state, &caller).await?;
     let rows = state.catalog.qido(&parsed.query).await?;

@@ -9,7 +9,7 @@ use crate::qido::{InstanceScope, QidoKey, QidoLevel, QidoMatch, QidoQuery, QidoR
 const STUDY_COLUMNS: &str = "st.id AS study_id, st.study_instance_uid, st.institution_id, \
      st.study_date, st.study_time, st.accession_number, st.study_description, \
      st.referring_physician_name, st.study_id AS study_id_attr, st.modalities_in_study, \
-     st.num_series, st.num_instances AS num_study_instances, st.attrs AS study_attrs, \
+     st.num_series, st.num_instances AS num_study_instances, {study_attrs}, \
      p.patient_id, p.issuer_of_patient_id, p.patient_name, p.patient_birth_date, \
      p.patient_sex";
 const NO_SERIES_COLUMNS: &str = ", CAST(NULL AS TEXT) AS series_instance_uid, \
@@ -19,7 +19,7 @@ const NO_SERIES_COLUMNS: &str = ", CAST(NULL AS TEXT) AS series_instance_uid, \
      CAST(NULL AS BIGINT) AS num_series_instances, CAST(NULL AS TEXT) AS series_attrs";
 const SERIES_COLUMNS: &str = ", se.series_instance_uid, se.modality, se.series_number, \
      se.series_description, se.series_date, se.series_time, se.body_part_examined, \
-     se.num_instances AS num_series_instances, se.attrs AS series_attrs";
+     se.num_instances AS num_series_instances, {series_attrs}";
 const NO_INSTANCE_COLUMNS: &str = ", CAST(NULL AS TEXT) AS sop_instance_uid, \
      CAST(NULL AS TEXT) AS sop_class_uid, CAST(NULL AS TEXT) AS transfer_syntax_uid, \
      CAST(NULL AS BIGINT) AS instance_number, CAST(NULL AS BIGINT) AS number_of_frames, \
@@ -225,6 +225,17 @@ impl SqlCatalog {
                  JOIN patients p ON p.id = st.patient_ref WHERE {NEWEST_VERSION}"
             ),
         };
+        let (study_attrs, series_attrs) = if q.with_attrs {
+            ("st.attrs AS study_attrs", "se.attrs AS series_attrs")
+        } else {
+            (
+                "CAST(NULL AS TEXT) AS study_attrs",
+                "CAST(NULL AS TEXT) AS series_attrs",
+            )
+        };
+        let select = select
+            .replace("{study_attrs}", study_attrs)
+            .replace("{series_attrs}", series_attrs);
         let mut b = Builder::new(self.dialect, select);
         for (key, m) in &q.conditions {
             // a key below the search level cannot be matched here (the HTTP layer reports
