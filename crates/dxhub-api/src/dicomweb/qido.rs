@@ -371,7 +371,12 @@ async fn search(
         return Err(ApiError::Forbidden("not permitted: read_study".into()));
     }
     let mut parsed = parse(level, raw.as_deref())?;
-    parsed.query.with_attrs = parsed.include.all || !parsed.include.tags.is_empty();
+    parsed.query.with_attrs = parsed.include.all
+        || parsed
+            .include
+            .tags
+            .iter()
+            .any(|t| !DEFAULT_TAGS.contains(&tag_key(*t).as_str()));
     parsed.query.conditions.extend(fixed);
     parsed.query.institution_ids = readable_institutions(&state, &caller).await?;
     let rows = state.catalog.qido(&parsed.query).await?;
@@ -428,6 +433,16 @@ async fn search(
 }
 
 // ---------------------------------------------------------------- results
+
+/// Attributes every result carries (from index columns) at some level: asking for them
+/// with `includefield` needs no level JSON. Modality (00080060) is a series attribute that
+/// a study result reports as ModalitiesInStudy.
+const DEFAULT_TAGS: &[&str] = &[
+    "00080020", "00080030", "00080050", "00080056", "00080060", "00080061", "00080090", "00081030",
+    "00081190", "00100010", "00100020", "00100021", "00100030", "00100040", "0020000D", "00200010",
+    "00201206", "00201208", "0020000E", "00200011", "0008103E", "00080021", "00080031", "00180015",
+    "00201209", "00080016", "00080018", "00083002", "00200013", "00280008",
+];
 
 fn put(m: &mut Map<String, Value>, tag: &str, vr: &str, value: Option<Value>) {
     let mut e = Map::new();
