@@ -345,3 +345,86 @@ async fn many_small_instances_back_to_back_on_one_association() {
         assert_eq!(dataset_of_file(&blob), &ds[..], "byte-exact");
     }
 }
+
+/// One member may not add to another member's study, nor hide another member's instance
+/// behind a "new version" with the same SOP Instance UID: 0124 (not authorized).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_institutions_study_or_instance_is_refused() {
+    let hub = TestHub::spawn(HubOptions::default());
+    hub.admin_ok(&[
+        "institution",
+        "add",
+        "--alliance",
+        "测试医共体",
+        "--name",
+        "南山乡卫生院",
+        "--level",
+        "township",
+        "--parent",
+        "县人民医院",
+    ]);
+    hub.admin_ok(&[
+        "ae",
+        "add",
+        "--institution",
+        "南山乡卫生院",
+        "--ae-title",
+        "NANSHAN",
+    ]);
+    let spec = CtSpec::new(&new_uid(), &new_uid(), 1);
+    let original = ct_dataset(&spec);
+    // the other township: its own new study is fine; the first township's study UID is not,
+    // nor the first township's SOP Instance UID in a study of its own
+    let mut into_study = CtSpec::new(&spec.study_uid, &new_uid(), 2);
+    into_study.patient_id = "OTHER".into();
+    let mut same_sop = CtSpec::new(&new_uid(), &new_uid(), 1);
+    same_sop.sop_uid = spec.sop_uid.clone();
+    same_sop.patient_id = "OTHER".into();
+    let own = CtSpec::new(&new_uid(), &new_uid(), 1);
+    let addr = hub.dicom;
+    let jobs = (
+        (spec.sop_uid.clone(), original),
+        (into_study.sop_uid.clone(), ct_dataset(&into_study)),
+        (same_sop.sop_uid.clone(), ct_dataset(&same_sop)),
+        (own.sop_uid.clone(), ct_dataset(&own)),
+    );
+    let statuses = tokio::task::spawn_blocking(move || {
+        let store = |calling: &str, (uid, ds): &(String, Vec<u8>)| {
+            let mut scu = Scu::connect(addr, calling, "DXHUB", &[ct_context()], 1 << 20).unwrap();
+            let (pc, _) = scu.context_for(CT).unwrap();
+            let s = scu.store(pc, CT, uid, ds).unwrap().0;
+            scu.release().unwrap();
+            s
+        };
+        vec![
+            store("CLINIC", &jobs.0),
+            store("NANSHAN", &jobs.1),
+            store("NANSHAN", &jobs.2),
+            store("NANSHAN", &jobs.3),
+            // the owner may still send a new version
+            store("CLINIC", &jobs.0),
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(statuses, vec![0x0000, 0x0124, 0x0124, 0x0000, 0x0000]);
+    let catalog = hub.catalog().await;
+    assert_eq!(
+        catalog
+            .instance_versions(&spec.sop_uid)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        catalog
+            .get_study(&spec.study_uid)
+            .await
+            .unwrap()
+            .unwrap()
+            .num_instances,
+        1
+    );
+    assert_eq!(catalog.counts().await.unwrap().instances, 2);
+}
