@@ -881,7 +881,9 @@ async fn stow_dicom_json_with_bulk_data() {
         .into_owned();
     let metadata = serde_json::to_vec(&Value::Array(vec![Value::Object(meta.clone())])).unwrap();
 
-    let send = |parts: Vec<(String, Vec<(String, String)>, Vec<u8>)>| {
+    /// (content type, extra headers, body)
+    type Part = (String, Vec<(String, String)>, Vec<u8>);
+    let send = |parts: Vec<Part>| {
         let boundary = "json-stow-boundary";
         let mut body = Vec::new();
         for (ct, extra, bytes) in parts {
