@@ -11,7 +11,7 @@ use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_dictionary_std::uids;
 use dicom_object::FileMetaTableBuilder;
-use dxhub_e2e::api::{add_device, add_user, issue_token, postgres_options};
+use dxhub_e2e::api::{add_device, add_user, issue_token, postgres_options, raw_sql};
 use dxhub_e2e::generate::{CtSpec, ct_object, new_uid};
 use dxhub_e2e::hub::{HubOptions, TestHub};
 use serde_json::Value;
@@ -978,4 +978,46 @@ async fn stow_dicom_json_with_bulk_data() {
         .to_owned();
     let body = r.bytes().await.unwrap();
     assert_eq!(multipart_first_part(&body, &boundary), pixels);
+}
+
+/// The DICOM JSON the index keeps is derived data: an instance without it (indexed before
+/// the index kept it, or cleared) gets it back from its blob on the first /metadata
+/// request, identical to what ingest wrote, and the row is filled again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_metadata_is_rebuilt_from_the_blob() {
+    let f = fixture(HubOptions::default()).await;
+    let web = Web::new(&f.hub);
+    let study = f.study("wang");
+    let before = web
+        .json(&format!("/studies/{study}/metadata"), &f.reader)
+        .await;
+    assert_eq!(before.len(), 2);
+    raw_sql(&f.hub, &["UPDATE instances SET metadata = NULL"]).await;
+    use dxhub_store::Catalog;
+    let catalog = f.hub.catalog().await;
+    let scope = dxhub_store::InstanceScope {
+        study_instance_uid: study.clone(),
+        series_instance_uid: None,
+        sop_instance_uid: None,
+    };
+    assert!(
+        catalog
+            .wado_instances(&scope, true)
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.metadata.is_none())
+    );
+    let after = web
+        .json(&format!("/studies/{study}/metadata"), &f.reader)
+        .await;
+    assert_eq!(after, before);
+    assert!(
+        catalog
+            .wado_instances(&scope, true)
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.metadata.is_some())
+    );
 }
