@@ -199,6 +199,200 @@ impl SqlCatalog {
     }
 }
 
+/// The statements of [`Catalog::insert_instance`] inside a write transaction; `false`
+/// with the outcome when the transaction's changes are to be dropped (a duplicate).
+async fn insert_steps(tx: &mut Tx, new: &NewInstance) -> Result<(InsertOutcome, bool)> {
+    let (p, st, se, inst) = (&new.patient, &new.study, &new.series, &new.instance);
+    let now = now_us();
+
+    // 1. patient
+    // An empty Patient ID identifies nobody: such a study gets a patient of its own
+    // rather than being merged with every other anonymous study of the institution.
+    let key = if p.patient_id.trim().is_empty() {
+        format!(
+            "{}|anonymous-study|{}",
+            new.institution_id.unwrap_or(0),
+            new.study.study_instance_uid
+        )
+    } else {
+        patient_key(
+            new.institution_id,
+            p.issuer_of_patient_id.as_deref(),
+            &p.patient_id,
+        )
+    };
+    let patient_ref: i64 = sqlx::query_scalar(UPSERT_PATIENT)
+        .bind(&key)
+        .bind(new.institution_id)
+        .bind(&p.patient_id)
+        .bind(&p.issuer_of_patient_id)
+        .bind(&p.patient_name)
+        .bind(&p.patient_birth_date)
+        .bind(&p.patient_sex)
+        .bind(now)
+        .bind(p.patient_name.as_deref().map(dxhub_core::pn::groups_key))
+        .bind(
+            p.patient_name
+                .as_deref()
+                .map(dxhub_core::pn::fuzzy_key)
+                .filter(|k| !k.is_empty()),
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+
+    // 2. study: create, or fill what it lacked (which also locks it)
+    let created = sqlx::query_as::<_, StudyUpsertRow>(INSERT_STUDY)
+        .bind(&st.study_instance_uid)
+        .bind(patient_ref)
+        .bind(new.institution_id)
+        .bind(&st.study_date)
+        .bind(&st.study_time)
+        .bind(&st.accession_number)
+        .bind(&st.study_description)
+        .bind(&st.referring_physician_name)
+        .bind(&st.study_id)
+        .bind(&st.body_part_examined)
+        .bind(now)
+        .bind(&st.attrs)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let study = match created {
+        Some(row) => row,
+        None => {
+            sqlx::query_as::<_, StudyUpsertRow>(FILL_STUDY)
+                .bind(&st.study_instance_uid)
+                .bind(new.institution_id)
+                .bind(&st.study_date)
+                .bind(&st.study_time)
+                .bind(&st.accession_number)
+                .bind(&st.study_description)
+                .bind(&st.referring_physician_name)
+                .bind(&st.study_id)
+                .bind(&st.body_part_examined)
+                .bind(now)
+                .bind(&st.attrs)
+                .fetch_one(&mut **tx)
+                .await?
+        }
+    };
+
+    // 3. series
+    let created = sqlx::query_as::<_, SeriesUpsertRow>(INSERT_SERIES)
+        .bind(study.id)
+        .bind(&se.series_instance_uid)
+        .bind(&se.modality)
+        .bind(se.series_number)
+        .bind(&se.series_description)
+        .bind(&se.body_part_examined)
+        .bind(&se.series_date)
+        .bind(&se.series_time)
+        .bind(now)
+        .bind(&se.attrs)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let series_created = created.is_some();
+    let series = match created {
+        Some(row) => row,
+        None => {
+            sqlx::query_as::<_, SeriesUpsertRow>(FILL_SERIES)
+                .bind(&se.series_instance_uid)
+                .bind(&se.modality)
+                .bind(se.series_number)
+                .bind(&se.series_description)
+                .bind(&se.body_part_examined)
+                .bind(&se.series_date)
+                .bind(&se.series_time)
+                .bind(now)
+                .bind(&se.attrs)
+                .fetch_one(&mut **tx)
+                .await?
+        }
+    };
+    if series.study_ref != study.id {
+        return Err(Error::Conflict(format!(
+            "series {} belongs to another study than {}",
+            se.series_instance_uid, st.study_instance_uid
+        )));
+    }
+
+    // 4. instance
+    let inserted: Option<i64> = sqlx::query_scalar(INSERT_INSTANCE)
+        .bind(series.id)
+        .bind(&inst.sop_instance_uid)
+        .bind(&inst.sop_class_uid)
+        .bind(&inst.transfer_syntax_uid)
+        .bind(inst.instance_number)
+        .bind(inst.number_of_frames)
+        .bind(inst.size_bytes)
+        .bind(&inst.sha256)
+        .bind(&inst.dataset_sha256)
+        .bind(&inst.blob_key)
+        .bind(&inst.source_ae)
+        .bind(new.institution_id)
+        .bind(inst.received_at)
+        .bind(&inst.metadata)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(instance_id) = inserted else {
+        // Already indexed: change nothing (not even attributes filled above).
+        let dup = sqlx::query_as::<_, DuplicateRow>(FIND_DUPLICATE)
+            .bind(&inst.sop_instance_uid)
+            .bind(&inst.dataset_sha256)
+            .fetch_one(&mut **tx)
+            .await?;
+        return Ok((
+            InsertOutcome::Duplicate {
+                instance_id: dup.id,
+                blob_key: dup.blob_key,
+            },
+            false,
+        ));
+    };
+
+    // 5. counters: a SOP instance counts once per series/study however many versions
+    let others = sqlx::query_as::<_, OtherVersionsRow>(OTHER_VERSIONS)
+        .bind(&inst.sop_instance_uid)
+        .bind(instance_id)
+        .bind(series.id)
+        .bind(study.id)
+        .fetch_one(&mut **tx)
+        .await?;
+    sqlx::query(ADD_TO_SERIES)
+        .bind(series.id)
+        .bind(i64::from(others.in_series == 0))
+        .bind(inst.size_bytes)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(ADD_TO_STUDY)
+        .bind(study.id)
+        .bind(i64::from(series_created))
+        .bind(i64::from(others.in_study == 0))
+        .bind(inst.size_bytes)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+
+    // 6. modalities in study, when a series appeared or brought a modality not listed
+    let listed = study.modalities_in_study.as_deref().unwrap_or("");
+    let new_modality = se
+        .modality
+        .as_deref()
+        .is_some_and(|m| !m.is_empty() && !listed.split('\\').any(|l| l == m));
+    if series_created || new_modality {
+        refresh_modalities(tx, study.id).await?;
+    }
+
+    let outcome = match others.previous_id {
+        Some(previous_instance_id) => InsertOutcome::NewVersion {
+            instance_id,
+            previous_instance_id,
+        },
+        None => InsertOutcome::Inserted { instance_id },
+    };
+    Ok((outcome, true))
+}
+
 // ---- tenancy SQL ----
 
 const INSERT_ALLIANCE: &str =
@@ -758,200 +952,21 @@ impl Catalog for SqlCatalog {
     }
 
     async fn insert_instance(&self, new: &NewInstance) -> Result<InsertOutcome> {
-        let (p, st, se, inst) = (&new.patient, &new.study, &new.series, &new.instance);
+        let (st, se, inst) = (&new.study, &new.series, &new.instance);
         bad_uid("Study Instance UID", &st.study_instance_uid)?;
         bad_uid("Series Instance UID", &se.series_instance_uid)?;
         bad_uid("SOP Instance UID", &inst.sop_instance_uid)?;
         if inst.size_bytes < 0 {
             return Err(Error::Invalid("size_bytes is negative".to_owned()));
         }
-        let now = now_us();
         let mut tx = self.begin_write().await?;
-
-        // 1. patient
-        // An empty Patient ID identifies nobody: such a study gets a patient of its own
-        // rather than being merged with every other anonymous study of the institution.
-        let key = if p.patient_id.trim().is_empty() {
-            format!(
-                "{}|anonymous-study|{}",
-                new.institution_id.unwrap_or(0),
-                new.study.study_instance_uid
-            )
+        let (outcome, keep) = insert_steps(&mut tx, new).await?;
+        if keep {
+            tx.commit().await?;
         } else {
-            patient_key(
-                new.institution_id,
-                p.issuer_of_patient_id.as_deref(),
-                &p.patient_id,
-            )
-        };
-        let patient_ref: i64 = sqlx::query_scalar(UPSERT_PATIENT)
-            .bind(&key)
-            .bind(new.institution_id)
-            .bind(&p.patient_id)
-            .bind(&p.issuer_of_patient_id)
-            .bind(&p.patient_name)
-            .bind(&p.patient_birth_date)
-            .bind(&p.patient_sex)
-            .bind(now)
-            .bind(p.patient_name.as_deref().map(dxhub_core::pn::groups_key))
-            .bind(
-                p.patient_name
-                    .as_deref()
-                    .map(dxhub_core::pn::fuzzy_key)
-                    .filter(|k| !k.is_empty()),
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-
-        // 2. study: create, or fill what it lacked (which also locks it)
-        let created = sqlx::query_as::<_, StudyUpsertRow>(INSERT_STUDY)
-            .bind(&st.study_instance_uid)
-            .bind(patient_ref)
-            .bind(new.institution_id)
-            .bind(&st.study_date)
-            .bind(&st.study_time)
-            .bind(&st.accession_number)
-            .bind(&st.study_description)
-            .bind(&st.referring_physician_name)
-            .bind(&st.study_id)
-            .bind(&st.body_part_examined)
-            .bind(now)
-            .bind(&st.attrs)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let study = match created {
-            Some(row) => row,
-            None => {
-                sqlx::query_as::<_, StudyUpsertRow>(FILL_STUDY)
-                    .bind(&st.study_instance_uid)
-                    .bind(new.institution_id)
-                    .bind(&st.study_date)
-                    .bind(&st.study_time)
-                    .bind(&st.accession_number)
-                    .bind(&st.study_description)
-                    .bind(&st.referring_physician_name)
-                    .bind(&st.study_id)
-                    .bind(&st.body_part_examined)
-                    .bind(now)
-                    .bind(&st.attrs)
-                    .fetch_one(&mut *tx)
-                    .await?
-            }
-        };
-
-        // 3. series
-        let created = sqlx::query_as::<_, SeriesUpsertRow>(INSERT_SERIES)
-            .bind(study.id)
-            .bind(&se.series_instance_uid)
-            .bind(&se.modality)
-            .bind(se.series_number)
-            .bind(&se.series_description)
-            .bind(&se.body_part_examined)
-            .bind(&se.series_date)
-            .bind(&se.series_time)
-            .bind(now)
-            .bind(&se.attrs)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let series_created = created.is_some();
-        let series = match created {
-            Some(row) => row,
-            None => {
-                sqlx::query_as::<_, SeriesUpsertRow>(FILL_SERIES)
-                    .bind(&se.series_instance_uid)
-                    .bind(&se.modality)
-                    .bind(se.series_number)
-                    .bind(&se.series_description)
-                    .bind(&se.body_part_examined)
-                    .bind(&se.series_date)
-                    .bind(&se.series_time)
-                    .bind(now)
-                    .bind(&se.attrs)
-                    .fetch_one(&mut *tx)
-                    .await?
-            }
-        };
-        if series.study_ref != study.id {
-            return Err(Error::Conflict(format!(
-                "series {} belongs to another study than {}",
-                se.series_instance_uid, st.study_instance_uid
-            )));
-        }
-
-        // 4. instance
-        let inserted: Option<i64> = sqlx::query_scalar(INSERT_INSTANCE)
-            .bind(series.id)
-            .bind(&inst.sop_instance_uid)
-            .bind(&inst.sop_class_uid)
-            .bind(&inst.transfer_syntax_uid)
-            .bind(inst.instance_number)
-            .bind(inst.number_of_frames)
-            .bind(inst.size_bytes)
-            .bind(&inst.sha256)
-            .bind(&inst.dataset_sha256)
-            .bind(&inst.blob_key)
-            .bind(&inst.source_ae)
-            .bind(new.institution_id)
-            .bind(inst.received_at)
-            .bind(&inst.metadata)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(instance_id) = inserted else {
-            // Already indexed: change nothing (not even attributes filled above).
-            let dup = sqlx::query_as::<_, DuplicateRow>(FIND_DUPLICATE)
-                .bind(&inst.sop_instance_uid)
-                .bind(&inst.dataset_sha256)
-                .fetch_one(&mut *tx)
-                .await?;
             tx.rollback().await?;
-            return Ok(InsertOutcome::Duplicate {
-                instance_id: dup.id,
-                blob_key: dup.blob_key,
-            });
-        };
-
-        // 5. counters: a SOP instance counts once per series/study however many versions
-        let others = sqlx::query_as::<_, OtherVersionsRow>(OTHER_VERSIONS)
-            .bind(&inst.sop_instance_uid)
-            .bind(instance_id)
-            .bind(series.id)
-            .bind(study.id)
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query(ADD_TO_SERIES)
-            .bind(series.id)
-            .bind(i64::from(others.in_series == 0))
-            .bind(inst.size_bytes)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(ADD_TO_STUDY)
-            .bind(study.id)
-            .bind(i64::from(series_created))
-            .bind(i64::from(others.in_study == 0))
-            .bind(inst.size_bytes)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-
-        // 6. modalities in study, when a series appeared or brought a modality not listed
-        let listed = study.modalities_in_study.as_deref().unwrap_or("");
-        let new_modality = se
-            .modality
-            .as_deref()
-            .is_some_and(|m| !m.is_empty() && !listed.split('\\').any(|l| l == m));
-        if series_created || new_modality {
-            refresh_modalities(&mut tx, study.id).await?;
         }
-
-        tx.commit().await?;
-        Ok(match others.previous_id {
-            Some(previous_instance_id) => InsertOutcome::NewVersion {
-                instance_id,
-                previous_instance_id,
-            },
-            None => InsertOutcome::Inserted { instance_id },
-        })
+        Ok(outcome)
     }
 
     async fn get_instance(&self, sop_instance_uid: &str) -> Result<Option<InstanceRow>> {
