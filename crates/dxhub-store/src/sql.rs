@@ -43,6 +43,93 @@ pub struct SqlCatalog {
     /// SQLite: one connection. PostgreSQL: the same pool as `read`.
     write: AnyPool,
     read: AnyPool,
+    /// SQLite: instance inserts go to one task that commits them in groups.
+    inserts: Option<tokio::sync::mpsc::Sender<InsertJob>>,
+}
+
+/// An instance to insert and where its outcome goes.
+type InsertJob = (
+    NewInstance,
+    tokio::sync::oneshot::Sender<Result<InsertOutcome>>,
+);
+
+/// Most inserts committed by one transaction.
+const GROUP_COMMIT_MAX: usize = 64;
+
+/// Group commit for SQLite. Every commit of a durable (`synchronous=FULL`) SQLite database
+/// waits for an fsync, and the single writer connection makes concurrent ingests take
+/// turns: one commit per instance caps throughput at the disk's fsync rate. Inserts queued
+/// while a transaction commits are committed together by the next one, each inside its
+/// own savepoint, so one instance's failure (a conflict) rolls back that instance only.
+/// Every caller still gets its outcome only after the commit that made it durable.
+async fn group_commit(catalog: SqlCatalog, mut rx: tokio::sync::mpsc::Receiver<InsertJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP_COMMIT_MAX {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let news: Vec<&NewInstance> = jobs.iter().map(|(n, _)| n).collect();
+        let results = catalog.insert_group(&news).await;
+        for ((_, reply), result) in jobs.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+impl SqlCatalog {
+    /// Insert instances in one transaction, each in a savepoint.
+    async fn insert_group(&self, news: &[&NewInstance]) -> Vec<Result<InsertOutcome>> {
+        let failed_all = |e: &dyn std::fmt::Display| -> Vec<Result<InsertOutcome>> {
+            news.iter()
+                .map(|_| {
+                    Err(Error::Unavailable(sqlx::Error::Protocol(format!(
+                        "group commit: {e}"
+                    ))))
+                })
+                .collect()
+        };
+        let mut tx = match self.begin_write().await {
+            Ok(tx) => tx,
+            Err(e) => return failed_all(&e),
+        };
+        let mut results = Vec::with_capacity(news.len());
+        for new in news {
+            if let Err(e) = sqlx::query("SAVEPOINT dxhub_insert")
+                .execute(&mut *tx)
+                .await
+            {
+                return failed_all(&e);
+            }
+            let r = match check_new(new) {
+                Ok(()) => insert_steps(&mut tx, new).await,
+                Err(e) => Err(e),
+            };
+            let keep = matches!(r, Ok((_, true)));
+            let end = if keep {
+                "RELEASE SAVEPOINT dxhub_insert"
+            } else {
+                "ROLLBACK TO SAVEPOINT dxhub_insert"
+            };
+            if let Err(e) = sqlx::query(end).execute(&mut *tx).await {
+                return failed_all(&e);
+            }
+            if !keep
+                && let Err(e) = sqlx::query("RELEASE SAVEPOINT dxhub_insert")
+                    .execute(&mut *tx)
+                    .await
+            {
+                return failed_all(&e);
+            }
+            results.push(r.map(|(outcome, _)| outcome));
+        }
+        if let Err(e) = tx.commit().await {
+            return failed_all(&e);
+        }
+        results
+    }
 }
 
 fn now_us() -> i64 {
@@ -124,7 +211,9 @@ impl SqlCatalog {
                         dialect,
                         write: pool.clone(),
                         read: pool,
-                    });
+                        inserts: None,
+                    }
+                    .with_group_commit());
                 };
                 if let Some(dir) = std::path::Path::new(path)
                     .parent()
@@ -157,7 +246,9 @@ impl SqlCatalog {
                     dialect,
                     write,
                     read,
-                })
+                    inserts: None,
+                }
+                .with_group_commit())
             }
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -170,9 +261,20 @@ impl SqlCatalog {
                     dialect,
                     write: pool.clone(),
                     read: pool,
+                    inserts: None,
                 })
             }
         }
+    }
+
+    /// Start the group-commit task (SQLite, inside a tokio runtime).
+    fn with_group_commit(mut self) -> Self {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let (tx, rx) = tokio::sync::mpsc::channel(4 * GROUP_COMMIT_MAX);
+            tokio::spawn(group_commit(self.clone(), rx));
+            self.inserts = Some(tx);
+        }
+        self
     }
 
     /// Close both pools.
@@ -197,6 +299,17 @@ impl SqlCatalog {
         };
         Ok(tx)
     }
+}
+
+/// The checks of [`Catalog::insert_instance`] before any SQL.
+fn check_new(new: &NewInstance) -> Result<()> {
+    bad_uid("Study Instance UID", &new.study.study_instance_uid)?;
+    bad_uid("Series Instance UID", &new.series.series_instance_uid)?;
+    bad_uid("SOP Instance UID", &new.instance.sop_instance_uid)?;
+    if new.instance.size_bytes < 0 {
+        return Err(Error::Invalid("size_bytes is negative".to_owned()));
+    }
+    Ok(())
 }
 
 /// The statements of [`Catalog::insert_instance`] inside a write transaction; `false`
@@ -952,12 +1065,15 @@ impl Catalog for SqlCatalog {
     }
 
     async fn insert_instance(&self, new: &NewInstance) -> Result<InsertOutcome> {
-        let (st, se, inst) = (&new.study, &new.series, &new.instance);
-        bad_uid("Study Instance UID", &st.study_instance_uid)?;
-        bad_uid("Series Instance UID", &se.series_instance_uid)?;
-        bad_uid("SOP Instance UID", &inst.sop_instance_uid)?;
-        if inst.size_bytes < 0 {
-            return Err(Error::Invalid("size_bytes is negative".to_owned()));
+        check_new(new)?;
+        if let Some(inserts) = &self.inserts {
+            let (reply, outcome) = tokio::sync::oneshot::channel();
+            if inserts.send((new.clone(), reply)).await.is_ok()
+                && let Ok(result) = outcome.await
+            {
+                return result;
+            }
+            // the group-commit task is gone (its runtime ended): insert directly
         }
         let mut tx = self.begin_write().await?;
         let (outcome, keep) = insert_steps(&mut tx, new).await?;

@@ -55,6 +55,7 @@ conformance!(
     institution_update_and_ae_title_delete,
     qido_matching,
     wado_instances_newest_versions,
+    concurrent_failures_are_isolated,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1557,5 +1558,38 @@ mod suite {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// Inserts that arrive together (SQLite commits them in one transaction): a conflict
+    /// fails alone, an identical pair is stored once, the rest are all stored.
+    pub async fn concurrent_failures_are_isolated(c: &dyn Catalog) {
+        let a = instance("1.7.1", "1.7.1.1", "1.7.1.1.1", 1, 0);
+        let mut jobs = vec![a.clone(), a.clone()];
+        for n in 2..30 {
+            jobs.push(instance("1.7.1", "1.7.1.1", &format!("1.7.1.1.{n}"), n, 0));
+        }
+        // the same series UID under another study: a conflict
+        jobs.push(instance("1.7.2", "1.7.1.1", "1.7.2.1.1", 1, 0));
+        let results = futures::future::join_all(jobs.iter().map(|j| c.insert_instance(j))).await;
+        let conflicts = results
+            .iter()
+            .filter(|r| matches!(r, Err(Error::Conflict(_))))
+            .count();
+        let inserted = results
+            .iter()
+            .filter(|r| matches!(r, Ok(InsertOutcome::Inserted { .. })))
+            .count();
+        let duplicates = results
+            .iter()
+            .filter(|r| matches!(r, Ok(InsertOutcome::Duplicate { .. })))
+            .count();
+        assert_eq!((conflicts, inserted, duplicates), (1, 29, 1), "{results:?}");
+        assert_eq!(c.counts().await.unwrap(), counts(1, 1, 1, 29, 29));
+        assert!(
+            c.get_study("1.7.2").await.unwrap().is_none(),
+            "the conflict left nothing"
+        );
+        let st = c.get_study("1.7.1").await.unwrap().unwrap();
+        assert_eq!((st.num_series, st.num_instances), (1, 29));
     }
 }
