@@ -669,3 +669,17 @@ mod tests {
         );
     }
 }
+
+/// Every error answer: `{"error":{"code","message"}}` (codes: see API.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable kebab-case code, e.g. `forbidden`, `not-found`, `invalid-json`.
+    pub code: String,
+    /// Human-readable; not for parsing.
+    pub message: String,
+}

@@ -77,6 +77,34 @@ fn is_typed(doc: &Value, schema: &Value, depth: u32) -> bool {
 }
 
 #[test]
+fn every_declared_error_response_has_the_error_schema() {
+    let doc = serde_json::to_value(crate::openapi()).unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(responses) = op.get("responses").and_then(Value::as_object) else {
+                continue;
+            };
+            for (status, resp) in responses {
+                if !status.starts_with('4') {
+                    continue;
+                }
+                let schema = &resp["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(
+                    schema.as_str(),
+                    Some("#/components/schemas/ErrorBody"),
+                    "{method} {path} {status}: {resp}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 39, "only {checked} error responses checked");
+    let props = &doc["components"]["schemas"]["ErrorDetail"]["properties"];
+    assert!(props.get("code").is_some() && props.get("message").is_some());
+}
+
+#[test]
 fn every_json_success_response_has_a_real_schema() {
     let doc = serde_json::to_value(crate::openapi()).unwrap();
     let mut checked = 0;

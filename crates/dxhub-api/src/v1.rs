@@ -190,8 +190,8 @@ fn cookie_header(
 
 /// Log in with login + password (+ TOTP code when enrolled).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, description = "invalid-credentials, totp-required or invalid-totp"),
-        (status = 423, description = "account-locked"), (status = 429, description = "too-many-requests")))]
+    responses((status = 200, body = LoginResponse), (status = 401, description = "invalid-credentials, totp-required or invalid-totp", body = dto::ErrorBody),
+        (status = 423, description = "account-locked", body = dto::ErrorBody), (status = 429, description = "too-many-requests", body = dto::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -425,7 +425,7 @@ pub struct ConfirmRequest {
 
 /// Confirm the pending TOTP secret with a current code.
 #[utoipa::path(post, path = "/api/v1/auth/totp/confirm", tag = "auth", request_body = ConfirmRequest,
-    responses((status = 204), (status = 401, description = "invalid-totp")))]
+    responses((status = 204), (status = 401, description = "invalid-totp", body = dto::ErrorBody)))]
 async fn confirm_totp(
     State(state): State<AppState>,
     caller: Caller,
@@ -495,7 +495,7 @@ async fn list_alliances(
 
 /// Create an alliance (superadmin).
 #[utoipa::path(post, path = "/api/v1/alliances", tag = "tenancy", request_body = NewAllianceRequest,
-    responses((status = 201, body = dto::Alliance), (status = 403), (status = 409)))]
+    responses((status = 201, body = dto::Alliance), (status = 403, body = dto::ErrorBody), (status = 409, body = dto::ErrorBody)))]
 async fn add_alliance(
     State(state): State<AppState>,
     caller: Caller,
@@ -551,7 +551,7 @@ pub struct NewInstitutionRequest {
 
 /// Create an institution in an alliance.
 #[utoipa::path(post, path = "/api/v1/institutions", tag = "tenancy", request_body = NewInstitutionRequest,
-    responses((status = 201, body = dto::Institution), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 201, body = dto::Institution), (status = 403, body = dto::ErrorBody), (status = 404, body = dto::ErrorBody), (status = 409, body = dto::ErrorBody)))]
 async fn add_institution(
     State(state): State<AppState>,
     caller: Caller,
@@ -619,7 +619,7 @@ pub struct UpdateInstitutionRequest {
 /// Change an institution's population and/or name.
 #[utoipa::path(patch, path = "/api/v1/institutions/{id}", tag = "tenancy", params(("id" = i64, Path)),
     request_body = UpdateInstitutionRequest,
-    responses((status = 200, body = dto::Institution), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = dto::Institution), (status = 403, body = dto::ErrorBody), (status = 404, body = dto::ErrorBody), (status = 409, body = dto::ErrorBody)))]
 async fn update_institution(
     State(state): State<AppState>,
     caller: Caller,
@@ -706,7 +706,7 @@ fn alliance_scope(caller: &Caller) -> TargetScope {
 }
 
 /// AE titles of the caller's alliance.
-#[utoipa::path(get, path = "/api/v1/ae-titles", tag = "tenancy", responses((status = 200, body = dto::AeTitleList), (status = 403)))]
+#[utoipa::path(get, path = "/api/v1/ae-titles", tag = "tenancy", responses((status = 200, body = dto::AeTitleList), (status = 403, body = dto::ErrorBody)))]
 async fn list_ae_titles(
     State(state): State<AppState>,
     caller: Caller,
@@ -735,7 +735,7 @@ pub struct NewAeTitleRequest {
 
 /// Register a calling AE title for an institution.
 #[utoipa::path(post, path = "/api/v1/ae-titles", tag = "tenancy", request_body = NewAeTitleRequest,
-    responses((status = 201, body = dto::AeTitle), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 201, body = dto::AeTitle), (status = 403, body = dto::ErrorBody), (status = 404, body = dto::ErrorBody), (status = 409, body = dto::ErrorBody)))]
 async fn add_ae_title(
     State(state): State<AppState>,
     caller: Caller,
@@ -755,7 +755,7 @@ async fn add_ae_title(
 
 /// Remove a calling AE title.
 #[utoipa::path(delete, path = "/api/v1/ae-titles/{id}", tag = "tenancy", params(("id" = i64, Path)),
-    responses((status = 204), (status = 403), (status = 404)))]
+    responses((status = 204), (status = 403, body = dto::ErrorBody), (status = 404, body = dto::ErrorBody)))]
 async fn delete_ae_title(
     State(state): State<AppState>,
     caller: Caller,
@@ -779,7 +779,7 @@ async fn delete_ae_title(
 // ---------------------------------------------------------------- users
 
 /// Users of the caller's alliance (never hashes or TOTP secrets).
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = dto::UserList), (status = 403)))]
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = dto::UserList), (status = 403, body = dto::ErrorBody)))]
 async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
@@ -810,7 +810,7 @@ pub struct NewUserRequest {
 
 /// Create a user.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUserRequest,
-    responses((status = 201, body = dto::User), (status = 403), (status = 409), (status = 422, description = "weak-password")))]
+    responses((status = 201, body = dto::User), (status = 403, body = dto::ErrorBody), (status = 409, body = dto::ErrorBody), (status = 422, description = "weak-password", body = dto::ErrorBody)))]
 async fn add_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -846,7 +846,7 @@ async fn add_user(
 
 /// Disable a user; their sessions stop working.
 #[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users", params(("id" = i64, Path)),
-    responses((status = 204), (status = 403), (status = 404)))]
+    responses((status = 204), (status = 403, body = dto::ErrorBody), (status = 404, body = dto::ErrorBody)))]
 async fn disable_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -912,7 +912,7 @@ pub struct SetRoleRequest {
 /// Change a user's role; their sessions are revoked.
 #[utoipa::path(post, path = "/api/v1/users/{id}/role", tag = "users", params(("id" = i64, Path)),
     request_body = SetRoleRequest,
-    responses((status = 200, body = dto::User), (status = 403), (status = 404)))]
+    responses((status = 200, body = dto::User), (status = 403, body = dto::ErrorBody), (status = 404, body = dto::ErrorBody)))]
 async fn set_user_role(
     State(state): State<AppState>,
     caller: Caller,
@@ -940,7 +940,7 @@ pub struct SetPasswordRequest {
 /// Set a user's password: clears the lock-out and revokes their sessions.
 #[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "users", params(("id" = i64, Path)),
     request_body = SetPasswordRequest,
-    responses((status = 204), (status = 403), (status = 404), (status = 422, description = "weak-password")))]
+    responses((status = 204), (status = 403, body = dto::ErrorBody), (status = 404, body = dto::ErrorBody), (status = 422, description = "weak-password", body = dto::ErrorBody)))]
 async fn set_user_password(
     State(state): State<AppState>,
     caller: Caller,
@@ -970,7 +970,7 @@ async fn set_user_password(
 // ---------------------------------------------------------------- devices
 
 /// Devices of the caller's alliance.
-#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", responses((status = 200, body = dto::DeviceList), (status = 403)))]
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", responses((status = 200, body = dto::DeviceList), (status = 403, body = dto::ErrorBody)))]
 async fn list_devices(
     State(state): State<AppState>,
     caller: Caller,
@@ -999,7 +999,7 @@ pub struct NewDeviceRequest {
 
 /// Register a device; its upload token is shown once.
 #[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = NewDeviceRequest,
-    responses((status = 201, body = dto::DeviceCreated), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 201, body = dto::DeviceCreated), (status = 403, body = dto::ErrorBody), (status = 404, body = dto::ErrorBody), (status = 409, body = dto::ErrorBody)))]
 async fn add_device(
     State(state): State<AppState>,
     caller: Caller,
@@ -1025,7 +1025,7 @@ async fn add_device(
 
 /// Revoke a device token.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/revoke", tag = "devices", params(("id" = i64, Path)),
-    responses((status = 204), (status = 403), (status = 404)))]
+    responses((status = 204), (status = 403, body = dto::ErrorBody), (status = 404, body = dto::ErrorBody)))]
 async fn revoke_device(
     State(state): State<AppState>,
     caller: Caller,
@@ -1072,7 +1072,7 @@ pub struct StudyQuery {
 
 /// Studies within the caller's reach (audited: patient data).
 #[utoipa::path(get, path = "/api/v1/studies", tag = "studies", params(StudyQuery),
-    responses((status = 200, body = dto::StudyList), (status = 403)))]
+    responses((status = 200, body = dto::StudyList), (status = 403, body = dto::ErrorBody)))]
 async fn list_studies(
     State(state): State<AppState>,
     caller: Caller,
@@ -1122,7 +1122,7 @@ async fn list_studies(
 
 /// One study (audited, allowed or not).
 #[utoipa::path(get, path = "/api/v1/studies/{study_uid}", tag = "studies", params(("study_uid" = String, Path)),
-    responses((status = 200, body = dto::StudyDetail), (status = 403), (status = 404)))]
+    responses((status = 200, body = dto::StudyDetail), (status = 403, body = dto::ErrorBody), (status = 404, body = dto::ErrorBody)))]
 async fn get_study(
     State(state): State<AppState>,
     caller: Caller,
@@ -1192,7 +1192,7 @@ fn csv_field(s: &str) -> String {
 /// The audit log (alliance; superadmin: everything), newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, description = "JSON, or text/csv with format=csv",
-        content((dto::AuditList = "application/json"), (String = "text/csv"))), (status = 403)))]
+        content((dto::AuditList = "application/json"), (String = "text/csv"))), (status = 403, body = dto::ErrorBody)))]
 async fn list_audit(
     State(state): State<AppState>,
     caller: Caller,
