@@ -1,0 +1,376 @@
+//! Reader of DICOM 12-lead, General and Ambulatory ECG waveform instances (PS3.3 A.34,
+//! C.10.9 Waveform module) into [`Ecg`].
+//!
+//! - The rhythm is the first multiplex group with at least 8 channels that is not labelled
+//!   as median beats; when no group has 8 channels (ambulatory recordings often have 2 or 3),
+//!   the first non-median group with channels. Median-beat groups are not read; their
+//!   presence is noted in [`Ecg::has_median_beats`].
+//! - Sample value in µV = (raw × Channel Sensitivity × Channel Sensitivity Correction Factor
+//!   plus Channel Baseline) × the factor of the Channel Sensitivity Units (UCUM `uV`, `mV`,
+//!   `V`, `nV`; also `µV`). This is PS3.3 C.10.9.1.4.3 and what pydicom's `waveform_array`
+//!   does.
+//! - Filters are those of the rhythm group's first channel that states them; a notch of 0 Hz
+//!   means no notch.
+//! - Device measurements and statements come from the Waveform Annotation Sequence: items with
+//!   a Numeric Value and a Concept Name are measurements, Unformatted Text Values are statements.
+
+use crate::model::{Device, Ecg, Filters, Lead, LeadCode, Measurement, Patient};
+use dicom_core::Tag;
+use dicom_core::value::PrimitiveValue;
+use dicom_dictionary_std::tags;
+use dicom_object::{InMemDicomObject, OpenFileOptions};
+
+/// SOP classes this reader accepts.
+pub const TWELVE_LEAD_ECG: &str = "1.2.840.10008.5.1.4.1.1.9.1.1";
+pub const GENERAL_ECG: &str = "1.2.840.10008.5.1.4.1.1.9.1.2";
+pub const AMBULATORY_ECG: &str = "1.2.840.10008.5.1.4.1.1.9.1.3";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DicomEcgError {
+    #[error("cannot parse the DICOM file: {0}")]
+    Parse(#[source] Box<dicom_object::ReadError>),
+    #[error(
+        "SOP class {0} is not an ECG waveform (12-lead {TWELVE_LEAD_ECG}, general {GENERAL_ECG} or ambulatory {AMBULATORY_ECG})"
+    )]
+    NotEcg(String),
+    #[error("not a waveform: the data set has no Waveform Sequence (5400,0100) or it is empty")]
+    NoWaveform,
+    #[error("no rhythm data: every multiplex group of the Waveform Sequence is a median beat")]
+    OnlyMedianBeats,
+    #[error("multiplex group {group}: {attr} is missing or invalid")]
+    MissingAttribute { group: usize, attr: &'static str },
+    #[error("multiplex group {group}: no channels")]
+    NoChannels { group: usize },
+    #[error("multiplex group {group}: no samples")]
+    NoSamples { group: usize },
+    #[error("multiplex group {group}: Sampling Frequency {value} Hz is not a positive number")]
+    BadSampleRate { group: usize, value: f64 },
+    #[error(
+        "multiplex group {group}: Number of Waveform Channels is {declared} but the Channel Definition Sequence has {defined} items"
+    )]
+    ChannelCountMismatch {
+        group: usize,
+        declared: usize,
+        defined: usize,
+    },
+    #[error(
+        "multiplex group {group}: Waveform Bits Allocated {bits} is not supported (8, 16 or 32)"
+    )]
+    UnsupportedBits { group: usize, bits: u16 },
+    #[error(
+        "multiplex group {group}: Waveform Sample Interpretation {interpretation:?} is not supported with {bits} bits allocated"
+    )]
+    UnsupportedInterpretation {
+        group: usize,
+        bits: u16,
+        interpretation: String,
+    },
+    #[error("multiplex group {group}: Waveform Data holds {actual} bytes, {expected} expected")]
+    Truncated {
+        group: usize,
+        expected: usize,
+        actual: usize,
+    },
+    #[error("multiplex group {group}: Waveform Data has an unexpected value representation")]
+    BadWaveformData { group: usize },
+    #[error(
+        "multiplex group {group}, channel {channel}: no Channel Sensitivity, so no voltage scale"
+    )]
+    MissingSensitivity { group: usize, channel: usize },
+    #[error(
+        "multiplex group {group}, channel {channel}: Channel Sensitivity Units {unit:?} is not a voltage unit"
+    )]
+    UnsupportedUnits {
+        group: usize,
+        channel: usize,
+        unit: String,
+    },
+}
+
+type Result<T, E = DicomEcgError> = std::result::Result<T, E>;
+
+/// Read a Part 10 file (with or without the 128-byte preamble) from its bytes.
+pub fn read_dicom(bytes: &[u8]) -> Result<Ecg> {
+    let obj = OpenFileOptions::new()
+        .from_reader(bytes)
+        .map_err(|e| DicomEcgError::Parse(Box::new(e)))?;
+    read_dicom_object(&obj)
+}
+
+/// Read an already parsed data set.
+pub fn read_dicom_object(obj: &InMemDicomObject) -> Result<Ecg> {
+    if let Some(sop) = string(obj, tags::SOP_CLASS_UID)
+        && ![TWELVE_LEAD_ECG, GENERAL_ECG, AMBULATORY_ECG].contains(&sop.as_str())
+    {
+        return Err(DicomEcgError::NotEcg(sop));
+    }
+    let groups = obj
+        .get(tags::WAVEFORM_SEQUENCE)
+        .and_then(|e| e.items())
+        .filter(|items| !items.is_empty())
+        .ok_or(DicomEcgError::NoWaveform)?;
+
+    let is_median = |g: &InMemDicomObject| {
+        string(g, tags::MULTIPLEX_GROUP_LABEL)
+            .is_some_and(|l| l.to_ascii_uppercase().contains("MEDIAN"))
+    };
+    let channels = |g: &InMemDicomObject| int(g, tags::NUMBER_OF_WAVEFORM_CHANNELS).unwrap_or(0);
+    let has_median_beats = groups.iter().any(is_median);
+    let rhythm = groups
+        .iter()
+        .position(|g| !is_median(g) && channels(g) >= 8)
+        .or_else(|| groups.iter().position(|g| !is_median(g) && channels(g) > 0))
+        .or_else(|| groups.iter().position(|g| !is_median(g)))
+        .ok_or(DicomEcgError::OnlyMedianBeats)?;
+
+    let (leads, sample_rate_hz, filters) = read_group(&groups[rhythm], rhythm)?;
+    let (device_measurements, statements) = annotations(obj);
+
+    let acquired_at = string(obj, tags::ACQUISITION_DATE_TIME).or_else(|| {
+        let date = string(obj, tags::CONTENT_DATE)?;
+        Some(format!(
+            "{date}{}",
+            string(obj, tags::CONTENT_TIME).unwrap_or_default()
+        ))
+    });
+
+    Ok(Ecg {
+        leads,
+        sample_rate_hz,
+        filters,
+        device_measurements,
+        statements,
+        patient: Patient {
+            id: string(obj, tags::PATIENT_ID),
+            name: string(obj, tags::PATIENT_NAME),
+            birth_date: string(obj, tags::PATIENT_BIRTH_DATE),
+            sex: string(obj, tags::PATIENT_SEX),
+        },
+        device: Device {
+            serial: string(obj, tags::DEVICE_SERIAL_NUMBER),
+            model: string(obj, tags::MANUFACTURER_MODEL_NAME),
+            manufacturer: string(obj, tags::MANUFACTURER),
+        },
+        acquired_at,
+        has_median_beats,
+    })
+}
+
+/// A trimmed, non-empty string value.
+fn string(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    let s = obj.get(tag)?.to_str().ok()?;
+    let s = s.trim_matches(|c: char| c == ' ' || c == '\0');
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn float(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {
+    obj.get(tag)?.to_float64().ok().filter(|v| v.is_finite())
+}
+
+fn int(obj: &InMemDicomObject, tag: Tag) -> Option<u32> {
+    obj.get(tag)?.to_int::<u32>().ok()
+}
+
+fn first_item(obj: &InMemDicomObject, tag: Tag) -> Option<&InMemDicomObject> {
+    obj.get(tag)?.items()?.first()
+}
+
+/// The lead of a channel from its Channel Source Sequence: the code value (CID 3001), else
+/// the code meaning, else the code value as is.
+fn channel_lead(ch: &InMemDicomObject, index: usize) -> LeadCode {
+    let Some(src) = first_item(ch, tags::CHANNEL_SOURCE_SEQUENCE) else {
+        return LeadCode::Other(format!("channel {}", index + 1));
+    };
+    let value = string(src, tags::CODE_VALUE);
+    value
+        .as_deref()
+        .and_then(LeadCode::from_cid3001)
+        .or_else(|| string(src, tags::CODE_MEANING).and_then(|m| LeadCode::from_name(&m)))
+        .or_else(|| value.map(LeadCode::Other))
+        .unwrap_or_else(|| LeadCode::Other(format!("channel {}", index + 1)))
+}
+
+/// Factor from a Channel Sensitivity Units code to µV.
+fn unit_to_uv(code: &str) -> Option<f64> {
+    match code.trim() {
+        "uV" | "µV" | "μV" | "UV" => Some(1.0),
+        "mV" | "MV" => Some(1e3),
+        "V" => Some(1e6),
+        "nV" | "NV" => Some(1e-3),
+        _ => None,
+    }
+}
+
+/// The Waveform Data as little-endian bytes, whatever VR it was read with.
+fn waveform_bytes(value: &PrimitiveValue) -> Option<Vec<u8>> {
+    Some(match value {
+        PrimitiveValue::U8(v) => v.to_vec(),
+        PrimitiveValue::U16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        PrimitiveValue::I16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        PrimitiveValue::U32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        PrimitiveValue::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        _ => return None,
+    })
+}
+
+fn read_group(g: &InMemDicomObject, group: usize) -> Result<(Vec<Lead>, f64, Filters)> {
+    let missing = |attr| DicomEcgError::MissingAttribute { group, attr };
+    let n_channels = int(g, tags::NUMBER_OF_WAVEFORM_CHANNELS)
+        .ok_or(missing("Number of Waveform Channels (003A,0005)"))? as usize;
+    if n_channels == 0 {
+        return Err(DicomEcgError::NoChannels { group });
+    }
+    let n_samples = int(g, tags::NUMBER_OF_WAVEFORM_SAMPLES)
+        .ok_or(missing("Number of Waveform Samples (003A,0010)"))? as usize;
+    if n_samples == 0 {
+        return Err(DicomEcgError::NoSamples { group });
+    }
+    let rate =
+        float(g, tags::SAMPLING_FREQUENCY).ok_or(missing("Sampling Frequency (003A,001A)"))?;
+    if rate <= 0.0 {
+        return Err(DicomEcgError::BadSampleRate { group, value: rate });
+    }
+    let bits = g
+        .get(tags::WAVEFORM_BITS_ALLOCATED)
+        .and_then(|e| e.to_int::<u16>().ok())
+        .ok_or(missing("Waveform Bits Allocated (5400,1004)"))?;
+    let interpretation = string(g, tags::WAVEFORM_SAMPLE_INTERPRETATION)
+        .ok_or(missing("Waveform Sample Interpretation (5400,1006)"))?;
+    let bytes_per_sample = match bits {
+        8 => 1,
+        16 => 2,
+        32 => 4,
+        _ => return Err(DicomEcgError::UnsupportedBits { group, bits }),
+    };
+    let decode: fn(&[u8]) -> f64 = match (bits, interpretation.as_str()) {
+        (8, "SB") => |b| f64::from(b[0] as i8),
+        (8, "UB") => |b| f64::from(b[0]),
+        (16, "SS") => |b| f64::from(i16::from_le_bytes([b[0], b[1]])),
+        (16, "US") => |b| f64::from(u16::from_le_bytes([b[0], b[1]])),
+        (32, "SL") => |b| f64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        (32, "UL") => |b| f64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        _ => {
+            return Err(DicomEcgError::UnsupportedInterpretation {
+                group,
+                bits,
+                interpretation,
+            });
+        }
+    };
+
+    let defs = g
+        .get(tags::CHANNEL_DEFINITION_SEQUENCE)
+        .and_then(|e| e.items())
+        .ok_or(missing("Channel Definition Sequence (003A,0200)"))?;
+    if defs.len() != n_channels {
+        return Err(DicomEcgError::ChannelCountMismatch {
+            group,
+            declared: n_channels,
+            defined: defs.len(),
+        });
+    }
+
+    let data = g
+        .get(tags::WAVEFORM_DATA)
+        .ok_or(missing("Waveform Data (5400,1010)"))?;
+    let data = data
+        .value()
+        .primitive()
+        .and_then(waveform_bytes)
+        .ok_or(DicomEcgError::BadWaveformData { group })?;
+    let expected = n_samples * n_channels * bytes_per_sample;
+    if data.len() < expected {
+        return Err(DicomEcgError::Truncated {
+            group,
+            expected,
+            actual: data.len(),
+        });
+    }
+
+    // Per channel: µV = raw × scale + offset.
+    let mut scales = Vec::with_capacity(n_channels);
+    for (channel, ch) in defs.iter().enumerate() {
+        let sensitivity = float(ch, tags::CHANNEL_SENSITIVITY)
+            .ok_or(DicomEcgError::MissingSensitivity { group, channel })?;
+        let correction = float(ch, tags::CHANNEL_SENSITIVITY_CORRECTION_FACTOR).unwrap_or(1.0);
+        let baseline = float(ch, tags::CHANNEL_BASELINE).unwrap_or(0.0);
+        let unit = first_item(ch, tags::CHANNEL_SENSITIVITY_UNITS_SEQUENCE)
+            .and_then(|u| string(u, tags::CODE_VALUE))
+            .unwrap_or_default();
+        let to_uv = unit_to_uv(&unit).ok_or(DicomEcgError::UnsupportedUnits {
+            group,
+            channel,
+            unit,
+        })?;
+        scales.push((sensitivity * correction * to_uv, baseline * to_uv));
+    }
+
+    let mut leads: Vec<Lead> = defs
+        .iter()
+        .enumerate()
+        .map(|(i, ch)| Lead {
+            code: channel_lead(ch, i),
+            samples_uv: Vec::with_capacity(n_samples),
+        })
+        .collect();
+    // Multiplexed: C1S1, C2S1, …, CnS1, C1S2, …
+    for frame in data[..expected].chunks_exact(n_channels * bytes_per_sample) {
+        for ((lead, raw), (scale, offset)) in leads
+            .iter_mut()
+            .zip(frame.chunks_exact(bytes_per_sample))
+            .zip(&scales)
+        {
+            lead.samples_uv.push((decode(raw) * scale + offset) as f32);
+        }
+    }
+
+    let filters = defs
+        .iter()
+        .find(|ch| {
+            ch.get(tags::FILTER_LOW_FREQUENCY).is_some()
+                || ch.get(tags::FILTER_HIGH_FREQUENCY).is_some()
+                || ch.get(tags::NOTCH_FILTER_FREQUENCY).is_some()
+        })
+        .map(|ch| Filters {
+            low_hz: float(ch, tags::FILTER_LOW_FREQUENCY),
+            high_hz: float(ch, tags::FILTER_HIGH_FREQUENCY),
+            notch_hz: float(ch, tags::NOTCH_FILTER_FREQUENCY).filter(|v| *v > 0.0),
+        })
+        .unwrap_or_default();
+
+    Ok((leads, rate, filters))
+}
+
+/// Device measurements and interpretation statements of the Waveform Annotation Sequence.
+fn annotations(obj: &InMemDicomObject) -> (Vec<Measurement>, Vec<String>) {
+    let mut measurements = Vec::new();
+    let mut statements = Vec::new();
+    let Some(items) = obj
+        .get(tags::WAVEFORM_ANNOTATION_SEQUENCE)
+        .and_then(|e| e.items())
+    else {
+        return (measurements, statements);
+    };
+    for item in items {
+        if let Some(text) = string(item, tags::UNFORMATTED_TEXT_VALUE) {
+            statements.push(text);
+            continue;
+        }
+        let (Some(value), Some(concept)) = (
+            float(item, tags::NUMERIC_VALUE),
+            first_item(item, tags::CONCEPT_NAME_CODE_SEQUENCE),
+        ) else {
+            continue;
+        };
+        measurements.push(Measurement {
+            code: string(concept, tags::CODE_VALUE).unwrap_or_default(),
+            scheme: string(concept, tags::CODING_SCHEME_DESIGNATOR).unwrap_or_default(),
+            meaning: string(concept, tags::CODE_MEANING).unwrap_or_default(),
+            value,
+            unit: first_item(item, tags::MEASUREMENT_UNITS_CODE_SEQUENCE)
+                .and_then(|u| string(u, tags::CODE_VALUE))
+                .unwrap_or_default(),
+        });
+    }
+    (measurements, statements)
+}
