@@ -2,7 +2,9 @@
 
 One JSON line per file, in the order given:
 ``{"sop_class_uid", "patient_id", "groups": [{"label", "channels", "samples",
-"sampling_frequency", "leads": [{"code", "scheme", "meaning", "unit", "uv": [...]}]}]}``,
+"sampling_frequency", "leads": [{"code", "scheme", "meaning", "unit", "uv": [...]}]}],
+"statements": [...], "measurements": [{"code", "value", "unit"}]}`` (statements and
+measurements from the Waveform Annotation Sequence),
 or ``{"__error__": "<message>"}`` when pydicom cannot read the file.
 
 Samples come from ``Dataset.waveform_array(i)``, which applies Channel Sensitivity,
@@ -48,6 +50,25 @@ def group(ds, index, item):
     }
 
 
+def annotations(ds):
+    statements, measurements = [], []
+    for a in ds.get("WaveformAnnotationSequence", []):
+        if "UnformattedTextValue" in a:
+            statements.append(str(a.UnformattedTextValue).strip())
+        elif "NumericValue" in a and "ConceptNameCodeSequence" in a:
+            unit = ""
+            if "MeasurementUnitsCodeSequence" in a:
+                unit = str(a.MeasurementUnitsCodeSequence[0].CodeValue)
+            measurements.append(
+                {
+                    "code": str(a.ConceptNameCodeSequence[0].CodeValue),
+                    "value": float(a.NumericValue),
+                    "unit": unit,
+                }
+            )
+    return {"statements": statements, "measurements": measurements}
+
+
 def main(paths):
     warnings.simplefilter("ignore")
     for path in paths:
@@ -57,6 +78,7 @@ def main(paths):
                 "sop_class_uid": str(ds.SOPClassUID),
                 "patient_id": str(ds.get("PatientID", "")),
                 "groups": [group(ds, i, it) for i, it in enumerate(ds.WaveformSequence)],
+                **annotations(ds),
             }
         except Exception as exc:  # reported to the Rust test, which decides
             out = {"__error__": f"{type(exc).__name__}: {exc}"}

@@ -374,3 +374,346 @@ fn annotations(obj: &InMemDicomObject) -> (Vec<Measurement>, Vec<String>) {
     }
     (measurements, statements)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use dicom_core::value::DataSetSequence;
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+
+    fn s(obj: &mut InMemDicomObject, tag: Tag, vr: VR, v: &str) {
+        obj.put(DataElement::new(tag, vr, PrimitiveValue::from(v)));
+    }
+
+    fn seq(obj: &mut InMemDicomObject, tag: Tag, items: Vec<InMemDicomObject>) {
+        obj.put(DataElement::new(tag, VR::SQ, DataSetSequence::from(items)));
+    }
+
+    fn code(value: &str, scheme: &str, meaning: &str) -> InMemDicomObject {
+        let mut c = InMemDicomObject::new_empty();
+        s(&mut c, tags::CODE_VALUE, VR::SH, value);
+        s(&mut c, tags::CODING_SCHEME_DESIGNATOR, VR::SH, scheme);
+        s(&mut c, tags::CODE_MEANING, VR::LO, meaning);
+        c
+    }
+
+    struct Channel {
+        code: &'static str,
+        sensitivity: &'static str,
+        correction: Option<&'static str>,
+        baseline: Option<&'static str>,
+        unit: &'static str,
+    }
+
+    fn ch(code: &'static str, sensitivity: &'static str, unit: &'static str) -> Channel {
+        Channel {
+            code,
+            sensitivity,
+            correction: None,
+            baseline: None,
+            unit,
+        }
+    }
+
+    fn group(
+        label: &str,
+        channels: &[Channel],
+        samples: usize,
+        bits: u16,
+        interp: &str,
+        data: PrimitiveValue,
+    ) -> InMemDicomObject {
+        let mut g = InMemDicomObject::new_empty();
+        s(&mut g, tags::MULTIPLEX_GROUP_LABEL, VR::SH, label);
+        g.put(DataElement::new(
+            tags::NUMBER_OF_WAVEFORM_CHANNELS,
+            VR::US,
+            PrimitiveValue::from(channels.len() as u16),
+        ));
+        g.put(DataElement::new(
+            tags::NUMBER_OF_WAVEFORM_SAMPLES,
+            VR::UL,
+            PrimitiveValue::from(samples as u32),
+        ));
+        s(&mut g, tags::SAMPLING_FREQUENCY, VR::DS, "500");
+        g.put(DataElement::new(
+            tags::WAVEFORM_BITS_ALLOCATED,
+            VR::US,
+            PrimitiveValue::from(bits),
+        ));
+        s(&mut g, tags::WAVEFORM_SAMPLE_INTERPRETATION, VR::CS, interp);
+        let defs = channels
+            .iter()
+            .map(|c| {
+                let mut d = InMemDicomObject::new_empty();
+                seq(
+                    &mut d,
+                    tags::CHANNEL_SOURCE_SEQUENCE,
+                    vec![code(c.code, "MDC", "")],
+                );
+                s(&mut d, tags::CHANNEL_SENSITIVITY, VR::DS, c.sensitivity);
+                seq(
+                    &mut d,
+                    tags::CHANNEL_SENSITIVITY_UNITS_SEQUENCE,
+                    vec![code(c.unit, "UCUM", "")],
+                );
+                if let Some(v) = c.correction {
+                    s(
+                        &mut d,
+                        tags::CHANNEL_SENSITIVITY_CORRECTION_FACTOR,
+                        VR::DS,
+                        v,
+                    );
+                }
+                if let Some(v) = c.baseline {
+                    s(&mut d, tags::CHANNEL_BASELINE, VR::DS, v);
+                }
+                s(&mut d, tags::FILTER_LOW_FREQUENCY, VR::DS, "0.05");
+                s(&mut d, tags::FILTER_HIGH_FREQUENCY, VR::DS, "150");
+                s(&mut d, tags::NOTCH_FILTER_FREQUENCY, VR::DS, "50");
+                d
+            })
+            .collect();
+        seq(&mut g, tags::CHANNEL_DEFINITION_SEQUENCE, defs);
+        g.put(DataElement::new(tags::WAVEFORM_DATA, VR::OW, data));
+        g
+    }
+
+    fn ecg_object(sop: &str, groups: Vec<InMemDicomObject>) -> InMemDicomObject {
+        let mut obj = InMemDicomObject::new_empty();
+        s(&mut obj, tags::SOP_CLASS_UID, VR::UI, sop);
+        s(&mut obj, tags::PATIENT_ID, VR::LO, "P-1 ");
+        s(&mut obj, tags::PATIENT_SEX, VR::CS, "M");
+        s(&mut obj, tags::DEVICE_SERIAL_NUMBER, VR::LO, "SN42");
+        s(&mut obj, tags::CONTENT_DATE, VR::DA, "20240102");
+        s(&mut obj, tags::CONTENT_TIME, VR::TM, "101500");
+        seq(&mut obj, tags::WAVEFORM_SEQUENCE, groups);
+        obj
+    }
+
+    #[test]
+    fn millivolts_correction_and_baseline_become_microvolts() {
+        let channels = [
+            Channel {
+                code: "2:1",
+                sensitivity: "0.005",
+                correction: Some("2"),
+                baseline: Some("0.1"),
+                unit: "mV",
+            },
+            ch("2:2", "2.5", "uV"),
+        ];
+        // Two samples: (10, -4), (-20, 8).
+        let data = PrimitiveValue::I16(vec![10, -4, -20, 8].into());
+        let obj = ecg_object(
+            GENERAL_ECG,
+            vec![group("RHYTHM", &channels, 2, 16, "SS", data)],
+        );
+        let ecg = read_dicom_object(&obj).unwrap();
+        assert_eq!(ecg.leads.len(), 2);
+        assert_eq!(ecg.leads[0].code, LeadCode::I);
+        // (10 × 0.005 × 2 + 0.1) mV = 0.2 mV = 200 µV; (−20 × 0.01 + 0.1) mV = −100 µV.
+        let i = &ecg.leads[0].samples_uv;
+        assert!(
+            (i[0] - 200.0).abs() < 1e-3 && (i[1] + 100.0).abs() < 1e-3,
+            "{i:?}"
+        );
+        assert_eq!(ecg.leads[1].samples_uv, vec![-10.0, 20.0]);
+        assert_eq!(ecg.sample_rate_hz, 500.0);
+        assert_eq!(
+            ecg.filters,
+            Filters {
+                low_hz: Some(0.05),
+                high_hz: Some(150.0),
+                notch_hz: Some(50.0)
+            }
+        );
+        assert_eq!(ecg.patient.id.as_deref(), Some("P-1"));
+        assert_eq!(ecg.device.serial.as_deref(), Some("SN42"));
+        assert_eq!(ecg.acquired_at.as_deref(), Some("20240102101500"));
+        assert!(!ecg.has_median_beats);
+    }
+
+    #[test]
+    fn eight_and_thirty_two_bit_samples() {
+        let one = [ch("2:1", "1", "uV")];
+        let obj = ecg_object(
+            TWELVE_LEAD_ECG,
+            vec![group(
+                "RHYTHM",
+                &one,
+                3,
+                8,
+                "SB",
+                PrimitiveValue::U8(vec![0x7f, 0x80, 0xff].into()),
+            )],
+        );
+        assert_eq!(
+            read_dicom_object(&obj).unwrap().leads[0].samples_uv,
+            vec![127.0, -128.0, -1.0]
+        );
+        let obj = ecg_object(
+            TWELVE_LEAD_ECG,
+            vec![group(
+                "RHYTHM",
+                &one,
+                2,
+                32,
+                "SL",
+                PrimitiveValue::I32(vec![-100_000, 70_000].into()),
+            )],
+        );
+        assert_eq!(
+            read_dicom_object(&obj).unwrap().leads[0].samples_uv,
+            vec![-100_000.0, 70_000.0]
+        );
+    }
+
+    #[test]
+    fn rhythm_is_the_first_group_of_eight_channels_and_median_is_noted() {
+        let two = [ch("2:1", "1", "uV"), ch("2:2", "1", "uV")];
+        let eight: Vec<Channel> = (1..=8)
+            .map(|n| {
+                ch(
+                    ["2:1", "2:2", "2:3", "2:4", "2:5", "2:6", "2:7", "2:8"][n - 1],
+                    "1",
+                    "uV",
+                )
+            })
+            .collect();
+        let obj = ecg_object(
+            TWELVE_LEAD_ECG,
+            vec![
+                group(
+                    "MEDIAN BEAT",
+                    &eight,
+                    1,
+                    16,
+                    "SS",
+                    PrimitiveValue::I16(vec![9; 8].into()),
+                ),
+                group(
+                    "AUX",
+                    &two,
+                    1,
+                    16,
+                    "SS",
+                    PrimitiveValue::I16(vec![5; 2].into()),
+                ),
+                group(
+                    "RHYTHM",
+                    &eight,
+                    1,
+                    16,
+                    "SS",
+                    PrimitiveValue::I16(vec![1; 8].into()),
+                ),
+            ],
+        );
+        let ecg = read_dicom_object(&obj).unwrap();
+        assert_eq!(ecg.leads.len(), 8);
+        assert_eq!(ecg.leads[0].samples_uv, vec![1.0]);
+        assert!(ecg.has_median_beats);
+
+        // Ambulatory with 2 channels: the first non-median group with channels.
+        let obj = ecg_object(
+            AMBULATORY_ECG,
+            vec![group(
+                "",
+                &two,
+                1,
+                16,
+                "SS",
+                PrimitiveValue::I16(vec![5, 6].into()),
+            )],
+        );
+        let ecg = read_dicom_object(&obj).unwrap();
+        assert_eq!(ecg.leads[1].samples_uv, vec![6.0]);
+    }
+
+    #[test]
+    fn precise_errors() {
+        let one = [ch("2:1", "1", "uV")];
+        let data = || PrimitiveValue::I16(vec![1, 2].into());
+
+        let obj = ecg_object("1.2.840.10008.5.1.4.1.1.9.4.1", vec![]);
+        assert!(matches!(
+            read_dicom_object(&obj),
+            Err(DicomEcgError::NotEcg(_))
+        ));
+
+        let obj = ecg_object(TWELVE_LEAD_ECG, vec![]);
+        assert!(matches!(
+            read_dicom_object(&obj),
+            Err(DicomEcgError::NoWaveform)
+        ));
+
+        let obj = ecg_object(
+            TWELVE_LEAD_ECG,
+            vec![group("RHYTHM", &one, 2, 12, "SS", data())],
+        );
+        assert!(matches!(
+            read_dicom_object(&obj),
+            Err(DicomEcgError::UnsupportedBits { bits: 12, .. })
+        ));
+
+        let obj = ecg_object(
+            TWELVE_LEAD_ECG,
+            vec![group("RHYTHM", &one, 2, 8, "MB", data())],
+        );
+        assert!(matches!(
+            read_dicom_object(&obj),
+            Err(DicomEcgError::UnsupportedInterpretation { .. })
+        ));
+
+        let obj = ecg_object(
+            TWELVE_LEAD_ECG,
+            vec![group("RHYTHM", &one, 3, 16, "SS", data())],
+        );
+        let err = read_dicom_object(&obj).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "multiplex group 0: Waveform Data holds 4 bytes, 6 expected"
+        );
+
+        let obj = ecg_object(
+            TWELVE_LEAD_ECG,
+            vec![group("RHYTHM", &[], 2, 16, "SS", data())],
+        );
+        assert!(matches!(
+            read_dicom_object(&obj),
+            Err(DicomEcgError::NoChannels { group: 0 })
+        ));
+
+        let obj = ecg_object(
+            TWELVE_LEAD_ECG,
+            vec![group(
+                "RHYTHM",
+                &[ch("2:1", "1", "mmHg")],
+                2,
+                16,
+                "SS",
+                data(),
+            )],
+        );
+        assert!(matches!(
+            read_dicom_object(&obj),
+            Err(DicomEcgError::UnsupportedUnits { channel: 0, .. })
+        ));
+
+        let obj = ecg_object(
+            TWELVE_LEAD_ECG,
+            vec![group("MEDIAN BEAT", &one, 2, 16, "SS", data())],
+        );
+        assert!(matches!(
+            read_dicom_object(&obj),
+            Err(DicomEcgError::OnlyMedianBeats)
+        ));
+
+        assert!(matches!(
+            read_dicom(b"not a dicom file"),
+            Err(DicomEcgError::Parse(_))
+        ));
+    }
+}

@@ -10,7 +10,8 @@
 //! name in pydicom's code meaning), and every sample in µV (pydicom's `waveform_array`,
 //! converted from the Channel Sensitivity Units to µV by the script) with a relative
 //! tolerance of 1e-3 (absolute 1e-3 µV near zero); the presence of a median-beat group;
-//! the Patient ID.
+//! the Patient ID; the device's statements and measurements (code, value, unit) of the
+//! Waveform Annotation Sequence.
 
 #![allow(clippy::unwrap_used)]
 
@@ -148,6 +149,41 @@ fn dicom_ecg_samples_match_pydicom() {
             r["patient_id"].as_str().unwrap(),
             "{name}: patient ID"
         );
+
+        let statements: Vec<&str> = r["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(ecg.statements, statements, "{name}: statements");
+        let measurements: Vec<(String, f64, String)> = r["measurements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["code"].as_str().unwrap().to_owned(),
+                    m["value"].as_f64().unwrap(),
+                    m["unit"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let ours: Vec<(String, f64, String)> = ecg
+            .device_measurements
+            .iter()
+            .map(|m| (m.code.clone(), m.value, m.unit.clone()))
+            .collect();
+        assert_eq!(ours, measurements, "{name}: device measurements");
+        if name == "waveform_ecg.dcm" {
+            // Known content, so that equal-but-empty lists cannot pass unnoticed.
+            assert_eq!(ecg.statements, ["RITMO SINUSALE", "ECG NORMALE"]);
+            assert!(
+                ecg.device_measurements
+                    .iter()
+                    .any(|m| m.meaning == "PR Interval" && m.value == 161.0 && m.unit == "ms")
+            );
+        }
 
         let ref_leads = rhythm["leads"].as_array().unwrap();
         let names: Vec<String> = ecg.leads.iter().map(|l| l.code.to_string()).collect();
