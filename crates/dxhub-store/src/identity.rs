@@ -285,6 +285,9 @@ pub struct AuditFilter {
     pub before_id: Option<i64>,
     /// At most this many (default and cap 1000).
     pub limit: Option<i64>,
+    /// Only entries of these institutions (an auditor's alliance); `Some(vec![])` matches
+    /// nothing.
+    pub institution_ids: Option<Vec<i64>>,
 }
 
 /// The result of [`crate::Catalog::verify_audit_chain`].

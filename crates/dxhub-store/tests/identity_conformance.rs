@@ -515,6 +515,31 @@ mod suite {
         let all = c.list_audit(&AuditFilter::default()).await.expect("list");
         assert_eq!(all.len(), 7);
         assert_eq!(all[0].id, 7, "newest first");
+        // an auditor's alliance: filtered by the index
+        let of_one = c
+            .list_audit(&AuditFilter {
+                institution_ids: Some(vec![1, 999]),
+                ..Default::default()
+            })
+            .await
+            .expect("list");
+        let expected: Vec<_> = all
+            .iter()
+            .filter(|e| e.institution_id == Some(1))
+            .cloned()
+            .collect();
+        assert!(!expected.is_empty() && expected.len() < all.len());
+        assert_eq!(of_one, expected);
+        for ids in [vec![], vec![999]] {
+            let none = c
+                .list_audit(&AuditFilter {
+                    institution_ids: Some(ids),
+                    ..Default::default()
+                })
+                .await
+                .expect("list");
+            assert!(none.is_empty());
+        }
         let cli = c
             .list_audit(&AuditFilter {
                 actor_kind: Some("cli".into()),

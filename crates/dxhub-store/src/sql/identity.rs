@@ -569,6 +569,17 @@ impl SqlCatalog {
                 conds.push(format!("{cond} ${}", binds.len()));
             }
         }
+        if let Some(ids) = &f.institution_ids {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut marks = Vec::with_capacity(ids.len());
+            for id in ids {
+                binds.push(Bind::Int(*id));
+                marks.push(format!("${}", binds.len()));
+            }
+            conds.push(format!("institution_id IN ({})", marks.join(", ")));
+        }
         let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log");
         if !conds.is_empty() {
             sql.push_str(" WHERE ");
