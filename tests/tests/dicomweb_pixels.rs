@@ -937,7 +937,7 @@ async fn metadata_matches_pydicom_and_bulk_data_resolves() {
 // 2. frames
 
 /// Uncompressed (LE explicit, implicit, big endian), RLE, JPEG lossless and baseline,
-/// JPEG-LS, JPEG 2000, and multi-frame (rtdose: 15 native frames; examples_ybr_color: 30
+/// JPEG-LS, JPEG 2000, HTJ2K (lossless; lossy with 2 frames), and multi-frame (rtdose: 15 native frames; examples_ybr_color: 30
 /// JPEG baseline frames).
 const FRAME_FILES: &[&str] = &[
     "pydicom/CT_small.dcm",
@@ -952,6 +952,8 @@ const FRAME_FILES: &[&str] = &[
     "pydicom/JPEG2000.dcm",
     "pydicom/rtdose.dcm",
     "pydicom/examples_ybr_color.dcm",
+    "generated/ct_htj2k_lossless.dcm",
+    "generated/xa_htj2k_lossy.dcm",
 ];
 
 /// Check the parts of a frames response against `want` (frame bytes in order).

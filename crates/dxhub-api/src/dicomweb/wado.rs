@@ -35,15 +35,18 @@ const DECODABLE: &[&str] = &[
     EXPLICIT_VR_LE,
     EXPLICIT_VR_BE,
     DEFLATED,
-    "1.2.840.10008.1.2.5",    // RLE
-    "1.2.840.10008.1.2.4.50", // JPEG baseline
-    "1.2.840.10008.1.2.4.51", // JPEG extended
-    "1.2.840.10008.1.2.4.57", // JPEG lossless
-    "1.2.840.10008.1.2.4.70", // JPEG lossless SV1
-    "1.2.840.10008.1.2.4.80", // JPEG-LS lossless
-    "1.2.840.10008.1.2.4.81", // JPEG-LS near-lossless
-    "1.2.840.10008.1.2.4.90", // JPEG 2000 lossless
-    "1.2.840.10008.1.2.4.91", // JPEG 2000
+    "1.2.840.10008.1.2.5",     // RLE
+    "1.2.840.10008.1.2.4.50",  // JPEG baseline
+    "1.2.840.10008.1.2.4.51",  // JPEG extended
+    "1.2.840.10008.1.2.4.57",  // JPEG lossless
+    "1.2.840.10008.1.2.4.70",  // JPEG lossless SV1
+    "1.2.840.10008.1.2.4.80",  // JPEG-LS lossless
+    "1.2.840.10008.1.2.4.81",  // JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.90",  // JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91",  // JPEG 2000
+    "1.2.840.10008.1.2.4.201", // HTJ2K lossless (OpenJPEG ≥ 2.5)
+    "1.2.840.10008.1.2.4.202", // HTJ2K lossless RPCL
+    "1.2.840.10008.1.2.4.203", // HTJ2K
 ];
 
 /// What representation of the stored bytes a request asks for.
