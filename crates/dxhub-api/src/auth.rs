@@ -386,6 +386,18 @@ impl Caller {
         self.principal.role()
     }
 
+    /// The institutions whose studies this caller may read (`None`: all): a clinic its
+    /// own institution and those it heads, readers and group admins their alliance.
+    pub fn readable_institutions(&self) -> Option<Vec<i64>> {
+        if self.is_superadmin() {
+            None
+        } else if self.role().is_some_and(Role::is_clinic) {
+            Some(self.principal.institution_path.clone())
+        } else {
+            Some(self.alliance_institutions.as_ref().clone())
+        }
+    }
+
     pub fn is_superadmin(&self) -> bool {
         self.role() == Some(Role::Superadmin)
     }

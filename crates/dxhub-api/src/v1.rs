@@ -681,22 +681,14 @@ async fn institution_target(state: &AppState, name: &str) -> Result<(i64, Target
 
 /// Ids of institutions the caller's alliance-wide listing may show (`None`: all).
 async fn alliance_institutions(
-    state: &AppState,
+    _state: &AppState,
     caller: &Caller,
 ) -> Result<Option<HashSet<i64>>, ApiError> {
     if caller.is_superadmin() {
         return Ok(None);
     }
-    Ok(Some(
-        state
-            .catalog
-            .list_institutions()
-            .await?
-            .into_iter()
-            .filter(|i| i.alliance_id == caller.principal.alliance_id)
-            .map(|i| i.id)
-            .collect(),
-    ))
+    // resolved with the caller's token (the identity cache is cleared after every write)
+    Ok(Some(caller.alliance_institutions.iter().copied().collect()))
 }
 
 fn alliance_scope(caller: &Caller) -> TargetScope {
@@ -1092,15 +1084,7 @@ async fn list_studies(
             action.as_str()
         )));
     }
-    let institution_ids = if caller.is_superadmin() {
-        None
-    } else if caller.role().is_some_and(Role::is_clinic) {
-        Some(p.institution_path.clone())
-    } else {
-        alliance_institutions(&state, &caller)
-            .await?
-            .map(|s| s.into_iter().collect())
-    };
+    let institution_ids = caller.readable_institutions();
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let rows = state
         .catalog
@@ -1135,22 +1119,7 @@ async fn get_study(
             .await?;
         return Err(ApiError::NotFound(format!("study {study_uid}")));
     };
-    let target = match study.institution_id {
-        Some(id) => {
-            let alliance_id = state
-                .catalog
-                .list_institutions()
-                .await?
-                .into_iter()
-                .find(|i| i.id == id)
-                .map_or(-1, |i| i.alliance_id);
-            TargetScope::Institution {
-                institution_id: id,
-                alliance_id,
-            }
-        }
-        None => TargetScope::Hub,
-    };
+    let target = crate::dicomweb::study_target(&state, study.institution_id).await?;
     let action = caller.action().ok_or_else(|| internal("no action"))?;
     if !dxhub_core::policy::authorize(&caller.principal, action, target).is_allowed() {
         caller.audit(&state, "study-read", object, "denied").await?;

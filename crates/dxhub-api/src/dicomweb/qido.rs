@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use dicom_core::Tag;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_dictionary_std::StandardDataDictionary;
-use dxhub_core::Role;
 use dxhub_core::policy::{Action, TargetScope, authorize};
 use dxhub_store::{QidoKey, QidoLevel, QidoMatch, QidoQuery, QidoRow};
 use serde_json::{Map, Value, json};
@@ -313,23 +312,6 @@ pub async fn search_series_instances(
     search(state, caller, headers, QidoLevel::Instance, q, fixed).await
 }
 
-/// The institutions whose studies the caller may read: `None` = all.
-pub async fn readable_institutions(
-    state: &AppState,
-    caller: &Caller,
-) -> Result<Option<Vec<i64>>, ApiError> {
-    let p = &caller.principal;
-    if caller.is_superadmin() {
-        return Ok(None);
-    }
-    if caller.role().is_some_and(Role::is_clinic) {
-        return Ok(Some(p.institution_path.clone()));
-    }
-    // alliance-wide readers: the institutions of their alliance
-    let _ = state;
-    Ok(Some(caller.alliance_institutions.as_ref().clone()))
-}
-
 fn accepts_json(headers: &HeaderMap) -> bool {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return true;
@@ -378,7 +360,7 @@ async fn search(
             .iter()
             .any(|t| !DEFAULT_TAGS.contains(&tag_key(*t).as_str()));
     parsed.query.conditions.extend(fixed);
-    parsed.query.institution_ids = readable_institutions(&state, &caller).await?;
+    parsed.query.institution_ids = caller.readable_institutions();
     let rows = state.catalog.qido(&parsed.query).await?;
     let study_in_path = parsed
         .query
