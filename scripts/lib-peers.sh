@@ -6,7 +6,7 @@
 #   peers_setup            # = everything below, in order, then exports
 #
 # or pick pieces:
-#   peers_ensure_system    # apt-get install dcmtk postgresql cmake (curl) if missing
+#   peers_ensure_system    # apt-get install dcmtk postgresql cmake (curl) biosig-tools fonts-wqy-microhei if missing
 #   peers_ensure_venv      # .venv/ with tests/py/requirements.txt
 #   peers_ensure_corpus    # target/test-corpus (make_corpus.py), reused while unchanged
 #   peers_dcmtk_path       # PATH gets a dir with links to DCMTK's tools first
@@ -134,6 +134,10 @@ peers_ensure_system() {
   peers_pg_bindir >/dev/null || pkgs+=(postgresql)
   command -v cmake >/dev/null 2>&1 || pkgs+=(cmake)
   command -v curl >/dev/null 2>&1 || pkgs+=(curl ca-certificates)
+  # biosig-tools: save2gdf writes the third-party HL7 aECG and SCP-ECG test files and reads
+  # them back as the independent reference; fonts-wqy-microhei: CJK glyphs for ECG PNGs.
+  command -v save2gdf >/dev/null 2>&1 || pkgs+=(biosig-tools)
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || pkgs+=(fonts-wqy-microhei)
   if [ "${#pkgs[@]}" -gt 0 ]; then
     peers_apt_install "${pkgs[@]}" || peers_log "apt-get install ${pkgs[*]} failed"
   fi
@@ -143,6 +147,7 @@ peers_ensure_system() {
   peers_pg_bindir >/dev/null || { peers_fail "PostgreSQL initdb/pg_ctl not found (apt-get install postgresql)"; ok=1; }
   command -v cmake >/dev/null 2>&1 || { peers_fail "cmake not found (apt-get install cmake; needed to build charls)"; ok=1; }
   command -v curl >/dev/null 2>&1 || { peers_fail "curl not found (apt-get install curl)"; ok=1; }
+  command -v save2gdf >/dev/null 2>&1 || { peers_fail "save2gdf not found (apt-get install biosig-tools)"; ok=1; }
   return $ok
 }
 
