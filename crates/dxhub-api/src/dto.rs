@@ -137,6 +137,8 @@ pub struct Device {
     pub alliance_id: i64,
     pub serial: String,
     pub model: Option<String>,
+    /// `ecg` or `gateway`.
+    pub kind: String,
     /// Epoch µs.
     pub created_at: i64,
     /// Epoch µs.
@@ -154,6 +156,7 @@ impl From<store::Device> for Device {
             alliance_id: d.alliance_id,
             serial: d.serial,
             model: d.model,
+            kind: d.kind,
             created_at: d.created_at,
             last_seen_at: d.last_seen_at,
             revoked_at: d.revoked_at,
@@ -447,6 +450,7 @@ mod tests {
             alliance_id: 1,
             serial: "SN-1".into(),
             model: None,
+            kind: "ecg".into(),
             token_hash: "TOKEN-HASH-SECRET".into(),
             created_at: 1,
             last_seen_at: Some(2),

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod dicomweb;
 pub mod dto;
+pub mod ecg;
 pub mod error;
 pub mod policy;
 pub mod v1;

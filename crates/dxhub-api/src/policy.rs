@@ -118,6 +118,71 @@ pub const ROUTES: &[RouteRule] = &[
         "study-read",
     ),
     rule("GET", "/api/v1/audit", P::Action(A::ReadAudit)),
+    patient(
+        "POST",
+        "/api/v1/ecg",
+        P::UploadOnly(A::UploadEcg),
+        "ecg-upload",
+    ),
+    patient(
+        "POST",
+        "/api/v1/ecg/uploads",
+        P::UploadOnly(A::UploadEcg),
+        "ecg-upload",
+    ),
+    patient(
+        "HEAD",
+        "/api/v1/ecg/uploads/{upload_id}",
+        P::UploadOnly(A::UploadEcg),
+        "ecg-upload",
+    ),
+    patient(
+        "PATCH",
+        "/api/v1/ecg/uploads/{upload_id}",
+        P::UploadOnly(A::UploadEcg),
+        "ecg-upload",
+    ),
+    patient(
+        "GET",
+        "/api/v1/ecg/uploads/{upload_id}",
+        P::UploadOnly(A::UploadEcg),
+        "ecg-upload",
+    ),
+    patient(
+        "GET",
+        "/api/v1/ecg/{id}",
+        P::Action(A::ReadStudy),
+        "ecg-read",
+    ),
+    patient(
+        "GET",
+        "/api/v1/ecg/{id}/original",
+        P::Action(A::ReadStudy),
+        "ecg-read",
+    ),
+    patient(
+        "GET",
+        "/api/v1/ecg/{id}/waveform",
+        P::Action(A::ReadStudy),
+        "ecg-read",
+    ),
+    patient(
+        "GET",
+        "/api/v1/ecg/{id}/render.svg",
+        P::Action(A::ReadStudy),
+        "ecg-read",
+    ),
+    patient(
+        "GET",
+        "/api/v1/ecg/{id}/render.png",
+        P::Action(A::ReadStudy),
+        "ecg-read",
+    ),
+    rule(
+        "GET",
+        "/api/v1/stats/ecg-coverage",
+        P::Action(A::ManageDevices),
+    ),
 ];
 
 /// Every `/dicomweb` operation (PS3.18; not in the OpenAPI document). QIDO searches are

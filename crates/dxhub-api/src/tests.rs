@@ -471,6 +471,7 @@ async fn login_is_rate_limited_and_devices_are_upload_only() {
     let token = new_device_token();
     f.catalog
         .add_device(&NewDevice {
+            kind: None,
             institution: "County".into(),
             serial: "ECG-1".into(),
             model: None,

@@ -88,6 +88,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_studies))
         .routes(routes!(get_study))
         .routes(routes!(list_audit))
+        .merge(crate::ecg::routes())
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -987,6 +988,10 @@ pub struct NewDeviceRequest {
     pub serial: String,
     #[serde(default)]
     pub model: Option<String>,
+    /// `ecg` (an acquiring ECG device, the default; counts for the coverage indicator) or
+    /// `gateway` (a clinic gateway).
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 /// Register a device; its upload token is shown once.
@@ -1003,6 +1008,7 @@ async fn add_device(
     let r = state
         .catalog
         .add_device(&NewDevice {
+            kind: req.kind.clone(),
             institution: req.institution.clone(),
             serial: req.serial.clone(),
             model: req.model.clone(),

@@ -8,12 +8,14 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod ecg;
 mod metrics;
 mod pipeline;
 pub mod spool;
 
 /// Re-exported for callers of [`Ingest::ingest_extracted`].
 pub use dxhub_dicom::{ExtractError, Extracted, extract_file};
+pub use ecg::{EcgOrigin, ProcessedEcg};
 pub use metrics::IngestMetrics;
 pub use pipeline::{Ingest, IngestContext, IngestError, Outcome, OutcomeKind, Source};
 pub use spool::{Spool, SpoolFile, SpoolWriter};

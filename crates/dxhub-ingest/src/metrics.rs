@@ -24,6 +24,10 @@ pub struct IngestMetrics {
     pub failures: Family<FailureLabels, Counter>,
     pub bytes: Counter,
     pub duration: Histogram,
+    /// DICOM ECG instances stored whose waveform could not be read.
+    pub ecg_unreadable: Counter,
+    /// ECGs recorded with a critical flag.
+    pub ecg_critical: Counter,
 }
 
 impl Default for IngestMetrics {
@@ -33,6 +37,8 @@ impl Default for IngestMetrics {
             failures: Family::default(),
             bytes: Counter::default(),
             duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            ecg_unreadable: Counter::default(),
+            ecg_critical: Counter::default(),
         }
     }
 }
@@ -58,6 +64,16 @@ impl IngestMetrics {
             "dxhub_ingest_duration_seconds",
             "Time from a complete spool file to a committed index row",
             self.duration.clone(),
+        );
+        registry.register(
+            "dxhub_ecg_unreadable",
+            "DICOM ECG instances stored whose waveform could not be read",
+            self.ecg_unreadable.clone(),
+        );
+        registry.register(
+            "dxhub_ecg_critical",
+            "ECGs recorded with a critical flag",
+            self.ecg_critical.clone(),
         );
     }
 }

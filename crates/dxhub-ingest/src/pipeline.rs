@@ -1,10 +1,11 @@
+use crate::ecg::{EcgOrigin, is_ecg_sop_class};
 use crate::metrics::{FailureLabels, IngestMetrics, OutcomeLabels};
 use crate::spool::{Spool, SpoolFile};
 use dxhub_core::status;
 use dxhub_dicom::{ExtractError, Extracted, extract_file, sop};
 use dxhub_store::{
-    Blobs, Catalog, InsertOutcome, InstanceAttrs, NewInstance, PatientAttrs, SeriesAttrs,
-    StudyAttrs,
+    Blobs, Catalog, EcgRow, InsertOutcome, InstanceAttrs, NewEcg, NewInstance, PatientAttrs,
+    SeriesAttrs, StudyAttrs,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -14,9 +15,13 @@ use tracing::{debug, warn};
 /// Where an instance came from.
 #[derive(Debug, Clone)]
 pub enum Source {
-    Dimse { calling_ae: String },
+    Dimse {
+        calling_ae: String,
+    },
     Stow,
     Import,
+    /// The ECG upload API (`POST /api/v1/ecg`, resumable uploads).
+    EcgApi,
 }
 
 impl Source {
@@ -25,6 +30,7 @@ impl Source {
             Source::Dimse { .. } => "dimse",
             Source::Stow => "stow",
             Source::Import => "import",
+            Source::EcgApi => "ecg_api",
         }
     }
 }
@@ -45,6 +51,8 @@ pub struct IngestContext {
     /// institution outside the list is refused (0124), so that one member cannot add to,
     /// or hide behind a new version, another member's data.
     pub writable_institutions: Option<Vec<i64>>,
+    /// Set by the ECG upload API for the instance it made or received (see [`crate::ecg`]).
+    pub ecg: Option<EcgOrigin>,
 }
 
 impl IngestContext {
@@ -56,6 +64,7 @@ impl IngestContext {
             expected_sop_instance_uid: None,
             expected_study_instance_uid: None,
             writable_institutions: None,
+            ecg: None,
         }
     }
 }
@@ -81,6 +90,12 @@ pub struct Outcome {
     pub study_instance_uid: String,
     pub transfer_syntax_uid: String,
     pub size: u64,
+    /// Blob key and sha256 of the stored file.
+    pub blob_key: String,
+    pub sha256: String,
+    /// The ECG record of an ECG waveform instance (`None` for other instances, and for an
+    /// ECG whose waveform could not be read).
+    pub ecg: Option<EcgRow>,
 }
 
 impl Outcome {
@@ -117,6 +132,8 @@ pub enum IngestError {
     Index(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the ECG upload does not match the instance: {0}")]
+    EcgMismatch(String),
 }
 
 impl IngestError {
@@ -132,6 +149,7 @@ impl IngestError {
             IngestError::Storage(_) | IngestError::Index(_) | IngestError::Io(_) => {
                 status::OUT_OF_RESOURCES
             }
+            IngestError::EcgMismatch(_) => status::PROCESSING_FAILURE,
         }
     }
 }
@@ -279,13 +297,122 @@ impl Ingest {
         extracted: Result<Extracted, ExtractError>,
         ctx: &IngestContext,
     ) -> Result<Outcome, IngestError> {
+        let mut outcome = self.ingest_instance(file, extracted, ctx).await?;
+        if is_ecg_sop_class(&outcome.sop_class_uid) || ctx.ecg.is_some() {
+            outcome.ecg = self.record_ecg(&outcome, ctx).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Record the ECG carried by a stored instance (see [`crate::ecg`]).
+    async fn record_ecg(
+        &self,
+        o: &Outcome,
+        ctx: &IngestContext,
+    ) -> Result<Option<EcgRow>, IngestError> {
+        let index_err = |e: dxhub_store::catalog::Error| IngestError::Index(e.to_string());
+        let (processed, format, content_sha256, original_key, original_size, device_id, key) =
+            match &ctx.ecg {
+                Some(origin) => (
+                    origin.processed.clone(),
+                    origin.format.clone(),
+                    origin.content_sha256.clone(),
+                    origin
+                        .original_key
+                        .clone()
+                        .unwrap_or_else(|| o.blob_key.clone()),
+                    origin.original_size,
+                    origin.device_id,
+                    origin.idempotency_key.as_deref(),
+                ),
+                None => {
+                    if let Some(row) = self
+                        .catalog
+                        .find_ecg_by_sop_instance(&o.sop_instance_uid)
+                        .await
+                        .map_err(index_err)?
+                        && row.instance_id == o.instance_id
+                    {
+                        return Ok(Some(row));
+                    }
+                    if o.size > crate::ecg::MAX_ANALYSED_BYTES {
+                        warn!(sop_instance_uid = %o.sop_instance_uid, size = o.size, "ECG too large to analyse; stored only");
+                        return Ok(None);
+                    }
+                    let bytes = self
+                        .blobs
+                        .get_bytes(&o.blob_key)
+                        .await
+                        .map_err(|e| IngestError::Storage(e.to_string()))?;
+                    let read = tokio::task::spawn_blocking(move || {
+                        dxhub_ecg::read_dicom(&bytes).map(crate::ecg::process)
+                    })
+                    .await
+                    .map_err(|e| IngestError::Io(std::io::Error::other(e)))?;
+                    match read {
+                        Ok(p) => (
+                            Arc::new(p),
+                            "dicom".to_owned(),
+                            o.sha256.clone(),
+                            o.blob_key.clone(),
+                            o.size,
+                            None,
+                            None,
+                        ),
+                        Err(e) => {
+                            warn!(sop_instance_uid = %o.sop_instance_uid, error = %e, "ECG waveform not readable; stored without analysis");
+                            self.metrics.ecg_unreadable.inc();
+                            return Ok(None);
+                        }
+                    }
+                }
+            };
+        let leads: Vec<&str> = processed.ecg.leads.iter().map(|l| l.code.name()).collect();
+        let new = NewEcg {
+            institution_id: ctx.institution_id,
+            device_id,
+            instance_id: o.instance_id,
+            study_instance_uid: o.study_instance_uid.clone(),
+            sop_instance_uid: o.sop_instance_uid.clone(),
+            format,
+            content_sha256,
+            original_key,
+            original_size: original_size as i64,
+            leads: serde_json::to_string(&leads).unwrap_or_else(|_| "[]".into()),
+            sample_rate_hz: processed.ecg.sample_rate_hz,
+            samples_per_lead: processed.ecg.samples_per_lead() as i64,
+            acquired_at: processed.ecg.acquired_at.clone(),
+            analysis: serde_json::to_string(&processed.analysis)
+                .map_err(|e| IngestError::Index(e.to_string()))?,
+            critical: processed.analysis.is_critical(),
+        };
+        let row = self
+            .catalog
+            .insert_ecg(&new, key)
+            .await
+            .map_err(index_err)?;
+        if processed.analysis.is_critical() {
+            self.metrics.ecg_critical.inc();
+        }
+        Ok(Some(row.row().clone()))
+    }
+
+    async fn ingest_instance(
+        &self,
+        file: SpoolFile,
+        extracted: Result<Extracted, ExtractError>,
+        ctx: &IngestContext,
+    ) -> Result<Outcome, IngestError> {
         let x = extracted?;
         check(&x, file.dataset_offset, ctx)?;
         let size = file.size;
 
-        let outcome = |kind, instance_id| Outcome {
+        let outcome = |kind, instance_id, blob_key: &str, sha256: &str| Outcome {
             kind,
             instance_id,
+            blob_key: blob_key.to_owned(),
+            sha256: sha256.to_owned(),
+            ecg: None,
             sop_class_uid: x.sop_class_uid.clone(),
             sop_instance_uid: x.sop_instance_uid.clone(),
             series_instance_uid: x.series_instance_uid.clone(),
@@ -302,7 +429,12 @@ impl Ingest {
             .map_err(|e| IngestError::Index(e.to_string()))?
         {
             debug!(sop_instance_uid = %x.sop_instance_uid, "duplicate instance, identical data set");
-            return Ok(outcome(OutcomeKind::Duplicate, existing.id));
+            return Ok(outcome(
+                OutcomeKind::Duplicate,
+                existing.id,
+                &existing.blob_key,
+                &existing.sha256,
+            ));
         }
 
         if let Some(writable) = &ctx.writable_institutions {
@@ -332,6 +464,7 @@ impl Ingest {
             &file.sha256,
         );
         let new = new_instance(&x, &file, &key, ctx);
+        let file_sha256 = file.sha256.clone();
         let spool_path = file.path().to_owned();
         self.blobs.put_file(&key, &spool_path).await.map_err(|e| {
             warn!(sop_instance_uid = %x.sop_instance_uid, error = %e, "blob store write failed");
@@ -345,9 +478,11 @@ impl Ingest {
             IngestError::Index(e.to_string())
         })?;
         let result = match inserted {
-            InsertOutcome::Inserted { instance_id } => outcome(OutcomeKind::Stored, instance_id),
+            InsertOutcome::Inserted { instance_id } => {
+                outcome(OutcomeKind::Stored, instance_id, &key, &file_sha256)
+            }
             InsertOutcome::NewVersion { instance_id, .. } => {
-                outcome(OutcomeKind::NewVersion, instance_id)
+                outcome(OutcomeKind::NewVersion, instance_id, &key, &file_sha256)
             }
             InsertOutcome::Duplicate {
                 instance_id,
@@ -358,7 +493,7 @@ impl Ingest {
                 if blob_key != key {
                     let _ = self.blobs.delete(&key).await;
                 }
-                outcome(OutcomeKind::Duplicate, instance_id)
+                outcome(OutcomeKind::Duplicate, instance_id, &blob_key, &file_sha256)
             }
         };
         debug!(

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use dxhub_core::{InstitutionLevel, Role};
 use serde::{Deserialize, Serialize};
 
+use crate::ecg::{EcgCoverageRow, EcgInsert, EcgRow, EcgUpload, NewEcg};
 use crate::identity::{
     AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,
     NewSession, NewUser, Session, StudyFilter, User,
@@ -497,6 +498,42 @@ pub trait Catalog: Send + Sync {
     async fn touch_device(&self, id: i64) -> Result<()>;
     /// `NotFound` if there is no such device; revoking twice keeps the first time.
     async fn revoke_device(&self, id: i64) -> Result<()>;
+
+    /// Record an ECG (its instance already indexed). An institution's second ECG with the
+    /// same content is not recorded: the first is returned as `Existing`. With an
+    /// Idempotency-Key, the key is bound to the record (a key already bound stays as it was).
+    async fn insert_ecg(&self, new: &NewEcg, idempotency_key: Option<&str>) -> Result<EcgInsert>;
+    async fn find_ecg(&self, id: i64) -> Result<Option<EcgRow>>;
+    /// The newest ECG carried by this SOP instance.
+    async fn find_ecg_by_sop_instance(&self, sop_instance_uid: &str) -> Result<Option<EcgRow>>;
+    /// The ECGs of a study, oldest first.
+    async fn find_ecgs_by_study(&self, study_instance_uid: &str) -> Result<Vec<EcgRow>>;
+    async fn find_ecg_by_content(
+        &self,
+        institution_id: Option<i64>,
+        content_sha256: &str,
+    ) -> Result<Option<EcgRow>>;
+    /// The content hash the key was first used with, and its ECG.
+    async fn find_ecg_by_idempotency_key(
+        &self,
+        institution_id: i64,
+        key: &str,
+    ) -> Result<Option<(String, EcgRow)>>;
+    async fn create_ecg_upload(&self, upload: &EcgUpload) -> Result<()>;
+    async fn find_ecg_upload(&self, id: &str) -> Result<Option<EcgUpload>>;
+    /// Move the offset from `from` to `to`; false (nothing changed) when the stored offset
+    /// is not `from` (a concurrent PATCH won).
+    async fn set_ecg_upload_offset(&self, id: &str, from: i64, to: i64) -> Result<bool>;
+    async fn finish_ecg_upload(
+        &self,
+        id: &str,
+        ecg_id: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<()>;
+    /// Delete uploads that expired before `now_us`; their ids (to remove their bytes).
+    async fn delete_expired_ecg_uploads(&self, now_us: i64) -> Result<Vec<String>>;
+    /// Per institution: active ECG devices, their newest last-seen, ECGs received.
+    async fn ecg_coverage(&self) -> Result<Vec<EcgCoverageRow>>;
 
     /// Append one entry to the hash chain, in one write transaction that serialises
     /// appenders (so the chain stays linear across processes and replicas).

@@ -113,6 +113,8 @@ pub struct NewDevice {
     pub model: Option<String>,
     /// sha256 (hex) of the upload token.
     pub token_hash: String,
+    /// `ecg` (an acquiring ECG device; the default) or `gateway` (a clinic gateway).
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -123,6 +125,8 @@ pub struct Device {
     pub alliance_id: i64,
     pub serial: String,
     pub model: Option<String>,
+    /// `ecg` or `gateway`.
+    pub kind: String,
     #[serde(skip_serializing)]
     pub token_hash: String,
     pub created_at: i64,

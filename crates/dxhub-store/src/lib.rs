@@ -13,6 +13,7 @@
 
 pub mod blob;
 pub mod catalog;
+pub mod ecg;
 pub mod identity;
 pub mod qido;
 pub mod secrets;
@@ -24,6 +25,7 @@ pub use catalog::{
     InstanceRow, Institution, InstitutionUpdate, NewInstance, NewInstitution, PatientAttrs,
     PatientRow, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow,
 };
+pub use ecg::{EcgCoverageRow, EcgInsert, EcgRow, EcgUpload, NewEcg};
 pub use identity::{
     AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,
     NewSession, NewUser, SESSION_ISSUED_BY_CLI, SESSION_ISSUED_BY_LOGIN, Session, StudyFilter,

@@ -23,11 +23,13 @@ use crate::catalog::{
     StudyRow, patient_key,
 };
 
+use crate::ecg::{EcgCoverageRow, EcgInsert, EcgRow, EcgUpload, NewEcg};
 use crate::identity::{
     AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,
     NewSession, NewUser, Session, StudyFilter, User,
 };
 
+mod ecg;
 mod identity;
 mod qido;
 
@@ -1373,6 +1375,68 @@ impl Catalog for SqlCatalog {
 
     async fn revoke_device(&self, id: i64) -> Result<()> {
         self.id_revoke_device(id).await
+    }
+
+    async fn insert_ecg(&self, new: &NewEcg, idempotency_key: Option<&str>) -> Result<EcgInsert> {
+        self.ecg_insert(new, idempotency_key).await
+    }
+
+    async fn find_ecg(&self, id: i64) -> Result<Option<EcgRow>> {
+        self.ecg_find(id).await
+    }
+
+    async fn find_ecg_by_sop_instance(&self, sop_instance_uid: &str) -> Result<Option<EcgRow>> {
+        self.ecg_find_by_sop_instance(sop_instance_uid).await
+    }
+
+    async fn find_ecgs_by_study(&self, study_instance_uid: &str) -> Result<Vec<EcgRow>> {
+        self.ecg_find_by_study(study_instance_uid).await
+    }
+
+    async fn find_ecg_by_content(
+        &self,
+        institution_id: Option<i64>,
+        content_sha256: &str,
+    ) -> Result<Option<EcgRow>> {
+        self.ecg_find_by_content(institution_id, content_sha256)
+            .await
+    }
+
+    async fn find_ecg_by_idempotency_key(
+        &self,
+        institution_id: i64,
+        key: &str,
+    ) -> Result<Option<(String, EcgRow)>> {
+        self.ecg_find_by_idempotency_key(institution_id, key).await
+    }
+
+    async fn create_ecg_upload(&self, upload: &EcgUpload) -> Result<()> {
+        self.ecg_create_upload(upload).await
+    }
+
+    async fn find_ecg_upload(&self, id: &str) -> Result<Option<EcgUpload>> {
+        self.ecg_find_upload(id).await
+    }
+
+    async fn set_ecg_upload_offset(&self, id: &str, from: i64, to: i64) -> Result<bool> {
+        self.ecg_set_upload_offset(id, from, to).await
+    }
+
+    async fn finish_ecg_upload(
+        &self,
+        id: &str,
+        ecg_id: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.ecg_finish_upload(id, ecg_id, error).await
+    }
+
+    async fn delete_expired_ecg_uploads(&self, now_us: i64) -> Result<Vec<String>> {
+        self.ecg_delete_expired_uploads(now_us).await
+    }
+
+    async fn ecg_coverage(&self) -> Result<Vec<EcgCoverageRow>> {
+        self.ecg_coverage_rows().await
     }
 
     async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry> {

@@ -400,6 +400,7 @@ mod suite {
         let token = new_device_token();
         let d = c
             .add_device(&NewDevice {
+                kind: None,
                 institution: "Town".into(),
                 serial: "ECG-0001".into(),
                 model: Some("Edan SE-1200".into()),
@@ -433,6 +434,7 @@ mod suite {
 
         assert!(matches!(
             c.add_device(&NewDevice {
+                kind: None,
                 institution: "County".into(),
                 serial: "ECG-0001".into(),
                 model: None,
@@ -443,6 +445,7 @@ mod suite {
         ));
         assert!(matches!(
             c.add_device(&NewDevice {
+                kind: None,
                 institution: "Nowhere".into(),
                 serial: "ECG-0002".into(),
                 model: None,
@@ -453,6 +456,7 @@ mod suite {
         ));
         let second = c
             .add_device(&NewDevice {
+                kind: None,
                 institution: "County".into(),
                 serial: "ECG-0002".into(),
                 model: Some(" ".into()),

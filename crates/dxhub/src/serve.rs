@@ -149,11 +149,26 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
         stow_max_bytes: cfg.http.stow_max_bytes,
         public_url: cfg.http.public_url.clone(),
     };
-    let app = dxhub_api::router(
-        dxhub_api::AppState::new(catalog, blobs, Arc::new(registry), api_settings)
-            .with_ingest(Arc::new(ingest)),
-    )
-    .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let state = dxhub_api::AppState::new(catalog, blobs, Arc::new(registry), api_settings)
+        .with_ingest(Arc::new(ingest));
+    // resumable ECG uploads not completed within their TTL are removed hourly
+    let sweep_state = state.clone();
+    let sweep_cancel = cancel.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = sweep_cancel.cancelled() => break,
+                _ = every.tick() => {
+                    if let Err(e) = dxhub_api::ecg::sweep_uploads(&sweep_state).await {
+                        tracing::warn!(error = %e, "sweeping expired ECG uploads failed");
+                    }
+                }
+            }
+        }
+    });
+    let app =
+        dxhub_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let http_cancel = cancel.clone();
     // plain HTTP, or HTTPS only; TCP_NODELAY set by the listener
     let listener = crate::tls::HttpListener::new(http_listener, http_tls)?.tap_io(|_| {});

@@ -68,6 +68,10 @@ pub enum DeviceCommand {
         serial: String,
         #[arg(long)]
         model: Option<String>,
+        /// `ecg` (an acquiring ECG device; counts for the village coverage indicator) or
+        /// `gateway` (a clinic gateway).
+        #[arg(long, default_value = "ecg")]
+        kind: String,
     },
     List {
         #[arg(long)]
@@ -227,10 +231,12 @@ pub async fn add_device(
     institution: &str,
     serial: &str,
     model: Option<&str>,
+    kind: &str,
 ) -> anyhow::Result<(Device, String)> {
     let token = new_device_token();
     let result = catalog
         .add_device(&NewDevice {
+            kind: Some(kind.to_owned()),
             institution: institution.to_owned(),
             serial: serial.to_owned(),
             model: model.map(str::to_owned),
@@ -340,9 +346,17 @@ pub async fn run_device(catalog: &dyn Catalog, command: DeviceCommand) -> anyhow
             institution,
             serial,
             model,
+            kind,
         } => {
-            let (d, token) =
-                add_device(catalog, &audit, &institution, &serial, model.as_deref()).await?;
+            let (d, token) = add_device(
+                catalog,
+                &audit,
+                &institution,
+                &serial,
+                model.as_deref(),
+                &kind,
+            )
+            .await?;
             eprintln!(
                 "device {} added to {} (id {}); its upload token is shown once:",
                 d.serial, d.institution_name, d.id
@@ -495,7 +509,7 @@ mod tests {
                 .is_err()
         );
 
-        let (d, dtoken) = add_device(&c, &audit, "County", "ECG-1", Some("SE-12"))
+        let (d, dtoken) = add_device(&c, &audit, "County", "ECG-1", Some("SE-12"), "ecg")
             .await
             .expect("device");
         assert!(dtoken.starts_with("dxd_"));

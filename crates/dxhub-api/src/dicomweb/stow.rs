@@ -155,6 +155,17 @@ impl PartSpool {
     }
 }
 
+/// Write a complete Part 10 byte string (with preamble) into a new spool file. Blocking
+/// I/O: call it from `spawn_blocking`.
+pub(crate) fn spool_part10(
+    ingest: &Ingest,
+    bytes: &[u8],
+) -> Result<dxhub_ingest::spool::SpoolFile, IngestError> {
+    let mut part = PartSpool::new(ingest.spool().create()?);
+    part.push(bytes)?;
+    part.finish()
+}
+
 /// Where the data set of a Part 10 byte string starts, once enough of it is here: after
 /// the 128-byte preamble, `DICM` and the (explicit VR little endian) group 0002 elements.
 fn header_len(b: &[u8]) -> Result<usize, Pending> {

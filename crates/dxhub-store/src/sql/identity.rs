@@ -126,7 +126,7 @@ const REVOKE_USER_SESSIONS: &str =
 macro_rules! device_select {
     () => {
         "SELECT d.id, d.institution_id, i.name AS institution_name, i.alliance_id, d.serial, \
-         d.model, d.token_hash, d.created_at, d.last_seen_at, d.revoked_at \
+         d.model, d.kind, d.token_hash, d.created_at, d.last_seen_at, d.revoked_at \
          FROM devices d JOIN institutions i ON i.id = d.institution_id "
     };
 }
@@ -137,8 +137,8 @@ const FIND_DEVICE_BY_TOKEN_HASH: &str = concat!(
     "WHERE d.token_hash = $1 AND d.revoked_at IS NULL"
 );
 const INSERT_DEVICE: &str = "INSERT INTO devices \
-     (institution_id, serial, model, token_hash, created_at) \
-     VALUES ($1, $2, $3, $4, $5) RETURNING id";
+     (institution_id, serial, model, token_hash, created_at, kind) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
 const TOUCH_DEVICE: &str = "UPDATE devices SET last_seen_at = $2 WHERE id = $1";
 const REVOKE_DEVICE: &str =
     "UPDATE devices SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1";
@@ -446,6 +446,12 @@ impl SqlCatalog {
             .as_deref()
             .map(str::trim)
             .filter(|m| !m.is_empty());
+        let kind = new.kind.as_deref().map(str::trim).unwrap_or("ecg");
+        if !matches!(kind, "ecg" | "gateway") {
+            return Err(Error::Invalid(format!(
+                "device kind {kind:?} is neither \"ecg\" nor \"gateway\""
+            )));
+        }
         let mut tx = self.begin_write().await?;
         let institution_id = self.institution_id(&mut tx, &new.institution).await?;
         let id: i64 = sqlx::query_scalar(INSERT_DEVICE)
@@ -454,6 +460,7 @@ impl SqlCatalog {
             .bind(model)
             .bind(&new.token_hash)
             .bind(now_us())
+            .bind(kind)
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| {
