@@ -6,8 +6,9 @@
 #   peers_setup            # = everything below, in order, then exports
 #
 # or pick pieces:
-#   peers_ensure_system    # apt-get install dcmtk postgresql cmake (curl) biosig-tools fonts-wqy-microhei if missing
+#   peers_ensure_system    # apt-get install dcmtk postgresql cmake (curl) biosig-tools dicom3tools fonts-wqy-microhei if missing
 #   peers_ensure_venv      # .venv/ with tests/py/requirements.txt
+#   peers_ensure_ecg2dcm_venv  # .venv-ecg2dcm/ with tests/py/ecg2dcm_requirements.txt
 #   peers_ensure_corpus    # target/test-corpus (make_corpus.py), reused while unchanged
 #   peers_dcmtk_path       # PATH gets a dir with links to DCMTK's tools first
 #   peers_start_pg   / peers_stop_pg     # throwaway PostgreSQL cluster on a free port
@@ -17,7 +18,7 @@
 # Exports (once the matching peer is up):
 #   DXHUB_TEST_PG_URL DXHUB_TEST_S3_ENDPOINT DXHUB_TEST_S3_BUCKET
 #   DXHUB_TEST_S3_ACCESS_KEY DXHUB_TEST_S3_SECRET_KEY DXHUB_TEST_S3_REGION
-#   DXHUB_TEST_PYTHON DXHUB_TEST_PY_DIR DXHUB_TEST_CORPUS PATH
+#   DXHUB_TEST_PYTHON DXHUB_TEST_PY_DIR DXHUB_TEST_CORPUS PATH DXHUB_TEST_ECG2DCM_PYTHON
 #   DXHUB_TEST_CHROMIUM DXHUB_TEST_NODE_MODULES DXHUB_TEST_OHIF_DIST
 #
 # Under CI=true every missing peer is a hard failure. Elsewhere a peer that cannot
@@ -27,6 +28,8 @@
 PEERS_ROOT=${PEERS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 PEERS_VENV=${PEERS_VENV:-$PEERS_ROOT/.venv}
 PEERS_REQUIREMENTS=${PEERS_REQUIREMENTS:-$PEERS_ROOT/tests/py/requirements.txt}
+PEERS_ECG2DCM_VENV=${PEERS_ECG2DCM_VENV:-$PEERS_ROOT/.venv-ecg2dcm}
+PEERS_ECG2DCM_REQUIREMENTS=${PEERS_ECG2DCM_REQUIREMENTS:-$PEERS_ROOT/tests/py/ecg2dcm_requirements.txt}
 PEERS_S3_BUCKET=${PEERS_S3_BUCKET:-dxhub-test}
 PEERS_TMP=${PEERS_TMP:-}
 PEERS_PG_DIR=""
@@ -137,6 +140,8 @@ peers_ensure_system() {
   # biosig-tools: save2gdf writes the third-party HL7 aECG and SCP-ECG test files and reads
   # them back as the independent reference; fonts-wqy-microhei: CJK glyphs for ECG PNGs.
   command -v save2gdf >/dev/null 2>&1 || pkgs+=(biosig-tools)
+  # dicom3tools: dciodvfy checks the DICOM ECG instances dxhub writes against the IODs
+  command -v dciodvfy >/dev/null 2>&1 || pkgs+=(dicom3tools)
   [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || pkgs+=(fonts-wqy-microhei)
   if [ "${#pkgs[@]}" -gt 0 ]; then
     peers_apt_install "${pkgs[@]}" || peers_log "apt-get install ${pkgs[*]} failed"
@@ -148,6 +153,7 @@ peers_ensure_system() {
   command -v cmake >/dev/null 2>&1 || { peers_fail "cmake not found (apt-get install cmake; needed to build charls)"; ok=1; }
   command -v curl >/dev/null 2>&1 || { peers_fail "curl not found (apt-get install curl)"; ok=1; }
   command -v save2gdf >/dev/null 2>&1 || { peers_fail "save2gdf not found (apt-get install biosig-tools)"; ok=1; }
+  command -v dciodvfy >/dev/null 2>&1 || { peers_fail "dciodvfy not found (apt-get install dicom3tools)"; ok=1; }
   return $ok
 }
 
@@ -200,6 +206,29 @@ peers_ensure_venv() {
   fi
   printf '%s\n' "$want" >"$stamp"
   peers_export_python
+}
+
+# .venv-ecg2dcm/ with PyPI ecg2dcm, whose pydicom<3 cannot share .venv/ (pydicom 3);
+# pip runs only when tests/py/ecg2dcm_requirements.txt changed.
+peers_ensure_ecg2dcm_venv() {
+  local stamp="$PEERS_ECG2DCM_VENV/.dxhub-requirements.sha256" want log py="$PEERS_ECG2DCM_VENV/bin/python"
+  want=$({ cat "$PEERS_ECG2DCM_REQUIREMENTS"; python3 -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$py" -c 'import ecg2dcm' >/dev/null 2>&1; then
+    peers_tmp_init
+    log="$PEERS_TMP/pip-ecg2dcm.log"
+    rm -rf "$PEERS_ECG2DCM_VENV"
+    peers_log "pip install -r ${PEERS_ECG2DCM_REQUIREMENTS#"$PEERS_ROOT"/} into ${PEERS_ECG2DCM_VENV#"$PEERS_ROOT"/} ..."
+    if ! python3 -m venv "$PEERS_ECG2DCM_VENV" >"$log" 2>&1 \
+        || ! PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$py" -m pip install -q \
+          -r "$PEERS_ECG2DCM_REQUIREMENTS" >>"$log" 2>&1 \
+        || ! "$py" -c 'import ecg2dcm' >/dev/null 2>&1; then
+      tail -n 30 "$log" >&2
+      peers_fail "cannot install ecg2dcm into $PEERS_ECG2DCM_VENV"
+      return 1
+    fi
+    printf '%s\n' "$want" >"$stamp"
+  fi
+  export DXHUB_TEST_ECG2DCM_PYTHON="$py"
 }
 
 peers_export_python() {
@@ -438,6 +467,7 @@ peers_setup() {
   peers_ensure_system || true
   peers_dcmtk_path
   peers_ensure_venv || true
+  peers_ensure_ecg2dcm_venv || true
   peers_ensure_corpus || true
   peers_ensure_browser || true
   peers_start_pg || true
@@ -449,7 +479,7 @@ peers_print_env() {
   local v
   for v in DXHUB_TEST_PG_URL DXHUB_TEST_S3_ENDPOINT DXHUB_TEST_S3_BUCKET DXHUB_TEST_S3_ACCESS_KEY \
       DXHUB_TEST_S3_SECRET_KEY DXHUB_TEST_S3_REGION DXHUB_TEST_PYTHON DXHUB_TEST_PY_DIR DXHUB_TEST_CORPUS \
-      DXHUB_TEST_CHROMIUM DXHUB_TEST_NODE_MODULES DXHUB_TEST_OHIF_DIST; do
+      DXHUB_TEST_ECG2DCM_PYTHON DXHUB_TEST_CHROMIUM DXHUB_TEST_NODE_MODULES DXHUB_TEST_OHIF_DIST; do
     if [ -n "${!v:-}" ]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
   done
   printf 'export PATH=%q\n' "$PATH"
