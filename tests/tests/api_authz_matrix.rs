@@ -72,6 +72,13 @@ enum Aim {
     PathStudy,
     PathInstitution,
     PathAe,
+    /// An upload route (ECG): the caller's own institution.
+    Upload,
+    /// A resumable upload of an institution in the path.
+    PathUpload,
+    /// An ECG of an institution in the path (`{id}`), or its study in `?study=`.
+    PathEcg,
+    EcgByStudy,
 }
 
 /// How this test aims each operation. A new operation must be added here (the test fails
@@ -103,6 +110,17 @@ fn aim(method: &str, path: &str) -> Option<Aim> {
         ("POST", "/api/v1/devices/{}/revoke") => Aim::PathDevice,
         ("GET", "/api/v1/studies") => Aim::StudyList,
         ("GET", "/api/v1/studies/{}") => Aim::PathStudy,
+        ("GET", "/api/v1/stats/ecg-coverage") => Aim::OwnAlliance,
+        ("POST", "/api/v1/ecg") | ("POST", "/api/v1/ecg/uploads") => Aim::Upload,
+        ("HEAD", "/api/v1/ecg/uploads/{}")
+        | ("PATCH", "/api/v1/ecg/uploads/{}")
+        | ("GET", "/api/v1/ecg/uploads/{}") => Aim::PathUpload,
+        ("GET", "/api/v1/ecg/{}")
+        | ("GET", "/api/v1/ecg/{}/original")
+        | ("GET", "/api/v1/ecg/{}/waveform")
+        | ("GET", "/api/v1/ecg/{}/render.svg")
+        | ("GET", "/api/v1/ecg/{}/render.png") => Aim::PathEcg,
+        ("GET", "/api/v1/ecg") => Aim::EcgByStudy,
         _ => return None,
     })
 }
@@ -177,6 +195,42 @@ struct Fixture {
     inst: HashMap<&'static str, Inst>,
     studies: Vec<(&'static str, String)>,
     callers: Vec<Caller>,
+    /// One ECG per institution: (institution, ECG id, study UID).
+    ecgs: Vec<(&'static str, i64, String)>,
+    /// One resumable upload per institution T and H2: (institution, upload id).
+    uploads: Vec<(&'static str, String)>,
+}
+
+/// A small DICOM 12-lead ECG (2 s, 500 Hz) with fresh UIDs, written by dxhub's writer.
+fn ecg_dicom(patient_id: &str) -> Vec<u8> {
+    use dxhub_ecg::{Ecg, Lead, LeadCode};
+    let n = 1000;
+    let leads = LeadCode::STANDARD_12
+        .iter()
+        .enumerate()
+        .map(|(k, code)| Lead {
+            code: code.clone(),
+            samples_uv: (0..n)
+                .map(|i| ((i as f32 / 50.0 + k as f32).sin() * 500.0).round())
+                .collect(),
+        })
+        .collect();
+    let mut ecg = Ecg {
+        leads,
+        sample_rate_hz: 500.0,
+        ..Ecg::default()
+    };
+    ecg.patient.id = Some(patient_id.to_owned());
+    ecg.acquired_at = Some("20261122081500".into());
+    let ids = dxhub_ecg::write::WriteIds {
+        study_instance_uid: new_uid(),
+        series_instance_uid: new_uid(),
+        sop_instance_uid: new_uid(),
+        series_number: 1,
+        instance_number: 1,
+        ..Default::default()
+    };
+    dxhub_ecg::write::to_dicom(&ecg, &ids).expect("ECG DICOM")
 }
 
 fn scope_of(i: &Inst) -> TargetScope {
@@ -274,7 +328,42 @@ async fn fixture(opts: HubOptions) -> Fixture {
         login: None,
     });
     // a device of B, for the foreign-content checks of the device lists
-    add_device(&hub, H2, "ECG-H2-1");
+    let device_h2 = add_device(&hub, H2, "ECG-H2-1");
+    let device_t = callers[1].token.clone().expect("device token");
+    let device_v = add_device(&hub, V, "ECG-V-1");
+    let device_h = add_device(&hub, H, "ECG-H-1");
+    let http = reqwest::Client::new();
+    let mut ecgs = Vec::new();
+    let mut uploads = Vec::new();
+    for (at, token) in [(T, &device_t), (V, &device_v), (H, &device_h), (H2, &device_h2)] {
+        let r = http
+            .post(hub.http_url("/api/v1/ecg"))
+            .bearer_auth(token)
+            .body(ecg_dicom(&format!("MX-ECG-{}", short(at))))
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(r.status(), 201, "ECG upload at {at}");
+        let v: Value = r.json().await.expect("json");
+        ecgs.push((
+            at,
+            v["id"].as_i64().expect("id"),
+            v["study_instance_uid"].as_str().expect("study").to_owned(),
+        ));
+        if at == T || at == H2 {
+            let r = http
+                .post(hub.http_url("/api/v1/ecg/uploads"))
+                .bearer_auth(token)
+                .header("tus-resumable", "1.0.0")
+                .header("upload-length", "100")
+                .send()
+                .await
+                .expect("upload creation");
+            assert_eq!(r.status(), 201, "upload creation at {at}");
+            let loc = r.headers()["location"].to_str().expect("location");
+            uploads.push((at, loc.rsplit('/').next().expect("id").to_owned()));
+        }
+    }
     for (login, role, at) in users {
         add_user(&hub, at, login, role, PASSWORD);
         let role: Role = role.parse().expect("role");
@@ -299,6 +388,8 @@ async fn fixture(opts: HubOptions) -> Fixture {
         inst,
         studies,
         callers,
+        ecgs,
+        uploads,
     }
 }
 
@@ -691,15 +782,14 @@ async fn check_operation(
                 run.fail(format!("{op} is public, anonymous got {r}"));
             }
         }
-        RoutePolicy::UploadOnly(_) => {
-            run.fail(format!(
-                "{op}: upload routes are not in this matrix yet; extend it"
-            ));
-        }
+        RoutePolicy::UploadOnly(action) => upload_only(run, method, path, action, aim, c).await,
         RoutePolicy::AnyUser => any_user(run, method, path, c).await,
         RoutePolicy::Action(action) => {
             match aim {
                 Aim::None => run.fail(format!("{op}: an Action route needs an aim")),
+                Aim::Upload | Aim::PathUpload => {
+                    run.fail(format!("{op}: an Action route aimed as an upload route"))
+                }
                 Aim::Hub => {
                     let name = run.unique("联盟-");
                     let r = run
@@ -803,6 +893,25 @@ async fn check_operation(
                         .await;
                     if run.gate(c, &op, &r) && !matches!(r.status, 403 | 404) {
                         run.fail(format!("{op} {}: unknown study answered {r}", c.name));
+                    }
+                }
+                Aim::PathEcg | Aim::EcgByStudy => {
+                    let ecgs = f.ecgs.clone();
+                    for (at, id, study) in &ecgs {
+                        let concrete = if aim == Aim::PathEcg {
+                            replace_param(path, &id.to_string())
+                        } else {
+                            format!("{path}?study={study}")
+                        };
+                        let r = run.send(method, &concrete, token, None).await;
+                        if !run.gate(c, &op, &r) {
+                            continue;
+                        }
+                        let allowed = c.may(action, scope_of(&f.inst[at]));
+                        run.decided(c, &op, &format!("ECG of {at}"), allowed, (200, true), &r);
+                        if !allowed && r.body.contains(&format!("MX-ECG-{}", short(at))) {
+                            run.fail(format!("{op} {}: patient data of {at} in a refusal", c.name));
+                        }
                     }
                 }
                 Aim::BodyAlliance => {
@@ -1123,6 +1232,91 @@ async fn any_user(run: &mut Run<'_>, method: &str, path: &str, c: &Caller) {
 }
 
 /// Alliance-wide lists never show the other alliance's objects (superadmin aside).
+/// ECG upload routes: device tokens (of T) and users allowed the action on their own
+/// institution; a resumable upload is visible only to its institution (404 elsewhere).
+async fn upload_only(
+    run: &mut Run<'_>,
+    method: &str,
+    path: &str,
+    action: Action,
+    aim: Aim,
+    c: &Caller,
+) {
+    let f = run.f;
+    let op = format!("{method} {path}");
+    let own_ok = c.device || c.may(action, own_scope(c));
+    let own_inst = if c.device {
+        Some(f.inst[T].id)
+    } else {
+        c.principal.as_ref().map(|p| p.institution_id)
+    };
+    let mut targets: Vec<(Option<&'static str>, String)> = Vec::new();
+    match aim {
+        Aim::Upload => targets.push((None, path.to_owned())),
+        Aim::PathUpload => {
+            for (at, id) in &f.uploads {
+                targets.push((Some(*at), replace_param(path, id)));
+            }
+        }
+        other => {
+            run.fail(format!("{op}: upload route aimed as {other:?}"));
+            return;
+        }
+    }
+    for (at, concrete) in targets {
+        let m = Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = f.api.req(m, &concrete, c.token.as_deref());
+        if path == "/api/v1/ecg" {
+            rb = rb.body("not an ECG at all");
+        } else {
+            rb = rb.header("tus-resumable", "1.0.0");
+            if method == "POST" {
+                rb = rb.header("upload-length", "10");
+            }
+            if method == "PATCH" {
+                rb = rb
+                    .header("content-type", "application/offset+octet-stream")
+                    .header("upload-offset", "0")
+                    .body(Vec::<u8>::new());
+            }
+        }
+        let r = Reply::of(rb.send().await.expect("request")).await;
+        run.checked += 1;
+        let what = at.map_or("own institution".to_owned(), |a| format!("upload of {a}"));
+        if c.token.is_none() {
+            if r.status != 401 {
+                run.fail(format!("{op} anonymous: expected 401, got {r}"));
+            }
+            continue;
+        }
+        let visible = at.is_none_or(|a| own_inst == Some(f.inst[a].id));
+        let want: &[u16] = if !own_ok {
+            &[403]
+        } else if !visible {
+            &[404]
+        } else {
+            match (path, method) {
+                ("/api/v1/ecg", _) => &[415],
+                (_, "POST") => &[201],
+                (_, "PATCH") => &[204],
+                _ => &[200],
+            }
+        };
+        if !want.contains(&r.status) {
+            run.fail(format!("{op} {} on {what}: expected {want:?}, got {r}", c.name));
+        }
+    }
+}
+
+fn own_scope(c: &Caller) -> TargetScope {
+    c.principal
+        .as_ref()
+        .map_or(TargetScope::Hub, |p| TargetScope::Institution {
+            institution_id: p.institution_id,
+            alliance_id: p.alliance_id,
+        })
+}
+
 fn no_foreign_content(run: &mut Run<'_>, c: &Caller, op: &str, r: &Reply) {
     if c.superadmin() {
         return;

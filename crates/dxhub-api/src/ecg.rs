@@ -49,7 +49,7 @@ const TUS_VERSION: &str = "1.0.0";
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(upload_ecg))
+        .routes(routes!(upload_ecg, list_ecgs))
         .routes(routes!(get_ecg))
         .routes(routes!(get_original))
         .routes(routes!(get_waveform))
@@ -454,6 +454,30 @@ async fn readable(state: &AppState, caller: &Caller, id: i64) -> Result<EcgRow, 
         .ok_or_else(|| ApiError::NotFound(format!("ECG {id}")))?;
     require_read(state, caller, &row.study_instance_uid, row.institution_id).await?;
     Ok(row)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Study Instance UID (required).
+    pub study: String,
+}
+
+/// The ECGs of a study (oldest first).
+#[utoipa::path(get, path = "/api/v1/ecg", tag = "ecg", params(ListQuery),
+    responses((status = 200, description = "{ecgs:[EcgResponse]}"), (status = 403, body = crate::dto::ErrorBody), (status = 404, body = crate::dto::ErrorBody)))]
+async fn list_ecgs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let rows = state.catalog.find_ecgs_by_study(&q.study).await?;
+    let Some(first) = rows.first() else {
+        return Err(ApiError::NotFound(format!("no ECG in study {}", q.study)));
+    };
+    require_read(&state, &caller, &first.study_instance_uid, first.institution_id).await?;
+    let ecgs: Vec<EcgResponse> = rows.iter().map(response_of).collect();
+    Ok(Json(json!({ "ecgs": ecgs })))
 }
 
 /// An ECG: the upload's response body.

@@ -1,0 +1,682 @@
+#![allow(clippy::unwrap_used)]
+//! The ECG centre over HTTP against a real hub (issue #5): uploads by device token in
+//! every format, idempotent re-sends (same content, same Idempotency-Key), gzip bodies,
+//! broken input refused with nothing stored, resumable uploads across a cut connection,
+//! DICOM ECGs by C-STORE and STOW-RS through the same processing, the waveform and
+//! rendering endpoints, scoping, audit, and the village ECG-device coverage indicator.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+
+use dxhub_e2e::api::{add_device, add_user, issue_token, raw_sql};
+use dxhub_e2e::hub::{HubOptions, TestHub};
+use dxhub_e2e::peers;
+use serde_json::Value;
+
+const T1: &str = "城关镇卫生院";
+const V1: &str = "东村卫生室";
+const V2: &str = "西村卫生室";
+const T2: &str = "南山乡卫生院";
+const PASSWORD: &str = "Correct-Horse-9-Battery";
+
+fn corpus_file(name: &str) -> Option<PathBuf> {
+    peers::corpus().map(|c| c.join("pydicom").join(name))
+}
+
+struct Ecgs {
+    hub: TestHub,
+    client: reqwest::Client,
+    /// Device token of village clinic V1.
+    device: String,
+    /// Device token of township T2 (another branch of the alliance).
+    device_t2: String,
+    reader: String,
+    admin: String,
+    clinic_t2: String,
+}
+
+impl Ecgs {
+    fn new() -> Ecgs {
+        let hub = TestHub::spawn(HubOptions::default());
+        for (name, level, parent) in [
+            (V1, "village", T1),
+            (V2, "village", T1),
+            (T2, "township", "县人民医院"),
+        ] {
+            hub.admin_ok(&[
+                "institution",
+                "add",
+                "--alliance",
+                "测试医共体",
+                "--name",
+                name,
+                "--level",
+                level,
+                "--parent",
+                parent,
+            ]);
+        }
+        let device = add_device(&hub, V1, "ECG-V1-001");
+        let device_t2 = add_device(&hub, T2, "ECG-T2-001");
+        add_user(&hub, "县人民医院", "ecgreader", "reader", PASSWORD);
+        add_user(&hub, "县人民医院", "groupadmin", "group_admin", PASSWORD);
+        add_user(&hub, T2, "clinict2", "clinic_doctor", PASSWORD);
+        let reader = issue_token(&hub, "ecgreader", "1h");
+        let admin = issue_token(&hub, "groupadmin", "1h");
+        let clinic_t2 = issue_token(&hub, "clinict2", "1h");
+        Ecgs {
+            hub,
+            client: reqwest::Client::new(),
+            device,
+            device_t2,
+            reader,
+            admin,
+            clinic_t2,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.hub.http_url(path)
+    }
+
+    async fn upload(
+        &self,
+        token: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut req = self
+            .client
+            .post(self.url("/api/v1/ecg"))
+            .bearer_auth(token)
+            .header("content-type", "application/octet-stream")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let h = r.headers().clone();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            h,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get_json(&self, path: &str, token: &str) -> Value {
+        let r = self.get(path, token).await;
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.unwrap()
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        use dxhub_store::Catalog as _;
+        let c = self.hub.catalog().await;
+        let n = match table {
+            "instances" => c.counts().await.unwrap().instances,
+            _ => unreachable!(),
+        };
+        n as i64
+    }
+
+    async fn ecg_count(&self) -> i64 {
+        let db = dxhub_e2e::api::database_url(&self.hub);
+        let pool = sqlx::AnyPool::connect(&db).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ecgs")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// pydicom's reading of a DICOM ECG (tests/py/ecg_dump.py): lead name → µV samples.
+fn pydicom_leads(path: &std::path::Path) -> Vec<(String, Vec<f64>)> {
+    let py = peers::python().unwrap();
+    let out = Command::new(py)
+        .arg(peers::py_dir().join("ecg_dump.py"))
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let group = &v["groups"][0];
+    group["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["meaning"].as_str().unwrap_or("").to_owned(),
+                l["uv"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dicom_ecg_upload_is_stored_analysed_idempotent_and_readable() {
+    let Some(file) = corpus_file("waveform_ecg.dcm") else {
+        peers::require("DXHUB_TEST_CORPUS (pydicom corpus)", false);
+        return;
+    };
+    if !peers::require("DXHUB_TEST_PYTHON", peers::python().is_some()) {
+        return;
+    }
+    let t = Ecgs::new();
+    let bytes = std::fs::read(&file).unwrap();
+
+    let (status, h, body) = t.upload(&t.device, bytes.clone(), &[]).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(h.get("idempotent-replayed").is_none());
+    assert_eq!(body["format"], "dicom");
+    assert_eq!(body["sample_rate_hz"].as_f64(), Some(500.0), "{body}");
+    let leads: Vec<&str> = body["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    for l in ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V6"] {
+        assert!(leads.contains(&l), "{l} in {leads:?}");
+    }
+    assert_eq!(
+        body["analysis"]["label"], "machine measurements, unconfirmed",
+        "{body}"
+    );
+    let id = body["id"].as_i64().unwrap();
+    let study = body["study_instance_uid"].as_str().unwrap().to_owned();
+    let instances = t.count("instances").await;
+    assert_eq!(t.ecg_count().await, 1);
+
+    // identical re-send: same body, nothing new
+    let (status, h, again) = t.upload(&t.device, bytes.clone(), &[]).await;
+    assert_eq!(status, 201);
+    assert_eq!(h["idempotent-replayed"], "true");
+    assert_eq!(again, body);
+    // gzip-encoded re-send, and a gzip file sent as it is: the same ECG
+    let gz = gzip(&bytes);
+    let (status, _, again) = t
+        .upload(&t.device, gz.clone(), &[("content-encoding", "gzip")])
+        .await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["id"], body["id"]);
+    let (status, _, again) = t.upload(&t.device, gz, &[]).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["id"], body["id"]);
+    assert_eq!(t.count("instances").await, instances);
+    assert_eq!(t.ecg_count().await, 1);
+
+    // the reader sees it: record, original bytes, QIDO with modality ECG
+    let got = t.get_json(&format!("/api/v1/ecg/{id}"), &t.reader).await;
+    assert_eq!(got, body);
+    let orig = t.get(&format!("/api/v1/ecg/{id}/original"), &t.reader).await;
+    assert_eq!(orig.status(), 200);
+    assert_eq!(orig.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let qido = t
+        .get_json(
+            &format!("/dicomweb/studies?StudyInstanceUID={study}&includefield=ModalitiesInStudy"),
+            &t.reader,
+        )
+        .await;
+    assert_eq!(qido.as_array().unwrap().len(), 1, "{qido}");
+    assert_eq!(qido[0]["00080061"]["Value"][0], "ECG", "{qido}");
+    let by_study = t
+        .get_json(&format!("/api/v1/ecg?study={study}"), &t.reader)
+        .await;
+    assert_eq!(by_study["ecgs"][0]["id"], id);
+
+    // waveform JSON: every sample of pydicom's reading, and an overview
+    let wf = t
+        .get_json(&format!("/api/v1/ecg/{id}/waveform"), &t.reader)
+        .await;
+    let reference = pydicom_leads(&file);
+    let wl = wf["leads"].as_array().unwrap();
+    let mut compared = 0;
+    for (meaning, uv) in &reference {
+        let name = dxhub_ecg::LeadCode::from_name(meaning)
+            .map(|c| c.name().to_owned())
+            .unwrap();
+        let ours = wl.iter().find(|l| l["code"] == name.as_str()).unwrap();
+        let ours: Vec<f64> = ours["samples_uv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(ours.len(), uv.len(), "{name}");
+        for (a, b) in ours.iter().zip(uv) {
+            assert!((a - b).abs() <= 0.05 + b.abs() * 1e-6, "{name}: {a} vs {b}");
+        }
+        compared += 1;
+    }
+    assert!(compared >= 12, "{compared} leads compared");
+    let ov = &wf["overview"]["leads"][0];
+    assert!(ov["min_uv"].as_array().unwrap().len() <= 1000);
+    assert_eq!(
+        ov["min_uv"].as_array().unwrap().len(),
+        ov["max_uv"].as_array().unwrap().len()
+    );
+
+    // renderings
+    let svg = t
+        .get(&format!("/api/v1/ecg/{id}/render.svg"), &t.reader)
+        .await;
+    assert_eq!(svg.status(), 200);
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    let svg = svg.text().await.unwrap();
+    assert!(svg.starts_with("<svg") || svg.starts_with("<?xml"), "{}", &svg[..100.min(svg.len())]);
+    assert!(svg.contains("machine measurements, unconfirmed"));
+    for q in ["?speed=50", "?gain=5", "?gain=20", "?layout=12x1"] {
+        let r = t
+            .get(&format!("/api/v1/ecg/{id}/render.svg{q}"), &t.reader)
+            .await;
+        assert_eq!(r.status(), 200, "{q}");
+    }
+    let bad = t
+        .get(&format!("/api/v1/ecg/{id}/render.svg?speed=30"), &t.reader)
+        .await;
+    assert_eq!(bad.status(), 400);
+    let png = t
+        .get(&format!("/api/v1/ecg/{id}/render.png"), &t.reader)
+        .await;
+    assert_eq!(png.status(), 200);
+    let png = png.bytes().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+
+    // scoping: another township's clinic does not see a village of T1; the device token
+    // cannot read
+    let r = t.get(&format!("/api/v1/ecg/{id}"), &t.clinic_t2).await;
+    assert_eq!(r.status(), 403);
+    let r = t.get(&format!("/api/v1/ecg/{id}"), &t.device).await;
+    assert_eq!(r.status(), 403);
+    let r = t.get("/api/v1/ecg/999999", &t.reader).await;
+    assert_eq!(r.status(), 404);
+
+    // audit: the upload and the reads are recorded
+    let audit = t.get_json("/api/v1/audit?action=ecg-upload", &t.admin).await;
+    let entries = audit["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["actor"] == "ECG-V1-001" && e["outcome"] == "success"),
+        "{audit}"
+    );
+    let audit = t.get_json("/api/v1/audit?action=ecg-read", &t.admin).await;
+    assert!(!audit["entries"].as_array().unwrap().is_empty());
+    let _ = (&t.device_t2,);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_and_foreign_input_is_refused_and_nothing_is_stored() {
+    let t = Ecgs::new();
+    let cases: Vec<(Vec<u8>, Vec<(&str, &str)>, u16, &str)> = vec![
+        (b"%PDF-1.7 not an ECG".to_vec(), vec![], 415, "unsupported-ecg-format"),
+        (Vec::new(), vec![], 415, "unsupported-ecg-format"),
+        (
+            {
+                let mut b = vec![0u8; 128];
+                b.extend_from_slice(b"DICM\x02\x00\x00\x00UL\x04\x00");
+                b
+            },
+            vec![],
+            422,
+            "malformed-ecg",
+        ),
+        (
+            b"{\"sample_rate_hz\": 500}".to_vec(),
+            vec![],
+            422,
+            "malformed-ecg",
+        ),
+        (
+            b"<?xml version=\"1.0\"?><AnnotatedECG xmlns=\"urn:hl7-org:v3\"></AnnotatedECG>".to_vec(),
+            vec![],
+            422,
+            "malformed-ecg",
+        ),
+        (
+            b"not gzip at all".to_vec(),
+            vec![("content-encoding", "gzip")],
+            400,
+            "bad-gzip",
+        ),
+        (
+            b"x".to_vec(),
+            vec![("content-encoding", "br")],
+            415,
+            "unsupported-content-encoding",
+        ),
+    ];
+    for (body, headers, status, code) in cases {
+        let (s, _, v) = t.upload(&t.device, body.clone(), &headers).await;
+        assert_eq!(s, status, "{v}");
+        assert_eq!(v["error"]["code"], code, "{v}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // a user without upload rights, no token, a revoked-looking token
+    let (s, _, v) = t.upload(&t.reader, b"{}".to_vec(), &[]).await;
+    assert_eq!(s, 403, "{v}");
+    let r = t
+        .client
+        .post(t.url("/api/v1/ecg"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (s, _, _) = t.upload("dxd_not-a-token", b"{}".to_vec(), &[]).await;
+    assert_eq!(s, 401);
+    // an oversize body
+    let (s, _, v) = t
+        .upload(&t.device, vec![b' '; 17 * 1024 * 1024], &[])
+        .await;
+    assert_eq!(s, 413, "{v}");
+    assert_eq!(t.count("instances").await, 0);
+    assert_eq!(t.ecg_count().await, 0);
+    let spool: Vec<_> = std::fs::read_dir(t.hub.spool_dir())
+        .map(|d| d.filter_map(Result::ok).collect())
+        .unwrap_or_default();
+    assert!(spool.is_empty(), "spool left over: {spool:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_binds_one_content() {
+    let Some(file) = corpus_file("waveform_ecg.dcm") else {
+        peers::require("DXHUB_TEST_CORPUS (pydicom corpus)", false);
+        return;
+    };
+    let t = Ecgs::new();
+    let bytes = std::fs::read(&file).unwrap();
+    let (s, _, first) = t
+        .upload(&t.device, bytes.clone(), &[("idempotency-key", "visit-42")])
+        .await;
+    assert_eq!(s, 201, "{first}");
+    let (s, h, again) = t
+        .upload(&t.device, bytes.clone(), &[("idempotency-key", "visit-42")])
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(h["idempotent-replayed"], "true");
+    assert_eq!(again, first);
+    // the same key with other content is refused
+    let general = std::fs::read(corpus_file("waveform_ecg_general.dcm").unwrap()).unwrap();
+    let (s, _, v) = t
+        .upload(&t.device, general, &[("idempotency-key", "visit-42")])
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["code"], "idempotency-key-reused");
+    // another institution's key space is its own: T2's device uploads the same bytes
+    let (s, h, other) = t
+        .upload(&t.device_t2, bytes, &[("idempotency-key", "visit-42")])
+        .await;
+    assert_eq!(s, 403, "{other}: a SOP instance held by another institution");
+    assert!(h.get("idempotent-replayed").is_none());
+    assert_eq!(t.ecg_count().await, 1);
+    let (s, _, v) = t
+        .upload(&t.device, b"{}".to_vec(), &[("idempotency-key", "bad key with spaces")])
+        .await;
+    assert_eq!(s, 400, "{v}");
+}
+
+/// A raw HTTP/1.1 PATCH that sends `part` of a body declared `declared` bytes long, then
+/// closes the connection.
+async fn cut_patch(addr: std::net::SocketAddr, path: &str, token: &str, offset: usize, declared: usize, part: &[u8]) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\nContent-Length: {declared}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(part).await.unwrap();
+    s.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumable_upload_survives_a_cut_connection() {
+    let Some(file) = corpus_file("waveform_ecg.dcm") else {
+        peers::require("DXHUB_TEST_CORPUS (pydicom corpus)", false);
+        return;
+    };
+    let t = Ecgs::new();
+    let bytes = std::fs::read(&file).unwrap();
+    let total = bytes.len();
+    let r = t
+        .client
+        .post(t.url("/api/v1/ecg/uploads"))
+        .bearer_auth(&t.device)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", total.to_string())
+        .header("idempotency-key", "resumable-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["tus-resumable"], "1.0.0");
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    // without Tus-Resumable: 412
+    let r = t
+        .client
+        .head(t.url(&location))
+        .bearer_auth(&t.device)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["upload-offset"], "0");
+
+    // first third, then the connection breaks halfway through the second request
+    let third = total / 3;
+    let r = t
+        .client
+        .patch(t.url(&location))
+        .bearer_auth(&t.device)
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", "0")
+        .body(bytes[..third].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["upload-offset"], third.to_string());
+    let http: std::net::SocketAddr = t.hub.http;
+    cut_patch(http, &location, &t.device, third, total - third, &bytes[third..2 * third]).await;
+
+    // the server kept what arrived (all of it, or at least the acknowledged part)
+    let mut offset = 0usize;
+    for _ in 0..50 {
+        let r = t
+            .client
+            .head(t.url(&location))
+            .bearer_auth(&t.device)
+            .send()
+            .await
+            .unwrap();
+        offset = r.headers()["upload-offset"].to_str().unwrap().parse().unwrap();
+        if offset > third {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(offset >= third && offset <= 2 * third, "offset {offset}");
+    assert!(offset > third, "bytes received before the cut were dropped (offset {offset})");
+    assert_eq!(t.ecg_count().await, 0, "nothing processed before the upload is complete");
+
+    // a PATCH at the wrong offset is refused
+    let r = t
+        .client
+        .patch(t.url(&location))
+        .bearer_auth(&t.device)
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", "0")
+        .body(bytes[..10].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+
+    // resume from where the server is
+    let r = t
+        .client
+        .patch(t.url(&location))
+        .bearer_auth(&t.device)
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", offset.to_string())
+        .body(bytes[offset..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["upload-offset"], total.to_string());
+    let ecg_location = r.headers()["location"].to_str().unwrap().to_owned();
+    let state = t.get_json(&location, &t.device).await;
+    assert_eq!(state["upload_offset"].as_u64(), Some(total as u64));
+    let ecg = &state["ecg"];
+    assert_eq!(ecg_location, format!("/api/v1/ecg/{}", ecg["id"]));
+    // the stored ECG is exactly the file
+    let orig = t
+        .get(&format!("{ecg_location}/original"), &t.reader)
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(orig.as_ref(), bytes.as_slice());
+    // a plain POST re-send with the same key: the same ECG
+    let (s, _, again) = t
+        .upload(&t.device, bytes.clone(), &[("idempotency-key", "resumable-1")])
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(&again, ecg);
+    assert_eq!(t.ecg_count().await, 1);
+    // another institution's device does not see the upload
+    let r = t
+        .client
+        .head(t.url(&location))
+        .bearer_auth(&t.device_t2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dicom_ecg_by_c_store_and_stow_gets_the_same_processing() {
+    let (Some(file), Some(storescu)) = (corpus_file("waveform_ecg.dcm"), peers::dcmtk("storescu")) else {
+        peers::require("DXHUB_TEST_CORPUS and DCMTK storescu", false);
+        return;
+    };
+    let t = Ecgs::new();
+    // C-STORE as the township's AE (CLINIC → 城关镇卫生院)
+    let out = Command::new(storescu)
+        .args(["-aet", "CLINIC", "-aec", "DXHUB"])
+        .arg(t.hub.dicom.ip().to_string())
+        .arg(t.hub.dicom.port().to_string())
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let obj = dicom_object::open_file(&file).unwrap();
+    let study = obj
+        .element(dicom_dictionary_std::tags::STUDY_INSTANCE_UID)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_end_matches('\0')
+        .to_owned();
+    let list = t
+        .get_json(&format!("/api/v1/ecg?study={study}"), &t.reader)
+        .await;
+    let ecgs = list["ecgs"].as_array().unwrap();
+    assert_eq!(ecgs.len(), 1, "{list}");
+    assert_eq!(ecgs[0]["format"], "dicom");
+    assert_eq!(ecgs[0]["analysis"]["label"], "machine measurements, unconfirmed");
+    assert_eq!(ecgs[0]["leads"].as_array().unwrap().len(), 12);
+
+    // STOW-RS of the General ECG by the T2 clinic user
+    let general = std::fs::read(corpus_file("waveform_ecg_general.dcm").unwrap()).unwrap();
+    let boundary = "ecg-boundary-1";
+    let mut body = format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").into_bytes();
+    body.extend_from_slice(&general);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let r = t
+        .client
+        .post(t.url("/dicomweb/studies"))
+        .bearer_auth(&t.clinic_t2)
+        .header(
+            "content-type",
+            format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let gobj = dicom_object::from_reader(&general[128..]).ok();
+    let _ = gobj;
+    assert_eq!(t.ecg_count().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coverage_counts_villages_with_an_active_ecg_device() {
+    let t = Ecgs::new();
+    // a gateway does not count; a revoked device does not count
+    t.hub.admin_ok(&[
+        "device",
+        "add",
+        "--institution",
+        V2,
+        "--serial",
+        "GW-V2",
+        "--kind",
+        "gateway",
+    ]);
+    let v = t.get_json("/api/v1/stats/ecg-coverage", &t.admin).await;
+    let a = &v["alliances"][0];
+    assert_eq!(a["village_clinics"], 2, "{v}");
+    assert_eq!(a["villages_with_device"], 1, "{v}");
+    assert_eq!(a["coverage"].as_f64(), Some(0.5));
+    assert_eq!(a["townships"], 2);
+    assert_eq!(a["townships_with_device"], 1);
+    let v1 = a["institutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["institution_name"] == V1)
+        .unwrap();
+    assert_eq!(v1["active_devices"], 1);
+    // a reader may not see the indicator's device registry
+    let r = t.get("/api/v1/stats/ecg-coverage", &t.reader).await;
+    assert_eq!(r.status(), 403);
+    // revoke V1's device: coverage 0
+    raw_sql(&t.hub, &["UPDATE devices SET revoked_at = 1 WHERE serial = 'ECG-V1-001'"]).await;
+    let v = t.get_json("/api/v1/stats/ecg-coverage", &t.admin).await;
+    assert_eq!(v["alliances"][0]["villages_with_device"], 0, "{v}");
+    assert_eq!(v["alliances"][0]["coverage"].as_f64(), Some(0.0));
+}
