@@ -98,7 +98,7 @@ pub struct JsonEcg {
     /// such as `V4R`, `V7`) → integer sample values in time order. At least one lead, at most
     /// 64; all equally long, 1 to 4 000 000 samples. Leads keep the order of the object.
     #[serde(default)]
-    #[schema(value_type = std::collections::BTreeMap<String, Vec<i32>>)]
+    #[schema(value_type = std::collections::BTreeMap<String, Vec<i32>>, required = true)]
     pub leads: JsonLeads,
     /// The patient, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,6 +200,8 @@ pub struct JsonMeasurement {
 pub enum JsonEcgError {
     #[error("invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("not a JSON ECG form: the form is one JSON object ({{\"sample_rate_hz\": …}})")]
+    NotAnObject,
     #[error("no leads: \"leads\" is missing or empty")]
     NoLeads,
     #[error(
@@ -410,6 +412,9 @@ pub fn looks_like_json_ecg(bytes: &[u8]) -> bool {
 /// Read a JSON ECG form (UTF-8, an optional BOM allowed) into the model.
 pub fn read_json(bytes: &[u8]) -> Result<Ecg, JsonEcgError> {
     let b = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if !looks_like_json_ecg(b) {
+        return Err(JsonEcgError::NotAnObject);
+    }
     let form: JsonEcg = serde_json::from_slice(b)?;
     from_form(form)
 }
