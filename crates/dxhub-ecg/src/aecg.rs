@@ -313,7 +313,8 @@ fn text_of(n: N<'_, '_>) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
-/// The raw text of an element's direct text children, borrowed when there is one.
+/// The text of an element's direct text children (split by comments or processing
+/// instructions: concatenated, as XML defines it), borrowed when there is one.
 fn raw_text<'a>(n: N<'a, '_>) -> Cow<'a, str> {
     let mut texts = n
         .children()
@@ -324,15 +325,16 @@ fn raw_text<'a>(n: N<'a, '_>) -> Cow<'a, str> {
         (Some(t), None) => Cow::Borrowed(t),
         (Some(a), Some(b)) => {
             let mut s = String::from(a);
-            s.push(' ');
             s.push_str(b);
-            for t in texts {
-                s.push(' ');
-                s.push_str(t);
-            }
+            s.extend(texts);
             Cow::Owned(s)
         }
     }
+}
+
+/// At most the first 64 characters of an input string, for messages.
+fn clip(s: &str) -> &str {
+    s.char_indices().nth(64).map_or(s, |(i, _)| &s[..i])
 }
 
 fn number(s: &str) -> Option<f64> {
@@ -392,7 +394,7 @@ pub fn read_aecg(bytes: &[u8]) -> Result<Ecg> {
     })?;
     let root = doc.root_element();
     if root.tag_name().name() != "AnnotatedECG" {
-        return Err(AecgError::NotAecg(root.tag_name().name().to_owned()));
+        return Err(AecgError::NotAecg(clip(root.tag_name().name()).to_owned()));
     }
 
     let series: Vec<N<'_, '_>> = all_at(root, &["component", "series"]);
@@ -457,7 +459,8 @@ fn read_sequence_set<'a>(set: N<'a, '_>) -> Result<(Vec<Lead>, f64, Option<&'a s
     let mut head = None;
     let mut leads: Vec<(String, Lead)> = Vec::new();
     for seq in all_at(set, &["component", "sequence"]) {
-        let code = code_of(seq).unwrap_or("");
+        // No real code is longer; a longer one is cut so that messages stay short.
+        let code = clip(code_of(seq).unwrap_or(""));
         let value = kid(seq, "value");
         if code.eq_ignore_ascii_case("TIME_ABSOLUTE") || code.eq_ignore_ascii_case("TIME_RELATIVE")
         {
@@ -540,14 +543,15 @@ fn time_sequence<'a>(code: &str, value: Option<N<'a, '_>>) -> Result<(f64, Optio
     let inc = kid(value, "increment").ok_or_else(|| {
         bad(format!(
             "value {} has no increment",
-            attr(value, "type").unwrap_or("(no xsi:type)")
+            clip(attr(value, "type").unwrap_or("(no xsi:type)"))
         ))
     })?;
-    let raw = attr(inc, "value").ok_or_else(|| bad("the increment has no value".into()))?;
-    let step = number(raw)
+    let full = attr(inc, "value").ok_or_else(|| bad("the increment has no value".into()))?;
+    let raw = clip(full);
+    let step = number(full)
         .filter(|v| *v > 0.0)
         .ok_or_else(|| bad(format!("increment {raw:?} is not a positive number")))?;
-    let unit = attr(inc, "unit").unwrap_or("");
+    let unit = clip(attr(inc, "unit").unwrap_or(""));
     let per = seconds_per(unit)
         .ok_or_else(|| bad(format!("increment unit {unit:?} is not s, ms or us")))?;
     let mut rate = 1.0 / (step * per);
@@ -556,7 +560,12 @@ fn time_sequence<'a>(code: &str, value: Option<N<'a, '_>>) -> Result<(f64, Optio
     }
     if !(1.0..=100_000.0).contains(&rate) {
         return Err(bad(format!(
-            "increment {raw} {unit} is {rate} Hz, outside 1–100000 Hz"
+            "increment {raw} {unit} is {} Hz, outside 1–100000 Hz",
+            if rate < 1e15 {
+                format!("{rate}")
+            } else {
+                format!("{rate:e}")
+            }
         )));
     }
     Ok((rate, head))
@@ -587,9 +596,10 @@ fn samples(code: &str, value: N<'_, '_>) -> Result<Vec<f32>> {
     };
     let scale = kid(value, "scale").ok_or_else(|| bad("SLIST_PQ value without scale".into()))?;
     let quantity = |n: N<'_, '_>, what: &str, default_unit: Option<&str>| -> Result<f64> {
-        let raw = attr(n, "value").unwrap_or("");
-        let v = number(raw).ok_or_else(|| bad(format!("{what} value {raw:?} is not a number")))?;
-        let unit = attr(n, "unit").or(default_unit).unwrap_or("");
+        let full = attr(n, "value").unwrap_or("");
+        let raw = clip(full);
+        let v = number(full).ok_or_else(|| bad(format!("{what} value {raw:?} is not a number")))?;
+        let unit = clip(attr(n, "unit").or(default_unit).unwrap_or(""));
         let f = volts_to_uv(unit).ok_or_else(|| {
             bad(format!(
                 "{what} unit {unit:?} is not a voltage (uV, mV, V, nV)"
@@ -613,7 +623,7 @@ fn samples(code: &str, value: N<'_, '_>) -> Result<Vec<f32>> {
                 max: MAX_SAMPLES_PER_LEAD,
             });
         }
-        let short = || word.chars().take(40).collect::<String>();
+        let short = || clip(word).to_owned();
         let d = match word.parse::<i64>() {
             Ok(d) => d as f64,
             Err(_) => match word.parse::<f64>() {

@@ -29,7 +29,7 @@
 //! | field | required | meaning |
 //! | --- | --- | --- |
 //! | `sample_rate_hz` | yes | samples per second of every lead, 50 to 10000 |
-//! | `uv_per_lsb` | yes | microvolts of one unit of the sample values (the ADC step), greater than 0; sample in µV = value × `uv_per_lsb` |
+//! | `uv_per_lsb` | yes | microvolts of one unit of the sample values (the ADC step), greater than 0 and at most 1 000 000; sample in µV = value × `uv_per_lsb` |
 //! | `leads` | yes | an object: lead name → array of integer sample values, in time order; at least one lead, all equally long (1 to 4 000 000 samples), at most 64 leads; the leads keep the order of the object |
 //! | `patient` | no | `id`, `name`, `birth_date` (`YYYY-MM-DD` or `YYYYMMDD`), `sex` (`M`, `F` or `O`), each optional |
 //! | `device` | no | `serial`, `model`, `manufacturer`, each optional |
@@ -68,6 +68,10 @@ use utoipa::ToSchema;
 pub const MAX_SAMPLES_PER_LEAD: usize = 4_000_000;
 /// The largest number of leads of a form.
 pub const MAX_LEADS: usize = 64;
+/// The largest accepted µV per sample unit (1 V).
+pub const MAX_UV_PER_LSB: f64 = 1e6;
+/// The longest lead name (characters); the known ones are far shorter.
+pub const MAX_LEAD_NAME_CHARS: usize = 64;
 /// The lowest accepted sampling rate (Hz).
 pub const MIN_SAMPLE_RATE_HZ: f64 = 50.0;
 /// The highest accepted sampling rate (Hz).
@@ -91,8 +95,8 @@ pub const MAX_SAMPLE_RATE_HZ: f64 = 10_000.0;
 pub struct JsonEcg {
     /// Samples per second of every lead, 50 to 10000.
     pub sample_rate_hz: f64,
-    /// Microvolts of one unit of the sample values (the ADC step), greater than 0: sample in
-    /// µV = value × `uv_per_lsb`.
+    /// Microvolts of one unit of the sample values (the ADC step), greater than 0 and at
+    /// most 1000000: sample in µV = value × `uv_per_lsb`.
     pub uv_per_lsb: f64,
     /// Lead name (`I`, `II`, `III`, `aVR`, `aVL`, `aVF`, `V1`…`V6`, or another MDC lead
     /// such as `V4R`, `V7`) → integer sample values in time order. At least one lead, at most
@@ -221,9 +225,9 @@ pub enum JsonEcgError {
         first: String,
         first_samples: usize,
     },
-    #[error("sample_rate_hz {0} is outside 50–10000 Hz")]
+    #[error("sample_rate_hz {} is outside 50–10000 Hz", show(*.0))]
     SampleRate(f64),
-    #[error("uv_per_lsb {0} is not a positive number")]
+    #[error("uv_per_lsb {} is not a positive number up to 1000000 µV", show(*.0))]
     UvPerLsb(f64),
     #[error("patient.sex {0:?} is not M, F or O")]
     Sex(String),
@@ -231,7 +235,7 @@ pub enum JsonEcgError {
     BirthDate(String),
     #[error("acquired_at {0:?} is not an RFC 3339 date-time (2026-11-22T08:15:00+08:00)")]
     AcquiredAt(String),
-    #[error("filters.{field} {value} is not a positive number of Hz")]
+    #[error("filters.{field} {} is not a positive number of Hz", show(*.value))]
     Filter { field: &'static str, value: f64 },
     #[error("measurements[{index}]: {detail}")]
     Measurement { index: usize, detail: String },
@@ -269,6 +273,12 @@ impl<'de> Visitor<'de> for LeadsVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonLeads, A::Error> {
         let mut leads: Vec<JsonLead> = Vec::new();
         while let Some(name) = map.next_key::<String>()? {
+            let chars = name.chars().count();
+            if chars > MAX_LEAD_NAME_CHARS {
+                return Err(de::Error::custom(format!(
+                    "a lead name of {chars} characters (lead names have at most {MAX_LEAD_NAME_CHARS})"
+                )));
+            }
             if leads.len() == MAX_LEADS {
                 return Err(de::Error::custom(format!("more than {MAX_LEADS} leads")));
             }
@@ -426,7 +436,7 @@ pub fn from_form(form: JsonEcg) -> Result<Ecg, JsonEcgError> {
         return Err(JsonEcgError::SampleRate(rate));
     }
     let step = form.uv_per_lsb;
-    if !(step.is_finite() && step > 0.0) {
+    if !(step > 0.0 && step <= MAX_UV_PER_LSB) {
         return Err(JsonEcgError::UvPerLsb(step));
     }
     let leads_in = form.leads.0;
@@ -469,20 +479,20 @@ pub fn from_form(form: JsonEcg) -> Result<Ecg, JsonEcgError> {
         None => None,
         Some(s) => match s.to_ascii_uppercase().as_str() {
             v @ ("M" | "F" | "O") => Some(v.to_owned()),
-            _ => return Err(JsonEcgError::Sex(s)),
+            _ => return Err(JsonEcgError::Sex(clip(&s).to_owned())),
         },
     };
     let birth_date = nonempty(p.birth_date);
     if let Some(d) = &birth_date
         && !is_date(d)
     {
-        return Err(JsonEcgError::BirthDate(d.clone()));
+        return Err(JsonEcgError::BirthDate(clip(d).to_owned()));
     }
     let acquired_at = nonempty(form.acquired_at);
     if let Some(t) = &acquired_at
         && !is_rfc3339(t)
     {
-        return Err(JsonEcgError::AcquiredAt(t.clone()));
+        return Err(JsonEcgError::AcquiredAt(clip(t).to_owned()));
     }
     let f = form.filters.unwrap_or_default();
     for (field, value) in [
@@ -508,7 +518,7 @@ pub fn from_form(form: JsonEcg) -> Result<Ecg, JsonEcgError> {
         if !m.value.is_finite() {
             return Err(JsonEcgError::Measurement {
                 index,
-                detail: format!("{name}: the value is not a finite number"),
+                detail: format!("{}: the value is not a finite number", clip(name)),
             });
         }
         device_measurements.push(Measurement {
@@ -550,7 +560,7 @@ pub fn from_form(form: JsonEcg) -> Result<Ecg, JsonEcgError> {
     })
 }
 
-/// The form of an ECG, with samples quantised to `uv_per_lsb` (rounded, clamped to the
+/// The form of an ECG, with samples quantised to `uv_per_lsb` (> 0; rounded, clamped to the
 /// 32-bit range). A DICOM DT acquisition time becomes RFC 3339 (one that is neither is left
 /// out), a DICOM DA birth date is kept (the form accepts it), and a measurement is named by
 /// its meaning (else its code).
@@ -626,6 +636,20 @@ fn known_lead(name: &str) -> Option<LeadCode> {
             .map(LeadCode::from_mdc_index)
             .find(|c| matches!(c, LeadCode::Other(k) if *k == other && !k.starts_with("MDC "))),
         standard => Some(standard),
+    }
+}
+
+/// At most the first 64 characters of an input string, for messages.
+fn clip(s: &str) -> &str {
+    s.char_indices().nth(64).map_or(s, |(i, _)| &s[..i])
+}
+
+/// A number for a message: `500`, `0.05`, `1e300` (never 300 digits).
+fn show(v: f64) -> String {
+    if v.abs() < 1e15 {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
     }
 }
 

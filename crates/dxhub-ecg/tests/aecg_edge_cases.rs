@@ -472,6 +472,27 @@ fn sequence_errors() {
 }
 
 #[test]
+fn digits_split_by_comments_and_cdata() {
+    let doc = minimal(
+        &[
+            time_ts("0.002", "s"),
+            lead(
+                "MDC_ECG_LEAD_I",
+                &uv("1"),
+                "",
+                "1 2<!-- x -->3 4<![CDATA[ 5 6]]> 7",
+            ),
+        ]
+        .concat(),
+    );
+    // "1 2" + "3 4" + " 5 6" + " 7": text nodes join without a separator.
+    assert_eq!(
+        read_aecg(doc.as_bytes()).unwrap().leads[0].samples_uv,
+        [1.0, 23.0, 4.0, 5.0, 6.0, 7.0]
+    );
+}
+
+#[test]
 fn decimal_digits_are_accepted() {
     let doc = minimal(
         &[

@@ -124,6 +124,39 @@ fn huge_digit_lists_are_capped() {
 }
 
 #[test]
+fn huge_attribute_values_make_short_messages() {
+    let long = "X".repeat(1 << 20);
+    let cases = [
+        doc("1 x").replace("MDC_ECG_LEAD_I", &long),
+        doc("1").replace(
+            "value=\"0.002\" unit=\"s\"",
+            &format!("value=\"{long}\" unit=\"s\""),
+        ),
+        doc("1").replace(
+            "value=\"0.002\" unit=\"s\"",
+            &format!("value=\"0.002\" unit=\"{long}\""),
+        ),
+        doc("1").replace(
+            "<scale value=\"5\" unit=\"uV\"/>",
+            &format!("<scale value=\"{long}\" unit=\"uV\"/>"),
+        ),
+        doc("1").replace(
+            "<scale value=\"5\" unit=\"uV\"/>",
+            &format!("<scale value=\"5\" unit=\"{long}\"/>"),
+        ),
+        doc("1").replace("AnnotatedECG", &long),
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        let e = read_aecg(text.as_bytes()).unwrap_err();
+        assert!(
+            e.to_string().len() < 300,
+            "case {i}: {} bytes",
+            e.to_string().len()
+        );
+    }
+}
+
+#[test]
 fn oversized_input_is_refused_before_parsing() {
     let big = vec![b' '; MAX_AECG_BYTES + 1];
     let e = read_aecg(&big).unwrap_err();

@@ -213,6 +213,8 @@ fn unequal_lead_lengths() {
 
 #[test]
 fn sample_rate_outside_50_to_10000() {
+    let e = error(&form(json!({ "sample_rate_hz": 1e300 })));
+    assert_eq!(e.to_string(), "sample_rate_hz 1e300 is outside 50–10000 Hz");
     for bad in [0.0, 49.9, 10000.5, -500.0] {
         let e = error(&form(json!({ "sample_rate_hz": bad })));
         assert!(matches!(e, JsonEcgError::SampleRate(r) if r == bad), "{e}");
@@ -318,11 +320,15 @@ fn scale_and_metadata_errors() {
     let cases = [
         (
             json!({"uv_per_lsb": 0}),
-            "uv_per_lsb 0 is not a positive number",
+            "uv_per_lsb 0 is not a positive number up to 1000000 µV",
         ),
         (
             json!({"uv_per_lsb": -1.5}),
-            "uv_per_lsb -1.5 is not a positive number",
+            "uv_per_lsb -1.5 is not a positive number up to 1000000 µV",
+        ),
+        (
+            json!({"uv_per_lsb": 1e300}),
+            "uv_per_lsb 1e300 is not a positive number up to 1000000 µV",
         ),
         (
             json!({"patient": {"sex": "male"}}),
@@ -376,6 +382,23 @@ fn scale_and_metadata_errors() {
     for not_object in [&b"[1,2]"[..], b"", b"  ", b"\"x\"", b"500"] {
         let e = error(not_object);
         assert!(matches!(e, JsonEcgError::NotAnObject), "{e}");
+    }
+}
+
+#[test]
+fn long_strings_make_short_messages() {
+    let long = "V".repeat(100_000);
+    let e = error(&form(json!({ "leads": { long.clone(): [1] } })));
+    assert_eq!(
+        e.to_string().split(" at line").next().unwrap(),
+        "invalid JSON: a lead name of 100000 characters (lead names have at most 64)"
+    );
+    for patch in [
+        json!({"patient": {"sex": long.clone()}}),
+        json!({"patient": {"birth_date": long.clone()}}),
+        json!({ "acquired_at": long.clone() }),
+    ] {
+        assert!(error(&form(patch)).to_string().len() < 200);
     }
 }
 
