@@ -335,7 +335,12 @@ async fn fixture(opts: HubOptions) -> Fixture {
     let http = reqwest::Client::new();
     let mut ecgs = Vec::new();
     let mut uploads = Vec::new();
-    for (at, token) in [(T, &device_t), (V, &device_v), (H, &device_h), (H2, &device_h2)] {
+    for (at, token) in [
+        (T, &device_t),
+        (V, &device_v),
+        (H, &device_h),
+        (H2, &device_h2),
+    ] {
         let r = http
             .post(hub.http_url("/api/v1/ecg"))
             .bearer_auth(token)
@@ -910,7 +915,10 @@ async fn check_operation(
                         let allowed = c.may(action, scope_of(&f.inst[at]));
                         run.decided(c, &op, &format!("ECG of {at}"), allowed, (200, true), &r);
                         if !allowed && r.body.contains(&format!("MX-ECG-{}", short(at))) {
-                            run.fail(format!("{op} {}: patient data of {at} in a refusal", c.name));
+                            run.fail(format!(
+                                "{op} {}: patient data of {at} in a refusal",
+                                c.name
+                            ));
                         }
                     }
                 }
@@ -1303,7 +1311,10 @@ async fn upload_only(
             }
         };
         if !want.contains(&r.status) {
-            run.fail(format!("{op} {} on {what}: expected {want:?}, got {r}", c.name));
+            run.fail(format!(
+                "{op} {} on {what}: expected {want:?}, got {r}",
+                c.name
+            ));
         }
     }
 }

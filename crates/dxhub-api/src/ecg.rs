@@ -29,7 +29,7 @@ use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -475,7 +475,13 @@ async fn list_ecgs(
     let Some(first) = rows.first() else {
         return Err(ApiError::NotFound(format!("no ECG in study {}", q.study)));
     };
-    require_read(&state, &caller, &first.study_instance_uid, first.institution_id).await?;
+    require_read(
+        &state,
+        &caller,
+        &first.study_instance_uid,
+        first.institution_id,
+    )
+    .await?;
     let ecgs: Vec<EcgResponse> = rows.iter().map(response_of).collect();
     Ok(Json(json!({ "ecgs": ecgs })))
 }
@@ -974,6 +980,9 @@ async fn patch_upload(
         .map_err(|e| ApiError::Unavailable(format!("spool: {e}")))?;
     // drop anything past the recorded offset (a write that was never acknowledged)
     file.set_len(offset as u64)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("spool: {e}")))?;
+    file.seek(std::io::SeekFrom::Start(offset as u64))
         .await
         .map_err(|e| ApiError::Unavailable(format!("spool: {e}")))?;
     let mut pos = offset;

@@ -148,6 +148,7 @@ pub const ROUTES: &[RouteRule] = &[
         P::UploadOnly(A::UploadEcg),
         "ecg-upload",
     ),
+    patient("GET", "/api/v1/ecg", P::Action(A::ReadStudy), "ecg-read"),
     patient(
         "GET",
         "/api/v1/ecg/{id}",

@@ -286,7 +286,9 @@ fn dcmdump_parses_what_we_write_without_warnings() {
 fn dciodvfy_finds_no_iod_error() {
     if !on_path("dciodvfy") {
         if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            panic!("peer dciodvfy (Debian dicom3tools) is missing (CI=true: a missing peer is a failure)");
+            panic!(
+                "peer dciodvfy (Debian dicom3tools) is missing (CI=true: a missing peer is a failure)"
+            );
         }
         eprintln!("SKIPPING: dciodvfy (Debian dicom3tools) is not installed; run scripts/test.sh");
         return;

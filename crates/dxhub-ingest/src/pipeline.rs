@@ -367,9 +367,24 @@ impl Ingest {
                     }
                 }
             };
+        // the record belongs to the study's institution; a sender outside the study's
+        // reach (an identical re-send is a duplicate before any ownership check) gets no
+        // record of it
+        let (study_owner, _) = self
+            .catalog
+            .owners(&o.study_instance_uid, &o.sop_instance_uid)
+            .await
+            .map_err(index_err)?;
+        if let (Some(writable), Some(owner)) = (&ctx.writable_institutions, study_owner)
+            && !writable.contains(&owner)
+        {
+            return Err(IngestError::NotAuthorized(
+                "the study belongs to an institution outside the sender's reach".into(),
+            ));
+        }
         let leads: Vec<&str> = processed.ecg.leads.iter().map(|l| l.code.name()).collect();
         let new = NewEcg {
-            institution_id: ctx.institution_id,
+            institution_id: study_owner.or(ctx.institution_id),
             device_id,
             instance_id: o.instance_id,
             study_instance_uid: o.study_instance_uid.clone(),
