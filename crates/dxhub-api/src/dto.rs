@@ -145,6 +145,8 @@ pub struct Device {
     pub last_seen_at: Option<i64>,
     /// Epoch µs.
     pub revoked_at: Option<i64>,
+    /// ECGs received with the device's token.
+    pub uploads: i64,
 }
 
 impl From<store::Device> for Device {
@@ -160,6 +162,7 @@ impl From<store::Device> for Device {
             created_at: d.created_at,
             last_seen_at: d.last_seen_at,
             revoked_at: d.revoked_at,
+            uploads: d.uploads,
         }
     }
 }
@@ -455,6 +458,7 @@ mod tests {
             created_at: 1,
             last_seen_at: Some(2),
             revoked_at: None,
+            uploads: 0,
         }
     }
 

@@ -132,6 +132,8 @@ pub struct Device {
     pub created_at: i64,
     pub last_seen_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// ECGs received with this device's token.
+    pub uploads: i64,
 }
 
 // ---- audit ----

@@ -126,7 +126,8 @@ const REVOKE_USER_SESSIONS: &str =
 macro_rules! device_select {
     () => {
         "SELECT d.id, d.institution_id, i.name AS institution_name, i.alliance_id, d.serial, \
-         d.model, d.kind, d.token_hash, d.created_at, d.last_seen_at, d.revoked_at \
+         d.model, d.kind, d.token_hash, d.created_at, d.last_seen_at, d.revoked_at, \
+         (SELECT COUNT(*) FROM ecgs e WHERE e.device_id = d.id) AS uploads \
          FROM devices d JOIN institutions i ON i.id = d.institution_id "
     };
 }
