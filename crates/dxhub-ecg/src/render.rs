@@ -133,5 +133,5 @@ pub enum RenderError {
     #[error("cannot read back the generated SVG for rasterising: {0}")]
     Svg(#[source] resvg::usvg::Error),
     #[error("cannot encode the PNG: {0}")]
-    PngEncode(String),
+    PngEncode(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -80,5 +80,5 @@ pub fn png(
     );
     pixmap
         .encode_png()
-        .map_err(|e| RenderError::PngEncode(e.to_string()))
+        .map_err(|e| RenderError::PngEncode(Box::new(e)))
 }
