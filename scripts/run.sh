@@ -12,9 +12,16 @@ demo=0
 if [ "${1:-}" = "--demo" ]; then demo=1; shift; fi
 
 command -v cargo >/dev/null || { echo "scripts/run.sh: cargo (Rust) is required" >&2; exit 1; }
-if ! command -v cc >/dev/null; then
-  echo "installing a C compiler (build-essential)…" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends build-essential >/dev/null
+# build needs: a C compiler (openjpeg-sys), cmake (CharLS); runtime: a CJK font for the
+# Chinese text of ECG PNGs
+need=()
+command -v cc >/dev/null || need+=(build-essential)
+command -v cmake >/dev/null || need+=(cmake)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "installing ${need[*]} (apt-get)…" >&2
+  sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 cargo build --release -p dxhub
@@ -28,6 +35,9 @@ if [ "$demo" = 1 ] && [ ! -e "$DATA/index.sqlite" ]; then
   "$BIN" --data-dir "$DATA" admin institution add --alliance 演示医共体 --name 城关村卫生室 --level village --parent 城关镇卫生院 --population 2100
   "$BIN" --data-dir "$DATA" admin ae add --institution 城关镇卫生院 --ae-title DEMO --host 127.0.0.1
   echo "demo: send with   storescu -aet DEMO -aec DXHUB 127.0.0.1 11112 FILE.dcm" >&2
+  token=$("$BIN" --data-dir "$DATA" admin device add --institution 城关村卫生室 --serial DEMO-ECG-1 --model DEMO 2>/dev/null)
+  echo "demo: the village ECG device's upload token (shown once): $token" >&2
+  echo "demo: upload with curl -H 'Authorization: Bearer $token' --data-binary @ECG_FILE http://127.0.0.1:8080/api/v1/ecg" >&2
 fi
 
 exec "$BIN" --data-dir "$DATA" serve "$@"
