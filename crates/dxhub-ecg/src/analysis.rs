@@ -418,7 +418,13 @@ pub fn analyse(ecg: &Ecg) -> Analysis {
     a.rhythm.af_likelihood = 0.0;
     // Independent P waves (AV conduction).
     if let (Some(t), Some(m)) = (&tpl, &marks) {
-        let av = atrial_activity(&seg_leads, &usable, &seg_beats, &knots, t, m, fs);
+        let src_usable: Vec<bool> = work
+            .leads
+            .iter()
+            .zip(&usable)
+            .map(|(l, u)| *u && ecg.lead(&l.code).is_some())
+            .collect();
+        let av = atrial_activity(&seg_leads, &src_usable, &seg_beats, &knots, t, m, fs);
         a.rhythm.p_wave_count = av.p_count as u32;
         // P in the median beat counts only with a fixed P–QRS relation beat by beat.
         if a.rhythm.p_waves_present == Some(true)
@@ -557,7 +563,7 @@ fn atrial_activity(
     let s1 = (m.t_end.unwrap_or(m.qrs_off + ms(300.0)) + ms(30.0)).min(tlen);
     let mut mag2 = vec![0f32; n];
     let mut resid = vec![0f32; n];
-    let mut smooth = Vec::new();
+    let mut prefix: Vec<f64> = Vec::with_capacity(n + 1);
     for (l, x) in leads.iter().enumerate() {
         if !usable[l] {
             continue;
@@ -579,14 +585,23 @@ fn atrial_activity(
                 }
             }
         }
-        // Remove the residual's local level (200 ms) and smooth (40 ms).
-        dsp::moving_average(&resid, ms(100.0).max(1), &mut smooth);
-        for t in 0..n {
-            resid[t] -= smooth[t];
+        // Smooth (40 ms) less the local level (200 ms): one prefix sum for both.
+        prefix.clear();
+        prefix.push(0f64);
+        let mut acc = 0f64;
+        for &v in &resid {
+            acc += v as f64;
+            prefix.push(acc);
         }
-        dsp::moving_average(&resid, ms(20.0).max(1), &mut smooth);
+        let box_mean = |t: usize, h: usize| -> f64 {
+            let lo = t.saturating_sub(h);
+            let hi = (t + h + 1).min(n);
+            (prefix[hi] - prefix[lo]) / (hi - lo) as f64
+        };
+        let (hs, hb) = (ms(20.0).max(1), ms(100.0).max(1));
         for t in 0..n {
-            mag2[t] += smooth[t] * smooth[t];
+            let v = (box_mean(t, hs) - box_mean(t, hb)) as f32;
+            mag2[t] += v * v;
         }
     }
     let mag: Vec<f32> = mag2.iter().map(|v| v.sqrt()).collect();
@@ -672,6 +687,10 @@ fn vf_suspected(
     n_beats: usize,
     median_corr: f64,
 ) -> bool {
+    let organised = n_beats >= 3 && median_corr >= 0.7 && hr.is_some_and(|h| h < 240.0);
+    if organised {
+        return false;
+    }
     let mut votes = 0;
     let mut total = 0;
     let mut local = Vec::new();
@@ -682,7 +701,7 @@ fn vf_suspected(
         total += 1;
         dsp::moving_average(x, (0.2 * fs) as usize, &mut local);
         let hp: Vec<f32> = x.iter().zip(&local).map(|(a, b)| a - b).collect();
-        let mut s = dsp::subsample(&hp, 100_000);
+        let mut s = dsp::subsample(&hp, 20_000);
         let lo = dsp::quantile(&mut s, 0.005);
         let hi = dsp::quantile(&mut s, 0.995);
         let med = dsp::quantile(&mut s, 0.5);
@@ -694,21 +713,11 @@ fn vf_suspected(
             .iter()
             .filter(|&&v| (v - med).abs() < 0.05 * range)
             .count();
-        if std::env::var_os("DXHUB_ECG_DEBUG").is_some() {
-            eprintln!(
-                "vf lead {l}: range {range:.0} near {:.3}",
-                near as f64 / s.len() as f64
-            );
-        }
         if (near as f64) < 0.35 * s.len() as f64 {
             votes += 1;
         }
     }
-    if std::env::var_os("DXHUB_ECG_DEBUG").is_some() {
-        eprintln!("vf votes {votes}/{total} corr {median_corr:.2} hr {hr:?}");
-    }
-    let organised = n_beats >= 3 && median_corr >= 0.7 && hr.is_some_and(|h| h < 240.0);
-    total > 0 && votes * 2 > total && !organised
+    total > 0 && votes * 2 > total
 }
 
 fn flag(code: &str, message: String, message_zh: String) -> CriticalFlag {

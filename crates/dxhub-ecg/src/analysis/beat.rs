@@ -133,7 +133,7 @@ pub fn template(
     for (k, m) in med.iter_mut().enumerate() {
         col.clear();
         col.extend(vecs.iter().map(|v| v[k]));
-        *m = quantile(&mut col, 0.5);
+        *m = small_median(&mut col);
     }
     let corrs: Vec<f64> = vecs.iter().map(|v| correlation(v, &med)).collect();
     let mut sorted = corrs.clone();
@@ -159,7 +159,7 @@ pub fn template(
             *mv = if col.len() <= 2 {
                 col.iter().sum::<f32>() / col.len().max(1) as f32
             } else {
-                quantile(&mut col, 0.5)
+                small_median(&mut col)
             };
         }
         out.push(m);
@@ -351,4 +351,21 @@ pub fn delineate(tpl: &Template, usable: &[bool], fs: f64, rr_s: Option<f64>) ->
         p_off,
         iso,
     })
+}
+
+/// Median by insertion sort (the columns here hold at most a few dozen values).
+fn small_median(v: &mut [f32]) -> f32 {
+    if v.len() > 64 {
+        return quantile(v, 0.5);
+    }
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && v[j - 1] > x {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
+    }
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }

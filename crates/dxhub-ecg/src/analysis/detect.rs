@@ -54,25 +54,36 @@ fn envelope(leads: &[&[f32]], n: usize, fs: f64) -> Vec<f32> {
             b[i] = d * d;
         }
     };
-    // First pass: each lead's 99th percentile; a lead's weight is capped so that a lead
-    // with a small QRS (and relatively large T) cannot outweigh the others.
+    // Each lead's 99th percentile; a lead's weight is capped so that a lead with a small
+    // QRS (and relatively large T) cannot outweigh the others. Energies are kept for the
+    // second pass when they fit in 4 M samples, else recomputed.
+    let keep = leads.len() * n <= 4_000_000;
+    let mut kept: Vec<Vec<f32>> = Vec::new();
     let scales: Vec<f32> = leads
         .iter()
         .map(|lead| {
             energy(&lead[..n], &mut a, &mut b);
-            let mut s = subsample(&b, 100_000);
+            let mut s = subsample(&b, 4_000);
+            if keep {
+                kept.push(b.clone());
+            }
             quantile(&mut s, 0.99)
         })
         .collect();
     let top = scales.iter().copied().fold(0f32, f32::max);
-    for (lead, &scale) in leads.iter().zip(&scales) {
+    for (k, (lead, &scale)) in leads.iter().zip(&scales).enumerate() {
         let scale = scale.max(0.3 * top);
         if !(scale > 0.0 && scale.is_finite()) {
             continue;
         }
-        energy(&lead[..n], &mut a, &mut b);
+        let e: &[f32] = if keep {
+            &kept[k]
+        } else {
+            energy(&lead[..n], &mut a, &mut b);
+            &b
+        };
         let inv = 1.0 / scale;
-        for (acc, v) in sum.iter_mut().zip(&b) {
+        for (acc, v) in sum.iter_mut().zip(e) {
             *acc += v * inv;
         }
     }
@@ -203,7 +214,8 @@ fn fiducial(leads: &[&[f32]], n: usize, fs: f64, p: usize) -> usize {
     let mut tmp = Vec::new();
     for lead in leads {
         tmp.clear();
-        tmp.extend_from_slice(&lead[wlo..=whi]);
+        let stride = ((whi - wlo) / 64).max(1);
+        tmp.extend(lead[wlo..=whi].iter().step_by(stride));
         let base = quantile(&mut tmp, 0.5);
         let seg = &lead[lo..=hi];
         let range = seg.iter().map(|&v| (v - base).abs()).fold(0f32, f32::max);

@@ -18,7 +18,7 @@ const WANDER_ACCEPTABLE_UV: f64 = 800.0;
 /// Quality of one lead; `x` has non-finite samples already replaced.
 pub fn lead_quality(name: &str, x: &[f32], non_finite: u64, fs: f64) -> LeadQuality {
     let n = x.len();
-    let mut sub = subsample(x, 200_000);
+    let mut sub = subsample(x, 4_000);
     let lo = quantile(&mut sub, 0.005);
     let hi = quantile(&mut sub, 0.995);
     let median = quantile(&mut sub, 0.5);
@@ -64,7 +64,7 @@ pub fn lead_quality(name: &str, x: &[f32], non_finite: u64, fs: f64) -> LeadQual
     };
 
     // High-frequency noise: MAD of the second-difference residual (robust to QRS).
-    let stride = n.div_ceil(300_000).max(1);
+    let stride = n.div_ceil(4_000).max(1);
     let mut resid: Vec<f32> = (1..n.saturating_sub(1))
         .step_by(stride)
         .map(|i| (x[i] - 0.5 * (x[i - 1] + x[i + 1])).abs())
