@@ -129,7 +129,8 @@ fn main() {
                 ..SynthSpec::sinus(70.0)
             };
             let (mut ecg, truth) = generate(&spec);
-            ecg.leads.retain(|l| matches!(l.code, LeadCode::I | LeadCode::II | LeadCode::V5));
+            ecg.leads
+                .retain(|l| matches!(l.code, LeadCode::I | LeadCode::II | LeadCode::V5));
             let t = Instant::now();
             let a = analyse(&ecg);
             let (tp, f, p) = score(&truth.beats, &a.beats, 200.0);
@@ -189,13 +190,22 @@ fn rhythms() -> Vec<(&'static str, SynthSpec)> {
     let qt = |hr: f64| 400.0 * (60.0f64 / hr).sqrt();
     let mut v: Vec<(&'static str, SynthSpec)> = Vec::new();
     for hr in [40.0, 60.0, 80.0, 110.0, 150.0, 180.0] {
-        v.push(("sinus", SynthSpec { qt_ms: qt(hr), ..SynthSpec::sinus(hr) }));
+        v.push((
+            "sinus",
+            SynthSpec {
+                qt_ms: qt(hr),
+                ..SynthSpec::sinus(hr)
+            },
+        ));
     }
     for (hr, irr) in [(70.0, 0.35), (100.0, 0.3), (130.0, 0.25)] {
         v.push((
             "AF",
             SynthSpec {
-                rhythm: SynthRhythm::AtrialFibrillation { mean_hr_bpm: hr, irregularity: irr },
+                rhythm: SynthRhythm::AtrialFibrillation {
+                    mean_hr_bpm: hr,
+                    irregularity: irr,
+                },
                 qt_ms: qt(hr),
                 ..SynthSpec::default()
             },
@@ -204,7 +214,10 @@ fn rhythms() -> Vec<(&'static str, SynthSpec)> {
     v.push((
         "pauses",
         SynthSpec {
-            rhythm: SynthRhythm::Rr { rr_ms: vec![800.0, 800.0, 3200.0, 800.0, 700.0, 2400.0, 900.0], p_waves: true },
+            rhythm: SynthRhythm::Rr {
+                rr_ms: vec![800.0, 800.0, 3200.0, 800.0, 700.0, 2400.0, 900.0],
+                p_waves: true,
+            },
             ..SynthSpec::default()
         },
     ));
@@ -220,7 +233,10 @@ fn rhythms() -> Vec<(&'static str, SynthSpec)> {
     v.push((
         "3rd-degree AVB",
         SynthSpec {
-            rhythm: SynthRhythm::CompleteAvBlock { atrial_bpm: 80.0, ventricular_bpm: 38.0 },
+            rhythm: SynthRhythm::CompleteAvBlock {
+                atrial_bpm: 80.0,
+                ventricular_bpm: 38.0,
+            },
             qt_ms: 460.0,
             ..SynthSpec::default()
         },
@@ -232,14 +248,62 @@ fn accuracy() {
     let conditions: [(&str, Option<f64>, f64, f64, bool); 10] = [
         ("12 leads, clean", None, 0.0, 0.0, false),
         ("12 leads, clean + wander 0.5 mV", None, 500.0, 0.0, false),
-        ("12 leads, SNR 10 dB + wander + 50 Hz", Some(10.0), 500.0, 50.0, false),
-        ("12 leads, SNR 5 dB + wander + 50 Hz", Some(5.0), 500.0, 50.0, false),
-        ("12 leads, SNR 0 dB + wander + 50 Hz", Some(0.0), 500.0, 50.0, false),
-        ("lead II only, clean + wander 0.5 mV", None, 500.0, 0.0, true),
-        ("lead II only, SNR 20 dB + wander + 50 Hz", Some(20.0), 500.0, 50.0, true),
-        ("lead II only, SNR 10 dB + wander + 50 Hz", Some(10.0), 500.0, 50.0, true),
-        ("lead II only, SNR 5 dB + wander + 50 Hz", Some(5.0), 500.0, 50.0, true),
-        ("lead II only, SNR 0 dB + wander + 50 Hz", Some(0.0), 500.0, 50.0, true),
+        (
+            "12 leads, SNR 10 dB + wander + 50 Hz",
+            Some(10.0),
+            500.0,
+            50.0,
+            false,
+        ),
+        (
+            "12 leads, SNR 5 dB + wander + 50 Hz",
+            Some(5.0),
+            500.0,
+            50.0,
+            false,
+        ),
+        (
+            "12 leads, SNR 0 dB + wander + 50 Hz",
+            Some(0.0),
+            500.0,
+            50.0,
+            false,
+        ),
+        (
+            "lead II only, clean + wander 0.5 mV",
+            None,
+            500.0,
+            0.0,
+            true,
+        ),
+        (
+            "lead II only, SNR 20 dB + wander + 50 Hz",
+            Some(20.0),
+            500.0,
+            50.0,
+            true,
+        ),
+        (
+            "lead II only, SNR 10 dB + wander + 50 Hz",
+            Some(10.0),
+            500.0,
+            50.0,
+            true,
+        ),
+        (
+            "lead II only, SNR 5 dB + wander + 50 Hz",
+            Some(5.0),
+            500.0,
+            50.0,
+            true,
+        ),
+        (
+            "lead II only, SNR 0 dB + wander + 50 Hz",
+            Some(0.0),
+            500.0,
+            50.0,
+            true,
+        ),
     ];
     println!("| condition | records | beats | TP | FN | FP | Se % | +P % |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");

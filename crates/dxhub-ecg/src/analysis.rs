@@ -26,6 +26,9 @@
 //!
 //! It never panics and allocates in proportion to the input. Sync and CPU-bound.
 
+// Index loops over several parallel buffers read better than zipped iterators here.
+#![allow(clippy::needless_range_loop)]
+
 mod beat;
 mod detect;
 mod dsp;
@@ -434,17 +437,6 @@ pub fn analyse(ecg: &Ecg) -> Analysis {
             a.pr_ms = None;
             a.p_ms = None;
             a.p_axis_deg = None;
-        }
-        if std::env::var_os("DXHUB_ECG_DEBUG").is_some() {
-            eprintln!(
-                "av: n {} rate {:?} ppcv {:.2} conducted {:.2} pprsd {:.1} nonc {}",
-                av.p_count,
-                av.atrial_rate,
-                av.pp_cv,
-                av.conducted_fraction,
-                av.ppr_sd_ms,
-                av.non_conducted
-            );
         }
         a.rhythm.atrial_rate_bpm = av.atrial_rate.map(round1);
         let vent = hr.unwrap_or(0.0);

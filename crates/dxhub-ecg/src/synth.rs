@@ -20,6 +20,8 @@
 //! Deterministic: the same [`SynthSpec`] (with its `seed`) gives the same samples; the random
 //! numbers come from a xorshift64* generator.
 
+#![allow(clippy::needless_range_loop)]
+
 use crate::model::{Ecg, Lead, LeadCode, derive_limb_leads};
 use std::f64::consts::PI;
 
@@ -243,13 +245,12 @@ const T_RISE: f64 = 0.6;
 fn add_qrst(dp: &mut Dipole, spec: &SynthSpec, on: f64, qrs_s: f64, qt_s: f64, vt: bool) -> f64 {
     let ax = spec.qrs_axis_deg;
     let r = spec.r_uv;
-    let r_peak;
-    if vt {
+    let r_peak = if vt {
         // Broad monophasic complex, superior axis, small terminal S.
         let d = dir(-80.0, -0.5);
         dp.add(on, 0.7 * qrs_s, r, d, Shape::Hann);
         dp.add(on + 0.55 * qrs_s, 0.45 * qrs_s, -0.3 * r, d, Shape::Hann);
-        r_peak = on + 0.35 * qrs_s;
+        on + 0.35 * qrs_s
     } else {
         dp.add(on, 0.2 * qrs_s, -0.1 * r, dir(ax, -0.8), Shape::Hann);
         dp.add(
@@ -266,8 +267,8 @@ fn add_qrst(dp: &mut Dipole, spec: &SynthSpec, on: f64, qrs_s: f64, qt_s: f64, v
             dir(ax, -0.9),
             Shape::Hann,
         );
-        r_peak = on + 0.375 * qrs_s;
-    }
+        on + 0.375 * qrs_s
+    };
     let (td, tax) = t_geometry(qrs_s, qt_s);
     let t_dir = if vt {
         dir(100.0, 0.4)
@@ -589,6 +590,7 @@ pub fn generate(spec: &SynthSpec) -> (Ecg, SynthTruth) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -212,7 +212,7 @@ pub fn delineate(tpl: &Template, usable: &[bool], fs: f64, rr_s: Option<f64>) ->
     let mut s = sv.clone();
     let floor = quantile(&mut s, 0.1);
     let top = sv[peak];
-    if !(top > floor) {
+    if top.is_nan() || top <= floor {
         return None;
     }
     let hold = ms(10.0);
@@ -237,17 +237,6 @@ pub fn delineate(tpl: &Template, usable: &[bool], fs: f64, rr_s: Option<f64>) ->
             break;
         }
         t += 1;
-    }
-    if std::env::var_os("DXHUB_ECG_DEBUG").is_some() {
-        eprintln!(
-            "delineate: pre {pre} peak {peak} on {on} off {off} floor {floor:.1} top {top:.1}"
-        );
-        let step = ms(10.0);
-        let row: Vec<String> = (on.saturating_sub(step * 3)..(off + step * 3).min(len))
-            .step_by(step)
-            .map(|t| format!("{:.0}", sv[t]))
-            .collect();
-        eprintln!("sv: {}", row.join(" "));
     }
     // Isoelectric level: flattest 16 ms in the 60 ms before onset.
     let seg = ms(16.0);

@@ -118,11 +118,6 @@ fn accept(env: &[f32], fs: f64) -> Vec<usize> {
     if cands.is_empty() {
         return Vec::new();
     }
-    if std::env::var_os("DXHUB_ECG_DEBUG").is_some() {
-        for &c in &cands {
-            eprintln!("cand {c} {:.4}", env[c]);
-        }
-    }
     // Initial levels from the first 2 s (or all).
     let learn = ((2.0 * fs) as usize).min(n);
     let max0 = env[..learn].iter().copied().fold(0f32, f32::max) as f64;
@@ -219,7 +214,7 @@ fn fiducial(leads: &[&[f32]], n: usize, fs: f64, p: usize) -> usize {
         let base = quantile(&mut tmp, 0.5);
         let seg = &lead[lo..=hi];
         let range = seg.iter().map(|&v| (v - base).abs()).fold(0f32, f32::max);
-        if !(range > 0.0) {
+        if range.is_nan() || range <= 0.0 {
             continue;
         }
         let inv = 1.0 / range;
