@@ -49,6 +49,9 @@ pub enum SynthRhythm {
         atrial_bpm: f64,
         ventricular_bpm: f64,
     },
+    /// Second-degree AV block, Mobitz II: sinus P waves at `atrial_bpm` with a fixed PR,
+    /// every `every`-th P not conducted (`every` = 3: 3:2 block).
+    SecondDegreeAvBlock { atrial_bpm: f64, every: u32 },
 }
 
 /// What to synthesise. `SynthSpec::default()` is 10 s of 12-lead sinus rhythm at 75/min,
@@ -329,6 +332,7 @@ pub fn generate(spec: &SynthSpec) -> (Ecg, SynthTruth) {
     let mut vt = false;
     let mut extra_p: Vec<f64> = Vec::new();
     let mut qrs_used = qrs_s;
+    let mut conducted_pr = false;
     match &spec.rhythm {
         SynthRhythm::Sinus { hr_bpm } => {
             let rr = 60.0 / hr_bpm.clamp(5.0, 400.0);
@@ -420,6 +424,21 @@ pub fn generate(spec: &SynthSpec) -> (Ecg, SynthTruth) {
                 }
             }
         }
+        SynthRhythm::SecondDegreeAvBlock { atrial_bpm, every } => {
+            let pp = 60.0 / atrial_bpm.clamp(5.0, 400.0);
+            let every = (*every).max(2) as usize;
+            let mut p = spec.first_qrs_s - pr_s;
+            let mut k = 0usize;
+            while p < dur {
+                extra_p.push(p);
+                if (k + 1) % every != 0 {
+                    onsets.push(p + pr_s);
+                }
+                p += pp;
+                k += 1;
+            }
+            conducted_pr = true;
+        }
         SynthRhythm::CompleteAvBlock {
             atrial_bpm,
             ventricular_bpm,
@@ -469,7 +488,7 @@ pub fn generate(spec: &SynthSpec) -> (Ecg, SynthTruth) {
         truth.qrs_axis_deg = Some(if vt { -80.0 } else { spec.qrs_axis_deg });
         truth.t_axis_deg = Some(if vt { 100.0 } else { spec.t_axis_deg });
     }
-    if with_p {
+    if with_p || conducted_pr {
         truth.pr_ms = Some(spec.pr_ms);
     }
     if !extra_p.is_empty() {

@@ -321,6 +321,35 @@ fn complete_av_block() {
 }
 
 #[test]
+fn second_degree_av_block_is_suspected_but_not_critical() {
+    for every in [3, 4] {
+        let spec = SynthSpec {
+            rhythm: SynthRhythm::SecondDegreeAvBlock {
+                atrial_bpm: 90.0,
+                every,
+            },
+            qt_ms: 400.0,
+            duration_s: 12.0,
+            ..SynthSpec::default()
+        };
+        let (a, t) = run(&spec);
+        assert!(
+            a.rhythm.av_block_second_degree_suspected,
+            "{every}: {:?}",
+            a.rhythm
+        );
+        assert!(!a.rhythm.av_block_third_degree_suspected);
+        assert!(
+            !a.rhythm.atrial_fibrillation_suspected,
+            "{every}: {:?}",
+            a.rhythm
+        );
+        assert!(a.critical.is_empty(), "{every}: {:?}", a.critical);
+        within("PR", a.pr_ms, t.pr_ms, 20.0, "Mobitz II");
+    }
+}
+
+#[test]
 fn heart_rate_limits() {
     let (a, _) = run(&sinus(36.0));
     assert_eq!(codes(&a), vec!["hr-below-40"]);
@@ -535,6 +564,48 @@ fn hostile_inputs_do_not_panic() {
     let a = analyse(&cases[12]);
     assert!(a.quality.leads.iter().all(|l| l.non_finite_samples > 0));
     assert!((a.heart_rate_bpm.unwrap() - 70.0).abs() < 1.0);
+}
+
+#[test]
+fn random_inputs_do_not_panic() {
+    let mut rng = dxhub_ecg::synth::XorShift::new(7);
+    for case in 0..200 {
+        let fs = [50.0, 60.0, 125.0, 360.0, 500.0, 1000.0, 2000.0][case % 7];
+        let n = (rng.uniform() * 4.0 * fs) as usize;
+        let nleads = 1 + (rng.uniform() * 13.0) as usize;
+        let leads = (0..nleads)
+            .map(|k| {
+                let code = LeadCode::STANDARD_12
+                    .get(k)
+                    .cloned()
+                    .unwrap_or(LeadCode::Other(format!("X{k}")));
+                let kind = (rng.uniform() * 4.0) as usize;
+                let samples = (0..n)
+                    .map(|i| match kind {
+                        0 => (rng.normal() * 500.0) as f32,
+                        1 => {
+                            if i % 97 == 0 {
+                                5000.0
+                            } else {
+                                0.0
+                            }
+                        }
+                        2 => ((i as f64 * 0.3).sin() * 2000.0) as f32,
+                        _ => {
+                            if rng.uniform() < 0.01 {
+                                f32::NAN
+                            } else {
+                                (rng.uniform() * 1e6) as f32
+                            }
+                        }
+                    })
+                    .collect();
+                (code, samples)
+            })
+            .collect();
+        let a = analyse(&ecg_of(leads, fs));
+        assert_eq!(a.label, LABEL);
+    }
 }
 
 #[test]
