@@ -431,7 +431,7 @@ pub fn generate(spec: &SynthSpec) -> (Ecg, SynthTruth) {
             let mut k = 0usize;
             while p < dur {
                 extra_p.push(p);
-                if (k + 1) % every != 0 {
+                if k % every != every - 1 {
                     onsets.push(p + pr_s);
                 }
                 p += pp;
