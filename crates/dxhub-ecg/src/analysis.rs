@@ -147,6 +147,10 @@ pub struct Rhythm {
     pub av_block_third_degree_suspected: bool,
     pub wide_qrs_tachycardia: bool,
     pub ventricular_fibrillation_suspected: bool,
+    /// Leads that showed it (no isoelectric line, large amplitude).
+    pub vf_leads: Option<String>,
+    /// Dominant oscillation rate of that activity (half the level crossings per minute).
+    pub vf_rate_per_min: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -483,8 +487,13 @@ pub fn analyse(ecg: &Ecg) -> Analysis {
     let wide = a.qrs_ms.is_some_and(|q| q >= 120.0);
     a.rhythm.wide_qrs_tachycardia = wide && hr.is_some_and(|h| h > 100.0);
     let median_corr = tpl.as_ref().map_or(0.0, |t| t.median_corr);
-    a.rhythm.ventricular_fibrillation_suspected =
-        vf_suspected(&seg_leads, &usable, fs, hr, beats.len(), median_corr);
+    let vf = vf_suspected(&seg_leads, &usable, fs, hr, beats.len(), median_corr);
+    a.rhythm.ventricular_fibrillation_suspected = vf.is_some();
+    if let Some((leads, rate)) = vf {
+        let names: Vec<&str> = leads.iter().map(|&l| work.leads[l].code.name()).collect();
+        a.rhythm.vf_leads = Some(names.join(", "));
+        a.rhythm.vf_rate_per_min = Some(round1(rate));
+    }
     if a.rhythm.ventricular_fibrillation_suspected {
         a.rhythm.sinus_rhythm = false;
         a.rhythm.sinus_bradycardia = false;
@@ -678,11 +687,13 @@ fn vf_suspected(
     hr: Option<f64>,
     n_beats: usize,
     median_corr: f64,
-) -> bool {
+) -> Option<(Vec<usize>, f64)> {
     let organised = n_beats >= 3 && median_corr >= 0.7 && hr.is_some_and(|h| h < 240.0);
     if organised {
-        return false;
+        return None;
     }
+    let mut voters = Vec::new();
+    let mut rates = Vec::new();
     let mut votes = 0;
     let mut total = 0;
     let mut local = Vec::new();
@@ -707,9 +718,30 @@ fn vf_suspected(
             .count();
         if (near as f64) < 0.35 * s.len() as f64 {
             votes += 1;
+            voters.push(l);
+            // Level crossings with 10 % hysteresis around the median.
+            let h = 0.1 * range;
+            let mut state = 0i8;
+            let mut crossings = 0usize;
+            for &v in hp.iter() {
+                let st = if v > med + h {
+                    1
+                } else if v < med - h {
+                    -1
+                } else {
+                    0
+                };
+                if st != 0 && st != state {
+                    if state != 0 {
+                        crossings += 1;
+                    }
+                    state = st;
+                }
+            }
+            rates.push(crossings as f64 / 2.0 / (hp.len() as f64 / fs) * 60.0);
         }
     }
-    total > 0 && votes * 2 > total
+    (total > 0 && votes * 2 > total).then(|| (voters, dsp::median_f64(&rates).unwrap_or(0.0)))
 }
 
 fn flag(code: &str, message: String, message_zh: String) -> CriticalFlag {
@@ -776,13 +808,19 @@ fn critical(a: &Analysis) -> Vec<CriticalFlag> {
     }
     let vf = a.rhythm.ventricular_fibrillation_suspected;
     if vf {
-        out.push(flag(
+        let rate = a.rhythm.vf_rate_per_min.unwrap_or(0.0);
+        let mut f = flag(
             "vf-flutter",
-            "Ventricular fibrillation or flutter suspected: no discernible QRS, continuous \
-             high-amplitude activity"
-                .to_owned(),
-            "疑似心室颤动/心室扑动：无可辨认的QRS波，持续大振幅波动".to_owned(),
-        ));
+            format!(
+                "Ventricular fibrillation or flutter suspected: no discernible QRS, continuous \
+                 high-amplitude activity at about {rate:.0}/min"
+            ),
+            format!("疑似心室颤动/心室扑动：无可辨认的QRS波，持续大振幅波动，约 {rate:.0} 次/分"),
+        );
+        f.lead = a.rhythm.vf_leads.clone();
+        f.value = Some(rate);
+        f.unit = Some("/min".to_owned());
+        out.push(f);
         return out;
     }
     if let Some(p) = a

@@ -294,6 +294,9 @@ fn ventricular_fibrillation_and_flutter() {
     };
     let (a, _) = run(&spec);
     assert_eq!(codes(&a), vec!["vf-flutter"]);
+    let f = &a.critical[0];
+    assert!((f.value.unwrap() - 280.0).abs() < 15.0, "{f:?}");
+    assert!(f.lead.as_deref().unwrap().contains("II"), "{f:?}");
 }
 
 #[test]
