@@ -120,9 +120,14 @@ pub struct LeadQuality {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pause {
+    /// The beat before the pause.
     pub start_sample: u32,
     pub start_s: f64,
     pub length_ms: f64,
+    /// The gap holds a large baseline step or swing (in most leads, a range above the
+    /// lead's median QRS amplitude), as an amplifier blocking or electrode artefact does:
+    /// then the pause is not reported as critical.
+    pub artifact_suspected: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -329,12 +334,15 @@ pub fn analyse(ecg: &Ecg) -> Analysis {
         let d: Vec<f64> = rr_ms.windows(2).map(|w| (w[1] - w[0]).powi(2)).collect();
         a.rr_rmssd_ms = dsp::mean(&d).map(|m| round1(m.sqrt()));
     }
+    let mut qrs_amp: Option<Vec<f32>> = None;
     for (k, &rr) in rr_ms.iter().enumerate() {
         if rr >= 2000.0 {
+            let amps = qrs_amp.get_or_insert_with(|| qrs_amplitudes(&det_leads, &beats, fs));
             a.rhythm.pauses.push(Pause {
                 start_sample: a.beats[k],
                 start_s: round3(beats[k] as f64 / fs),
                 length_ms: round1(rr),
+                artifact_suspected: gap_artifact(&det_leads, amps, beats[k], beats[k + 1], fs),
             });
         }
     }
@@ -664,6 +672,58 @@ fn atrial_activity(
     }
 }
 
+/// Median QRS peak-to-peak (±60 ms around the fiducial, up to 64 beats) per lead.
+fn qrs_amplitudes(leads: &[&[f32]], beats: &[usize], fs: f64) -> Vec<f32> {
+    let w = ((0.06 * fs) as usize).max(1);
+    let step = beats.len().div_ceil(64).max(1);
+    leads
+        .iter()
+        .map(|x| {
+            let mut amps: Vec<f32> = beats
+                .iter()
+                .step_by(step)
+                .map(|&b| {
+                    let seg = &x[b.saturating_sub(w)..(b + w + 1).min(x.len())];
+                    let (mn, mx) = seg
+                        .iter()
+                        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, c), &v| {
+                            (a.min(v), c.max(v))
+                        });
+                    mx - mn
+                })
+                .collect();
+            dsp::quantile(&mut amps, 0.5)
+        })
+        .collect()
+}
+
+/// True when, in most leads, the signal between two beats (from 500 ms after the first,
+/// past its T wave, to 350 ms before the second, before its P wave) spans more than the
+/// lead's median QRS amplitude (and at least 300 µV).
+fn gap_artifact(leads: &[&[f32]], amps: &[f32], from: usize, to: usize, fs: f64) -> bool {
+    let (lo, hi) = (
+        from + (0.5 * fs) as usize,
+        to.saturating_sub((0.35 * fs) as usize),
+    );
+    if hi <= lo || leads.is_empty() {
+        return false;
+    }
+    let swinging = leads
+        .iter()
+        .zip(amps)
+        .filter(|(x, amp)| {
+            let seg = &x[lo.min(x.len())..hi.min(x.len())];
+            let (mn, mx) = seg
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, c), &v| {
+                    (a.min(v), c.max(v))
+                });
+            mx - mn > amp.max(300.0)
+        })
+        .count();
+    swinging * 2 > leads.len()
+}
+
 fn baseline_line(knots: &[f32], beats: &[usize], bi: usize, t: usize) -> f32 {
     if knots.is_empty() {
         return 0.0;
@@ -827,14 +887,14 @@ fn critical(a: &Analysis) -> Vec<CriticalFlag> {
         .rhythm
         .pauses
         .iter()
-        .filter(|p| p.length_ms >= 3000.0)
+        .filter(|p| p.length_ms >= 3000.0 && !p.artifact_suspected)
         .max_by(|x, y| x.length_ms.total_cmp(&y.length_ms))
     {
         let count = a
             .rhythm
             .pauses
             .iter()
-            .filter(|p| p.length_ms >= 3000.0)
+            .filter(|p| p.length_ms >= 3000.0 && !p.artifact_suspected)
             .count();
         let mut f = flag(
             "pause-3s",

@@ -233,6 +233,28 @@ fn pauses_of_3_s_are_critical_and_of_2_to_3_s_are_rhythm_findings() {
     assert_eq!(f.unit.as_deref(), Some("ms"));
     assert_eq!(a.rhythm.pauses.len(), 1);
 
+    assert!(!a.rhythm.pauses[0].artifact_suspected);
+
+    // The same pause filled by an amplifier-blocking artefact (a 3 mV step decaying over
+    // 0.8 s): reported, marked, not critical.
+    let (mut ecg, _) = generate(&pause_spec(3400.0));
+    let t0 = 2.884 + 0.4;
+    for lead in ecg.leads.iter_mut() {
+        for (i, v) in lead.samples_uv.iter_mut().enumerate() {
+            let t = i as f64 / 500.0;
+            if t >= t0 {
+                *v += (3000.0 * (-(t - t0) / 0.8).exp()) as f32;
+            }
+        }
+    }
+    let a = analyse(&ecg);
+    assert!(a.critical.is_empty(), "{:?}", a.critical);
+    assert!(
+        a.rhythm.pauses.iter().any(|p| p.artifact_suspected),
+        "{:?}",
+        a.rhythm.pauses
+    );
+
     let (a, _) = run(&pause_spec(2400.0));
     assert!(a.critical.is_empty(), "{:?}", a.critical);
     assert_eq!(a.rhythm.pauses.len(), 1, "{:?}", a.rhythm);
