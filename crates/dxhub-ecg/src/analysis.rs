@@ -251,7 +251,6 @@ pub fn analyse(ecg: &Ecg) -> Analysis {
             samples_uv: samples,
         });
     }
-    let original = work.leads.len();
     // Quality of the source leads.
     a.quality.leads = work
         .leads
@@ -278,7 +277,6 @@ pub fn analyse(ecg: &Ecg) -> Analysis {
     let i_ok = lead_usable(&work, &usable, &LeadCode::I);
     let ii_ok = lead_usable(&work, &usable, &LeadCode::II);
     if i_ok && ii_ok && derive_limb_leads(&mut work) {
-        usable.resize(work.leads.len(), false);
         // derive_limb_leads inserts the four after I/II: recompute the mask by code.
         usable = work
             .leads
@@ -297,7 +295,6 @@ pub fn analyse(ecg: &Ecg) -> Analysis {
             })
             .collect();
     }
-    let _ = original;
     let leads: Vec<&[f32]> = work.leads.iter().map(|l| l.samples_uv.as_slice()).collect();
     // Detection uses the source's usable leads (derived ones add no information).
     let det_leads: Vec<&[f32]> = work
@@ -577,14 +574,22 @@ fn atrial_activity(
         if !usable[l] {
             continue;
         }
-        // Baseline-corrected residual.
-        let mut bi = 0usize;
-        for t in 0..n {
-            while bi + 1 < beats.len() && beats[bi + 1] <= t {
-                bi += 1;
+        // Baseline-corrected residual: the straight line between the beats' knots, flat
+        // before the first and after the last.
+        let kn = &knots[l];
+        let (first, last) = (beats[0].min(n), beats[beats.len() - 1].min(n));
+        for t in 0..first {
+            resid[t] = x[t] - kn[0];
+        }
+        for j in 0..beats.len() - 1 {
+            let (t0, t1) = (beats[j].min(n), beats[j + 1].min(n));
+            let slope = (kn[j + 1] - kn[j]) / (t1 - t0).max(1) as f32;
+            for t in t0..t1 {
+                resid[t] = x[t] - (kn[j] + slope * (t - t0) as f32);
             }
-            let base = baseline_line(&knots[l], beats, bi, t);
-            resid[t] = x[t] - base;
+        }
+        for t in last..n {
+            resid[t] = x[t] - kn[beats.len() - 1];
         }
         for &f in beats {
             for k in s0..s1 {
@@ -722,18 +727,6 @@ fn gap_artifact(leads: &[&[f32]], amps: &[f32], from: usize, to: usize, fs: f64)
         })
         .count();
     swinging * 2 > leads.len()
-}
-
-fn baseline_line(knots: &[f32], beats: &[usize], bi: usize, t: usize) -> f32 {
-    if knots.is_empty() {
-        return 0.0;
-    }
-    if t < beats[0] || bi + 1 >= beats.len() {
-        return knots[bi.min(knots.len() - 1)];
-    }
-    let (t0, t1) = (beats[bi] as f32, beats[bi + 1] as f32);
-    let u = ((t as f32 - t0) / (t1 - t0).max(1.0)).clamp(0.0, 1.0);
-    knots[bi] + u * (knots[bi + 1] - knots[bi])
 }
 
 /// Ventricular fibrillation / flutter: in most usable leads no isoelectric line (< 35 % of

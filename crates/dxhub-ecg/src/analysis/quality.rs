@@ -19,9 +19,21 @@ const WANDER_ACCEPTABLE_UV: f64 = 800.0;
 pub fn lead_quality(name: &str, x: &[f32], non_finite: u64, fs: f64) -> LeadQuality {
     let n = x.len();
     let mut sub = subsample(x, 4_000);
-    let lo = quantile(&mut sub, 0.005);
-    let hi = quantile(&mut sub, 0.995);
+    // Median first, then the tails within each half (select_nth leaves them partitioned).
     let median = quantile(&mut sub, 0.5);
+    let k = sub.len() / 2;
+    let (lower, upper) = sub.split_at_mut(k);
+    // 0.5 % of the whole is 1 % of the lower half; 99.5 % is 99 % of the upper half.
+    let lo = if lower.is_empty() {
+        median
+    } else {
+        quantile(lower, 0.01)
+    };
+    let hi = if upper.is_empty() {
+        median
+    } else {
+        quantile(upper, 0.99)
+    };
     let amplitude = (hi - lo).max(0.0);
 
     // Clipping: runs of >= 3 equal samples at the lead's extreme values.
@@ -81,7 +93,7 @@ pub fn lead_quality(name: &str, x: &[f32], non_finite: u64, fs: f64) -> LeadQual
         .chunks(block)
         .step_by(n.div_ceil(block).div_ceil(2_000).max(1))
         .map(|c| {
-            let mut c = c.to_vec();
+            let mut c = subsample(c, 101);
             quantile(&mut c, 0.5)
         })
         .collect();
