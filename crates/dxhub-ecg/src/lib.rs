@@ -23,6 +23,7 @@ pub mod model;
 pub mod read;
 pub mod render;
 pub mod scp;
+pub mod synth;
 pub mod write;
 
 pub use dicom::{DicomEcgError, read_dicom, read_dicom_object};
