@@ -33,6 +33,7 @@ struct Ecgs {
     device_t2: String,
     reader: String,
     admin: String,
+    auditor: String,
     clinic_t2: String,
 }
 
@@ -62,6 +63,8 @@ impl Ecgs {
         add_user(&hub, "县人民医院", "ecgreader", "reader", PASSWORD);
         add_user(&hub, "县人民医院", "groupadmin", "group_admin", PASSWORD);
         add_user(&hub, T2, "clinict2", "clinic_doctor", PASSWORD);
+        add_user(&hub, "县人民医院", "auditor1", "auditor", PASSWORD);
+        let auditor = issue_token(&hub, "auditor1", "1h");
         let reader = issue_token(&hub, "ecgreader", "1h");
         let admin = issue_token(&hub, "groupadmin", "1h");
         let clinic_t2 = issue_token(&hub, "clinict2", "1h");
@@ -72,6 +75,7 @@ impl Ecgs {
             device_t2,
             reader,
             admin,
+            auditor,
             clinic_t2,
         }
     }
@@ -338,7 +342,7 @@ async fn dicom_ecg_upload_is_stored_analysed_idempotent_and_readable() {
 
     // audit: the upload and the reads are recorded
     let audit = t
-        .get_json("/api/v1/audit?action=ecg-upload", &t.admin)
+        .get_json("/api/v1/audit?action=ecg-upload", &t.auditor)
         .await;
     let entries = audit["entries"].as_array().unwrap();
     assert!(
@@ -347,7 +351,7 @@ async fn dicom_ecg_upload_is_stored_analysed_idempotent_and_readable() {
             .any(|e| e["actor"] == "ECG-V1-001" && e["outcome"] == "success"),
         "{audit}"
     );
-    let audit = t.get_json("/api/v1/audit?action=ecg-read", &t.admin).await;
+    let audit = t.get_json("/api/v1/audit?action=ecg-read", &t.auditor).await;
     assert!(!audit["entries"].as_array().unwrap().is_empty());
     let _ = (&t.device_t2,);
 }
