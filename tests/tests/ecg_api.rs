@@ -351,7 +351,9 @@ async fn dicom_ecg_upload_is_stored_analysed_idempotent_and_readable() {
             .any(|e| e["actor"] == "ECG-V1-001" && e["outcome"] == "success"),
         "{audit}"
     );
-    let audit = t.get_json("/api/v1/audit?action=ecg-read", &t.auditor).await;
+    let audit = t
+        .get_json("/api/v1/audit?action=ecg-read", &t.auditor)
+        .await;
     assert!(!audit["entries"].as_array().unwrap().is_empty());
     let _ = (&t.device_t2,);
 }
@@ -768,4 +770,259 @@ async fn coverage_counts_villages_with_an_active_ecg_device() {
     let v = t.get_json("/api/v1/stats/ecg-coverage", &t.admin).await;
     assert_eq!(v["alliances"][0]["villages_with_device"], 0, "{v}");
     assert_eq!(v["alliances"][0]["coverage"].as_f64(), Some(0.0));
+}
+
+/// A synthetic ECG as the JSON form, with patient and device, only I, II and V1–V6 sent.
+fn json_form(spec: &dxhub_ecg::synth::SynthSpec, patient_id: &str) -> Vec<u8> {
+    let (mut ecg, _) = dxhub_ecg::synth::generate(spec);
+    ecg.leads.retain(|l| {
+        !matches!(
+            l.code,
+            dxhub_ecg::LeadCode::III
+                | dxhub_ecg::LeadCode::AVR
+                | dxhub_ecg::LeadCode::AVL
+                | dxhub_ecg::LeadCode::AVF
+        )
+    });
+    ecg.patient.id = Some(patient_id.into());
+    ecg.patient.name = Some("张^三".into());
+    ecg.patient.sex = Some("M".into());
+    ecg.patient.birth_date = Some("19580314".into());
+    ecg.device.serial = Some("SN-VILLAGE-7".into());
+    ecg.device.model = Some("ECG-12A".into());
+    ecg.acquired_at = Some("20261122081500".into());
+    serde_json::to_vec(&dxhub_ecg::json::to_json_form(&ecg, 1.0)).unwrap()
+}
+
+fn dicom_value(meta: &Value, tag: &str) -> Option<String> {
+    let v = meta.get(tag)?.get("Value")?.get(0)?;
+    Some(match v {
+        Value::String(s) => s.clone(),
+        Value::Object(o) => o.get("Alphabetic").and_then(Value::as_str)?.to_owned(),
+        other => other.to_string(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_form_becomes_a_dicom_ecg_study_with_analysis_and_critical_flags() {
+    use dxhub_ecg::synth::SynthSpec;
+    let t = Ecgs::new();
+
+    // a normal sinus rhythm at 72/min: measured, not critical
+    let (s, _, normal) = t
+        .upload(
+            &t.device,
+            json_form(&SynthSpec::sinus(72.0), "P-NORMAL"),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201, "{normal}");
+    assert_eq!(normal["format"], "json");
+    assert_eq!(normal["critical"], false, "{normal}");
+    let hr = normal["analysis"]["heart_rate_bpm"].as_f64().unwrap();
+    assert!((hr - 72.0).abs() <= 1.0, "HR {hr}");
+    // III, aVR, aVL, aVF derived from I and II
+    let leads: Vec<&str> = normal["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    for l in ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V6"] {
+        assert!(leads.contains(&l), "{l} in {leads:?}");
+    }
+    let id = normal["id"].as_i64().unwrap();
+    let wf = t
+        .get_json(&format!("/api/v1/ecg/{id}/waveform"), &t.reader)
+        .await;
+    let lead = |name: &str| -> Vec<f64> {
+        wf["leads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["code"] == name)
+            .unwrap()["samples_uv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let (i, ii, iii, avf) = (lead("I"), lead("II"), lead("III"), lead("aVF"));
+    for k in (0..i.len()).step_by(97) {
+        assert!(
+            (iii[k] - (ii[k] - i[k])).abs() <= 1.0,
+            "III = II − I at {k}"
+        );
+        assert!(
+            (avf[k] - (ii[k] - i[k] / 2.0)).abs() <= 1.0,
+            "aVF = II − I/2 at {k}"
+        );
+    }
+
+    // the DICOM instance carries patient, device and acquisition time; QIDO sees modality ECG
+    let study = normal["study_instance_uid"].as_str().unwrap();
+    let meta = t
+        .get_json(&format!("/dicomweb/studies/{study}/metadata"), &t.reader)
+        .await;
+    let m = &meta[0];
+    assert_eq!(dicom_value(m, "00100020").as_deref(), Some("P-NORMAL"));
+    assert_eq!(dicom_value(m, "00100010").as_deref(), Some("张^三"));
+    assert_eq!(dicom_value(m, "00181000").as_deref(), Some("SN-VILLAGE-7"));
+    assert_eq!(dicom_value(m, "00080060").as_deref(), Some("ECG"));
+    assert!(
+        dicom_value(m, "0008002A").is_some_and(|v| v.starts_with("20261122081500")),
+        "{m}"
+    );
+    assert_eq!(
+        dicom_value(m, "00080016").as_deref(),
+        Some("1.2.840.10008.5.1.4.1.1.9.1.1"),
+        "12-lead ECG waveform"
+    );
+    // the original JSON is kept as sent
+    let orig = t
+        .get(&format!("/api/v1/ecg/{id}/original"), &t.reader)
+        .await;
+    assert_eq!(orig.headers()["content-type"], "application/json");
+    let orig: Value = orig.json().await.unwrap();
+    assert_eq!(orig["patient"]["id"], "P-NORMAL");
+
+    // an inferior STEMI: ST +0.2 mV in II, III, aVF → critical, naming the leads
+    let mut stemi = SynthSpec::sinus(80.0);
+    stemi.st_uv[1] = 200.0;
+    stemi.st_uv[2] = 200.0;
+    stemi.st_uv[5] = 200.0;
+    let (s, _, v) = t.upload(&t.device, json_form(&stemi, "P-STEMI"), &[]).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["critical"], true, "{v}");
+    let flags = v["analysis"]["critical"].as_array().unwrap();
+    let f = flags
+        .iter()
+        .find(|f| f["code"] == "stemi")
+        .expect("stemi flag");
+    let lead = f["lead"].as_str().unwrap();
+    assert!(lead.contains("II") || lead.contains("aVF"), "{f}");
+    assert!(!f["message_zh"].as_str().unwrap().is_empty());
+
+    // a 3.5 s pause → critical; a ventricular tachycardia at 170/min → critical
+    let mut pause = SynthSpec::default();
+    pause.rhythm = dxhub_ecg::synth::SynthRhythm::Rr {
+        rr_ms: vec![800.0, 800.0, 800.0, 3500.0, 800.0, 800.0, 800.0],
+        p_waves: true,
+    };
+    let (_, _, v) = t.upload(&t.device, json_form(&pause, "P-PAUSE"), &[]).await;
+    assert!(
+        v["analysis"]["critical"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "pause-3s"),
+        "{v}"
+    );
+    let mut vt = SynthSpec::default();
+    vt.rhythm = dxhub_ecg::synth::SynthRhythm::VentricularTachycardia { hr_bpm: 170.0 };
+    let (_, _, v) = t.upload(&t.device, json_form(&vt, "P-VT"), &[]).await;
+    assert!(
+        v["analysis"]["critical"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "ventricular-tachycardia"),
+        "{v}"
+    );
+
+    // the index keeps the flag where the worklist reads it
+    let db = dxhub_e2e::api::database_url(&t.hub);
+    let pool = sqlx::AnyPool::connect(&db).await.unwrap();
+    let critical: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ecgs WHERE critical = 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(critical, 3);
+
+    // the rendering header names the patient and the critical flag
+    let sid = v["id"].as_i64().unwrap();
+    let svg = t
+        .get(&format!("/api/v1/ecg/{sid}/render.svg"), &t.reader)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(svg.contains("张 三") && svg.contains("危急值"), "header");
+    // the device registry counts its uploads
+    let devices = t.get_json("/api/v1/devices", &t.admin).await;
+    let d = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["serial"] == "ECG-V1-001")
+        .unwrap()
+        .clone();
+    assert_eq!(d["uploads"], 4, "{d}");
+    assert!(d["last_seen_at"].as_i64().is_some(), "{d}");
+    // the JSON form is published in the OpenAPI document
+    let doc = t.get_json("/api/v1/openapi.json", &t.reader).await;
+    assert!(doc["components"]["schemas"]["JsonEcg"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hl7_aecg_written_by_biosig_is_accepted() {
+    let (Some(file), Some(py), Some(save2gdf)) = (
+        corpus_file("waveform_ecg.dcm"),
+        peers::python(),
+        peers::tool("save2gdf"),
+    ) else {
+        peers::require("corpus, DXHUB_TEST_PYTHON and biosig-tools save2gdf", false);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let edf = dir.path().join("ecg.edf");
+    let xml = dir.path().join("ecg.xml");
+    let out = Command::new(py)
+        .arg(peers::py_dir().join("aecg_peer.py"))
+        .arg("edf")
+        .arg(&file)
+        .arg(&edf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let source: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = Command::new(save2gdf)
+        .arg("-f=HL7aECG")
+        .arg(&edf)
+        .arg(&xml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = Ecgs::new();
+    let bytes = std::fs::read(&xml).unwrap();
+    let (s, _, v) = t
+        .upload(&t.device, gzip(&bytes), &[("content-encoding", "gzip")])
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["format"], "hl7-aecg");
+    assert_eq!(
+        v["sample_rate_hz"].as_f64(),
+        source["sample_rate"].as_f64(),
+        "{v}"
+    );
+    assert!(v["analysis"]["heart_rate_bpm"].as_f64().is_some(), "{v}");
+    // the stored original is the decoded XML
+    let id = v["id"].as_i64().unwrap();
+    let orig = t
+        .get(&format!("/api/v1/ecg/{id}/original"), &t.reader)
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(orig.as_ref(), bytes.as_slice());
 }
