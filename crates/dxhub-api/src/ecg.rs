@@ -835,6 +835,7 @@ fn now_us() -> i64 {
 
 /// The caller's own upload (other institutions' uploads do not exist for it).
 async fn own_upload(state: &AppState, caller: &Caller, id: &str) -> Result<EcgUpload, ApiError> {
+    upload_target(state, caller).await?;
     let u = state
         .catalog
         .find_ecg_upload(id)
