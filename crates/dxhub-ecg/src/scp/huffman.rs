@@ -8,7 +8,10 @@
 //! `total - prefix` bits after the prefix are the value itself, two's complement, most
 //! significant bit first (the default table's 8- and 16-bit escapes); otherwise the value is the
 //! base value. A table switch holds for the following codes of the same lead; every lead starts
-//! with table 1.
+//! with table 1. Tables are numbered from 1 in switch codes, as SCP-AV (the decoder of the
+//! standard's authors, in biosig) reads them; PixelMed and biosig's newer decoder take the base
+//! value as a 0-based index instead. A base value of 0, meaningless when numbering from 1, is
+//! read as table 1.
 
 use super::ScpError;
 
@@ -270,7 +273,7 @@ impl Tables {
                 }
             };
             if code.mode == 0 {
-                // Checked in `build`: 1 ≤ base value ≤ number of tables.
+                // Checked in `build`: 0 ≤ base value ≤ number of tables.
                 table = (code.base_value as usize).saturating_sub(1);
                 continue;
             }
@@ -369,6 +372,27 @@ mod tests {
         );
         let v = t.decode(&data, 5, 6, 1).unwrap();
         assert_eq!(v, [9, -9, 1000, -1000, 0]);
+    }
+
+    #[test]
+    fn worked_example_of_the_standard() {
+        // The default-table example of prEN 1064:2002 (as transcribed by PixelMed's
+        // HuffmanDecoder: the sixth byte is F1, the printed F5 contradicting the binary table,
+        // and one more zero byte), second differences.
+        let data = [
+            0xFF, 0x83, 0x7F, 0xE0, 0xE6, 0xF1, 0x53, 0x65, 0x59, 0xB6, 0x5B, 0x96, 0x4B, 0x96,
+            0x00,
+        ];
+        let t = Tables::default_table().unwrap();
+        let mut v = t.decode(&data, 28, 6, 1).unwrap();
+        crate::scp::reconstruct::undo_differences(&mut v, 2);
+        assert_eq!(
+            v,
+            [
+                13, 14, 15, 14, 16, 18, 19, 20, 22, 22, 23, 23, 23, 22, 22, 20, 17, 15, 12, 8, 6,
+                3, 1, 0, -2, -2, -3, -3
+            ]
+        );
     }
 
     #[test]
