@@ -45,7 +45,7 @@ fn section(id: u16, mut body: Vec<u8>) -> Vec<u8> {
 
 fn lead_values(lead: usize) -> Vec<i32> {
     (0..50)
-        .map(|i| ((i as i32 * 7 + lead as i32 * 3) % 41) - 20)
+        .map(|i: i32| ((i * 7 + lead as i32 * 3) % 41) - 20)
         .collect()
 }
 
