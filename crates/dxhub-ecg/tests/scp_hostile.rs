@@ -211,6 +211,18 @@ fn precise_errors() {
         "{e}"
     );
 
+    // Lead 2 moved a million samples later: the common time axis is not justified.
+    let mut b = rec.clone();
+    let l2 = s3 + 16 + 2 + 9;
+    b[l2..l2 + 4].copy_from_slice(&1_000_000u32.to_le_bytes());
+    b[l2 + 4..l2 + 8].copy_from_slice(&1_000_049u32.to_le_bytes());
+    fix_crcs(&mut b);
+    let e = read_scp(&b).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "section 3: 2 leads spanning samples 1..1000049 would need more than 4 times the 100 samples they hold"
+    );
+
     // Section 0 points to a length that section 3's header does not state.
     let mut b = rec.clone();
     let p = 22 + 10 * 3 + 2;
