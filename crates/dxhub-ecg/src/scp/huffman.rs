@@ -221,8 +221,8 @@ impl Tables {
         Ok(Tables { tries })
     }
 
-    /// Decode `count` values from `data` (one lead). `what` names the lead in errors
-    /// (`section 6, lead 3`).
+    /// Decode `count` values from `data`, lead number `lead` of section `section` (for errors):
+    /// every lead starts with table 1.
     pub fn decode(
         &self,
         data: &[u8],
