@@ -6,7 +6,7 @@
 #   peers_setup            # = everything below, in order, then exports
 #
 # or pick pieces:
-#   peers_ensure_system    # apt-get install dcmtk postgresql cmake (curl) biosig-tools dicom3tools fonts-wqy-microhei if missing
+#   peers_ensure_system    # apt-get install dcmtk postgresql cmake (curl) biosig-tools dicom3tools libpixelmed-java fonts-wqy-microhei if missing
 #   peers_ensure_venv      # .venv/ with tests/py/requirements.txt
 #   peers_ensure_ecg2dcm_venv  # .venv-ecg2dcm/ with tests/py/ecg2dcm_requirements.txt
 #   peers_ensure_corpus    # target/test-corpus (make_corpus.py), reused while unchanged
@@ -142,6 +142,9 @@ peers_ensure_system() {
   command -v save2gdf >/dev/null 2>&1 || pkgs+=(biosig-tools)
   # dicom3tools: dciodvfy checks the DICOM ECG instances dxhub writes against the IODs
   command -v dciodvfy >/dev/null 2>&1 || pkgs+=(dicom3tools)
+  # PixelMed (Java) decodes the Huffman/reference-beat SCP-ECG records as a third-party reader
+  [ -e /usr/share/java/pixelmed.jar ] || pkgs+=(libpixelmed-java)
+  command -v javac >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
   [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || pkgs+=(fonts-wqy-microhei)
   if [ "${#pkgs[@]}" -gt 0 ]; then
     peers_apt_install "${pkgs[@]}" || peers_log "apt-get install ${pkgs[*]} failed"
@@ -154,6 +157,8 @@ peers_ensure_system() {
   command -v curl >/dev/null 2>&1 || { peers_fail "curl not found (apt-get install curl)"; ok=1; }
   command -v save2gdf >/dev/null 2>&1 || { peers_fail "save2gdf not found (apt-get install biosig-tools)"; ok=1; }
   command -v dciodvfy >/dev/null 2>&1 || { peers_fail "dciodvfy not found (apt-get install dicom3tools)"; ok=1; }
+  [ -e /usr/share/java/pixelmed.jar ] || { peers_fail "pixelmed.jar not found (apt-get install libpixelmed-java)"; ok=1; }
+  command -v javac >/dev/null 2>&1 || { peers_fail "javac not found (apt-get install default-jdk-headless)"; ok=1; }
   return $ok
 }
 
