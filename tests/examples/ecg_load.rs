@@ -18,8 +18,12 @@ fn body(device: usize, k: usize) -> Vec<u8> {
     spec.snr_db = Some(25.0);
     spec.wander_uv = 100.0;
     let (mut ecg, _) = generate(&spec);
-    ecg.leads
-        .retain(|l| !matches!(l.code, LeadCode::III | LeadCode::AVR | LeadCode::AVL | LeadCode::AVF));
+    ecg.leads.retain(|l| {
+        !matches!(
+            l.code,
+            LeadCode::III | LeadCode::AVR | LeadCode::AVL | LeadCode::AVF
+        )
+    });
     ecg.patient.id = Some(format!("LOAD-{device}-{k}"));
     ecg.device.serial = Some(format!("LOAD-DEVICE-{device}"));
     serde_json::to_vec(&dxhub_ecg::json::to_json_form(&ecg, 1.0)).expect("json")
@@ -34,7 +38,11 @@ fn pct(v: &[f64], p: f64) -> f64 {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (url, tokens, per) = match args.as_slice() {
-        [_, u, t, n] => (u.clone(), t.clone(), n.parse::<usize>().expect("uploads per device")),
+        [_, u, t, n] => (
+            u.clone(),
+            t.clone(),
+            n.parse::<usize>().expect("uploads per device"),
+        ),
         _ => panic!("usage: ecg_load URL TOKENS_FILE UPLOADS_PER_DEVICE"),
     };
     let tokens: Vec<String> = std::fs::read_to_string(&tokens)

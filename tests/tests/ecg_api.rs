@@ -1026,3 +1026,108 @@ async fn hl7_aecg_written_by_biosig_is_accepted() {
         .unwrap();
     assert_eq!(orig.as_ref(), bytes.as_slice());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scp_ecg_from_biosig_and_huffman_coded_records_are_accepted() {
+    let (Some(file), Some(py), Some(save2gdf)) = (
+        corpus_file("waveform_ecg.dcm"),
+        peers::python(),
+        peers::tool("save2gdf"),
+    ) else {
+        peers::require("corpus, DXHUB_TEST_PYTHON and biosig-tools save2gdf", false);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let edf = dir.path().join("ecg.edf");
+    let truth = dir.path().join("truth.json");
+    let scp = dir.path().join("biosig.scp");
+    let out = Command::new(&py)
+        .arg(peers::py_dir().join("scp_make_edf.py"))
+        .arg(&file)
+        .arg(&edf)
+        .arg(&truth)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(save2gdf)
+        .arg("-f=SCP3")
+        .arg(&edf)
+        .arg(&scp)
+        .output()
+        .unwrap();
+    assert!(
+        scp.exists(),
+        "save2gdf: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Huffman (default table), second differences, reference-beat subtraction: our own
+    // encoder (no packaged producer writes compressed SCP-ECG)
+    let enc = dir.path().join("enc");
+    let out = Command::new(&py)
+        .arg(peers::py_dir().join("scp_encode.py"))
+        .arg(&file)
+        .arg(&enc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let t = Ecgs::new();
+    let mut ids = Vec::new();
+    for path in [scp, enc.join("refbeat.scp")] {
+        let bytes = std::fs::read(&path).unwrap();
+        let (s, _, v) = t.upload(&t.device, bytes.clone(), &[]).await;
+        assert_eq!(s, 201, "{}: {v}", path.display());
+        assert_eq!(v["format"], "scp-ecg");
+        assert_eq!(v["sample_rate_hz"].as_f64(), Some(1000.0), "{v}");
+        assert!(v["analysis"]["heart_rate_bpm"].as_f64().is_some(), "{v}");
+        ids.push(v["id"].as_i64().unwrap());
+        // a damaged record (one flipped byte in the middle) is refused, nothing stored
+        let mut bad = bytes;
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x55;
+        let (s, _, v) = t.upload(&t.device, bad, &[]).await;
+        assert_eq!(s, 422, "{v}");
+        assert_eq!(v["error"]["code"], "malformed-ecg");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("CRC"),
+            "{v}"
+        );
+    }
+    assert_eq!(t.ecg_count().await, 2);
+    // both carry the same rhythm: lead II of the two agree sample by sample (biosig's
+    // writer scales by 1251/1250, see crates/dxhub-ecg/tests/scp_vs_biosig.rs)
+    let ii = |wf: &Value| -> Vec<f64> {
+        wf["leads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["code"] == "II")
+            .unwrap()["samples_uv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let a = ii(&t
+        .get_json(&format!("/api/v1/ecg/{}/waveform", ids[0]), &t.reader)
+        .await);
+    let b = ii(&t
+        .get_json(&format!("/api/v1/ecg/{}/waveform", ids[1]), &t.reader)
+        .await);
+    assert_eq!(a.len(), b.len());
+    for (k, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y * 1251.0 / 1250.0).abs() <= 1.5,
+            "sample {k}: {x} vs {y}"
+        );
+    }
+}
