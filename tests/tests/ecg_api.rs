@@ -361,7 +361,8 @@ async fn dicom_ecg_upload_is_stored_analysed_idempotent_and_readable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_and_foreign_input_is_refused_and_nothing_is_stored() {
     let t = Ecgs::new();
-    let cases: Vec<(Vec<u8>, Vec<(&str, &str)>, u16, &str)> = vec![
+    type Case<'a> = (Vec<u8>, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             b"%PDF-1.7 not an ECG".to_vec(),
             vec![],
@@ -905,10 +906,12 @@ async fn json_form_becomes_a_dicom_ecg_study_with_analysis_and_critical_flags() 
     assert!(!f["message_zh"].as_str().unwrap().is_empty());
 
     // a 3.5 s pause → critical; a ventricular tachycardia at 170/min → critical
-    let mut pause = SynthSpec::default();
-    pause.rhythm = dxhub_ecg::synth::SynthRhythm::Rr {
-        rr_ms: vec![800.0, 800.0, 800.0, 3500.0, 800.0, 800.0, 800.0],
-        p_waves: true,
+    let pause = SynthSpec {
+        rhythm: dxhub_ecg::synth::SynthRhythm::Rr {
+            rr_ms: vec![800.0, 800.0, 800.0, 3500.0, 800.0, 800.0, 800.0],
+            p_waves: true,
+        },
+        ..SynthSpec::default()
     };
     let (_, _, v) = t.upload(&t.device, json_form(&pause, "P-PAUSE"), &[]).await;
     assert!(
@@ -919,8 +922,10 @@ async fn json_form_becomes_a_dicom_ecg_study_with_analysis_and_critical_flags() 
             .any(|f| f["code"] == "pause-3s"),
         "{v}"
     );
-    let mut vt = SynthSpec::default();
-    vt.rhythm = dxhub_ecg::synth::SynthRhythm::VentricularTachycardia { hr_bpm: 170.0 };
+    let vt = SynthSpec {
+        rhythm: dxhub_ecg::synth::SynthRhythm::VentricularTachycardia { hr_bpm: 170.0 },
+        ..SynthSpec::default()
+    };
     let (_, _, v) = t.upload(&t.device, json_form(&vt, "P-VT"), &[]).await;
     assert!(
         v["analysis"]["critical"]

@@ -15,6 +15,8 @@
 //! Sync and CPU-bound: callers on an async runtime run it in `spawn_blocking`. It must not
 //! depend on tokio, sqlx, axum or any other dxhub crate but `dxhub-core`.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod aecg;
 pub mod analysis;
 pub mod dicom;
