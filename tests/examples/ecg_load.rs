@@ -3,16 +3,19 @@
 //! sends) at the same time, each as soon as its previous upload was answered; prints the
 //! latency from request to the 201 (stored, indexed, analysed) as JSON.
 //!
-//!   ecg_load URL TOKENS_FILE UPLOADS_PER_DEVICE
+//!   ecg_load URL TOKENS_FILE UPLOADS_PER_DEVICE [ROUND]
 //!
-//! TOKENS_FILE holds one device token per line; one concurrent device per token.
+//! TOKENS_FILE holds one device token per line; one concurrent device per token. ROUND
+//! (default 0) makes the ECGs of this run differ from other rounds' (re-sends would be
+//! answered from the idempotency record, which is not what is measured).
 
 use std::time::Instant;
 
 use dxhub_ecg::LeadCode;
 use dxhub_ecg::synth::{SynthSpec, generate};
 
-fn body(device: usize, k: usize) -> Vec<u8> {
+fn body(device: usize, k: usize, round: usize) -> Vec<u8> {
+    let k = k + round * 10_000;
     let mut spec = SynthSpec::sinus(55.0 + ((device * 7 + k * 13) % 60) as f64);
     spec.seed = (device * 100_000 + k) as u64 + 1;
     spec.snr_db = Some(25.0);
@@ -37,14 +40,13 @@ fn pct(v: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (url, tokens, per) = match args.as_slice() {
-        [_, u, t, n] => (
-            u.clone(),
-            t.clone(),
-            n.parse::<usize>().expect("uploads per device"),
-        ),
-        _ => panic!("usage: ecg_load URL TOKENS_FILE UPLOADS_PER_DEVICE"),
+    let (url, tokens, per, round) = match args.as_slice() {
+        [_, u, t, n] => (u.clone(), t.clone(), n.clone(), "0".to_owned()),
+        [_, u, t, n, r] => (u.clone(), t.clone(), n.clone(), r.clone()),
+        _ => panic!("usage: ecg_load URL TOKENS_FILE UPLOADS_PER_DEVICE [ROUND]"),
     };
+    let per: usize = per.parse().expect("uploads per device");
+    let round: usize = round.parse().expect("round");
     let tokens: Vec<String> = std::fs::read_to_string(&tokens)
         .expect("tokens")
         .lines()
@@ -54,7 +56,7 @@ async fn main() {
         .collect();
     // bodies are made before the clock starts: the devices' own work is not measured
     let bodies: Vec<Vec<Vec<u8>>> = (0..tokens.len())
-        .map(|d| (0..per).map(|k| body(d, k)).collect())
+        .map(|d| (0..per).map(|k| body(d, k, round)).collect())
         .collect();
     let client = reqwest::Client::new();
     let started = Instant::now();

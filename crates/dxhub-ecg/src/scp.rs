@@ -163,19 +163,12 @@ pub fn read_scp(bytes: &[u8]) -> Result<Ecg> {
 
 /// CRC-CCITT as SCP-ECG uses it (CRC-16/CCITT-FALSE: polynomial 0x1021, initial 0xFFFF).
 pub fn crc_ccitt(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0xFFFF;
-    for &b in data {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
+    CRC_CCITT.checksum(data)
 }
+
+/// CRC-CCITT as SCP-ECG uses it: polynomial 0x1021, initial value 0xFFFF, no reflection,
+/// no final XOR (the `crc` crate's CRC-16/IBM-3740, a.k.a. CCITT-FALSE; table driven).
+const CRC_CCITT: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_IBM_3740);
 
 fn le16(b: &[u8], at: usize) -> u16 {
     match b.get(at..at + 2) {
