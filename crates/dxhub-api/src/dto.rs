@@ -176,12 +176,16 @@ pub struct DeviceCreated {
     pub alliance_id: i64,
     pub serial: String,
     pub model: Option<String>,
+    /// `ecg` or `gateway`.
+    pub kind: String,
     /// Epoch µs.
     pub created_at: i64,
     /// Epoch µs.
     pub last_seen_at: Option<i64>,
     /// Epoch µs.
     pub revoked_at: Option<i64>,
+    /// ECGs received with the device's token.
+    pub uploads: i64,
     /// The device's upload token (`Authorization: Bearer …`).
     pub token: String,
 }
@@ -196,9 +200,11 @@ impl DeviceCreated {
             alliance_id: d.alliance_id,
             serial: d.serial,
             model: d.model,
+            kind: d.kind,
             created_at: d.created_at,
             last_seen_at: d.last_seen_at,
             revoked_at: d.revoked_at,
+            uploads: d.uploads,
             token,
         }
     }

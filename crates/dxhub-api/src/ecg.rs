@@ -319,19 +319,36 @@ async fn accept(
         return Ok((row, true));
     }
 
-    let institution_name = state
-        .catalog
-        .list_institutions()
-        .await?
-        .into_iter()
-        .find(|i| i.id == institution_id)
-        .map(|i| i.name);
+    let institution_name = match &caller.identity {
+        Identity::Device(d) => Some(d.institution_name.clone()),
+        Identity::User(_) => state
+            .catalog
+            .list_institutions()
+            .await?
+            .into_iter()
+            .find(|i| i.id == institution_id)
+            .map(|i| i.name),
+    };
     let bytes = Arc::new(bytes);
     let (b, s) = (bytes.clone(), sha.clone());
-    let prepared =
-        tokio::task::spawn_blocking(move || prepare(&b, institution_id, &s, institution_name))
-            .await
-            .map_err(internal)??;
+    // one hand-off to the blocking pool: read, analyse, write the DICOM, spool it, parse it
+    let ing = ingest.clone();
+    let (prepared, file, extracted) = tokio::task::spawn_blocking(move || {
+        let mut prepared = prepare(&b, institution_id, &s, institution_name)?;
+        let dicom = std::mem::take(&mut prepared.dicom);
+        let file = crate::dicomweb::stow::spool_part10(&ing, &dicom).map_err(|e| match e {
+            dxhub_ingest::IngestError::NotDicom(m) => coded(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "malformed-ecg",
+                format!("dicom: {m}"),
+            ),
+            other => ApiError::Unavailable(format!("spool: {other}")),
+        })?;
+        let extracted = dxhub_ingest::extract_file(file.path());
+        Ok::<_, ApiError>((prepared, file, extracted))
+    })
+    .await
+    .map_err(internal)??;
 
     // the original first: once the instance is indexed, its ECG record points at it
     let original = if prepared.format == Format::Dicom {
@@ -345,20 +362,6 @@ async fn accept(
             .map_err(|e| ApiError::Unavailable(format!("object store: {e}")))?;
         Some(key)
     };
-    let dicom = prepared.dicom;
-    let ing = ingest.clone();
-    let file =
-        tokio::task::spawn_blocking(move || crate::dicomweb::stow::spool_part10(&ing, &dicom))
-            .await
-            .map_err(internal)?
-            .map_err(|e| match e {
-                dxhub_ingest::IngestError::NotDicom(m) => coded(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "malformed-ecg",
-                    format!("dicom: {m}"),
-                ),
-                other => ApiError::Unavailable(format!("spool: {other}")),
-            })?;
     let mut ctx = IngestContext::new(Source::EcgApi, Some(institution_id));
     ctx.writable_institutions = Some(vec![institution_id]);
     ctx.ecg = Some(EcgOrigin {
@@ -370,23 +373,26 @@ async fn accept(
         idempotency_key: idem_key,
         processed: prepared.processed,
     });
-    let outcome = ingest.ingest(file, &ctx).await.map_err(|e| {
-        use dxhub_ingest::IngestError as E;
-        match e {
-            E::NotAuthorized(m) => ApiError::Forbidden(m),
-            E::NotDicom(m) | E::CannotUnderstand(m) | E::DoesNotMatch(m) => coded(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "malformed-ecg",
-                format!("dicom: {m}"),
-            ),
-            E::SopClassNotSupported(m) => coded(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "malformed-ecg",
-                format!("dicom: SOP class {m} is not a storage SOP class"),
-            ),
-            other => ApiError::Unavailable(other.to_string()),
-        }
-    })?;
+    let outcome = ingest
+        .ingest_extracted(file, extracted, &ctx)
+        .await
+        .map_err(|e| {
+            use dxhub_ingest::IngestError as E;
+            match e {
+                E::NotAuthorized(m) => ApiError::Forbidden(m),
+                E::NotDicom(m) | E::CannotUnderstand(m) | E::DoesNotMatch(m) => coded(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "malformed-ecg",
+                    format!("dicom: {m}"),
+                ),
+                E::SopClassNotSupported(m) => coded(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "malformed-ecg",
+                    format!("dicom: SOP class {m} is not a storage SOP class"),
+                ),
+                other => ApiError::Unavailable(other.to_string()),
+            }
+        })?;
     let row = outcome
         .ecg
         .ok_or_else(|| internal("ingest recorded no ECG for an ECG upload"))?;
@@ -915,7 +921,7 @@ async fn create_upload(
 
 /// The offset reached (tus): `Upload-Offset`, `Upload-Length`.
 #[utoipa::path(head, path = "/api/v1/ecg/uploads/{upload_id}", tag = "ecg", params(("upload_id" = String, Path)),
-    responses((status = 200, description = "Upload-Offset and Upload-Length headers"), (status = 404), (status = 410)))]
+    responses((status = 200, description = "Upload-Offset and Upload-Length headers"), (status = 404, body = crate::dto::ErrorBody), (status = 410, body = crate::dto::ErrorBody)))]
 async fn head_upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -935,7 +941,7 @@ async fn head_upload(
 /// The PATCH that completes the upload processes the ECG and answers 204 with
 /// `Location: /api/v1/ecg/{id}`; a broken ECG answers its 4xx here (and on `GET`).
 #[utoipa::path(patch, path = "/api/v1/ecg/uploads/{upload_id}", tag = "ecg", params(("upload_id" = String, Path), ("Upload-Offset" = i64, Header)),
-    responses((status = 204, description = "New Upload-Offset"), (status = 409, body = crate::dto::ErrorBody), (status = 404), (status = 410), (status = 415, body = crate::dto::ErrorBody), (status = 422, body = crate::dto::ErrorBody)))]
+    responses((status = 204, description = "New Upload-Offset"), (status = 409, body = crate::dto::ErrorBody), (status = 404, body = crate::dto::ErrorBody), (status = 410, body = crate::dto::ErrorBody), (status = 415, body = crate::dto::ErrorBody), (status = 422, body = crate::dto::ErrorBody)))]
 async fn patch_upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -1098,7 +1104,7 @@ async fn patch_upload(
 /// The state of an upload: offset, length, and once complete the ECG (the 201 body of
 /// `POST /api/v1/ecg`) or the error that refused it.
 #[utoipa::path(get, path = "/api/v1/ecg/uploads/{upload_id}", tag = "ecg", params(("upload_id" = String, Path)),
-    responses((status = 200, description = "{id, upload_offset, upload_length, ecg, error}"), (status = 404), (status = 410)))]
+    responses((status = 200, description = "{id, upload_offset, upload_length, ecg, error}"), (status = 404, body = crate::dto::ErrorBody), (status = 410, body = crate::dto::ErrorBody)))]
 async fn get_upload(
     State(state): State<AppState>,
     caller: Caller,

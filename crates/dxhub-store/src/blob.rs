@@ -232,7 +232,11 @@ impl Blobs {
     }
 
     /// The key of an original instance:
-    /// `studies/{study}/{series}/{sop}/{first 16 hex digits of sha256}.dcm`.
+    /// `studies/{study}/{series}/{sop}.{first 16 hex digits of sha256}.dcm`. Versions of one
+    /// SOP instance differ in the hash part. (Instances stored before 2026-11-22 18:45 UTC
+    /// have `…/{sop}/{hash}.dcm`; the index records every instance's own key, so both
+    /// layouts are served.) No directory per instance: on a local store a new instance of a
+    /// known series creates no directory, so it costs no mkdir and no directory fsync.
     pub fn instance_key(
         study_uid: &str,
         series_uid: &str,
@@ -240,7 +244,7 @@ impl Blobs {
         sha256_hex: &str,
     ) -> String {
         let short = sha256_hex.get(..16).unwrap_or(sha256_hex);
-        format!("studies/{study_uid}/{series_uid}/{sop_uid}/{short}.dcm")
+        format!("studies/{study_uid}/{series_uid}/{sop_uid}.{short}.dcm")
     }
 
     pub fn is_local(&self) -> bool {
@@ -535,7 +539,7 @@ mod tests {
     #[test]
     fn instance_key_layout() {
         let key = Blobs::instance_key("1.2.3", "1.2.3.4", "1.2.3.4.5", &"ab".repeat(32));
-        assert_eq!(key, "studies/1.2.3/1.2.3.4/1.2.3.4.5/abababababababab.dcm");
+        assert_eq!(key, "studies/1.2.3/1.2.3.4/1.2.3.4.5.abababababababab.dcm");
         assert!(ObjectPath::parse(&key).is_ok());
     }
 
