@@ -125,7 +125,7 @@ if [ -z "$PY" ]; then
     PY=$BENCH/.venv/bin/python
 fi
 
-DXHUB=$ROOT/target/release/dxhub
+DXHUB=${CARGO_TARGET_DIR:-$ROOT/target}/release/dxhub
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
     for attempt in 1 2 3 4 5; do
         log "cargo build --release -p dxhub (attempt $attempt)"

@@ -615,9 +615,13 @@ pub struct UpdateInstitutionRequest {
     /// New name (must be free).
     #[serde(default)]
     pub name: Option<String>,
+    /// Move the institution under this institution (by name; same alliance; a county may
+    /// head townships and villages, a township villages). Who sees whose studies follows.
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
-/// Change an institution's population and/or name.
+/// Change an institution's population, name and/or parent (move it within its alliance).
 #[utoipa::path(patch, path = "/api/v1/institutions/{id}", tag = "tenancy", params(("id" = i64, Path)),
     request_body = UpdateInstitutionRequest,
     responses((status = 200, body = dto::Institution), (status = 403, body = dto::ErrorBody), (status = 404, body = dto::ErrorBody), (status = 409, body = dto::ErrorBody)))]
@@ -650,6 +654,7 @@ async fn update_institution(
             &InstitutionUpdate {
                 name: req.name.clone(),
                 population: req.population,
+                parent: req.parent.clone(),
             },
         )
         .await;

@@ -143,6 +143,9 @@ pub struct InstitutionUpdate {
     pub name: Option<String>,
     /// `Some(None)` clears the population.
     pub population: Option<Option<i64>>,
+    /// Move the institution under this one (by name): same alliance, and a level that may
+    /// head it (county → township/village, township → village).
+    pub parent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]

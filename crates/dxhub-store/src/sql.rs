@@ -1021,6 +1021,42 @@ impl Catalog for SqlCatalog {
                 .await
                 .map_err(|e| conflict_as(e, || format!("institution {name:?} already exists")))?;
         }
+        if let (Some(parent), Some(me)) = (&update.parent, &exists) {
+            let p = sqlx::query_as::<_, ParentRow>(FIND_PARENT)
+                .bind(parent.trim())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("parent institution {parent:?}")))?;
+            if p.id == id {
+                return Err(Error::Invalid(
+                    "an institution cannot head itself".to_owned(),
+                ));
+            }
+            if p.alliance_id != me.alliance_id {
+                return Err(Error::Invalid(format!(
+                    "parent institution {parent:?} belongs to another alliance"
+                )));
+            }
+            let parent_level = p
+                .level
+                .parse::<InstitutionLevel>()
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let level = me
+                .level
+                .parse::<InstitutionLevel>()
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            // levels strictly decrease downwards, so a move can never make a cycle
+            if !parent_level.may_parent(level) {
+                return Err(Error::Invalid(format!(
+                    "a {parent_level} institution cannot head a {level} institution"
+                )));
+            }
+            sqlx::query("UPDATE institutions SET parent_id = $2 WHERE id = $1")
+                .bind(id)
+                .bind(p.id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some(population) = update.population {
             sqlx::query(SET_INSTITUTION_POPULATION)
                 .bind(id)

@@ -1147,6 +1147,7 @@ mod suite {
                 &InstitutionUpdate {
                     name: None,
                     population: Some(Some(42)),
+                    parent: None,
                 },
             )
             .await
@@ -1159,6 +1160,7 @@ mod suite {
                 &InstitutionUpdate {
                     name: Some(" U1b ".into()),
                     population: Some(None),
+                    parent: None,
                 },
             )
             .await
@@ -1178,6 +1180,7 @@ mod suite {
                 &InstitutionUpdate {
                     name: Some("U2".into()),
                     population: None,
+                    parent: None,
                 },
             )
             .await,
@@ -1189,6 +1192,7 @@ mod suite {
                 &InstitutionUpdate {
                     name: None,
                     population: Some(Some(-1)),
+                    parent: None,
                 },
             )
             .await,
@@ -1200,6 +1204,7 @@ mod suite {
                 &InstitutionUpdate {
                     name: Some("  ".into()),
                     population: None,
+                    parent: None,
                 },
             )
             .await,
@@ -1212,6 +1217,69 @@ mod suite {
         ));
         // a failed update changes nothing
         assert_eq!(c.find_institution("U1b").await.unwrap(), Some(i));
+
+        // moving: a village to another township, to a county; never below its own level
+        for (name, level, parent) in [
+            ("UT1", InstitutionLevel::Township, "U1b"),
+            ("UT2", InstitutionLevel::Township, "U2"),
+            ("UV", InstitutionLevel::Village, "UT1"),
+        ] {
+            c.add_institution(&NewInstitution {
+                alliance: "UA".into(),
+                name: name.into(),
+                level,
+                parent: Some(parent.into()),
+                population: None,
+            })
+            .await
+            .unwrap();
+        }
+        let uv = c.find_institution("UV").await.unwrap().unwrap();
+        let ut1 = c.find_institution("UT1").await.unwrap().unwrap();
+        let move_to = |parent: &str| InstitutionUpdate {
+            parent: Some(parent.into()),
+            ..InstitutionUpdate::default()
+        };
+        let moved = c.update_institution(uv.id, &move_to("UT2")).await.unwrap();
+        assert_eq!(moved.parent_name.as_deref(), Some("UT2"));
+        let moved = c.update_institution(uv.id, &move_to("U1b")).await.unwrap();
+        assert_eq!(moved.parent_name.as_deref(), Some("U1b"));
+        for (who, parent) in [(ut1.id, "UV"), (uv.id, "UV"), (ut1.id, "UT2")] {
+            assert!(
+                matches!(
+                    c.update_institution(who, &move_to(parent)).await,
+                    Err(Error::Invalid(_))
+                ),
+                "{who} under {parent}"
+            );
+        }
+        assert!(matches!(
+            c.update_institution(uv.id, &move_to("no such place")).await,
+            Err(Error::NotFound(_))
+        ));
+        c.add_alliance("UB").await.unwrap();
+        c.add_institution(&NewInstitution {
+            alliance: "UB".into(),
+            name: "UB-H".into(),
+            level: InstitutionLevel::County,
+            parent: None,
+            population: None,
+        })
+        .await
+        .unwrap();
+        assert!(matches!(
+            c.update_institution(uv.id, &move_to("UB-H")).await,
+            Err(Error::Invalid(_))
+        ));
+        assert_eq!(
+            c.find_institution("UV")
+                .await
+                .unwrap()
+                .unwrap()
+                .parent_name
+                .as_deref(),
+            Some("U1b")
+        );
 
         // AE titles: get by id, delete
         let ae = c
