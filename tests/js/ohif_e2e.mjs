@@ -38,6 +38,9 @@ const base = (process.env.OHIF_URL || '').replace(/\/+$/, '');
 const studyUid = process.env.OHIF_STUDY_UID || '';
 const expect = process.env.OHIF_EXPECT || '';
 const token = process.env.OHIF_TOKEN || '';
+// 1: only the study list is checked (e.g. an ECG study, which OHIF has no viewport for):
+// the viewer is opened only to hand OHIF the token, and its canvas is not required
+const listOnly = process.env.OHIF_LIST_ONLY === '1';
 const artifacts = path.resolve(
   process.env.OHIF_ARTIFACTS || path.join(here, '../../target/test-artifacts/ohif'),
 );
@@ -255,7 +258,19 @@ async function main() {
       `${base}/viewer?StudyInstanceUIDs=${encodeURIComponent(studyUid)}` +
       (token ? `&token=${encodeURIComponent(token)}` : '');
     let stats;
-    if (token) {
+    if (listOnly) {
+      if (!token) fail('OHIF_LIST_ONLY needs OHIF_TOKEN');
+      log(`viewer (token hand-over only): ${viewerUrl.replace(/token=[^&]+/, 'token=…')}`);
+      await page.goto(viewerUrl, { waitUntil: 'domcontentloaded' });
+      await page.waitForTimeout(5000);
+      await page.screenshot({ path: path.join(artifacts, 'viewer.png') });
+      await page.evaluate(() => {
+        window.history.pushState({}, '', '/');
+        window.dispatchEvent(new PopStateEvent('popstate', { state: {} }));
+      });
+      await listStep('reached from the viewer in-app');
+      stats = null;
+    } else if (token) {
       stats = await viewerStep(viewerUrl);
       // in-app navigation to the study list: the token stays in OHIF's
       // userAuthenticationService (a full reload would drop it)

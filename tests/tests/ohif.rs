@@ -221,11 +221,25 @@ fn artifacts(case: &str) -> PathBuf {
 
 /// Run tests/js/ohif_e2e.mjs; panics with its output unless it exits 0.
 fn run_e2e(b: &Browser, url: &str, study: &str, token: &str, out: &Path) -> serde_json::Value {
+    run_e2e_with(b, url, study, token, out, ACCESSION, false)
+}
+
+/// As [`run_e2e`], with the text the study's row must show, and list-only mode.
+fn run_e2e_with(
+    b: &Browser,
+    url: &str,
+    study: &str,
+    token: &str,
+    out: &Path,
+    expect: &str,
+    list_only: bool,
+) -> serde_json::Value {
     let res = Command::new(&b.node)
         .arg(repo_root().join("tests/js/ohif_e2e.mjs"))
         .env("OHIF_URL", url)
         .env("OHIF_STUDY_UID", study)
-        .env("OHIF_EXPECT", ACCESSION)
+        .env("OHIF_EXPECT", expect)
+        .env("OHIF_LIST_ONLY", if list_only { "1" } else { "0" })
         .env("OHIF_TOKEN", token)
         .env("OHIF_ARTIFACTS", out)
         .env("DXHUB_TEST_CHROMIUM", &b.chromium)
@@ -349,5 +363,52 @@ async fn ohif_lists_and_draws_a_ct_study_cross_origin() {
     assert_eq!(url, origin);
     let v = run_e2e(&b, &url, &study, &token, &out);
     assert!(v["dicomweb_requests"].as_u64().unwrap_or(0) >= 4, "{v}");
+    drop(hub);
+}
+
+/// An ECG uploaded by a village device (the JSON form) is a DICOM ECG study that OHIF's
+/// study list shows, with modality ECG (issue #5; OHIF has no ECG viewport, so only the
+/// list is checked — the ECG viewer is the web app's, issue #8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ohif_lists_an_ecg_study() {
+    let Some(b) = browser_peers() else { return };
+    let hub = TestHub::spawn(HubOptions::default());
+    let device = dxhub_e2e::api::add_device(&hub, TOWNSHIP, "ECG-OHIF-1");
+    let (mut ecg, _) = dxhub_ecg::synth::generate(&dxhub_ecg::synth::SynthSpec::sinus(70.0));
+    ecg.patient.id = Some("ECG-OHIF-PATIENT".into());
+    ecg.patient.name = Some("Ecgtest^Ohif".into());
+    ecg.acquired_at = Some("20261122081500".into());
+    let body = serde_json::to_vec(&dxhub_ecg::json::to_json_form(&ecg, 1.0)).unwrap();
+    let r = reqwest::Client::new()
+        .post(hub.http_url("/api/v1/ecg"))
+        .bearer_auth(&device)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let study = v["study_instance_uid"].as_str().unwrap().to_owned();
+    add_user(&hub, TOWNSHIP, "ohif.ecg", "clinic_doctor", PASSWORD);
+    let token = issue_token(&hub, "ohif.ecg", "1h");
+    let api = Api::new(&hub);
+    let q = api
+        .get(
+            &format!("/dicomweb/studies?StudyInstanceUID={study}&includefield=ModalitiesInStudy"),
+            Some(&token),
+        )
+        .await;
+    assert!(q.body.contains("\"ECG\""), "{q}");
+    let out = artifacts("ecg-list");
+    let (_server, url) = serve_ohif(
+        &b,
+        &hub.http_url("/dicomweb"),
+        true,
+        0,
+        &out.join("serve_ohif.log"),
+    );
+    let v = run_e2e_with(&b, &url, &study, &token, &out, "Ecgtest", true);
+    assert!(v["dicomweb_requests"].as_u64().unwrap_or(0) >= 1, "{v}");
+    assert!(out.join("study-list.png").exists());
     drop(hub);
 }
