@@ -25,7 +25,7 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 cargo build --release -p dxhub
-BIN="$ROOT/target/release/dxhub"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/dxhub"
 DATA="${DXHUB_DATA_DIR:-./dxhub-data}"
 
 if [ "$demo" = 1 ] && [ ! -e "$DATA/index.sqlite" ]; then
