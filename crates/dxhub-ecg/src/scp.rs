@@ -1074,16 +1074,27 @@ fn rhythm_from_section12(body: &[u8]) -> Result<Ecg> {
             samples_uv: Vec::with_capacity(samples as usize),
         })
         .collect();
-    for f in body[data_at..data_at + samples as usize * frame].chunks_exact(frame) {
-        for (i, lead) in out.iter_mut().enumerate() {
-            let s = &f[i * bps..(i + 1) * bps];
-            let mut raw = [0u8; 4];
-            raw[..bps].copy_from_slice(s);
-            // Sign-extend from bps bytes.
-            let shift = 32 - 8 * bps as u32;
-            let v = (i32::from_le_bytes(raw) << shift) >> shift;
-            lead.samples_uv
-                .push((f64::from(v) * leads[i].1 / 1000.0) as f32);
+    // µV per sample unit of each lead (AVM in nV / 1000)
+    let scale: Vec<f64> = leads.iter().map(|(_, avm)| avm / 1000.0).collect();
+    let data = &body[data_at..data_at + samples as usize * frame];
+    if bps == 2 {
+        // the usual case, without the generic sign extension per sample
+        for f in data.chunks_exact(frame) {
+            for ((lead, pair), k) in out.iter_mut().zip(f.chunks_exact(2)).zip(&scale) {
+                let v = i16::from_le_bytes([pair[0], pair[1]]);
+                lead.samples_uv.push((f64::from(v) * k) as f32);
+            }
+        }
+    } else {
+        // Sign-extend from bps bytes.
+        let shift = 32 - 8 * bps as u32;
+        for f in data.chunks_exact(frame) {
+            for ((lead, s), k) in out.iter_mut().zip(f.chunks_exact(bps)).zip(&scale) {
+                let mut raw = [0u8; 4];
+                raw[..bps].copy_from_slice(s);
+                let v = (i32::from_le_bytes(raw) << shift) >> shift;
+                lead.samples_uv.push((f64::from(v) * k) as f32);
+            }
         }
     }
     Ok(Ecg {
