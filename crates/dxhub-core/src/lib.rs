@@ -14,6 +14,7 @@ pub mod roles;
 pub mod status;
 pub mod tenancy;
 pub mod uid;
+pub mod worklist;
 
 pub use policy::{Action, Decision, Denial, Principal, PrincipalKind, TargetScope, authorize};
 pub use roles::{ParseRoleError, Role, requires_totp};

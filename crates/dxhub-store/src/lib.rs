@@ -18,6 +18,7 @@ pub mod identity;
 pub mod qido;
 pub mod secrets;
 mod sql;
+pub mod worklist;
 
 pub use blob::{BlobMeta, Blobs, S3Config};
 pub use catalog::{
@@ -33,3 +34,4 @@ pub use identity::{
 };
 pub use qido::{InstanceScope, QidoKey, QidoLevel, QidoMatch, QidoQuery, QidoRow, WadoInstance};
 pub use sql::SqlCatalog;
+pub use worklist::WorklistStore;

@@ -32,6 +32,7 @@ use crate::identity::{
 mod ecg;
 mod identity;
 mod qido;
+mod worklist;
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -865,12 +866,18 @@ impl Catalog for SqlCatalog {
 
     async fn add_alliance(&self, name: &str) -> Result<Alliance> {
         let name = required("alliance name", name)?;
-        sqlx::query_as::<_, Alliance>(INSERT_ALLIANCE)
+        // the alliance and its default reader pools and routing rules, together
+        let now = now_us();
+        let mut tx = self.begin_write().await?;
+        let alliance = sqlx::query_as::<_, Alliance>(INSERT_ALLIANCE)
             .bind(&name)
-            .bind(now_us())
-            .fetch_one(&self.write)
+            .bind(now)
+            .fetch_one(&mut *tx)
             .await
-            .map_err(|e| conflict_as(e, || format!("alliance {name:?} already exists")))
+            .map_err(|e| conflict_as(e, || format!("alliance {name:?} already exists")))?;
+        worklist::create_default_routes(&mut tx, alliance.id, now).await?;
+        tx.commit().await?;
+        Ok(alliance)
     }
 
     async fn list_alliances(&self) -> Result<Vec<Alliance>> {
