@@ -398,6 +398,12 @@ async fn accept(
         .ok_or_else(|| internal("ingest recorded no ECG for an ECG upload"))?;
     let replayed =
         row.content_sha256 != sha || outcome.kind == dxhub_ingest::OutcomeKind::Duplicate;
+    if !replayed {
+        // an ECG is ready to read at once: route it now, off the response path (the
+        // worklist sweep routes it too, should this fail)
+        let (state, uid) = (state.clone(), row.study_instance_uid.clone());
+        tokio::spawn(async move { crate::worklist::ecg_ready(&state, &uid).await });
+    }
     Ok((row, replayed))
 }
 

@@ -14,6 +14,7 @@ pub mod ecg;
 pub mod error;
 pub mod policy;
 pub mod v1;
+pub mod worklist;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +91,7 @@ pub struct AppState {
     pub dicomweb: Arc<dicomweb::DicomWebState>,
     pub touches: Arc<auth::Touches>,
     pub identities: Arc<auth::IdentityCache>,
+    pub worklist: Arc<worklist::WorklistState>,
 }
 
 impl AppState {
@@ -112,7 +114,14 @@ impl AppState {
             dicomweb: Arc::new(dicomweb::DicomWebState::default()),
             touches: Arc::new(auth::Touches::default()),
             identities: Arc::new(auth::IdentityCache::default()),
+            worklist: Arc::new(worklist::WorklistState::default()),
         }
+    }
+
+    /// Use this clock and these worklist settings.
+    pub fn with_worklist(mut self, worklist: worklist::WorklistState) -> Self {
+        self.worklist = Arc::new(worklist);
+        self
     }
 
     /// Accept STOW-RS through this ingest pipeline.

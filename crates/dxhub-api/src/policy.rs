@@ -184,6 +184,136 @@ pub const ROUTES: &[RouteRule] = &[
         "/api/v1/stats/ecg-coverage",
         P::Action(A::ManageDevices),
     ),
+    // worklist: pools, rules, webhooks (group admins), work items (readers of the item's
+    // pool; supervisors), priors, the event stream, notifications
+    rule("GET", "/api/v1/pools", P::Action(A::ReadWorklist)),
+    rule("POST", "/api/v1/pools", P::Action(A::ManageRouting)),
+    rule("PATCH", "/api/v1/pools/{id}", P::Action(A::ManageRouting)),
+    rule(
+        "GET",
+        "/api/v1/pools/{id}/members",
+        P::Action(A::ReadWorklist),
+    ),
+    rule(
+        "PUT",
+        "/api/v1/pools/{id}/members/{user_id}",
+        P::Action(A::ManageRouting),
+    ),
+    rule(
+        "DELETE",
+        "/api/v1/pools/{id}/members/{user_id}",
+        P::Action(A::ManageRouting),
+    ),
+    rule("GET", "/api/v1/routing-rules", P::Action(A::ManageRouting)),
+    rule("POST", "/api/v1/routing-rules", P::Action(A::ManageRouting)),
+    rule(
+        "PUT",
+        "/api/v1/routing-rules/{id}",
+        P::Action(A::ManageRouting),
+    ),
+    rule(
+        "DELETE",
+        "/api/v1/routing-rules/{id}",
+        P::Action(A::ManageRouting),
+    ),
+    patient(
+        "POST",
+        "/api/v1/routing-rules/dry-run",
+        P::Action(A::ManageRouting),
+        "routing-rule.dry-run",
+    ),
+    patient(
+        "POST",
+        "/api/v1/studies/{study_uid}/complete",
+        P::UploadOnly(A::WriteStudy),
+        "study-complete",
+    ),
+    patient(
+        "GET",
+        "/api/v1/worklist",
+        P::Action(A::ReadWorklist),
+        "worklist-read",
+    ),
+    patient(
+        "POST",
+        "/api/v1/worklist/next",
+        P::Action(A::ClaimWork),
+        "work-claim",
+    ),
+    rule("GET", "/api/v1/worklist/events", P::Action(A::ReadWorklist)),
+    patient(
+        "GET",
+        "/api/v1/worklist/{id}",
+        P::Action(A::ReadWorklist),
+        "worklist-read",
+    ),
+    patient(
+        "POST",
+        "/api/v1/worklist/{id}/claim",
+        P::Action(A::ClaimWork),
+        "work-claim",
+    ),
+    patient(
+        "POST",
+        "/api/v1/worklist/{id}/heartbeat",
+        P::Action(A::ClaimWork),
+        "work-heartbeat",
+    ),
+    patient(
+        "POST",
+        "/api/v1/worklist/{id}/release",
+        P::Action(A::ClaimWork),
+        "work-release",
+    ),
+    patient(
+        "POST",
+        "/api/v1/worklist/{id}/reassign",
+        P::Action(A::SuperviseWork),
+        "work-reassign",
+    ),
+    patient(
+        "POST",
+        "/api/v1/worklist/{id}/break-lock",
+        P::Action(A::SuperviseWork),
+        "work-break-lock",
+    ),
+    patient(
+        "POST",
+        "/api/v1/worklist/{id}/cancel",
+        P::Action(A::SuperviseWork),
+        "work-cancel",
+    ),
+    patient(
+        "POST",
+        "/api/v1/worklist/{id}/priority",
+        P::Action(A::SuperviseWork),
+        "work-priority",
+    ),
+    patient(
+        "GET",
+        "/api/v1/worklist/{id}/priors",
+        P::Action(A::ReadWorklist),
+        "priors-read",
+    ),
+    rule("GET", "/api/v1/notifications", P::AnyUser),
+    rule("POST", "/api/v1/notifications/{id}/read", P::AnyUser),
+    rule("GET", "/api/v1/webhooks", P::Action(A::ManageRouting)),
+    rule("POST", "/api/v1/webhooks", P::Action(A::ManageRouting)),
+    rule(
+        "DELETE",
+        "/api/v1/webhooks/{id}",
+        P::Action(A::ManageRouting),
+    ),
+    rule(
+        "GET",
+        "/api/v1/webhooks/{id}/deliveries",
+        P::Action(A::ManageRouting),
+    ),
+    rule(
+        "POST",
+        "/api/v1/webhooks/deliveries/{id}/retry",
+        P::Action(A::ManageRouting),
+    ),
 ];
 
 /// Every `/dicomweb` operation (PS3.18; not in the OpenAPI document). QIDO searches are

@@ -89,6 +89,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_study))
         .routes(routes!(list_audit))
         .merge(crate::ecg::routes())
+        .merge(crate::worklist::routes())
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {

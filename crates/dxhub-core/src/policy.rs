@@ -47,12 +47,21 @@ pub enum Action {
     ManageUsers,
     /// Register, list and revoke device tokens.
     ManageDevices,
+    /// Edit reader pools, routing rules and webhooks.
     ManageRouting,
     ReadAudit,
+    /// See the worklist: items, their events and the patient's priors (readers: of their
+    /// pools, checked by the handler against pool membership).
+    ReadWorklist,
+    /// Claim, renew, release work items (a member of the item's pool).
+    ClaimWork,
+    /// Reassign, break a lock, cancel or re-prioritise a work item (senior readers of the
+    /// item's pool, group admins).
+    SuperviseWork,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 15] = [
         Self::ReadStudy,
         Self::WriteStudy,
         Self::UploadEcg,
@@ -65,6 +74,9 @@ impl Action {
         Self::ManageDevices,
         Self::ManageRouting,
         Self::ReadAudit,
+        Self::ReadWorklist,
+        Self::ClaimWork,
+        Self::SuperviseWork,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -81,6 +93,9 @@ impl Action {
             Self::ManageDevices => "manage_devices",
             Self::ManageRouting => "manage_routing",
             Self::ReadAudit => "read_audit",
+            Self::ReadWorklist => "read_worklist",
+            Self::ClaimWork => "claim_work",
+            Self::SuperviseWork => "supervise_work",
         }
     }
 }
@@ -205,15 +220,23 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
             },
             // Until reading pools exist, readers reach their whole alliance.
             Role::Reader => match action {
-                A::ReadStudy | A::ReadReport | A::WriteReport | A::SignReport => {
-                    Some(Reach::Alliance)
-                }
+                A::ReadStudy
+                | A::ReadReport
+                | A::WriteReport
+                | A::SignReport
+                | A::ReadWorklist
+                | A::ClaimWork => Some(Reach::Alliance),
                 _ => None,
             },
             Role::SeniorReader => match action {
-                A::ReadStudy | A::ReadReport | A::WriteReport | A::SignReport | A::AmendReport => {
-                    Some(Reach::Alliance)
-                }
+                A::ReadStudy
+                | A::ReadReport
+                | A::WriteReport
+                | A::SignReport
+                | A::AmendReport
+                | A::ReadWorklist
+                | A::ClaimWork
+                | A::SuperviseWork => Some(Reach::Alliance),
                 _ => None,
             },
             Role::GroupAdmin => match action {
@@ -222,7 +245,9 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
                 | A::ManageInstitution
                 | A::ManageUsers
                 | A::ManageDevices
-                | A::ManageRouting => Some(Reach::Alliance),
+                | A::ManageRouting
+                | A::ReadWorklist
+                | A::SuperviseWork => Some(Reach::Alliance),
                 _ => None,
             },
             Role::Auditor => match action {
@@ -401,7 +426,14 @@ mod tests {
     fn readers_read_and_sign_within_their_alliance() {
         for role in [Role::Reader, Role::SeniorReader] {
             let r = user(role, 10);
-            for action in [A::ReadStudy, A::ReadReport, A::WriteReport, A::SignReport] {
+            for action in [
+                A::ReadStudy,
+                A::ReadReport,
+                A::WriteReport,
+                A::SignReport,
+                A::ReadWorklist,
+                A::ClaimWork,
+            ] {
                 for i in [10, 20, 30, 32] {
                     assert!(allowed(&r, action, inst(i)), "{role} {action:?} {i}");
                 }
@@ -423,6 +455,16 @@ mod tests {
             }
         }
         assert!(!allowed(&user(Role::Reader, 10), A::AmendReport, inst(30)));
+        assert!(!allowed(
+            &user(Role::Reader, 10),
+            A::SuperviseWork,
+            inst(30)
+        ));
+        assert!(allowed(
+            &user(Role::SeniorReader, 10),
+            A::SuperviseWork,
+            inst(30)
+        ));
         assert!(allowed(
             &user(Role::SeniorReader, 10),
             A::AmendReport,
@@ -440,6 +482,8 @@ mod tests {
             A::ManageUsers,
             A::ManageDevices,
             A::ManageRouting,
+            A::ReadWorklist,
+            A::SuperviseWork,
         ] {
             assert!(allowed(&g, action, inst(32)));
             assert!(allowed(
@@ -462,6 +506,7 @@ mod tests {
             A::SignReport,
             A::AmendReport,
             A::ReadAudit,
+            A::ClaimWork,
         ] {
             assert_eq!(
                 authorize(&g, action, inst(10)),

@@ -245,7 +245,10 @@ impl WorkState {
                 | (S::Returned, S::Drafted)
                 | (S::Returned, S::Submitted)
                 | (S::Returned, S::Queued)
-                | (S::Queued | S::Claimed | S::Drafted | S::Submitted | S::Returned, S::Cancelled)
+                | (
+                    S::Queued | S::Claimed | S::Drafted | S::Submitted | S::Returned,
+                    S::Cancelled
+                )
         )
     }
 }
@@ -371,15 +374,15 @@ impl RuleMatch {
     pub fn matches(&self, f: &StudyFacts) -> bool {
         let (weekday, minute) = shanghai_weekday_minute(f.at_us);
         (self.institutions.is_empty()
-            || f.institution_id.is_some_and(|i| self.institutions.contains(&i)))
+            || f.institution_id
+                .is_some_and(|i| self.institutions.contains(&i)))
             && (self.levels.is_empty() || f.level.is_some_and(|l| self.levels.contains(&l)))
             && any_in(&self.modalities, &f.modalities)
             && any_in(&self.body_parts, &f.body_parts)
             && any_in(&self.sop_classes, &f.sop_classes)
             && any_in(&self.procedure_codes, &f.procedure_codes)
             && (self.sender_priorities.is_empty()
-                || f
-                    .sender_priority
+                || f.sender_priority
                     .is_some_and(|p| self.sender_priorities.contains(&p)))
             && self.time.as_ref().is_none_or(|w| w.contains(minute))
             && (self.weekdays.is_empty() || self.weekdays.contains(&weekday))
@@ -453,7 +456,14 @@ pub type DefaultRoute = (
     i64,
 );
 pub const DEFAULT_ROUTES: [DefaultRoute; 3] = [
-    ("ecg", "心电诊断组", "心电 → 心电诊断组", &["ECG"], Priority::Urgent, 30),
+    (
+        "ecg",
+        "心电诊断组",
+        "心电 → 心电诊断组",
+        &["ECG"],
+        Priority::Urgent,
+        30,
+    ),
     (
         "radiology",
         "影像诊断组",
@@ -635,11 +645,15 @@ mod tests {
         assert_eq!(shanghai_weekday_minute(MON_10H), (1, 600));
         // 16:30 UTC Sunday = 00:30 Monday in Shanghai
         assert_eq!(
-            shanghai_weekday_minute(MON_10H - 2 * 3_600 * US_PER_S - 8 * 3_600 * US_PER_S
-                + 30 * US_PER_MIN),
+            shanghai_weekday_minute(
+                MON_10H - 2 * 3_600 * US_PER_S - 8 * 3_600 * US_PER_S + 30 * US_PER_MIN
+            ),
             (1, 30)
         );
-        assert_eq!(shanghai_weekday_minute(MON_10H - 11 * 3_600 * US_PER_S), (7, 23 * 60));
+        assert_eq!(
+            shanghai_weekday_minute(MON_10H - 11 * 3_600 * US_PER_S),
+            (7, 23 * 60)
+        );
         assert_eq!(shanghai_weekday_minute(0), (4, 480));
     }
 
@@ -655,7 +669,10 @@ mod tests {
         assert_eq!(Priority::from_dicom("HIGH"), Some(Priority::Urgent));
         assert_eq!(Priority::from_dicom("low"), Some(Priority::Routine));
         assert_eq!(Priority::from_dicom("x"), None);
-        assert_eq!(initial_priority(Priority::Routine, None, false), Priority::Routine);
+        assert_eq!(
+            initial_priority(Priority::Routine, None, false),
+            Priority::Routine
+        );
         assert_eq!(
             initial_priority(Priority::Routine, Some(Priority::Urgent), false),
             Priority::Urgent
@@ -665,7 +682,10 @@ mod tests {
             Priority::Urgent,
             "a sender cannot lower the rule's priority"
         );
-        assert_eq!(initial_priority(Priority::Routine, None, true), Priority::Stat);
+        assert_eq!(
+            initial_priority(Priority::Routine, None, true),
+            Priority::Stat
+        );
     }
 
     #[test]
@@ -694,20 +714,110 @@ mod tests {
         let f = facts("CT");
         let cases: Vec<(RuleMatch, bool)> = vec![
             (RuleMatch::default(), true),
-            (RuleMatch { institutions: vec![30], ..Default::default() }, true),
-            (RuleMatch { institutions: vec![31], ..Default::default() }, false),
-            (RuleMatch { levels: vec![InstitutionLevel::Village], ..Default::default() }, true),
-            (RuleMatch { levels: vec![InstitutionLevel::Township], ..Default::default() }, false),
-            (RuleMatch { modalities: vec!["ct".into(), "MR".into()], ..Default::default() }, true),
-            (RuleMatch { modalities: vec!["US".into()], ..Default::default() }, false),
-            (RuleMatch { body_parts: vec!["CHEST".into()], ..Default::default() }, false),
-            (RuleMatch { sop_classes: vec!["1.2.840.10008.5.1.4.1.1.2".into()], ..Default::default() }, false),
-            (RuleMatch { procedure_codes: vec!["CT-HEAD".into()], ..Default::default() }, false),
-            (RuleMatch { sender_priorities: vec![Priority::Stat], ..Default::default() }, false),
-            (RuleMatch { time: Some(TimeWindow { from: "08:00".into(), to: "18:00".into() }), ..Default::default() }, true),
-            (RuleMatch { time: Some(TimeWindow { from: "18:00".into(), to: "08:00".into() }), ..Default::default() }, false),
-            (RuleMatch { weekdays: vec![1, 2, 3, 4, 5], ..Default::default() }, true),
-            (RuleMatch { weekdays: vec![6, 7], ..Default::default() }, false),
+            (
+                RuleMatch {
+                    institutions: vec![30],
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                RuleMatch {
+                    institutions: vec![31],
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                RuleMatch {
+                    levels: vec![InstitutionLevel::Village],
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                RuleMatch {
+                    levels: vec![InstitutionLevel::Township],
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                RuleMatch {
+                    modalities: vec!["ct".into(), "MR".into()],
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                RuleMatch {
+                    modalities: vec!["US".into()],
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                RuleMatch {
+                    body_parts: vec!["CHEST".into()],
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                RuleMatch {
+                    sop_classes: vec!["1.2.840.10008.5.1.4.1.1.2".into()],
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                RuleMatch {
+                    procedure_codes: vec!["CT-HEAD".into()],
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                RuleMatch {
+                    sender_priorities: vec![Priority::Stat],
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                RuleMatch {
+                    time: Some(TimeWindow {
+                        from: "08:00".into(),
+                        to: "18:00".into(),
+                    }),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                RuleMatch {
+                    time: Some(TimeWindow {
+                        from: "18:00".into(),
+                        to: "08:00".into(),
+                    }),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                RuleMatch {
+                    weekdays: vec![1, 2, 3, 4, 5],
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                RuleMatch {
+                    weekdays: vec![6, 7],
+                    ..Default::default()
+                },
+                false,
+            ),
         ];
         for (m, want) in &cases {
             assert_eq!(m.matches(&f), *want, "{m:?}");
@@ -721,17 +831,30 @@ mod tests {
             assert!(m.matches(&g), "{m:?} with the value present");
         }
         // night shift window wraps midnight
-        let night = TimeWindow { from: "18:00".into(), to: "08:00".into() };
+        let night = TimeWindow {
+            from: "18:00".into(),
+            to: "08:00".into(),
+        };
         assert!(night.contains(23 * 60) && night.contains(7 * 60) && !night.contains(8 * 60));
     }
 
     #[test]
     fn first_enabled_match_by_position_wins() {
-        let ct = RuleMatch { modalities: vec!["CT".into()], ..Default::default() };
+        let ct = RuleMatch {
+            modalities: vec!["CT".into()],
+            ..Default::default()
+        };
         let mut rules = vec![
             rule(1, 20, RuleMatch::default()),
             rule(2, 10, ct.clone()),
-            rule(3, 5, RuleMatch { modalities: vec!["US".into()], ..Default::default() }),
+            rule(
+                3,
+                5,
+                RuleMatch {
+                    modalities: vec!["US".into()],
+                    ..Default::default()
+                },
+            ),
         ];
         assert_eq!(route(&rules, &facts("CT")).map(|r| r.id), Some(2));
         assert_eq!(route(&rules, &facts("US")).map(|r| r.id), Some(3));
@@ -760,8 +883,20 @@ mod tests {
                 sla_minutes: *sla,
             })
             .collect();
-        for (m, pool) in [("ECG", 0), ("CR", 1), ("DX", 1), ("CT", 1), ("MR", 1), ("MG", 1), ("US", 2)] {
-            assert_eq!(route(&rules, &facts(m)).map(|r| r.pool_id), Some(pool), "{m}");
+        for (m, pool) in [
+            ("ECG", 0),
+            ("CR", 1),
+            ("DX", 1),
+            ("CT", 1),
+            ("MR", 1),
+            ("MG", 1),
+            ("US", 2),
+        ] {
+            assert_eq!(
+                route(&rules, &facts(m)).map(|r| r.pool_id),
+                Some(pool),
+                "{m}"
+            );
         }
         assert_eq!(route(&rules, &facts("OT")), None);
     }
@@ -770,7 +905,10 @@ mod tests {
     fn rule_validation() {
         assert!(RuleMatch::default().problems().is_empty());
         let bad = RuleMatch {
-            time: Some(TimeWindow { from: "25:00".into(), to: "08:00".into() }),
+            time: Some(TimeWindow {
+                from: "25:00".into(),
+                to: "08:00".into(),
+            }),
             weekdays: vec![0],
             modalities: vec![String::new()],
             ..Default::default()
@@ -793,13 +931,26 @@ mod tests {
         assert!(s.on_duty(MON_10H + 5 * 86_400 * US_PER_S), "Saturday 10:00");
         assert!(!s.on_duty(MON_10H + 6 * 86_400 * US_PER_S), "Sunday");
         let night: Schedule = "sun 20:00-08:00".parse().unwrap();
-        assert!(night.on_duty(MON_10H - 3 * 3_600 * US_PER_S), "Monday 07:00 from Sunday's shift");
+        assert!(
+            night.on_duty(MON_10H - 3 * 3_600 * US_PER_S),
+            "Monday 07:00 from Sunday's shift"
+        );
         assert!(!night.on_duty(MON_10H));
         assert!(on_duty(None, MON_10H) && on_duty(Some(""), MON_10H));
         assert!(!on_duty(Some("garbage"), MON_10H));
         assert!("mon 8-9".parse::<Schedule>().is_err());
-        assert!("fri-mon 00:00-24:00".parse::<Schedule>().unwrap().on_duty(MON_10H));
-        assert!("daily 00:00-24:00".parse::<Schedule>().unwrap().on_duty(MON_10H));
+        assert!(
+            "fri-mon 00:00-24:00"
+                .parse::<Schedule>()
+                .unwrap()
+                .on_duty(MON_10H)
+        );
+        assert!(
+            "daily 00:00-24:00"
+                .parse::<Schedule>()
+                .unwrap()
+                .on_duty(MON_10H)
+        );
     }
 
     #[test]
@@ -817,7 +968,10 @@ mod tests {
             identity_basis("P1", None, &[("11010519491231002X".into(), None)], "5||P1"),
             "cn-rid:11010519491231002X"
         );
-        assert_eq!(identity_basis("P1", Some("HC"), &[], "5|HC|P1"), "issuer:HC|P1");
+        assert_eq!(
+            identity_basis("P1", Some("HC"), &[], "5|HC|P1"),
+            "issuer:HC|P1"
+        );
         assert_eq!(identity_basis("P1", None, &[], "5||P1"), "local:5||P1");
     }
 }

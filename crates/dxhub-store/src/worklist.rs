@@ -287,7 +287,9 @@ pub struct Delivery {
 /// What one delivery attempt did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptResult {
-    Delivered { status: i64 },
+    Delivered {
+        status: i64,
+    },
     /// Try again at `retry_at`, or give up (dead letter) when `None`.
     Failed {
         status: Option<i64>,
@@ -422,8 +424,7 @@ pub trait WorklistStore: Send + Sync {
     async fn claim_next(&self, actor: &Actor, now: i64, lease_s: i64) -> Result<Claim>;
     /// Renew the lease (the viewer's heartbeat). `Conflict` when the caller no longer
     /// holds it.
-    async fn renew_lease(&self, id: i64, user_id: i64, now: i64, lease_s: i64)
-    -> Result<WorkItem>;
+    async fn renew_lease(&self, id: i64, user_id: i64, now: i64, lease_s: i64) -> Result<WorkItem>;
     /// Give a held item back to the queue. `Conflict` unless the caller holds it.
     async fn release(&self, id: i64, actor: &Actor, now: i64) -> Result<WorkItem>;
     /// Supervisor: give the item to `to_user` (a member of its pool), or with `None`
@@ -475,8 +476,7 @@ pub trait WorklistStore: Send + Sync {
     async fn get_webhook(&self, id: i64) -> Result<Option<Webhook>>;
     async fn add_webhook(&self, new: &NewWebhook) -> Result<Webhook>;
     async fn delete_webhook(&self, id: i64) -> Result<()>;
-    async fn list_deliveries(&self, webhook_id: i64, state: Option<&str>)
-    -> Result<Vec<Delivery>>;
+    async fn list_deliveries(&self, webhook_id: i64, state: Option<&str>) -> Result<Vec<Delivery>>;
     async fn get_delivery(&self, id: i64) -> Result<Option<Delivery>>;
     /// Lock up to `limit` due deliveries for `lock_s` seconds (skipping those another
     /// replica holds) and return them with their webhook.
@@ -514,4 +514,3 @@ pub fn check_schedule(schedule: Option<&str>) -> Result<()> {
     }
     Ok(())
 }
-

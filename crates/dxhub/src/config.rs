@@ -19,6 +19,38 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub storage: StorageConfig,
     pub log: LogConfig,
+    pub worklist: WorklistConfig,
+}
+
+/// The worklist: ready detection, claim leases, turnaround warnings, webhooks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorklistConfig {
+    /// A study is ready when no instance arrived for this long (institutions may set
+    /// their own; Orthanc's StableAge).
+    pub stable_after_secs: i64,
+    /// A claim's lease; the viewer's heartbeat renews it.
+    pub lease_ttl_secs: i64,
+    /// Warn at this fraction of the SLA.
+    pub warn_fraction: f64,
+    /// How often the sweep (ready, leases, escalation) runs.
+    pub tick_ms: u64,
+    /// Attempts before a webhook delivery is dead-lettered.
+    pub webhook_max_attempts: i64,
+    pub webhook_timeout_secs: u64,
+}
+
+impl Default for WorklistConfig {
+    fn default() -> Self {
+        Self {
+            stable_after_secs: 60,
+            lease_ttl_secs: 120,
+            warn_fraction: 0.8,
+            tick_ms: 1000,
+            webhook_max_attempts: 8,
+            webhook_timeout_secs: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +148,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             storage: StorageConfig::default(),
             log: LogConfig::default(),
+            worklist: WorklistConfig::default(),
         }
     }
 }
@@ -168,7 +201,9 @@ impl Default for LogConfig {
 
 /// Top-level keys an environment variable may set (other `DXHUB_*` variables, such as
 /// `DXHUB_CONFIG` or the test suite's, are not configuration).
-const ENV_SECTIONS: &[&str] = &["data_dir", "http", "dicom", "database", "storage", "log"];
+const ENV_SECTIONS: &[&str] = &[
+    "data_dir", "http", "dicom", "database", "storage", "log", "worklist",
+];
 
 /// Overrides given as command-line flags.
 #[derive(Debug, Default, Clone)]

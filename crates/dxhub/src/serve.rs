@@ -149,8 +149,32 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
         stow_max_bytes: cfg.http.stow_max_bytes,
         public_url: cfg.http.public_url.clone(),
     };
+    let w = &cfg.worklist;
+    let worklist = dxhub_api::worklist::WorklistState::new(
+        Arc::new(dxhub_core::worklist::SystemClock),
+        dxhub_api::worklist::WorklistSettings {
+            lease_ttl_s: w.lease_ttl_secs.max(10),
+            ready: dxhub_store::worklist::ReadySettings {
+                stable_after_s: w.stable_after_secs.max(0),
+                warn_fraction: w.warn_fraction,
+            },
+            tick: Duration::from_millis(w.tick_ms.max(50)),
+            webhook_max_attempts: w.webhook_max_attempts.max(1),
+            webhook_timeout: Duration::from_secs(w.webhook_timeout_secs.max(1)),
+        },
+    );
     let state = dxhub_api::AppState::new(catalog, blobs, Arc::new(registry), api_settings)
-        .with_ingest(Arc::new(ingest));
+        .with_ingest(Arc::new(ingest))
+        .with_worklist(worklist);
+    // the worklist's periodic jobs: sweep (ready, leases, escalation), SSE fan-out, webhooks
+    let jobs_state = state.clone();
+    let jobs_cancel = cancel.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = jobs_cancel.cancelled() => {}
+            _ = dxhub_api::worklist::run_jobs(jobs_state) => {}
+        }
+    });
     // resumable ECG uploads not completed within their TTL are removed hourly
     let sweep_state = state.clone();
     let sweep_cancel = cancel.clone();

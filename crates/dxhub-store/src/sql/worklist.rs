@@ -16,10 +16,9 @@ use dxhub_core::worklist::{
 use super::{SqlCatalog, Tx};
 use crate::catalog::{Dialect, Error, Result};
 use crate::worklist::{
-    Actor, AttemptResult, Claim, Delivery, DryRun, MemberSpec, NewPool, NewWebhook,
-    Notification, Pool, PoolMember, PoolUpdate, Prior, ReadySettings, Refusal, RoutingRule,
-    RuleSpec, Sweep, Webhook, WorkEvent, WorkFilter, WorkItem, WorklistStore, check_schedule,
-    identity_hash,
+    Actor, AttemptResult, Claim, Delivery, DryRun, MemberSpec, NewPool, NewWebhook, Notification,
+    Pool, PoolMember, PoolUpdate, Prior, ReadySettings, Refusal, RoutingRule, RuleSpec, Sweep,
+    Webhook, WorkEvent, WorkFilter, WorkItem, WorklistStore, check_schedule, identity_hash,
 };
 
 const LEASED: &str = "('claimed', 'drafted', 'returned')";
@@ -114,7 +113,10 @@ impl TryFrom<RuleRow> for RoutingRule {
             conditions: serde_json::from_str(&r.conditions)
                 .map_err(|e| Error::Invalid(format!("rule {}: conditions: {e}", r.id)))?,
             pool_id: r.pool_id,
-            priority: r.priority.parse().map_err(|e| Error::Invalid(format!("{e}")))?,
+            priority: r
+                .priority
+                .parse()
+                .map_err(|e| Error::Invalid(format!("{e}")))?,
             sla_minutes: r.sla_minutes,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -192,7 +194,10 @@ impl TryFrom<WorkRow> for WorkItem {
             modality: r.modality,
             pool_id: r.pool_id,
             rule_id: r.rule_id,
-            priority: r.priority.parse().map_err(|e| Error::Invalid(format!("{e}")))?,
+            priority: r
+                .priority
+                .parse()
+                .map_err(|e| Error::Invalid(format!("{e}")))?,
             state: r.state.parse().map_err(Error::Invalid)?,
             claimed_by: r.claimed_by,
             claimed_by_login: r.claimed_by_login,
@@ -271,7 +276,9 @@ fn in_list(ids: &[i64]) -> String {
 }
 
 fn trimmed(v: Option<&str>) -> Option<String> {
-    v.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    v.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 fn check_rule(spec: &RuleSpec) -> Result<()> {
@@ -412,9 +419,8 @@ async fn recipients(
 ) -> Result<Vec<i64>> {
     let mut out = Vec::new();
     if let Some(pool) = item.pool_id {
-        let sql = format!(
-            "{MEMBER_SELECT} WHERE m.pool_id = $1 AND u.disabled = 0 ORDER BY m.user_id"
-        );
+        let sql =
+            format!("{MEMBER_SELECT} WHERE m.pool_id = $1 AND u.disabled = 0 ORDER BY m.user_id");
         let members = sqlx::query_as::<_, MemberRow>(&sql)
             .bind(pool)
             .fetch_all(&mut **tx)
@@ -562,7 +568,10 @@ async fn facts_of(tx: &mut Tx, s: &ReadyStudyRow, at: i64) -> Result<(StudyFacts
     );
     let facts = StudyFacts {
         institution_id: s.institution_id,
-        level: s.level.as_deref().and_then(|l| l.parse::<InstitutionLevel>().ok()),
+        level: s
+            .level
+            .as_deref()
+            .and_then(|l| l.parse::<InstitutionLevel>().ok()),
         modalities,
         body_parts,
         sop_classes,
@@ -678,6 +687,22 @@ impl SqlCatalog {
         Ok(n > 0)
     }
 
+    /// Lock a queued item (PostgreSQL: skipping it if another transaction holds it);
+    /// `false` when it is not queued or locked elsewhere.
+    async fn lock_queued(&self, tx: &mut Tx, id: i64) -> Result<bool> {
+        let lock = match self.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let found: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM work_items WHERE id = $1 AND state = 'queued'{lock}"
+        ))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        Ok(found.is_some())
+    }
+
     async fn open_claims(&self, tx: &mut Tx, user_id: i64) -> Result<i64> {
         Ok(sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM work_items WHERE claimed_by = $1 AND state IN {LEASED}"
@@ -726,6 +751,7 @@ impl SqlCatalog {
         pools: &[i64],
         user_id: i64,
         affinity: bool,
+        lock: bool,
     ) -> Result<Option<(i64, i64, Option<String>)>> {
         let affinity_clause = if affinity {
             format!(
@@ -742,7 +768,7 @@ impl SqlCatalog {
                AND o.state IN {LEASED} AND o.claimed_by <> $1) \
              ORDER BY w.priority_rank, w.due_at, w.id LIMIT 1{lock}",
             pools = in_list(pools),
-            lock = self.skip_locked(),
+            lock = if lock { self.skip_locked() } else { "" },
         );
         #[derive(sqlx::FromRow)]
         struct Cand {
@@ -757,7 +783,13 @@ impl SqlCatalog {
             .map(|c| (c.id, c.priority_rank, c.identity_hash)))
     }
 
-    async fn sweep_ready(&self, now: i64, settings: &ReadySettings, limit: i64, out: &mut Sweep) -> Result<()> {
+    async fn sweep_ready(
+        &self,
+        now: i64,
+        settings: &ReadySettings,
+        limit: i64,
+        out: &mut Sweep,
+    ) -> Result<()> {
         let uids: Vec<String> = sqlx::query_scalar(
             "SELECT s.study_instance_uid FROM studies s \
              LEFT JOIN institutions i ON i.id = s.institution_id \
@@ -849,8 +881,16 @@ impl SqlCatalog {
                 let item = must_item(&mut tx, id).await?;
                 let notify = match item.claimed_by {
                     Some(u) if item.state.is_leased() => vec![u],
-                    _ => recipients(&mut tx, &item, item.state == WorkState::Submitted, false, now)
-                        .await?,
+                    _ => {
+                        recipients(
+                            &mut tx,
+                            &item,
+                            item.state == WorkState::Submitted,
+                            false,
+                            now,
+                        )
+                        .await?
+                    }
                 };
                 emit(
                     &mut tx,
@@ -892,13 +932,13 @@ impl SqlCatalog {
             let before = must_item(&mut tx, id).await?;
             // a queued item moves to the pool's escalation pool, if it has one
             let target: Option<i64> = match before.pool_id {
-                Some(pool) if before.state == WorkState::Queued => sqlx::query_scalar(
-                    "SELECT escalation_pool_id FROM reader_pools WHERE id = $1",
-                )
-                .bind(pool)
-                .fetch_optional(&mut *tx)
-                .await?
-                .flatten(),
+                Some(pool) if before.state == WorkState::Queued => {
+                    sqlx::query_scalar("SELECT escalation_pool_id FROM reader_pools WHERE id = $1")
+                        .bind(pool)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .flatten()
+                }
                 _ => None,
             };
             let mut notify = recipients(&mut tx, &before, true, true, now).await?;
@@ -1092,7 +1132,9 @@ impl WorklistStore for SqlCatalog {
                 self.get_pool(e)
                     .await?
                     .filter(|p| p.alliance_id == pool.alliance_id)
-                    .ok_or_else(|| Error::Invalid(format!("escalation pool {e} of this alliance")))?;
+                    .ok_or_else(|| {
+                        Error::Invalid(format!("escalation pool {e} of this alliance"))
+                    })?;
                 Some(e)
             }
             Some(None) => None,
@@ -1179,7 +1221,9 @@ impl WorklistStore for SqlCatalog {
             .await?
             .rows_affected();
         if n == 0 {
-            return Err(Error::NotFound(format!("member {user_id} of pool {pool_id}")));
+            return Err(Error::NotFound(format!(
+                "member {user_id} of pool {pool_id}"
+            )));
         }
         Ok(())
     }
@@ -1600,9 +1644,7 @@ impl WorklistStore for SqlCatalog {
                 tx.commit().await?;
                 Ok(Claim::Claimed(Box::new(item)))
             }
-            None => Ok(Claim::Refused(Refusal::NotClaimable {
-                state: item.state,
-            })),
+            None => Ok(Claim::Refused(Refusal::NotClaimable { state: item.state })),
         }
     }
 
@@ -1621,24 +1663,52 @@ impl WorklistStore for SqlCatalog {
         if on_duty.is_empty() {
             return Ok(Claim::Refused(Refusal::NotOnDuty));
         }
-        let pools: Vec<i64> = on_duty.iter().map(|m| m.pool_id).collect();
         let max = on_duty.iter().map(|m| m.max_open_claims).max().unwrap_or(1);
         // a few attempts: a candidate whose patient another reader claimed meanwhile
-        // (PostgreSQL) is skipped and the next one tried
+        // (PostgreSQL), or a preferred candidate taken meanwhile, is skipped and the next
+        // one tried
         for _ in 0..8 {
             let mut tx = self.begin_write().await?;
             self.lock_user(&mut tx, user_id).await?;
-            if self.open_claims(&mut tx, user_id).await? >= max {
+            // each pool's own maximum: only pools where the reader holds fewer items
+            let open = self.open_claims(&mut tx, user_id).await?;
+            let pools: Vec<i64> = on_duty
+                .iter()
+                .filter(|m| open < m.max_open_claims)
+                .map(|m| m.pool_id)
+                .collect();
+            if pools.is_empty() {
                 return Ok(Claim::Refused(Refusal::LimitReached { max }));
             }
-            let general = self.candidate(&mut tx, &pools, user_id, false).await?;
-            let Some(general) = general else {
-                return Ok(Claim::Refused(Refusal::NothingQueued));
-            };
-            // a study of a patient this reader holds goes first at equal priority
-            let pick = match self.candidate(&mut tx, &pools, user_id, true).await? {
-                Some(mine) if mine.1 <= general.1 => mine,
-                _ => general,
+            // a study of a patient this reader holds goes first at equal priority (looked
+            // up without locking; locked below only if chosen)
+            let mine = self
+                .candidate(&mut tx, &pools, user_id, true, false)
+                .await?;
+            let general = self
+                .candidate(&mut tx, &pools, user_id, false, true)
+                .await?;
+            let pick = match (mine, general) {
+                (Some(m), Some(g)) if m.1 <= g.1 && m.0 != g.0 => {
+                    // give the general candidate's lock back, lock the preferred one
+                    tx.rollback().await?;
+                    tx = self.begin_write().await?;
+                    self.lock_user(&mut tx, user_id).await?;
+                    if !self.lock_queued(&mut tx, m.0).await? {
+                        tx.rollback().await?;
+                        continue;
+                    }
+                    m
+                }
+                (Some(m), None) => {
+                    if !self.lock_queued(&mut tx, m.0).await? {
+                        tx.rollback().await?;
+                        continue;
+                    }
+                    m
+                }
+                (_, Some(g)) => g,
+                (None, None) => return Ok(Claim::Refused(Refusal::NothingQueued)),
             };
             if self
                 .patient_held_by_other(&mut tx, pick.2.as_deref(), user_id)
@@ -1647,7 +1717,10 @@ impl WorklistStore for SqlCatalog {
                 tx.rollback().await?;
                 continue;
             }
-            if let Some(item) = self.take(&mut tx, pick.0, actor, user_id, now, lease_s).await? {
+            if let Some(item) = self
+                .take(&mut tx, pick.0, actor, user_id, now, lease_s)
+                .await?
+            {
                 tx.commit().await?;
                 return Ok(Claim::Claimed(Box::new(item)));
             }
@@ -1656,20 +1729,15 @@ impl WorklistStore for SqlCatalog {
         Ok(Claim::Refused(Refusal::NothingQueued))
     }
 
-    async fn renew_lease(
-        &self,
-        id: i64,
-        user_id: i64,
-        now: i64,
-        lease_s: i64,
-    ) -> Result<WorkItem> {
+    async fn renew_lease(&self, id: i64, user_id: i64, now: i64, lease_s: i64) -> Result<WorkItem> {
         let n = sqlx::query(&format!(
             "UPDATE work_items SET lease_expires_at = $3 WHERE id = $1 AND claimed_by = $2 \
-             AND state IN {LEASED}"
+             AND state IN {LEASED} AND lease_expires_at >= $4"
         ))
         .bind(id)
         .bind(user_id)
         .bind(now + lease_s * wl::US_PER_S)
+        .bind(now)
         .execute(&self.write)
         .await?
         .rows_affected();
@@ -1705,7 +1773,16 @@ impl WorklistStore for SqlCatalog {
             };
         }
         let item = must_item(&mut tx, id).await?;
-        emit(&mut tx, &item, "released", actor, serde_json::json!({}), &[], now).await?;
+        emit(
+            &mut tx,
+            &item,
+            "released",
+            actor,
+            serde_json::json!({}),
+            &[],
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(item)
     }
@@ -1719,8 +1796,8 @@ impl WorklistStore for SqlCatalog {
         now: i64,
         lease_s: i64,
     ) -> Result<WorkItem> {
-        let reason = trimmed(Some(reason))
-            .ok_or_else(|| Error::Invalid("a reason is required".into()))?;
+        let reason =
+            trimmed(Some(reason)).ok_or_else(|| Error::Invalid("a reason is required".into()))?;
         let mut tx = self.begin_write().await?;
         let item = self.locked_item(&mut tx, id).await?;
         let previous = item.claimed_by;
@@ -1756,16 +1833,17 @@ impl WorklistStore for SqlCatalog {
                 if !(item.state == WorkState::Queued || item.state.is_leased()) {
                     return Err(Error::Conflict(format!("not-reassignable: {}", item.state)));
                 }
-                let member: Option<i64> = match item.pool_id {
-                    Some(pool) => sqlx::query_scalar(
-                        "SELECT user_id FROM pool_members WHERE pool_id = $1 AND user_id = $2",
-                    )
-                    .bind(pool)
-                    .bind(to)
-                    .fetch_optional(&mut *tx)
-                    .await?,
-                    None => None,
-                };
+                let member: Option<i64> =
+                    match item.pool_id {
+                        Some(pool) => sqlx::query_scalar(
+                            "SELECT user_id FROM pool_members WHERE pool_id = $1 AND user_id = $2",
+                        )
+                        .bind(pool)
+                        .bind(to)
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                        None => None,
+                    };
                 if member.is_none() {
                     return Err(Error::Invalid(format!(
                         "user {to} is not a member of the item's pool"
@@ -1807,8 +1885,8 @@ impl WorklistStore for SqlCatalog {
     }
 
     async fn cancel(&self, id: i64, reason: &str, actor: &Actor, now: i64) -> Result<WorkItem> {
-        let reason = trimmed(Some(reason))
-            .ok_or_else(|| Error::Invalid("a reason is required".into()))?;
+        let reason =
+            trimmed(Some(reason)).ok_or_else(|| Error::Invalid("a reason is required".into()))?;
         let mut tx = self.begin_write().await?;
         let item = self.locked_item(&mut tx, id).await?;
         if !item.state.can_become(WorkState::Cancelled) {
@@ -1846,8 +1924,8 @@ impl WorklistStore for SqlCatalog {
         actor: &Actor,
         now: i64,
     ) -> Result<WorkItem> {
-        let reason = trimmed(Some(reason))
-            .ok_or_else(|| Error::Invalid("a reason is required".into()))?;
+        let reason =
+            trimmed(Some(reason)).ok_or_else(|| Error::Invalid("a reason is required".into()))?;
         let mut tx = self.begin_write().await?;
         let item = self.locked_item(&mut tx, id).await?;
         if !item.state.is_open() {
@@ -1895,11 +1973,19 @@ impl WorklistStore for SqlCatalog {
     ) -> Result<WorkItem> {
         let mut tx = self.begin_write().await?;
         let item = self.locked_item(&mut tx, id).await?;
-        if !item.state.can_become(to) {
+        if to == WorkState::Claimed || !item.state.can_become(to) {
+            // claims go through claim()/claim_next() (membership, maximum, patient lock)
             return Err(Error::Invalid(format!(
                 "a work item cannot go from {} to {to}",
                 item.state
             )));
+        }
+        // the author's own steps need the author; verification (signed, returned) is the
+        // verifier's, whose right to sign the caller checks
+        let authors_step = matches!(to, WorkState::Drafted)
+            || (to == WorkState::Submitted && item.state != WorkState::Submitted);
+        if authors_step && (actor.user_id.is_none() || item.claimed_by != actor.user_id) {
+            return Err(Error::Conflict("not-holder".into()));
         }
         let leased = to.is_leased();
         let lease = leased.then_some(now + lease_s * wl::US_PER_S);
@@ -1931,7 +2017,16 @@ impl WorklistStore for SqlCatalog {
             WorkState::Returned => after.claimed_by.into_iter().collect(),
             _ => Vec::new(),
         };
-        emit(&mut tx, &after, to.as_str(), actor, serde_json::json!({}), &notify, now).await?;
+        emit(
+            &mut tx,
+            &after,
+            to.as_str(),
+            actor,
+            serde_json::json!({}),
+            &notify,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(after)
     }
@@ -1970,7 +2065,11 @@ impl WorklistStore for SqlCatalog {
         unread_only: bool,
         limit: i64,
     ) -> Result<Vec<Notification>> {
-        let unread = if unread_only { " AND read_at IS NULL" } else { "" };
+        let unread = if unread_only {
+            " AND read_at IS NULL"
+        } else {
+            ""
+        };
         Ok(sqlx::query_as::<_, Notification>(&format!(
             "SELECT id, user_id, work_item_id, event_id, kind, created_at, read_at \
              FROM notifications WHERE user_id = $1{unread} ORDER BY id DESC LIMIT $2"
@@ -2034,7 +2133,9 @@ impl WorklistStore for SqlCatalog {
             return Err(Error::Invalid("url must be http:// or https://".into()));
         }
         if new.secret.len() < 16 {
-            return Err(Error::Invalid("secret must have at least 16 characters".into()));
+            return Err(Error::Invalid(
+                "secret must have at least 16 characters".into(),
+            ));
         }
         let events: Vec<String> = new
             .events
@@ -2043,7 +2144,9 @@ impl WorklistStore for SqlCatalog {
             .filter(|e| !e.is_empty())
             .collect();
         if events.is_empty() || events.iter().any(|e| e.contains(',')) {
-            return Err(Error::Invalid("events: a list of event kinds, or [\"*\"]".into()));
+            return Err(Error::Invalid(
+                "events: a list of event kinds, or [\"*\"]".into(),
+            ));
         }
         Ok(sqlx::query_as::<_, WebhookRow>(&format!(
             "INSERT INTO webhooks (alliance_id, url, secret, events, enabled, created_at) \
@@ -2079,11 +2182,7 @@ impl WorklistStore for SqlCatalog {
         Ok(())
     }
 
-    async fn list_deliveries(
-        &self,
-        webhook_id: i64,
-        state: Option<&str>,
-    ) -> Result<Vec<Delivery>> {
+    async fn list_deliveries(&self, webhook_id: i64, state: Option<&str>) -> Result<Vec<Delivery>> {
         let rows = match state {
             Some(s) => {
                 sqlx::query_as::<_, Delivery>(&format!(
@@ -2182,7 +2281,11 @@ impl WorklistStore for SqlCatalog {
                 error,
                 retry_at,
             } => {
-                let state = if retry_at.is_some() { "pending" } else { "dead" };
+                let state = if retry_at.is_some() {
+                    "pending"
+                } else {
+                    "dead"
+                };
                 sqlx::query(
                     "UPDATE webhook_deliveries SET state = $2, attempts = attempts + 1, \
                      last_status = $3, last_error = $4, next_attempt_at = COALESCE($5, next_attempt_at), \
