@@ -72,6 +72,9 @@ pub struct WorklistState {
     pub events: tokio::sync::broadcast::Sender<WorkEvent>,
     /// Names this process as a job-lease holder.
     pub holder: String,
+    /// Set when the server shuts down: event streams end, so graceful shutdown does not
+    /// wait for clients that never hang up.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for WorklistState {
@@ -103,7 +106,13 @@ impl WorklistState {
             settings,
             events,
             holder,
+            closing: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// End every event stream (at shutdown).
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
     }
 
     pub fn now(&self) -> i64 {
@@ -1304,6 +1313,7 @@ async fn event_stream(
             && (!reader || e.pool_id.is_none_or(|p| pools.contains(&p))))
     };
     let mut rx = state.worklist.events.subscribe();
+    let mut closing = state.worklist.closing.subscribe();
     let last: Option<i64> = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -1321,7 +1331,11 @@ async fn event_stream(
             }
         }
         loop {
-            match rx.recv().await {
+            let next = tokio::select! {
+                e = rx.recv() => e,
+                _ = closing.wait_for(|c| *c) => return,
+            };
+            match next {
                 Ok(e) => {
                     if e.id <= seen {
                         continue;

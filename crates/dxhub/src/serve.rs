@@ -191,6 +191,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
             }
         }
     });
+    let worklist_state = state.worklist.clone();
     let app =
         dxhub_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let http_cancel = cancel.clone();
@@ -212,6 +213,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
 
     shutdown_signal().await;
     info!("shutting down");
+    worklist_state.close_streams();
     cancel.cancel();
     let _ = dimse_task.await;
     if let Some(t) = dimse_tls_task {
