@@ -470,6 +470,47 @@ async fn worklist_end_to_end() {
     assert_eq!(dry["rule"]["pool_id"], rad_pool, "{dry}");
     assert_eq!(dry["facts"]["procedure_codes"], json!(["CT-CHEST"]));
 
+    // an AE title mapped to STAT: its studies start as STAT
+    f.ok(
+        "POST",
+        "/api/v1/ae-titles",
+        &f.admin,
+        Some(json!({ "institution": TOWN, "ae_title": "ER_CT", "priority": "stat" })),
+    )
+    .await;
+    let er = store_study(&f.hub, "ER_CT", "P-ER-1");
+    let er_item = f.wait_item(&er).await;
+    assert_eq!(er_item["priority"], "stat", "{er_item}");
+    // an institution's own stable age: its studies wait that long
+    let town_id = f
+        .ok("GET", "/api/v1/institutions", &f.admin, None)
+        .await["institutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == TOWN)
+        .and_then(|i| i["id"].as_i64())
+        .unwrap();
+    let (s, _) = f
+        .send(
+            "PATCH",
+            &format!("/api/v1/institutions/{town_id}"),
+            &f.admin,
+            Some(json!({ "stable_after_s": -1 })),
+        )
+        .await;
+    assert_eq!(s, 422);
+    f.ok(
+        "PATCH",
+        &format!("/api/v1/institutions/{town_id}"),
+        &f.admin,
+        Some(json!({ "stable_after_s": 3600 })),
+    )
+    .await;
+    let slow = store_study(&f.hub, "CLINIC", "P-SLOW");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(f.item_of(&slow).await.is_none(), "not ready before its stable age");
+
     // the item's history and the SSE stream
     let hist = f
         .ok("GET", &format!("/api/v1/worklist/{stat_id}"), &f.r1, None)

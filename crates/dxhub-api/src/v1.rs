@@ -620,9 +620,15 @@ pub struct UpdateInstitutionRequest {
     /// head townships and villages, a township villages). Who sees whose studies follows.
     #[serde(default)]
     pub parent: Option<String>,
+    /// Seconds without a new instance before this institution's studies are ready to read
+    /// (0 … 86400); `null` returns to the configured default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub stable_after_s: Option<Option<i64>>,
 }
 
-/// Change an institution's population, name and/or parent (move it within its alliance).
+/// Change an institution's population, name and/or parent (move it within its alliance),
+/// or its stable age (worklist readiness).
 #[utoipa::path(patch, path = "/api/v1/institutions/{id}", tag = "tenancy", params(("id" = i64, Path)),
     request_body = UpdateInstitutionRequest,
     responses((status = 200, body = dto::Institution), (status = 403, body = dto::ErrorBody), (status = 404, body = dto::ErrorBody), (status = 409, body = dto::ErrorBody)))]
@@ -648,17 +654,23 @@ async fn update_institution(
             },
         )
         .await?;
-    let r = state
-        .catalog
-        .update_institution(
-            id,
-            &InstitutionUpdate {
-                name: req.name.clone(),
-                population: req.population,
-                parent: req.parent.clone(),
-            },
-        )
-        .await;
+    let r = async {
+        if let Some(seconds) = req.stable_after_s {
+            state.catalog.set_stable_after(id, seconds).await?;
+        }
+        state
+            .catalog
+            .update_institution(
+                id,
+                &InstitutionUpdate {
+                    name: req.name.clone(),
+                    population: req.population,
+                    parent: req.parent.clone(),
+                },
+            )
+            .await
+    }
+    .await;
     let r = caller
         .audited(
             &state,
@@ -730,6 +742,11 @@ pub struct NewAeTitleRequest {
     pub ae_title: String,
     #[serde(default)]
     pub host: Option<String>,
+    /// The priority this sender's studies start with on the worklist (`stat`, `urgent`,
+    /// `routine`; raises, never lowers, the routing rule's).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub priority: Option<dxhub_core::worklist::Priority>,
 }
 
 /// Register a calling AE title for an institution.
@@ -742,10 +759,17 @@ async fn add_ae_title(
 ) -> Result<Response, ApiError> {
     let (_, target) = institution_target(&state, &req.institution).await?;
     caller.require(&state, target).await?;
-    let r = state
-        .catalog
-        .add_ae_title(&req.institution, &req.ae_title, req.host.as_deref())
-        .await;
+    let r = async {
+        let ae = state
+            .catalog
+            .add_ae_title(&req.institution, &req.ae_title, req.host.as_deref())
+            .await?;
+        if req.priority.is_some() {
+            state.catalog.set_ae_priority(ae.id, req.priority).await?;
+        }
+        Ok::<_, dxhub_store::catalog::Error>(ae)
+    }
+    .await;
     let r = caller
         .audited(&state, "ae.add", Some(("ae_title", req.ae_title.trim())), r)
         .await;
