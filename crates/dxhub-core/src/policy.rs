@@ -7,13 +7,15 @@
 //!   reports of their own institution and of the institutions it heads (a township health
 //!   centre sees its village clinics' studies: [`Principal::institution_path`]);
 //! - **readers** (`reader`, `senior_reader`) read studies and reports and write and sign
-//!   reports. *For now* they may do so for any institution of their own alliance: scoping
-//!   readers to the studies routed to their reading pools (plus those patients' priors)
-//!   comes with routing and will narrow this rule. Only a `senior_reader` may amend a
-//!   signed report;
+//!   reports. *For now* they may do so for any institution of their own alliance (scoping
+//!   their study reads to the studies routed to their pools is still to come). They see the
+//!   worklist and claim work items; the worklist handlers narrow that to the pools the
+//!   reader is a member of. Only a `senior_reader` may amend a signed report and
+//!   supervise work items (reassign, break a lock, cancel, re-prioritise);
 //! - **`group_admin`** sees the alliance: reads its studies and reports and manages its
-//!   institutions, users, devices and routing; it does not store studies, sign reports or
-//!   read the audit log (separation of duties);
+//!   institutions, users, devices, routing (pools, rules, webhooks) and supervises the
+//!   worklist; it does not store studies, claim work, sign reports or read the audit log
+//!   (separation of duties);
 //! - **`auditor`** reads the audit log of the alliance and nothing else;
 //! - **devices** (ECG devices, clinic gateways) may only upload ECGs and store studies, for
 //!   exactly the institution they are bound to (not the institutions it heads);

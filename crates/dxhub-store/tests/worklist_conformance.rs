@@ -66,6 +66,7 @@ conformance!(
     concurrent_claims_keep_patients_together,
     webhooks_deliveries,
     priors_match_identity,
+    report_transitions_and_new_images,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -271,7 +272,12 @@ fn study<'a>(
 
 /// Index the study's instance (its `updated_at` is the wall clock now); the instance id.
 async fn add_study(c: &dyn Catalog, s: &StudySpec<'_>) -> i64 {
-    let sop = format!("{}.1.1", s.uid);
+    add_instance(c, s, 1).await
+}
+
+/// Index instance `n` of the study's series.
+async fn add_instance(c: &dyn Catalog, s: &StudySpec<'_>, n: u32) -> i64 {
+    let sop = format!("{}.1.{n}", s.uid);
     let series = format!("{}.1", s.uid);
     let sha256 = hash(&format!("file:{sop}"));
     let sop_class = if s.modality == "ECG" {
@@ -307,7 +313,7 @@ async fn add_study(c: &dyn Catalog, s: &StudySpec<'_>) -> i64 {
             sop_instance_uid: sop.clone(),
             sop_class_uid: sop_class.into(),
             transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
-            instance_number: Some(1),
+            instance_number: Some(i64::from(n)),
             number_of_frames: None,
             size_bytes: 1000,
             blob_key: format!("studies/{}/{}.dcm", s.uid, &sha256[..16]),
@@ -2230,5 +2236,111 @@ mod suite {
         assert!(c.priors(items[&local_v.uid].id).await.unwrap().is_empty());
         assert!(c.priors(items[&foreign.uid].id).await.unwrap().is_empty());
         assert!(matches!(c.priors(999_999).await, Err(Error::NotFound(_))));
+    }
+
+    /// The report-driven transitions (by the holder only; claims only through claim()),
+    /// and instances arriving after the report flag the item once and notify its reader.
+    pub async fn report_transitions_and_new_images(c: Arc<SqlCatalog>) {
+        let c: &dyn Catalog = &*c;
+        let fx = fixture(c).await;
+        let s = study(fx.village.id, uid(90), "CT", "P-NEW");
+        add_study(c, &s).await;
+        // real times here: the index stamps instances with the wall clock, and the second
+        // instance must arrive after the report
+        let t = wall();
+        let queued = ready(c, &s.uid, t).await;
+        // a claim cannot be made by transition
+        assert!(matches!(
+            c.transition(queued.id, WorkState::Claimed, &actor(&fx.ra), t, LEASE_S)
+                .await,
+            Err(Error::Invalid(_))
+        ));
+        let it = next(c, &fx.ra, t + secs(1)).await;
+        // another reader cannot draft or submit the holder's item
+        assert!(matches!(
+            c.transition(
+                it.id,
+                WorkState::Drafted,
+                &actor(&fx.rb),
+                t + secs(2),
+                LEASE_S
+            )
+            .await,
+            Err(Error::Conflict(_))
+        ));
+        let drafted = c
+            .transition(
+                it.id,
+                WorkState::Drafted,
+                &actor(&fx.ra),
+                t + secs(2),
+                LEASE_S,
+            )
+            .await
+            .unwrap();
+        assert_eq!(drafted.state, WorkState::Drafted);
+        assert_eq!(drafted.lease_expires_at, Some(t + secs(2 + LEASE_S)));
+        // a signed item cannot be reached without submitting
+        assert!(matches!(
+            c.transition(
+                it.id,
+                WorkState::Signed,
+                &actor(&fx.sr),
+                t + secs(3),
+                LEASE_S
+            )
+            .await,
+            Err(Error::Invalid(_))
+        ));
+        let ts = wall();
+        let submitted = c
+            .transition(it.id, WorkState::Submitted, &actor(&fx.ra), ts, LEASE_S)
+            .await
+            .unwrap();
+        assert_eq!(submitted.state, WorkState::Submitted);
+        assert_eq!(submitted.reported_at, Some(ts));
+        assert_eq!(submitted.lease_expires_at, None);
+        assert_eq!(
+            submitted.claimed_by,
+            Some(fx.ra.id),
+            "the author stays recorded"
+        );
+        let signed = c
+            .transition(it.id, WorkState::Signed, &actor(&fx.sr), ts + 1, LEASE_S)
+            .await
+            .unwrap();
+        assert_eq!(signed.state, WorkState::Signed);
+        assert_eq!(signed.done_at, Some(ts + 1));
+        // a signed item is no longer on the clock: no warning, no breach
+        let later = t + secs(240 * 60 + 5);
+        let sweep = c.sweep(later, &settings(), 500).await.unwrap();
+        assert!(sweep.warned.is_empty() && sweep.breached.is_empty());
+        assert!(sweep.new_images.is_empty(), "no new instance yet");
+
+        // a new instance after the report
+        let again = c
+            .transition(it.id, WorkState::Cancelled, &actor(&fx.sr), later, LEASE_S)
+            .await;
+        assert!(again.is_err(), "a signed item cannot be cancelled");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        add_instance(c, &s, 2).await;
+        let sweep = c.sweep(wall() + secs(1), &settings(), 500).await.unwrap();
+        assert_eq!(sweep.new_images.len(), 1, "{sweep:?}");
+        let flagged = item(c, it.id).await;
+        assert!(flagged.new_images);
+        assert_eq!(flagged.num_instances, 2);
+        let ks = kinds(c, it.id).await;
+        assert_eq!(count(&ks, "new-images"), 1);
+        assert!(
+            notes(c, &fx.ra)
+                .await
+                .iter()
+                .any(|(_, k)| k == "new-images"),
+            "the report's author is told"
+        );
+        // once only
+        let sweep = c.sweep(wall() + secs(2), &settings(), 500).await.unwrap();
+        assert!(sweep.new_images.is_empty());
+        assert_eq!(count(&kinds(c, it.id).await, "new-images"), 1);
     }
 }
