@@ -482,9 +482,7 @@ async fn worklist_end_to_end() {
     let er_item = f.wait_item(&er).await;
     assert_eq!(er_item["priority"], "stat", "{er_item}");
     // an institution's own stable age: its studies wait that long
-    let town_id = f
-        .ok("GET", "/api/v1/institutions", &f.admin, None)
-        .await["institutions"]
+    let town_id = f.ok("GET", "/api/v1/institutions", &f.admin, None).await["institutions"]
         .as_array()
         .unwrap()
         .iter()
@@ -509,7 +507,10 @@ async fn worklist_end_to_end() {
     .await;
     let slow = store_study(&f.hub, "CLINIC", "P-SLOW");
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert!(f.item_of(&slow).await.is_none(), "not ready before its stable age");
+    assert!(
+        f.item_of(&slow).await.is_none(),
+        "not ready before its stable age"
+    );
 
     // the item's history and the SSE stream
     let hist = f
