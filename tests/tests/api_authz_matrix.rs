@@ -28,6 +28,10 @@ use dxhub_e2e::api::{
 };
 use dxhub_e2e::generate::{CtSpec, ct_object, new_uid};
 use dxhub_e2e::hub::{HubOptions, TestHub};
+use dxhub_store::WorklistStore;
+use dxhub_store::worklist::{
+    Actor, AttemptResult, MemberSpec, NewWebhook, ReadySettings, RuleSpec,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -79,6 +83,21 @@ enum Aim {
     /// An ECG of an institution in the path (`{id}`), or its study in `?study=`.
     PathEcg,
     EcgByStudy,
+    /// Worklist objects created in the alliance named in the body (`alliance_id`: A and
+    /// B are tried): a pool, a routing rule, a webhook.
+    AllianceCreate,
+    /// Worklist objects in the path, one per alliance: a pool, a pool membership (of a
+    /// reader who is no caller), a routing rule and a webhook (fresh victims for
+    /// deletions and replacements), a webhook delivery.
+    PathPool,
+    PathMember,
+    PathRule,
+    PathWebhook,
+    PathDelivery,
+    /// A work item in the path: the CT study and the ECG of each institution.
+    PathWork,
+    /// The routing dry run of each institution's study (named in the body).
+    DryRun,
 }
 
 /// How this test aims each operation. A new operation must be added here (the test fails
@@ -121,6 +140,35 @@ fn aim(method: &str, path: &str) -> Option<Aim> {
         | ("GET", "/api/v1/ecg/{}/render.svg")
         | ("GET", "/api/v1/ecg/{}/render.png") => Aim::PathEcg,
         ("GET", "/api/v1/ecg") => Aim::EcgByStudy,
+        // worklist (issue #6)
+        ("GET", "/api/v1/notifications") | ("POST", "/api/v1/notifications/{}/read") => Aim::None,
+        ("GET", "/api/v1/pools")
+        | ("GET", "/api/v1/routing-rules")
+        | ("GET", "/api/v1/webhooks")
+        | ("GET", "/api/v1/worklist")
+        | ("POST", "/api/v1/worklist/next")
+        | ("GET", "/api/v1/worklist/events") => Aim::OwnAlliance,
+        ("POST", "/api/v1/pools")
+        | ("POST", "/api/v1/routing-rules")
+        | ("POST", "/api/v1/webhooks") => Aim::AllianceCreate,
+        ("PATCH", "/api/v1/pools/{}") | ("GET", "/api/v1/pools/{}/members") => Aim::PathPool,
+        ("PUT" | "DELETE", "/api/v1/pools/{}/members/{}") => Aim::PathMember,
+        ("PUT" | "DELETE", "/api/v1/routing-rules/{}") => Aim::PathRule,
+        ("POST", "/api/v1/routing-rules/dry-run") => Aim::DryRun,
+        ("DELETE", "/api/v1/webhooks/{}") | ("GET", "/api/v1/webhooks/{}/deliveries") => {
+            Aim::PathWebhook
+        }
+        ("POST", "/api/v1/webhooks/deliveries/{}/retry") => Aim::PathDelivery,
+        ("POST", "/api/v1/studies/{}/complete") => Aim::PathStudy,
+        ("GET", "/api/v1/worklist/{}")
+        | ("GET", "/api/v1/worklist/{}/priors")
+        | ("POST", "/api/v1/worklist/{}/claim")
+        | ("POST", "/api/v1/worklist/{}/heartbeat")
+        | ("POST", "/api/v1/worklist/{}/release")
+        | ("POST", "/api/v1/worklist/{}/reassign")
+        | ("POST", "/api/v1/worklist/{}/break-lock")
+        | ("POST", "/api/v1/worklist/{}/cancel")
+        | ("POST", "/api/v1/worklist/{}/priority") => Aim::PathWork,
         _ => return None,
     })
 }
@@ -174,6 +222,8 @@ struct Caller {
     device: bool,
     /// The login of the user (for fresh tokens).
     login: Option<String>,
+    /// The user's id (pool memberships, held work items).
+    user_id: Option<i64>,
 }
 
 impl Caller {
@@ -199,6 +249,60 @@ struct Fixture {
     ecgs: Vec<(&'static str, i64, String)>,
     /// One resumable upload per institution T and H2: (institution, upload id).
     uploads: Vec<(&'static str, String)>,
+    /// The hub's index (work items and pool memberships, read as the matrix runs).
+    catalog: dxhub_store::SqlCatalog,
+    wl: Wl,
+}
+
+/// The worklist objects of the fixture. Alliances are named by an institution of theirs
+/// (H for A, H2 for B).
+struct Wl {
+    /// (alliance, pool name) → pool id (the default pools of every new alliance).
+    pools: HashMap<(&'static str, &'static str), i64>,
+    /// A reader of each alliance who is no caller: the member the membership routes set
+    /// and remove.
+    spare_reader: HashMap<&'static str, i64>,
+    /// A webhook (all events) of each alliance, and one of its deliveries.
+    webhook: HashMap<&'static str, i64>,
+    delivery: HashMap<&'static str, i64>,
+    /// (institution, work item id): the CT study and the ECG of each institution.
+    items: Vec<(&'static str, i64)>,
+    /// A notification of reader.h (a reassignment): (login, notification id).
+    notification: (&'static str, i64),
+}
+
+impl Wl {
+    fn pool(&self, alliance: &'static str, name: &'static str) -> i64 {
+        self.pools[&(alliance, name)]
+    }
+}
+
+/// The alliances, by an institution of theirs.
+const ALLIANCES: [&str; 2] = [H, H2];
+
+fn now_us() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    i64::try_from(d.as_micros()).expect("time")
+}
+
+fn member_spec() -> MemberSpec {
+    MemberSpec {
+        subspecialty: None,
+        max_open_claims: 50,
+        schedule: None,
+    }
+}
+
+/// A webhook that never answers (deliveries fail and stay in the list).
+fn webhook_spec(alliance_id: i64) -> NewWebhook {
+    NewWebhook {
+        alliance_id,
+        url: "http://127.0.0.1:9/authz-matrix".into(),
+        secret: "authz-matrix-secret-0123456789".into(),
+        events: vec!["*".into()],
+    }
 }
 
 /// A small DICOM 12-lead ECG (2 s, 500 Hz) with fresh UIDs, written by dxhub's writer.
@@ -271,6 +375,41 @@ async fn fixture(opts: HubOptions) -> Fixture {
     // AE titles are read at association time; restart anyway so no cache can hide them
     hub.stop();
     hub.start();
+    let catalog = hub.catalog().await;
+    // the alliances' webhooks first, so the fixture's work items give them deliveries
+    let list = admin_list(&hub, "institution");
+    let alliance_of = |name: &str| {
+        list.iter()
+            .find(|i| i["name"] == name)
+            .and_then(|i| i["alliance_id"].as_i64())
+            .expect("alliance of the institution")
+    };
+    let mut wl = Wl {
+        pools: HashMap::new(),
+        spare_reader: HashMap::new(),
+        webhook: HashMap::new(),
+        delivery: HashMap::new(),
+        items: Vec::new(),
+        notification: ("", 0),
+    };
+    for a in ALLIANCES {
+        let hook = catalog
+            .add_webhook(&webhook_spec(alliance_of(a)))
+            .await
+            .expect("webhook");
+        wl.webhook.insert(a, hook.id);
+        let pools = catalog
+            .list_pools(Some(alliance_of(a)))
+            .await
+            .expect("pools");
+        for name in ["ecg", "radiology", "ultrasound"] {
+            let p = pools
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap_or_else(|| panic!("default pool {name} of the alliance of {a}: {pools:?}"));
+            wl.pools.insert((a, name), p.id);
+        }
+    }
     let studies = vec![
         (T, store_study(&hub, "CLINIC", "MX-T")),
         (V, store_study(&hub, "VILLAGE", "MX-V")),
@@ -319,6 +458,7 @@ async fn fixture(opts: HubOptions) -> Fixture {
         principal: None,
         device: false,
         login: None,
+        user_id: None,
     }];
     callers.push(Caller {
         name: "device@T".into(),
@@ -326,6 +466,7 @@ async fn fixture(opts: HubOptions) -> Fixture {
         principal: None,
         device: true,
         login: None,
+        user_id: None,
     });
     // a device of B, for the foreign-content checks of the device lists
     let device_h2 = add_device(&hub, H2, "ECG-H2-1");
@@ -370,7 +511,20 @@ async fn fixture(opts: HubOptions) -> Fixture {
         }
     }
     for (login, role, at) in users {
-        add_user(&hub, at, login, role, PASSWORD);
+        let user_id = add_user(&hub, at, login, role, PASSWORD);
+        // pool members: reader.h of A's radiology pool (the CT studies), senior.h of its
+        // ECG pool; each is a non-member of the other's items
+        let pool = match login {
+            "reader.h" => Some(wl.pool(H, "radiology")),
+            "senior.h" => Some(wl.pool(H, "ecg")),
+            _ => None,
+        };
+        if let Some(pool) = pool {
+            catalog
+                .set_pool_member(pool, user_id, &member_spec())
+                .await
+                .expect("pool member");
+        }
         let role: Role = role.parse().expect("role");
         let i = &inst[at];
         callers.push(Caller {
@@ -384,7 +538,78 @@ async fn fixture(opts: HubOptions) -> Fixture {
             )),
             device: false,
             login: Some(login.to_owned()),
+            user_id: Some(user_id),
         });
+    }
+    // readers who are no callers: members of every pool of their alliance (reassignment
+    // targets), and the victims of the membership routes (members of none)
+    for a in ALLIANCES {
+        let s = short(a).to_ascii_lowercase();
+        let member = add_user(&hub, a, &format!("pool.reader.{s}"), "reader", PASSWORD);
+        for name in ["ecg", "radiology", "ultrasound"] {
+            catalog
+                .set_pool_member(wl.pool(a, name), member, &member_spec())
+                .await
+                .expect("pool member");
+        }
+        let spare = add_user(&hub, a, &format!("spare.reader.{s}"), "reader", PASSWORD);
+        wl.spare_reader.insert(a, spare);
+    }
+    // a work item per study: the CT of each institution (radiology) and its ECG (ECG)
+    for (at, uid) in studies
+        .iter()
+        .map(|(at, uid)| (*at, uid.clone()))
+        .chain(ecgs.iter().map(|(at, _, uid)| (*at, uid.clone())))
+    {
+        catalog
+            .make_ready(&uid, now_us(), &ReadySettings::default())
+            .await
+            .expect("make ready");
+        let item = catalog
+            .work_item_of_study(&uid)
+            .await
+            .expect("work item")
+            .unwrap_or_else(|| panic!("no work item for the study of {at}"));
+        wl.items.push((at, item.id));
+    }
+    // a notification of reader.h: the CT item of H reassigned to it
+    let id_of = |login: &str| {
+        callers
+            .iter()
+            .find(|c| c.login.as_deref() == Some(login))
+            .and_then(|c| c.user_id)
+            .expect("user")
+    };
+    let reader_h = id_of("reader.h");
+    let ct_of_h = wl.items.iter().find(|(at, _)| *at == H).expect("item").1;
+    catalog
+        .reassign(
+            ct_of_h,
+            Some(reader_h),
+            "authz matrix fixture",
+            &Actor::user(id_of("root.h"), "root.h"),
+            now_us(),
+            600,
+        )
+        .await
+        .expect("reassign");
+    let n = catalog
+        .list_notifications(reader_h, false, 10)
+        .await
+        .expect("notifications");
+    wl.notification = (
+        "reader.h",
+        n.first().expect("a notification of reader.h").id,
+    );
+    for a in ALLIANCES {
+        let d = catalog
+            .list_deliveries(wl.webhook[&a], None)
+            .await
+            .expect("deliveries");
+        let d = d
+            .first()
+            .unwrap_or_else(|| panic!("no webhook delivery in the alliance of {a}"));
+        wl.delivery.insert(a, d.id);
     }
     let api = Api::new(&hub);
     Fixture {
@@ -395,6 +620,8 @@ async fn fixture(opts: HubOptions) -> Fixture {
         callers,
         ecgs,
         uploads,
+        catalog,
+        wl,
     }
 }
 
@@ -423,6 +650,33 @@ struct Run<'a> {
     checked: usize,
     /// Study reads by users answered 200, and refused by the policy (403/404).
     study_reads: (usize, usize),
+    /// The audit entries requests of patient-data routes must have left (by request id).
+    audits: Vec<V1Expect>,
+    /// The operation being checked, and the answers of each operation by status.
+    current: String,
+    statuses: BTreeMap<String, BTreeMap<u16, usize>>,
+}
+
+/// What a request of a patient-data route must have left in the audit log.
+#[derive(Debug)]
+struct V1Expect {
+    request_id: String,
+    what: String,
+    actor: String,
+    action: &'static str,
+    want: V1Audit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum V1Audit {
+    /// Anonymous: nothing.
+    Nothing,
+    /// Refused by the policy (or a device token): exactly one `denied` entry.
+    Denied,
+    /// Answered 2xx: a `success` entry, no `denied` one.
+    Success,
+    /// Allowed but answered otherwise (the item's state, the body): no `denied` entry.
+    NotDenied,
 }
 
 impl Run<'_> {
@@ -436,7 +690,7 @@ impl Run<'_> {
     }
 
     async fn send(
-        &self,
+        &mut self,
         method: &str,
         path: &str,
         token: Option<&str>,
@@ -447,7 +701,107 @@ impl Run<'_> {
         if let Some(b) = body {
             rb = rb.json(b);
         }
-        Reply::of(rb.send().await.expect("request")).await
+        let r = Reply::of(rb.send().await.expect("request")).await;
+        self.tally(&r);
+        r
+    }
+
+    fn tally(&mut self, r: &Reply) {
+        *self
+            .statuses
+            .entry(self.current.clone())
+            .or_default()
+            .entry(r.status)
+            .or_default() += 1;
+    }
+
+    /// `send` with an `X-Request-Id` (for the audit check).
+    async fn send_rid(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (Reply, String) {
+        self.seq += 1;
+        let rid = format!("authz-v1-{}", self.seq);
+        let m = Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.f.api.req(m, path, token).header("x-request-id", &rid);
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let r = Reply::of(rb.send().await.expect("request")).await;
+        self.tally(&r);
+        (r, rid)
+    }
+
+    /// What the request `rid` of a patient-data route (`action`) must have left in the
+    /// audit log, given its answer.
+    fn audited(
+        &mut self,
+        c: &Caller,
+        rid: String,
+        what: String,
+        action: Option<&'static str>,
+        r: &Reply,
+    ) {
+        let Some(action) = action else { return };
+        let want = if c.token.is_none() {
+            V1Audit::Nothing
+        } else if r.status == 403
+            && matches!(r.code().as_str(), "forbidden" | "device-token-upload-only")
+        {
+            V1Audit::Denied
+        } else if (200..300).contains(&r.status) {
+            // a heartbeat only renews a lease (every few seconds while a viewer is open):
+            // its refusals are audited, its renewals are not
+            if action == "work-heartbeat" {
+                V1Audit::NotDenied
+            } else {
+                V1Audit::Success
+            }
+        } else {
+            V1Audit::NotDenied
+        };
+        self.audits.push(V1Expect {
+            request_id: rid,
+            what,
+            actor: c.actor().1,
+            action,
+            want,
+        });
+    }
+
+    /// A state-changing request the policy decides, whose allowed answer depends on the
+    /// object's state or the body (409, 404, 422 …): allowed → anything but 401/403 and
+    /// 5xx (403 only with `business_403`, a domain refusal such as `not-a-pool-member`);
+    /// denied → 403 `forbidden`.
+    fn decided_loose(
+        &mut self,
+        c: &Caller,
+        op: &str,
+        what: &str,
+        allowed: bool,
+        business_403: Option<&str>,
+        r: &Reply,
+    ) {
+        self.checked += 1;
+        if allowed {
+            let refused = r.status == 401
+                || r.status >= 500
+                || (r.status == 403 && business_403 != Some(r.code().as_str()));
+            if refused {
+                self.fail(format!(
+                    "{op} {} on {what}: allowed by policy, got {r}",
+                    c.name
+                ));
+            }
+        } else if !(r.status == 403 && r.code() == "forbidden") {
+            self.fail(format!(
+                "{op} {} on {what}: denied by policy, expected 403 forbidden, got {r}",
+                c.name
+            ));
+        }
     }
 
     /// The common part: anonymous → 401, device → 403; true when the caller is a user
@@ -592,16 +946,53 @@ async fn matrix(opts: HubOptions) {
         seq: 0,
         checked: 0,
         study_reads: (0, 0),
+        audits: Vec::new(),
+        current: String::new(),
+        statuses: BTreeMap::new(),
     };
-    for (method, path) in &v1 {
+    let root = f
+        .callers
+        .iter()
+        .find(|c| c.superadmin())
+        .and_then(|c| c.token.clone())
+        .expect("superadmin");
+    // the newest audit entry before the matrix
+    let r = f.api.get("/api/v1/audit?limit=1", Some(&root)).await;
+    assert_eq!(r.status, 200, "{r}");
+    let mark = r.json()["entries"][0]["id"]
+        .as_i64()
+        .expect("an audit entry");
+    // the work-item changes last, in an order that lets each be allowed: claim, renew,
+    // give back, reprioritise, reassign, break the lock, cancel
+    let mut ordered: Vec<&(String, String)> = v1.iter().collect();
+    ordered.sort_by_key(|(m, p)| {
+        [
+            "claim",
+            "heartbeat",
+            "release",
+            "priority",
+            "reassign",
+            "break-lock",
+            "cancel",
+        ]
+        .iter()
+        .position(|x| m == "POST" && *p == format!("/api/v1/worklist/{{id}}/{x}"))
+        .map_or(0, |i| i + 1)
+    });
+    for (method, path) in ordered {
         let rule = rules
             .iter()
             .find(|r| r.method.eq_ignore_ascii_case(method) && r.path == path)
             .expect("rule");
         let aim = aim(method, &template(path)).expect("aim");
+        run.current = format!("{method} {path}");
         for c in &f.callers {
-            check_operation(&mut run, method, path, rule.policy, aim, c).await;
+            check_operation(&mut run, method, path, rule, aim, c).await;
         }
+    }
+    v1_audit(&mut run, &root, mark).await;
+    for (op, by_status) in &run.statuses {
+        eprintln!("{op}: {by_status:?}");
     }
 
     // --- effects, seen through the CLI
@@ -701,12 +1092,6 @@ async fn matrix(opts: HubOptions) {
     }
 
     // --- every study read by a user, allowed or refused, is in the audit log
-    let root = f
-        .callers
-        .iter()
-        .find(|c| c.superadmin())
-        .and_then(|c| c.token.clone())
-        .expect("superadmin");
     let r = f
         .api
         .get("/api/v1/audit?action=study-read&limit=1000", Some(&root))
@@ -766,10 +1151,11 @@ async fn check_operation(
     run: &mut Run<'_>,
     method: &str,
     path: &str,
-    policy: RoutePolicy,
+    rule: &RouteRule,
     aim: Aim,
     c: &Caller,
 ) {
+    let (policy, audit) = (rule.policy, rule.patient_data);
     let f = run.f;
     let op = format!("{method} {path}");
     let token = c.token.as_deref();
@@ -787,7 +1173,9 @@ async fn check_operation(
                 run.fail(format!("{op} is public, anonymous got {r}"));
             }
         }
-        RoutePolicy::UploadOnly(action) => upload_only(run, method, path, action, aim, c).await,
+        RoutePolicy::UploadOnly(action) => {
+            upload_only(run, method, path, (action, audit), aim, c).await;
+        }
         RoutePolicy::AnyUser => any_user(run, method, path, c).await,
         RoutePolicy::Action(action) => {
             match aim {
@@ -809,8 +1197,44 @@ async fn check_operation(
                     }
                 }
                 Aim::OwnAlliance => {
-                    let r = run.send(method, path, token, None).await;
-                    if run.gate(c, &op, &r) {
+                    let (r, rid) = if path == "/api/v1/worklist/events" {
+                        event_stream(run, path, token).await
+                    } else {
+                        run.send_rid(method, path, token, None).await
+                    };
+                    run.audited(c, rid, format!("{op} {}", c.name), audit, &r);
+                    if path == "/api/v1/worklist/next" {
+                        // claims the caller's most urgent queued item: 404 nothing-queued,
+                        // 409 (limit, not on duty) are allowed answers; a caller in no pool
+                        // (the superadmin) may be refused by the worklist as a non-member
+                        if run.gate(c, &op, &r) {
+                            let p = c.principal.as_ref().expect("user");
+                            let allowed = c.may(
+                                action,
+                                TargetScope::Alliance {
+                                    alliance_id: p.alliance_id,
+                                },
+                            );
+                            let in_no_pool = pools_of(f, c).await.is_empty();
+                            run.decided_loose(
+                                c,
+                                &op,
+                                "own alliance",
+                                allowed,
+                                in_no_pool.then_some("not-a-pool-member"),
+                                &r,
+                            );
+                            if r.status == 200 {
+                                no_foreign_content(run, c, &op, &r);
+                            }
+                        }
+                    } else if run.gate(c, &op, &r) {
+                        if r.body.contains("authz-matrix-secret") {
+                            run.fail(format!(
+                                "{op} {}: a webhook secret in the answer: {r}",
+                                c.name
+                            ));
+                        }
                         let p = c.principal.as_ref().expect("user");
                         let target = if c.superadmin() && path == "/api/v1/audit" {
                             TargetScope::Hub
@@ -1082,6 +1506,344 @@ async fn check_operation(
                         run.fail(format!("{op} {}: unknown object answered {r}", c.name));
                     }
                 }
+                Aim::AllianceCreate => {
+                    for a in ALLIANCES {
+                        let alliance_id = f.inst[a].alliance_id;
+                        let body = match path {
+                            "/api/v1/pools" => {
+                                json!({ "alliance_id": alliance_id, "name": run.unique("authz-pool-"), "label": "矩阵" })
+                            }
+                            "/api/v1/routing-rules" => {
+                                json!({ "alliance_id": alliance_id, "position": 5000 + run.seq, "name": run.unique("authz-rule-"), "enabled": false, "pool_id": f.wl.pool(a, "radiology"), "priority": "routine", "sla_minutes": 60 })
+                            }
+                            "/api/v1/webhooks" => {
+                                json!({ "alliance_id": alliance_id, "url": "http://127.0.0.1:9/authz-new", "secret": "authz-matrix-secret-0123456789", "events": ["*"] })
+                            }
+                            other => {
+                                run.fail(format!(
+                                    "POST {other}: no body known for this creation route"
+                                ));
+                                continue;
+                            }
+                        };
+                        let r = run.send(method, path, token, Some(&body)).await;
+                        if run.gate(c, &op, &r) {
+                            let allowed = c.may(action, TargetScope::Alliance { alliance_id });
+                            run.decided(
+                                c,
+                                &op,
+                                &format!("alliance {}", f.inst[a].alliance),
+                                allowed,
+                                (201, false),
+                                &r,
+                            );
+                            if r.body.contains("authz-matrix-secret") {
+                                run.fail(format!(
+                                    "{op} {}: the webhook secret in the answer: {r}",
+                                    c.name
+                                ));
+                            }
+                        }
+                    }
+                    if path == "/api/v1/routing-rules" {
+                        // a rule of A routing to a pool of B: never (422 when allowed)
+                        let alliance_id = f.inst[H].alliance_id;
+                        let body = json!({ "alliance_id": alliance_id, "position": 5000 + run.seq, "name": run.unique("authz-rule-"), "enabled": false, "pool_id": f.wl.pool(H2, "radiology"), "priority": "routine", "sla_minutes": 60 });
+                        let r = run.send(method, path, token, Some(&body)).await;
+                        if run.gate(c, &op, &r) {
+                            let allowed = c.may(action, TargetScope::Alliance { alliance_id });
+                            run.decided(
+                                c,
+                                &op,
+                                "a rule of A to a pool of B",
+                                allowed,
+                                (422, false),
+                                &r,
+                            );
+                        }
+                    }
+                }
+                Aim::PathPool
+                | Aim::PathMember
+                | Aim::PathRule
+                | Aim::PathWebhook
+                | Aim::PathDelivery => {
+                    for a in ALLIANCES {
+                        let alliance_id = f.inst[a].alliance_id;
+                        let radiology = f.wl.pool(a, "radiology");
+                        // the object, and the route's body and success status
+                        let (concrete, body, ok): (String, Option<Value>, u16) = match aim {
+                            Aim::PathPool => (
+                                replace_param(path, &radiology.to_string()),
+                                (method == "PATCH")
+                                    .then(|| json!({ "label": run.unique("影像-") })),
+                                200,
+                            ),
+                            Aim::PathMember => {
+                                let spare = f.wl.spare_reader[&a];
+                                if method == "DELETE" {
+                                    f.catalog
+                                        .set_pool_member(radiology, spare, &member_spec())
+                                        .await
+                                        .expect("pool member");
+                                }
+                                let concrete = replace_param(
+                                    &replace_param(path, &radiology.to_string()),
+                                    &spare.to_string(),
+                                );
+                                let (body, ok) = if method == "PUT" {
+                                    (Some(json!({ "max_open_claims": 3 })), 200)
+                                } else {
+                                    (None, 204)
+                                };
+                                (concrete, body, ok)
+                            }
+                            Aim::PathRule => {
+                                // a fresh, disabled rule: replaced or deleted
+                                let name = run.unique("authz-victim-");
+                                let rule = f
+                                    .catalog
+                                    .add_rule(
+                                        alliance_id,
+                                        &RuleSpec {
+                                            position: 7000 + i64::try_from(run.seq).expect("seq"),
+                                            name: name.clone(),
+                                            enabled: false,
+                                            conditions: Default::default(),
+                                            pool_id: radiology,
+                                            priority: Default::default(),
+                                            sla_minutes: 60,
+                                        },
+                                    )
+                                    .await
+                                    .expect("victim rule");
+                                let (body, ok) = if method == "PUT" {
+                                    (
+                                        Some(
+                                            json!({ "position": rule.position, "name": format!("{name}-renamed"), "enabled": false, "pool_id": radiology, "priority": "urgent", "sla_minutes": 30 }),
+                                        ),
+                                        200,
+                                    )
+                                } else {
+                                    (None, 204)
+                                };
+                                (replace_param(path, &rule.id.to_string()), body, ok)
+                            }
+                            Aim::PathWebhook => {
+                                let id = if method == "DELETE" {
+                                    f.catalog
+                                        .add_webhook(&webhook_spec(alliance_id))
+                                        .await
+                                        .expect("victim webhook")
+                                        .id
+                                } else {
+                                    f.wl.webhook[&a]
+                                };
+                                (
+                                    replace_param(path, &id.to_string()),
+                                    None,
+                                    if method == "DELETE" { 204 } else { 200 },
+                                )
+                            }
+                            _ => {
+                                // dead-lettered (the webhook never answers): retry takes it
+                                let id = f.wl.delivery[&a];
+                                f.catalog
+                                    .finish_delivery(
+                                        id,
+                                        &AttemptResult::Failed {
+                                            status: None,
+                                            error: "authz matrix".into(),
+                                            retry_at: None,
+                                        },
+                                        now_us(),
+                                    )
+                                    .await
+                                    .expect("dead delivery");
+                                (replace_param(path, &id.to_string()), None, 202)
+                            }
+                        };
+                        let r = run.send(method, &concrete, token, body.as_ref()).await;
+                        if run.gate(c, &op, &r) {
+                            let allowed = c.may(action, TargetScope::Alliance { alliance_id });
+                            let what = format!("the object of {}", f.inst[a].alliance);
+                            if aim == Aim::PathDelivery {
+                                // (409 when the hub's deliverer took it meanwhile)
+                                run.decided_loose(c, &op, &what, allowed, None, &r);
+                            } else {
+                                run.decided(c, &op, &what, allowed, (ok, false), &r);
+                            }
+                            if r.body.contains("authz-matrix-secret") {
+                                run.fail(format!(
+                                    "{op} {}: the webhook secret in the answer: {r}",
+                                    c.name
+                                ));
+                            }
+                        }
+                    }
+                    if aim == Aim::PathMember && method == "PUT" {
+                        // a reader of B into a pool of A: never (422 when allowed)
+                        let concrete = replace_param(
+                            &replace_param(path, &f.wl.pool(H, "radiology").to_string()),
+                            &f.wl.spare_reader[&H2].to_string(),
+                        );
+                        let body = json!({ "max_open_claims": 3 });
+                        let r = run.send(method, &concrete, token, Some(&body)).await;
+                        if run.gate(c, &op, &r) {
+                            let target = TargetScope::Alliance {
+                                alliance_id: f.inst[H].alliance_id,
+                            };
+                            let allowed = c.may(action, target);
+                            run.decided(
+                                c,
+                                &op,
+                                "a reader of B into a pool of A",
+                                allowed,
+                                (422, false),
+                                &r,
+                            );
+                        }
+                    }
+                    // unknown object: 404 for users (or 403 when denied before the lookup)
+                    let unknown = replace_param(&replace_param(path, "999999"), "999998");
+                    let body = match (aim, method) {
+                        (Aim::PathPool, "PATCH") => Some(json!({ "label": "x" })),
+                        (Aim::PathMember, "PUT") => Some(json!({ "max_open_claims": 3 })),
+                        (Aim::PathRule, "PUT") => Some(
+                            json!({ "position": 1, "name": "x", "pool_id": 999999, "priority": "routine", "sla_minutes": 60 }),
+                        ),
+                        _ => None,
+                    };
+                    let r = run.send(method, &unknown, token, body.as_ref()).await;
+                    if run.gate(c, &op, &r) && !matches!(r.status, 403 | 404) {
+                        run.fail(format!("{op} {}: unknown object answered {r}", c.name));
+                    }
+                }
+                Aim::DryRun => {
+                    let studies = f.studies.clone();
+                    for (at, uid) in &studies {
+                        let body = json!({ "study_instance_uid": uid });
+                        let (r, rid) = run.send_rid(method, path, token, Some(&body)).await;
+                        let what = format!("study of {at}");
+                        run.audited(c, rid, format!("{op} {} on the {what}", c.name), audit, &r);
+                        if !run.gate(c, &op, &r) {
+                            continue;
+                        }
+                        let allowed = c.may(action, scope_of(&f.inst[at]));
+                        run.decided(c, &op, &what, allowed, (200, false), &r);
+                        if !allowed && r.body.contains(&format!("MX-{}", short(at))) {
+                            run.fail(format!(
+                                "{op} {}: patient data of {at} in a refusal: {r}",
+                                c.name
+                            ));
+                        }
+                    }
+                }
+                Aim::PathWork => {
+                    let items = f.wl.items.clone();
+                    for (at, id) in &items {
+                        let item = f
+                            .catalog
+                            .get_work_item(*id)
+                            .await
+                            .expect("work item")
+                            .expect("work item");
+                        // readers and senior readers: only items of their pools, or held
+                        let pools = pools_of(f, c).await;
+                        let member = item.pool_id.is_some_and(|p| pools.contains(&p));
+                        let holds = c.user_id.is_some() && item.claimed_by == c.user_id;
+                        let pool_bound = c
+                            .principal
+                            .as_ref()
+                            .and_then(Principal::role)
+                            .is_some_and(|r| matches!(r, Role::Reader | Role::SeniorReader));
+                        let allowed = c.may(action, scope_of(&f.inst[at]))
+                            && (!pool_bound || member || holds);
+                        let kind = if item.modality.as_deref() == Some("ECG") {
+                            "ECG"
+                        } else {
+                            "CT"
+                        };
+                        let what = format!(
+                            "the {kind} work item of {at} ({})",
+                            if member {
+                                "pool member"
+                            } else {
+                                "not a pool member"
+                            }
+                        );
+                        let reason = "authz matrix";
+                        let body = match path.rsplit('/').next() {
+                            Some("reassign") => {
+                                // a member of the item's pool (not the caller)
+                                let to = match item.pool_id {
+                                    Some(p) => f
+                                        .catalog
+                                        .list_pool_members(p)
+                                        .await
+                                        .expect("members")
+                                        .into_iter()
+                                        .map(|m| m.user_id)
+                                        .find(|u| Some(*u) != c.user_id)
+                                        .unwrap_or(0),
+                                    None => 0,
+                                };
+                                Some(json!({ "user_id": to, "reason": reason }))
+                            }
+                            Some("break-lock" | "cancel") => Some(json!({ "reason": reason })),
+                            Some("priority") => {
+                                Some(json!({ "priority": "stat", "reason": reason }))
+                            }
+                            _ => None,
+                        };
+                        let concrete = replace_param(path, &id.to_string());
+                        let (r, rid) = run.send_rid(method, &concrete, token, body.as_ref()).await;
+                        run.audited(c, rid, format!("{op} {} on {what}", c.name), audit, &r);
+                        if !run.gate(c, &op, &r) {
+                            if r.body.contains("MX-") {
+                                run.fail(format!(
+                                    "{op} {}: patient data in a refusal: {r}",
+                                    c.name
+                                ));
+                            }
+                            continue;
+                        }
+                        if method == "GET" {
+                            run.decided(c, &op, &what, allowed, (200, false), &r);
+                            if r.status == 200
+                                && path.ends_with("/{id}")
+                                && !r.body.contains(&item.study_instance_uid)
+                            {
+                                run.fail(format!("{op} {}: 200 without the item: {r}", c.name));
+                            }
+                        } else {
+                            // a claim by a caller in none of the item's pools (the
+                            // superadmin) is refused by the worklist itself
+                            let business = (path.ends_with("/claim") && !member)
+                                .then_some("not-a-pool-member");
+                            run.decided_loose(c, &op, &what, allowed, business, &r);
+                        }
+                        if !allowed && r.body.contains(&format!("MX-{}", short(at))) {
+                            run.fail(format!(
+                                "{op} {}: patient data of {at} in a refusal: {r}",
+                                c.name
+                            ));
+                        }
+                    }
+                    // unknown item: 404 for users (or 403 when denied before the lookup)
+                    let body = match path.rsplit('/').next() {
+                        Some("reassign") => Some(json!({ "user_id": 1, "reason": "x" })),
+                        Some("break-lock" | "cancel") => Some(json!({ "reason": "x" })),
+                        Some("priority") => Some(json!({ "priority": "stat", "reason": "x" })),
+                        _ => None,
+                    };
+                    let r = run
+                        .send(method, &replace_param(path, "999999"), token, body.as_ref())
+                        .await;
+                    if run.gate(c, &op, &r) && !matches!(r.status, 403 | 404) {
+                        run.fail(format!("{op} {}: unknown work item answered {r}", c.name));
+                    }
+                }
                 Aim::PathUser | Aim::PathDevice => {
                     // what the route does to a user: disable, set the role, set the password
                     let (body, ok): (Option<Value>, u16) = if path.ends_with("/role") {
@@ -1172,7 +1934,11 @@ async fn any_user(run: &mut Run<'_>, method: &str, path: &str, c: &Caller) {
         _ => None,
     };
     let token = fresh.as_deref().or(c.token.as_deref());
-    let body = match path {
+    // reader.h's notification: 404 for every other user
+    let (owner, notification) = f.wl.notification;
+    let path = &path.replace("{id}", &notification.to_string());
+    let read_notification = path.starts_with("/api/v1/notifications/");
+    let body = match path.as_str() {
         "/api/v1/auth/totp/confirm" => Some(json!({ "code": "000000" })),
         _ if method == "POST" => Some(json!({})),
         _ => None,
@@ -1182,8 +1948,16 @@ async fn any_user(run: &mut Run<'_>, method: &str, path: &str, c: &Caller) {
         return;
     }
     run.checked += 1;
-    let ok = match path {
+    let ok = match path.as_str() {
         "/api/v1/auth/logout" => r.status == 204,
+        _ if read_notification => {
+            r.status
+                == if c.login.as_deref() == Some(owner) {
+                    204
+                } else {
+                    404
+                }
+        }
         "/api/v1/auth/totp/confirm" => {
             r.status == 204 || (r.status == 401 && r.code() == "invalid-totp")
         }
@@ -1246,12 +2020,16 @@ async fn upload_only(
     run: &mut Run<'_>,
     method: &str,
     path: &str,
-    action: Action,
+    (action, audit): (Action, Option<&'static str>),
     aim: Aim,
     c: &Caller,
 ) {
     let f = run.f;
     let op = format!("{method} {path}");
+    if aim == Aim::PathStudy {
+        complete_study(run, method, path, (action, audit), c).await;
+        return;
+    }
     let own_ok = c.device || c.may(action, own_scope(c));
     let own_inst = if c.device {
         Some(f.inst[T].id)
@@ -1316,6 +2094,218 @@ async fn upload_only(
                 c.name
             ));
         }
+    }
+}
+
+/// The pools the caller is a member of now (none for devices and anonymous).
+async fn pools_of(f: &Fixture, c: &Caller) -> Vec<i64> {
+    match c.user_id {
+        Some(u) => f
+            .catalog
+            .memberships(u)
+            .await
+            .expect("memberships")
+            .into_iter()
+            .map(|m| m.pool_id)
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// `GET /api/v1/worklist/events` (server-sent events): a 200 is checked for its content
+/// type and dropped (the stream never ends); refusals are read.
+async fn event_stream(run: &mut Run<'_>, path: &str, token: Option<&str>) -> (Reply, String) {
+    run.seq += 1;
+    let rid = format!("authz-v1-{}", run.seq);
+    let resp = run
+        .f
+        .api
+        .req(Method::GET, path, token)
+        .header("x-request-id", &rid)
+        .send()
+        .await
+        .expect("request");
+    if resp.status() != 200 {
+        let r = Reply::of(resp).await;
+        run.tally(&r);
+        return (r, rid);
+    }
+    let headers = resp.headers().clone();
+    drop(resp);
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if !ct.starts_with("text/event-stream") {
+        run.fail(format!(
+            "GET {path}: a 200 of content type {ct:?}, not text/event-stream"
+        ));
+    }
+    let r = Reply {
+        status: 200,
+        headers,
+        body: String::new(),
+    };
+    run.tally(&r);
+    (r, rid)
+}
+
+/// The audit entries of the `/api/v1` patient-data requests (by `X-Request-Id`).
+async fn v1_audit(run: &mut Run<'_>, root: &str, mark: i64) {
+    let f = run.f;
+    let mut by_request: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut before: Option<i64> = None;
+    'pages: loop {
+        let q = before.map_or(String::new(), |b| format!("&before_id={b}"));
+        let r = f
+            .api
+            .get(&format!("/api/v1/audit?limit=1000{q}"), Some(root))
+            .await;
+        assert_eq!(r.status, 200, "{r}");
+        let page = r.json();
+        for e in page["entries"].as_array().cloned().unwrap_or_default() {
+            if e["id"].as_i64().is_none_or(|id| id <= mark) {
+                break 'pages;
+            }
+            if let Some(rid) = e["request_id"].as_str() {
+                by_request
+                    .entry(rid.to_owned())
+                    .or_default()
+                    .push(e.clone());
+            }
+        }
+        match page["next_before_id"].as_i64() {
+            Some(b) => before = Some(b),
+            None => break,
+        }
+    }
+    let expects = std::mem::take(&mut run.audits);
+    let mut seen = (0, 0);
+    for e in &expects {
+        let got = by_request
+            .get(&e.request_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let of = |outcome: &str| {
+            got.iter()
+                .filter(|g| {
+                    g["action"] == e.action
+                        && g["outcome"] == outcome
+                        && g["actor"] == e.actor.as_str()
+                })
+                .count()
+        };
+        let ok = match e.want {
+            V1Audit::Nothing => got.is_empty(),
+            V1Audit::Denied => {
+                seen.0 += 1;
+                got.len() == 1 && of("denied") == 1
+            }
+            V1Audit::Success => {
+                seen.1 += 1;
+                of("success") >= 1 && of("denied") == 0
+            }
+            V1Audit::NotDenied => of("denied") == 0,
+        };
+        if !ok {
+            run.fail(format!(
+                "{}: expected the audit {:?} of {} by {}, found {}",
+                e.what,
+                e.want,
+                e.action,
+                e.actor,
+                brief(got)
+            ));
+        }
+    }
+    eprintln!(
+        "/api/v1 audit: {} requests of patient-data routes, {} denials and {} successes checked",
+        expects.len(),
+        seen.0,
+        seen.1
+    );
+    assert!(
+        seen.0 > 0 && seen.1 > 0,
+        "audit of the /api/v1 patient-data routes: {} denials, {} successes checked",
+        seen.0,
+        seen.1
+    );
+}
+
+/// "Study complete" (`/studies/{study_uid}/complete`): device tokens (of T) and users,
+/// each within its write reach, for the study of each institution.
+async fn complete_study(
+    run: &mut Run<'_>,
+    method: &str,
+    path: &str,
+    (action, audit): (Action, Option<&'static str>),
+    c: &Caller,
+) {
+    let f = run.f;
+    let op = format!("{method} {path}");
+    // a device writes like a principal of its institution (T)
+    let device = Principal::new(
+        PrincipalKind::Device,
+        f.inst[T].id,
+        f.inst[T].alliance_id,
+        &[],
+    );
+    let p = if c.device {
+        Some(&device)
+    } else {
+        c.principal.as_ref()
+    };
+    let studies = f.studies.clone();
+    for (at, uid) in &studies {
+        let body = json!({});
+        let (r, rid) = run
+            .send_rid(
+                method,
+                &replace_param(path, uid),
+                c.token.as_deref(),
+                Some(&body),
+            )
+            .await;
+        let what = format!("study of {at}");
+        run.audited(c, rid, format!("{op} {} on the {what}", c.name), audit, &r);
+        run.checked += 1;
+        let Some(p) = p else {
+            if (r.status, r.code().as_str()) != (401, "unauthenticated") {
+                run.fail(format!(
+                    "{op} anonymous: expected 401 unauthenticated, got {r}"
+                ));
+            }
+            continue;
+        };
+        let allowed = authorize(p, action, scope_of(&f.inst[at])).is_allowed();
+        let ok = if allowed {
+            r.status == 200 && r.body.contains(uid.as_str())
+        } else {
+            r.status == 403 && r.code() == "forbidden"
+        };
+        if !ok {
+            run.fail(format!(
+                "{op} {} on the {what}: {} by policy, got {r}",
+                c.name,
+                if allowed {
+                    "allowed (200)"
+                } else {
+                    "denied (403 forbidden)"
+                }
+            ));
+        }
+    }
+    let r = run
+        .send(
+            method,
+            &replace_param(path, "1.2.826.0.1.3680043.2.1143.424242"),
+            c.token.as_deref(),
+            Some(&json!({})),
+        )
+        .await;
+    if c.token.is_some() && !matches!(r.status, 403 | 404) {
+        run.fail(format!("{op} {}: unknown study answered {r}", c.name));
     }
 }
 

@@ -1003,7 +1003,10 @@ async fn next_item(State(state): State<AppState>, caller: Caller) -> Result<Json
                 .await?;
             Ok(Json(item_json(&item, now)))
         }
-        Claim::Refused(r) => Err(refusal(&r)),
+        Claim::Refused(r) => {
+            caller.audit(&state, "work-claim", None, "failure").await?;
+            Err(refusal(&r))
+        }
     }
 }
 
