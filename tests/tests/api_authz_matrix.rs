@@ -753,13 +753,7 @@ impl Run<'_> {
         {
             V1Audit::Denied
         } else if (200..300).contains(&r.status) {
-            // a heartbeat only renews a lease (every few seconds while a viewer is open):
-            // its refusals are audited, its renewals are not
-            if action == "work-heartbeat" {
-                V1Audit::NotDenied
-            } else {
-                V1Audit::Success
-            }
+            V1Audit::Success
         } else {
             V1Audit::NotDenied
         };
