@@ -310,6 +310,22 @@ fn coded_conflict(e: dxhub_store::catalog::Error) -> ApiError {
     }
 }
 
+/// Audit a change of work item `id` by the caller and answer with the item.
+async fn item_change(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    id: i64,
+    r: Result<WorkItem, impl Into<ApiError>>,
+    now: i64,
+) -> Result<Json<Value>, ApiError> {
+    let r = r.map_err(Into::into);
+    let item = caller
+        .audited(state, action, Some(("work_item", &id.to_string())), r)
+        .await?;
+    Ok(Json(item_json(&item, now)))
+}
+
 // ---------------------------------------------------------------- pools
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -1115,15 +1131,15 @@ async fn release_item(
     item_for(&state, &caller, id).await?;
     let now = state.worklist.now();
     let r = state.catalog.release(id, &actor_of(&caller), now).await;
-    let item = caller
-        .audited(
-            &state,
-            "work-release",
-            Some(("work_item", &id.to_string())),
-            r.map_err(coded_conflict),
-        )
-        .await?;
-    Ok(Json(item_json(&item, now)))
+    item_change(
+        &state,
+        &caller,
+        "work-release",
+        id,
+        r.map_err(coded_conflict),
+        now,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -1171,15 +1187,7 @@ async fn reassign_item(
             state.worklist.settings.lease_ttl_s,
         )
         .await;
-    let item = caller
-        .audited(
-            &state,
-            "work-reassign",
-            Some(("work_item", &id.to_string())),
-            r,
-        )
-        .await?;
-    Ok(Json(item_json(&item, now)))
+    item_change(&state, &caller, "work-reassign", id, r, now).await
 }
 
 /// Supervisor: break the lock (the item returns to the queue).
@@ -1197,15 +1205,7 @@ async fn break_lock(
         .catalog
         .reassign(id, None, &req.reason, &actor_of(&caller), now, 0)
         .await;
-    let item = caller
-        .audited(
-            &state,
-            "work-break-lock",
-            Some(("work_item", &id.to_string())),
-            r,
-        )
-        .await?;
-    Ok(Json(item_json(&item, now)))
+    item_change(&state, &caller, "work-break-lock", id, r, now).await
 }
 
 /// Supervisor: cancel the item (wrong patient, duplicate …).
@@ -1223,15 +1223,7 @@ async fn cancel_item(
         .catalog
         .cancel(id, &req.reason, &actor_of(&caller), now)
         .await;
-    let item = caller
-        .audited(
-            &state,
-            "work-cancel",
-            Some(("work_item", &id.to_string())),
-            r,
-        )
-        .await?;
-    Ok(Json(item_json(&item, now)))
+    item_change(&state, &caller, "work-cancel", id, r, now).await
 }
 
 /// Supervisor or group admin: change the item's priority.
@@ -1249,15 +1241,7 @@ async fn set_item_priority(
         .catalog
         .set_priority(id, req.priority, &req.reason, &actor_of(&caller), now)
         .await;
-    let item = caller
-        .audited(
-            &state,
-            "work-priority",
-            Some(("work_item", &id.to_string())),
-            r,
-        )
-        .await?;
-    Ok(Json(item_json(&item, now)))
+    item_change(&state, &caller, "work-priority", id, r, now).await
 }
 
 /// The same patient's other studies across the alliance (matched on the patient-identity
