@@ -753,16 +753,21 @@ impl SqlCatalog {
         affinity: bool,
         lock: bool,
     ) -> Result<Option<(i64, i64, Option<String>)>> {
-        let affinity_clause = if affinity {
-            format!(
-                " AND w.identity_hash IN (SELECT h.identity_hash FROM work_items h \
-                 WHERE h.claimed_by = $1 AND h.state IN {LEASED} AND h.identity_hash IS NOT NULL)"
+        // the preferred candidates are driven from the reader's own items (a few rows),
+        // so the plan does not depend on table statistics (SQLite has none until ANALYZE)
+        let (from, affinity_clause) = if affinity {
+            (
+                "work_items h CROSS JOIN work_items w",
+                format!(
+                    " AND h.claimed_by = $1 AND h.state IN {LEASED} \
+                     AND h.identity_hash IS NOT NULL AND w.identity_hash = h.identity_hash"
+                ),
             )
         } else {
-            String::new()
+            ("work_items w", String::new())
         };
         let sql = format!(
-            "SELECT w.id, w.priority_rank, w.identity_hash FROM work_items w \
+            "SELECT w.id, w.priority_rank, w.identity_hash FROM {from} \
              WHERE w.state = 'queued' AND w.pool_id IN {pools}{affinity_clause} \
              AND NOT EXISTS (SELECT 1 FROM work_items o WHERE o.identity_hash = w.identity_hash \
                AND o.state IN {LEASED} AND o.claimed_by <> $1) \
@@ -1682,9 +1687,12 @@ impl WorklistStore for SqlCatalog {
             }
             // a study of a patient this reader holds goes first at equal priority (looked
             // up without locking; locked below only if chosen)
-            let mine = self
-                .candidate(&mut tx, &pools, user_id, true, false)
-                .await?;
+            let mine = if open > 0 {
+                self.candidate(&mut tx, &pools, user_id, true, false)
+                    .await?
+            } else {
+                None
+            };
             let general = self
                 .candidate(&mut tx, &pools, user_id, false, true)
                 .await?;
