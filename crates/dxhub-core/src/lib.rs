@@ -10,6 +10,7 @@
 pub mod password_policy;
 pub mod pn;
 pub mod policy;
+pub mod report;
 pub mod roles;
 pub mod status;
 pub mod tenancy;

@@ -1,0 +1,515 @@
+//! Reports (issue #7), the pure part: the report state machine by role, the canonical
+//! serialisation a signature covers, and SM2 signatures (GB/T 32918 with SM3, RustCrypto
+//! `sm2`). Storage, the API and PDF rendering build on this; nothing here does I/O (keys
+//! are generated from a caller's RNG).
+//!
+//! Lifecycle: `draft` (autosaved, every version kept) → `submitted` (the author) →
+//! `signed` (a senior reader verifies; an author holding signing authority may sign their
+//! own) or `returned` with a reason (back to the author: draft again). A signed version is
+//! never changed: addenda are added (each signed), or a corrected version supersedes it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::roles::Role;
+
+/// Where one report version is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportState {
+    Draft,
+    Submitted,
+    Signed,
+    Returned,
+    /// A signed version replaced by a corrected one.
+    Superseded,
+}
+
+impl ReportState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Submitted => "submitted",
+            Self::Signed => "signed",
+            Self::Returned => "returned",
+            Self::Superseded => "superseded",
+        }
+    }
+}
+
+impl fmt::Display for ReportState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What someone does to a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportOp {
+    /// Save (autosave) the draft: a new draft version.
+    SaveDraft,
+    Submit,
+    /// Verify and sign.
+    Sign,
+    /// Send back to the author with a reason.
+    Return,
+    /// Add a signed addendum to a signed version.
+    Addendum,
+    /// Supersede a signed version with a corrected one (with a reason).
+    Correct,
+}
+
+/// Who acts, relative to the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportActor {
+    pub role: Role,
+    /// The user wrote the report (holds its work item).
+    pub is_author: bool,
+    /// A reader granted the right to sign their own reports.
+    pub signing_authority: bool,
+}
+
+/// Why an operation is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportRefusal {
+    /// Not possible in this state.
+    WrongState,
+    /// Only the author may do this.
+    NotAuthor,
+    /// This role may not do this (e.g. a reader without signing authority signing).
+    NotPermitted,
+    /// A verifier must not verify their own report unless they hold signing authority.
+    OwnReport,
+}
+
+/// The state after `op` by `actor` on a version in `state`, or why not.
+///
+/// | op | from | who |
+/// |---|---|---|
+/// | save draft, submit | draft, returned | the author (reader or senior reader) |
+/// | sign | submitted | a senior reader who is not the author; the author if they hold signing authority (or are a senior reader) |
+/// | return | submitted | a senior reader who is not the author |
+/// | addendum | signed (stays signed) | the author, or a senior reader |
+/// | correct | signed → superseded | a senior reader |
+pub fn apply(
+    state: ReportState,
+    op: ReportOp,
+    actor: ReportActor,
+) -> Result<ReportState, ReportRefusal> {
+    use ReportOp as O;
+    use ReportState as S;
+    let reading = matches!(actor.role, Role::Reader | Role::SeniorReader);
+    let senior = actor.role == Role::SeniorReader;
+    if !reading {
+        return Err(ReportRefusal::NotPermitted);
+    }
+    match (op, state) {
+        (O::SaveDraft | O::Submit, S::Draft | S::Returned) => {
+            if !actor.is_author {
+                return Err(ReportRefusal::NotAuthor);
+            }
+            Ok(if op == O::Submit {
+                S::Submitted
+            } else {
+                S::Draft
+            })
+        }
+        (O::Sign, S::Submitted) => {
+            if actor.is_author {
+                if actor.signing_authority || senior {
+                    Ok(S::Signed)
+                } else {
+                    Err(ReportRefusal::OwnReport)
+                }
+            } else if senior {
+                Ok(S::Signed)
+            } else {
+                Err(ReportRefusal::NotPermitted)
+            }
+        }
+        (O::Return, S::Submitted) => {
+            if !senior {
+                Err(ReportRefusal::NotPermitted)
+            } else if actor.is_author {
+                Err(ReportRefusal::OwnReport)
+            } else {
+                Ok(S::Returned)
+            }
+        }
+        (O::Addendum, S::Signed) => {
+            if actor.is_author || senior {
+                Ok(S::Signed)
+            } else {
+                Err(ReportRefusal::NotPermitted)
+            }
+        }
+        (O::Correct, S::Signed) => {
+            if senior {
+                Ok(S::Superseded)
+            } else {
+                Err(ReportRefusal::NotPermitted)
+            }
+        }
+        _ => Err(ReportRefusal::WrongState),
+    }
+}
+
+// ---- what a signature covers ----
+
+/// Everything a report signature binds together. [`canonical_bytes`] turns it into the
+/// exact bytes that are signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedContent {
+    pub report_id: i64,
+    pub version: i64,
+    pub study_instance_uid: String,
+    pub source_institution: String,
+    /// The patient-identity hash (hex) the worklist matches priors on.
+    pub patient_identity_hash: String,
+    pub author: String,
+    pub verifier: String,
+    /// Epoch µs UTC.
+    pub written_at: i64,
+    pub signed_at: i64,
+    /// Report sections and structured fields by name (`findings`, `impression`,
+    /// `recommendation`, `qc_grade`, `critical` …).
+    pub body: BTreeMap<String, String>,
+    /// `(SOP Instance UID, sha256 hex)` of every instance read.
+    pub instances: Vec<(String, String)>,
+}
+
+/// The canonical serialisation: a format line, then one `name len:value` line per field in
+/// a fixed order (`len` = the value's length in bytes, so no value can be confused with
+/// the next field), body fields sorted by name, instances sorted by SOP Instance UID.
+pub fn canonical_bytes(c: &SignedContent) -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, name: &str, value: &str) {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(value.len().to_string().as_bytes());
+        out.push(b':');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'\n');
+    }
+    let mut out = b"dxhub-report-signature-v1\n".to_vec();
+    field(&mut out, "report_id", &c.report_id.to_string());
+    field(&mut out, "version", &c.version.to_string());
+    field(&mut out, "study_instance_uid", &c.study_instance_uid);
+    field(&mut out, "source_institution", &c.source_institution);
+    field(&mut out, "patient_identity_hash", &c.patient_identity_hash);
+    field(&mut out, "author", &c.author);
+    field(&mut out, "verifier", &c.verifier);
+    field(&mut out, "written_at", &c.written_at.to_string());
+    field(&mut out, "signed_at", &c.signed_at.to_string());
+    field(&mut out, "body_fields", &c.body.len().to_string());
+    for (k, v) in &c.body {
+        field(&mut out, "body.name", k);
+        field(&mut out, "body.value", v);
+    }
+    let mut instances = c.instances.clone();
+    instances.sort();
+    field(&mut out, "instances", &instances.len().to_string());
+    for (uid, sha) in &instances {
+        field(&mut out, "instance.uid", uid);
+        field(&mut out, "instance.sha256", sha);
+    }
+    out
+}
+
+// ---- SM2 ----
+
+/// The distinguishing identifier of GB/T 32918 (its default `1234567812345678`).
+pub const SM2_ID: &str = "1234567812345678";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignatureError {
+    #[error("invalid SM2 key")]
+    BadKey,
+    #[error("invalid SM2 signature encoding")]
+    BadSignature,
+    #[error("the signature does not match the report")]
+    Mismatch,
+}
+
+/// A signer's key pair.
+pub struct SigningKey(sm2::dsa::SigningKey);
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("public", &hex(&self.public_key()))
+            .finish_non_exhaustive()
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl SigningKey {
+    /// A new key from `rng` (the caller's CSPRNG).
+    pub fn generate(rng: &mut impl rand_core::CryptoRngCore) -> Self {
+        let secret = sm2::SecretKey::random(rng);
+        Self(
+            sm2::dsa::SigningKey::new(SM2_ID, &secret)
+                .unwrap_or_else(|_| unreachable!("a random non-zero scalar is a valid SM2 key")),
+        )
+    }
+
+    /// From the 32-byte secret scalar (as decrypted from storage).
+    pub fn from_secret_bytes(secret: &[u8]) -> Result<Self, SignatureError> {
+        let secret = sm2::SecretKey::from_slice(secret).map_err(|_| SignatureError::BadKey)?;
+        sm2::dsa::SigningKey::new(SM2_ID, &secret)
+            .map(Self)
+            .map_err(|_| SignatureError::BadKey)
+    }
+
+    /// The 32-byte secret scalar (to be encrypted at rest).
+    pub fn secret_bytes(&self) -> Vec<u8> {
+        self.0.to_bytes().to_vec()
+    }
+
+    /// The uncompressed SEC1 public key (65 bytes).
+    pub fn public_key(&self) -> Vec<u8> {
+        self.0.verifying_key().to_sec1_bytes().to_vec()
+    }
+
+    /// The 64-byte `r‖s` signature of `message` (SM3 with the signer's Z value).
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        use sm2::dsa::signature::Signer;
+        let sig: sm2::dsa::Signature = self.0.sign(message);
+        sig.to_bytes().to_vec()
+    }
+}
+
+/// Verify a 64-byte `r‖s` SM2 signature of `message` under an SEC1 public key.
+pub fn verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+    use sm2::dsa::signature::Verifier;
+    let key = sm2::dsa::VerifyingKey::from_sec1_bytes(SM2_ID, public_key)
+        .map_err(|_| SignatureError::BadKey)?;
+    let sig =
+        sm2::dsa::Signature::from_slice(signature).map_err(|_| SignatureError::BadSignature)?;
+    key.verify(message, &sig)
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+/// The SM3 fingerprint (hex) of a public key, as printed on reports.
+pub fn fingerprint(public_key: &[u8]) -> String {
+    use sm3::Digest;
+    hex(&sm3::Sm3::digest(public_key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ReportOp as O;
+    use ReportState as S;
+
+    fn who(role: Role, is_author: bool, signing_authority: bool) -> ReportActor {
+        ReportActor {
+            role,
+            is_author,
+            signing_authority,
+        }
+    }
+
+    #[test]
+    fn every_transition_by_role() {
+        let author = who(Role::Reader, true, false);
+        let author_auth = who(Role::Reader, true, true);
+        let other_reader = who(Role::Reader, false, false);
+        let senior = who(Role::SeniorReader, false, false);
+        let senior_author = who(Role::SeniorReader, true, false);
+        let ok = |s, o, a| apply(s, o, a);
+        // author's steps
+        assert_eq!(ok(S::Draft, O::SaveDraft, author), Ok(S::Draft));
+        assert_eq!(ok(S::Draft, O::Submit, author), Ok(S::Submitted));
+        assert_eq!(ok(S::Returned, O::SaveDraft, author), Ok(S::Draft));
+        assert_eq!(ok(S::Returned, O::Submit, author), Ok(S::Submitted));
+        assert_eq!(
+            ok(S::Draft, O::Submit, other_reader),
+            Err(ReportRefusal::NotAuthor)
+        );
+        assert_eq!(
+            ok(S::Draft, O::SaveDraft, senior),
+            Err(ReportRefusal::NotAuthor)
+        );
+        // signing
+        assert_eq!(ok(S::Submitted, O::Sign, senior), Ok(S::Signed));
+        assert_eq!(
+            ok(S::Submitted, O::Sign, author),
+            Err(ReportRefusal::OwnReport)
+        );
+        assert_eq!(ok(S::Submitted, O::Sign, author_auth), Ok(S::Signed));
+        assert_eq!(ok(S::Submitted, O::Sign, senior_author), Ok(S::Signed));
+        assert_eq!(
+            ok(S::Submitted, O::Sign, other_reader),
+            Err(ReportRefusal::NotPermitted)
+        );
+        assert_eq!(
+            ok(S::Draft, O::Sign, senior),
+            Err(ReportRefusal::WrongState)
+        );
+        // returning
+        assert_eq!(ok(S::Submitted, O::Return, senior), Ok(S::Returned));
+        assert_eq!(
+            ok(S::Submitted, O::Return, senior_author),
+            Err(ReportRefusal::OwnReport)
+        );
+        assert_eq!(
+            ok(S::Submitted, O::Return, other_reader),
+            Err(ReportRefusal::NotPermitted)
+        );
+        // after signing
+        assert_eq!(
+            ok(S::Signed, O::SaveDraft, author),
+            Err(ReportRefusal::WrongState)
+        );
+        assert_eq!(
+            ok(S::Signed, O::Submit, author),
+            Err(ReportRefusal::WrongState)
+        );
+        assert_eq!(ok(S::Signed, O::Addendum, author), Ok(S::Signed));
+        assert_eq!(ok(S::Signed, O::Addendum, senior), Ok(S::Signed));
+        assert_eq!(
+            ok(S::Signed, O::Addendum, other_reader),
+            Err(ReportRefusal::NotPermitted)
+        );
+        assert_eq!(ok(S::Signed, O::Correct, senior), Ok(S::Superseded));
+        assert_eq!(
+            ok(S::Signed, O::Correct, author),
+            Err(ReportRefusal::NotPermitted)
+        );
+        assert_eq!(
+            ok(S::Superseded, O::Addendum, senior),
+            Err(ReportRefusal::WrongState)
+        );
+        assert_eq!(
+            ok(S::Superseded, O::Correct, senior),
+            Err(ReportRefusal::WrongState)
+        );
+        // nobody else writes reports
+        for role in [
+            Role::ClinicTech,
+            Role::ClinicDoctor,
+            Role::GroupAdmin,
+            Role::Auditor,
+            Role::Superadmin,
+        ] {
+            for op in [
+                O::SaveDraft,
+                O::Submit,
+                O::Sign,
+                O::Return,
+                O::Addendum,
+                O::Correct,
+            ] {
+                for state in [S::Draft, S::Submitted, S::Signed, S::Returned] {
+                    assert_eq!(
+                        apply(state, op, who(role, true, true)),
+                        Err(ReportRefusal::NotPermitted),
+                        "{role} {op:?} {state}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn content() -> SignedContent {
+        SignedContent {
+            report_id: 7,
+            version: 2,
+            study_instance_uid: "1.2.3".into(),
+            source_institution: "东风村卫生室".into(),
+            patient_identity_hash: "ab".repeat(32),
+            author: "r1".into(),
+            verifier: "senior".into(),
+            written_at: 1,
+            signed_at: 2,
+            body: BTreeMap::from([
+                ("findings".into(), "窦性心律，下壁导联ST段抬高".into()),
+                ("impression".into(), "急性下壁心肌梗死".into()),
+            ]),
+            instances: vec![
+                ("1.2.3.2".into(), "cd".repeat(32)),
+                ("1.2.3.1".into(), "ef".repeat(32)),
+            ],
+        }
+    }
+
+    #[test]
+    fn canonical_bytes_are_deterministic_and_unambiguous() {
+        let c = content();
+        let mut reordered = c.clone();
+        reordered.instances.reverse();
+        assert_eq!(canonical_bytes(&c), canonical_bytes(&reordered));
+        let text = String::from_utf8(canonical_bytes(&c)).unwrap();
+        assert!(text.starts_with("dxhub-report-signature-v1\nreport_id 1:7\n"));
+        assert!(text.contains("instance.uid 7:1.2.3.1\n"));
+        // moving text between adjacent fields changes the bytes
+        let mut a = c.clone();
+        a.author = "r1s".into();
+        a.verifier = "enior".into();
+        assert_ne!(canonical_bytes(&a), canonical_bytes(&c));
+    }
+
+    #[test]
+    fn sign_then_tamper_fails() {
+        let mut rng = rand_core::OsRng;
+        let key = SigningKey::generate(&mut rng);
+        let public = key.public_key();
+        assert_eq!(public.len(), 65);
+        let c = content();
+        let sig = key.sign(&canonical_bytes(&c));
+        assert_eq!(sig.len(), 64);
+        assert_eq!(verify(&public, &canonical_bytes(&c), &sig), Ok(()));
+
+        // one byte of the report
+        let mut body = c.clone();
+        body.body
+            .insert("impression".into(), "急性下壁心肌梗死。".into());
+        assert_eq!(
+            verify(&public, &canonical_bytes(&body), &sig),
+            Err(SignatureError::Mismatch)
+        );
+        // one instance hash
+        let mut inst = c.clone();
+        inst.instances[0].1.replace_range(0..1, "0");
+        assert_eq!(
+            verify(&public, &canonical_bytes(&inst), &sig),
+            Err(SignatureError::Mismatch)
+        );
+        // another key
+        let other = SigningKey::generate(&mut rng).public_key();
+        assert_eq!(
+            verify(&other, &canonical_bytes(&c), &sig),
+            Err(SignatureError::Mismatch)
+        );
+        // a flipped signature bit, a broken key
+        let mut bad = sig.clone();
+        bad[10] ^= 1;
+        assert!(verify(&public, &canonical_bytes(&c), &bad).is_err());
+        assert_eq!(
+            verify(&public[..10], &canonical_bytes(&c), &sig),
+            Err(SignatureError::BadKey)
+        );
+        // the secret round-trips (as stored encrypted)
+        let again = SigningKey::from_secret_bytes(&key.secret_bytes()).unwrap();
+        assert_eq!(again.public_key(), public);
+        assert_eq!(fingerprint(&public).len(), 64);
+        assert_ne!(fingerprint(&public), fingerprint(&other));
+    }
+
+    #[test]
+    fn sm3_matches_the_standard_vector() {
+        use sm3::Digest;
+        // GB/T 32905 example 1: SM3("abc")
+        assert_eq!(
+            hex(&sm3::Sm3::digest(b"abc")),
+            "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+        );
+    }
+}
