@@ -302,6 +302,105 @@ pub fn fingerprint(public_key: &[u8]) -> String {
     hex(&sm3::Sm3::digest(public_key))
 }
 
+// ---- exported signed reports, verified offline ----
+
+/// The format tag of [`SignedReport`].
+pub const SIGNED_REPORT_FORMAT: &str = "dxhub-signed-report-v1";
+
+/// A signed report version as exported for offline verification (`dxhub verify FILE`):
+/// the content, the signature over [`canonical_bytes`] of it, and the signer's public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedReport {
+    /// [`SIGNED_REPORT_FORMAT`].
+    pub format: String,
+    pub content: SignedContent,
+    /// Hex of the 64-byte `r‖s` SM2 signature.
+    pub signature: String,
+    /// Hex of the signer's SEC1 public key.
+    pub public_key: String,
+}
+
+/// Public keys exported by the hub (`{"keys":[{"login","public_key","fingerprint"}]}`): the
+/// keys an offline verifier trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedKeys {
+    pub keys: Vec<TrustedKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedKey {
+    pub login: String,
+    /// Hex SEC1.
+    pub public_key: String,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
+/// Why an exported report does not verify.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("not a {SIGNED_REPORT_FORMAT} file (format {0:?})")]
+    Format(String),
+    #[error("{0} is not hex")]
+    Hex(&'static str),
+    #[error("the signing key is not among the trusted keys")]
+    UntrustedKey,
+    #[error("the trusted key of {login} does not belong to the verifier {verifier}")]
+    WrongSigner { login: String, verifier: String },
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+}
+
+/// Lower-case hex decoding (`None` for odd lengths or other characters).
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl SignedReport {
+    /// Sign `content` with `key`.
+    pub fn sign(content: SignedContent, key: &SigningKey) -> Self {
+        let signature = hex(&key.sign(&canonical_bytes(&content)));
+        Self {
+            format: SIGNED_REPORT_FORMAT.to_owned(),
+            content,
+            signature,
+            public_key: hex(&key.public_key()),
+        }
+    }
+
+    /// Verify against the trusted keys: the embedded key must be one of them, belong to
+    /// the verifier named in the content, and the signature must match the content. The
+    /// matching trusted key on success.
+    pub fn verify<'k>(&self, trusted: &'k TrustedKeys) -> Result<&'k TrustedKey, VerifyError> {
+        if self.format != SIGNED_REPORT_FORMAT {
+            return Err(VerifyError::Format(self.format.clone()));
+        }
+        let public = from_hex(&self.public_key).ok_or(VerifyError::Hex("public_key"))?;
+        let signature = from_hex(&self.signature).ok_or(VerifyError::Hex("signature"))?;
+        let key = trusted
+            .keys
+            .iter()
+            .find(|k| from_hex(&k.public_key).is_some_and(|p| p == public))
+            .ok_or(VerifyError::UntrustedKey)?;
+        if key.login != self.content.verifier {
+            return Err(VerifyError::WrongSigner {
+                login: key.login.clone(),
+                verifier: self.content.verifier.clone(),
+            });
+        }
+        verify(&public, &canonical_bytes(&self.content), &signature)?;
+        Ok(key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,5 +610,69 @@ mod tests {
             hex(&sm3::Sm3::digest(b"abc")),
             "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
         );
+    }
+
+    #[test]
+    fn exported_report_verifies_only_with_the_trusted_key_of_its_verifier() {
+        let mut rng = rand_core::OsRng;
+        let key = SigningKey::generate(&mut rng);
+        let other = SigningKey::generate(&mut rng);
+        let trusted = TrustedKeys {
+            keys: vec![
+                TrustedKey {
+                    login: "senior".into(),
+                    public_key: hex(&key.public_key()),
+                    fingerprint: Some(fingerprint(&key.public_key())),
+                },
+                TrustedKey {
+                    login: "someone".into(),
+                    public_key: hex(&other.public_key()),
+                    fingerprint: None,
+                },
+            ],
+        };
+        let signed = SignedReport::sign(content(), &key);
+        assert_eq!(
+            signed.verify(&trusted).map(|k| k.login.as_str()),
+            Ok("senior")
+        );
+        let text = serde_json::to_string(&signed).unwrap();
+        let back: SignedReport = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            back.verify(&trusted).map(|k| k.login.as_str()),
+            Ok("senior")
+        );
+
+        let mut t = signed.clone();
+        t.content
+            .body
+            .insert("findings".into(), "正常心电图".into());
+        assert_eq!(
+            t.verify(&trusted),
+            Err(VerifyError::Signature(SignatureError::Mismatch))
+        );
+        let mut t = signed.clone();
+        t.content.instances[1].1 = "00".repeat(32);
+        assert_eq!(
+            t.verify(&trusted),
+            Err(VerifyError::Signature(SignatureError::Mismatch))
+        );
+        // signed by a trusted key that is not the named verifier's
+        let forged = SignedReport::sign(content(), &other);
+        assert!(matches!(
+            forged.verify(&trusted),
+            Err(VerifyError::WrongSigner { .. })
+        ));
+        // a key nobody trusts
+        let stranger = SigningKey::generate(&mut rng);
+        assert_eq!(
+            SignedReport::sign(content(), &stranger).verify(&trusted),
+            Err(VerifyError::UntrustedKey)
+        );
+        let mut t = signed.clone();
+        t.signature.push('0');
+        assert_eq!(t.verify(&trusted), Err(VerifyError::Hex("signature")));
+        assert_eq!(from_hex("0a1B"), Some(vec![10, 27]));
+        assert_eq!(from_hex("0g"), None);
     }
 }

@@ -12,6 +12,7 @@ mod serve;
 mod table;
 mod tls;
 mod users;
+mod verify;
 
 /// mimalloc: the HTTP paths (DICOM JSON, sqlx rows) allocate many small objects, where
 /// glibc's allocator cost a fifth of a QIDO search's CPU.
@@ -89,6 +90,14 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         grace_secs: u64,
     },
+    /// Verify an exported signed report offline against exported public keys.
+    Verify {
+        /// The signed report (JSON, format dxhub-signed-report-v1).
+        report: PathBuf,
+        /// The trusted public keys (JSON `{"keys":[{"login","public_key"}]}`).
+        #[arg(long)]
+        keys: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -144,6 +153,7 @@ fn main() -> ExitCode {
                 strict,
             } => import::run(&cfg, paths, institution, jobs, strict).await,
             Command::Fsck { repair, grace_secs } => fsck::run(&cfg, repair, grace_secs).await,
+            Command::Verify { report, keys } => verify::run(&report, &keys),
         }
     });
     match result {
