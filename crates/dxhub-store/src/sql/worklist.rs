@@ -1059,23 +1059,14 @@ impl SqlCatalog {
 #[async_trait]
 impl WorklistStore for SqlCatalog {
     async fn list_pools(&self, alliance_id: Option<i64>) -> Result<Vec<Pool>> {
-        let rows = match alliance_id {
-            Some(a) => {
-                sqlx::query_as::<_, PoolRow>(&format!(
-                    "SELECT {POOL_COLUMNS} FROM reader_pools WHERE alliance_id = $1 ORDER BY id"
-                ))
-                .bind(a)
-                .fetch_all(&self.read)
-                .await?
-            }
-            None => {
-                sqlx::query_as::<_, PoolRow>(&format!(
-                    "SELECT {POOL_COLUMNS} FROM reader_pools ORDER BY id"
-                ))
-                .fetch_all(&self.read)
-                .await?
-            }
-        };
+        // NULL: every alliance (COALESCE keeps the parameter's type inferable on PostgreSQL)
+        let rows = sqlx::query_as::<_, PoolRow>(&format!(
+            "SELECT {POOL_COLUMNS} FROM reader_pools \
+             WHERE alliance_id = COALESCE($1, alliance_id) ORDER BY id"
+        ))
+        .bind(alliance_id)
+        .fetch_all(&self.read)
+        .await?;
         Ok(rows.into_iter().map(Pool::from).collect())
     }
 
@@ -2105,23 +2096,13 @@ impl WorklistStore for SqlCatalog {
     }
 
     async fn list_webhooks(&self, alliance_id: Option<i64>) -> Result<Vec<Webhook>> {
-        let rows = match alliance_id {
-            Some(a) => {
-                sqlx::query_as::<_, WebhookRow>(&format!(
-                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE alliance_id = $1 ORDER BY id"
-                ))
-                .bind(a)
-                .fetch_all(&self.read)
-                .await?
-            }
-            None => {
-                sqlx::query_as::<_, WebhookRow>(&format!(
-                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id"
-                ))
-                .fetch_all(&self.read)
-                .await?
-            }
-        };
+        let rows = sqlx::query_as::<_, WebhookRow>(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks \
+             WHERE alliance_id = COALESCE($1, alliance_id) ORDER BY id"
+        ))
+        .bind(alliance_id)
+        .fetch_all(&self.read)
+        .await?;
         Ok(rows.into_iter().map(Webhook::from).collect())
     }
 
@@ -2191,27 +2172,14 @@ impl WorklistStore for SqlCatalog {
     }
 
     async fn list_deliveries(&self, webhook_id: i64, state: Option<&str>) -> Result<Vec<Delivery>> {
-        let rows = match state {
-            Some(s) => {
-                sqlx::query_as::<_, Delivery>(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 \
-                     AND state = $2 ORDER BY id DESC LIMIT 500"
-                ))
-                .bind(webhook_id)
-                .bind(s)
-                .fetch_all(&self.read)
-                .await?
-            }
-            None => {
-                sqlx::query_as::<_, Delivery>(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 \
-                     ORDER BY id DESC LIMIT 500"
-                ))
-                .bind(webhook_id)
-                .fetch_all(&self.read)
-                .await?
-            }
-        };
+        let rows = sqlx::query_as::<_, Delivery>(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 \
+             AND state = COALESCE($2, state) ORDER BY id DESC LIMIT 500"
+        ))
+        .bind(webhook_id)
+        .bind(state)
+        .fetch_all(&self.read)
+        .await?;
         Ok(rows)
     }
 
