@@ -156,6 +156,10 @@ fn main() -> ExitCode {
             Command::Verify { report, keys } => verify::run(&report, &keys),
         }
     });
+    // Do not wait without end for tasks still running at exit: a sqlx pool maintenance
+    // task was seen spinning after its pool's last use, which kept a CLI command from ever
+    // exiting (once, in CI). Its work is done; stop waiting after a few seconds.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
         Ok(code) => code,
         Err(e) => {
