@@ -1978,7 +1978,11 @@ mod suite {
         assert_eq!(h1.events, ["*"]);
         assert!(h1.enabled);
         assert_eq!(c.list_webhooks(Some(a)).await.unwrap().len(), 2);
-        assert_eq!(c.list_webhooks(None).await.unwrap().len(), 2, "no filter: all");
+        assert_eq!(
+            c.list_webhooks(None).await.unwrap().len(),
+            2,
+            "no filter: all"
+        );
         assert!(c.list_pools(None).await.unwrap().len() >= 3);
         assert_eq!(
             c.get_webhook(h2.id).await.unwrap().unwrap().events,

@@ -1411,9 +1411,11 @@ impl WorklistStore for SqlCatalog {
             .fetch_optional(&mut *tx)
             .await?
         else {
+            tx.rollback().await?;
             return Err(Error::NotFound(format!("study {study_instance_uid}")));
         };
         if s.ready_at.is_some() {
+            tx.rollback().await?;
             return Ok(None);
         }
         let (facts, critical, identity) = facts_of(&mut tx, &s, now).await?;
@@ -1427,6 +1429,7 @@ impl WorklistStore for SqlCatalog {
         .await?
         .rows_affected();
         if won == 0 {
+            tx.rollback().await?;
             return Ok(None);
         }
         let Some(alliance_id) = s.alliance_id else {
@@ -1610,6 +1613,7 @@ impl WorklistStore for SqlCatalog {
             return Ok(Claim::Claimed(Box::new(item)));
         }
         if item.state != WorkState::Queued {
+            tx.rollback().await?;
             return Ok(Claim::Refused(Refusal::NotClaimable { state: item.state }));
         }
         let member = match item.pool_id {
@@ -1624,15 +1628,18 @@ impl WorklistStore for SqlCatalog {
             None => None,
         };
         let Some(max) = member else {
+            tx.rollback().await?;
             return Ok(Claim::Refused(Refusal::NotMember));
         };
         if self.open_claims(&mut tx, user_id).await? >= max {
+            tx.rollback().await?;
             return Ok(Claim::Refused(Refusal::LimitReached { max }));
         }
         if self
             .patient_held_by_other(&mut tx, item.identity_hash.as_deref(), user_id)
             .await?
         {
+            tx.rollback().await?;
             return Ok(Claim::Refused(Refusal::PatientHeld));
         }
         match self.take(&mut tx, id, actor, user_id, now, lease_s).await? {
@@ -1674,6 +1681,7 @@ impl WorklistStore for SqlCatalog {
                 .map(|m| m.pool_id)
                 .collect();
             if pools.is_empty() {
+                tx.rollback().await?;
                 return Ok(Claim::Refused(Refusal::LimitReached { max }));
             }
             // a study of a patient this reader holds goes first at equal priority (looked
@@ -1707,7 +1715,10 @@ impl WorklistStore for SqlCatalog {
                     m
                 }
                 (_, Some(g)) => g,
-                (None, None) => return Ok(Claim::Refused(Refusal::NothingQueued)),
+                (None, None) => {
+                    tx.rollback().await?;
+                    return Ok(Claim::Refused(Refusal::NothingQueued));
+                }
             };
             if self
                 .patient_held_by_other(&mut tx, pick.2.as_deref(), user_id)
@@ -1766,7 +1777,9 @@ impl WorklistStore for SqlCatalog {
         .await?
         .rows_affected();
         if n == 0 {
-            return match item_in(&mut tx, id).await? {
+            let found = item_in(&mut tx, id).await?;
+            tx.rollback().await?;
+            return match found {
                 None => Err(Error::NotFound(format!("work item {id}"))),
                 Some(_) => Err(Error::Conflict("not-holder".into())),
             };
@@ -1803,6 +1816,7 @@ impl WorklistStore for SqlCatalog {
         match to_user {
             None => {
                 if !item.state.is_leased() {
+                    tx.rollback().await?;
                     return Err(Error::Conflict("not-locked".into()));
                 }
                 sqlx::query(
@@ -1830,6 +1844,7 @@ impl WorklistStore for SqlCatalog {
             }
             Some(to) => {
                 if !(item.state == WorkState::Queued || item.state.is_leased()) {
+                    tx.rollback().await?;
                     return Err(Error::Conflict(format!("not-reassignable: {}", item.state)));
                 }
                 let member: Option<i64> =
@@ -1844,6 +1859,7 @@ impl WorklistStore for SqlCatalog {
                         None => None,
                     };
                 if member.is_none() {
+                    tx.rollback().await?;
                     return Err(Error::Invalid(format!(
                         "user {to} is not a member of the item's pool"
                     )));
@@ -1889,6 +1905,7 @@ impl WorklistStore for SqlCatalog {
         let mut tx = self.begin_write().await?;
         let item = self.locked_item(&mut tx, id).await?;
         if !item.state.can_become(WorkState::Cancelled) {
+            tx.rollback().await?;
             return Err(Error::Conflict(format!("not-cancellable: {}", item.state)));
         }
         sqlx::query(
@@ -1928,6 +1945,7 @@ impl WorklistStore for SqlCatalog {
         let mut tx = self.begin_write().await?;
         let item = self.locked_item(&mut tx, id).await?;
         if !item.state.is_open() {
+            tx.rollback().await?;
             return Err(Error::Conflict(format!("closed: {}", item.state)));
         }
         sqlx::query(
@@ -1974,6 +1992,7 @@ impl WorklistStore for SqlCatalog {
         let item = self.locked_item(&mut tx, id).await?;
         if to == WorkState::Claimed || !item.state.can_become(to) {
             // claims go through claim()/claim_next() (membership, maximum, patient lock)
+            tx.rollback().await?;
             return Err(Error::Invalid(format!(
                 "a work item cannot go from {} to {to}",
                 item.state
@@ -1984,6 +2003,7 @@ impl WorklistStore for SqlCatalog {
         let authors_step = matches!(to, WorkState::Drafted)
             || (to == WorkState::Submitted && item.state != WorkState::Submitted);
         if authors_step && (actor.user_id.is_none() || item.claimed_by != actor.user_id) {
+            tx.rollback().await?;
             return Err(Error::Conflict("not-holder".into()));
         }
         let leased = to.is_leased();
