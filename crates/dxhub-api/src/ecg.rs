@@ -215,7 +215,7 @@ fn read_error(e: ReadError) -> ApiError {
 /// A UID under 2.25 (PS3.5 B.2) from a name: the first 16 bytes of its sha256 as an
 /// RFC 9562 version-8 UUID. The same ECG content in the same institution gets the same
 /// UIDs, so even racing re-sends make one study.
-fn uid_of(name: &str) -> String {
+pub(crate) fn uid_of(name: &str) -> String {
     let h = Sha256::digest(name.as_bytes());
     let mut b = [0u8; 16];
     b.copy_from_slice(&h[..16]);
@@ -553,7 +553,7 @@ async fn get_original(
 
 /// The normalised waveform of the ECG's DICOM instance, limb leads derived. Blocking work
 /// off the runtime.
-async fn load_ecg(state: &AppState, row: &EcgRow) -> Result<dxhub_ecg::Ecg, ApiError> {
+pub(crate) async fn load_ecg(state: &AppState, row: &EcgRow) -> Result<dxhub_ecg::Ecg, ApiError> {
     let bytes = state
         .blobs
         .get_bytes(&row.instance_blob_key)
@@ -686,7 +686,7 @@ fn fmt_opt(v: Option<f64>) -> String {
 }
 
 /// The header printed above the trace: patient, time, measurements, critical flags.
-fn header_lines(ecg: &dxhub_ecg::Ecg, row: &EcgRow) -> Vec<String> {
+pub(crate) fn header_lines(ecg: &dxhub_ecg::Ecg, row: &EcgRow) -> Vec<String> {
     let p = &ecg.patient;
     let a: Value = serde_json::from_str(&row.analysis).unwrap_or(Value::Null);
     let mut lines = vec![format!(

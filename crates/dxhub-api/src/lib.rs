@@ -13,6 +13,8 @@ pub mod dto;
 pub mod ecg;
 pub mod error;
 pub mod policy;
+mod report_pdf;
+pub mod reports;
 pub mod v1;
 pub mod worklist;
 
@@ -57,6 +59,8 @@ pub struct ApiSettings {
     /// The URL clients reach the hub at (RetrieveURL, BulkDataURI); default: from the
     /// request's Host.
     pub public_url: Option<String>,
+    /// Reports: signing keys' KEKs, critical-value limit, push-back, PDF.
+    pub reports: reports::ReportSettings,
 }
 
 impl Default for ApiSettings {
@@ -71,6 +75,7 @@ impl Default for ApiSettings {
             cors_origins: Vec::new(),
             stow_max_bytes: 4 * 1024 * 1024 * 1024,
             public_url: None,
+            reports: reports::ReportSettings::default(),
         }
     }
 }

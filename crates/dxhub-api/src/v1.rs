@@ -90,6 +90,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_audit))
         .merge(crate::ecg::routes())
         .merge(crate::worklist::routes())
+        .merge(crate::reports::routes())
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -504,7 +505,12 @@ async fn add_alliance(
     ApiJson(req): ApiJson<NewAllianceRequest>,
 ) -> Result<Response, ApiError> {
     caller.require(&state, TargetScope::Hub).await?;
-    let r = state.catalog.add_alliance(&req.name).await;
+    let mut r = state.catalog.add_alliance(&req.name).await;
+    if let Ok(a) = &r
+        && let Err(e) = crate::reports::seed_defaults(&*state.catalog, a.id).await
+    {
+        r = Err(e);
+    }
     let r = caller
         .audited(
             &state,

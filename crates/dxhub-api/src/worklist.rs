@@ -164,7 +164,7 @@ fn item_scope(item: &WorkItem) -> TargetScope {
     }
 }
 
-fn actor_of(caller: &Caller) -> Actor {
+pub(crate) fn actor_of(caller: &Caller) -> Actor {
     match caller.user() {
         Some(u) => Actor::user(u.id, &u.login),
         None => {
@@ -177,7 +177,7 @@ fn actor_of(caller: &Caller) -> Actor {
     }
 }
 
-fn user_id(caller: &Caller) -> Result<i64, ApiError> {
+pub(crate) fn user_id(caller: &Caller) -> Result<i64, ApiError> {
     caller
         .user()
         .map(|u| u.id)
@@ -216,7 +216,11 @@ async fn pool_scoped(state: &AppState, caller: &Caller, item: &WorkItem) -> Resu
 }
 
 /// The item, after the route's policy and pool membership allow the caller.
-async fn item_for(state: &AppState, caller: &Caller, id: i64) -> Result<WorkItem, ApiError> {
+pub(crate) async fn item_for(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<WorkItem, ApiError> {
     let item = state
         .catalog
         .get_work_item(id)
@@ -394,7 +398,7 @@ pub struct PoolPatch {
     pub escalation_pool_id: Option<Option<i64>>,
 }
 
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -1664,7 +1668,24 @@ pub async fn run_jobs(state: AppState) {
             }
         }
     };
-    tokio::join!(sweeper, fanout, deliverer);
+    // reports: critical-value escalation and DICOM push-back to clinics' PACS
+    let reports = {
+        let state = state.clone();
+        async move {
+            let mut every = tokio::time::interval(state.worklist.settings.tick);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if let Err(e) = crate::reports::escalate_once(&state).await {
+                    tracing::warn!(error = %e, "critical-value escalation failed");
+                }
+                if let Err(e) = crate::reports::push_once(&state).await {
+                    tracing::warn!(error = %e, "report push-back failed");
+                }
+            }
+        }
+    };
+    tokio::join!(sweeper, fanout, deliverer, reports);
 }
 
 /// Seconds to wait before attempt `n + 1` after `n` failed attempts: 10 s, 30 s, 2 min,

@@ -7,10 +7,13 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod fhir;
 pub mod password_policy;
 pub mod pn;
 pub mod policy;
+pub mod recognition;
 pub mod report;
+pub mod report_template;
 pub mod roles;
 pub mod status;
 pub mod tenancy;

@@ -60,10 +60,16 @@ pub enum Action {
     /// Reassign, break a lock, cancel or re-prioritise a work item (senior readers of the
     /// item's pool, group admins).
     SuperviseWork,
+    /// Edit report templates, the exam catalogue and critical-value categories.
+    ManageCatalogue,
+    /// Acknowledge a critical value sent to one's institution.
+    AcknowledgeCritical,
+    /// Look up a patient's recognised (HR) results across the alliance.
+    LookupRecognition,
 }
 
 impl Action {
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 18] = [
         Self::ReadStudy,
         Self::WriteStudy,
         Self::UploadEcg,
@@ -79,6 +85,9 @@ impl Action {
         Self::ReadWorklist,
         Self::ClaimWork,
         Self::SuperviseWork,
+        Self::ManageCatalogue,
+        Self::AcknowledgeCritical,
+        Self::LookupRecognition,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -98,6 +107,9 @@ impl Action {
             Self::ReadWorklist => "read_worklist",
             Self::ClaimWork => "claim_work",
             Self::SuperviseWork => "supervise_work",
+            Self::ManageCatalogue => "manage_catalogue",
+            Self::AcknowledgeCritical => "acknowledge_critical",
+            Self::LookupRecognition => "lookup_recognition",
         }
     }
 }
@@ -216,8 +228,22 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
         },
         PrincipalKind::User { role } => match role {
             Role::Superadmin => Some(Reach::Hub),
-            Role::ClinicTech | Role::ClinicDoctor => match action {
-                A::ReadStudy | A::WriteStudy | A::UploadEcg | A::ReadReport => Some(Reach::Subtree),
+            Role::ClinicTech => match action {
+                A::ReadStudy
+                | A::WriteStudy
+                | A::UploadEcg
+                | A::ReadReport
+                | A::AcknowledgeCritical => Some(Reach::Subtree),
+                _ => None,
+            },
+            // Clinic doctors also look up a patient's recognised results alliance-wide.
+            Role::ClinicDoctor => match action {
+                A::ReadStudy
+                | A::WriteStudy
+                | A::UploadEcg
+                | A::ReadReport
+                | A::AcknowledgeCritical => Some(Reach::Subtree),
+                A::LookupRecognition => Some(Reach::Alliance),
                 _ => None,
             },
             // Until reading pools exist, readers reach their whole alliance.
@@ -227,7 +253,8 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
                 | A::WriteReport
                 | A::SignReport
                 | A::ReadWorklist
-                | A::ClaimWork => Some(Reach::Alliance),
+                | A::ClaimWork
+                | A::LookupRecognition => Some(Reach::Alliance),
                 _ => None,
             },
             Role::SeniorReader => match action {
@@ -238,7 +265,8 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
                 | A::AmendReport
                 | A::ReadWorklist
                 | A::ClaimWork
-                | A::SuperviseWork => Some(Reach::Alliance),
+                | A::SuperviseWork
+                | A::LookupRecognition => Some(Reach::Alliance),
                 _ => None,
             },
             Role::GroupAdmin => match action {
@@ -249,7 +277,9 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
                 | A::ManageDevices
                 | A::ManageRouting
                 | A::ReadWorklist
-                | A::SuperviseWork => Some(Reach::Alliance),
+                | A::SuperviseWork
+                | A::ManageCatalogue
+                | A::LookupRecognition => Some(Reach::Alliance),
                 _ => None,
             },
             Role::Auditor => match action {

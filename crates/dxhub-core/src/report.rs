@@ -676,3 +676,213 @@ mod tests {
         assert_eq!(from_hex("0g"), None);
     }
 }
+
+// ---- private keys at rest ----
+
+/// A server key-encryption key (KEK): 32 bytes, from configuration or the environment.
+/// Private signing keys are stored sealed under it (AES-256-GCM); its id names which KEK
+/// sealed a key, so KEKs can be rotated (new keys and re-sealing use the current one,
+/// older ones stay configured until every key is re-sealed).
+#[derive(Clone)]
+pub struct Kek {
+    key: [u8; 32],
+    id: String,
+}
+
+impl fmt::Debug for Kek {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kek")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SealError {
+    #[error("a key-encryption key must be 64 hexadecimal digits (32 bytes)")]
+    BadKek,
+    #[error("sealed key is malformed")]
+    Malformed,
+    #[error("sealed key does not open with this key-encryption key (wrong KEK or altered)")]
+    Open,
+    #[error("sealed under KEK {0}, which is not configured")]
+    UnknownKek(String),
+}
+
+impl Kek {
+    pub fn from_bytes(key: [u8; 32]) -> Self {
+        use sm3::Digest;
+        let mut h = sm3::Sm3::new();
+        h.update(b"dxhub-kek-id-v1\0");
+        h.update(key);
+        let id = h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Self { key, id }
+    }
+
+    /// From 64 hex digits.
+    pub fn from_hex(s: &str) -> Result<Self, SealError> {
+        let bytes = from_hex(s.trim()).ok_or(SealError::BadKek)?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| SealError::BadKek)?;
+        Ok(Self::from_bytes(key))
+    }
+
+    /// A short public name of the KEK (not secret: a hash of it).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn aad(user_id: i64, public_key_hex: &str) -> Vec<u8> {
+        format!("dxhub-signing-key-v1|{user_id}|{public_key_hex}").into_bytes()
+    }
+
+    /// Seal `secret` (a private scalar) of `user_id`'s key `public_key_hex`: base64 of
+    /// nonce ‖ ciphertext. The user and public key are bound as associated data, so a
+    /// sealed secret moved to another user's row does not open.
+    pub fn seal(
+        &self,
+        secret: &[u8],
+        user_id: i64,
+        public_key_hex: &str,
+        rng: &mut impl rand_core::CryptoRngCore,
+    ) -> String {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let cipher = aes_gcm::Aes256Gcm::new(&self.key.into());
+        let mut nonce = [0u8; 12];
+        rng.fill_bytes(&mut nonce);
+        let aad = Self::aad(user_id, public_key_hex);
+        let ct = cipher
+            .encrypt(
+                &nonce.into(),
+                Payload {
+                    msg: secret,
+                    aad: &aad,
+                },
+            )
+            .unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        base64_encode(&out)
+    }
+
+    /// Open what [`Kek::seal`] made.
+    pub fn open(
+        &self,
+        sealed: &str,
+        user_id: i64,
+        public_key_hex: &str,
+    ) -> Result<Vec<u8>, SealError> {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let raw = base64_decode(sealed).ok_or(SealError::Malformed)?;
+        if raw.len() < 12 + 16 {
+            return Err(SealError::Malformed);
+        }
+        let (nonce, ct) = raw.split_at(12);
+        let cipher = aes_gcm::Aes256Gcm::new(&self.key.into());
+        let aad = Self::aad(user_id, public_key_hex);
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| SealError::Malformed)?;
+        cipher
+            .decrypt(&nonce.into(), Payload { msg: ct, aad: &aad })
+            .map_err(|_| SealError::Open)
+    }
+}
+
+/// The configured KEKs: the current one and older ones still needed to open keys sealed
+/// before a rotation.
+#[derive(Debug, Clone)]
+pub struct KekRing {
+    pub current: Kek,
+    pub previous: Vec<Kek>,
+}
+
+impl KekRing {
+    pub fn get(&self, id: &str) -> Result<&Kek, SealError> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == id)
+            .ok_or_else(|| SealError::UnknownKek(id.to_owned()))
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim().trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = B64.iter().position(|&b| b == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod seal_tests {
+    use super::*;
+
+    #[test]
+    fn seal_opens_only_with_its_kek_user_and_key() {
+        let mut rng = rand_core::OsRng;
+        let kek = Kek::from_bytes([7u8; 32]);
+        let other = Kek::from_bytes([8u8; 32]);
+        assert_ne!(kek.id(), other.id());
+        let sk = SigningKey::generate(&mut rng);
+        let pk = hex(&sk.public_key());
+        let sealed = kek.seal(&sk.secret_bytes(), 5, &pk, &mut rng);
+        assert_eq!(kek.open(&sealed, 5, &pk).expect("opens"), sk.secret_bytes());
+        assert_eq!(other.open(&sealed, 5, &pk), Err(SealError::Open));
+        assert_eq!(kek.open(&sealed, 6, &pk), Err(SealError::Open));
+        let mut raw = base64_decode(&sealed).expect("b64");
+        raw[20] ^= 1;
+        assert_eq!(kek.open(&base64_encode(&raw), 5, &pk), Err(SealError::Open));
+        assert_eq!(kek.open("!!", 5, &pk), Err(SealError::Malformed));
+        let ring = KekRing {
+            current: other.clone(),
+            previous: vec![kek.clone()],
+        };
+        assert_eq!(ring.get(kek.id()).expect("found").id(), kek.id());
+        assert!(ring.get("nope").is_err());
+        assert!(Kek::from_hex("zz").is_err());
+        assert_eq!(Kek::from_hex(&"07".repeat(32)).expect("hex").id(), kek.id());
+    }
+
+    #[test]
+    fn base64_round_trips() {
+        for n in 0..40u8 {
+            let data: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+            assert_eq!(base64_decode(&base64_encode(&data)).expect("b64"), data);
+        }
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+    }
+}

@@ -14,6 +14,7 @@ pub mod json;
 pub mod meta;
 pub mod pixel;
 pub mod render;
+pub mod report_sop;
 pub mod sop;
 pub mod ts;
 pub mod validate;

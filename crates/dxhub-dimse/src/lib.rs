@@ -17,6 +17,7 @@ mod assoc;
 mod audit;
 pub mod command;
 mod metrics;
+pub mod scu;
 
 pub use metrics::DimseMetrics;
 

@@ -367,7 +367,9 @@ pub struct Counts {
 
 /// The SQL index.
 #[async_trait]
-pub trait Catalog: crate::worklist::WorklistStore + Send + Sync {
+pub trait Catalog:
+    crate::worklist::WorklistStore + crate::report::ReportStore + Send + Sync
+{
     /// Apply the embedded migrations of this dialect.
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;

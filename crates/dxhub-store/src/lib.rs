@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod ecg;
 pub mod identity;
 pub mod qido;
+pub mod report;
 pub mod secrets;
 mod sql;
 pub mod worklist;
@@ -33,5 +34,6 @@ pub use identity::{
     User,
 };
 pub use qido::{InstanceScope, QidoKey, QidoLevel, QidoMatch, QidoQuery, QidoRow, WadoInstance};
+pub use report::ReportStore;
 pub use sql::SqlCatalog;
 pub use worklist::WorklistStore;

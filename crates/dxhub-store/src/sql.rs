@@ -32,6 +32,7 @@ use crate::identity::{
 mod ecg;
 mod identity;
 mod qido;
+mod report;
 mod worklist;
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");

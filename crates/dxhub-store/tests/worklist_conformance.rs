@@ -17,6 +17,10 @@ use dxhub_core::worklist::{
 };
 use dxhub_core::{InstitutionLevel, Role};
 use dxhub_store::catalog::Error;
+use dxhub_store::report::{
+    CriticalFilter, DraftSpec, PacsTarget, PushResult, ReportDefaults, ReportFilter, Signature,
+    VersionBody,
+};
 use dxhub_store::worklist::{
     Actor, AttemptResult, Claim, MemberSpec, NewPool, NewWebhook, Pool, PoolUpdate, ReadySettings,
     Refusal, RuleSpec, WorkFilter, WorkItem,
@@ -67,6 +71,9 @@ conformance!(
     webhooks_deliveries,
     priors_match_identity,
     report_transitions_and_new_images,
+    report_lifecycle_moves_the_work_item,
+    critical_values_escalate_at_the_limit,
+    recognition_and_pushes,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -2348,5 +2355,538 @@ mod suite {
         let sweep = c.sweep(wall() + secs(2), &settings(), 500).await.unwrap();
         assert!(sweep.new_images.is_empty());
         assert_eq!(count(&kinds(c, it.id).await, "new-images"), 1);
+    }
+
+    // ---------------------------------------------------------------- reports
+
+    fn draft(item_id: i64, base: Option<i64>, impression: &str) -> DraftSpec {
+        DraftSpec {
+            work_item_id: item_id,
+            template_code: "ct_head_plain".into(),
+            exam_code: Some("ct_head_plain".into()),
+            kind: "imaging".into(),
+            content: VersionBody {
+                body: serde_json::json!({"sections": {"impression": impression}, "fields": {}}),
+                qc_grade: Some("jia".into()),
+                ..Default::default()
+            },
+            base_version: base,
+        }
+    }
+
+    fn signature(u: &User, key_id: i64, content: &str) -> Signature {
+        Signature {
+            signer_id: u.id,
+            key_id,
+            content: content.into(),
+            signature: "ab".repeat(64),
+        }
+    }
+
+    async fn key_of(c: &dyn Catalog, u: &User) -> i64 {
+        let pk = format!("04{}", hash(&u.login).repeat(2));
+        c.add_signing_key(u.id, &pk, &hash(&pk), "sealed", "kek1", wall())
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn signed_report(c: &dyn Catalog, fx: &Fx, n: u32, pid: &str) -> (i64, i64) {
+        let s = study(fx.village.id, uid(n), "CT", pid);
+        add_study(c, &s).await;
+        let t = wall();
+        ready(c, &s.uid, t).await;
+        let it = next(c, &fx.ra, t).await;
+        let (r, _) = c
+            .save_draft(&draft(it.id, None, "未见异常"), &actor(&fx.ra), t, LEASE_S)
+            .await
+            .unwrap();
+        c.submit_report(r.id, 1, &actor(&fx.ra), t, LEASE_S)
+            .await
+            .unwrap();
+        let key = match c.active_signing_key(fx.sr.id).await.unwrap() {
+            Some(k) => k.id,
+            None => key_of(c, &fx.sr).await,
+        };
+        c.sign_report(
+            r.id,
+            1,
+            &signature(&fx.sr, key, "{}"),
+            &actor(&fx.sr),
+            t,
+            LEASE_S,
+        )
+        .await
+        .unwrap();
+        (r.id, it.id)
+    }
+
+    pub async fn report_lifecycle_moves_the_work_item(c: Arc<SqlCatalog>) {
+        let c: &dyn Catalog = &*c;
+        let fx = fixture(c).await;
+        c.seed_report_defaults(fx.alliance.id, &ReportDefaults::default(), wall())
+            .await
+            .unwrap();
+        let s = study(fx.village.id, uid(300), "CT", "P-REP");
+        add_study(c, &s).await;
+        let t = wall();
+        ready(c, &s.uid, t).await;
+        let it = next(c, &fx.ra, t).await;
+        // only the holder drafts
+        assert!(matches!(
+            c.save_draft(&draft(it.id, None, "x"), &actor(&fx.rb), t, LEASE_S)
+                .await,
+            Err(Error::Conflict(m)) if m == "not-holder"
+        ));
+        let (r, v1) = c
+            .save_draft(&draft(it.id, None, "草稿一"), &actor(&fx.ra), t, LEASE_S)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.state.as_str(), r.current_version, v1.version),
+            ("draft", 1, 1)
+        );
+        assert_eq!(item(c, it.id).await.state, WorkState::Drafted);
+        // autosave: a new version each time; a stale base is refused
+        let (_, v2) = c
+            .save_draft(
+                &draft(it.id, Some(1), "草稿二"),
+                &actor(&fx.ra),
+                t + secs(1),
+                LEASE_S,
+            )
+            .await
+            .unwrap();
+        assert_eq!(v2.version, 2);
+        assert!(matches!(
+            c.save_draft(&draft(it.id, Some(1), "旧"), &actor(&fx.ra), t + secs(2), LEASE_S)
+                .await,
+            Err(Error::Conflict(m)) if m.starts_with("stale-version")
+        ));
+        // submit needs the current version
+        assert!(matches!(
+            c.submit_report(r.id, 1, &actor(&fx.ra), t + secs(3), LEASE_S).await,
+            Err(Error::Conflict(m)) if m.starts_with("stale-version")
+        ));
+        let (r2, _) = c
+            .submit_report(r.id, 2, &actor(&fx.ra), t + secs(3), LEASE_S)
+            .await
+            .unwrap();
+        assert_eq!(r2.state, "submitted");
+        assert_eq!(item(c, it.id).await.state, WorkState::Submitted);
+        // a submitted report is not edited
+        assert!(matches!(
+            c.save_draft(
+                &draft(it.id, Some(2), "x"),
+                &actor(&fx.ra),
+                t + secs(4),
+                LEASE_S
+            )
+            .await,
+            Err(Error::Invalid(_) | Error::Conflict(_))
+        ));
+        // returned with a reason, redrafted, resubmitted
+        let (r3, v) = c
+            .return_report(r.id, 2, "请补充", &actor(&fx.sr), t + secs(5), LEASE_S)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r3.state.as_str(), v.state.as_str(), v.reason.as_deref()),
+            ("returned", "returned", Some("请补充"))
+        );
+        assert_eq!(item(c, it.id).await.state, WorkState::Returned);
+        c.save_draft(
+            &draft(it.id, Some(2), "定稿"),
+            &actor(&fx.ra),
+            t + secs(6),
+            LEASE_S,
+        )
+        .await
+        .unwrap();
+        c.submit_report(r.id, 3, &actor(&fx.ra), t + secs(7), LEASE_S)
+            .await
+            .unwrap();
+        let key = key_of(c, &fx.sr).await;
+        let (r4, v) = c
+            .sign_report(
+                r.id,
+                3,
+                &signature(&fx.sr, key, "{\"v\":3}"),
+                &actor(&fx.sr),
+                t + secs(8),
+                LEASE_S,
+            )
+            .await
+            .unwrap();
+        assert_eq!((r4.state.as_str(), r4.signed_version), ("signed", Some(3)));
+        assert_eq!(
+            (v.verifier_login.as_deref(), v.signed_content.as_deref()),
+            (Some("sr"), Some("{\"v\":3}"))
+        );
+        let done = item(c, it.id).await;
+        assert_eq!(done.state, WorkState::Signed);
+        // signing twice is refused
+        assert!(matches!(
+            c.sign_report(r.id, 3, &signature(&fx.sr, key, "{}"), &actor(&fx.sr), t + secs(9), LEASE_S)
+                .await,
+            Err(Error::Conflict(m)) if m.starts_with("wrong-state")
+        ));
+        // an addendum on the signed version; a correction supersedes it
+        c.add_addendum(
+            r.id,
+            3,
+            "补充",
+            &signature(&fx.sr, key, "{}"),
+            &actor(&fx.sr),
+            t + secs(10),
+        )
+        .await
+        .unwrap();
+        let (r5, v4) = c
+            .correct_report(
+                r.id,
+                3,
+                &draft(it.id, None, "更正").content,
+                "复核",
+                &signature(&fx.sr, key, "{\"v\":4}"),
+                &actor(&fx.sr),
+                t + secs(11),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                r5.signed_version,
+                v4.version,
+                v4.kind.as_str(),
+                v4.state.as_str()
+            ),
+            (Some(4), 4, "correction", "signed")
+        );
+        let all = c.report_versions(r.id).await.unwrap();
+        let states: Vec<&str> = all.iter().map(|v| v.state.as_str()).collect();
+        assert_eq!(states, ["draft", "returned", "superseded", "signed"]);
+        assert_eq!(all[1].reason.as_deref(), Some("请补充"));
+        // an addendum goes to the version in force only
+        assert!(
+            c.add_addendum(
+                r.id,
+                3,
+                "x",
+                &signature(&fx.sr, key, "{}"),
+                &actor(&fx.sr),
+                t + secs(12)
+            )
+            .await
+            .is_err()
+        );
+        assert_eq!(c.report_addenda(r.id).await.unwrap().len(), 1);
+        // instance hashes of the study
+        let hashes = c.study_instance_hashes(r.study_id).await.unwrap();
+        assert_eq!(hashes.len(), 1);
+        assert_eq!(hashes[0].1, hash(&format!("file:{}.1.1", s.uid)));
+        // the clinic was told: signed, addendum, corrected
+        let k = kinds(c, it.id).await;
+        for want in ["report_signed", "report_addendum", "report_corrected"] {
+            assert_eq!(count(&k, want), 1, "{want} in {k:?}");
+        }
+        // lists by institution and state
+        let mine = c
+            .list_reports(&ReportFilter {
+                institution_ids: Some(vec![fx.village.id]),
+                state: Some("signed".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(mine.len(), 1);
+        let other = c
+            .list_reports(&ReportFilter {
+                institution_ids: Some(vec![fx.county.id]),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(other.is_empty());
+        // a new key revokes the old one, which still exists for verification
+        let key2 = key_of(c, &fx.ra).await;
+        assert_ne!(key, key2);
+        let pk = format!("04{}", hash("another").repeat(2));
+        let key3 = c
+            .add_signing_key(fx.sr.id, &pk, &hash(&pk), "s", "kek1", wall())
+            .await
+            .unwrap();
+        assert_eq!(
+            c.active_signing_key(fx.sr.id).await.unwrap().map(|k| k.id),
+            Some(key3.id)
+        );
+        assert!(
+            c.get_signing_key(key)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_some()
+        );
+        assert!(
+            c.reseal_signing_key(key3.id, "kek1", "s2", "kek2")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !c.reseal_signing_key(key3.id, "kek1", "s3", "kek2")
+                .await
+                .unwrap()
+        );
+    }
+
+    pub async fn critical_values_escalate_at_the_limit(c: Arc<SqlCatalog>) {
+        let c: &dyn Catalog = &*c;
+        let fx = fixture(c).await;
+        let doc = add_user(c, "Village", "vdoc", Role::ClinicDoctor).await;
+        let head = add_user(c, "Village", "vhead", Role::ClinicDoctor).await;
+        c.set_institution_report_settings(fx.village.id, Some(Some(head.id)), None)
+            .await
+            .unwrap();
+        let (rid, item_id) = signed_report(c, &fx, 310, "P-CRIT").await;
+        let t0 = wall() + secs(100);
+        let limit = 600;
+        let a = c
+            .raise_critical(
+                rid,
+                "ct_intracranial_haemorrhage",
+                Some("急性脑出血"),
+                &actor(&fx.sr),
+                t0,
+                limit,
+            )
+            .await
+            .unwrap();
+        let b = c
+            .raise_critical(
+                rid,
+                "ct_intracranial_haemorrhage",
+                None,
+                &actor(&fx.sr),
+                t0,
+                limit,
+            )
+            .await
+            .unwrap();
+        assert_eq!((a.state.as_str(), a.due_at), ("open", t0 + secs(limit)));
+        // the clinic users were notified (both), not the readers
+        for u in [&doc, &head] {
+            assert!(
+                notes(c, u)
+                    .await
+                    .iter()
+                    .any(|(_, k)| k == "critical_raised")
+            );
+        }
+        assert!(
+            !notes(c, &fx.rb)
+                .await
+                .iter()
+                .any(|(_, k)| k == "critical_raised")
+        );
+        // acknowledged once
+        let acked = c
+            .acknowledge_critical(
+                a.id,
+                "王医生",
+                "已电话通知患者转诊",
+                &actor(&doc),
+                t0 + secs(60),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (acked.state.as_str(), acked.ack_name.as_deref()),
+            ("acknowledged", Some("王医生"))
+        );
+        assert!(matches!(
+            c.acknowledge_critical(a.id, "x", "y", &actor(&doc), t0 + secs(61)).await,
+            Err(Error::Conflict(m)) if m == "already-acknowledged"
+        ));
+        assert!(matches!(
+            c.acknowledge_critical(999_999, "x", "y", &actor(&doc), t0)
+                .await,
+            Err(Error::NotFound(_))
+        ));
+        // not before the limit; at the limit once; never the acknowledged one
+        assert!(
+            c.escalate_due_criticals(t0 + secs(limit) - 1, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let up = c
+            .escalate_due_criticals(t0 + secs(limit), 10)
+            .await
+            .unwrap();
+        assert_eq!(up.iter().map(|c| c.id).collect::<Vec<_>>(), vec![b.id]);
+        assert!(
+            c.escalate_due_criticals(t0 + secs(limit + 60), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        for u in [&head, &fx.ga] {
+            assert!(
+                notes(c, u)
+                    .await
+                    .iter()
+                    .any(|(_, k)| k == "critical_escalated"),
+                "{}",
+                u.login
+            );
+        }
+        assert!(
+            !notes(c, &doc)
+                .await
+                .iter()
+                .any(|(_, k)| k == "critical_escalated")
+        );
+        // the communication record
+        let log_a: Vec<String> = c
+            .critical_log(a.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.kind)
+            .collect();
+        assert_eq!(log_a, ["raised", "notified", "acknowledged"]);
+        let log_b: Vec<String> = c
+            .critical_log(b.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.kind)
+            .collect();
+        assert_eq!(log_b, ["raised", "notified", "escalated"]);
+        let k = kinds(c, item_id).await;
+        assert_eq!(count(&k, "critical_raised"), 2);
+        assert_eq!(count(&k, "critical_escalated"), 1);
+        assert_eq!(count(&k, "critical_acknowledged"), 1);
+        let open = c
+            .list_criticals(&CriticalFilter {
+                institution_ids: Some(vec![fx.village.id]),
+                state: Some("open".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(open.len(), 1);
+    }
+
+    pub async fn recognition_and_pushes(c: Arc<SqlCatalog>) {
+        let c: &dyn Catalog = &*c;
+        let fx = fixture(c).await;
+        c.put_exam_type(
+            fx.alliance.id,
+            "ct_head_plain",
+            &serde_json::json!({"code": "ct_head_plain"}),
+            true,
+            Some(180),
+            wall(),
+        )
+        .await
+        .unwrap();
+        c.set_institution_report_settings(
+            fx.village.id,
+            None,
+            Some(Some(PacsTarget {
+                ae_title: "VPACS".into(),
+                host: "127.0.0.1".into(),
+                port: 11113,
+            })),
+        )
+        .await
+        .unwrap();
+        let (rid, _) = signed_report(c, &fx, 320, RID).await;
+        // recognition by the resident ID's identity hash, within the alliance only
+        let basis = dxhub_core::worklist::identity_basis(RID, None, &[], "");
+        let rows = c
+            .recognition(
+                fx.alliance.id,
+                &dxhub_store::worklist::identity_hash(&basis),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].recognition_eligible);
+        assert_eq!(
+            (rows[0].validity_days, rows[0].qc_grade.as_deref()),
+            (Some(180), Some("jia"))
+        );
+        let (b, _, _) = other_alliance(c).await;
+        assert!(
+            c.recognition(b.id, &dxhub_store::worklist::identity_hash(&basis))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // the push-back was queued at signing, and is taken once while locked
+        let pushes = c.list_pushes(rid).await.unwrap();
+        assert_eq!(pushes.len(), 1);
+        assert_eq!(
+            (pushes[0].state.as_str(), pushes[0].target.as_str()),
+            ("pending", "VPACS@127.0.0.1:11113")
+        );
+        let now = wall() + secs(10);
+        let taken = c.take_due_pushes(now, 10, 60).await.unwrap();
+        assert_eq!(taken.len(), 1);
+        assert!(c.take_due_pushes(now, 10, 60).await.unwrap().is_empty());
+        c.finish_push(
+            taken[0].id,
+            &PushResult::Failed {
+                status: None,
+                error: "refused".into(),
+                retry_at: Some(now + secs(30)),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        assert!(
+            c.take_due_pushes(now + secs(29), 10, 60)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let again = c.take_due_pushes(now + secs(30), 10, 60).await.unwrap();
+        assert_eq!(again[0].attempts, 2);
+        c.finish_push(
+            again[0].id,
+            &PushResult::Failed {
+                status: Some("A700".into()),
+                error: "out of resources".into(),
+                retry_at: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(c.list_pushes(rid).await.unwrap()[0].state, "dead");
+        c.retry_push(again[0].id, now).await.unwrap();
+        let third = c.take_due_pushes(now, 10, 60).await.unwrap();
+        c.finish_push(
+            third[0].id,
+            &PushResult::Delivered {
+                status: "0000,0000".into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        let p = &c.list_pushes(rid).await.unwrap()[0];
+        assert_eq!(
+            (p.state.as_str(), p.last_status.as_deref()),
+            ("delivered", Some("0000,0000"))
+        );
+        assert!(c.retry_push(999_999, now).await.is_err());
     }
 }

@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::serve::open_migrated_catalog;
 use crate::table::cell;
+use anyhow::Context;
 use clap::Subcommand;
 use dxhub_core::InstitutionLevel;
 use dxhub_store::NewInstitution;
@@ -41,6 +42,23 @@ pub enum AdminCommand {
     Device {
         #[command(subcommand)]
         command: crate::users::DeviceCommand,
+    },
+    /// Readers' sealed SM2 signing keys.
+    SigningKeys {
+        #[command(subcommand)]
+        command: SigningKeysCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SigningKeysCommand {
+    /// Re-seal every private signing key under the current KEK (`reports.kek`), opening
+    /// each with the KEK that sealed it (`reports.previous_keks`): the KEK rotation step.
+    Reseal,
+    /// List signing keys (public part, owner, KEK id, revoked).
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -102,11 +120,70 @@ pub async fn run(cfg: &Config, command: AdminCommand) -> anyhow::Result<ExitCode
     match command {
         AdminCommand::User { command } => crate::users::run_user(&*catalog, command).await?,
         AdminCommand::Token { command } => crate::users::run_token(&*catalog, command).await?,
+        AdminCommand::SigningKeys { command } => match command {
+            SigningKeysCommand::Reseal => {
+                let ring = cfg.reports.kek_ring(&cfg.data_dir)?;
+                let (mut resealed, mut current) = (0, 0);
+                for k in catalog.list_signing_keys(None).await? {
+                    if k.kek_id == ring.current.id() {
+                        current += 1;
+                        continue;
+                    }
+                    let old = ring.get(&k.kek_id).with_context(|| {
+                        format!(
+                            "key {} of {} is sealed under KEK {}: add it to reports.previous_keks",
+                            k.id, k.login, k.kek_id
+                        )
+                    })?;
+                    let secret = old
+                        .open(&k.sealed_secret, k.user_id, &k.public_key)
+                        .with_context(|| format!("opening key {} of {}", k.id, k.login))?;
+                    let sealed = ring.current.seal(
+                        &secret,
+                        k.user_id,
+                        &k.public_key,
+                        &mut rand::rngs::OsRng,
+                    );
+                    if catalog
+                        .reseal_signing_key(k.id, &k.kek_id, &sealed, ring.current.id())
+                        .await?
+                    {
+                        resealed += 1;
+                    }
+                }
+                println!(
+                    "{resealed} key(s) re-sealed under KEK {}; {current} already were",
+                    ring.current.id()
+                );
+            }
+            SigningKeysCommand::List { json } => {
+                let keys = catalog.list_signing_keys(None).await?;
+                if json {
+                    print_json(&keys)?;
+                } else {
+                    for k in keys {
+                        println!(
+                            "{}\t{}\t{}\tkek {}\t{}",
+                            k.id,
+                            k.login,
+                            k.fingerprint,
+                            k.kek_id,
+                            if k.revoked_at.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            }
+                        );
+                    }
+                }
+            }
+        },
         AdminCommand::Device { command } => crate::users::run_device(&*catalog, command).await?,
         AdminCommand::Alliance {
             command: AllianceCommand::Add { name },
         } => {
             let a = catalog.add_alliance(&name).await?;
+            dxhub_api::reports::seed_defaults(&*catalog, a.id).await?;
             println!("alliance {} added (id {})", a.name, a.id);
         }
         AdminCommand::Alliance {

@@ -20,6 +20,98 @@ pub struct Config {
     pub storage: StorageConfig,
     pub log: LogConfig,
     pub worklist: WorklistConfig,
+    pub reports: ReportsConfig,
+}
+
+/// Reports: signing-key custody, critical values, push-back, PDF.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// Key-encryption key (64 hex digits) sealing readers' private SM2 keys. Secret:
+    /// printed as `***`. Unset: generated once into `{data_dir}/report-kek` (mode 0600);
+    /// production sets it from a secret store (`DXHUB_REPORTS__KEK`).
+    pub kek: Option<String>,
+    /// Earlier KEKs, kept until `dxhub admin signing-keys reseal` has re-sealed every key
+    /// under the current one. Secret.
+    pub previous_keks: Vec<String>,
+    /// A critical value nobody acknowledged escalates after this long.
+    pub critical_ack_limit_secs: i64,
+    /// Our AE title when pushing reports to clinics' PACS (default: `dicom.ae_title`).
+    pub push_calling_ae: Option<String>,
+    pub push_timeout_secs: u64,
+    /// Attempts before a push-back is dead-lettered.
+    pub push_max_attempts: i64,
+    /// A TrueType/OpenType CJK font for PDFs (`path` or `path#index`); default: found
+    /// among installed fonts (WenQuanYi Micro Hei, Noto Sans CJK).
+    pub pdf_font: Option<PathBuf>,
+    /// The reading centre printed on PDFs, e.g. `县人民医院 医学影像中心`.
+    pub centre_name: Option<String>,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        Self {
+            kek: None,
+            previous_keks: Vec::new(),
+            critical_ack_limit_secs: 600,
+            push_calling_ae: None,
+            push_timeout_secs: 30,
+            push_max_attempts: 8,
+            pdf_font: None,
+            centre_name: None,
+        }
+    }
+}
+
+impl ReportsConfig {
+    /// The KEK ring: the configured KEK, else the one in `{data_dir}/report-kek`
+    /// (created on first use).
+    pub fn kek_ring(&self, data_dir: &Path) -> anyhow::Result<dxhub_core::report::KekRing> {
+        use dxhub_core::report::{Kek, KekRing};
+        let current = match &self.kek {
+            Some(hex) => Kek::from_hex(hex).context("reports.kek")?,
+            None => {
+                let path = data_dir.join("report-kek");
+                let hex = match std::fs::read_to_string(&path) {
+                    Ok(s) => s,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        use rand::RngCore;
+                        let mut key = [0u8; 32];
+                        rand::rngs::OsRng.fill_bytes(&mut key);
+                        let hex = hex::encode(key);
+                        std::fs::create_dir_all(data_dir)?;
+                        let mut opts = std::fs::OpenOptions::new();
+                        opts.write(true).create_new(true);
+                        #[cfg(unix)]
+                        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+                        match opts.open(&path) {
+                            Ok(mut f) => {
+                                use std::io::Write;
+                                f.write_all(hex.as_bytes())?;
+                                f.sync_all()?;
+                                hex
+                            }
+                            // another process made it first
+                            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                                std::fs::read_to_string(&path)?
+                            }
+                            Err(e) => {
+                                return Err(e).context(format!("creating {}", path.display()));
+                            }
+                        }
+                    }
+                    Err(e) => return Err(e).context(format!("reading {}", path.display())),
+                };
+                Kek::from_hex(&hex).with_context(|| format!("{}", path.display()))?
+            }
+        };
+        let previous = self
+            .previous_keks
+            .iter()
+            .map(|h| Kek::from_hex(h).context("reports.previous_keks"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(KekRing { current, previous })
+    }
 }
 
 /// The worklist: ready detection, claim leases, turnaround warnings, webhooks.
@@ -149,6 +241,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             log: LogConfig::default(),
             worklist: WorklistConfig::default(),
+            reports: ReportsConfig::default(),
         }
     }
 }
@@ -202,7 +295,7 @@ impl Default for LogConfig {
 /// Top-level keys an environment variable may set (other `DXHUB_*` variables, such as
 /// `DXHUB_CONFIG` or the test suite's, are not configuration).
 const ENV_SECTIONS: &[&str] = &[
-    "data_dir", "http", "dicom", "database", "storage", "log", "worklist",
+    "data_dir", "http", "dicom", "database", "storage", "log", "worklist", "reports",
 ];
 
 /// Overrides given as command-line flags.
@@ -278,6 +371,12 @@ impl Config {
         }
         if c.http.metrics_token.is_some() {
             c.http.metrics_token = Some("***".into());
+        }
+        if c.reports.kek.is_some() {
+            c.reports.kek = Some("***".into());
+        }
+        for k in &mut c.reports.previous_keks {
+            *k = "***".into();
         }
         Ok(toml::to_string_pretty(&c)?)
     }

@@ -44,6 +44,12 @@ pub async fn open_catalog(cfg: &Config) -> anyhow::Result<Arc<dyn Catalog>> {
 pub async fn open_migrated_catalog(cfg: &Config) -> anyhow::Result<Arc<dyn Catalog>> {
     let catalog = open_catalog(cfg).await?;
     catalog.migrate().await.context("index migration failed")?;
+    // report templates, exam catalogue, critical categories: every alliance has defaults
+    for a in catalog.list_alliances().await? {
+        dxhub_api::reports::seed_defaults(&*catalog, a.id)
+            .await
+            .context("seeding report defaults")?;
+    }
     Ok(catalog)
 }
 
@@ -148,6 +154,19 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
         cors_origins: cfg.http.cors_origins.clone(),
         stow_max_bytes: cfg.http.stow_max_bytes,
         public_url: cfg.http.public_url.clone(),
+        reports: dxhub_api::reports::ReportSettings {
+            keks: Some(cfg.reports.kek_ring(&cfg.data_dir)?),
+            critical_ack_limit_s: cfg.reports.critical_ack_limit_secs.max(1),
+            push_calling_ae: cfg
+                .reports
+                .push_calling_ae
+                .clone()
+                .unwrap_or_else(|| cfg.dicom.ae_title.clone()),
+            push_timeout: Duration::from_secs(cfg.reports.push_timeout_secs.max(1)),
+            push_max_attempts: cfg.reports.push_max_attempts.max(1),
+            pdf_font: cfg.reports.pdf_font.clone(),
+            centre_name: cfg.reports.centre_name.clone(),
+        },
     };
     let w = &cfg.worklist;
     let worklist = dxhub_api::worklist::WorklistState::new(

@@ -311,7 +311,7 @@ async fn item_in(tx: &mut Tx, id: i64) -> Result<Option<WorkItem>> {
         .transpose()
 }
 
-async fn must_item(tx: &mut Tx, id: i64) -> Result<WorkItem> {
+pub(super) async fn must_item(tx: &mut Tx, id: i64) -> Result<WorkItem> {
     item_in(tx, id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("work item {id}")))
@@ -319,7 +319,7 @@ async fn must_item(tx: &mut Tx, id: i64) -> Result<WorkItem> {
 
 /// Record an event of `item`, notify `notify` (user ids) and queue a delivery to every
 /// enabled webhook of the alliance that wants this kind.
-async fn emit(
+pub(super) async fn emit(
     tx: &mut Tx,
     item: &WorkItem,
     kind: &str,
@@ -410,7 +410,7 @@ async fn emit(
 
 /// Users to tell about `item`: on-duty members of its pool (optionally seniors only), and
 /// with `admins` the alliance's group admins.
-async fn recipients(
+pub(super) async fn recipients(
     tx: &mut Tx,
     item: &WorkItem,
     seniors_only: bool,
@@ -1040,20 +1040,25 @@ impl SqlCatalog {
 
     /// Apply a supervisor's or holder's change under the item's row lock.
     async fn locked_item(&self, tx: &mut Tx, id: i64) -> Result<WorkItem> {
-        let lock = match self.dialect {
-            Dialect::Postgres => " FOR UPDATE",
-            Dialect::Sqlite => "",
-        };
-        let found: Option<i64> =
-            sqlx::query_scalar(&format!("SELECT id FROM work_items WHERE id = $1{lock}"))
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await?;
-        if found.is_none() {
-            return Err(Error::NotFound(format!("work item {id}")));
-        }
-        must_item(tx, id).await
+        locked_item_in(tx, self.dialect, id).await
     }
+}
+
+/// The work item, row-locked on PostgreSQL (SQLite's single writer serialises).
+pub(super) async fn locked_item_in(tx: &mut Tx, dialect: Dialect, id: i64) -> Result<WorkItem> {
+    let lock = match dialect {
+        Dialect::Postgres => " FOR UPDATE",
+        Dialect::Sqlite => "",
+    };
+    let found: Option<i64> =
+        sqlx::query_scalar(&format!("SELECT id FROM work_items WHERE id = $1{lock}"))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if found.is_none() {
+        return Err(Error::NotFound(format!("work item {id}")));
+    }
+    must_item(tx, id).await
 }
 
 #[async_trait]
@@ -1989,65 +1994,16 @@ impl WorklistStore for SqlCatalog {
         lease_s: i64,
     ) -> Result<WorkItem> {
         let mut tx = self.begin_write().await?;
-        let item = self.locked_item(&mut tx, id).await?;
-        if to == WorkState::Claimed || !item.state.can_become(to) {
-            // claims go through claim()/claim_next() (membership, maximum, patient lock)
-            tx.rollback().await?;
-            return Err(Error::Invalid(format!(
-                "a work item cannot go from {} to {to}",
-                item.state
-            )));
+        match transition_in(&mut tx, self.dialect, id, to, actor, now, lease_s).await {
+            Ok(after) => {
+                tx.commit().await?;
+                Ok(after)
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                Err(e)
+            }
         }
-        // the author's own steps need the author; verification (signed, returned) is the
-        // verifier's, whose right to sign the caller checks
-        let authors_step = matches!(to, WorkState::Drafted)
-            || (to == WorkState::Submitted && item.state != WorkState::Submitted);
-        if authors_step && (actor.user_id.is_none() || item.claimed_by != actor.user_id) {
-            tx.rollback().await?;
-            return Err(Error::Conflict("not-holder".into()));
-        }
-        let leased = to.is_leased();
-        let lease = leased.then_some(now + lease_s * wl::US_PER_S);
-        let done = matches!(to, WorkState::Signed | WorkState::Cancelled).then_some(now);
-        let reported = (to == WorkState::Submitted).then_some(now);
-        let holder = if to == WorkState::Queued {
-            None
-        } else {
-            item.claimed_by.or(actor.user_id)
-        };
-        sqlx::query(
-            "UPDATE work_items SET state = $2, lease_expires_at = $3, done_at = COALESCE($4, done_at), \
-             reported_at = COALESCE($5, reported_at), claimed_by = $6, version = version + 1, \
-             updated_at = $7 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(to.as_str())
-        .bind(lease)
-        .bind(done)
-        .bind(reported)
-        .bind(holder)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let after = must_item(&mut tx, id).await?;
-        let notify = match to {
-            // seniors verify submitted reports; a returned report goes back to its author
-            WorkState::Submitted => recipients(&mut tx, &after, true, false, now).await?,
-            WorkState::Returned => after.claimed_by.into_iter().collect(),
-            _ => Vec::new(),
-        };
-        emit(
-            &mut tx,
-            &after,
-            to.as_str(),
-            actor,
-            serde_json::json!({}),
-            &notify,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(after)
     }
 
     async fn events_after(&self, after_id: i64, limit: i64) -> Result<Vec<WorkEvent>> {
@@ -2358,4 +2314,73 @@ impl WorklistStore for SqlCatalog {
         .fetch_all(&self.read)
         .await?)
     }
+}
+
+/// [`WorklistStore::transition`] inside the caller's write transaction (the report store
+/// moves the work item with the report).
+pub(super) async fn transition_in(
+    tx: &mut Tx,
+    dialect: Dialect,
+    id: i64,
+    to: WorkState,
+    actor: &Actor,
+    now: i64,
+    lease_s: i64,
+) -> Result<WorkItem> {
+    let item = locked_item_in(tx, dialect, id).await?;
+    if to == WorkState::Claimed || !item.state.can_become(to) {
+        // claims go through claim()/claim_next() (membership, maximum, patient lock)
+        return Err(Error::Invalid(format!(
+            "a work item cannot go from {} to {to}",
+            item.state
+        )));
+    }
+    // the author's own steps need the author; verification (signed, returned) is the
+    // verifier's, whose right to sign the caller checks
+    let authors_step = matches!(to, WorkState::Drafted)
+        || (to == WorkState::Submitted && item.state != WorkState::Submitted);
+    if authors_step && (actor.user_id.is_none() || item.claimed_by != actor.user_id) {
+        return Err(Error::Conflict("not-holder".into()));
+    }
+    let leased = to.is_leased();
+    let lease = leased.then_some(now + lease_s * wl::US_PER_S);
+    let done = matches!(to, WorkState::Signed | WorkState::Cancelled).then_some(now);
+    let reported = (to == WorkState::Submitted).then_some(now);
+    let holder = if to == WorkState::Queued {
+        None
+    } else {
+        item.claimed_by.or(actor.user_id)
+    };
+    sqlx::query(
+        "UPDATE work_items SET state = $2, lease_expires_at = $3, done_at = COALESCE($4, done_at), \
+             reported_at = COALESCE($5, reported_at), claimed_by = $6, version = version + 1, \
+             updated_at = $7 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(to.as_str())
+    .bind(lease)
+    .bind(done)
+    .bind(reported)
+    .bind(holder)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let after = must_item(tx, id).await?;
+    let notify = match to {
+        // seniors verify submitted reports; a returned report goes back to its author
+        WorkState::Submitted => recipients(tx, &after, true, false, now).await?,
+        WorkState::Returned => after.claimed_by.into_iter().collect(),
+        _ => Vec::new(),
+    };
+    emit(
+        tx,
+        &after,
+        to.as_str(),
+        actor,
+        serde_json::json!({}),
+        &notify,
+        now,
+    )
+    .await?;
+    Ok(after)
 }

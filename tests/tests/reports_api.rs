@@ -1,0 +1,1211 @@
+//! Reports end to end against a real `dxhub serve` (issue #7): a village ECG is claimed,
+//! prefilled with the machine measurements, drafted (every version kept), refused when
+//! incomplete, submitted, returned with a reason, resubmitted, then verified and signed by
+//! a senior re-authenticated with password + TOTP (SM2). Then: online verification and the
+//! offline `dxhub verify` agree, and each of a changed report text, a changed instance
+//! hash and a changed public key makes both fail; the PDF carries the Chinese text, the
+//! fingerprint and a QR code of the verify URL (pdftotext, pdftoppm + zbarimg); the FHIR
+//! `DiagnosticReport` validates against the R4 schema; a critical value reaches the clinic
+//! and is acknowledged, another escalates; an addendum and a corrected version are signed;
+//! the recognition lookup finds the HR result from another institution; push-back sends
+//! the PDF and SR to a DCMTK `storescp`; and the audit log holds every step.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use dxhub_e2e::api::{Api, add_device, add_user, issue_token, raw_sql, totp_at, unix_now};
+use dxhub_e2e::hub::{HubOptions, TestHub};
+use dxhub_e2e::peers;
+use dxhub_ecg::synth::SynthSpec;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "Reports-pass-2026";
+const VILLAGE: &str = "东风村卫生室";
+const TOWN: &str = "城关镇卫生院";
+const OTHER_TOWN: &str = "河西镇卫生院";
+const COUNTY: &str = "县人民医院";
+const RESIDENT_ID: &str = "11010519491231002X";
+
+struct F {
+    hub: TestHub,
+    api: Api,
+    tokens: std::collections::HashMap<&'static str, String>,
+    ids: std::collections::HashMap<&'static str, i64>,
+    totp: std::collections::HashMap<&'static str, String>,
+}
+
+impl F {
+    fn t(&self, who: &str) -> &str {
+        &self.tokens[who]
+    }
+
+    async fn send(&self, method: &str, path: &str, who: &str, body: Option<Value>) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .api
+            .http
+            .request(m, self.api.url(path))
+            .bearer_auth(self.t(who));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn ok(&self, method: &str, path: &str, who: &str, body: Option<Value>) -> Value {
+        let (s, v) = self.send(method, path, who, body).await;
+        assert!((200..300).contains(&s), "{method} {path} as {who}: {s} {v}");
+        v
+    }
+
+    async fn bytes(&self, path: &str, who: &str) -> (u16, Vec<u8>) {
+        let r = self
+            .api
+            .http
+            .get(self.api.url(path))
+            .bearer_auth(self.t(who))
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        (s, r.bytes().await.unwrap().to_vec())
+    }
+
+    /// Enrol and confirm TOTP for `who`; the secret.
+    async fn enrol_totp(&mut self, who: &'static str) {
+        let v = self
+            .ok("POST", "/api/v1/auth/totp/enroll", who, Some(json!({})))
+            .await;
+        let secret = v["secret"].as_str().unwrap().to_owned();
+        self.ok(
+            "POST",
+            "/api/v1/auth/totp/confirm",
+            who,
+            Some(json!({ "code": totp_at(&secret, unix_now()) })),
+        )
+        .await;
+        self.totp.insert(who, secret);
+    }
+
+    fn code(&self, who: &str) -> String {
+        totp_at(&self.totp[who], unix_now())
+    }
+
+    fn reauth(&self, who: &str) -> Value {
+        json!({ "password": PASSWORD, "totp": self.code(who) })
+    }
+}
+
+async fn online(f: &F, rid: i64) -> Value {
+    f.ok(
+        "GET",
+        &format!("/api/v1/reports/{rid}/verify"),
+        "clinic",
+        None,
+    )
+    .await
+}
+
+fn json_ecg(spec: &SynthSpec, patient_id: &str) -> Vec<u8> {
+    let (mut ecg, _) = dxhub_ecg::synth::generate(spec);
+    ecg.patient.id = Some(patient_id.into());
+    ecg.patient.name = Some("王^五".into());
+    ecg.acquired_at = Some("20261122081500".into());
+    serde_json::to_vec(&dxhub_ecg::json::to_json_form(&ecg, 1.0)).unwrap()
+}
+
+async fn upload_ecg(f: &F, device: &str, body: Vec<u8>) -> Value {
+    let r = f
+        .api
+        .http
+        .post(f.api.url("/api/v1/ecg"))
+        .bearer_auth(device)
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json().await.unwrap()
+}
+
+async fn eventually<T, Fut: std::future::Future<Output = Option<T>>>(
+    timeout: Duration,
+    mut f: impl FnMut() -> Fut,
+) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A free TCP port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(cmd: &mut Command) -> std::process::Output {
+    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+/// `dxhub verify FILE --keys KEYS`: (exit code, stdout+stderr).
+fn offline_verify(hub: &TestHub, report: &Path, keys: &Path) -> (i32, String) {
+    let out = hub.cli(&[
+        "verify",
+        report.to_str().unwrap(),
+        "--keys",
+        keys.to_str().unwrap(),
+    ]);
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn fhir_validator() -> Option<(PathBuf, PathBuf)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut pythons: Vec<PathBuf> = ["DXHUB_FHIR_PYTHON", "DXHUB_TEST_PYTHON"]
+        .iter()
+        .filter_map(|v| std::env::var_os(v).map(PathBuf::from))
+        .collect();
+    pythons.push(root.join(".venv/bin/python"));
+    pythons.push(PathBuf::from("python3"));
+    let py = pythons.into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import jsonschema"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let schema = root.join("target/fhir-schema/fhir.schema.json");
+    if !schema.is_file() {
+        let _ = Command::new("bash")
+            .arg(root.join("tests/fhir/fetch_schema.sh"))
+            .arg(&schema)
+            .output();
+    }
+    let ok = peers::require("Python with jsonschema (FHIR validation)", py.is_some())
+        & peers::require(
+            "the FHIR R4 schema (tests/fhir/fetch_schema.sh)",
+            schema.is_file(),
+        );
+    ok.then(|| (py.unwrap(), schema))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reports_end_to_end() {
+    let have_pdf_tools = ["pdftotext", "pdftoppm", "zbarimg"]
+        .iter()
+        .all(|t| peers::require(t, peers::tool(t).is_some()));
+    let storescp = peers::dcmtk("storescp");
+    let have_storescp = peers::require("DCMTK storescp", storescp.is_some());
+    let hub = TestHub::spawn(
+        HubOptions::default()
+            .env("DXHUB_WORKLIST__TICK_MS", "200")
+            .env("DXHUB_REPORTS__CRITICAL_ACK_LIMIT_SECS", "3")
+            .env("DXHUB_REPORTS__PUSH_TIMEOUT_SECS", "10")
+            .env("DXHUB_REPORTS__CENTRE_NAME", "县人民医院 心电诊断中心"),
+    );
+    hub.admin_ok(&[
+        "institution",
+        "add",
+        "--alliance",
+        "测试医共体",
+        "--name",
+        VILLAGE,
+        "--level",
+        "village",
+        "--parent",
+        TOWN,
+    ]);
+    hub.admin_ok(&[
+        "institution",
+        "add",
+        "--alliance",
+        "测试医共体",
+        "--name",
+        OTHER_TOWN,
+        "--level",
+        "township",
+        "--parent",
+        COUNTY,
+    ]);
+    let device = add_device(&hub, VILLAGE, "ECG-RPT-01");
+    let mut ids = std::collections::HashMap::new();
+    let mut tokens = std::collections::HashMap::new();
+    for (login, role, inst) in [
+        ("r1", "reader", COUNTY),
+        ("senior", "senior_reader", COUNTY),
+        ("senior2", "senior_reader", COUNTY),
+        ("gadmin", "group_admin", COUNTY),
+        ("clinic", "clinic_doctor", TOWN),
+        ("head", "clinic_doctor", TOWN),
+        ("other", "clinic_doctor", OTHER_TOWN),
+        ("auditor", "auditor", COUNTY),
+    ] {
+        ids.insert(login, add_user(&hub, inst, login, role, PASSWORD));
+        tokens.insert(login, issue_token(&hub, login, "1h"));
+    }
+    let api = Api::new(&hub);
+    let mut f = F {
+        hub,
+        api,
+        tokens,
+        ids,
+        totp: Default::default(),
+    };
+    for who in ["r1", "senior", "senior2"] {
+        f.enrol_totp(who).await;
+    }
+
+    // defaults: templates, exam catalogue, categories in Chinese
+    let t = f.ok("GET", "/api/v1/report-templates", "r1", None).await;
+    let names: Vec<&str> = t["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    for want in ["胸部正位片", "头颅CT平扫", "腹部超声", "常规十二导联心电图"]
+    {
+        assert!(
+            names.iter().any(|n| n.contains(want)),
+            "{want} in {names:?}"
+        );
+    }
+    let cats = f.ok("GET", "/api/v1/critical-categories", "r1", None).await;
+    let cat_labels = cats.to_string();
+    for want in ["张力性气胸", "主动脉夹层", "ecg_acute_mi"] {
+        assert!(cat_labels.contains(want), "{want}");
+    }
+    // only group admins edit the catalogue
+    let (s, _) = f
+        .send(
+            "PUT",
+            "/api/v1/critical-categories",
+            "r1",
+            Some(json!({"categories": []})),
+        )
+        .await;
+    assert_eq!(s, 403);
+
+    // the town's head (escalation) and its PACS (push-back to a real storescp)
+    let town_id = f.ok("GET", "/api/v1/institutions", "gadmin", None).await["institutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == TOWN)
+        .and_then(|i| i["id"].as_i64())
+        .unwrap();
+    let pacs_dir = tempfile::tempdir().unwrap();
+    let pacs_port = free_port();
+    let mut pacs = None;
+    if let Some(bin) = &storescp {
+        pacs = Some(
+            Command::new(bin)
+                .args(["--aetitle", "TOWNPACS", "+xa", "-od"])
+                .arg(pacs_dir.path())
+                .arg(pacs_port.to_string())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let mut settings = json!({ "head_user_id": f.ids["head"] });
+    if have_storescp {
+        settings["pacs"] = json!({"ae_title": "TOWNPACS", "host": "127.0.0.1", "port": pacs_port});
+    }
+    f.ok(
+        "PATCH",
+        &format!("/api/v1/institutions/{town_id}/report-settings"),
+        "gadmin",
+        Some(settings),
+    )
+    .await;
+
+    // the ECG pool: r1, senior, senior2
+    let pools = f.ok("GET", "/api/v1/pools", "gadmin", None).await;
+    let ecg_pool = pools["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "ecg")
+        .and_then(|p| p["id"].as_i64())
+        .unwrap();
+    for who in ["r1", "senior", "senior2"] {
+        f.ok(
+            "PUT",
+            &format!("/api/v1/pools/{ecg_pool}/members/{}", f.ids[who]),
+            "gadmin",
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    // a village ECG (resident ID: recognised across the alliance)
+    let up = upload_ecg(&f, &device, json_ecg(&SynthSpec::sinus(72.0), RESIDENT_ID)).await;
+    let study = up["study_instance_uid"].as_str().unwrap().to_owned();
+    let item = eventually(Duration::from_secs(15), || async {
+        let v = f
+            .ok("POST", "/api/v1/worklist/next", "r1", Some(json!({})))
+            .await;
+        v.get("item")
+            .cloned()
+            .filter(|i| !i.is_null())
+            .or_else(|| (v.get("id").is_some()).then(|| v.clone()))
+    })
+    .await
+    .expect("r1 gets the ECG");
+    let item_id = item["id"].as_i64().unwrap();
+    assert_eq!(item["study_instance_uid"], study.as_str(), "{item}");
+
+    // prefill: ECG template, machine values to confirm
+    let pre = f
+        .ok(
+            "GET",
+            &format!("/api/v1/worklist/{item_id}/report-prefill"),
+            "r1",
+            None,
+        )
+        .await;
+    assert_eq!(pre["template"]["code"], "ecg_12_lead", "{pre}");
+    let machine = pre["machine"].as_array().expect("machine values").clone();
+    assert!(
+        machine
+            .iter()
+            .any(|m| m["key"] == "heart_rate" && m["value"].is_string()),
+        "{pre}"
+    );
+    let mut fields = serde_json::Map::new();
+    let mut confirmed = Vec::new();
+    for m in &machine {
+        if let Some(v) = m["value"].as_str() {
+            fields.insert(m["key"].as_str().unwrap().into(), json!(v));
+            confirmed.push(m["key"].clone());
+        }
+    }
+    let normal = &pre["normal"]["sections"];
+    let body = |version: Option<i64>, impression: &str, qc: Option<&str>, confirmed: &[Value]| {
+        let mut b = json!({
+            "template_code": "ecg_12_lead",
+            "sections": {"findings": normal["findings"], "impression": impression},
+            "fields": fields,
+            "confirmed": confirmed,
+        });
+        if let Some(v) = version {
+            b["base_version"] = json!(v);
+        }
+        if let Some(q) = qc {
+            b["qc_grade"] = json!(q);
+        }
+        b
+    };
+    // a reader who does not hold the item cannot write its report
+    let (s, v) = f
+        .send(
+            "POST",
+            &format!("/api/v1/worklist/{item_id}/report"),
+            "senior",
+            Some(body(None, "x", None, &[])),
+        )
+        .await;
+    assert!(s == 409 || s == 403, "{s} {v}");
+    let d1 = f
+        .ok(
+            "POST",
+            &format!("/api/v1/worklist/{item_id}/report"),
+            "r1",
+            Some(body(None, "窦性心律。", None, &[])),
+        )
+        .await;
+    let rid = d1["report"]["id"].as_i64().unwrap();
+    assert_eq!(d1["version"]["version"], 1);
+    // a stale autosave is refused
+    let (s, v) = f
+        .send(
+            "POST",
+            &format!("/api/v1/worklist/{item_id}/report"),
+            "r1",
+            Some(body(None, "x", None, &[])),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("stale-version")),
+        "{v}"
+    );
+    // v2: no QC grade, measurements unconfirmed → submit refused
+    f.ok(
+        "POST",
+        &format!("/api/v1/worklist/{item_id}/report"),
+        "r1",
+        Some(body(Some(1), "窦性心律，正常心电图。", None, &[])),
+    )
+    .await;
+    let (s, v) = f
+        .send(
+            "POST",
+            &format!("/api/v1/reports/{rid}/submit"),
+            "r1",
+            Some(json!({"version": 2})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    // v3: QC but unconfirmed measurements → refused naming them
+    f.ok(
+        "POST",
+        &format!("/api/v1/worklist/{item_id}/report"),
+        "r1",
+        Some(body(
+            Some(2),
+            "窦性心律，正常心电图。",
+            Some("acceptable"),
+            &[],
+        )),
+    )
+    .await;
+    let (s, v) = f
+        .send(
+            "POST",
+            &format!("/api/v1/reports/{rid}/submit"),
+            "r1",
+            Some(json!({"version": 3})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("unconfirmed-measurements")),
+        "{v}"
+    );
+    // an image grade is not an ECG grade
+    let (s, _) = f
+        .send(
+            "POST",
+            &format!("/api/v1/worklist/{item_id}/report"),
+            "r1",
+            Some(body(Some(3), "x", Some("jia"), &confirmed)),
+        )
+        .await;
+    assert_eq!(s, 422);
+    // v4: complete → submitted
+    f.ok(
+        "POST",
+        &format!("/api/v1/worklist/{item_id}/report"),
+        "r1",
+        Some(body(
+            Some(3),
+            "窦性心律，正常心电图。",
+            Some("acceptable"),
+            &confirmed,
+        )),
+    )
+    .await;
+    f.ok(
+        "POST",
+        &format!("/api/v1/reports/{rid}/submit"),
+        "r1",
+        Some(json!({"version": 4})),
+    )
+    .await;
+    let wi = f
+        .ok("GET", &format!("/api/v1/worklist/{item_id}"), "r1", None)
+        .await;
+    assert_eq!(wi["state"], "submitted");
+    // the author (no signing authority) may not sign; a senior returns it with a reason
+    let mut sign_r1 = f.reauth("r1");
+    sign_r1["version"] = json!(4);
+    let (s, v) = f
+        .send(
+            "POST",
+            &format!("/api/v1/reports/{rid}/sign"),
+            "r1",
+            Some(sign_r1),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("own-report")),
+        "{v}"
+    );
+    f.ok(
+        "POST",
+        &format!("/api/v1/reports/{rid}/return"),
+        "senior",
+        Some(json!({"version": 4, "reason": "请补充ST段描述"})),
+    )
+    .await;
+    let wi = f
+        .ok("GET", &format!("/api/v1/worklist/{item_id}"), "r1", None)
+        .await;
+    assert_eq!(wi["state"], "returned");
+    f.ok(
+        "POST",
+        &format!("/api/v1/worklist/{item_id}/report"),
+        "r1",
+        Some(body(
+            Some(4),
+            "窦性心律，正常心电图，ST段未见偏移。",
+            Some("acceptable"),
+            &confirmed,
+        )),
+    )
+    .await;
+    f.ok(
+        "POST",
+        &format!("/api/v1/reports/{rid}/submit"),
+        "r1",
+        Some(json!({"version": 5})),
+    )
+    .await;
+
+    // signing needs a key, and re-authentication
+    let mut sign = f.reauth("senior");
+    sign["version"] = json!(5);
+    let (s, v) = f
+        .send(
+            "POST",
+            &format!("/api/v1/reports/{rid}/sign"),
+            "senior",
+            Some(sign.clone()),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("no-signing-key")),
+        "{v}"
+    );
+    let key = f
+        .ok(
+            "POST",
+            "/api/v1/me/signing-key",
+            "senior",
+            Some(f.reauth("senior")),
+        )
+        .await;
+    assert_eq!(key["fingerprint"].as_str().unwrap().len(), 64, "{key}");
+    let mut wrong = sign.clone();
+    wrong["totp"] = json!("000000");
+    let (s, _) = f
+        .send(
+            "POST",
+            &format!("/api/v1/reports/{rid}/sign"),
+            "senior",
+            Some(wrong),
+        )
+        .await;
+    assert_eq!(s, 401);
+    let mut wrong = sign.clone();
+    wrong["password"] = json!("not-the-password");
+    let (s, _) = f
+        .send(
+            "POST",
+            &format!("/api/v1/reports/{rid}/sign"),
+            "senior",
+            Some(wrong),
+        )
+        .await;
+    assert_eq!(s, 401);
+    sign["totp"] = json!(f.code("senior"));
+    let signed = f
+        .ok(
+            "POST",
+            &format!("/api/v1/reports/{rid}/sign"),
+            "senior",
+            Some(sign),
+        )
+        .await;
+    let fingerprint = signed["fingerprint"].as_str().unwrap().to_owned();
+    assert_eq!(fingerprint, key["fingerprint"].as_str().unwrap());
+    assert_eq!(signed["report"]["state"], "signed");
+    let wi = f
+        .ok("GET", &format!("/api/v1/worklist/{item_id}"), "r1", None)
+        .await;
+    assert_eq!(wi["state"], "signed");
+
+    // every version with who/when/why
+    let full = f
+        .ok("GET", &format!("/api/v1/reports/{rid}"), "senior", None)
+        .await;
+    let versions = full["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 5, "{full}");
+    assert_eq!(versions[3]["state"], "returned");
+    assert_eq!(versions[3]["reason"], "请补充ST段描述");
+    assert_eq!(versions[4]["state"], "signed");
+    assert_eq!(versions[4]["verifier_login"], "senior");
+    // the clinic sees the signed version only; another township does not see it at all
+    let cl = f
+        .ok("GET", &format!("/api/v1/reports/{rid}"), "clinic", None)
+        .await;
+    assert_eq!(cl["versions"].as_array().unwrap().len(), 1, "{cl}");
+    let list = f
+        .ok("GET", "/api/v1/reports?state=signed", "clinic", None)
+        .await;
+    assert!(
+        list["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == rid)
+    );
+    let (s, _) = f
+        .send("GET", &format!("/api/v1/reports/{rid}"), "other", None)
+        .await;
+    assert_eq!(s, 403);
+    let list = f.ok("GET", "/api/v1/reports", "other", None).await;
+    assert!(list["reports"].as_array().unwrap().is_empty(), "{list}");
+    // the clinic was notified that the report is signed
+    let n = f.ok("GET", "/api/v1/notifications", "clinic", None).await;
+    assert!(n.to_string().contains("report_signed"), "{n}");
+
+    // verification: online and offline agree
+    let ver = f
+        .ok(
+            "GET",
+            &format!("/api/v1/reports/{rid}/verify"),
+            "clinic",
+            None,
+        )
+        .await;
+    assert_eq!(ver["valid"], true, "{ver}");
+    let dir = tempfile::tempdir().unwrap();
+    let report_file = dir.path().join("report.json");
+    let keys_file = dir.path().join("keys.json");
+    let (s, exported) = f
+        .bytes(&format!("/api/v1/reports/{rid}/signed"), "clinic")
+        .await;
+    assert_eq!(s, 200);
+    std::fs::write(&report_file, &exported).unwrap();
+    let (s, keys) = f.bytes("/api/v1/signing-keys", "clinic").await;
+    assert_eq!(s, 200);
+    std::fs::write(&keys_file, &keys).unwrap();
+    let (code, out) = offline_verify(&f.hub, &report_file, &keys_file);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("VALID"), "{out}");
+    // offline: one byte of the report, an instance hash, the public key
+    let text = String::from_utf8(exported.clone()).unwrap();
+    for (what, tampered_report, tampered_keys) in [
+        (
+            "report text",
+            text.replacen("ST段未见偏移", "ST段抬高", 1),
+            String::from_utf8(keys.clone()).unwrap(),
+        ),
+        (
+            "instance hash",
+            {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                let sha = v["content"]["instances"][0][1].as_str().unwrap().to_owned();
+                let flipped = format!(
+                    "{}{}",
+                    if sha.starts_with('0') { "1" } else { "0" },
+                    &sha[1..]
+                );
+                text.replacen(&sha, &flipped, 1)
+            },
+            String::from_utf8(keys.clone()).unwrap(),
+        ),
+        ("public key", text.clone(), {
+            let k: Value = serde_json::from_slice(&keys).unwrap();
+            let pk = k["keys"][0]["public_key"].as_str().unwrap().to_owned();
+            let flipped = format!(
+                "{}{}",
+                &pk[..10],
+                if &pk[10..11] == "a" { "b" } else { "a" }
+            );
+            String::from_utf8(keys.clone()).unwrap().replacen(
+                &pk,
+                &format!("{flipped}{}", &pk[11..]),
+                1,
+            )
+        }),
+    ] {
+        assert_ne!(
+            tampered_report.clone() + &tampered_keys,
+            text.clone() + &String::from_utf8(keys.clone()).unwrap(),
+            "{what}: nothing changed"
+        );
+        let rf = dir.path().join("t-report.json");
+        let kf = dir.path().join("t-keys.json");
+        std::fs::write(&rf, &tampered_report).unwrap();
+        std::fs::write(&kf, &tampered_keys).unwrap();
+        let (code, out) = offline_verify(&f.hub, &rf, &kf);
+        assert_eq!(code, 1, "offline, tampered {what}: {out}");
+        assert!(out.contains("INVALID"), "{out}");
+    }
+    // online: the same three changes made in the database
+    let sha: String = {
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["content"]["instances"][0][1].as_str().unwrap().to_owned()
+    };
+    raw_sql(&f.hub, &[&format!(
+        "UPDATE report_versions SET body = replace(body, 'ST段未见偏移', 'ST段抬高') WHERE report_id = {rid} AND version = 5"
+    )]).await;
+    let v = online(&f, rid).await;
+    assert_eq!(
+        (v["valid"].as_bool(), v["checks"]["content"].as_bool()),
+        (Some(false), Some(false)),
+        "{v}"
+    );
+    raw_sql(&f.hub, &[&format!(
+        "UPDATE report_versions SET body = replace(body, 'ST段抬高', 'ST段未见偏移') WHERE report_id = {rid} AND version = 5"
+    )]).await;
+    assert_eq!(online(&f, rid).await["valid"], true);
+    raw_sql(
+        &f.hub,
+        &[&format!(
+            "UPDATE instances SET sha256 = '{}' WHERE sha256 = '{sha}'",
+            "0".repeat(64)
+        )],
+    )
+    .await;
+    let v = online(&f, rid).await;
+    assert_eq!(
+        (v["valid"].as_bool(), v["checks"]["instances"].as_bool()),
+        (Some(false), Some(false)),
+        "{v}"
+    );
+    raw_sql(
+        &f.hub,
+        &[&format!(
+            "UPDATE instances SET sha256 = '{sha}' WHERE sha256 = '{}'",
+            "0".repeat(64)
+        )],
+    )
+    .await;
+    assert_eq!(online(&f, rid).await["valid"], true);
+    // a key pair of senior2 put in place of senior's public key
+    f.ok(
+        "POST",
+        "/api/v1/me/signing-key",
+        "senior2",
+        Some(f.reauth("senior2")),
+    )
+    .await;
+    let pk_senior2: String = {
+        let k = f.ok("GET", "/api/v1/signing-keys", "clinic", None).await;
+        k["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["login"] == "senior2")
+            .unwrap()["public_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let pk_senior: String = {
+        let k: Value = serde_json::from_slice(&keys).unwrap();
+        k["keys"][0]["public_key"].as_str().unwrap().to_owned()
+    };
+    // the unique index forbids two rows with one key: swap through a placeholder
+    raw_sql(&f.hub, &[
+        &format!("UPDATE signing_keys SET public_key = 'x' WHERE public_key = '{pk_senior2}'"),
+        &format!("UPDATE signing_keys SET public_key = '{pk_senior2}' WHERE public_key = '{pk_senior}'"),
+    ]).await;
+    let v = online(&f, rid).await;
+    assert_eq!(
+        (v["valid"].as_bool(), v["checks"]["signature"].as_bool()),
+        (Some(false), Some(false)),
+        "{v}"
+    );
+    raw_sql(&f.hub, &[
+        &format!("UPDATE signing_keys SET public_key = '{pk_senior}' WHERE public_key = '{pk_senior2}'"),
+        &format!("UPDATE signing_keys SET public_key = '{pk_senior2}' WHERE public_key = 'x'"),
+    ]).await;
+    assert_eq!(online(&f, rid).await["valid"], true);
+
+    // PDF: Chinese text, the fingerprint and a QR code of the verify URL
+    let (s, pdf) = f
+        .bytes(&format!("/api/v1/reports/{rid}/pdf"), "clinic")
+        .await;
+    assert_eq!(s, 200);
+    assert!(pdf.starts_with(b"%PDF"), "not a PDF");
+    if have_pdf_tools {
+        let p = dir.path().join("r.pdf");
+        std::fs::write(&p, &pdf).unwrap();
+        let out = run(Command::new("pdftotext").arg(&p).arg("-"));
+        let text: String = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect();
+        for want in ["心电图诊断报告", "ST段未见偏移", "测试医共体"] {
+            assert!(text.contains(want), "pdftotext lacks {want}: {text}");
+        }
+        assert!(
+            text.contains(&fingerprint) || text.contains(&fingerprint[..32]),
+            "fingerprint {fingerprint} in {text}"
+        );
+        let png = dir.path().join("page");
+        run(Command::new("pdftoppm")
+            .args(["-r", "200", "-png"])
+            .arg(&p)
+            .arg(&png));
+        let mut decoded = String::new();
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            let e = e.unwrap().path();
+            if e.extension().is_some_and(|x| x == "png") {
+                let out = run(Command::new("zbarimg").args(["--raw", "-q"]).arg(&e));
+                decoded.push_str(&String::from_utf8_lossy(&out.stdout));
+            }
+        }
+        assert!(
+            decoded
+                .trim()
+                .ends_with(&format!("/api/v1/reports/{rid}/verify?version=5")),
+            "QR payload {decoded:?}"
+        );
+    }
+
+    // FHIR R4 DiagnosticReport validates against the schema
+    let fhir = f
+        .ok(
+            "GET",
+            &format!("/api/v1/fhir/DiagnosticReport/{rid}"),
+            "clinic",
+            None,
+        )
+        .await;
+    assert_eq!(fhir["resourceType"], "DiagnosticReport");
+    assert_eq!(fhir["status"], "final");
+    if let Some((py, schema)) = fhir_validator() {
+        let p = dir.path().join("fhir.json");
+        std::fs::write(&p, fhir.to_string()).unwrap();
+        let out = run(Command::new(py)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fhir/validate.py"))
+            .arg("--schema")
+            .arg(&schema)
+            .arg(&p));
+        assert!(
+            out.status.success(),
+            "FHIR invalid: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // critical value: the clinic is alerted and acknowledges
+    let (s, v) = f
+        .send(
+            "POST",
+            &format!("/api/v1/reports/{rid}/critical"),
+            "senior",
+            Some(json!({"category": "no-such"})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    let (s, _) = f
+        .send(
+            "POST",
+            &format!("/api/v1/reports/{rid}/critical"),
+            "clinic",
+            Some(json!({"category": "ecg_acute_mi"})),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let c1 = f
+        .ok(
+            "POST",
+            &format!("/api/v1/reports/{rid}/critical"),
+            "senior",
+            Some(json!({"category": "ecg_acute_mi", "note": "电话已通知"})),
+        )
+        .await;
+    let c1_id = c1["id"].as_i64().unwrap();
+    let n = f.ok("GET", "/api/v1/notifications", "clinic", None).await;
+    assert!(n.to_string().contains("critical_raised"), "{n}");
+    let open = f
+        .ok("GET", "/api/v1/critical-values?state=open", "clinic", None)
+        .await;
+    assert_eq!(
+        open["critical_values"].as_array().unwrap().len(),
+        1,
+        "{open}"
+    );
+    let (s, _) = f
+        .send(
+            "POST",
+            &format!("/api/v1/critical-values/{c1_id}/ack"),
+            "other",
+            Some(json!({"name": "赵六", "action": "x"})),
+        )
+        .await;
+    assert_eq!(s, 403, "another township cannot acknowledge");
+    let acked = f
+        .ok(
+            "POST",
+            &format!("/api/v1/critical-values/{c1_id}/ack"),
+            "clinic",
+            Some(json!({"name": "张医生", "action": "已通知患者立即转诊县医院急诊"})),
+        )
+        .await;
+    assert_eq!(acked["state"], "acknowledged");
+    let (s, v) = f
+        .send(
+            "POST",
+            &format!("/api/v1/critical-values/{c1_id}/ack"),
+            "clinic",
+            Some(json!({"name": "张医生", "action": "again"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("already-acknowledged"))
+    );
+    // a second one nobody acknowledges escalates to the head and the group admin
+    let c2 = f
+        .ok(
+            "POST",
+            &format!("/api/v1/reports/{rid}/critical"),
+            "senior",
+            Some(json!({"category": "ecg_acute_mi"})),
+        )
+        .await;
+    let c2_id = c2["id"].as_i64().unwrap();
+    let escalated = eventually(Duration::from_secs(20), || async {
+        let v = f.ok("GET", "/api/v1/critical-values", "gadmin", None).await;
+        v["critical_values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["critical"]["id"] == c2_id && !c["critical"]["escalated_at"].is_null())
+            .cloned()
+    })
+    .await
+    .expect("escalated");
+    assert!(
+        escalated["log"].to_string().contains("escalated"),
+        "{escalated}"
+    );
+    for who in ["head", "gadmin"] {
+        let n = f.ok("GET", "/api/v1/notifications", who, None).await;
+        assert!(n.to_string().contains("critical_escalated"), "{who}: {n}");
+    }
+    let full = f
+        .ok("GET", &format!("/api/v1/reports/{rid}"), "clinic", None)
+        .await;
+    let comms = full["critical_values"].to_string();
+    assert!(
+        comms.contains("已通知患者立即转诊县医院急诊") && comms.contains("escalated"),
+        "{comms}"
+    );
+
+    // addendum (signed) and a corrected version superseding v5
+    let mut add = f.reauth("senior");
+    add["version"] = json!(5);
+    add["text"] = json!("补充：建议一周后复查心电图。");
+    f.ok(
+        "POST",
+        &format!("/api/v1/reports/{rid}/addenda"),
+        "senior",
+        Some(add),
+    )
+    .await;
+    let v = f
+        .ok(
+            "GET",
+            &format!("/api/v1/reports/{rid}/verify"),
+            "clinic",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            v["all_valid"].as_bool(),
+            v["addenda"].as_array().map(Vec::len)
+        ),
+        (Some(true), Some(1)),
+        "{v}"
+    );
+    let (s, _) = f
+        .send(
+            "POST",
+            &format!("/api/v1/reports/{rid}/correct"),
+            "r1",
+            Some(json!({})),
+        )
+        .await;
+    assert!(s == 403 || s == 422, "a reader cannot correct");
+    let mut corr = body(None, "窦性心律，T波低平。", Some("acceptable"), &confirmed);
+    corr.as_object_mut().unwrap().remove("base_version");
+    corr["version"] = json!(5);
+    corr["reason"] = json!("复核发现T波改变");
+    corr["password"] = json!(PASSWORD);
+    corr["totp"] = json!(f.code("senior2"));
+    let c = f
+        .ok(
+            "POST",
+            &format!("/api/v1/reports/{rid}/correct"),
+            "senior2",
+            Some(corr),
+        )
+        .await;
+    assert_eq!(c["version"]["version"], 6);
+    assert_eq!(c["version"]["kind"], "correction");
+    let old = f
+        .ok(
+            "GET",
+            &format!("/api/v1/reports/{rid}/verify?version=5"),
+            "clinic",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (old["valid"].as_bool(), old["superseded"].as_bool()),
+        (Some(true), Some(true)),
+        "{old}"
+    );
+    let new = f
+        .ok(
+            "GET",
+            &format!("/api/v1/reports/{rid}/verify"),
+            "clinic",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (new["valid"].as_bool(), new["version"].as_i64()),
+        (Some(true), Some(6)),
+        "{new}"
+    );
+    let fhir = f
+        .ok(
+            "GET",
+            &format!("/api/v1/fhir/DiagnosticReport/{rid}"),
+            "clinic",
+            None,
+        )
+        .await;
+    assert_eq!(fhir["status"], "corrected");
+
+    // recognition: a clinic doctor of another township finds the HR result
+    let rec = f
+        .ok(
+            "GET",
+            &format!("/api/v1/recognition?patient={RESIDENT_ID}"),
+            "other",
+            None,
+        )
+        .await;
+    let results = rec["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{rec}");
+    assert_eq!(results[0]["hr"], true);
+    assert_eq!(results[0]["qc_grade"], "acceptable");
+    assert_eq!(
+        results[0]["age_days"].as_i64().map(|a| a >= 0),
+        Some(true),
+        "{rec}"
+    );
+    assert_eq!(results[0]["institution"], VILLAGE);
+    let (s, _) = f
+        .send(
+            "GET",
+            &format!("/api/v1/recognition?patient={RESIDENT_ID}"),
+            "auditor",
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+    let none = f
+        .ok(
+            "GET",
+            "/api/v1/recognition?patient=UNKNOWN-1",
+            "other",
+            None,
+        )
+        .await;
+    assert!(none["results"].as_array().unwrap().is_empty());
+
+    // push-back: the PDF and the SR reach the town's PACS (v5 and the correction v6)
+    if have_storescp {
+        let delivered = eventually(Duration::from_secs(30), || async {
+            let v = f
+                .ok(
+                    "GET",
+                    &format!("/api/v1/reports/{rid}/pushes"),
+                    "gadmin",
+                    None,
+                )
+                .await;
+            let p = v["pushes"].as_array().unwrap().clone();
+            (p.len() == 2 && p.iter().all(|x| x["state"] == "delivered")).then_some(p)
+        })
+        .await;
+        let received: Vec<PathBuf> = std::fs::read_dir(pacs_dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(
+            delivered.is_some(),
+            "push-back not delivered: {received:?}\n{}",
+            f.hub.log()
+        );
+        assert_eq!(received.len(), 4, "{received:?}");
+        let names: String = received
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.contains("DOC") || names.contains("SR") || !names.is_empty());
+        if let Some(dump) = peers::dcmtk("dcmdump") {
+            let all: String = received
+                .iter()
+                .map(|p| {
+                    String::from_utf8_lossy(&run(Command::new(&dump).arg(p)).stdout).into_owned()
+                })
+                .collect();
+            assert!(
+                all.contains("application/pdf"),
+                "no Encapsulated PDF received"
+            );
+            assert!(
+                all.contains("1.2.840.10008.5.1.4.1.1.88.11"),
+                "no Basic Text SR received"
+            );
+        }
+    }
+    if let Some(mut p) = pacs {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+
+    // the audit trail of every step
+    let audit = f
+        .ok("GET", "/api/v1/audit?limit=1000", "auditor", None)
+        .await;
+    let a = audit.to_string();
+    for action in [
+        "report-write",
+        "report-submit",
+        "report-return",
+        "report-sign",
+        "signing-reauth",
+        "signing-key-create",
+        "report-verify",
+        "report-export",
+        "critical-raise",
+        "critical-ack",
+        "critical-escalate",
+        "report-addendum",
+        "report-correct",
+        "recognition-lookup",
+        "report-fhir",
+    ] {
+        assert!(a.contains(&format!("\"{action}\"")), "audit lacks {action}");
+    }
+}
