@@ -333,16 +333,42 @@ async fn insert_version(
     Ok(())
 }
 
-/// Active clinic users of an institution (who receive reports and critical values).
+/// The institution and the ones above it that are not the county lead hospital (a
+/// township heads its village clinics and sees their reports).
+async fn clinic_chain(tx: &mut Tx, institution_id: Option<i64>) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    let mut next = institution_id;
+    while let Some(id) = next {
+        if out.contains(&id) || out.len() > 8 {
+            break;
+        }
+        let row: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT level, parent_id FROM institutions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some((level, parent)) = row else { break };
+        if level == "county" && !out.is_empty() {
+            break;
+        }
+        out.push(id);
+        next = parent;
+    }
+    Ok(out)
+}
+
+/// Active clinic users of an institution and of the township above a village clinic
+/// (who receive reports and critical values).
 async fn clinic_users(tx: &mut Tx, institution_id: Option<i64>) -> Result<Vec<(i64, String)>> {
-    let Some(inst) = institution_id else {
+    let chain = clinic_chain(tx, institution_id).await?;
+    if chain.is_empty() {
         return Ok(Vec::new());
-    };
-    Ok(sqlx::query_as::<_, (i64, String)>(
-        "SELECT id, login FROM users WHERE institution_id = $1 AND disabled = 0 \
+    }
+    Ok(sqlx::query_as::<_, (i64, String)>(&format!(
+        "SELECT id, login FROM users WHERE institution_id IN {} AND disabled = 0 \
          AND role IN ('clinic_doctor', 'clinic_tech') ORDER BY id",
-    )
-    .bind(inst)
+        in_list(&chain)
+    ))
     .fetch_all(&mut **tx)
     .await?)
 }
@@ -355,16 +381,17 @@ async fn queue_push(
     institution_id: Option<i64>,
     now: i64,
 ) -> Result<()> {
-    let Some(inst) = institution_id else {
-        return Ok(());
-    };
-    let row: Option<(Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
-        "SELECT pacs_ae_title, pacs_host, pacs_port FROM institutions WHERE id = $1",
-    )
-    .bind(inst)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some((Some(ae), Some(host), Some(port))) = row {
+    // the nearest PACS: the source institution's, else its township's
+    for inst in clinic_chain(tx, institution_id).await? {
+        let row: Option<(Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT pacs_ae_title, pacs_host, pacs_port FROM institutions WHERE id = $1",
+        )
+        .bind(inst)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some((Some(ae), Some(host), Some(port))) = row else {
+            continue;
+        };
         sqlx::query(
             "INSERT INTO report_pushes (report_id, version, institution_id, target, state, \
              attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5) \
@@ -377,6 +404,7 @@ async fn queue_push(
         .bind(now)
         .execute(&mut **tx)
         .await?;
+        break;
     }
     Ok(())
 }
@@ -1519,13 +1547,19 @@ impl ReportStore for SqlCatalog {
                 }
                 let c = critical_in(&mut tx, id).await?;
                 let item = must_item(&mut tx, c.work_item_id).await?;
-                let mut users: Vec<(i64, String)> = sqlx::query_as(
-                    "SELECT u.id, u.login FROM users u JOIN institutions i ON i.head_user_id = u.id \
-                     WHERE i.id = $1 AND u.disabled = 0",
-                )
-                .bind(c.institution_id)
-                .fetch_all(&mut *tx)
-                .await?;
+                let chain = clinic_chain(&mut tx, c.institution_id).await?;
+                let mut users: Vec<(i64, String)> = if chain.is_empty() {
+                    Vec::new()
+                } else {
+                    sqlx::query_as(&format!(
+                        "SELECT u.id, u.login FROM users u \
+                         JOIN institutions i ON i.head_user_id = u.id \
+                         WHERE i.id IN {} AND u.disabled = 0",
+                        in_list(&chain)
+                    ))
+                    .fetch_all(&mut *tx)
+                    .await?
+                };
                 let admins: Vec<(i64, String)> = sqlx::query_as(
                     "SELECT u.id, u.login FROM users u JOIN institutions i ON i.id = u.institution_id \
                      WHERE i.alliance_id = $1 AND u.role = 'group_admin' AND u.disabled = 0 \
