@@ -140,6 +140,21 @@ impl TestHub {
             .expect("run dxhub")
     }
 
+    /// Run `dxhub <args…>` against this hub's data dir with other options (e.g. another
+    /// configuration for one command).
+    pub fn command_with(&self, opts: &HubOptions, args: &[&str]) -> Output {
+        let mut c = Command::new(dxhub_bin());
+        c.arg("--data-dir").arg(&self.data_dir);
+        c.env("DXHUB_LOG__FILTER", "info,dicom_parser=error");
+        for (k, v) in &opts.env {
+            c.env(k, v);
+        }
+        c.args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run dxhub")
+    }
+
     pub fn admin_ok(&self, args: &[&str]) -> String {
         let mut full = vec!["admin"];
         full.extend_from_slice(args);

@@ -1184,6 +1184,45 @@ async fn reports_end_to_end() {
         let _ = p.wait();
     }
 
+    // KEK rotation: the new KEK alone cannot open keys sealed under the old one; with the
+    // old one in previous_keks, `signing-keys reseal` re-seals them; then the new KEK alone
+    // signs again
+    let old_kek = std::fs::read_to_string(f.hub.data_dir.join("report-kek")).unwrap();
+    let new_kek = "5a".repeat(32);
+    f.hub.stop();
+    f.hub.opts = std::mem::take(&mut f.hub.opts).env("DXHUB_REPORTS__KEK", new_kek.clone());
+    f.hub.start();
+    f.api = Api::new(&f.hub);
+    let mut add = f.reauth("senior");
+    add["version"] = json!(6);
+    add["text"] = json!("轮换后补充。");
+    let (s, v) = f
+        .send("POST", &format!("/api/v1/reports/{rid}/addenda"), "senior", Some(add))
+        .await;
+    assert_eq!((s, v["error"]["code"].as_str()), (503, Some("signing-unavailable")), "{v}");
+    f.hub.stop();
+    let with_previous = f
+        .hub
+        .opts
+        .clone()
+        .env("DXHUB_REPORTS__PREVIOUS_KEKS", format!("[\"{}\"]", old_kek.trim()));
+    let out = f.hub.command_with(&with_previous, &["admin", "signing-keys", "reseal"]);
+    assert!(out.status.success(), "reseal: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("2 key(s) re-sealed"), "{text}");
+    f.hub.start();
+    f.api = Api::new(&f.hub);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut add = f.reauth("senior");
+    add["version"] = json!(6);
+    add["text"] = json!("轮换后补充。");
+    f.ok("POST", &format!("/api/v1/reports/{rid}/addenda"), "senior", Some(add))
+        .await;
+    let v = f
+        .ok("GET", &format!("/api/v1/reports/{rid}/verify"), "clinic", None)
+        .await;
+    assert_eq!(v["all_valid"], true, "{v}");
+
     // the audit trail of every step
     let audit = f
         .ok("GET", "/api/v1/audit?limit=1000", "auditor", None)

@@ -20,7 +20,18 @@ fn font(state: &AppState) -> Result<&'static dxhub_pdf::FontData, ApiError> {
     static FONT: OnceLock<Result<dxhub_pdf::FontData, String>> = OnceLock::new();
     let configured = state.settings.reports.pdf_font.clone();
     FONT.get_or_init(|| match configured {
-        Some(p) => dxhub_pdf::FontData::from_path(&p, 0).map_err(|e| e.to_string()),
+        Some(p) => {
+            // `path` or `path#index` (a face of a font collection)
+            let text = p.to_string_lossy().into_owned();
+            let (path, index) = match text.rsplit_once('#') {
+                Some((path, i)) if i.parse::<u32>().is_ok() => {
+                    (path.to_owned(), i.parse::<u32>().unwrap_or(0))
+                }
+                _ => (text, 0),
+            };
+            dxhub_pdf::FontData::from_path(std::path::Path::new(&path), index)
+                .map_err(|e| e.to_string())
+        }
         None => dxhub_pdf::find_font().map_err(|e| e.to_string()),
     })
     .as_ref()

@@ -299,7 +299,13 @@ async fn unlock_key(state: &AppState, me: i64) -> Result<(i64, SigningKey), ApiE
             "create a signing key first (POST /api/v1/me/signing-key)",
         )
     })?;
-    let kek = ring.get(&key.kek_id).map_err(internal)?;
+    let kek = ring.get(&key.kek_id).map_err(|e| {
+        coded(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "signing-unavailable",
+            format!("{e} (KEK rotation: keep it in reports.previous_keks until `dxhub admin signing-keys reseal` ran)"),
+        )
+    })?;
     let secret = kek
         .open(&key.sealed_secret, me, &key.public_key)
         .map_err(internal)?;
@@ -2362,7 +2368,7 @@ fn retry_at(attempts: i64, max: i64, now: i64) -> Option<i64> {
 /// The report as a FHIR R4 `DiagnosticReport` (with its `ImagingStudy` and `Patient`
 /// contained), for HIS/EMR integration.
 #[utoipa::path(get, path = "/api/v1/fhir/DiagnosticReport/{id}", tag = "reports", params(("id" = i64, Path)),
-    responses((status = 200, description = "application/fhir+json", content_type = "application/fhir+json"), (status = 403, body = crate::dto::ErrorBody), (status = 404, body = crate::dto::ErrorBody)))]
+    responses((status = 200, description = "A FHIR R4 DiagnosticReport (application/fhir+json)"), (status = 403, body = crate::dto::ErrorBody), (status = 404, body = crate::dto::ErrorBody)))]
 async fn fhir_report(
     State(state): State<AppState>,
     caller: Caller,
