@@ -399,7 +399,7 @@ pub async fn fhir(state: &AppState, r: &Report, v: &ReportVersion) -> Result<Val
         study_instance_uid: r.study_instance_uid.clone(),
         accession_number: r.accession_number.clone(),
         effective,
-        issued: v.signed_at.map(|t| shanghai(t)),
+        issued: v.signed_at.map(shanghai),
         performer: r.institution_name.clone().unwrap_or_default(),
         results_interpreter: v.verifier_login.clone(),
         conclusion: v

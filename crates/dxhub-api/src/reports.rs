@@ -1315,7 +1315,7 @@ async fn get_report(
         .await?;
     Ok(Json(json!({
         "report": report_json(&r),
-        "current": current.map(|v| version_json(v)),
+        "current": current.map(version_json),
         "versions": visible.iter().map(|v| version_json(v)).collect::<Vec<_>>(),
         "addenda": addenda,
         "critical_values": criticals,
@@ -2465,7 +2465,7 @@ async fn recognition(
                 row.validity_days.and_then(|d| u32::try_from(d).ok()),
             )
         });
-        if !q.all && !(hr && within) {
+        if !(q.all || (hr && within)) {
             continue;
         }
         let mut why_not = Vec::new();

@@ -438,6 +438,7 @@ pub trait ReportStore: Send + Sync {
         lease_s: i64,
     ) -> Result<(Report, ReportVersion)>;
     /// A corrected version, signed at once, superseding the signed `version`.
+    #[allow(clippy::too_many_arguments)] // the step's inputs, as the other steps take them
     async fn correct_report(
         &self,
         report_id: i64,

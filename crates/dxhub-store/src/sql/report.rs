@@ -300,6 +300,7 @@ async fn version_in(tx: &mut Tx, id: i64, version: i64) -> Result<ReportVersion>
     .try_into()
 }
 
+#[allow(clippy::too_many_arguments)] // one column each
 async fn insert_version(
     tx: &mut Tx,
     report_id: i64,
@@ -441,6 +442,7 @@ async fn critical_in(tx: &mut Tx, id: i64) -> Result<CriticalValue> {
 }
 
 /// Tell the clinic about a report event (signed, corrected, addendum).
+#[allow(clippy::too_many_arguments)]
 async fn tell_clinic(
     tx: &mut Tx,
     item: &WorkItem,
