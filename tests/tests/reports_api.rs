@@ -152,6 +152,34 @@ async fn eventually<T, Fut: std::future::Future<Output = Option<T>>>(
     }
 }
 
+/// Collects server-sent events of a stream in the background.
+fn collect_sse(resp: reqwest::Response) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let out = seen.clone();
+    tokio::spawn(async move {
+        let mut resp = resp;
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            out.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&chunk));
+        }
+    });
+    seen
+}
+
+async fn open_stream(f: &F, who: &str) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let r = f
+        .api
+        .http
+        .get(f.api.url("/api/v1/reports/events"))
+        .bearer_auth(f.t(who))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    collect_sse(r)
+}
+
 /// A free TCP port.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -360,6 +388,10 @@ async fn reports_end_to_end() {
         )
         .await;
     }
+
+    // the clinic (and another township) follow the report stream
+    let clinic_stream = open_stream(&f, "clinic").await;
+    let other_stream = open_stream(&f, "other").await;
 
     // a village ECG (resident ID: recognised across the alliance)
     let up = upload_ecg(&f, &device, json_ecg(&SynthSpec::sinus(72.0), RESIDENT_ID)).await;
@@ -1006,6 +1038,25 @@ async fn reports_end_to_end() {
         "{comms}"
     );
 
+    // the clinic's stream carried the signing and both critical values; the other
+    // township's saw none of it
+    let seen = eventually(Duration::from_secs(10), || async {
+        let text = clinic_stream.lock().unwrap().clone();
+        (text.contains("event: report_signed")
+            && text.contains("event: critical_raised")
+            && text.contains("event: critical_escalated"))
+        .then_some(text)
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "clinic stream: {}",
+        clinic_stream.lock().unwrap()
+    );
+    let other_text = other_stream.lock().unwrap().clone();
+    assert!(!other_text.contains("event: report_signed"), "{other_text}");
+    assert!(!other_text.contains("critical"), "{other_text}");
+
     // addendum (signed) and a corrected version superseding v5
     let mut add = f.reauth("senior");
     add["version"] = json!(5);
@@ -1197,17 +1248,31 @@ async fn reports_end_to_end() {
     add["version"] = json!(6);
     add["text"] = json!("轮换后补充。");
     let (s, v) = f
-        .send("POST", &format!("/api/v1/reports/{rid}/addenda"), "senior", Some(add))
+        .send(
+            "POST",
+            &format!("/api/v1/reports/{rid}/addenda"),
+            "senior",
+            Some(add),
+        )
         .await;
-    assert_eq!((s, v["error"]["code"].as_str()), (503, Some("signing-unavailable")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (503, Some("signing-unavailable")),
+        "{v}"
+    );
     f.hub.stop();
-    let with_previous = f
+    let with_previous = f.hub.opts.clone().env(
+        "DXHUB_REPORTS__PREVIOUS_KEKS",
+        format!("[\"{}\"]", old_kek.trim()),
+    );
+    let out = f
         .hub
-        .opts
-        .clone()
-        .env("DXHUB_REPORTS__PREVIOUS_KEKS", format!("[\"{}\"]", old_kek.trim()));
-    let out = f.hub.command_with(&with_previous, &["admin", "signing-keys", "reseal"]);
-    assert!(out.status.success(), "reseal: {}", String::from_utf8_lossy(&out.stderr));
+        .command_with(&with_previous, &["admin", "signing-keys", "reseal"]);
+    assert!(
+        out.status.success(),
+        "reseal: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("2 key(s) re-sealed"), "{text}");
     f.hub.start();
@@ -1216,10 +1281,20 @@ async fn reports_end_to_end() {
     let mut add = f.reauth("senior");
     add["version"] = json!(6);
     add["text"] = json!("轮换后补充。");
-    f.ok("POST", &format!("/api/v1/reports/{rid}/addenda"), "senior", Some(add))
-        .await;
+    f.ok(
+        "POST",
+        &format!("/api/v1/reports/{rid}/addenda"),
+        "senior",
+        Some(add),
+    )
+    .await;
     let v = f
-        .ok("GET", &format!("/api/v1/reports/{rid}/verify"), "clinic", None)
+        .ok(
+            "GET",
+            &format!("/api/v1/reports/{rid}/verify"),
+            "clinic",
+            None,
+        )
         .await;
     assert_eq!(v["all_valid"], true, "{v}");
 

@@ -367,6 +367,12 @@ pub const ROUTES: &[RouteRule] = &[
     ),
     patient(
         "GET",
+        "/api/v1/reports/events",
+        P::Action(A::ReadReport),
+        "report-stream",
+    ),
+    patient(
+        "GET",
         "/api/v1/reports/{id}",
         P::Action(A::ReadReport),
         "report-read",

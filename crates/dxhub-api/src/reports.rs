@@ -98,6 +98,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retry_push))
         .routes(routes!(fhir_report))
         .routes(routes!(recognition))
+        .routes(routes!(report_events))
 }
 
 // ---------------------------------------------------------------- helpers
@@ -2406,6 +2407,128 @@ async fn fhir_report(
         Json(resource),
     )
         .into_response())
+}
+
+// ---------------------------------------------------------------- clinic event stream
+
+/// Event kinds a clinic follows.
+const CLINIC_EVENTS: [&str; 6] = [
+    "report_signed",
+    "report_corrected",
+    "report_addendum",
+    "critical_raised",
+    "critical_escalated",
+    "critical_acknowledged",
+];
+
+/// Server-sent events of reports and critical values within the caller's reach (clinics:
+/// their institution and those it heads): `report_signed`, `report_corrected`,
+/// `report_addendum`, `critical_raised`, `critical_escalated`, `critical_acknowledged`
+/// (`data:` `{id, kind, work_item_id, at, actor, detail:{report_id, …}}`; `id:` for
+/// `Last-Event-ID`). Readers follow the worklist stream, which carries the same kinds.
+#[utoipa::path(get, path = "/api/v1/reports/events", tag = "reports",
+    params(("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event")),
+    responses((status = 200, content_type = "text/event-stream", description = "The stream"), (status = 403, body = crate::dto::ErrorBody)))]
+async fn report_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    caller
+        .require(
+            &state,
+            TargetScope::Institution {
+                institution_id: caller.principal.institution_id,
+                alliance_id: alliance_of(&caller),
+            },
+        )
+        .await?;
+    let reach = caller.readable_institutions();
+    let alliance_id = alliance_of(&caller);
+    caller
+        .audit(&state, "report-stream", None, "success")
+        .await?;
+    let mut rx = state.worklist.events.subscribe();
+    let mut closing = state.worklist.closing.subscribe();
+    let last: Option<i64> = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let backlog = match last {
+        Some(after) => state.catalog.events_after(after, 1000).await?,
+        None => Vec::new(),
+    };
+    let catalog = state.catalog.clone();
+    let stream = crate::worklist::async_stream(move |tx| async move {
+        // the institution of each work item seen (events carry the item, not the clinic)
+        let mut institution_of: std::collections::HashMap<i64, Option<i64>> =
+            std::collections::HashMap::new();
+        let mut visible = async |e: &dxhub_store::worklist::WorkEvent| -> bool {
+            if !CLINIC_EVENTS.contains(&e.kind.as_str()) {
+                return false;
+            }
+            if reach.is_none() {
+                return true;
+            }
+            if e.alliance_id != alliance_id {
+                return false;
+            }
+            let inst = match institution_of.get(&e.work_item_id) {
+                Some(i) => *i,
+                None => {
+                    let i = catalog
+                        .get_work_item(e.work_item_id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|w| w.institution_id);
+                    institution_of.insert(e.work_item_id, i);
+                    i
+                }
+            };
+            inst.is_some_and(|i| reach.as_ref().is_some_and(|r| r.contains(&i)))
+        };
+        let mut seen = last.unwrap_or(0);
+        for e in backlog {
+            seen = seen.max(e.id);
+            if visible(&e).await && tx.send(crate::worklist::sse_event(&e)).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let next = tokio::select! {
+                e = rx.recv() => e,
+                _ = closing.wait_for(|c| *c) => return,
+            };
+            match next {
+                Ok(e) => {
+                    if e.id <= seen {
+                        continue;
+                    }
+                    seen = e.id;
+                    if visible(&e).await && tx.send(crate::worklist::sse_event(&e)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let ev = axum::response::sse::Event::default()
+                        .event("resync")
+                        .data("{}");
+                    if tx.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(axum::response::sse::Sse::new(stream)
+        .keep_alive(axum::response::sse::KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 // ---------------------------------------------------------------- recognition

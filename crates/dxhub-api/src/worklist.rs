@@ -74,7 +74,7 @@ pub struct WorklistState {
     pub holder: String,
     /// Set when the server shuts down: event streams end, so graceful shutdown does not
     /// wait for clients that never hang up.
-    closing: tokio::sync::watch::Sender<bool>,
+    pub(crate) closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for WorklistState {
@@ -1350,7 +1350,7 @@ async fn event_stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-fn sse_event(e: &WorkEvent) -> Event {
+pub(crate) fn sse_event(e: &WorkEvent) -> Event {
     let detail: Value = e
         .detail
         .as_deref()
@@ -1374,7 +1374,7 @@ fn sse_event(e: &WorkEvent) -> Event {
 }
 
 /// A stream fed by a task through a bounded channel.
-fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
+pub(crate) fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
 where
     F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
