@@ -683,6 +683,19 @@ async fn reports_end_to_end() {
     assert_eq!(versions[3]["reason"], "请补充ST段描述");
     assert_eq!(versions[4]["state"], "signed");
     assert_eq!(versions[4]["verifier_login"], "senior");
+    // the ECG's machine values, each confirmed as is by the reader
+    let m = versions[4]["measurements"]
+        .as_array()
+        .expect("measurements");
+    assert!(
+        !m.is_empty() && m.iter().all(|x| x["status"] == "confirmed"),
+        "{m:?}"
+    );
+    assert!(
+        versions[0]["measurements_pending"].is_string(),
+        "{}",
+        versions[0]
+    );
     // the clinic sees the signed version only; another township does not see it at all
     let cl = f
         .ok("GET", &format!("/api/v1/reports/{rid}"), "clinic", None)
@@ -1321,5 +1334,169 @@ async fn reports_end_to_end() {
         "report-fhir",
     ] {
         assert!(a.contains(&format!("\"{action}\"")), "audit lacks {action}");
+    }
+}
+
+/// An imaging report: a CT sent by DICOM from the township, marked complete, read with the
+/// template's normal text, one key image chosen, signed by a senior; the PDF embeds the
+/// rendered key image and the text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn imaging_report_with_key_image() {
+    let have_pdf_tools = ["pdftotext", "pdfimages"]
+        .iter()
+        .all(|t| peers::require(t, peers::tool(t).is_some()));
+    let hub = TestHub::spawn(HubOptions::default().env("DXHUB_WORKLIST__TICK_MS", "200"));
+    let mut ids = std::collections::HashMap::new();
+    let mut tokens = std::collections::HashMap::new();
+    for (login, role, inst) in [
+        ("r1", "reader", COUNTY),
+        ("senior", "senior_reader", COUNTY),
+        ("gadmin", "group_admin", COUNTY),
+        ("clinic", "clinic_doctor", TOWN),
+    ] {
+        ids.insert(login, add_user(&hub, inst, login, role, PASSWORD));
+        tokens.insert(login, issue_token(&hub, login, "1h"));
+    }
+    let api = Api::new(&hub);
+    let mut f = F {
+        hub,
+        api,
+        tokens,
+        ids,
+        totp: Default::default(),
+    };
+    f.enrol_totp("senior").await;
+    let pools = f.ok("GET", "/api/v1/pools", "gadmin", None).await;
+    let rad = pools["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "radiology")
+        .and_then(|p| p["id"].as_i64())
+        .unwrap();
+    for who in ["r1", "senior"] {
+        f.ok(
+            "PUT",
+            &format!("/api/v1/pools/{rad}/members/{}", f.ids[who]),
+            "gadmin",
+            Some(json!({})),
+        )
+        .await;
+    }
+    let study = dxhub_e2e::api::store_study(&f.hub, "CLINIC", "P-CT-1");
+    f.ok(
+        "POST",
+        &format!("/api/v1/studies/{study}/complete"),
+        "clinic",
+        Some(json!({})),
+    )
+    .await;
+    let item = eventually(Duration::from_secs(15), || async {
+        let v = f
+            .ok("POST", "/api/v1/worklist/next", "r1", Some(json!({})))
+            .await;
+        v.get("item")
+            .cloned()
+            .filter(|i| !i.is_null())
+            .or_else(|| (v.get("id").is_some()).then(|| v.clone()))
+    })
+    .await
+    .expect("r1 gets the CT");
+    let item_id = item["id"].as_i64().unwrap();
+    let instances = f
+        .ok(
+            "GET",
+            &format!("/dicomweb/studies/{study}/instances"),
+            "r1",
+            None,
+        )
+        .await;
+    let sop = instances[0]["00080018"]["Value"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pre = f
+        .ok(
+            "GET",
+            &format!("/api/v1/worklist/{item_id}/report-prefill?template=ct_head_plain"),
+            "r1",
+            None,
+        )
+        .await;
+    assert!(pre["machine"].is_null(), "{pre}");
+    let mut sections = pre["normal"]["sections"].clone();
+    sections["impression"] = json!("头颅CT平扫未见明显异常。");
+    let d = f
+        .ok(
+            "POST",
+            &format!("/api/v1/worklist/{item_id}/report"),
+            "r1",
+            Some(json!({
+                "template_code": "ct_head_plain",
+                "sections": sections,
+                "fields": pre["normal"]["fields"],
+                "qc_grade": "jia",
+                "key_images": [{"sop_instance_uid": sop, "frame": 1}],
+            })),
+        )
+        .await;
+    let rid = d["report"]["id"].as_i64().unwrap();
+    assert_eq!(d["report"]["kind"], "imaging");
+    f.ok(
+        "POST",
+        &format!("/api/v1/reports/{rid}/submit"),
+        "r1",
+        Some(json!({"version": 1})),
+    )
+    .await;
+    f.ok(
+        "POST",
+        "/api/v1/me/signing-key",
+        "senior",
+        Some(f.reauth("senior")),
+    )
+    .await;
+    let mut sign = f.reauth("senior");
+    sign["version"] = json!(1);
+    f.ok(
+        "POST",
+        &format!("/api/v1/reports/{rid}/sign"),
+        "senior",
+        Some(sign),
+    )
+    .await;
+    let v = f
+        .ok(
+            "GET",
+            &format!("/api/v1/reports/{rid}/verify"),
+            "clinic",
+            None,
+        )
+        .await;
+    assert_eq!(v["valid"], true, "{v}");
+    let (s, pdf) = f
+        .bytes(&format!("/api/v1/reports/{rid}/pdf"), "clinic")
+        .await;
+    assert_eq!(s, 200);
+    if have_pdf_tools {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ct.pdf");
+        std::fs::write(&p, &pdf).unwrap();
+        let text: String =
+            String::from_utf8_lossy(&run(Command::new("pdftotext").arg(&p).arg("-")).stdout)
+                .split_whitespace()
+                .collect();
+        for want in [
+            "医学影像诊断报告",
+            "头颅CT平扫未见明显异常",
+            "关键图像",
+            "甲级",
+        ] {
+            assert!(text.contains(want), "pdftotext lacks {want}: {text}");
+        }
+        let list =
+            String::from_utf8_lossy(&run(Command::new("pdfimages").arg("-list").arg(&p)).stdout)
+                .into_owned();
+        assert!(list.lines().count() >= 3, "no image in the PDF: {list}");
     }
 }

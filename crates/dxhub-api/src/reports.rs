@@ -426,6 +426,30 @@ fn version_json(v: &ReportVersion) -> Value {
                 o.insert(format!("{k}_local"), json!(shanghai(t)));
             }
         }
+        // ECG: each machine value with the reader's verdict (confirmed as is / edited)
+        if let Some(machine) = v.machine.as_ref().and_then(|m| {
+            serde_json::from_value::<Vec<dxhub_core::report_template::MachineValue>>(m.clone()).ok()
+        }) {
+            let fields: BTreeMap<String, String> = v
+                .body
+                .get("fields")
+                .cloned()
+                .and_then(|f| serde_json::from_value(f).ok())
+                .unwrap_or_default();
+            let confirmed: Vec<String> = v
+                .confirmations
+                .clone()
+                .and_then(|c| serde_json::from_value(c).ok())
+                .unwrap_or_default();
+            match dxhub_core::report_template::confirmations(&machine, &fields, &confirmed) {
+                Ok(list) => {
+                    o.insert("measurements".into(), json!(list));
+                }
+                Err(e) => {
+                    o.insert("measurements_pending".into(), json!(e.to_string()));
+                }
+            }
+        }
     }
     j
 }
