@@ -28,10 +28,11 @@ use dxhub_e2e::api::{
 };
 use dxhub_e2e::generate::{CtSpec, ct_object, new_uid};
 use dxhub_e2e::hub::{HubOptions, TestHub};
-use dxhub_store::WorklistStore;
+use dxhub_store::report::{DraftSpec, PacsTarget, PushResult, Signature, VersionBody};
 use dxhub_store::worklist::{
-    Actor, AttemptResult, MemberSpec, NewWebhook, ReadySettings, RuleSpec,
+    Actor, AttemptResult, Claim, MemberSpec, NewWebhook, ReadySettings, RuleSpec,
 };
+use dxhub_store::{ReportStore, WorklistStore};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -98,7 +99,36 @@ enum Aim {
     PathWork,
     /// The routing dry run of each institution's study (named in the body).
     DryRun,
+    /// Report catalogue objects (templates, exam types, critical-value categories) of the
+    /// caller's own alliance, the only one these routes name: put back as they are.
+    Catalogue,
+    /// The caller's own institution (its signing key).
+    OwnInstitution,
+    /// The report and critical-value lists (and the report event stream): allowed when
+    /// the caller may read its own institution's reports, then filtered by reach.
+    ReportList,
+    /// A report in the path: a signed one of each institution, a submitted one of H and
+    /// H2 (by the pool reader of their alliance, no caller).
+    PathReport,
+    /// A critical value in the path: one of each signed report.
+    PathCritical,
+    /// A push-back in the path: one of each signed report (an object of its alliance).
+    PathPush,
+    /// The signing authority of a reader in the path (the spare reader of each alliance).
+    PathSigner,
+    /// The report settings of an institution in the path (T and H2).
+    PathReportSettings,
 }
+
+/// Answers of the report state machine and of signing's re-authentication: the caller
+/// passed the policy, the report's state, authorship or role (or the missing second
+/// factor) refuse the step. Never `forbidden`.
+const REPORT_REFUSALS: &[&str] = &[
+    "not-permitted",
+    "not-author",
+    "own-report",
+    "totp-enrollment-required",
+];
 
 /// How this test aims each operation. A new operation must be added here (the test fails
 /// until it is) — and to the registry, or the test fails on that too.
@@ -169,6 +199,38 @@ fn aim(method: &str, path: &str) -> Option<Aim> {
         | ("POST", "/api/v1/worklist/{}/break-lock")
         | ("POST", "/api/v1/worklist/{}/cancel")
         | ("POST", "/api/v1/worklist/{}/priority") => Aim::PathWork,
+        // reports (issue #7)
+        ("GET", "/api/v1/report-templates")
+        | ("GET", "/api/v1/exam-types")
+        | ("GET", "/api/v1/critical-categories")
+        | ("GET", "/api/v1/signing-keys") => Aim::None,
+        ("PUT", "/api/v1/report-templates/{}")
+        | ("PUT", "/api/v1/exam-types/{}")
+        | ("PUT", "/api/v1/critical-categories") => Aim::Catalogue,
+        ("GET", "/api/v1/recognition") => Aim::OwnAlliance,
+        ("POST", "/api/v1/me/signing-key") => Aim::OwnInstitution,
+        ("PUT", "/api/v1/users/{}/signing-authority") => Aim::PathSigner,
+        ("PATCH", "/api/v1/institutions/{}/report-settings") => Aim::PathReportSettings,
+        ("GET", "/api/v1/worklist/{}/report-prefill") | ("POST", "/api/v1/worklist/{}/report") => {
+            Aim::PathWork
+        }
+        ("GET", "/api/v1/reports")
+        | ("GET", "/api/v1/critical-values")
+        | ("GET", "/api/v1/reports/events") => Aim::ReportList,
+        ("GET", "/api/v1/reports/{}")
+        | ("GET", "/api/v1/reports/{}/verify")
+        | ("GET", "/api/v1/reports/{}/signed")
+        | ("GET", "/api/v1/reports/{}/pdf")
+        | ("GET", "/api/v1/reports/{}/pushes")
+        | ("GET", "/api/v1/fhir/DiagnosticReport/{}")
+        | ("POST", "/api/v1/reports/{}/submit")
+        | ("POST", "/api/v1/reports/{}/sign")
+        | ("POST", "/api/v1/reports/{}/return")
+        | ("POST", "/api/v1/reports/{}/addenda")
+        | ("POST", "/api/v1/reports/{}/correct")
+        | ("POST", "/api/v1/reports/{}/critical") => Aim::PathReport,
+        ("POST", "/api/v1/critical-values/{}/ack") => Aim::PathCritical,
+        ("POST", "/api/v1/report-pushes/{}/retry") => Aim::PathPush,
         _ => return None,
     })
 }
@@ -252,6 +314,20 @@ struct Fixture {
     /// The hub's index (work items and pool memberships, read as the matrix runs).
     catalog: dxhub_store::SqlCatalog,
     wl: Wl,
+    rp: Rp,
+}
+
+/// The report objects of the fixture (issue #7), each on an ECG of its own (the work items
+/// of `Wl` stay as they are), written through the catalog by the pool reader of the
+/// alliance (no caller: callers are never the author).
+struct Rp {
+    /// (institution, report id, study UID): a signed report of each institution, then a
+    /// submitted one of H and of H2.
+    reports: Vec<(&'static str, i64, String)>,
+    /// (institution, critical value id): one of each signed report.
+    criticals: Vec<(&'static str, i64)>,
+    /// (institution, push-back id): the one each signed report queued.
+    pushes: Vec<(&'static str, i64)>,
 }
 
 /// The worklist objects of the fixture. Alliances are named by an institution of theirs
@@ -335,6 +411,20 @@ fn ecg_dicom(patient_id: &str) -> Vec<u8> {
         ..Default::default()
     };
     dxhub_ecg::write::to_dicom(&ecg, &ids).expect("ECG DICOM")
+}
+
+/// A complete report draft for a work item of `kind` (`ECG` or `CT`).
+fn draft_body(kind: &str) -> Value {
+    let (template, qc) = if kind == "ECG" {
+        ("ecg_12_lead", "acceptable")
+    } else {
+        ("ct_head_plain", "jia")
+    };
+    json!({
+        "template_code": template,
+        "sections": { "impression": "授权矩阵：未见明显异常。" },
+        "qc_grade": qc,
+    })
 }
 
 fn scope_of(i: &Inst) -> TargetScope {
@@ -543,9 +633,12 @@ async fn fixture(opts: HubOptions) -> Fixture {
     }
     // readers who are no callers: members of every pool of their alliance (reassignment
     // targets), and the victims of the membership routes (members of none)
+    let mut pool_reader: HashMap<&'static str, (i64, String)> = HashMap::new();
     for a in ALLIANCES {
         let s = short(a).to_ascii_lowercase();
-        let member = add_user(&hub, a, &format!("pool.reader.{s}"), "reader", PASSWORD);
+        let login = format!("pool.reader.{s}");
+        let member = add_user(&hub, a, &login, "reader", PASSWORD);
+        pool_reader.insert(a, (member, login));
         for name in ["ecg", "radiology", "ultrasound"] {
             catalog
                 .set_pool_member(wl.pool(a, name), member, &member_spec())
@@ -611,6 +704,161 @@ async fn fixture(opts: HubOptions) -> Fixture {
             .unwrap_or_else(|| panic!("no webhook delivery in the alliance of {a}"));
         wl.delivery.insert(a, d.id);
     }
+    // reports: an ECG of each institution, claimed, drafted and submitted by the pool
+    // reader of its alliance, then signed (a fake signature under a fake key of that
+    // reader: the store never checks it), which queues a push-back to the institution's
+    // PACS (one that never answers), and flagged critical; H and H2 get a second report,
+    // left submitted
+    let mut rp = Rp {
+        reports: Vec::new(),
+        criticals: Vec::new(),
+        pushes: Vec::new(),
+    };
+    let pacs = PacsTarget {
+        ae_title: "AUTHZPACS".into(),
+        host: "127.0.0.1".into(),
+        port: 9,
+    };
+    for at in [T, V, H, H2] {
+        catalog
+            .set_institution_report_settings(inst[at].id, None, Some(Some(pacs.clone())))
+            .await
+            .expect("report settings");
+    }
+    let mut key_of = HashMap::new();
+    for (a, byte) in [(H, "5a"), (H2, "5b")] {
+        let public = format!("04{}", byte.repeat(64));
+        let bytes = dxhub_core::report::from_hex(&public).expect("hex");
+        let key = catalog
+            .add_signing_key(
+                pool_reader[&a].0,
+                &public,
+                &dxhub_core::report::fingerprint(&bytes),
+                "authz-matrix-sealed",
+                "authz-matrix",
+                now_us(),
+            )
+            .await
+            .expect("signing key");
+        key_of.insert(a, key.id);
+    }
+    for (at, sign) in [
+        (T, true),
+        (V, true),
+        (H, true),
+        (H2, true),
+        (H, false),
+        (H2, false),
+    ] {
+        let token = match at {
+            T => &device_t,
+            V => &device_v,
+            H => &device_h,
+            _ => &device_h2,
+        };
+        let r = http
+            .post(hub.http_url("/api/v1/ecg"))
+            .bearer_auth(token)
+            .body(ecg_dicom(&format!("MX-RPT-{}", short(at))))
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(r.status(), 201, "report ECG upload at {at}");
+        let v: Value = r.json().await.expect("json");
+        let study = v["study_instance_uid"].as_str().expect("study").to_owned();
+        catalog
+            .make_ready(&study, now_us(), &ReadySettings::default())
+            .await
+            .expect("make ready");
+        let item = catalog
+            .work_item_of_study(&study)
+            .await
+            .expect("work item")
+            .unwrap_or_else(|| panic!("no work item for the report ECG of {at}"));
+        let a = if inst[at].alliance_id == inst[H2].alliance_id {
+            H2
+        } else {
+            H
+        };
+        let (reader, login) = pool_reader[&a].clone();
+        let actor = Actor::user(reader, &login);
+        match catalog
+            .claim(item.id, &actor, now_us(), 7200)
+            .await
+            .expect("claim")
+        {
+            Claim::Claimed(_) => {}
+            Claim::Refused(why) => panic!("claim of the report ECG of {at}: {why:?}"),
+        }
+        let spec = DraftSpec {
+            work_item_id: item.id,
+            template_code: "ecg_12_lead".into(),
+            exam_code: None,
+            kind: "ecg".into(),
+            content: VersionBody {
+                body: json!({ "sections": { "impression": "窦性心律，正常心电图。" }, "fields": {} }),
+                qc_grade: Some("acceptable".into()),
+                ..Default::default()
+            },
+            base_version: None,
+        };
+        let (report, version) = catalog
+            .save_draft(&spec, &actor, now_us(), 7200)
+            .await
+            .expect("draft");
+        catalog
+            .submit_report(report.id, version.version, &actor, now_us(), 7200)
+            .await
+            .expect("submit");
+        if sign {
+            let now = now_us();
+            let content = dxhub_core::report::SignedContent {
+                report_id: report.id,
+                version: version.version,
+                study_instance_uid: study.clone(),
+                source_institution: at.to_owned(),
+                patient_identity_hash: String::new(),
+                author: login.clone(),
+                verifier: login.clone(),
+                written_at: now,
+                signed_at: now,
+                body: BTreeMap::new(),
+                instances: Vec::new(),
+            };
+            let signature = Signature {
+                signer_id: reader,
+                key_id: key_of[&a],
+                content: serde_json::to_string(&content).expect("content"),
+                signature: "ab".repeat(64),
+            };
+            catalog
+                .sign_report(report.id, version.version, &signature, &actor, now, 7200)
+                .await
+                .expect("sign");
+            let push = catalog
+                .list_pushes(report.id)
+                .await
+                .expect("pushes")
+                .first()
+                .unwrap_or_else(|| panic!("no push-back of the report of {at}"))
+                .id;
+            rp.pushes.push((at, push));
+            let category = catalog
+                .list_critical_categories(inst[at].alliance_id)
+                .await
+                .expect("categories")
+                .first()
+                .expect("a critical-value category")
+                .code
+                .clone();
+            let critical = catalog
+                .raise_critical(report.id, &category, None, &actor, now_us(), 3600)
+                .await
+                .expect("critical value");
+            rp.criticals.push((at, critical.id));
+        }
+        rp.reports.push((at, report.id, study));
+    }
     let api = Api::new(&hub);
     Fixture {
         hub,
@@ -622,6 +870,7 @@ async fn fixture(opts: HubOptions) -> Fixture {
         uploads,
         catalog,
         wl,
+        rp,
     }
 }
 
@@ -677,6 +926,8 @@ enum V1Audit {
     Success,
     /// Allowed but answered otherwise (the item's state, the body): no `denied` entry.
     NotDenied,
+    /// A report verification answered: its result (`success` or `failure`), no `denied`.
+    Verified,
 }
 
 impl Run<'_> {
@@ -768,22 +1019,23 @@ impl Run<'_> {
 
     /// A state-changing request the policy decides, whose allowed answer depends on the
     /// object's state or the body (409, 404, 422 …): allowed → anything but 401/403 and
-    /// 5xx (403 only with `business_403`, a domain refusal such as `not-a-pool-member`);
-    /// denied → 403 `forbidden`.
+    /// 5xx (403 only with a code of `business_403`, domain refusals such as
+    /// `not-a-pool-member` or the report state machine's `not-author`); denied → 403
+    /// `forbidden`.
     fn decided_loose(
         &mut self,
         c: &Caller,
         op: &str,
         what: &str,
         allowed: bool,
-        business_403: Option<&str>,
+        business_403: &[&str],
         r: &Reply,
     ) {
         self.checked += 1;
         if allowed {
             let refused = r.status == 401
                 || r.status >= 500
-                || (r.status == 403 && business_403 != Some(r.code().as_str()));
+                || (r.status == 403 && !business_403.contains(&r.code().as_str()));
             if refused {
                 self.fail(format!(
                     "{op} {} on {what}: allowed by policy, got {r}",
@@ -1193,6 +1445,10 @@ async fn check_operation(
                 Aim::OwnAlliance => {
                     let (r, rid) = if path == "/api/v1/worklist/events" {
                         event_stream(run, path, token).await
+                    } else if path == "/api/v1/recognition" {
+                        // the patient of T's report (an ID of T: matched at T only)
+                        let q = format!("{path}?patient=MX-RPT-T&all=true");
+                        run.send_rid(method, &q, token, None).await
                     } else {
                         run.send_rid(method, path, token, None).await
                     };
@@ -1215,7 +1471,11 @@ async fn check_operation(
                                 &op,
                                 "own alliance",
                                 allowed,
-                                in_no_pool.then_some("not-a-pool-member"),
+                                if in_no_pool {
+                                    &["not-a-pool-member"]
+                                } else {
+                                    &[]
+                                },
                                 &r,
                             );
                             if r.status == 200 {
@@ -1663,7 +1923,7 @@ async fn check_operation(
                             let what = format!("the object of {}", f.inst[a].alliance);
                             if aim == Aim::PathDelivery {
                                 // (409 when the hub's deliverer took it meanwhile)
-                                run.decided_loose(c, &op, &what, allowed, None, &r);
+                                run.decided_loose(c, &op, &what, allowed, &[], &r);
                             } else {
                                 run.decided(c, &op, &what, allowed, (ok, false), &r);
                             }
@@ -1788,6 +2048,8 @@ async fn check_operation(
                             Some("priority") => {
                                 Some(json!({ "priority": "stat", "reason": reason }))
                             }
+                            // a draft (saved when the caller holds the item)
+                            Some("report") => Some(draft_body(kind)),
                             _ => None,
                         };
                         let concrete = replace_param(path, &id.to_string());
@@ -1812,9 +2074,15 @@ async fn check_operation(
                             }
                         } else {
                             // a claim by a caller in none of the item's pools (the
-                            // superadmin) is refused by the worklist itself
-                            let business = (path.ends_with("/claim") && !member)
-                                .then_some("not-a-pool-member");
+                            // superadmin) is refused by the worklist itself; a report by
+                            // the report state machine (not the holder, not a reader)
+                            let business: &[&str] = if path.ends_with("/claim") && !member {
+                                &["not-a-pool-member"]
+                            } else if path.ends_with("/report") {
+                                REPORT_REFUSALS
+                            } else {
+                                &[]
+                            };
                             run.decided_loose(c, &op, &what, allowed, business, &r);
                         }
                         if !allowed && r.body.contains(&format!("MX-{}", short(at))) {
@@ -1829,6 +2097,7 @@ async fn check_operation(
                         Some("reassign") => Some(json!({ "user_id": 1, "reason": "x" })),
                         Some("break-lock" | "cancel") => Some(json!({ "reason": "x" })),
                         Some("priority") => Some(json!({ "priority": "stat", "reason": "x" })),
+                        Some("report") => Some(draft_body("CT")),
                         _ => None,
                     };
                     let r = run
@@ -1836,6 +2105,358 @@ async fn check_operation(
                         .await;
                     if run.gate(c, &op, &r) && !matches!(r.status, 403 | 404) {
                         run.fail(format!("{op} {}: unknown work item answered {r}", c.name));
+                    }
+                }
+                Aim::Catalogue => {
+                    // the caller's own alliance (the only one it can name): what is there,
+                    // put back unchanged
+                    let alliance_id = c
+                        .principal
+                        .as_ref()
+                        .map_or(f.inst[H].alliance_id, |p| p.alliance_id);
+                    let (concrete, body) = match path {
+                        "/api/v1/report-templates/{code}" => {
+                            let t = f
+                                .catalog
+                                .get_template(alliance_id, "ecg_12_lead")
+                                .await
+                                .expect("template")
+                                .expect("the ECG template");
+                            (
+                                replace_param(path, &t.code),
+                                json!({ "definition": t.definition, "enabled": t.enabled }),
+                            )
+                        }
+                        "/api/v1/exam-types/{code}" => {
+                            let e = f
+                                .catalog
+                                .list_exam_types(alliance_id)
+                                .await
+                                .expect("exam types")
+                                .into_iter()
+                                .next()
+                                .expect("an exam type");
+                            (
+                                replace_param(path, &e.code),
+                                json!({ "definition": e.definition }),
+                            )
+                        }
+                        _ => {
+                            let cats = f
+                                .catalog
+                                .list_critical_categories(alliance_id)
+                                .await
+                                .expect("categories");
+                            let defs: Vec<Value> = cats.into_iter().map(|c| c.definition).collect();
+                            (path.to_owned(), json!({ "categories": defs }))
+                        }
+                    };
+                    let r = run.send(method, &concrete, token, Some(&body)).await;
+                    if run.gate(c, &op, &r) {
+                        let allowed = c.may(action, TargetScope::Alliance { alliance_id });
+                        run.decided(c, &op, "own alliance", allowed, (200, false), &r);
+                    }
+                }
+                Aim::OwnInstitution => {
+                    // no caller has a second factor: re-authentication refuses whoever
+                    // the policy lets in (and signing keys stay untouched)
+                    let body = json!({ "password": PASSWORD, "totp": "000000" });
+                    let r = run.send(method, path, token, Some(&body)).await;
+                    if run.gate(c, &op, &r) {
+                        let allowed = c.may(action, own_scope(c));
+                        run.decided_loose(
+                            c,
+                            &op,
+                            "own institution",
+                            allowed,
+                            &["totp-enrollment-required"],
+                            &r,
+                        );
+                    }
+                }
+                Aim::ReportList => {
+                    let stream = path.ends_with("/events");
+                    let (r, rid) = if stream {
+                        event_stream(run, path, token).await
+                    } else {
+                        run.send_rid(method, path, token, None).await
+                    };
+                    run.audited(c, rid, format!("{op} {}", c.name), audit, &r);
+                    if run.gate(c, &op, &r) {
+                        let allowed = c.may(action, own_scope(c));
+                        run.decided(c, &op, "own institution", allowed, (200, false), &r);
+                        if r.status == 200 && !stream {
+                            // (institution, id) of the fixture's objects, and the ids listed
+                            let v = r.json();
+                            let (objects, listed): (Vec<(&str, i64)>, Vec<i64>) =
+                                if path == "/api/v1/reports" {
+                                    (
+                                        f.rp.reports.iter().map(|(at, id, _)| (*at, *id)).collect(),
+                                        v["reports"]
+                                            .as_array()
+                                            .into_iter()
+                                            .flatten()
+                                            .filter_map(|x| x["id"].as_i64())
+                                            .collect(),
+                                    )
+                                } else {
+                                    (
+                                        f.rp.criticals.clone(),
+                                        v["critical_values"]
+                                            .as_array()
+                                            .into_iter()
+                                            .flatten()
+                                            .filter_map(|x| x["critical"]["id"].as_i64())
+                                            .collect(),
+                                    )
+                                };
+                            for (at, id) in objects {
+                                let may = c.may(action, scope_of(&f.inst[at]));
+                                let is_listed = listed.contains(&id);
+                                if is_listed && !may {
+                                    run.fail(format!(
+                                        "{op} {}: lists {id} of {at} out of its reach",
+                                        c.name
+                                    ));
+                                }
+                                if may && !is_listed {
+                                    run.fail(format!(
+                                        "{op} {}: misses {id} of {at} within its reach: {r}",
+                                        c.name
+                                    ));
+                                }
+                            }
+                            no_foreign_content(run, c, &op, &r);
+                        }
+                    }
+                }
+                Aim::PathReport => {
+                    let reports = f.rp.reports.clone();
+                    for (at, id, study) in &reports {
+                        let report = f
+                            .catalog
+                            .get_report(*id)
+                            .await
+                            .expect("report")
+                            .expect("report");
+                        let what = format!("the {} report of {at}", report.state);
+                        let (v, reason) = (report.current_version, "authz matrix");
+                        let in_force = report.signed_version.unwrap_or(v);
+                        let body = match (method, path.rsplit('/').next()) {
+                            ("POST", Some("submit")) => Some(json!({ "version": v })),
+                            ("POST", Some("sign")) => Some(
+                                json!({ "version": v, "password": PASSWORD, "totp": "000000" }),
+                            ),
+                            ("POST", Some("return")) => {
+                                Some(json!({ "version": v, "reason": reason }))
+                            }
+                            ("POST", Some("addenda")) => Some(
+                                json!({ "version": in_force, "text": reason, "password": PASSWORD, "totp": "000000" }),
+                            ),
+                            ("POST", Some("correct")) => {
+                                let mut b = draft_body("ECG");
+                                b["version"] = json!(in_force);
+                                b["reason"] = json!(reason);
+                                b["password"] = json!(PASSWORD);
+                                b["totp"] = json!("000000");
+                                Some(b)
+                            }
+                            ("POST", Some("critical")) => {
+                                let category = f
+                                    .catalog
+                                    .list_critical_categories(report.alliance_id)
+                                    .await
+                                    .expect("categories")
+                                    .first()
+                                    .expect("a category")
+                                    .code
+                                    .clone();
+                                Some(json!({ "category": category, "note": reason }))
+                            }
+                            _ => None,
+                        };
+                        let concrete = replace_param(path, &id.to_string());
+                        let (r, rid) = run.send_rid(method, &concrete, token, body.as_ref()).await;
+                        run.audited(c, rid, format!("{op} {} on {what}", c.name), audit, &r);
+                        if path.ends_with("/verify") && r.status == 200 {
+                            // the outcome of a verification is its result (the fixture's
+                            // signatures are fake: `failure`), never a denial
+                            if let Some(e) = run.audits.last_mut() {
+                                e.want = V1Audit::Verified;
+                            }
+                        }
+                        if !run.gate(c, &op, &r) {
+                            if r.body.contains("MX-") {
+                                run.fail(format!(
+                                    "{op} {}: patient data in a refusal: {r}",
+                                    c.name
+                                ));
+                            }
+                            continue;
+                        }
+                        let allowed = c.may(action, scope_of(&f.inst[at]));
+                        // reads of a signed report, the report itself and its push-backs
+                        // answer 200; the rest depends on the state, the author, the role
+                        let strict = method == "GET"
+                            && (report.state == "signed"
+                                || path.ends_with("/{id}")
+                                || path.ends_with("/pushes"));
+                        if allowed
+                            && path.ends_with("/pdf")
+                            && (r.status, r.code().as_str()) == (503, "unavailable")
+                        {
+                            // no CJK font on this machine
+                            run.checked += 1;
+                        } else if strict {
+                            run.decided(c, &op, &what, allowed, (200, false), &r);
+                        } else {
+                            run.decided_loose(c, &op, &what, allowed, REPORT_REFUSALS, &r);
+                        }
+                        if r.status == 200
+                            && (path == "/api/v1/reports/{id}" || path.starts_with("/api/v1/fhir/"))
+                            && !r.body.contains(study.as_str())
+                        {
+                            run.fail(format!("{op} {}: 200 without the report: {r}", c.name));
+                        }
+                        if !allowed && r.body.contains(&format!("MX-RPT-{}", short(at))) {
+                            run.fail(format!(
+                                "{op} {}: patient data of {at} in a refusal: {r}",
+                                c.name
+                            ));
+                        }
+                    }
+                    // unknown report: 404 for users (or 403 when denied before the lookup)
+                    let body = (method == "POST").then(|| json!({ "version": 1, "reason": "x", "text": "x", "category": "x", "password": "x", "totp": "x", "template_code": "x" }));
+                    let r = run
+                        .send(method, &replace_param(path, "999999"), token, body.as_ref())
+                        .await;
+                    if run.gate(c, &op, &r) && !matches!(r.status, 403 | 404) {
+                        run.fail(format!("{op} {}: unknown report answered {r}", c.name));
+                    }
+                }
+                Aim::PathCritical => {
+                    let body = json!({ "name": "张医生", "action": "已通知患者转诊（授权矩阵）" });
+                    let criticals = f.rp.criticals.clone();
+                    for (at, id) in &criticals {
+                        let what = format!("the critical value of {at}");
+                        let concrete = replace_param(path, &id.to_string());
+                        let (r, rid) = run.send_rid(method, &concrete, token, Some(&body)).await;
+                        run.audited(c, rid, format!("{op} {} on {what}", c.name), audit, &r);
+                        if !run.gate(c, &op, &r) {
+                            continue;
+                        }
+                        // the first acknowledgement answers 200, the next 409
+                        let allowed = c.may(action, scope_of(&f.inst[at]));
+                        run.decided_loose(c, &op, &what, allowed, &[], &r);
+                        if !allowed && r.body.contains("MX-") {
+                            run.fail(format!("{op} {}: patient data in a refusal: {r}", c.name));
+                        }
+                    }
+                    let r = run
+                        .send(method, &replace_param(path, "999999"), token, Some(&body))
+                        .await;
+                    if run.gate(c, &op, &r) && !matches!(r.status, 403 | 404) {
+                        run.fail(format!(
+                            "{op} {}: unknown critical value answered {r}",
+                            c.name
+                        ));
+                    }
+                }
+                Aim::PathPush => {
+                    let pushes = f.rp.pushes.clone();
+                    for (at, id) in &pushes {
+                        // dead-lettered (the PACS never answers): retry takes it
+                        f.catalog
+                            .finish_push(
+                                *id,
+                                &PushResult::Failed {
+                                    status: None,
+                                    error: "authz matrix".into(),
+                                    retry_at: None,
+                                },
+                                now_us(),
+                            )
+                            .await
+                            .expect("dead push-back");
+                        let concrete = replace_param(path, &id.to_string());
+                        let r = run.send(method, &concrete, token, None).await;
+                        if run.gate(c, &op, &r) {
+                            // a push-back is an object of its report's alliance, like a
+                            // webhook delivery (409 when the hub's pusher took it meanwhile)
+                            let target = TargetScope::Alliance {
+                                alliance_id: f.inst[at].alliance_id,
+                            };
+                            let allowed = c.may(action, target);
+                            let what = format!("the push-back of the report of {at}");
+                            run.decided_loose(c, &op, &what, allowed, &[], &r);
+                        }
+                    }
+                    // unknown push-back: 404 (409 "pending or unknown") or 403
+                    let r = run
+                        .send(method, &replace_param(path, "999999"), token, None)
+                        .await;
+                    if run.gate(c, &op, &r) && !matches!(r.status, 403 | 404 | 409) {
+                        run.fail(format!("{op} {}: unknown push-back answered {r}", c.name));
+                    }
+                }
+                Aim::PathSigner => {
+                    for a in ALLIANCES {
+                        let user = f.wl.spare_reader[&a];
+                        f.catalog
+                            .set_signing_authority(user, false)
+                            .await
+                            .expect("reset signing authority");
+                        let concrete = replace_param(path, &user.to_string());
+                        let body = json!({ "granted": true });
+                        let r = run.send(method, &concrete, token, Some(&body)).await;
+                        let mut allowed = false;
+                        if run.gate(c, &op, &r) {
+                            allowed = c.may(action, scope_of(&f.inst[a]));
+                            let what = format!("a reader of {a}");
+                            run.decided(c, &op, &what, allowed, (200, false), &r);
+                        }
+                        let granted = f
+                            .catalog
+                            .signing_authority(user)
+                            .await
+                            .expect("signing authority");
+                        if granted != allowed {
+                            run.fail(format!(
+                                "{op} {}: the signing authority of a reader of {a} is \
+                                 {granted}, expected {allowed} ({r})",
+                                c.name
+                            ));
+                        }
+                    }
+                    let r = run
+                        .send(
+                            method,
+                            &replace_param(path, "999999"),
+                            token,
+                            Some(&json!({ "granted": true })),
+                        )
+                        .await;
+                    if run.gate(c, &op, &r) && !matches!(r.status, 403 | 404) {
+                        run.fail(format!("{op} {}: unknown user answered {r}", c.name));
+                    }
+                }
+                Aim::PathReportSettings => {
+                    // (the escalation head only: the PACS of the push-backs stays)
+                    let body = json!({ "head_user_id": null });
+                    for at in [T, H2] {
+                        let concrete = replace_param(path, &f.inst[at].id.to_string());
+                        let r = run.send(method, &concrete, token, Some(&body)).await;
+                        if run.gate(c, &op, &r) {
+                            let allowed = c.may(action, scope_of(&f.inst[at]));
+                            let what = format!("institution {at}");
+                            run.decided(c, &op, &what, allowed, (200, false), &r);
+                        }
+                    }
+                    let r = run
+                        .send(method, &replace_param(path, "999999"), token, Some(&body))
+                        .await;
+                    if run.gate(c, &op, &r) && !matches!(r.status, 403 | 404) {
+                        run.fail(format!("{op} {}: unknown institution answered {r}", c.name));
                     }
                 }
                 Aim::PathUser | Aim::PathDevice => {
@@ -1986,6 +2607,22 @@ async fn any_user(run: &mut Run<'_>, method: &str, path: &str, c: &Caller) {
     {
         run.fail(format!("{op} {}: sees another alliance: {r}", c.name));
     }
+    if path == "/api/v1/signing-keys" && !c.superadmin() {
+        // the keys of the caller's alliance only (the pool readers signed the fixture)
+        let in_b = c
+            .principal
+            .as_ref()
+            .is_some_and(|p| p.alliance_id == f.inst[H2].alliance_id);
+        for (login, of_b) in [("\"pool.reader.h\"", false), ("\"pool.reader.h2\"", true)] {
+            if r.body.contains(login) != (of_b == in_b) {
+                run.fail(format!(
+                    "{op} {}: the key of {login} should be listed: {}: {r}",
+                    c.name,
+                    of_b == in_b
+                ));
+            }
+        }
+    }
     if path == "/api/v1/institutions" && r.status == 200 {
         let p = c.principal.as_ref().expect("user");
         let clinic = p.role().is_some_and(Role::is_clinic);
@@ -2106,7 +2743,7 @@ async fn pools_of(f: &Fixture, c: &Caller) -> Vec<i64> {
     }
 }
 
-/// `GET /api/v1/worklist/events` (server-sent events): a 200 is checked for its content
+/// An event stream (`GET /api/v1/worklist/events`, `/api/v1/reports/events`): a 200 is checked for its content
 /// type and dropped (the stream never ends); refusals are read.
 async fn event_stream(run: &mut Run<'_>, path: &str, token: Option<&str>) -> (Reply, String) {
     run.seq += 1;
@@ -2201,6 +2838,10 @@ async fn v1_audit(run: &mut Run<'_>, root: &str, mark: i64) {
                 of("success") >= 1 && of("denied") == 0
             }
             V1Audit::NotDenied => of("denied") == 0,
+            V1Audit::Verified => {
+                seen.1 += 1;
+                of("success") + of("failure") >= 1 && of("denied") == 0
+            }
         };
         if !ok {
             run.fail(format!(

@@ -2294,9 +2294,16 @@ async fn list_pushes(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     report_for(&state, &caller, id).await?;
-    Ok(Json(
-        json!({ "pushes": state.catalog.list_pushes(id).await? }),
-    ))
+    let pushes = state.catalog.list_pushes(id).await?;
+    caller
+        .audit(
+            &state,
+            "report-pushes",
+            Some(("report", &id.to_string())),
+            "success",
+        )
+        .await?;
+    Ok(Json(json!({ "pushes": pushes })))
 }
 
 /// Send a dead (or delivered) push-back again.
@@ -2307,11 +2314,18 @@ async fn retry_push(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
+    let push = state
+        .catalog
+        .get_push(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("push {id}")))?;
+    let inst = institution(&state, push.institution_id).await?;
     caller
         .require(
             &state,
-            TargetScope::Alliance {
-                alliance_id: alliance_of(&caller),
+            TargetScope::Institution {
+                institution_id: inst.id,
+                alliance_id: inst.alliance_id,
             },
         )
         .await?;

@@ -502,6 +502,7 @@ pub trait ReportStore: Send + Sync {
     async fn take_due_pushes(&self, now: i64, limit: i64, lock_s: i64) -> Result<Vec<ReportPush>>;
     async fn finish_push(&self, id: i64, result: &PushResult, now: i64) -> Result<()>;
     async fn list_pushes(&self, report_id: i64) -> Result<Vec<ReportPush>>;
+    async fn get_push(&self, id: i64) -> Result<Option<ReportPush>>;
     async fn retry_push(&self, id: i64, now: i64) -> Result<()>;
 
     // recognition

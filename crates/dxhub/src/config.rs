@@ -431,6 +431,38 @@ mod tests {
     }
 
     #[test]
+    fn report_keks_are_masked_and_generated_once() {
+        let mut cfg = Config::default();
+        cfg.reports.kek = Some("ab".repeat(32));
+        cfg.reports.previous_keks = vec!["cd".repeat(32)];
+        let shown = cfg.to_masked_toml().unwrap();
+        assert!(
+            !shown.contains(&"ab".repeat(32)) && !shown.contains(&"cd".repeat(32)),
+            "{shown}"
+        );
+        let ring = cfg.reports.kek_ring(Path::new("/nonexistent")).unwrap();
+        assert_eq!(ring.previous.len(), 1);
+        cfg.reports.kek = Some("not hex".into());
+        assert!(cfg.reports.kek_ring(Path::new("/nonexistent")).is_err());
+        // unset: generated into the data dir (mode 0600), the same on the next start
+        let dir = tempfile::tempdir().unwrap();
+        cfg.reports.kek = None;
+        cfg.reports.previous_keks.clear();
+        let a = cfg.reports.kek_ring(dir.path()).unwrap();
+        let b = cfg.reports.kek_ring(dir.path()).unwrap();
+        assert_eq!(a.current.id(), b.current.id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("report-kek"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
     #[allow(clippy::result_large_err)] // figment::Error is figment's
     fn layering_defaults_file_env_flags() {
         let dir = std::env::temp_dir().join(format!("dxhub-cfg-{}", std::process::id()));

@@ -1722,6 +1722,15 @@ impl ReportStore for SqlCatalog {
         .await?)
     }
 
+    async fn get_push(&self, id: i64) -> Result<Option<ReportPush>> {
+        Ok(sqlx::query_as::<_, ReportPush>(&format!(
+            "SELECT {PUSH_COLUMNS} FROM report_pushes WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
     async fn retry_push(&self, id: i64, now: i64) -> Result<()> {
         write_tx!(self, tx, {
             let done = sqlx::query(
