@@ -2256,15 +2256,8 @@ async fn ack_critical(
 
 /// Escalate critical values nobody acknowledged in time (the periodic job); audited.
 pub async fn escalate_once(state: &AppState) -> Result<usize, ApiError> {
+    // each escalation is a conditional update: racing replicas never escalate twice
     let now = state.worklist.now();
-    let ttl = 10;
-    if !state
-        .catalog
-        .try_job_lease("critical-escalation", &state.worklist.holder, now, ttl)
-        .await?
-    {
-        return Ok(0);
-    }
     let done = state.catalog.escalate_due_criticals(now, 100).await?;
     for c in &done {
         let entry = dxhub_store::NewAuditEntry {

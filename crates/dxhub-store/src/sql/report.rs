@@ -1524,6 +1524,17 @@ impl ReportStore for SqlCatalog {
     }
 
     async fn escalate_due_criticals(&self, now: i64, limit: i64) -> Result<Vec<CriticalValue>> {
+        // a read first: the periodic job must not take the (SQLite) write lock for nothing
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM critical_values WHERE state = 'open' AND escalated_at IS NULL \
+             AND due_at <= $1 LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let lock = self.lock_suffix();
         write_tx!(self, tx, {
             let ids: Vec<i64> = sqlx::query_scalar(&format!(
@@ -1638,6 +1649,16 @@ impl ReportStore for SqlCatalog {
     }
 
     async fn take_due_pushes(&self, now: i64, limit: i64, lock_s: i64) -> Result<Vec<ReportPush>> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM report_pushes WHERE state = 'pending' AND next_attempt_at <= $1 \
+             AND (locked_until IS NULL OR locked_until <= $1) LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let lock = self.lock_suffix();
         write_tx!(self, tx, {
             let ids: Vec<i64> = sqlx::query_scalar(&format!(
