@@ -82,22 +82,36 @@ fn pn(name: Option<&str>) -> String {
         .to_owned()
 }
 
+/// The hub's root URL for links in documents: `http.public_url`, else the one the request
+/// came in on (`None` in background jobs: then `http://localhost:8080`, so set
+/// `http.public_url` where PDFs are pushed to clinics).
+pub fn root_url(state: &AppState, headers: Option<&axum::http::HeaderMap>) -> String {
+    match headers {
+        Some(h) => crate::dicomweb::base_url(state, h)
+            .trim_end_matches("/dicomweb")
+            .to_owned(),
+        None => state
+            .settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| "http://localhost:8080".to_owned())
+            .trim_end_matches('/')
+            .to_owned(),
+    }
+}
+
 /// The URL the QR code carries.
-pub fn verify_url(state: &AppState, r: &Report, version: i64) -> String {
-    let base = state
-        .settings
-        .public_url
-        .clone()
-        .unwrap_or_else(|| "http://localhost:8080".to_owned());
-    format!(
-        "{}/api/v1/reports/{}/verify?version={version}",
-        base.trim_end_matches('/'),
-        r.id
-    )
+pub fn verify_url(root: &str, r: &Report, version: i64) -> String {
+    format!("{root}/api/v1/reports/{}/verify?version={version}", r.id)
 }
 
 /// Render the PDF of one version.
-pub async fn render(state: &AppState, r: &Report, v: &ReportVersion) -> Result<Vec<u8>, ApiError> {
+pub async fn render(
+    state: &AppState,
+    r: &Report,
+    v: &ReportVersion,
+    root: &str,
+) -> Result<Vec<u8>, ApiError> {
     let font = font(state)?;
     let alliance = state
         .catalog
@@ -339,7 +353,7 @@ pub async fn render(state: &AppState, r: &Report, v: &ReportVersion) -> Result<V
             signed_at: v.signed_at.map(shanghai).unwrap_or_default(),
             fingerprint: key.map(|k| k.fingerprint).unwrap_or_default(),
         }),
-        verify_url: signed.then(|| verify_url(state, r, v.version)),
+        verify_url: signed.then(|| verify_url(root, r, v.version)),
         footer: format!(
             "报告编号 {}-v{}  ·  本报告经 SM2 电子签名，扫码或访问验证地址核验",
             r.id, v.version
@@ -352,7 +366,12 @@ pub async fn render(state: &AppState, r: &Report, v: &ReportVersion) -> Result<V
 }
 
 /// The FHIR R4 `DiagnosticReport` of a version.
-pub async fn fhir(state: &AppState, r: &Report, v: &ReportVersion) -> Result<Value, ApiError> {
+pub async fn fhir(
+    state: &AppState,
+    r: &Report,
+    v: &ReportVersion,
+    root: &str,
+) -> Result<Value, ApiError> {
     let exam_name = state
         .catalog
         .get_template(r.alliance_id, &r.template_code)
@@ -364,11 +383,7 @@ pub async fn fhir(state: &AppState, r: &Report, v: &ReportVersion) -> Result<Val
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| r.template_code.clone());
-    let base = state
-        .settings
-        .public_url
-        .clone()
-        .unwrap_or_else(|| "http://localhost:8080".to_owned());
+    let base = root.to_owned();
     let status = if v.state == "signed" && v.kind == "correction" {
         "corrected".to_owned()
     } else {
@@ -438,7 +453,7 @@ pub async fn push(state: &AppState, p: &ReportPush) -> Result<Vec<u16>, ApiError
     let pacs = settings
         .pacs
         .ok_or_else(|| ApiError::Conflict("the institution has no PACS configured".into()))?;
-    let pdf = render(state, &r, &v).await?;
+    let pdf = render(state, &r, &v, &root_url(state, None)).await?;
     let study = state.catalog.get_study(&r.study_instance_uid).await?;
     let mut referenced = Vec::new();
     for se in state

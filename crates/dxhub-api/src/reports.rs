@@ -2033,6 +2033,7 @@ async fn signed_export(
 async fn report_pdf(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     Path(id): Path<i64>,
     ApiQuery(q): ApiQuery<VersionQuery>,
 ) -> Result<Response, ApiError> {
@@ -2061,7 +2062,8 @@ async fn report_pdf(
             "the version is not signed",
         ));
     }
-    let pdf = crate::report_pdf::render(&state, &r, &v).await?;
+    let root = crate::report_pdf::root_url(&state, Some(&headers));
+    let pdf = crate::report_pdf::render(&state, &r, &v, &root).await?;
     caller
         .audit(
             &state,
@@ -2404,6 +2406,7 @@ fn retry_at(attempts: i64, max: i64, now: i64) -> Option<i64> {
 async fn fhir_report(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
     let r = report_for(&state, &caller, id).await?;
@@ -2424,7 +2427,8 @@ async fn fhir_report(
         .report_version(id, version)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("report {id} version {version}")))?;
-    let resource = crate::report_pdf::fhir(&state, &r, &v).await?;
+    let root = crate::report_pdf::root_url(&state, Some(&headers));
+    let resource = crate::report_pdf::fhir(&state, &r, &v, &root).await?;
     caller
         .audit(
             &state,
