@@ -2488,32 +2488,28 @@ async fn report_events(
     caller
         .audit(&state, "report-stream", None, "success")
         .await?;
-    let mut rx = state.worklist.events.subscribe();
-    let mut closing = state.worklist.closing.subscribe();
-    let last: Option<i64> = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    let backlog = match last {
-        Some(after) => state.catalog.events_after(after, 1000).await?,
-        None => Vec::new(),
-    };
+    // the institution of each work item seen (events carry the item, not the clinic)
+    let institution_of = std::sync::Arc::new(tokio::sync::Mutex::new(std::collections::HashMap::<
+        i64,
+        Option<i64>,
+    >::new()));
     let catalog = state.catalog.clone();
-    let stream = crate::worklist::async_stream(move |tx| async move {
-        // the institution of each work item seen (events carry the item, not the clinic)
-        let mut institution_of: std::collections::HashMap<i64, Option<i64>> =
-            std::collections::HashMap::new();
-        let mut visible = async |e: &dxhub_store::worklist::WorkEvent| -> bool {
+    let reach = std::sync::Arc::new(reach);
+    let visible = move |e: dxhub_store::worklist::WorkEvent| {
+        let (catalog, reach, institution_of) =
+            (catalog.clone(), reach.clone(), institution_of.clone());
+        async move {
             if !CLINIC_EVENTS.contains(&e.kind.as_str()) {
-                return false;
+                return None;
             }
-            if reach.is_none() {
-                return true;
-            }
+            let Some(reach) = reach.as_ref() else {
+                return Some(e);
+            };
             if e.alliance_id != alliance_id {
-                return false;
+                return None;
             }
-            let inst = match institution_of.get(&e.work_item_id) {
+            let mut cache = institution_of.lock().await;
+            let inst = match cache.get(&e.work_item_id) {
                 Some(i) => *i,
                 None => {
                     let i = catalog
@@ -2522,48 +2518,14 @@ async fn report_events(
                         .ok()
                         .flatten()
                         .and_then(|w| w.institution_id);
-                    institution_of.insert(e.work_item_id, i);
+                    cache.insert(e.work_item_id, i);
                     i
                 }
             };
-            inst.is_some_and(|i| reach.as_ref().is_some_and(|r| r.contains(&i)))
-        };
-        let mut seen = last.unwrap_or(0);
-        for e in backlog {
-            seen = seen.max(e.id);
-            if visible(&e).await && tx.send(crate::worklist::sse_event(&e)).await.is_err() {
-                return;
-            }
+            inst.is_some_and(|i| reach.contains(&i)).then_some(e)
         }
-        loop {
-            let next = tokio::select! {
-                e = rx.recv() => e,
-                _ = closing.wait_for(|c| *c) => return,
-            };
-            match next {
-                Ok(e) => {
-                    if e.id <= seen {
-                        continue;
-                    }
-                    seen = e.id;
-                    if visible(&e).await && tx.send(crate::worklist::sse_event(&e)).await.is_err() {
-                        return;
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    let ev = axum::response::sse::Event::default()
-                        .event("resync")
-                        .data("{}");
-                    if tx.send(ev).await.is_err() {
-                        return;
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    });
-    Ok(axum::response::sse::Sse::new(stream)
-        .keep_alive(axum::response::sse::KeepAlive::new().interval(Duration::from_secs(15))))
+    };
+    crate::worklist::event_sse(&state, &headers, visible).await
 }
 
 // ---------------------------------------------------------------- recognition

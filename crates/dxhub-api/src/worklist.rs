@@ -74,7 +74,7 @@ pub struct WorklistState {
     pub holder: String,
     /// Set when the server shuts down: event streams end, so graceful shutdown does not
     /// wait for clients that never hang up.
-    pub(crate) closing: tokio::sync::watch::Sender<bool>,
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for WorklistState {
@@ -1299,10 +1299,27 @@ async fn event_stream(
     caller
         .audit(&state, "worklist-stream", None, "success")
         .await?;
-    let visible = move |e: &WorkEvent| {
-        all || (e.alliance_id == alliance_id
-            && (!reader || e.pool_id.is_none_or(|p| pools.contains(&p))))
+    let visible = move |e: WorkEvent| {
+        let ok = all
+            || (e.alliance_id == alliance_id
+                && (!reader || e.pool_id.is_none_or(|p| pools.contains(&p))));
+        std::future::ready(ok.then_some(e))
     };
+    event_sse(&state, &headers, visible).await
+}
+
+/// A stream of worklist events for one client: the backlog after `Last-Event-ID`, then
+/// live events, each passed through `visible` (which may look things up); `resync` when the
+/// client lagged behind; it ends at shutdown.
+pub(crate) async fn event_sse<V, Fut>(
+    state: &AppState,
+    headers: &HeaderMap,
+    mut visible: V,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<V, Fut>>, ApiError>
+where
+    V: FnMut(WorkEvent) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Option<WorkEvent>> + Send,
+{
     let mut rx = state.worklist.events.subscribe();
     let mut closing = state.worklist.closing.subscribe();
     let last: Option<i64> = headers
@@ -1317,7 +1334,9 @@ async fn event_stream(
         let mut seen = last.unwrap_or(0);
         for e in backlog {
             seen = seen.max(e.id);
-            if visible(&e) && tx.send(sse_event(&e)).await.is_err() {
+            if let Some(e) = visible(e).await
+                && tx.send(sse_event(&e)).await.is_err()
+            {
                 return;
             }
         }
@@ -1332,7 +1351,9 @@ async fn event_stream(
                         continue;
                     }
                     seen = e.id;
-                    if visible(&e) && tx.send(sse_event(&e)).await.is_err() {
+                    if let Some(e) = visible(e).await
+                        && tx.send(sse_event(&e)).await.is_err()
+                    {
                         return;
                     }
                 }
@@ -1350,7 +1371,7 @@ async fn event_stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-pub(crate) fn sse_event(e: &WorkEvent) -> Event {
+fn sse_event(e: &WorkEvent) -> Event {
     let detail: Value = e
         .detail
         .as_deref()
@@ -1374,7 +1395,7 @@ pub(crate) fn sse_event(e: &WorkEvent) -> Event {
 }
 
 /// A stream fed by a task through a bounded channel.
-pub(crate) fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
+fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
 where
     F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
