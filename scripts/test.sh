@@ -23,6 +23,9 @@ trap 'exit 143' TERM
 
 CARGO=$(command -v cargo) || { echo "scripts/test.sh: cargo not found on PATH" >&2; exit 1; }
 
+# CI builds once from scratch: incremental caches would only take disk.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
+
 peers_setup
 peers_print_env | sed -e 's/^/[peers] /' -e 's/\(SECRET_KEY=\).*/\1***/' >&2
 
