@@ -384,6 +384,37 @@ where
     }
 }
 
+/// Make user `user_id` a member of the default reader pool `pool` (`ecg`, `radiology`,
+/// `ultrasound`) of the caller's alliance, as `admin_token` (a group admin): readers read
+/// only the studies routed to their pools and those patients' priors.
+pub async fn join_pool(hub: &TestHub, admin_token: &str, pool: &str, user_id: i64) {
+    let client = reqwest::Client::new();
+    let pools: serde_json::Value = client
+        .get(hub.http_url("/api/v1/pools"))
+        .bearer_auth(admin_token)
+        .send()
+        .await
+        .expect("GET /api/v1/pools")
+        .json()
+        .await
+        .expect("pools JSON");
+    let id = pools["pools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == pool)
+        .and_then(|p| p["id"].as_i64())
+        .unwrap_or_else(|| panic!("no pool {pool}: {pools}"));
+    let r = client
+        .put(hub.http_url(&format!("/api/v1/pools/{id}/members/{user_id}")))
+        .bearer_auth(admin_token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("PUT pool member");
+    assert!(r.status().is_success(), "join pool {pool}: {}", r.status());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,7 +151,7 @@ fn seq<'a>(v: &'a Value, tag: &str) -> Vec<&'a Value> {
 
 struct Fixture {
     hub: TestHub,
-    reader: String,
+    gadmin: String,
     clinic1: String,
     clinic2: String,
     /// study UID per label
@@ -184,10 +184,10 @@ async fn fixture(opts: HubOptions) -> Fixture {
         "--parent",
         "县人民医院",
     ]);
-    add_user(&hub, "县人民医院", "reader1", "reader", PASSWORD);
+    add_user(&hub, "县人民医院", "gadmin1", "group_admin", PASSWORD);
     add_user(&hub, T1, "clinic1", "clinic_doctor", PASSWORD);
     add_user(&hub, T2, "clinic2", "clinic_doctor", PASSWORD);
-    let reader = issue_token(&hub, "reader1", "1h");
+    let gadmin = issue_token(&hub, "gadmin1", "1h");
     let clinic1 = issue_token(&hub, "clinic1", "1h");
     let clinic2 = issue_token(&hub, "clinic2", "1h");
     let web = Web::new(&hub);
@@ -225,7 +225,7 @@ async fn fixture(opts: HubOptions) -> Fixture {
     }
     Fixture {
         hub,
-        reader,
+        gadmin,
         clinic1,
         clinic2,
         studies,
@@ -282,15 +282,19 @@ async fn qido(opts: HubOptions) {
         ),
     ];
     for (q, expected) in &cases {
-        let got = web.json(&format!("/studies?{q}"), &f.reader).await;
-        assert_eq!(&uids_of(&got, "0020000D"), expected, "reader: /studies?{q}");
+        let got = web.json(&format!("/studies?{q}"), &f.gadmin).await;
+        assert_eq!(
+            &uids_of(&got, "0020000D"),
+            expected,
+            "group admin: /studies?{q}"
+        );
     }
 
     // what OHIF reads is there
     let one = web
         .json(
             &format!("/studies?StudyInstanceUID={}", f.study("wang")),
-            &f.reader,
+            &f.gadmin,
         )
         .await;
     let r = &one[0];
@@ -313,7 +317,7 @@ async fn qido(opts: HubOptions) {
                 "/studies?StudyInstanceUID={}&includefield=PatientBirthDate,00081030",
                 f.study("wang")
             ),
-            &f.reader,
+            &f.gadmin,
         )
         .await;
     assert_eq!(value(&inc[0], "00100030").as_deref(), Some("19600101"));
@@ -323,14 +327,14 @@ async fn qido(opts: HubOptions) {
                 "/studies?StudyInstanceUID={}&includefield=all",
                 f.study("wang")
             ),
-            &f.reader,
+            &f.gadmin,
         )
         .await;
     assert!(all[0].as_object().unwrap().len() >= r.as_object().unwrap().len());
 
     // paging: limit/offset pages concatenate to the whole ordered list
     let whole: Vec<String> = web
-        .json("/studies", &f.reader)
+        .json("/studies", &f.gadmin)
         .await
         .iter()
         .filter_map(|i| value(i, "0020000D"))
@@ -338,7 +342,7 @@ async fn qido(opts: HubOptions) {
     let mut paged = Vec::new();
     for offset in [0, 2, 4, 6] {
         let page = web
-            .json(&format!("/studies?limit=2&offset={offset}"), &f.reader)
+            .json(&format!("/studies?limit=2&offset={offset}"), &f.gadmin)
             .await;
         assert!(page.len() <= 2);
         paged.extend(page.iter().filter_map(|i| value(i, "0020000D")));
@@ -383,7 +387,7 @@ async fn qido(opts: HubOptions) {
 
     // series and instance levels
     let series = web
-        .json(&format!("/studies/{}/series", f.study("wang")), &f.reader)
+        .json(&format!("/studies/{}/series", f.study("wang")), &f.gadmin)
         .await;
     assert_eq!(series.len(), 1);
     assert_eq!(value(&series[0], "00080060").as_deref(), Some("CT"));
@@ -392,7 +396,7 @@ async fn qido(opts: HubOptions) {
     let inst = web
         .json(
             &format!("/studies/{}/series/{series_uid}/instances", f.study("wang")),
-            &f.reader,
+            &f.gadmin,
         )
         .await;
     assert_eq!(inst.len(), 2);
@@ -407,18 +411,18 @@ async fn qido(opts: HubOptions) {
         Some(uids::CT_IMAGE_STORAGE)
     );
     let by_number = web
-        .json("/instances?InstanceNumber=2&PatientID=P5", &f.reader)
+        .json("/instances?InstanceNumber=2&PatientID=P5", &f.gadmin)
         .await;
     assert_eq!(by_number.len(), 1);
     assert_eq!(
-        web.json(&format!("/studies/{}/instances", f.study("doe")), &f.reader)
+        web.json(&format!("/studies/{}/instances", f.study("doe")), &f.gadmin)
             .await
             .len(),
         2
     );
 
     // an attribute the index cannot match is reported, not silently applied
-    let r = web.get("/studies?InstitutionName=X", &f.reader).await;
+    let r = web.get("/studies?InstitutionName=X", &f.gadmin).await;
     assert_eq!(r.status(), 200);
     assert!(
         r.headers()["warning"]
@@ -428,19 +432,19 @@ async fn qido(opts: HubOptions) {
     );
     // bad requests
     assert_eq!(
-        web.get("/studies?NoSuchKeyword=1", &f.reader)
+        web.get("/studies?NoSuchKeyword=1", &f.gadmin)
             .await
             .status(),
         400
     );
     assert_eq!(
-        web.get("/studies?limit=many", &f.reader).await.status(),
+        web.get("/studies?limit=many", &f.gadmin).await.status(),
         400
     );
     let r = web
         .client
         .get(format!("{}/studies", web.base))
-        .bearer_auth(&f.reader)
+        .bearer_auth(&f.gadmin)
         .header("accept", "application/dicom+xml")
         .send()
         .await
@@ -466,14 +470,14 @@ async fn stow_mixed_parts_and_metadata_cache() {
 
     let study = f.study("doe");
     let series = web
-        .json(&format!("/studies/{study}/series"), &f.reader)
+        .json(&format!("/studies/{study}/series"), &f.gadmin)
         .await;
     let series_uid = value(&series[0], "0020000E").unwrap();
     let meta_path = format!("/studies/{study}/series/{series_uid}/metadata");
-    let m1 = web.json(&meta_path, &f.reader).await;
+    let m1 = web.json(&meta_path, &f.gadmin).await;
     assert_eq!(m1.len(), 2);
     // warm: the same answer
-    assert_eq!(web.json(&meta_path, &f.reader).await, m1);
+    assert_eq!(web.json(&meta_path, &f.gadmin).await, m1);
 
     // one new, one identical re-send, one truncated, one not DICOM
     let (new_sop, new) = ct(
@@ -488,7 +492,7 @@ async fn stow_mixed_parts_and_metadata_cache() {
     let existing = web
         .json(
             &format!("/studies/{study}/series/{series_uid}/instances?InstanceNumber=1"),
-            &f.reader,
+            &f.gadmin,
         )
         .await;
     let existing_sop = value(&existing[0], "00080018").unwrap();
@@ -498,7 +502,7 @@ async fn stow_mixed_parts_and_metadata_cache() {
             "{}/studies/{study}/series/{series_uid}/instances/{existing_sop}",
             web.base
         ))
-        .bearer_auth(&f.reader)
+        .bearer_auth(&f.gadmin)
         .header(
             "accept",
             "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
@@ -572,7 +576,7 @@ async fn stow_mixed_parts_and_metadata_cache() {
     assert!(spool.is_empty(), "spool not empty: {spool:?}");
 
     // the series metadata reflects the new instance (cache invalidated)
-    let m2 = web.json(&meta_path, &f.reader).await;
+    let m2 = web.json(&meta_path, &f.gadmin).await;
     assert_eq!(m2.len(), 3);
     assert!(uids_of(&m2, "00080018").contains(&new_sop));
     // bulk data URIs point back at this hub
@@ -783,8 +787,8 @@ async fn cors_and_isolation_headers() {
     let hub = TestHub::spawn(
         HubOptions::default().env("DXHUB_HTTP__CORS_ORIGINS", "[\"http://viewer.test:3000\"]"),
     );
-    add_user(&hub, "县人民医院", "reader1", "reader", PASSWORD);
-    let token = issue_token(&hub, "reader1", "1h");
+    add_user(&hub, "县人民医院", "gadmin1", "group_admin", PASSWORD);
+    let token = issue_token(&hub, "gadmin1", "1h");
     let client = reqwest::Client::new();
     let url = hub.http_url("/dicomweb/studies");
     // preflight from the configured origin
@@ -849,9 +853,9 @@ async fn cors_and_isolation_headers() {
 async fn stow_dicom_json_with_bulk_data() {
     let hub = TestHub::spawn(HubOptions::default());
     add_user(&hub, T1, "clinic1", "clinic_doctor", PASSWORD);
-    add_user(&hub, "县人民医院", "reader1", "reader", PASSWORD);
+    add_user(&hub, "县人民医院", "gadmin1", "group_admin", PASSWORD);
     let clinic = issue_token(&hub, "clinic1", "1h");
-    let reader = issue_token(&hub, "reader1", "1h");
+    let gadmin = issue_token(&hub, "gadmin1", "1h");
     let web = Web::new(&hub);
     let (study, series) = (new_uid(), new_uid());
     let (sop, file) = ct(
@@ -943,7 +947,7 @@ async fn stow_dicom_json_with_bulk_data() {
     let got = web
         .json(
             &format!("/studies/{study}/series/{series}/instances/{sop}/metadata"),
-            &reader,
+            &gadmin,
         )
         .await;
     let got = got[0].as_object().unwrap();
@@ -960,7 +964,7 @@ async fn stow_dicom_json_with_bulk_data() {
             "{}/studies/{study}/series/{series}/instances/{sop}/frames/1",
             web.base
         ))
-        .bearer_auth(&reader)
+        .bearer_auth(&gadmin)
         .header(
             "accept",
             "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
@@ -989,7 +993,7 @@ async fn instance_metadata_is_rebuilt_from_the_blob() {
     let web = Web::new(&f.hub);
     let study = f.study("wang");
     let before = web
-        .json(&format!("/studies/{study}/metadata"), &f.reader)
+        .json(&format!("/studies/{study}/metadata"), &f.gadmin)
         .await;
     assert_eq!(before.len(), 2);
     raw_sql(&f.hub, &["UPDATE instances SET metadata = NULL"]).await;
@@ -1009,7 +1013,7 @@ async fn instance_metadata_is_rebuilt_from_the_blob() {
             .all(|i| i.metadata.is_none())
     );
     let after = web
-        .json(&format!("/studies/{study}/metadata"), &f.reader)
+        .json(&format!("/studies/{study}/metadata"), &f.gadmin)
         .await;
     assert_eq!(after, before);
     assert!(

@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 
-use dxhub_e2e::api::{add_device, add_user, issue_token, raw_sql};
+use dxhub_e2e::api::{add_device, add_user, eventually, issue_token, join_pool, raw_sql};
 use dxhub_e2e::hub::{HubOptions, TestHub};
 use dxhub_e2e::peers;
 use serde_json::Value;
@@ -38,7 +38,7 @@ struct Ecgs {
 }
 
 impl Ecgs {
-    fn new() -> Ecgs {
+    async fn new() -> Ecgs {
         let hub = TestHub::spawn(HubOptions::default());
         for (name, level, parent) in [
             (V1, "village", T1),
@@ -60,13 +60,15 @@ impl Ecgs {
         }
         let device = add_device(&hub, V1, "ECG-V1-001");
         let device_t2 = add_device(&hub, T2, "ECG-T2-001");
-        add_user(&hub, "县人民医院", "ecgreader", "reader", PASSWORD);
+        let reader_id = add_user(&hub, "县人民医院", "ecgreader", "reader", PASSWORD);
         add_user(&hub, "县人民医院", "groupadmin", "group_admin", PASSWORD);
         add_user(&hub, T2, "clinict2", "clinic_doctor", PASSWORD);
         add_user(&hub, "县人民医院", "auditor1", "auditor", PASSWORD);
         let auditor = issue_token(&hub, "auditor1", "1h");
         let reader = issue_token(&hub, "ecgreader", "1h");
         let admin = issue_token(&hub, "groupadmin", "1h");
+        // the ECG physician reads what is routed to the ECG pool
+        join_pool(&hub, &admin, "ecg", reader_id).await;
         let clinic_t2 = issue_token(&hub, "clinict2", "1h");
         Ecgs {
             hub,
@@ -204,7 +206,7 @@ async fn dicom_ecg_upload_is_stored_analysed_idempotent_and_readable() {
     if !peers::require("DXHUB_TEST_PYTHON", peers::python().is_some()) {
         return;
     }
-    let t = Ecgs::new();
+    let t = Ecgs::new().await;
     let bytes = std::fs::read(&file).unwrap();
 
     let (status, h, body) = t.upload(&t.device, bytes.clone(), &[]).await;
@@ -360,7 +362,7 @@ async fn dicom_ecg_upload_is_stored_analysed_idempotent_and_readable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_and_foreign_input_is_refused_and_nothing_is_stored() {
-    let t = Ecgs::new();
+    let t = Ecgs::new().await;
     type Case<'a> = (Vec<u8>, Vec<(&'a str, &'a str)>, u16, &'a str);
     let cases: Vec<Case> = vec![
         (
@@ -453,7 +455,7 @@ async fn idempotency_key_binds_one_content() {
         peers::require("DXHUB_TEST_CORPUS (pydicom corpus)", false);
         return;
     };
-    let t = Ecgs::new();
+    let t = Ecgs::new().await;
     let bytes = std::fs::read(&file).unwrap();
     let (s, _, first) = t
         .upload(&t.device, bytes.clone(), &[("idempotency-key", "visit-42")])
@@ -520,7 +522,7 @@ async fn resumable_upload_survives_a_cut_connection() {
         peers::require("DXHUB_TEST_CORPUS (pydicom corpus)", false);
         return;
     };
-    let t = Ecgs::new();
+    let t = Ecgs::new().await;
     let bytes = std::fs::read(&file).unwrap();
     let total = bytes.len();
     let r = t
@@ -673,7 +675,7 @@ async fn dicom_ecg_by_c_store_and_stow_gets_the_same_processing() {
         peers::require("DXHUB_TEST_CORPUS and DCMTK storescu", false);
         return;
     };
-    let t = Ecgs::new();
+    let t = Ecgs::new().await;
     // C-STORE as the township's AE (CLINIC → 城关镇卫生院)
     let out = Command::new(storescu)
         .args(["-aet", "CLINIC", "-aec", "DXHUB"])
@@ -695,9 +697,15 @@ async fn dicom_ecg_by_c_store_and_stow_gets_the_same_processing() {
         .unwrap()
         .trim_end_matches('\0')
         .to_owned();
-    let list = t
-        .get_json(&format!("/api/v1/ecg?study={study}"), &t.reader)
-        .await;
+    // a C-STORE'd ECG is routed to the ECG pool by the next sweep; the ECG reader reads
+    // it from then on
+    let path = format!("/api/v1/ecg?study={study}");
+    let routed = eventually(std::time::Duration::from_secs(10), || async {
+        t.get(&path, &t.reader).await.status() == 200
+    })
+    .await;
+    assert!(routed, "the C-STORE'd ECG never reached the ECG reader");
+    let list = t.get_json(&path, &t.reader).await;
     let ecgs = list["ecgs"].as_array().unwrap();
     assert_eq!(ecgs.len(), 1, "{list}");
     assert_eq!(ecgs[0]["format"], "dicom");
@@ -733,7 +741,7 @@ async fn dicom_ecg_by_c_store_and_stow_gets_the_same_processing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coverage_counts_villages_with_an_active_ecg_device() {
-    let t = Ecgs::new();
+    let t = Ecgs::new().await;
     // a gateway does not count; a revoked device does not count
     t.hub.admin_ok(&[
         "device",
@@ -807,7 +815,7 @@ fn dicom_value(meta: &Value, tag: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_form_becomes_a_dicom_ecg_study_with_analysis_and_critical_flags() {
     use dxhub_ecg::synth::SynthSpec;
-    let t = Ecgs::new();
+    let t = Ecgs::new().await;
 
     // a normal sinus rhythm at 72/min: measured, not critical
     let (s, _, normal) = t
@@ -1008,7 +1016,7 @@ async fn hl7_aecg_written_by_biosig_is_accepted() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let t = Ecgs::new();
+    let t = Ecgs::new().await;
     let bytes = std::fs::read(&xml).unwrap();
     let (s, _, v) = t
         .upload(&t.device, gzip(&bytes), &[("content-encoding", "gzip")])
@@ -1084,7 +1092,7 @@ async fn scp_ecg_from_biosig_and_huffman_coded_records_are_accepted() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let t = Ecgs::new();
+    let t = Ecgs::new().await;
     let mut ids = Vec::new();
     for path in [scp, enc.join("refbeat.scp")] {
         let bytes = std::fs::read(&path).unwrap();

@@ -63,6 +63,8 @@ struct Fixture {
     senior: String,
     admin: String,
     clinic: String,
+    /// A reader of the ECG pool only.
+    ecg_only: String,
     ids: std::collections::HashMap<&'static str, i64>,
 }
 
@@ -93,6 +95,7 @@ impl Fixture {
             ("senior", "senior_reader", COUNTY),
             ("gadmin", "group_admin", COUNTY),
             ("clinic", "clinic_doctor", TOWN),
+            ("ecgonly", "reader", COUNTY),
         ] {
             ids.insert(login, add_user(&hub, inst, login, role, PASSWORD));
         }
@@ -104,6 +107,7 @@ impl Fixture {
             senior: issue_token(&hub, "senior", "1h"),
             admin: issue_token(&hub, "gadmin", "1h"),
             clinic: issue_token(&hub, "clinic", "1h"),
+            ecg_only: issue_token(&hub, "ecgonly", "1h"),
             hub,
             api,
             ids,
@@ -217,6 +221,13 @@ async fn worklist_end_to_end() {
             .await;
         }
     }
+    f.ok(
+        "PUT",
+        &format!("/api/v1/pools/{ecg_pool}/members/{}", f.ids["ecgonly"]),
+        &f.admin,
+        Some(json!({})),
+    )
+    .await;
     // a clinic user is no pool member
     let (s, v) = f
         .send(
@@ -446,6 +457,50 @@ async fn worklist_end_to_end() {
         )
         .await;
     assert_eq!(none["priors"].as_array().unwrap().len(), 0);
+
+    // a reader reads what is routed to their pools and those patients' priors: the ECG
+    // reader opens the STEMI patient's CT prior (a radiology study), not another CT
+    let other_ct = store_study(&f.hub, "CLINIC", "SOMEONE-ELSE");
+    assert_eq!(f.wait_item(&other_ct).await["pool_id"], rad_pool);
+    let (s, v) = f
+        .send(
+            "GET",
+            &format!("/api/v1/studies/{prior_study}"),
+            &f.ecg_only,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "the prior of a patient of the ECG pool: {v}");
+    let (s, v) = f
+        .send(
+            "GET",
+            &format!("/api/v1/studies/{other_ct}"),
+            &f.ecg_only,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "a radiology study of another patient: {v}"
+    );
+    let listed = f.ok("GET", "/api/v1/studies", &f.ecg_only, None).await;
+    let uids: std::collections::BTreeSet<&str> = listed["studies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["study_instance_uid"].as_str())
+        .collect();
+    assert!(
+        uids.contains(prior_study.as_str()) && uids.contains(ss.as_str()),
+        "{listed}"
+    );
+    assert!(!uids.contains(other_ct.as_str()), "{listed}");
+    // r1, a member of both pools, reads the other CT
+    let (s, _) = f
+        .send("GET", &format!("/api/v1/studies/{other_ct}"), &f.r1, None)
+        .await;
+    assert_eq!(s, 200);
 
     // a sender marks a study complete with its priority: ready at once, STAT
     let ct = store_study(&f.hub, "CLINIC", "P-CT-9");

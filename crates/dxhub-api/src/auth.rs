@@ -13,7 +13,8 @@ use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use dxhub_core::policy::{
-    Action, Decision, Denial, Principal, PrincipalKind, TargetScope, authorize,
+    Action, Decision, Denial, ListScope, Principal, PrincipalKind, TargetScope, authorize,
+    list_scope, needs_routing,
 };
 use dxhub_core::roles::{Role, requires_totp};
 use dxhub_store::secrets::{DEVICE_TOKEN_PREFIX, hash_token};
@@ -374,6 +375,15 @@ fn check_gates(
     Ok(())
 }
 
+/// What a list may contain (see [`Caller::list_reach`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListReach {
+    /// Only objects of these institutions; `None`: every institution.
+    pub institution_ids: Option<Vec<i64>>,
+    /// Only objects of studies routed to this reader (user id) and those patients' priors.
+    pub routed_to: Option<i64>,
+}
+
 impl Caller {
     pub fn user(&self) -> Option<&User> {
         match &self.identity {
@@ -386,16 +396,75 @@ impl Caller {
         self.principal.role()
     }
 
-    /// The institutions whose studies this caller may read (`None`: all): a clinic its
-    /// own institution and those it heads, readers and group admins their alliance.
-    pub fn readable_institutions(&self) -> Option<Vec<i64>> {
-        if self.is_superadmin() {
-            None
-        } else if self.role().is_some_and(Role::is_clinic) {
-            Some(self.principal.institution_path.clone())
-        } else {
-            Some(self.alliance_institutions.as_ref().clone())
+    /// How lists of `action`'s objects (studies, reports, critical values) are narrowed
+    /// for this caller, from [`dxhub_core::policy::list_scope`]; `None`: not at all
+    /// permitted. A clinic sees its institution and those it heads, group admins the
+    /// alliance, readers the alliance's studies routed to them and those patients' priors.
+    pub fn list_reach(&self, action: Action) -> Option<ListReach> {
+        let alliance = || Some(self.alliance_institutions.as_ref().clone());
+        match list_scope(&self.principal, action) {
+            ListScope::Nothing => None,
+            ListScope::Everything => Some(ListReach::default()),
+            ListScope::Institutions { institution_ids } => Some(ListReach {
+                institution_ids: Some(institution_ids),
+                routed_to: None,
+            }),
+            ListScope::Alliance { .. } => Some(ListReach {
+                institution_ids: alliance(),
+                routed_to: None,
+            }),
+            ListScope::RoutedInAlliance { .. } => Some(ListReach {
+                institution_ids: alliance(),
+                routed_to: Some(self.user()?.id),
+            }),
         }
+    }
+
+    /// [`Self::list_reach`] for the route's action, or 403 (audited on patient-data
+    /// routes) when the caller may not list at all.
+    pub async fn require_list(&self, state: &AppState) -> Result<ListReach, ApiError> {
+        let action = self
+            .action()
+            .ok_or_else(|| ApiError::Internal("route has no action policy".into()))?;
+        match self.list_reach(action) {
+            Some(r) => Ok(r),
+            None => {
+                if let Some(name) = self.rule.patient_data {
+                    self.audit(state, name, None, "denied").await?;
+                }
+                Err(ApiError::Forbidden(format!(
+                    "not permitted: {}",
+                    action.as_str()
+                )))
+            }
+        }
+    }
+
+    /// The policy target of a study of `institution_id` (`None`: a study without an
+    /// institution, which only the superadmin reaches) for `action`: whether the study is
+    /// routed to the caller is looked up only when the policy needs it (readers).
+    pub async fn study_scope(
+        &self,
+        state: &AppState,
+        action: Action,
+        study_uid: &str,
+        institution_id: Option<i64>,
+        alliance_id: i64,
+    ) -> Result<TargetScope, ApiError> {
+        let Some(institution_id) = institution_id else {
+            return Ok(TargetScope::Hub);
+        };
+        let routed = match self.user() {
+            Some(u) if needs_routing(&self.principal, action) => {
+                state.catalog.study_routed_to(study_uid, u.id).await?
+            }
+            _ => false,
+        };
+        Ok(TargetScope::Study {
+            institution_id,
+            alliance_id,
+            routed,
+        })
     }
 
     pub fn is_superadmin(&self) -> bool {

@@ -16,7 +16,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use dxhub_core::policy::TargetScope;
+use dxhub_core::policy::{Action, TargetScope};
 use dxhub_core::report::{
     self as rep, KekRing, ReportActor, ReportOp, ReportRefusal, ReportState, SignedContent,
     SignedReport, SigningKey,
@@ -169,16 +169,29 @@ fn parse_state(s: &str) -> Result<ReportState, ApiError> {
     })
 }
 
-fn report_scope(r: &Report) -> TargetScope {
-    match r.institution_id {
-        Some(institution_id) => TargetScope::Institution {
-            institution_id,
-            alliance_id: r.alliance_id,
-        },
+/// A report is judged as its study (readers: routed to them or a prior of their patient).
+async fn report_scope(
+    state: &AppState,
+    caller: &Caller,
+    action: Action,
+    r: &Report,
+) -> Result<TargetScope, ApiError> {
+    Ok(match r.institution_id {
+        Some(_) => {
+            caller
+                .study_scope(
+                    state,
+                    action,
+                    &r.study_instance_uid,
+                    r.institution_id,
+                    r.alliance_id,
+                )
+                .await?
+        }
         None => TargetScope::Alliance {
             alliance_id: r.alliance_id,
         },
-    }
+    })
 }
 
 /// The report, if the route's action on it is allowed (403/404 otherwise).
@@ -188,7 +201,11 @@ async fn report_for(state: &AppState, caller: &Caller, id: i64) -> Result<Report
         .get_report(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("report {id}")))?;
-    caller.require(state, report_scope(&r)).await?;
+    let action = caller
+        .action()
+        .ok_or_else(|| ApiError::Internal("route has no action policy".into()))?;
+    let target = report_scope(state, caller, action, &r).await?;
+    caller.require_action(state, action, target).await?;
     Ok(r)
 }
 
@@ -1257,15 +1274,7 @@ async fn list_reports(
     caller: Caller,
     ApiQuery(q): ApiQuery<ReportListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
-        .require(
-            &state,
-            TargetScope::Institution {
-                institution_id: caller.principal.institution_id,
-                alliance_id: alliance_of(&caller),
-            },
-        )
-        .await?;
+    let reach = caller.require_list(&state).await?;
     if let Some(s) = &q.state
         && !["draft", "submitted", "signed", "returned"].contains(&s.as_str())
     {
@@ -1275,7 +1284,8 @@ async fn list_reports(
     }
     let filter = ReportFilter {
         alliance_id: (!caller.is_superadmin()).then(|| alliance_of(&caller)),
-        institution_ids: caller.readable_institutions(),
+        institution_ids: reach.institution_ids,
+        routed_to: reach.routed_to,
         patient_id: q.patient.clone(),
         state: q.state.clone(),
         date_from: dicom_date(&q.from, "from")?,
@@ -2158,15 +2168,7 @@ async fn list_criticals(
     caller: Caller,
     ApiQuery(q): ApiQuery<CriticalQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
-        .require(
-            &state,
-            TargetScope::Institution {
-                institution_id: caller.principal.institution_id,
-                alliance_id: alliance_of(&caller),
-            },
-        )
-        .await?;
+    let reach = caller.require_list(&state).await?;
     if let Some(s) = &q.state
         && !["open", "acknowledged"].contains(&s.as_str())
     {
@@ -2176,7 +2178,8 @@ async fn list_criticals(
         .catalog
         .list_criticals(&CriticalFilter {
             alliance_id: (!caller.is_superadmin()).then(|| alliance_of(&caller)),
-            institution_ids: caller.readable_institutions(),
+            institution_ids: reach.institution_ids,
+            routed_to: reach.routed_to,
             state: q.state.clone(),
             report_id: q.report_id,
             limit: q.limit.unwrap_or(100).clamp(1, 1000),
@@ -2474,16 +2477,9 @@ async fn report_events(
     >,
     ApiError,
 > {
-    caller
-        .require(
-            &state,
-            TargetScope::Institution {
-                institution_id: caller.principal.institution_id,
-                alliance_id: alliance_of(&caller),
-            },
-        )
-        .await?;
-    let reach = caller.readable_institutions();
+    let reach = caller.require_list(&state).await?;
+    let routed_to = reach.routed_to;
+    let reach = reach.institution_ids;
     let alliance_id = alliance_of(&caller);
     caller
         .audit(&state, "report-stream", None, "success")
@@ -2507,6 +2503,16 @@ async fn report_events(
             };
             if e.alliance_id != alliance_id {
                 return None;
+            }
+            if let Some(user) = routed_to {
+                // a reader: the item's study must (still) be routed to them
+                let item = catalog.get_work_item(e.work_item_id).await.ok().flatten()?;
+                let routed = catalog
+                    .study_routed_to(&item.study_instance_uid, user)
+                    .await
+                    .ok()?;
+                return (routed && item.institution_id.is_some_and(|i| reach.contains(&i)))
+                    .then_some(e);
             }
             let mut cache = institution_of.lock().await;
             let inst = match cache.get(&e.work_item_id) {

@@ -1112,26 +1112,21 @@ async fn list_studies(
     caller: Caller,
     ApiQuery(q): ApiQuery<StudyQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let p = &caller.principal;
-    // May the caller read studies at all (its own institution is always in reach)?
-    let own = TargetScope::Institution {
-        institution_id: p.institution_id,
-        alliance_id: p.alliance_id,
-    };
+    // May the caller read studies at all, and which?
     let action = caller.action().ok_or_else(|| internal("no action"))?;
-    if !dxhub_core::policy::authorize(p, action, own).is_allowed() {
+    let Some(reach) = caller.list_reach(action) else {
         caller.audit(&state, "study-list", None, "denied").await?;
         return Err(ApiError::Forbidden(format!(
             "not permitted: {}",
             action.as_str()
         )));
-    }
-    let institution_ids = caller.readable_institutions();
+    };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let rows = state
         .catalog
         .list_studies(&StudyFilter {
-            institution_ids,
+            institution_ids: reach.institution_ids,
+            routed_to: reach.routed_to,
             after_id: q.after_id,
             limit: Some(limit),
         })
@@ -1161,8 +1156,10 @@ async fn get_study(
             .await?;
         return Err(ApiError::NotFound(format!("study {study_uid}")));
     };
-    let target = crate::dicomweb::study_target(&state, study.institution_id).await?;
     let action = caller.action().ok_or_else(|| internal("no action"))?;
+    let target =
+        crate::dicomweb::study_target(&state, &caller, action, &study_uid, study.institution_id)
+            .await?;
     if !dxhub_core::policy::authorize(&caller.principal, action, target).is_allowed() {
         caller.audit(&state, "study-read", object, "denied").await?;
         return Err(ApiError::Forbidden("out of scope".into()));

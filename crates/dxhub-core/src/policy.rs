@@ -7,9 +7,12 @@
 //!   reports of their own institution and of the institutions it heads (a township health
 //!   centre sees its village clinics' studies: [`Principal::institution_path`]);
 //! - **readers** (`reader`, `senior_reader`) read studies and reports and write and sign
-//!   reports. *For now* they may do so for any institution of their own alliance (scoping
-//!   their study reads to the studies routed to their pools is still to come). They see the
-//!   worklist and claim work items; the worklist handlers narrow that to the pools the
+//!   reports of their alliance, but read only the studies **routed to them** and those
+//!   patients' priors: a study is routed to a reader when a work item of it, or of another
+//!   study of the same patient (identity hash), is in a reader pool the reader is a member
+//!   of or is held by the reader ([`TargetScope::Study`]`{ routed }`, resolved by the
+//!   caller from the index; lists are narrowed the same way, see [`list_scope`]). They see
+//!   the worklist and claim work items; the worklist handlers narrow that to the pools the
 //!   reader is a member of. Only a `senior_reader` may amend a signed report and
 //!   supervise work items (reassign, break a lock, cancel, re-prioritise);
 //! - **`group_admin`** sees the alliance: reads its studies and reports and manages its
@@ -172,6 +175,16 @@ pub enum TargetScope {
         institution_id: i64,
         alliance_id: i64,
     },
+    /// A study, or what belongs to it (its instances, ECG, report, critical values), of an
+    /// institution. `routed`: the study is routed to the principal — a work item of it, or
+    /// of another study of the same patient, is in one of the principal's reader pools or
+    /// held by the principal. Only readers' reach depends on it (see [`needs_routing`]);
+    /// for everyone else a study is judged by its institution.
+    Study {
+        institution_id: i64,
+        alliance_id: i64,
+        routed: bool,
+    },
     /// The alliance as a whole (list its institutions, read its audit log, its routing).
     Alliance { alliance_id: i64 },
     /// The whole hub (create alliances, read the audit log of every alliance).
@@ -208,6 +221,9 @@ enum Reach {
     OwnInstitution,
     /// The principal's institution and those it heads.
     Subtree,
+    /// The studies of the alliance routed to the principal and those patients' priors
+    /// (`TargetScope::Study { routed: true }`), nothing else.
+    Routed,
     /// Every institution of the alliance, and the alliance itself.
     Alliance,
     /// Everything.
@@ -246,11 +262,11 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
                 A::LookupRecognition => Some(Reach::Alliance),
                 _ => None,
             },
-            // Until reading pools exist, readers reach their whole alliance.
+            // Readers read what is routed to them; the report and worklist stores check
+            // that they hold the work item they write for.
             Role::Reader => match action {
-                A::ReadStudy
-                | A::ReadReport
-                | A::WriteReport
+                A::ReadStudy | A::ReadReport => Some(Reach::Routed),
+                A::WriteReport
                 | A::SignReport
                 | A::ReadWorklist
                 | A::ClaimWork
@@ -258,9 +274,8 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
                 _ => None,
             },
             Role::SeniorReader => match action {
-                A::ReadStudy
-                | A::ReadReport
-                | A::WriteReport
+                A::ReadStudy | A::ReadReport => Some(Reach::Routed),
+                A::WriteReport
                 | A::SignReport
                 | A::AmendReport
                 | A::ReadWorklist
@@ -296,13 +311,25 @@ pub fn authorize(principal: &Principal, action: Action, target: TargetScope) -> 
     let Some(reach) = reach(principal.kind, action) else {
         return Decision::Deny(Denial::ActionNotPermitted);
     };
+    // a study is judged by its institution, except by readers (routed or not)
     let in_scope = match (reach, target) {
         (Reach::Hub, _) => true,
         (_, TargetScope::Hub) => false,
+        (
+            Reach::Routed,
+            TargetScope::Study {
+                alliance_id,
+                routed,
+                ..
+            },
+        ) => routed && alliance_id == principal.alliance_id,
+        // Routed reach covers studies only, never an institution or the alliance.
+        (Reach::Routed, TargetScope::Institution { .. } | TargetScope::Alliance { .. }) => false,
         (Reach::Alliance, TargetScope::Alliance { alliance_id })
-        | (Reach::Alliance, TargetScope::Institution { alliance_id, .. }) => {
-            alliance_id == principal.alliance_id
-        }
+        | (
+            Reach::Alliance,
+            TargetScope::Institution { alliance_id, .. } | TargetScope::Study { alliance_id, .. },
+        ) => alliance_id == principal.alliance_id,
         // Institution-bound principals never act on the alliance as a whole.
         (Reach::OwnInstitution | Reach::Subtree, TargetScope::Alliance { .. }) => false,
         (
@@ -310,6 +337,11 @@ pub fn authorize(principal: &Principal, action: Action, target: TargetScope) -> 
             TargetScope::Institution {
                 institution_id,
                 alliance_id,
+            }
+            | TargetScope::Study {
+                institution_id,
+                alliance_id,
+                ..
             },
         ) => institution_id == principal.institution_id && alliance_id == principal.alliance_id,
         (
@@ -317,6 +349,11 @@ pub fn authorize(principal: &Principal, action: Action, target: TargetScope) -> 
             TargetScope::Institution {
                 institution_id,
                 alliance_id,
+            }
+            | TargetScope::Study {
+                institution_id,
+                alliance_id,
+                ..
             },
         ) => {
             alliance_id == principal.alliance_id
@@ -328,6 +365,50 @@ pub fn authorize(principal: &Principal, action: Action, target: TargetScope) -> 
         Decision::Allow
     } else {
         Decision::Deny(Denial::OutOfScope)
+    }
+}
+
+/// Whether `principal`'s reach for `action` depends on routing, so that the caller must
+/// resolve [`TargetScope::Study`]`{ routed }` from the index (readers' study and report
+/// reads). For everyone else `routed` is ignored and need not be looked up.
+pub fn needs_routing(principal: &Principal, action: Action) -> bool {
+    matches!(reach(principal.kind, action), Some(Reach::Routed))
+}
+
+/// How a list of `action`'s objects (studies, reports, critical values) is narrowed for
+/// `principal`: the same rule as [`authorize`] on each member, as a filter for the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "scope", rename_all = "snake_case")]
+pub enum ListScope {
+    /// The principal may not do `action` at all.
+    Nothing,
+    /// Objects of these institutions.
+    Institutions { institution_ids: Vec<i64> },
+    /// Objects of the institutions of this alliance.
+    Alliance { alliance_id: i64 },
+    /// Objects of this alliance's studies that are routed to the principal (see
+    /// [`TargetScope::Study`]).
+    RoutedInAlliance { alliance_id: i64 },
+    /// Everything.
+    Everything,
+}
+
+pub fn list_scope(principal: &Principal, action: Action) -> ListScope {
+    match reach(principal.kind, action) {
+        None => ListScope::Nothing,
+        Some(Reach::OwnInstitution) => ListScope::Institutions {
+            institution_ids: vec![principal.institution_id],
+        },
+        Some(Reach::Subtree) => ListScope::Institutions {
+            institution_ids: principal.institution_path.clone(),
+        },
+        Some(Reach::Routed) => ListScope::RoutedInAlliance {
+            alliance_id: principal.alliance_id,
+        },
+        Some(Reach::Alliance) => ListScope::Alliance {
+            alliance_id: principal.alliance_id,
+        },
+        Some(Reach::Hub) => ListScope::Everything,
     }
 }
 
@@ -458,14 +539,31 @@ mod tests {
     fn readers_read_and_sign_within_their_alliance() {
         for role in [Role::Reader, Role::SeniorReader] {
             let r = user(role, 10);
-            for action in [
-                A::ReadStudy,
-                A::ReadReport,
-                A::WriteReport,
-                A::SignReport,
-                A::ReadWorklist,
-                A::ClaimWork,
-            ] {
+            // reads: only studies routed to the reader (or priors of their patients)
+            for action in [A::ReadStudy, A::ReadReport] {
+                assert!(needs_routing(&r, action));
+                for i in [10, 20, 30, 32] {
+                    assert!(allowed(&r, action, study(i, true)), "{role} {action:?} {i}");
+                    assert_eq!(
+                        authorize(&r, action, study(i, false)),
+                        Decision::Deny(Denial::OutOfScope),
+                        "{role} {action:?} {i} not routed"
+                    );
+                    // an institution as such is never a reader's read target
+                    assert!(!allowed(&r, action, inst(i)), "{role} {action:?} inst {i}");
+                }
+                assert!(!allowed(&r, action, study(91, true)), "other alliance");
+                assert!(!allowed(
+                    &r,
+                    action,
+                    TargetScope::Alliance { alliance_id: 1 }
+                ));
+                assert_eq!(
+                    list_scope(&r, action),
+                    ListScope::RoutedInAlliance { alliance_id: 1 }
+                );
+            }
+            for action in [A::WriteReport, A::SignReport, A::ReadWorklist, A::ClaimWork] {
                 for i in [10, 20, 30, 32] {
                     assert!(allowed(&r, action, inst(i)), "{role} {action:?} {i}");
                 }
@@ -502,6 +600,50 @@ mod tests {
             A::AmendReport,
             inst(30)
         ));
+    }
+
+    fn study(institution_id: i64, routed: bool) -> TargetScope {
+        TargetScope::Study {
+            institution_id,
+            alliance_id: if institution_id >= 90 { 2 } else { 1 },
+            routed,
+        }
+    }
+
+    #[test]
+    fn a_study_is_judged_by_its_institution_except_by_readers() {
+        let township = user(Role::ClinicDoctor, 20);
+        let admin = user(Role::GroupAdmin, 10);
+        for routed in [false, true] {
+            assert!(allowed(&township, A::ReadStudy, study(30, routed)));
+            assert!(!allowed(&township, A::ReadStudy, study(32, routed)));
+            assert!(allowed(&admin, A::ReadStudy, study(32, routed)));
+            assert!(!allowed(&admin, A::ReadStudy, study(91, routed)));
+            assert!(!needs_routing(&township, A::ReadStudy));
+            assert!(!needs_routing(&admin, A::ReadReport));
+        }
+        let mut path = list_scope(&township, A::ReadStudy);
+        if let ListScope::Institutions { institution_ids } = &mut path {
+            institution_ids.sort_unstable();
+        }
+        assert_eq!(
+            path,
+            ListScope::Institutions {
+                institution_ids: vec![20, 30, 31]
+            }
+        );
+        assert_eq!(
+            list_scope(&admin, A::ReadStudy),
+            ListScope::Alliance { alliance_id: 1 }
+        );
+        assert_eq!(
+            list_scope(&user(Role::Auditor, 10), A::ReadStudy),
+            ListScope::Nothing
+        );
+        assert_eq!(
+            list_scope(&user(Role::Superadmin, 10), A::ReadReport),
+            ListScope::Everything
+        );
     }
 
     #[test]

@@ -266,6 +266,9 @@ pub struct StudyFilter {
     /// Only studies of these institutions; `None`: every study (including those without
     /// an institution). `Some(vec![])` matches nothing.
     pub institution_ids: Option<Vec<i64>>,
+    /// Only studies routed to this reader (user id) and those patients' priors.
+    #[serde(default)]
+    pub routed_to: Option<i64>,
     /// Keyset cursor: only studies with `id > after_id`.
     pub after_id: Option<i64>,
     /// At most this many (default 100, cap 1000).

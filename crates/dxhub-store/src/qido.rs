@@ -80,6 +80,8 @@ pub struct QidoQuery {
     /// Only studies of these institutions; `None`: everything. `Some(vec![])` matches
     /// nothing.
     pub institution_ids: Option<Vec<i64>>,
+    /// Only studies routed to this reader (user id) and those patients' priors.
+    pub routed_to: Option<i64>,
     pub limit: i64,
     pub offset: i64,
     /// Load the level attributes' DICOM JSON (`study_attrs`, `series_attrs`; `includefield`).

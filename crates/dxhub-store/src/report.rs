@@ -217,6 +217,8 @@ pub struct Addendum {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReportFilter {
     pub alliance_id: Option<i64>,
+    /// Only reports of studies routed to this reader (user id) and those patients' priors.
+    pub routed_to: Option<i64>,
     /// `None`: any institution.
     pub institution_ids: Option<Vec<i64>>,
     pub patient_id: Option<String>,
@@ -256,6 +258,8 @@ pub struct CriticalValue {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CriticalFilter {
     pub alliance_id: Option<i64>,
+    /// Only critical values of studies routed to this reader (user id) and their priors.
+    pub routed_to: Option<i64>,
     pub institution_ids: Option<Vec<i64>>,
     pub state: Option<String>,
     pub report_id: Option<i64>,

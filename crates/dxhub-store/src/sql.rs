@@ -136,6 +136,32 @@ impl SqlCatalog {
     }
 }
 
+/// `(1, 2, 3)` for an SQL `IN`; `(NULL)` (matches nothing) when empty. Integers only, so
+/// inlining them is safe.
+fn in_list(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        return "(NULL)".to_owned();
+    }
+    let inner: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("({})", inner.join(", "))
+}
+
+/// An SQL condition: the study with id `study_id` and identity hash `identity` (column
+/// expressions) is routed to reader `user_id` — a work item of it, or of another study of
+/// the same patient, is in a pool the reader is a member of or is held by the reader
+/// (`dxhub_core::policy::TargetScope::Study`). The id is an integer, inlined.
+fn routed_sql(study_id: &str, identity: &str, user_id: i64) -> String {
+    let mine = format!(
+        "(w.claimed_by = {user_id} OR w.pool_id IN \
+         (SELECT m.pool_id FROM pool_members m WHERE m.user_id = {user_id}))"
+    );
+    format!(
+        "({study_id} IN (SELECT w.study_id FROM work_items w WHERE {mine}) \
+         OR {identity} IN (SELECT w.identity_hash FROM work_items w \
+         WHERE {mine} AND w.identity_hash IS NOT NULL))"
+    )
+}
+
 fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1167,6 +1193,10 @@ impl Catalog for SqlCatalog {
             let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
             sql.push_str(&format!(" AND st.institution_id IN ({})", marks.join(", ")));
             next += ids.len();
+        }
+        if let Some(user) = filter.routed_to {
+            sql.push_str(" AND ");
+            sql.push_str(&routed_sql("st.id", "st.identity_hash", user));
         }
         sql.push_str(&format!(" ORDER BY st.id LIMIT ${next}"));
         let mut q = sqlx::query_as::<_, StudyRow>(&sql).bind(filter.after_id.unwrap_or(0));

@@ -495,6 +495,11 @@ pub trait WorklistStore: Send + Sync {
     async fn try_job_lease(&self, name: &str, holder: &str, now: i64, ttl_s: i64) -> Result<bool>;
     /// The same patient's other studies within the alliance, newest first.
     async fn priors(&self, work_item_id: i64) -> Result<Vec<Prior>>;
+    /// Whether the study is routed to reader `user_id`: a work item of it, or of another
+    /// study of the same patient, is in a pool the reader is a member of or is held by the
+    /// reader (what readers may read; `dxhub_core::policy::TargetScope::Study`). `false`
+    /// for an unknown study.
+    async fn study_routed_to(&self, study_instance_uid: &str, user_id: i64) -> Result<bool>;
 }
 
 /// The identity hash of a basis string ([`dxhub_core::worklist::identity_basis`]).

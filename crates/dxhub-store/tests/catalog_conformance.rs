@@ -1304,6 +1304,7 @@ mod suite {
             level,
             conditions,
             institution_ids: None,
+            routed_to: None,
             limit: 100,
             offset: 0,
             with_attrs: true,

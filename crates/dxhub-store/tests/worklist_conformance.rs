@@ -70,6 +70,7 @@ conformance!(
     concurrent_claims_keep_patients_together,
     webhooks_deliveries,
     priors_match_identity,
+    readers_reach_routed_studies_and_priors,
     report_transitions_and_new_images,
     report_lifecycle_moves_the_work_item,
     critical_values_escalate_at_the_limit,
@@ -2249,6 +2250,112 @@ mod suite {
         assert!(c.priors(items[&local_v.uid].id).await.unwrap().is_empty());
         assert!(c.priors(items[&foreign.uid].id).await.unwrap().is_empty());
         assert!(matches!(c.priors(999_999).await, Err(Error::NotFound(_))));
+    }
+
+    /// What a reader may read: the studies with a work item in one of the reader's pools
+    /// or held by the reader, and every study of those patients (priors, also ones
+    /// without a work item); nothing else. Single look-up, study list and QIDO agree.
+    pub async fn readers_reach_routed_studies_and_priors(c: Arc<SqlCatalog>) {
+        let c: &dyn Catalog = &*c;
+        let fx = fixture(c).await;
+        // ru: ultrasound pool only; rn: no pool at all
+        let ru = add_user(c, "County", "ru", Role::Reader).await;
+        let rn = add_user(c, "County", "rn", Role::Reader).await;
+        member(c, &fx.ultrasound, &ru, 5).await;
+        let us = study(fx.village.id, uid(300), "US", RID); // → ultrasound
+        let prior = study(fx.town.id, uid(301), "CT", RID); // → radiology, same patient
+        // ready, but no rule routes OT: a prior without a work item of its own
+        let unrouted_prior = study(fx.county.id, uid(302), "OT", RID);
+        let ct = study(fx.village.id, uid(303), "CT", "OTHER-1"); // → radiology
+        let ct2 = study(fx.town.id, uid(304), "CT", "OTHER-2"); // → radiology
+        for s in [&us, &prior, &unrouted_prior, &ct, &ct2] {
+            add_study(c, s).await;
+        }
+        let t = wall();
+        for s in [&us, &prior, &ct, &ct2] {
+            ready(c, &s.uid, t).await;
+        }
+        let none = c
+            .make_ready(&unrouted_prior.uid, t, &settings())
+            .await
+            .expect("make_ready");
+        assert!(matches!(none, Some(None)), "OT gets no work item: {none:?}");
+        let all = [&us, &prior, &unrouted_prior, &ct, &ct2];
+        let reach = |u: i64| async move {
+            let mut out = BTreeSet::new();
+            for s in all {
+                if c.study_routed_to(&s.uid, u).await.expect("routed") {
+                    out.insert(s.uid.clone());
+                }
+            }
+            out
+        };
+        let set = |v: &[&StudySpec<'_>]| -> BTreeSet<String> {
+            v.iter().map(|s| s.uid.clone()).collect()
+        };
+        let listed = |u: i64| async move {
+            let rows = c
+                .list_studies(&dxhub_store::StudyFilter {
+                    routed_to: Some(u),
+                    ..Default::default()
+                })
+                .await
+                .expect("list");
+            rows.into_iter()
+                .map(|r| r.study_instance_uid)
+                .collect::<BTreeSet<_>>()
+        };
+        let searched = |u: i64| async move {
+            let rows = c
+                .qido(&dxhub_store::QidoQuery {
+                    level: dxhub_store::QidoLevel::Study,
+                    conditions: Vec::new(),
+                    institution_ids: None,
+                    routed_to: Some(u),
+                    limit: 100,
+                    offset: 0,
+                    with_attrs: false,
+                })
+                .await
+                .expect("qido");
+            rows.into_iter()
+                .map(|r| r.study_instance_uid)
+                .collect::<BTreeSet<_>>()
+        };
+        // the ultrasound reader: the US study and its patient's priors, routed or not
+        let want_ru = set(&[&us, &prior, &unrouted_prior]);
+        assert_eq!(reach(ru.id).await, want_ru);
+        assert_eq!(listed(ru.id).await, want_ru);
+        assert_eq!(searched(ru.id).await, want_ru);
+        // members of every pool see everything routed, and the unrouted prior
+        assert_eq!(reach(fx.ra.id).await, set(&all));
+        assert_eq!(listed(fx.sr.id).await, set(&all));
+        // no pool, nothing held: nothing
+        assert!(reach(rn.id).await.is_empty());
+        assert!(listed(rn.id).await.is_empty());
+        assert!(searched(rn.id).await.is_empty());
+        assert!(!c.study_routed_to("1.2.3.unknown", fx.ra.id).await.unwrap());
+        // an item held by a reader stays readable after they leave the pool; the rest
+        // of the pool's studies do not
+        member(c, &fx.radiology, &rn, 5).await;
+        let held = claimed(
+            c.claim_next(&actor(&rn), t + secs(1), LEASE_S)
+                .await
+                .expect("claim"),
+        );
+        c.remove_pool_member(fx.radiology.id, rn.id).await.unwrap();
+        let held_uid = held.study_instance_uid.clone();
+        let mut want_rn = BTreeSet::from([held_uid.clone()]);
+        if held_uid == prior.uid {
+            // the held study's patient has priors too
+            want_rn.extend(set(&[&us, &unrouted_prior]));
+        }
+        assert_eq!(reach(rn.id).await, want_rn);
+        assert_eq!(listed(rn.id).await, want_rn);
+        assert_eq!(searched(rn.id).await, want_rn);
+        // leaving the ultrasound pool takes its studies away
+        c.remove_pool_member(fx.ultrasound.id, ru.id).await.unwrap();
+        assert!(reach(ru.id).await.is_empty());
     }
 
     /// The report-driven transitions (by the holder only; claims only through claim()),

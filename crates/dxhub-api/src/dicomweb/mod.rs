@@ -274,27 +274,30 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("{proto}://{host}/dicomweb")
 }
 
-/// The scope of a study's institution for the policy.
+/// The policy target of a study for `action` by `caller` (its institution's alliance, and
+/// for readers whether it is routed to them).
 pub async fn study_target(
     state: &AppState,
+    caller: &Caller,
+    action: Action,
+    study_uid: &str,
     institution_id: Option<i64>,
 ) -> Result<TargetScope, ApiError> {
-    Ok(match institution_id {
-        Some(id) => {
-            let alliance_id = state
-                .catalog
-                .list_institutions()
-                .await?
-                .into_iter()
-                .find(|i| i.id == id)
-                .map_or(-1, |i| i.alliance_id);
-            TargetScope::Institution {
-                institution_id: id,
-                alliance_id,
-            }
-        }
-        None => TargetScope::Hub,
-    })
+    let alliance_id = match institution_id {
+        // the caller's own alliance is known without a query
+        Some(id) if caller.alliance_institutions.contains(&id) => caller.principal.alliance_id,
+        Some(id) => state
+            .catalog
+            .list_institutions()
+            .await?
+            .into_iter()
+            .find(|i| i.id == id)
+            .map_or(-1, |i| i.alliance_id),
+        None => -1,
+    };
+    caller
+        .study_scope(state, action, study_uid, institution_id, alliance_id)
+        .await
 }
 
 /// May the caller read this study? Denials are audited; successes once per window.
@@ -304,7 +307,7 @@ pub async fn require_read(
     study_uid: &str,
     institution_id: Option<i64>,
 ) -> Result<(), ApiError> {
-    let target = study_target(state, institution_id).await?;
+    let target = study_target(state, caller, Action::ReadStudy, study_uid, institution_id).await?;
     let action = caller.rule.patient_data.unwrap_or("study-read");
     if !authorize(&caller.principal, Action::ReadStudy, target).is_allowed() {
         caller

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use dicom_core::Tag;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_dictionary_std::StandardDataDictionary;
-use dxhub_core::policy::{Action, TargetScope, authorize};
+use dxhub_core::policy::Action;
 use dxhub_store::{QidoKey, QidoLevel, QidoMatch, QidoQuery, QidoRow};
 use serde_json::{Map, Value, json};
 
@@ -185,6 +185,7 @@ pub fn parse(level: QidoLevel, raw: Option<&str>) -> Result<Parsed, ApiError> {
             level,
             conditions: Vec::new(),
             institution_ids: None,
+            routed_to: None,
             limit: DEFAULT_LIMIT,
             offset: 0,
             with_attrs: false,
@@ -343,15 +344,10 @@ async fn search(
             "QIDO-RS answers application/dicom+json only".into(),
         ));
     }
-    let p = &caller.principal;
-    let own = TargetScope::Institution {
-        institution_id: p.institution_id,
-        alliance_id: p.alliance_id,
-    };
-    if !authorize(p, Action::ReadStudy, own).is_allowed() {
+    let Some(reach) = caller.list_reach(Action::ReadStudy) else {
         caller.audit(&state, "study-search", None, "denied").await?;
         return Err(ApiError::Forbidden("not permitted: read_study".into()));
-    }
+    };
     let mut parsed = parse(level, raw.as_deref())?;
     parsed.query.with_attrs = parsed.include.all
         || parsed
@@ -360,7 +356,8 @@ async fn search(
             .iter()
             .any(|t| !DEFAULT_TAGS.contains(&tag_key(*t).as_str()));
     parsed.query.conditions.extend(fixed);
-    parsed.query.institution_ids = caller.readable_institutions();
+    parsed.query.institution_ids = reach.institution_ids;
+    parsed.query.routed_to = reach.routed_to;
     let rows = state.catalog.qido(&parsed.query).await?;
     let study_in_path = parsed
         .query

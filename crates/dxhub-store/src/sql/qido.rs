@@ -250,6 +250,9 @@ impl SqlCatalog {
             let marks: Vec<String> = ids.iter().map(|id| b.param(Bind::Int(*id))).collect();
             b.and(&format!("st.institution_id IN ({})", marks.join(", ")));
         }
+        if let Some(user) = q.routed_to {
+            b.and(&super::routed_sql("st.id", "st.identity_hash", user));
+        }
         let order = match q.level {
             QidoLevel::Study => " ORDER BY st.id",
             QidoLevel::Series => {

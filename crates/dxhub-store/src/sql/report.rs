@@ -10,7 +10,7 @@ use dxhub_core::worklist::WorkState;
 use serde_json::Value;
 
 use super::worklist::{emit, locked_item_in, must_item, transition_in};
-use super::{SqlCatalog, Tx};
+use super::{SqlCatalog, Tx, in_list, routed_sql};
 use crate::catalog::{Dialect, Error, Result};
 use crate::report::{
     Addendum, CategoryRow, CriticalFilter, CriticalLogEntry, CriticalValue, DraftSpec, ExamTypeRow,
@@ -478,14 +478,6 @@ impl SqlCatalog {
             Dialect::Sqlite => "",
         }
     }
-}
-
-fn in_list(ids: &[i64]) -> String {
-    if ids.is_empty() {
-        return "(NULL)".to_owned();
-    }
-    let inner: Vec<String> = ids.iter().map(i64::to_string).collect();
-    format!("({})", inner.join(", "))
 }
 
 #[async_trait]
@@ -1317,10 +1309,14 @@ impl ReportStore for SqlCatalog {
     }
 
     async fn list_reports(&self, f: &ReportFilter) -> Result<Vec<Report>> {
-        let inst = match &f.institution_ids {
+        let mut inst = match &f.institution_ids {
             Some(ids) => format!(" AND r.institution_id IN {}", in_list(ids)),
             None => String::new(),
         };
+        if let Some(user) = f.routed_to {
+            inst.push_str(" AND ");
+            inst.push_str(&routed_sql("r.study_id", "r.identity_hash", user));
+        }
         let sql = format!(
             "{REPORT_SELECT} WHERE r.alliance_id = COALESCE($1, r.alliance_id){inst} \
              AND p.patient_id = COALESCE($2, p.patient_id) AND r.state = COALESCE($3, r.state) \
@@ -1621,10 +1617,14 @@ impl ReportStore for SqlCatalog {
     }
 
     async fn list_criticals(&self, f: &CriticalFilter) -> Result<Vec<CriticalValue>> {
-        let inst = match &f.institution_ids {
+        let mut inst = match &f.institution_ids {
             Some(ids) => format!(" AND c.institution_id IN {}", in_list(ids)),
             None => String::new(),
         };
+        if let Some(user) = f.routed_to {
+            inst.push_str(" AND ");
+            inst.push_str(&routed_sql("r.study_id", "r.identity_hash", user));
+        }
         Ok(sqlx::query_as::<_, CriticalValue>(&format!(
             "{CRITICAL_SELECT} WHERE c.alliance_id = COALESCE($1, c.alliance_id){inst} \
              AND c.state = COALESCE($2, c.state) AND c.report_id = COALESCE($3, c.report_id) \

@@ -13,7 +13,7 @@ use dxhub_core::worklist::{
     self as wl, DEFAULT_ROUTES, Priority, RuleMatch, StudyFacts, WorkState,
 };
 
-use super::{SqlCatalog, Tx};
+use super::{SqlCatalog, Tx, in_list, routed_sql};
 use crate::catalog::{Dialect, Error, Result};
 use crate::worklist::{
     Actor, AttemptResult, Claim, Delivery, DryRun, MemberSpec, NewPool, NewWebhook, Notification,
@@ -265,15 +265,6 @@ impl From<WebhookRow> for Webhook {
 
 const DELIVERY_COLUMNS: &str = "id, webhook_id, event_id, kind, payload, state, attempts, \
      next_attempt_at, last_status, last_error, created_at, delivered_at";
-
-/// `IN (…)` of integers (ids come from the database or are parsed integers: no injection).
-fn in_list(ids: &[i64]) -> String {
-    if ids.is_empty() {
-        return "(NULL)".to_owned();
-    }
-    let inner: Vec<String> = ids.iter().map(i64::to_string).collect();
-    format!("({})", inner.join(", "))
-}
 
 fn trimmed(v: Option<&str>) -> Option<String> {
     v.map(str::trim)
@@ -2313,6 +2304,18 @@ impl WorklistStore for SqlCatalog {
         .bind(item.study_id)
         .fetch_all(&self.read)
         .await?)
+    }
+
+    async fn study_routed_to(&self, study_instance_uid: &str, user_id: i64) -> Result<bool> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM studies st WHERE st.study_instance_uid = $1 AND {}",
+            routed_sql("st.id", "st.identity_hash", user_id)
+        );
+        let n: i64 = sqlx::query_scalar(&sql)
+            .bind(study_instance_uid)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(n > 0)
     }
 }
 
