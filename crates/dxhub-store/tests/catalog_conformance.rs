@@ -56,6 +56,7 @@ conformance!(
     qido_matching,
     wado_instances_newest_versions,
     concurrent_failures_are_isolated,
+    mixed_writes_commit_together_and_fail_alone,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1660,5 +1661,50 @@ mod suite {
         );
         let st = c.get_study("1.7.1").await.unwrap().unwrap();
         assert_eq!((st.num_series, st.num_instances), (1, 29));
+    }
+
+    /// Instance inserts and audit appends at once on the one writer, one append invalid:
+    /// it alone fails, every instance is indexed, the chain stays linear and complete.
+    pub async fn mixed_writes_commit_together_and_fail_alone(c: &dyn Catalog) {
+        let news: Vec<_> = (1..20)
+            .map(|n| instance("1.8.1", "1.8.1.1", &format!("1.8.1.1.{n}"), n, 0))
+            .collect();
+        let entries: Vec<_> = (0..20)
+            .map(|i| dxhub_store::NewAuditEntry {
+                actor_kind: "cli".into(),
+                actor: "conformance".into(),
+                // no action: refused
+                action: if i == 7 {
+                    String::new()
+                } else {
+                    "study-read".into()
+                },
+                object_kind: Some("study".into()),
+                object_id: Some(format!("1.8.1.{i}")),
+                outcome: "success".into(),
+                ..Default::default()
+            })
+            .collect();
+        let (ri, ra) = tokio::join!(
+            futures::future::join_all(news.iter().map(|n| c.insert_instance(n))),
+            futures::future::join_all(entries.iter().map(|e| c.append_audit(e)))
+        );
+        assert!(
+            ri.iter()
+                .all(|r| matches!(r, Ok(InsertOutcome::Inserted { .. }))),
+            "{ri:?}"
+        );
+        let failed: Vec<usize> = ra
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_err())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(failed, [7], "{ra:?}");
+        let v = c.verify_audit_chain().await.unwrap();
+        assert!(v.is_intact(), "{v:?}");
+        assert_eq!(v.entries, 19);
+        let st = c.get_study("1.8.1").await.unwrap().unwrap();
+        assert_eq!(st.num_instances, 19);
     }
 }
