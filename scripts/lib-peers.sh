@@ -402,7 +402,8 @@ peers_stop_moto() {
 
 # Chromium and Node (apt), tests/js/node_modules (npm ci, playwright-core: it drives the
 # system's Chromium and never downloads a browser) and the prebuilt OHIF viewer
-# (npm pack @ohif/app@$PEERS_OHIF_VERSION, extracted into target/ohif/package/dist).
+# (npm pack @ohif/app@$PEERS_OHIF_VERSION, extracted into target/ohif/package/dist), and
+# dxhub's web app (scripts/build-viewer.sh → viewer/dist, DXHUB_TEST_VIEWER_DIST).
 # Each is redone only when missing or changed (package-lock.json / version stamps).
 peers_ensure_browser() {
   local pkgs=() ok=0 target log sum dir tgz
@@ -463,6 +464,13 @@ peers_ensure_browser() {
   fi
   if [ -f "$dir/package/dist/index.html" ]; then
     export DXHUB_TEST_OHIF_DIST="$dir/package/dist"
+  fi
+  # dxhub's own web app (viewer/dist), rebuilt when its sources changed
+  if bash "$PEERS_ROOT/scripts/build-viewer.sh" >>"$log" 2>&1; then
+    export DXHUB_TEST_VIEWER_DIST="$PEERS_ROOT/viewer/dist"
+  else
+    tail -n 20 "$log" >&2
+    peers_fail "building the web app (scripts/build-viewer.sh) failed" || ok=1
   fi
   return $ok
 }

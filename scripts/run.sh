@@ -18,6 +18,9 @@ need=()
 command -v cc >/dev/null || need+=(build-essential)
 command -v cmake >/dev/null || need+=(cmake)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+# the web app (viewer/) is built with Node and npm
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing ${need[*]} (apt-get)…" >&2
   sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
@@ -25,6 +28,7 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 cargo build --release -p dxhub
+bash scripts/build-viewer.sh   # viewer/dist, served at / (rebuilt only when changed)
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/dxhub"
 DATA="${DXHUB_DATA_DIR:-./dxhub-data}"
 

@@ -59,6 +59,8 @@ pub struct ApiSettings {
     /// The URL clients reach the hub at (RetrieveURL, BulkDataURI); default: from the
     /// request's Host.
     pub public_url: Option<String>,
+    /// The web app's build output (`viewer/dist`), served at `/`; `None`: not served.
+    pub viewer_dir: Option<std::path::PathBuf>,
     /// Reports: signing keys' KEKs, critical-value limit, push-back, PDF.
     pub reports: reports::ReportSettings,
 }
@@ -75,6 +77,7 @@ impl Default for ApiSettings {
             cors_origins: Vec::new(),
             stow_max_bytes: 4 * 1024 * 1024 * 1024,
             public_url: None,
+            viewer_dir: None,
             reports: reports::ReportSettings::default(),
         }
     }
@@ -172,7 +175,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(api)
-        .fallback(not_found)
+        .fallback_service(viewer_service(settings.viewer_dir.as_deref()))
         // extractors (JSON) buffer up to the same limit as the body-limit layer
         .layer(axum::extract::DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
@@ -320,6 +323,35 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such resource".into())
+}
+
+/// What answers paths no route claims: the web app's files (its `index.html` for the app's
+/// own paths, so a reload of `/worklist` works), never for `/api/` or `/dicomweb/`, which
+/// get the JSON 404.
+fn viewer_service(dir: Option<&std::path::Path>) -> axum::routing::MethodRouter {
+    use axum::extract::Request;
+    use axum::response::IntoResponse;
+    use tower::ServiceExt;
+    let Some(dir) = dir.map(std::path::Path::to_path_buf) else {
+        return get(not_found).fallback(not_found);
+    };
+    let files = tower_http::services::ServeDir::new(&dir)
+        .append_index_html_on_directories(true)
+        .fallback(tower_http::services::ServeFile::new(dir.join("index.html")));
+    let serve = move |req: Request| {
+        let files = files.clone();
+        async move {
+            let path = req.uri().path();
+            if path.starts_with("/api/") || path.starts_with("/dicomweb/") {
+                return not_found().await.into_response();
+            }
+            match files.oneshot(req).await {
+                Ok(r) => r.into_response(),
+                Err(e) => ApiError::Internal(format!("viewer: {e}")).into_response(),
+            }
+        }
+    };
+    get(serve.clone()).head(serve).fallback(not_found)
 }
 
 #[cfg(test)]

@@ -171,6 +171,9 @@ pub struct HttpConfig {
     /// The URL clients reach the hub at, for RetrieveURL and BulkDataURI (behind a
     /// reverse proxy); default: taken from each request's Host.
     pub public_url: Option<String>,
+    /// The web app's build output, served at `/`. Default: `viewer/dist` of the working
+    /// directory when it holds an `index.html` (what `scripts/run.sh` builds).
+    pub viewer_dir: Option<PathBuf>,
 }
 
 /// `http.tls = { cert, key }`: PEM files of the server certificate chain (leaf first) and
@@ -259,6 +262,7 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             stow_max_bytes: 4 * 1024 * 1024 * 1024,
             public_url: None,
+            viewer_dir: None,
         }
     }
 }

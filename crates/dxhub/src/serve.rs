@@ -154,6 +154,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
         cors_origins: cfg.http.cors_origins.clone(),
         stow_max_bytes: cfg.http.stow_max_bytes,
         public_url: cfg.http.public_url.clone(),
+        viewer_dir: cfg.http.viewer_dir.clone().or_else(|| {
+            let d = std::path::PathBuf::from("viewer/dist");
+            d.join("index.html").is_file().then_some(d)
+        }),
         reports: dxhub_api::reports::ReportSettings {
             keks: Some(cfg.reports.kek_ring(&cfg.data_dir)?),
             critical_ack_limit_s: cfg.reports.critical_ack_limit_secs.max(1),

@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+// dxhub's own web app (viewer/) in headless Chromium (playwright-core driving the system's
+// Chromium): a reader logs in with password and one-time code, sees the queued item in
+// the worklist, takes it with the "N" shortcut, sees it as theirs, and switches the
+// language to English. Screenshots of each step go to the artifacts directory. Prints one
+// JSON line; exits 1 with a message on stderr on failure.
+//
+// Environment:
+//   VIEWER_URL       the hub's HTTP base (required), e.g. http://127.0.0.1:40123
+//   VIEWER_LOGIN, VIEWER_PASSWORD, VIEWER_TOTP_SECRET (base32)   the reader (required)
+//   VIEWER_STUDY_UID the Study Instance UID of the queued item (required)
+//   VIEWER_ENROL_LOGIN  a reader without a second factor yet: after the steps above, logs
+//                    in, enrols TOTP in the app (reads the shown key) and reaches the worklist
+//   VIEWER_ARTIFACTS directory for screenshots (default target/test-artifacts/viewer)
+//   DXHUB_TEST_CHROMIUM  Chromium binary (default /usr/bin/chromium)
+//   DXHUB_TEST_NODE_MODULES  node_modules holding playwright-core (default: next to this file)
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const modulesDir = process.env.DXHUB_TEST_NODE_MODULES || path.join(here, 'node_modules');
+const require = createRequire(path.join(modulesDir, 'noop.js'));
+const { chromium } = require('playwright-core');
+
+const base = (process.env.VIEWER_URL || '').replace(/\/+$/, '');
+const login = process.env.VIEWER_LOGIN || '';
+const password = process.env.VIEWER_PASSWORD || '';
+const secret = process.env.VIEWER_TOTP_SECRET || '';
+const study = process.env.VIEWER_STUDY_UID || '';
+const artifacts = path.resolve(
+  process.env.VIEWER_ARTIFACTS || path.join(here, '../../target/test-artifacts/viewer'),
+);
+const chromiumPath = process.env.DXHUB_TEST_CHROMIUM || '/usr/bin/chromium';
+const timeout = 30000;
+
+function log(msg) {
+  process.stderr.write(`[viewer-e2e ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+/// RFC 6238: HMAC-SHA1, 30 s steps, 6 digits.
+function totp(base32) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of base32.replace(/=+$/, '').toUpperCase()) {
+    bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  }
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30)));
+  const h = crypto.createHmac('sha1', key).update(counter).digest();
+  const o = h[h.length - 1] & 15;
+  const n = (h.readUInt32BE(o) & 0x7fffffff) % 1_000_000;
+  return String(n).padStart(6, '0');
+}
+
+async function main() {
+  if (!base || !login || !password || !secret || !study) {
+    throw new Error('VIEWER_URL, VIEWER_LOGIN, VIEWER_PASSWORD, VIEWER_TOTP_SECRET and VIEWER_STUDY_UID are required');
+  }
+  fs.mkdirSync(artifacts, { recursive: true });
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--no-first-run'],
+  });
+  const result = { ok: false };
+  try {
+    const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    page.setDefaultTimeout(timeout);
+    const shot = async (name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+
+    // 1. the login form, in Chinese
+    await page.goto(`${base}/`);
+    await page.getByRole('button', { name: '登录' }).waitFor();
+    result.lang_default = await page.evaluate(() => document.documentElement.lang);
+    await shot('1-login');
+    await page.fill('input[name=login]', login);
+    await page.fill('input[name=password]', password);
+    await page.getByRole('button', { name: '登录' }).click();
+    // 2. a reader with a second factor is asked for the code
+    await page.locator('input[name=totp]').waitFor();
+    await page.fill('input[name=totp]', totp(secret));
+    await page.getByRole('button', { name: '登录' }).click();
+    // 3. the worklist: the queue tab lists the queued item, with the live stream on
+    await page.getByRole('heading', { name: '工作列表' }).waitFor();
+    const row = page.locator(`tr[data-study="${study}"]`);
+    await row.waitFor();
+    result.queued_row = (await row.innerText()).replace(/\s+/g, ' ').trim();
+    await page.locator('.live.on').waitFor();
+    await shot('2-queue');
+    // 4. "N" takes the next item: it shows on the "mine" tab, being read
+    await page.keyboard.press('n');
+    await page.locator('button[data-tab=mine].active').waitFor();
+    await page.locator(`tr[data-study="${study}"]`).getByText('阅读中').waitFor();
+    result.mine_row = (await page.locator(`tr[data-study="${study}"]`).innerText()).replace(/\s+/g, ' ').trim();
+    await shot('3-mine');
+    // 5. English
+    await page.getByRole('button', { name: 'English' }).click();
+    await page.getByRole('heading', { name: 'Worklist' }).waitFor();
+    await page.getByRole('tab', { name: 'Mine' }).waitFor();
+    result.lang_switched = await page.evaluate(() => document.documentElement.lang);
+    result.english_row = (await page.locator(`tr[data-study="${study}"]`).innerText()).replace(/\s+/g, ' ').trim();
+    await shot('4-english');
+    // 6. a reader without a second factor enrols in the app, then reaches the worklist
+    const enrol = process.env.VIEWER_ENROL_LOGIN;
+    if (enrol) {
+      await page.getByRole('button', { name: 'Log out' }).click();
+      await page.fill('input[name=login]', enrol);
+      await page.fill('input[name=password]', password);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      const key = page.locator('code.secret');
+      await key.filter({ hasText: /[A-Z2-7]{16,}/ }).waitFor();
+      await shot('5-enrol');
+      await page.fill('input[name=totp]', totp((await key.innerText()).trim()));
+      await page.getByRole('button', { name: 'Confirm' }).click();
+      await page.getByRole('heading', { name: 'Worklist' }).waitFor();
+      result.enrolled = true;
+    }
+    result.ok = true;
+  } finally {
+    await browser.close();
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+main().catch((e) => {
+  log(`FAILED: ${e.stack || e}`);
+  process.exit(1);
+});

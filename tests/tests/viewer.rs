@@ -1,0 +1,239 @@
+//! dxhub's own web app (`viewer/`, issue #8) end to end: dxhub serves the build at `/`
+//! (the app's own paths fall back to `index.html`; `/api/` and `/dicomweb/` keep their JSON
+//! 404), and in headless Chromium a reader logs in with password and one-time code, finds
+//! an uploaded ECG on the ECG pool's queue, takes it with the "N" shortcut and switches the
+//! language to English. Screenshots: `target/test-artifacts/viewer/`.
+//!
+//! Peers (scripts/lib-peers.sh `peers_ensure_browser`): `node`, `DXHUB_TEST_CHROMIUM`,
+//! `DXHUB_TEST_NODE_MODULES` (tests/js, playwright-core) and `DXHUB_TEST_VIEWER_DIST`
+//! (viewer/dist, built by `npm ci && npm run build` in viewer/). Under CI=true a missing
+//! one fails the test.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use dxhub_e2e::api::{
+    PASSWORD, add_device, add_user, eventually, issue_token, join_pool, totp_at, unix_now,
+};
+use dxhub_e2e::hub::{HubOptions, TestHub};
+use dxhub_e2e::peers;
+use dxhub_ecg::synth::SynthSpec;
+use serde_json::{Value, json};
+
+const COUNTY: &str = "县人民医院";
+const TOWNSHIP: &str = "城关镇卫生院";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_owned()
+}
+
+fn env_path(var: &str, default: PathBuf) -> PathBuf {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or(default)
+}
+
+struct Browser {
+    node: PathBuf,
+    chromium: PathBuf,
+    node_modules: PathBuf,
+    dist: PathBuf,
+}
+
+fn browser_peers() -> Option<Browser> {
+    let node = peers::tool("node");
+    if !peers::require("node (apt-get install nodejs)", node.is_some()) {
+        return None;
+    }
+    let chromium = env_path("DXHUB_TEST_CHROMIUM", PathBuf::from("/usr/bin/chromium"));
+    let node_modules = env_path(
+        "DXHUB_TEST_NODE_MODULES",
+        repo_root().join("tests/js/node_modules"),
+    );
+    let dist = env_path("DXHUB_TEST_VIEWER_DIST", repo_root().join("viewer/dist"));
+    for (what, ok) in [
+        ("Chromium (DXHUB_TEST_CHROMIUM)", chromium.exists()),
+        (
+            "playwright-core (DXHUB_TEST_NODE_MODULES; npm ci in tests/js)",
+            node_modules.join("playwright-core/package.json").exists(),
+        ),
+        (
+            "the web app build (DXHUB_TEST_VIEWER_DIST; npm run build in viewer/)",
+            dist.join("index.html").exists(),
+        ),
+    ] {
+        if !peers::require(what, ok) {
+            return None;
+        }
+    }
+    Some(Browser {
+        node: node.expect("node"),
+        chromium,
+        node_modules,
+        dist,
+    })
+}
+
+fn json_ecg(patient_id: &str) -> Vec<u8> {
+    let (mut ecg, _) = dxhub_ecg::synth::generate(&SynthSpec::sinus(72.0));
+    ecg.patient.id = Some(patient_id.into());
+    ecg.patient.name = Some("王^小明".into());
+    ecg.acquired_at = Some("20261123081500".into());
+    serde_json::to_vec(&dxhub_ecg::json::to_json_form(&ecg, 1.0)).expect("JSON form")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reader_logs_in_takes_the_next_item_and_switches_language() {
+    let Some(b) = browser_peers() else {
+        return;
+    };
+    let hub = TestHub::spawn(
+        HubOptions::default().env("DXHUB_HTTP__VIEWER_DIR", b.dist.to_str().expect("path")),
+    );
+    let http = reqwest::Client::new();
+    let url = |p: &str| hub.http_url(p);
+
+    // the app at / and at its own paths; the APIs keep their JSON 404
+    for path in ["/", "/worklist"] {
+        let r = http.get(url(path)).send().await.expect("GET");
+        assert_eq!(r.status(), 200, "GET {path}");
+        let ct = r.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(ct.starts_with("text/html"), "GET {path}: {ct}");
+        assert!(r.text().await.expect("body").contains("<div id=\"app\">"));
+    }
+    for path in ["/api/v1/no-such-route", "/dicomweb/no-such-route"] {
+        let r = http.get(url(path)).send().await.expect("GET");
+        assert_eq!(r.status(), 404, "GET {path}");
+        let v: Value = r.json().await.expect("JSON error");
+        assert_eq!(v["error"]["code"], "not-found", "GET {path}: {v}");
+    }
+
+    // a reader of the ECG pool, enrolled in TOTP; a village ECG upload on the queue
+    let reader_id = add_user(&hub, COUNTY, "wl.reader", "reader", PASSWORD);
+    add_user(&hub, COUNTY, "wl.newcomer", "reader", PASSWORD);
+    add_user(&hub, COUNTY, "wl.admin", "group_admin", PASSWORD);
+    let admin = issue_token(&hub, "wl.admin", "1h");
+    join_pool(&hub, &admin, "ecg", reader_id).await;
+    let cli = issue_token(&hub, "wl.reader", "1h");
+    let enrol: Value = http
+        .post(url("/api/v1/auth/totp/enroll"))
+        .bearer_auth(&cli)
+        .send()
+        .await
+        .expect("enroll")
+        .json()
+        .await
+        .expect("enroll JSON");
+    let secret = enrol["secret"].as_str().expect("secret").to_owned();
+    let r = http
+        .post(url("/api/v1/auth/totp/confirm"))
+        .bearer_auth(&cli)
+        .json(&json!({ "code": totp_at(&secret, unix_now()) }))
+        .send()
+        .await
+        .expect("confirm");
+    assert_eq!(r.status(), 204, "TOTP confirm");
+
+    let device = add_device(&hub, TOWNSHIP, "ECG-VIEWER-1");
+    let up: Value = http
+        .post(url("/api/v1/ecg"))
+        .bearer_auth(&device)
+        .header("content-type", "application/octet-stream")
+        .body(json_ecg("VIEWER-P1"))
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("upload JSON");
+    let study = up["study_instance_uid"]
+        .as_str()
+        .expect("study uid")
+        .to_owned();
+    let queued = eventually(std::time::Duration::from_secs(10), || async {
+        let v: Value = http
+            .get(url(&format!(
+                "/api/v1/worklist?tab=all&study_instance_uid={study}"
+            )))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("worklist")
+            .json()
+            .await
+            .expect("worklist JSON");
+        v["items"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    assert!(queued, "the ECG was never routed");
+
+    let artifacts = repo_root().join("target/test-artifacts/viewer");
+    let res = Command::new(&b.node)
+        .arg(repo_root().join("tests/js/viewer_e2e.mjs"))
+        .env("VIEWER_URL", hub.http_url(""))
+        .env("VIEWER_LOGIN", "wl.reader")
+        .env("VIEWER_PASSWORD", PASSWORD)
+        .env("VIEWER_TOTP_SECRET", &secret)
+        .env("VIEWER_STUDY_UID", &study)
+        .env("VIEWER_ENROL_LOGIN", "wl.newcomer")
+        .env("VIEWER_ARTIFACTS", &artifacts)
+        .env("DXHUB_TEST_CHROMIUM", &b.chromium)
+        .env("DXHUB_TEST_NODE_MODULES", &b.node_modules)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node viewer_e2e.mjs");
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        res.status.success(),
+        "viewer_e2e.mjs failed ({}):\n{stderr}\nhub log:\n{}",
+        res.status,
+        hub.log()
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).expect("result line");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["lang_default"], "zh-CN", "{v}");
+    assert_eq!(v["lang_switched"], "en", "{v}");
+    assert_eq!(v["enrolled"], true, "{v}");
+    let queued_row = v["queued_row"].as_str().unwrap_or("");
+    assert!(
+        queued_row.contains("王小明")
+            && queued_row.contains(TOWNSHIP)
+            && queued_row.contains("ECG"),
+        "{v}"
+    );
+    assert!(
+        v["mine_row"].as_str().unwrap_or("").contains("阅读中"),
+        "{v}"
+    );
+    assert!(
+        v["english_row"].as_str().unwrap_or("").contains("reading"),
+        "{v}"
+    );
+    // the claim happened on the hub, by the reader
+    let item: Value = http
+        .get(url(&format!(
+            "/api/v1/worklist?tab=all&study_instance_uid={study}"
+        )))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("worklist")
+        .json()
+        .await
+        .expect("worklist JSON");
+    assert_eq!(item["items"][0]["claimed_by_login"], "wl.reader", "{item}");
+    for shot in ["1-login", "2-queue", "3-mine", "4-english", "5-enrol"] {
+        assert!(
+            artifacts.join(format!("{shot}.png")).is_file(),
+            "{shot}.png"
+        );
+    }
+}

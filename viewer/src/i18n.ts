@@ -1,0 +1,136 @@
+// Labels of the web app: Simplified Chinese by default, English switchable (kept in
+// localStorage). Every visible string goes through `t`.
+import { signal } from "./state";
+
+export type Lang = "zh-CN" | "en";
+
+const zh = {
+  app_title: "区域诊断中心",
+  login: "登录",
+  logout: "退出",
+  login_name: "账号",
+  password: "密码",
+  totp: "动态验证码",
+  totp_needed: "请输入动态验证码",
+  login_failed: "登录失败",
+  totp_enrol: "绑定动态验证码",
+  totp_enrol_hint: "请用身份验证器应用添加以下密钥，然后输入显示的验证码。",
+  confirm: "确认",
+  worklist: "工作列表",
+  tab_mine: "我的",
+  tab_queue: "待读队列",
+  tab_overdue: "已超时",
+  next: "下一个",
+  next_hint: "快捷键 N",
+  claim: "领取",
+  release: "释放",
+  priority: "优先级",
+  due: "剩余时间",
+  patient: "患者",
+  exam: "检查",
+  institution: "来源机构",
+  modality: "类型",
+  state: "状态",
+  nothing: "没有项目",
+  nothing_queued: "队列中没有可领取的项目",
+  overdue: "超时",
+  language: "English",
+  live: "实时",
+  offline: "连接中断，重连中…",
+  stat: "危急",
+  urgent: "加急",
+  routine: "常规",
+  st_queued: "待领取",
+  st_claimed: "阅读中",
+  st_drafted: "草稿",
+  st_submitted: "待审核",
+  st_returned: "已退回",
+  st_signed: "已签发",
+  st_cancelled: "已取消",
+};
+
+const en: Record<keyof typeof zh, string> = {
+  app_title: "Diagnostic centre",
+  login: "Log in",
+  logout: "Log out",
+  login_name: "Login",
+  password: "Password",
+  totp: "One-time code",
+  totp_needed: "Enter your one-time code",
+  login_failed: "Login failed",
+  totp_enrol: "Set up your one-time codes",
+  totp_enrol_hint: "Add this key to your authenticator app, then enter the code it shows.",
+  confirm: "Confirm",
+  worklist: "Worklist",
+  tab_mine: "Mine",
+  tab_queue: "Queue",
+  tab_overdue: "Overdue",
+  next: "Next",
+  next_hint: "shortcut N",
+  claim: "Claim",
+  release: "Release",
+  priority: "Priority",
+  due: "Due in",
+  patient: "Patient",
+  exam: "Exam",
+  institution: "Source",
+  modality: "Modality",
+  state: "State",
+  nothing: "No items",
+  nothing_queued: "Nothing queued to claim",
+  overdue: "overdue",
+  language: "中文",
+  live: "live",
+  offline: "disconnected, reconnecting…",
+  stat: "STAT",
+  urgent: "urgent",
+  routine: "routine",
+  st_queued: "queued",
+  st_claimed: "reading",
+  st_drafted: "draft",
+  st_submitted: "submitted",
+  st_returned: "returned",
+  st_signed: "signed",
+  st_cancelled: "cancelled",
+};
+
+export type Key = keyof typeof zh;
+
+const stored = (() => {
+  try {
+    return localStorage.getItem("dxhub.lang");
+  } catch {
+    return null;
+  }
+})();
+export const lang = signal<Lang>(stored === "en" ? "en" : "zh-CN");
+
+export function setLang(l: Lang) {
+  lang.set(l);
+  document.documentElement.lang = l;
+  try {
+    localStorage.setItem("dxhub.lang", l);
+  } catch {
+    /* private mode: the choice lasts for the page */
+  }
+}
+
+export function t(k: Key): string {
+  return (lang.get() === "en" ? en : zh)[k];
+}
+
+/// "2 h 05 min" / "2小时05分"; negative → overdue by that much.
+export function duration(seconds: number): string {
+  const s = Math.abs(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const body =
+    lang.get() === "en"
+      ? h > 0
+        ? `${h} h ${String(m).padStart(2, "0")} min`
+        : `${m} min`
+      : h > 0
+        ? `${h}小时${String(m).padStart(2, "0")}分`
+        : `${m}分`;
+  return seconds < 0 ? `${t("overdue")} ${body}` : body;
+}

@@ -1,0 +1,336 @@
+// dxhub web app: the shell (login, header, language) and the reader's worklist.
+import { render } from "preact";
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { api, ApiError, type Me, type WorkItem } from "./api";
+import { duration, lang, setLang, t, type Key } from "./i18n";
+import { useSignal } from "./state";
+import "./style.css";
+
+function Login({ onDone }: { onDone: () => void }) {
+  const [login, setLogin] = useState("");
+  const [password, setPassword] = useState("");
+  const [totp, setTotp] = useState("");
+  const [needTotp, setNeedTotp] = useState(false);
+  const [error, setError] = useState("");
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError("");
+    try {
+      await api("POST", "/api/v1/auth/login", {
+        login,
+        password,
+        ...(needTotp ? { totp } : {}),
+      });
+      onDone();
+    } catch (err) {
+      if (err instanceof ApiError && err.code === "totp-required") {
+        setNeedTotp(true);
+        setError(t("totp_needed"));
+      } else {
+        setError(`${t("login_failed")}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  };
+  return (
+    <form class="login" onSubmit={submit}>
+      <h1>{t("app_title")}</h1>
+      <label>
+        {t("login_name")}
+        <input name="login" autocomplete="username" value={login} onInput={(e) => setLogin(e.currentTarget.value)} />
+      </label>
+      <label>
+        {t("password")}
+        <input
+          name="password"
+          type="password"
+          autocomplete="current-password"
+          value={password}
+          onInput={(e) => setPassword(e.currentTarget.value)}
+        />
+      </label>
+      {needTotp && (
+        <label>
+          {t("totp")}
+          <input name="totp" inputMode="numeric" autocomplete="one-time-code" value={totp} onInput={(e) => setTotp(e.currentTarget.value)} />
+        </label>
+      )}
+      {error && <p class="error" role="alert">{error}</p>}
+      <button type="submit">{t("login")}</button>
+    </form>
+  );
+}
+
+/// A DICOM person name as people read it: the ideographic group when there is one
+/// ("王^小明=WANG^XIAOMING" → 王小明), components joined by a space otherwise.
+function personName(pn: string | null): string {
+  if (!pn) return "—";
+  const cjk = /[\u3400-\u9fff\uf900-\ufaff]/;
+  const groups = pn.split("=");
+  const g = groups.find((x) => cjk.test(x)) ?? groups[0];
+  const parts = g.split("^").map((p) => p.trim()).filter(Boolean);
+  return cjk.test(g) ? parts.join("") : parts.join(" ");
+}
+
+/// Readers and admins must enrol a second factor before anything else (the API refuses
+/// other routes until then): show the secret, take the first code.
+function EnrolTotp({ onDone }: { onDone: () => void }) {
+  const [secret, setSecret] = useState("");
+  const [url, setUrl] = useState("");
+  const [code, setCode] = useState("");
+  const [error, setError] = useState("");
+  useEffect(() => {
+    api<{ secret: string; otpauth_url: string }>("POST", "/api/v1/auth/totp/enroll")
+      .then((r) => {
+        setSecret(r.secret);
+        setUrl(r.otpauth_url);
+      })
+      .catch((e) => setError(String(e.message ?? e)));
+  }, []);
+  const confirm = async (e: Event) => {
+    e.preventDefault();
+    try {
+      await api("POST", "/api/v1/auth/totp/confirm", { code });
+      onDone();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  return (
+    <form class="login" onSubmit={confirm}>
+      <h1>{t("totp_enrol")}</h1>
+      <p>{t("totp_enrol_hint")}</p>
+      <code class="secret">{secret}</code>
+      <small class="otpauth">{url}</small>
+      <label>
+        {t("totp")}
+        <input name="totp" inputMode="numeric" value={code} onInput={(e) => setCode(e.currentTarget.value)} />
+      </label>
+      {error && <p class="error" role="alert">{error}</p>}
+      <button type="submit">{t("confirm")}</button>
+    </form>
+  );
+}
+
+type Tab = "mine" | "queue" | "overdue";
+const TABS: [Tab, Key][] = [
+  ["mine", "tab_mine"],
+  ["queue", "tab_queue"],
+  ["overdue", "tab_overdue"],
+];
+
+/// Seconds since the page loaded, ticking: due countdowns are computed from the server's
+/// `due_in_s` at fetch time.
+function useNow(): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const id = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(id);
+  }, []);
+  return now;
+}
+
+function Worklist({ me }: { me: Me }) {
+  const [tab, setTab] = useState<Tab>("queue");
+  const [items, setItems] = useState<WorkItem[]>([]);
+  const [fetchedAt, setFetchedAt] = useState(Date.now());
+  const [message, setMessage] = useState("");
+  const [live, setLive] = useState(false);
+  const now = useNow();
+  const tabRef = useRef(tab);
+  tabRef.current = tab;
+
+  const load = useCallback(async (which: Tab = tabRef.current) => {
+    try {
+      const r = await api<{ items: WorkItem[] }>("GET", `/api/v1/worklist?tab=${which}`);
+      if (which === tabRef.current) {
+        setItems(r.items);
+        setFetchedAt(Date.now());
+      }
+    } catch (err) {
+      setMessage(err instanceof Error ? err.message : String(err));
+    }
+  }, []);
+
+  useEffect(() => {
+    load(tab);
+  }, [tab, load]);
+
+  // live updates: any worklist event reloads the tab (coalesced)
+  useEffect(() => {
+    let timer: number | undefined;
+    const es = new EventSource("/api/v1/worklist/events");
+    const reload = () => {
+      clearTimeout(timer);
+      timer = window.setTimeout(() => load(), 150);
+    };
+    es.onopen = () => setLive(true);
+    es.onerror = () => setLive(false);
+    es.onmessage = reload;
+    for (const kind of [
+      "queued", "claimed", "released", "lease-expired", "reassigned", "lock-broken", "cancelled",
+      "priority-changed", "drafted", "submitted", "signed", "returned", "sla-warning",
+      "sla-breach", "escalated", "new-images", "resync",
+    ]) {
+      es.addEventListener(kind, reload);
+    }
+    return () => {
+      clearTimeout(timer);
+      es.close();
+    };
+  }, [load]);
+
+  const next = useCallback(async () => {
+    setMessage("");
+    try {
+      await api("POST", "/api/v1/worklist/next");
+      setTab("mine");
+      await load("mine");
+    } catch (err) {
+      if (err instanceof ApiError && err.code === "nothing-queued") setMessage(t("nothing_queued"));
+      else setMessage(err instanceof Error ? err.message : String(err));
+    }
+  }, [load]);
+
+  const act = async (item: WorkItem, what: "claim" | "release") => {
+    setMessage("");
+    try {
+      await api("POST", `/api/v1/worklist/${item.id}/${what}`);
+      await load();
+    } catch (err) {
+      setMessage(err instanceof Error ? err.message : String(err));
+    }
+  };
+
+  // "N" takes the next item (not while typing)
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const el = e.target as HTMLElement | null;
+      if (el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.isContentEditable)) return;
+      if ((e.key === "n" || e.key === "N") && !e.ctrlKey && !e.metaKey && !e.altKey) {
+        e.preventDefault();
+        next();
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [next]);
+
+  const elapsed = Math.floor((now - fetchedAt) / 1000);
+  return (
+    <section class="worklist">
+      <div class="toolbar">
+        <nav class="tabs" role="tablist">
+          {TABS.map(([k, label]) => (
+            <button role="tab" aria-selected={tab === k} class={tab === k ? "tab active" : "tab"} data-tab={k} onClick={() => setTab(k)}>
+              {t(label)}
+            </button>
+          ))}
+        </nav>
+        <button class="next" onClick={next} title={t("next_hint")}>
+          {t("next")} <kbd>N</kbd>
+        </button>
+        <span class={live ? "live on" : "live"}>{live ? t("live") : t("offline")}</span>
+      </div>
+      {message && <p class="message" role="status">{message}</p>}
+      <table>
+        <thead>
+          <tr>
+            <th>{t("priority")}</th>
+            <th>{t("due")}</th>
+            <th>{t("patient")}</th>
+            <th>{t("exam")}</th>
+            <th>{t("institution")}</th>
+            <th>{t("modality")}</th>
+            <th>{t("state")}</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {items.length === 0 && (
+            <tr>
+              <td colSpan={8} class="empty">{t("nothing")}</td>
+            </tr>
+          )}
+          {items.map((it) => (
+            <tr data-item={it.id} data-study={it.study_instance_uid} class={it.overdue ? "overdue" : ""}>
+              <td>
+                <span class={`prio ${it.priority}`}>{t(it.priority)}</span>
+                {it.critical && <span class="critical">!</span>}
+              </td>
+              <td class="due">{duration(it.due_in_s - elapsed)}</td>
+              <td>
+                {personName(it.patient_name)} {it.patient_sex ? `(${it.patient_sex})` : ""}
+              </td>
+              <td>{it.study_description ?? "—"}</td>
+              <td>{it.institution_name ?? "—"}</td>
+              <td>{it.modality ?? "—"}</td>
+              <td>{t(`st_${it.state}` as Key)}</td>
+              <td>
+                {it.state === "queued" && <button onClick={() => act(it, "claim")}>{t("claim")}</button>}
+                {it.claimed_by === me.user.id && ["claimed", "drafted", "returned"].includes(it.state) && (
+                  <button onClick={() => act(it, "release")}>{t("release")}</button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+function App() {
+  useSignal(lang); // re-render on a language switch
+  const [me, setMe] = useState<Me | null | undefined>(undefined);
+  const whoami = useCallback(async () => {
+    try {
+      setMe(await api<Me>("GET", "/api/v1/auth/me"));
+    } catch {
+      setMe(null);
+    }
+  }, []);
+  useEffect(() => {
+    whoami();
+  }, [whoami]);
+  const logout = async () => {
+    await api("POST", "/api/v1/auth/logout").catch(() => undefined);
+    setMe(null);
+  };
+  const switcher = (
+    <button class="lang" onClick={() => setLang(lang.get() === "en" ? "zh-CN" : "en")}>
+      {t("language")}
+    </button>
+  );
+  if (me === undefined) return null;
+  if (me === null)
+    return (
+      <main>
+        <header>{switcher}</header>
+        <Login onDone={whoami} />
+      </main>
+    );
+  return (
+    <main>
+      <header>
+        <strong>{t("app_title")}</strong>
+        <span class="who">
+          {me.user.login}
+          {me.user.institution_name ? ` · ${me.user.institution_name}` : ""}
+        </span>
+        {switcher}
+        <button class="logout" onClick={logout}>{t("logout")}</button>
+      </header>
+      {me.totp_required && !me.totp_enrolled ? (
+        <EnrolTotp onDone={whoami} />
+      ) : (
+        <>
+          <h2>{t("worklist")}</h2>
+          <Worklist me={me} />
+        </>
+      )}
+    </main>
+  );
+}
+
+document.documentElement.lang = lang.get();
+render(<App />, document.getElementById("app")!);
