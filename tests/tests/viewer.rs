@@ -237,3 +237,246 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
         );
     }
 }
+
+/// `method path` as `token`; (status, JSON body or Null).
+async fn call(
+    hub: &TestHub,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, hub.http_url(path))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn ok(
+    hub: &TestHub,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Value {
+    let (s, v) = call(hub, method.clone(), path, token, body).await;
+    assert!((200..300).contains(&s), "{method} {path}: {s} {v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
+    use reqwest::Method;
+    let Some(b) = browser_peers() else {
+        return;
+    };
+    let hub = TestHub::spawn(
+        HubOptions::default().env("DXHUB_HTTP__VIEWER_DIR", b.dist.to_str().expect("path")),
+    );
+    // a reader who self-signs (signing authority, a key), a clinic doctor of the township
+    let reader_id = add_user(&hub, COUNTY, "cl.reader", "reader", PASSWORD);
+    add_user(&hub, COUNTY, "cl.admin", "group_admin", PASSWORD);
+    add_user(&hub, TOWNSHIP, "cl.doctor", "clinic_doctor", PASSWORD);
+    let admin = issue_token(&hub, "cl.admin", "1h");
+    let reader = issue_token(&hub, "cl.reader", "1h");
+    join_pool(&hub, &admin, "ecg", reader_id).await;
+    let enrol = ok(
+        &hub,
+        Method::POST,
+        "/api/v1/auth/totp/enroll",
+        &reader,
+        None,
+    )
+    .await;
+    let secret = enrol["secret"].as_str().expect("secret").to_owned();
+    let code = || totp_at(&secret, unix_now());
+    ok(
+        &hub,
+        Method::POST,
+        "/api/v1/auth/totp/confirm",
+        &reader,
+        Some(json!({ "code": code() })),
+    )
+    .await;
+    ok(
+        &hub,
+        Method::PUT,
+        &format!("/api/v1/users/{reader_id}/signing-authority"),
+        &admin,
+        Some(json!({ "granted": true })),
+    )
+    .await;
+    ok(
+        &hub,
+        Method::POST,
+        "/api/v1/me/signing-key",
+        &reader,
+        Some(json!({ "password": PASSWORD, "totp": code() })),
+    )
+    .await;
+
+    // the township's ECG device uploads; the reader takes it, reports, signs, raises a
+    // critical value
+    let device = add_device(&hub, TOWNSHIP, "ECG-CLINIC-1");
+    let patient = "110105194912310029";
+    let (s, up) = {
+        let r = reqwest::Client::new()
+            .post(hub.http_url("/api/v1/ecg"))
+            .bearer_auth(&device)
+            .header("content-type", "application/octet-stream")
+            .body(json_ecg(patient))
+            .send()
+            .await
+            .expect("upload");
+        (r.status().as_u16(), r.json::<Value>().await.expect("JSON"))
+    };
+    assert_eq!(s, 201, "{up}");
+    // (an ECG is routed right after its 201; poll briefly until `next` finds it)
+    let mut item = Value::Null;
+    for _ in 0..50 {
+        let (s, v) = call(&hub, Method::POST, "/api/v1/worklist/next", &reader, None).await;
+        if s == 200 {
+            item = v;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(item.is_object(), "nothing to claim");
+    let item_id = item["id"].as_i64().expect("item id");
+    let pre = ok(
+        &hub,
+        Method::GET,
+        &format!("/api/v1/worklist/{item_id}/report-prefill"),
+        &reader,
+        None,
+    )
+    .await;
+    let mut fields = serde_json::Map::new();
+    let mut confirmed = Vec::new();
+    for m in pre["machine"].as_array().expect("machine values") {
+        if let Some(v) = m["value"].as_str() {
+            fields.insert(m["key"].as_str().expect("key").into(), json!(v));
+            confirmed.push(m["key"].clone());
+        }
+    }
+    let draft = ok(
+        &hub,
+        Method::POST,
+        &format!("/api/v1/worklist/{item_id}/report"),
+        &reader,
+        Some(json!({
+            "template_code": "ecg_12_lead",
+            "sections": { "findings": pre["normal"]["sections"]["findings"], "impression": "窦性心律，正常心电图。" },
+            "fields": fields,
+            "confirmed": confirmed,
+            "qc_grade": "acceptable",
+        })),
+    )
+    .await;
+    let rid = draft["report"]["id"].as_i64().expect("report id");
+    let version = draft["version"]["version"].as_i64().expect("version");
+    ok(
+        &hub,
+        Method::POST,
+        &format!("/api/v1/reports/{rid}/submit"),
+        &reader,
+        Some(json!({ "version": version })),
+    )
+    .await;
+    ok(
+        &hub,
+        Method::POST,
+        &format!("/api/v1/reports/{rid}/sign"),
+        &reader,
+        Some(json!({ "version": version, "password": PASSWORD, "totp": code() })),
+    )
+    .await;
+    let cats = ok(
+        &hub,
+        Method::GET,
+        "/api/v1/critical-categories",
+        &reader,
+        None,
+    )
+    .await;
+    let category = cats["categories"][0]["code"]
+        .as_str()
+        .expect("a category")
+        .to_owned();
+    let critical = ok(
+        &hub,
+        Method::POST,
+        &format!("/api/v1/reports/{rid}/critical"),
+        &reader,
+        Some(json!({ "category": category, "note": "请立即联系患者" })),
+    )
+    .await;
+    let critical_id = critical["id"].as_i64().expect("critical id");
+
+    let artifacts = repo_root().join("target/test-artifacts/viewer");
+    let res = Command::new(&b.node)
+        .arg(repo_root().join("tests/js/viewer_clinic_e2e.mjs"))
+        .env("VIEWER_URL", hub.http_url(""))
+        .env("VIEWER_LOGIN", "cl.doctor")
+        .env("VIEWER_PASSWORD", PASSWORD)
+        .env("VIEWER_REPORT_ID", rid.to_string())
+        .env("VIEWER_PATIENT_ID", patient)
+        .env("VIEWER_ARTIFACTS", &artifacts)
+        .env("DXHUB_TEST_CHROMIUM", &b.chromium)
+        .env("DXHUB_TEST_NODE_MODULES", &b.node_modules)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node viewer_clinic_e2e.mjs");
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        res.status.success(),
+        "viewer_clinic_e2e.mjs failed ({}):\n{stderr}",
+        res.status
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).expect("result line");
+    assert_eq!(v["ok"], true, "{v}");
+    let banner = v["banner"].as_str().unwrap_or("");
+    assert!(banner.contains("请立即联系患者"), "{v}");
+    // the category's Chinese label, not its code
+    assert!(!banner.contains(&category), "{v}");
+    assert!(
+        v["report_row"].as_str().unwrap_or("").contains("王小明"),
+        "{v}"
+    );
+    assert_eq!(v["pdf_status"], 200, "{v}");
+    assert_eq!(v["pdf_type"], "application/pdf", "{v}");
+    assert_eq!(v["pdf_magic"], "%PDF-", "{v}");
+    // the acknowledgement reached the hub with the name and action typed
+    let list = ok(
+        &hub,
+        Method::GET,
+        "/api/v1/critical-values?state=acknowledged",
+        &admin,
+        None,
+    )
+    .await;
+    let acked = list["critical_values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["critical"]["id"] == critical_id)
+        .unwrap_or_else(|| panic!("critical value {critical_id} not acknowledged: {list}"));
+    assert_eq!(acked["critical"]["ack_name"], "张医生", "{acked}");
+    assert_eq!(
+        acked["critical"]["ack_action"], "已电话通知患者转诊",
+        "{acked}"
+    );
+    for shot in ["c1-portal", "c2-acknowledged", "c3-recognition"] {
+        assert!(
+            artifacts.join(format!("{shot}.png")).is_file(),
+            "{shot}.png"
+        );
+    }
+}

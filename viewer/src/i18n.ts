@@ -47,6 +47,19 @@ const zh = {
   st_returned: "已退回",
   st_signed: "已签发",
   st_cancelled: "已取消",
+  reports: "诊断报告",
+  critical_value: "危急值",
+  ack_name: "接收人姓名",
+  ack_action: "处置措施",
+  acknowledge: "确认接收",
+  recognition: "检查结果互认查询",
+  patient_id: "患者ID / 身份证号",
+  lookup: "查询",
+  hr: "互认",
+  study_date: "检查日期",
+  conclusion: "结论",
+  signed_at: "签发时间",
+  pdf: "PDF报告",
 };
 
 const en: Record<keyof typeof zh, string> = {
@@ -92,6 +105,19 @@ const en: Record<keyof typeof zh, string> = {
   st_returned: "returned",
   st_signed: "signed",
   st_cancelled: "cancelled",
+  reports: "Reports",
+  critical_value: "Critical value",
+  ack_name: "Received by",
+  ack_action: "Action taken",
+  acknowledge: "Acknowledge",
+  recognition: "Recognised results lookup",
+  patient_id: "Patient ID / resident ID",
+  lookup: "Look up",
+  hr: "HR",
+  study_date: "Study date",
+  conclusion: "Conclusion",
+  signed_at: "Signed",
+  pdf: "PDF",
 };
 
 export type Key = keyof typeof zh;

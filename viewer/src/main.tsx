@@ -4,6 +4,8 @@ import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, type Me, type WorkItem } from "./api";
 import { duration, lang, setLang, t, type Key } from "./i18n";
 import { useSignal } from "./state";
+import { ClinicPortal } from "./clinic";
+import { personName } from "./names";
 import "./style.css";
 
 function Login({ onDone }: { onDone: () => void }) {
@@ -58,17 +60,6 @@ function Login({ onDone }: { onDone: () => void }) {
       <button type="submit">{t("login")}</button>
     </form>
   );
-}
-
-/// A DICOM person name as people read it: the ideographic group when there is one
-/// ("王^小明=WANG^XIAOMING" → 王小明), components joined by a space otherwise.
-function personName(pn: string | null): string {
-  if (!pn) return "—";
-  const cjk = /[\u3400-\u9fff\uf900-\ufaff]/;
-  const groups = pn.split("=");
-  const g = groups.find((x) => cjk.test(x)) ?? groups[0];
-  const parts = g.split("^").map((p) => p.trim()).filter(Boolean);
-  return cjk.test(g) ? parts.join("") : parts.join(" ");
 }
 
 /// Readers and admins must enrol a second factor before anything else (the API refuses
@@ -323,10 +314,14 @@ function App() {
       {me.totp_required && !me.totp_enrolled ? (
         <EnrolTotp onDone={whoami} />
       ) : (
-        <>
-          <h2>{t("worklist")}</h2>
-          <Worklist me={me} />
-        </>
+        me.user.role.startsWith("clinic_") ? (
+          <ClinicPortal role={me.user.role} />
+        ) : (
+          <>
+            <h2>{t("worklist")}</h2>
+            <Worklist me={me} />
+          </>
+        )
       )}
     </main>
   );

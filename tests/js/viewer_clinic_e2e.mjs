@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// The clinic portal of dxhub's web app in headless Chromium: a clinic doctor logs in,
+// sees the critical-value banner and the signed report, opens its PDF, acknowledges the
+// critical value (the banner goes) and looks the patient up for recognised results.
+// Prints one JSON line; exits 1 with a message on stderr on failure.
+//
+// Environment: VIEWER_URL, VIEWER_LOGIN, VIEWER_PASSWORD, VIEWER_REPORT_ID,
+// VIEWER_PATIENT_ID (all required), VIEWER_ARTIFACTS, DXHUB_TEST_CHROMIUM,
+// DXHUB_TEST_NODE_MODULES (as viewer_e2e.mjs).
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const modulesDir = process.env.DXHUB_TEST_NODE_MODULES || path.join(here, 'node_modules');
+const require = createRequire(path.join(modulesDir, 'noop.js'));
+const { chromium } = require('playwright-core');
+
+const base = (process.env.VIEWER_URL || '').replace(/\/+$/, '');
+const { VIEWER_LOGIN: login, VIEWER_PASSWORD: password, VIEWER_REPORT_ID: reportId, VIEWER_PATIENT_ID: patientId } = process.env;
+const artifacts = path.resolve(process.env.VIEWER_ARTIFACTS || path.join(here, '../../target/test-artifacts/viewer'));
+const chromiumPath = process.env.DXHUB_TEST_CHROMIUM || '/usr/bin/chromium';
+
+async function main() {
+  if (!base || !login || !password || !reportId || !patientId) throw new Error('VIEWER_* variables missing');
+  fs.mkdirSync(artifacts, { recursive: true });
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--no-first-run'],
+  });
+  const result = { ok: false };
+  try {
+    const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    page.setDefaultTimeout(30000);
+    const shot = async (name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+    await page.goto(`${base}/`);
+    await page.fill('input[name=login]', login);
+    await page.fill('input[name=password]', password);
+    await page.getByRole('button', { name: '登录' }).click();
+    // the critical value and the signed report
+    const banner = page.locator('form.critical-banner');
+    await banner.waitFor();
+    result.banner = (await banner.innerText()).replace(/\s+/g, ' ').trim();
+    const row = page.locator(`tr[data-report="${reportId}"]`);
+    await row.waitFor();
+    result.report_row = (await row.innerText()).replace(/\s+/g, ' ').trim();
+    await shot('c1-portal');
+    // the PDF behind the link, with the page's session
+    const href = await row.locator('a.pdf').getAttribute('href');
+    const pdf = await page.request.get(new URL(href, base).toString());
+    result.pdf_status = pdf.status();
+    result.pdf_type = pdf.headers()['content-type'];
+    result.pdf_magic = (await pdf.body()).subarray(0, 5).toString('latin1');
+    // acknowledge: the banner goes
+    await banner.locator('input[name=ack_name]').fill('张医生');
+    await banner.locator('input[name=ack_action]').fill('已电话通知患者转诊');
+    await banner.getByRole('button', { name: '确认接收' }).click();
+    await banner.waitFor({ state: 'detached' });
+    result.acknowledged = true;
+    await shot('c2-acknowledged');
+    // recognition lookup by patient ID
+    await page.fill('section.recognition input[name=patient]', patientId);
+    await page.getByRole('button', { name: '查询' }).click();
+    const hit = page.locator(`section.recognition tr[data-report="${reportId}"]`);
+    await hit.waitFor();
+    result.recognition_row = (await hit.innerText()).replace(/\s+/g, ' ').trim();
+    await shot('c3-recognition');
+    result.ok = true;
+  } finally {
+    await browser.close();
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`[viewer-clinic-e2e] FAILED: ${e.stack || e}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,223 @@
+// The clinic portal: open critical values to acknowledge, the signed reports of the
+// clinic (and the villages it heads) with their PDF, and the recognition lookup.
+import { useCallback, useEffect, useState } from "preact/hooks";
+import { api } from "./api";
+import { lang, t } from "./i18n";
+import { personName } from "./names";
+
+interface Report {
+  id: number;
+  study_instance_uid: string;
+  institution_name: string | null;
+  template_code: string;
+  state: string;
+  patient_id: string;
+  patient_name: string | null;
+  study_date: string | null;
+  study_description: string | null;
+  modalities_in_study: string | null;
+  signed_at_local?: string;
+  open_critical: boolean;
+  links: { pdf: string };
+}
+
+interface Critical {
+  id: number;
+  report_id: number;
+  study_instance_uid: string;
+  institution_name: string | null;
+  category: string;
+  note: string | null;
+  state: string;
+}
+
+interface Recognised {
+  hr: boolean;
+  not_recognised_because?: string | null;
+  report_id: number;
+  exam: string | null;
+  institution: string | null;
+  study_date: string | null;
+  age_days: number | null;
+  conclusion: string | null;
+  links?: { pdf?: string };
+}
+
+interface Category {
+  code: string;
+  label: string;
+  label_en: string;
+}
+
+function CriticalBanner({ c, label, onAck }: { c: Critical; label: string; onAck: () => void }) {
+  const [name, setName] = useState("");
+  const [action, setAction] = useState("");
+  const [error, setError] = useState("");
+  const ack = async (e: Event) => {
+    e.preventDefault();
+    try {
+      await api("POST", `/api/v1/critical-values/${c.id}/ack`, { name, action });
+      onAck();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  return (
+    <form class="critical-banner" role="alert" data-critical={c.id} onSubmit={ack}>
+      <strong>
+        {t("critical_value")}：{label}
+      </strong>
+      <span>{c.note}</span>
+      <span class="src">{c.institution_name}</span>
+      <input name="ack_name" placeholder={t("ack_name")} value={name} onInput={(e) => setName(e.currentTarget.value)} required />
+      <input name="ack_action" placeholder={t("ack_action")} value={action} onInput={(e) => setAction(e.currentTarget.value)} required />
+      <button type="submit">{t("acknowledge")}</button>
+      {error && <span class="error">{error}</span>}
+    </form>
+  );
+}
+
+function Recognition() {
+  const [patient, setPatient] = useState("");
+  const [results, setResults] = useState<Recognised[] | null>(null);
+  const [error, setError] = useState("");
+  const lookup = async (e: Event) => {
+    e.preventDefault();
+    setError("");
+    try {
+      const r = await api<{ results: Recognised[] }>("GET", `/api/v1/recognition?patient=${encodeURIComponent(patient)}`);
+      setResults(r.results);
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  return (
+    <section class="recognition">
+      <h3>{t("recognition")}</h3>
+      <form onSubmit={lookup}>
+        <input name="patient" placeholder={t("patient_id")} value={patient} onInput={(e) => setPatient(e.currentTarget.value)} />
+        <button type="submit">{t("lookup")}</button>
+      </form>
+      {error && <p class="error">{error}</p>}
+      {results && (
+        <table>
+          <thead>
+            <tr>
+              <th>{t("hr")}</th>
+              <th>{t("exam")}</th>
+              <th>{t("institution")}</th>
+              <th>{t("study_date")}</th>
+              <th>{t("conclusion")}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {results.length === 0 && (
+              <tr>
+                <td colSpan={5} class="empty">{t("nothing")}</td>
+              </tr>
+            )}
+            {results.map((r) => (
+              <tr data-report={r.report_id}>
+                <td>{r.hr ? <span class="hr">HR</span> : <span title={r.not_recognised_because ?? ""}>—</span>}</td>
+                <td>{r.exam ?? "—"}</td>
+                <td>{r.institution ?? "—"}</td>
+                <td>{r.study_date ?? "—"}</td>
+                <td>{r.conclusion ?? "—"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+export function ClinicPortal({ role }: { role: string }) {
+  const [reports, setReports] = useState<Report[]>([]);
+  const [criticals, setCriticals] = useState<Critical[]>([]);
+  const [categories, setCategories] = useState<Category[]>([]);
+  useEffect(() => {
+    api<{ categories: Category[] }>("GET", "/api/v1/critical-categories")
+      .then((r) => setCategories(r.categories))
+      .catch(() => undefined);
+  }, []);
+  const label = (code: string) => {
+    const c = categories.find((x) => x.code === code);
+    return c ? (lang.get() === "en" ? c.label_en : c.label) : code;
+  };
+  const [error, setError] = useState("");
+  const load = useCallback(async () => {
+    try {
+      const [r, c] = await Promise.all([
+        api<{ reports: Report[] }>("GET", "/api/v1/reports?state=signed&limit=200"),
+        api<{ critical_values: { critical: Critical }[] }>("GET", "/api/v1/critical-values?state=open"),
+      ]);
+      setReports(r.reports);
+      setCriticals(c.critical_values.map((x) => x.critical));
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  }, []);
+  useEffect(() => {
+    load();
+    // signed reports and critical values arrive live
+    let timer: number | undefined;
+    const es = new EventSource("/api/v1/reports/events");
+    const reload = () => {
+      clearTimeout(timer);
+      timer = window.setTimeout(load, 150);
+    };
+    for (const k of ["report_signed", "report_corrected", "report_addendum", "critical_raised", "critical_escalated", "critical_acknowledged", "resync"]) {
+      es.addEventListener(k, reload);
+    }
+    return () => {
+      clearTimeout(timer);
+      es.close();
+    };
+  }, [load]);
+  return (
+    <section class="clinic">
+      {criticals.map((c) => (
+        <CriticalBanner c={c} label={label(c.category)} onAck={load} />
+      ))}
+      <h2>{t("reports")}</h2>
+      {error && <p class="error">{error}</p>}
+      <table class="reports">
+        <thead>
+          <tr>
+            <th>{t("patient")}</th>
+            <th>{t("exam")}</th>
+            <th>{t("institution")}</th>
+            <th>{t("study_date")}</th>
+            <th>{t("signed_at")}</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {reports.length === 0 && (
+            <tr>
+              <td colSpan={6} class="empty">{t("nothing")}</td>
+            </tr>
+          )}
+          {reports.map((r) => (
+            <tr data-report={r.id} data-study={r.study_instance_uid}>
+              <td>
+                {personName(r.patient_name)} <small>{r.patient_id}</small>
+              </td>
+              <td>{r.study_description ?? r.modalities_in_study ?? "—"}</td>
+              <td>{r.institution_name ?? "—"}</td>
+              <td>{r.study_date ?? "—"}</td>
+              <td>{r.signed_at_local?.replace("T", " ").slice(0, 16) ?? "—"}</td>
+              <td>
+                <a class="pdf" href={r.links.pdf} target="_blank" rel="noopener">
+                  {t("pdf")}
+                </a>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {role === "clinic_doctor" && <Recognition />}
+    </section>
+  );
+}
