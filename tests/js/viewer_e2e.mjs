@@ -99,6 +99,62 @@ async function main() {
     await page.locator(`tr[data-study="${study}"]`).getByText('阅读中').waitFor();
     result.mine_row = (await page.locator(`tr[data-study="${study}"]`).innerText()).replace(/\s+/g, ' ').trim();
     await shot('3-mine');
+    // 4b. the reading page of the ECG: paper grid, 12 leads + rhythm strip, calipers on two
+    // successive R peaks of the rhythm strip read the RR interval
+    await page.locator(`tr[data-study="${study}"] a.open`).click();
+    const rhythm = page.locator('svg g.lead[data-rhythm="1"] polyline');
+    await rhythm.waitFor();
+    result.grid_paths = await page.locator('svg g.grid path').count();
+    result.leads = await page.locator('svg g.lead').count();
+    // measure at 50 mm/s (5 ms per pixel), as readers do for intervals
+    const width25 = Number(await page.locator('.paper svg').getAttribute('width'));
+    await page.selectOption('select[name=speed]', '50');
+    result.width_ratio = Number(await page.locator('.paper svg').getAttribute('width')) / width25;
+    const geo = await page.evaluate(() => {
+      const svg = document.querySelector('.paper svg');
+      const box = svg.getBoundingClientRect();
+      const pts = document
+        .querySelector('svg g.lead[data-rhythm="1"] polyline')
+        .getAttribute('points')
+        .trim()
+        .split(/\s+/)
+        .map((p) => p.split(',').map(Number));
+      return {
+        left: box.left, top: box.top, scale: box.width / Number(svg.getAttribute('width')),
+        pxPerMm: Number(svg.dataset.pxPerMm), speed: Number(svg.dataset.speed), pts,
+      };
+    });
+    // R peaks: the highest point (smallest y) within ±300 ms, well above the median
+    const pxPerS = geo.speed * geo.pxPerMm;
+    const ys = geo.pts.map((p) => p[1]).sort((a, b) => a - b);
+    const median = ys[Math.floor(ys.length / 2)];
+    const top = ys[0];
+    const peaks = [];
+    for (let i = 0; i < geo.pts.length; i++) {
+      const [x, y] = geo.pts[i];
+      if (median - y < 0.5 * (median - top)) continue;
+      let best = true;
+      for (let j = i - 1; j >= 0 && geo.pts[j][0] >= x - 0.3 * pxPerS; j--) if (geo.pts[j][1] < y) best = false;
+      for (let j = i + 1; j < geo.pts.length && geo.pts[j][0] <= x + 0.3 * pxPerS; j++) if (geo.pts[j][1] <= y) best = false;
+      if (best) peaks.push(x);
+    }
+    if (peaks.length < 3) throw new Error(`found ${peaks.length} R peaks on the rhythm strip`);
+    const [x1, x2] = [peaks[1], peaks[2]];
+    const yClick = geo.top + 20;
+    await page.mouse.click(geo.left + x1 * geo.scale, yClick);
+    await page.mouse.click(geo.left + x2 * geo.scale, yClick);
+    result.caliper_ms = Number(await page.locator('.caliper').getAttribute('data-ms'));
+    result.caliper_text = await page.locator('.caliper').innerText();
+    result.heart_rate = await page.locator('td[data-m=heart_rate]').innerText();
+    await shot('3b-ecg');
+    // 12×1 draws twelve rows
+    await page.selectOption('select[name=layout]', '12x1');
+    result.leads_12x1 = await page.locator('svg g.lead').count();
+    await shot('3c-ecg-12x1');
+    await page.getByRole('link', { name: /工作列表/ }).click();
+    await page.getByRole('heading', { name: '工作列表' }).waitFor();
+    await page.locator('button[data-tab=mine]').click();
+    await page.locator(`tr[data-study="${study}"]`).waitFor();
     // 5. English
     await page.getByRole('button', { name: 'English' }).click();
     await page.getByRole('heading', { name: 'Worklist' }).waitFor();

@@ -213,6 +213,19 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
         v["mine_row"].as_str().unwrap_or("").contains("阅读中"),
         "{v}"
     );
+    // the ECG page: grid, 12 leads + the rhythm strip, calipers on two R peaks of the
+    // synthetic 72/min sinus rhythm read its RR (833 ms) within 10 ms
+    assert_eq!(v["grid_paths"], 2, "{v}");
+    assert_eq!(v["leads"], 13, "{v}");
+    let rr = v["caliper_ms"].as_f64().expect("caliper reading");
+    assert!((rr - 60_000.0 / 72.0).abs() <= 10.0, "RR {rr} ms: {v}");
+    assert!(
+        v["caliper_text"].as_str().unwrap_or("").contains("bpm"),
+        "{v}"
+    );
+    assert!(v["heart_rate"].as_str().unwrap_or("").contains("72"), "{v}");
+    assert_eq!(v["width_ratio"], 2.0, "{v}");
+    assert_eq!(v["leads_12x1"], 12, "{v}");
     assert!(
         v["english_row"].as_str().unwrap_or("").contains("reading"),
         "{v}"
@@ -230,7 +243,15 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
         .await
         .expect("worklist JSON");
     assert_eq!(item["items"][0]["claimed_by_login"], "wl.reader", "{item}");
-    for shot in ["1-login", "2-queue", "3-mine", "4-english", "5-enrol"] {
+    for shot in [
+        "1-login",
+        "2-queue",
+        "3-mine",
+        "3b-ecg",
+        "3c-ecg-12x1",
+        "4-english",
+        "5-enrol",
+    ] {
         assert!(
             artifacts.join(format!("{shot}.png")).is_file(),
             "{shot}.png"

@@ -60,6 +60,14 @@ const zh = {
   conclusion: "结论",
   signed_at: "签发时间",
   pdf: "PDF报告",
+  loading: "加载中…",
+  layout: "导联排列",
+  speed: "走纸速度",
+  gain: "增益",
+  caliper: "测量尺",
+  caliper_hint: "在图上点击两处",
+  hr_bpm: "心率",
+  axis: "电轴",
 };
 
 const en: Record<keyof typeof zh, string> = {
@@ -118,6 +126,14 @@ const en: Record<keyof typeof zh, string> = {
   conclusion: "Conclusion",
   signed_at: "Signed",
   pdf: "PDF",
+  loading: "Loading…",
+  layout: "Layout",
+  speed: "Speed",
+  gain: "Gain",
+  caliper: "Calipers",
+  caliper_hint: "click twice on the trace",
+  hr_bpm: "Heart rate",
+  axis: "Axis",
 };
 
 export type Key = keyof typeof zh;

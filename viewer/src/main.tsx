@@ -5,6 +5,7 @@ import { api, ApiError, type Me, type WorkItem } from "./api";
 import { duration, lang, setLang, t, type Key } from "./i18n";
 import { useSignal } from "./state";
 import { ClinicPortal } from "./clinic";
+import { EcgViewer } from "./ecg";
 import { personName } from "./names";
 import "./style.css";
 
@@ -250,7 +251,10 @@ function Worklist({ me }: { me: Me }) {
               </td>
               <td class="due">{duration(it.due_in_s - elapsed)}</td>
               <td>
-                {personName(it.patient_name)} {it.patient_sex ? `(${it.patient_sex})` : ""}
+                <a class="open" href={`/read/${encodeURIComponent(it.study_instance_uid)}`}>
+                  {personName(it.patient_name)}
+                </a>{" "}
+                {it.patient_sex ? `(${it.patient_sex})` : ""}
               </td>
               <td>{it.study_description ?? "—"}</td>
               <td>{it.institution_name ?? "—"}</td>
@@ -266,6 +270,19 @@ function Worklist({ me }: { me: Me }) {
           ))}
         </tbody>
       </table>
+    </section>
+  );
+}
+
+/// The reading page of a study: the ECG viewer for an ECG (the image viewer, the report
+/// editor and the priors panel are still to come).
+function Reading({ study }: { study: string }) {
+  return (
+    <section class="reading">
+      <p>
+        <a href="/">← {t("worklist")}</a>
+      </p>
+      <EcgViewer study={study} />
     </section>
   );
 }
@@ -314,7 +331,9 @@ function App() {
       {me.totp_required && !me.totp_enrolled ? (
         <EnrolTotp onDone={whoami} />
       ) : (
-        me.user.role.startsWith("clinic_") ? (
+        location.pathname.startsWith("/read/") ? (
+          <Reading study={decodeURIComponent(location.pathname.slice("/read/".length))} />
+        ) : me.user.role.startsWith("clinic_") ? (
           <ClinicPortal role={me.user.role} />
         ) : (
           <>
