@@ -151,16 +151,32 @@ async function main() {
     await page.selectOption('select[name=layout]', '12x1');
     result.leads_12x1 = await page.locator('svg g.lead').count();
     await shot('3c-ecg-12x1');
+    // 4c. the report: confirm every machine value, QC grade, impression; submit; sign
+    // with password and one-time code (the reader holds signing authority)
+    const report = page.locator('aside.report');
+    await report.locator('table.machine').waitFor();
+    const boxes = report.locator('input[name^=confirm-]');
+    result.machine_values = await boxes.count();
+    for (let i = 0; i < result.machine_values; i++) await boxes.nth(i).check();
+    await page.selectOption('select[name=qc]', 'acceptable');
+    await page.fill('textarea[name=section-impression]', '窦性心律，正常心电图。');
+    await report.locator('button.submit').click();
+    await page.locator('aside.report[data-state=submitted]').waitFor();
+    await report.locator('button.sign').click();
+    await page.fill('input[name=sign-password]', password);
+    await page.fill('input[name=sign-totp]', totp(secret));
+    await report.locator('form.reauth button[type=submit]').click();
+    await page.locator('aside.report[data-state=signed]').waitFor();
+    result.report_status = await report.locator('.status').innerText();
+    await shot('3d-signed');
     await page.getByRole('link', { name: /工作列表/ }).click();
     await page.getByRole('heading', { name: '工作列表' }).waitFor();
-    await page.locator('button[data-tab=mine]').click();
-    await page.locator(`tr[data-study="${study}"]`).waitFor();
     // 5. English
     await page.getByRole('button', { name: 'English' }).click();
     await page.getByRole('heading', { name: 'Worklist' }).waitFor();
     await page.getByRole('tab', { name: 'Mine' }).waitFor();
     result.lang_switched = await page.evaluate(() => document.documentElement.lang);
-    result.english_row = (await page.locator(`tr[data-study="${study}"]`).innerText()).replace(/\s+/g, ' ').trim();
+    result.english_header = (await page.locator('table thead').innerText()).replace(/\s+/g, ' ').trim();
     await shot('4-english');
     // 6. a reader without a second factor enrols in the app, then reaches the worklist
     const enrol = process.env.VIEWER_ENROL_LOGIN;
@@ -178,6 +194,15 @@ async function main() {
       result.enrolled = true;
     }
     result.ok = true;
+  } catch (e) {
+    // what the page said, and how it looked, when a step failed
+    const page = browser.contexts()[0]?.pages()[0];
+    if (page) {
+      const said = await page.locator('.status, .message, .error').allInnerTexts().catch(() => []);
+      log(`page messages: ${JSON.stringify(said)}`);
+      await page.screenshot({ path: path.join(artifacts, 'failure.png'), fullPage: true }).catch(() => {});
+    }
+    throw e;
   } finally {
     await browser.close();
   }

@@ -140,6 +140,23 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
         .await
         .expect("confirm");
     assert_eq!(r.status(), 204, "TOTP confirm");
+    // the reader self-signs: signing authority and a signing key
+    let admin_put = http
+        .put(url(&format!("/api/v1/users/{reader_id}/signing-authority")))
+        .bearer_auth(&admin)
+        .json(&json!({ "granted": true }))
+        .send()
+        .await
+        .expect("signing authority");
+    assert_eq!(admin_put.status(), 200);
+    let key = http
+        .post(url("/api/v1/me/signing-key"))
+        .bearer_auth(&cli)
+        .json(&json!({ "password": PASSWORD, "totp": totp_at(&secret, unix_now()) }))
+        .send()
+        .await
+        .expect("signing key");
+    assert_eq!(key.status(), 201, "signing key");
 
     let device = add_device(&hub, TOWNSHIP, "ECG-VIEWER-1");
     let up: Value = http
@@ -227,13 +244,47 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
     assert_eq!(v["width_ratio"], 2.0, "{v}");
     assert_eq!(v["leads_12x1"], 12, "{v}");
     assert!(
-        v["english_row"].as_str().unwrap_or("").contains("reading"),
+        v["english_header"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Patient"),
         "{v}"
     );
-    // the claim happened on the hub, by the reader
-    let item: Value = http
+    // the report written, submitted and signed in the browser is signed and verifies
+    assert!(v["machine_values"].as_i64().unwrap_or(0) >= 5, "{v}");
+    assert!(
+        v["report_status"].as_str().unwrap_or("").contains("已签发"),
+        "{v}"
+    );
+    let reports: Value = http
+        .get(url(&format!("/api/v1/reports?study={study}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("reports")
+        .json()
+        .await
+        .expect("reports JSON");
+    assert_eq!(reports["reports"][0]["state"], "signed", "{reports}");
+    let rid = reports["reports"][0]["id"].as_i64().expect("report id");
+    let verify: Value = http
+        .get(url(&format!("/api/v1/reports/{rid}/verify")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("verify")
+        .json()
+        .await
+        .expect("verify JSON");
+    assert_eq!(verify["valid"], true, "{verify}");
+    // claimed, written and signed by the reader: the report's author, the item signed
+    assert_eq!(
+        reports["reports"][0]["author_login"], "wl.reader",
+        "{reports}"
+    );
+    let items: Value = http
         .get(url(&format!(
-            "/api/v1/worklist?tab=all&study_instance_uid={study}"
+            "/api/v1/worklist?tab=all&state=signed&study_instance_uid={study}"
         )))
         .bearer_auth(&admin)
         .send()
@@ -242,13 +293,17 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
         .json()
         .await
         .expect("worklist JSON");
-    assert_eq!(item["items"][0]["claimed_by_login"], "wl.reader", "{item}");
+    assert_eq!(
+        items["items"][0]["claimed_by_login"], "wl.reader",
+        "{items}"
+    );
     for shot in [
         "1-login",
         "2-queue",
         "3-mine",
         "3b-ecg",
         "3c-ecg-12x1",
+        "3d-signed",
         "4-english",
         "5-enrol",
     ] {

@@ -6,6 +6,7 @@ import { duration, lang, setLang, t, type Key } from "./i18n";
 import { useSignal } from "./state";
 import { ClinicPortal } from "./clinic";
 import { EcgViewer } from "./ecg";
+import { ReportEditor } from "./report";
 import { personName } from "./names";
 import "./style.css";
 
@@ -251,7 +252,7 @@ function Worklist({ me }: { me: Me }) {
               </td>
               <td class="due">{duration(it.due_in_s - elapsed)}</td>
               <td>
-                <a class="open" href={`/read/${encodeURIComponent(it.study_instance_uid)}`}>
+                <a class="open" href={`/read/${encodeURIComponent(it.study_instance_uid)}?item=${it.id}`}>
                   {personName(it.patient_name)}
                 </a>{" "}
                 {it.patient_sex ? `(${it.patient_sex})` : ""}
@@ -277,12 +278,18 @@ function Worklist({ me }: { me: Me }) {
 /// The reading page of a study: the ECG viewer for an ECG (the image viewer, the report
 /// editor and the priors panel are still to come).
 function Reading({ study }: { study: string }) {
+  const item = Number(new URLSearchParams(location.search).get("item")) || null;
   return (
     <section class="reading">
       <p>
         <a href="/">← {t("worklist")}</a>
       </p>
-      <EcgViewer study={study} />
+      <div class="reading-split">
+        <div class="left">
+          <EcgViewer study={study} />
+        </div>
+        {item != null && <ReportEditor itemId={item} />}
+      </div>
     </section>
   );
 }
