@@ -12,11 +12,17 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::open_file;
+use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 use dxhub_e2e::api::{
     PASSWORD, add_device, add_user, eventually, issue_token, join_pool, totp_at, unix_now,
 };
+use dxhub_e2e::generate::new_uid;
 use dxhub_e2e::hub::{HubOptions, TestHub};
 use dxhub_e2e::peers;
+use dxhub_e2e::scu::{Scu, ct_context};
 use dxhub_ecg::synth::SynthSpec;
 use serde_json::{Value, json};
 
@@ -555,4 +561,184 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
             "{shot}.png"
         );
     }
+}
+
+/// A CT stack of `n` slices from pydicom's CT_small.dcm (128×128, pixel spacing
+/// 0.661468 mm), each slice's rows rolled by 16 × its index so that every slice looks
+/// different; stored over DIMSE as the township's AE. The Study Instance UID.
+fn store_ct_stack(hub: &TestHub, n: usize) -> String {
+    let ct_small = peers::corpus()
+        .expect("the DICOM corpus (DXHUB_TEST_CORPUS)")
+        .join("pydicom/CT_small.dcm");
+    let (study, series) = (new_uid(), new_uid());
+    let base = open_file(&ct_small).expect("open CT_small.dcm");
+    let pixels = base
+        .element(tags::PIXEL_DATA)
+        .expect("pixel data")
+        .to_bytes()
+        .expect("pixel bytes")
+        .to_vec();
+    let row = 128 * 2;
+    let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
+    let mut scu = Scu::connect(hub.dicom, "CLINIC", "DXHUB", &[ct_context()], 1 << 20)
+        .expect("associate as CLINIC");
+    let (pc, _) = scu.context_for(uids::CT_IMAGE_STORAGE).expect("CT context");
+    for i in 0..n {
+        let sop = new_uid();
+        let mut o = base.clone().into_inner();
+        let shift = (i * 16 * row) % pixels.len();
+        let mut rolled = pixels[shift..].to_vec();
+        rolled.extend_from_slice(&pixels[..shift]);
+        o.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::U8(rolled.into()),
+        ));
+        o.put(DataElement::new(
+            tags::STUDY_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(study.as_str()),
+        ));
+        o.put(DataElement::new(
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(series.as_str()),
+        ));
+        o.put(DataElement::new(
+            tags::SOP_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(sop.as_str()),
+        ));
+        o.put(DataElement::new(
+            tags::STUDY_DESCRIPTION,
+            VR::LO,
+            PrimitiveValue::from("CT HEAD PLAIN"),
+        ));
+        o.put(DataElement::new(
+            tags::INSTANCE_NUMBER,
+            VR::IS,
+            PrimitiveValue::from((i + 1).to_string().as_str()),
+        ));
+        let mut bytes = Vec::new();
+        o.write_dataset_with_ts(&mut bytes, &ts)
+            .expect("encode dataset");
+        let (status, comment) = scu
+            .store(pc, uids::CT_IMAGE_STORAGE, &sop, &bytes)
+            .expect("C-STORE");
+        assert_eq!(status, 0, "C-STORE slice {i}: {comment:?}");
+    }
+    scu.release().expect("release");
+    study
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reader_reads_a_ct_stack_with_the_image_viewer() {
+    use reqwest::Method;
+    let Some(b) = browser_peers() else {
+        return;
+    };
+    if !peers::require(
+        "the DICOM corpus (DXHUB_TEST_CORPUS)",
+        peers::corpus().is_some(),
+    ) {
+        return;
+    }
+    let hub = TestHub::spawn(
+        HubOptions::default()
+            .env("DXHUB_HTTP__VIEWER_DIR", b.dist.to_str().expect("path"))
+            .env("DXHUB_WORKLIST__STABLE_AFTER_SECS", "1")
+            .env("DXHUB_WORKLIST__TICK_MS", "200"),
+    );
+    let reader_id = add_user(&hub, COUNTY, "im.reader", "reader", PASSWORD);
+    add_user(&hub, COUNTY, "im.admin", "group_admin", PASSWORD);
+    let admin = issue_token(&hub, "im.admin", "1h");
+    let reader = issue_token(&hub, "im.reader", "1h");
+    join_pool(&hub, &admin, "radiology", reader_id).await;
+    let enrol = ok(
+        &hub,
+        Method::POST,
+        "/api/v1/auth/totp/enroll",
+        &reader,
+        None,
+    )
+    .await;
+    let secret = enrol["secret"].as_str().expect("secret").to_owned();
+    ok(
+        &hub,
+        Method::POST,
+        "/api/v1/auth/totp/confirm",
+        &reader,
+        Some(json!({ "code": totp_at(&secret, unix_now()) })),
+    )
+    .await;
+    let study = store_ct_stack(&hub, 5);
+    // the stack becomes ready and is routed to radiology; the reader takes it
+    let mut item = Value::Null;
+    for _ in 0..75 {
+        let (s, v) = call(&hub, Method::POST, "/api/v1/worklist/next", &reader, None).await;
+        if s == 200 {
+            item = v;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(item["study_instance_uid"], study.as_str(), "{item}");
+    let read_path = format!("/read/{study}?item={}", item["id"]);
+
+    let artifacts = repo_root().join("target/test-artifacts/viewer");
+    let res = Command::new(&b.node)
+        .arg(repo_root().join("tests/js/viewer_images_e2e.mjs"))
+        .env("VIEWER_URL", hub.http_url(""))
+        .env("VIEWER_LOGIN", "im.reader")
+        .env("VIEWER_PASSWORD", PASSWORD)
+        .env("VIEWER_TOTP_SECRET", &secret)
+        .env("VIEWER_READ_PATH", &read_path)
+        .env("VIEWER_ARTIFACTS", &artifacts)
+        .env("DXHUB_TEST_CHROMIUM", &b.chromium)
+        .env("DXHUB_TEST_NODE_MODULES", &b.node_modules)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node viewer_images_e2e.mjs");
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        res.status.success(),
+        "viewer_images_e2e.mjs failed ({}):\n{stderr}",
+        res.status
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).expect("result line");
+    assert_eq!(v["ok"], true, "{v}");
+    let num = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
+    // drawn: many grey levels, spread out
+    assert!(
+        num("/first/distinct") >= 16.0 && num("/first/stddev") > 5.0,
+        "{v}"
+    );
+    // the wheel moved to slice 2 of 5, which looks different
+    assert_eq!(v["slices"], "5", "{v}");
+    assert_ne!(v["first"]["sha1"], v["second"]["sha1"], "{v}");
+    // window/level and the bone preset change the picture
+    assert!(
+        (num("/after_wl/mean") - num("/second/mean")).abs() > 1.0,
+        "{v}"
+    );
+    assert!(
+        (num("/after_bone/mean") - num("/after_wl/mean")).abs() > 1.0,
+        "{v}"
+    );
+    assert!(v["voi_text"].as_str().unwrap_or("").contains("W "), "{v}");
+    // the length: half the viewport's height; the 128-row image (84.7 mm) fits the
+    // viewport's height when that is the smaller side
+    let text = v["length_text"].as_str().unwrap_or("");
+    let mm: f64 = text
+        .split_whitespace()
+        .find_map(|w| w.trim_end_matches("mm").parse().ok())
+        .unwrap_or_else(|| panic!("no length in {text:?}: {v}"));
+    let (w, h) = (num("/viewport_px/width"), num("/viewport_px/height"));
+    let fit_px = w.min(h);
+    let expected = num("/drag_px") / fit_px * 128.0 * 0.661468;
+    assert!(
+        (mm - expected).abs() <= 0.1 * expected,
+        "length {mm} mm, expected about {expected:.1} mm: {v}"
+    );
 }

@@ -2,7 +2,7 @@
 // or 12×1, 25/50 mm/s and 5/10/20 mm/mV, calipers reading ms and bpm, the machine
 // measurements and the critical flags of the analysis.
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { api } from "./api";
+import { api, ApiError } from "./api";
 import { lang, t } from "./i18n";
 
 interface Waveform {
@@ -102,13 +102,23 @@ export function EcgViewer({ study }: { study: string }) {
   const [speed, setSpeed] = useState(25);
   const [gain, setGain] = useState(10);
   const [calipers, setCalipers] = useState<number[]>([]);
+  const [none, setNone] = useState(false);
 
   useEffect(() => {
     (async () => {
       try {
-        const list = await api<{ ecgs: EcgRecord[] }>("GET", `/api/v1/ecg?study=${encodeURIComponent(study)}`);
+        const list = await api<{ ecgs: EcgRecord[] }>("GET", `/api/v1/ecg?study=${encodeURIComponent(study)}`).catch(
+          (e) => {
+            // a study without an ECG: nothing to show here
+            if (e instanceof ApiError && e.status === 404) return { ecgs: [] };
+            throw e;
+          },
+        );
         const first = list.ecgs[0];
-        if (!first) return;
+        if (!first) {
+          setNone(true);
+          return;
+        }
         setEcg(first);
         setWave(await api<Waveform>("GET", `/api/v1/ecg/${first.id}/waveform`));
       } catch (err) {
@@ -129,6 +139,7 @@ export function EcgViewer({ study }: { study: string }) {
   }, [layout, speed, duration, rowMm]);
 
   if (error) return <p class="error">{error}</p>;
+  if (none) return null;
   if (!wave || !ecg) return <p>{t("loading")}</p>;
 
   const rowPx = rowMm * PX_PER_MM;

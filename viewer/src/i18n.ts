@@ -86,6 +86,18 @@ const zh = {
   sign: "签发",
   pdf_preview: "PDF预览",
   reauth_hint: "签发需再次验证身份：请输入密码和动态验证码。",
+  preset_lung: "肺窗",
+  preset_mediastinum: "纵隔窗",
+  preset_bone: "骨窗",
+  preset_brain: "脑窗",
+  preset_abdomen: "腹部窗",
+  tool_WindowLevel: "窗宽窗位",
+  tool_Length: "长度",
+  tool_Angle: "角度",
+  tool_RectangleROI: "矩形ROI",
+  invert: "反相",
+  reset: "复位",
+  slice: "层",
 };
 
 const en: Record<keyof typeof zh, string> = {
@@ -170,6 +182,18 @@ const en: Record<keyof typeof zh, string> = {
   sign: "Sign",
   pdf_preview: "PDF preview",
   reauth_hint: "Signing needs your password and one-time code again.",
+  preset_lung: "Lung",
+  preset_mediastinum: "Mediastinum",
+  preset_bone: "Bone",
+  preset_brain: "Brain",
+  preset_abdomen: "Abdomen",
+  tool_WindowLevel: "W/L",
+  tool_Length: "Length",
+  tool_Angle: "Angle",
+  tool_RectangleROI: "Rect ROI",
+  invert: "Invert",
+  reset: "Reset",
+  slice: "slice",
 };
 
 export type Key = keyof typeof zh;

@@ -277,6 +277,16 @@ function Worklist({ me }: { me: Me }) {
 
 /// The reading page of a study: the ECG viewer for an ECG (the image viewer, the report
 /// editor and the priors panel are still to come).
+/// The image viewer (cornerstone3D, ~1 MB gzip) is loaded only on the reading page, so the
+/// worklist and the clinic portal stay small on weak links.
+function LazyImages({ study }: { study: string }) {
+  const [C, setC] = useState<null | ((p: { study: string }) => any)>(null);
+  useEffect(() => {
+    import("./images").then((m) => setC(() => m.ImageViewer));
+  }, []);
+  return C ? <C study={study} /> : null;
+}
+
 function Reading({ study }: { study: string }) {
   const item = Number(new URLSearchParams(location.search).get("item")) || null;
   return (
@@ -286,6 +296,7 @@ function Reading({ study }: { study: string }) {
       </p>
       <div class="reading-split">
         <div class="left">
+          <LazyImages study={study} />
           <EcgViewer study={study} />
         </div>
         {item != null && <ReportEditor itemId={item} />}
