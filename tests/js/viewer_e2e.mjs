@@ -93,6 +93,14 @@ async function main() {
     result.queued_row = (await row.innerText()).replace(/\s+/g, ' ').trim();
     await page.locator('.live.on').waitFor();
     await shot('2-queue');
+    // "?" lists the shortcuts; Esc closes the list
+    await page.keyboard.press('?');
+    const help = page.getByRole('dialog', { name: '快捷键' });
+    await help.waitFor();
+    result.help = (await help.innerText()).replace(/\s+/g, ' ').trim();
+    await shot('2b-shortcuts');
+    await page.keyboard.press('Escape');
+    await help.waitFor({ state: 'detached' });
     // 4. "N" takes the next item: it shows on the "mine" tab, being read
     await page.keyboard.press('n');
     await page.locator('button[data-tab=mine].active').waitFor();

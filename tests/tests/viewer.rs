@@ -224,6 +224,11 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["lang_default"], "zh-CN", "{v}");
     assert_eq!(v["lang_switched"], "en", "{v}");
+    let help = v["help"].as_str().unwrap_or("");
+    assert!(
+        help.contains("N") && help.contains("领取下一个待读项目"),
+        "{v}"
+    );
     assert_eq!(v["enrolled"], true, "{v}");
     let queued_row = v["queued_row"].as_str().unwrap_or("");
     assert!(
@@ -306,6 +311,7 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
     for shot in [
         "1-login",
         "2-queue",
+        "2b-shortcuts",
         "3-mine",
         "3b-ecg",
         "3c-ecg-12x1",

@@ -98,6 +98,13 @@ const zh = {
   invert: "反相",
   reset: "复位",
   slice: "层",
+  shortcuts: "快捷键",
+  sc_next: "领取下一个待读项目",
+  sc_scroll: "上一层 / 下一层",
+  sc_invert: "反相",
+  sc_reset: "复位图像",
+  sc_help: "显示或隐藏本帮助",
+  sc_close: "关闭帮助",
 };
 
 const en: Record<keyof typeof zh, string> = {
@@ -194,6 +201,13 @@ const en: Record<keyof typeof zh, string> = {
   invert: "Invert",
   reset: "Reset",
   slice: "slice",
+  shortcuts: "Shortcuts",
+  sc_next: "take the next queued item",
+  sc_scroll: "previous / next slice",
+  sc_invert: "invert",
+  sc_reset: "reset the image",
+  sc_help: "show or hide this help",
+  sc_close: "close the help",
 };
 
 export type Key = keyof typeof zh;

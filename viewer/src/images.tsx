@@ -209,7 +209,8 @@ export function ImageViewer({ study }: { study: string }) {
   });
 
   if (error) return <p class="error">{error}</p>;
-  if (!series) return <p>{t("loading")}</p>;
+  // nothing while the series load: an ECG study has none, and its page must not shift
+  if (!series) return null;
   if (!series.length) return null;
   const s = series[current];
   return (

@@ -305,6 +305,54 @@ function Reading({ study }: { study: string }) {
   );
 }
 
+const SHORTCUTS: [string, Key][] = [
+  ["N", "sc_next"],
+  ["↑ ↓ / PageUp PageDown", "sc_scroll"],
+  ["I", "sc_invert"],
+  ["R", "sc_reset"],
+  ["?", "sc_help"],
+  ["Esc", "sc_close"],
+];
+
+/// The keyboard shortcuts, listed on "?" (or the header button); Esc closes.
+function ShortcutHelp() {
+  const [open, setOpen] = useState(false);
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const el = e.target as HTMLElement | null;
+      if (el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT")) return;
+      if (e.key === "?") setOpen((o) => !o);
+      else if (e.key === "Escape") setOpen(false);
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+  return (
+    <>
+      <button class="help" onClick={() => setOpen(true)} title="?">
+        {t("shortcuts")}
+      </button>
+      {open && (
+        <div class="shortcut-overlay" role="dialog" aria-label={t("shortcuts")} onClick={() => setOpen(false)}>
+          <table onClick={(e) => e.stopPropagation()}>
+            <caption>{t("shortcuts")}</caption>
+            <tbody>
+              {SHORTCUTS.map(([k, what]) => (
+                <tr>
+                  <td>
+                    <kbd>{k}</kbd>
+                  </td>
+                  <td>{t(what)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </>
+  );
+}
+
 function App() {
   useSignal(lang); // re-render on a language switch
   const [me, setMe] = useState<Me | null | undefined>(undefined);
@@ -343,6 +391,7 @@ function App() {
           {me.user.login}
           {me.user.institution_name ? ` · ${me.user.institution_name}` : ""}
         </span>
+        <ShortcutHelp />
         {switcher}
         <button class="logout" onClick={logout}>{t("logout")}</button>
       </header>
