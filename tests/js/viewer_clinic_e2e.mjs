@@ -10,37 +10,20 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { artifacts, base, launch, login as logIn } from './viewer_common.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const modulesDir = process.env.DXHUB_TEST_NODE_MODULES || path.join(here, 'node_modules');
-const require = createRequire(path.join(modulesDir, 'noop.js'));
-const { chromium } = require('playwright-core');
-
-const base = (process.env.VIEWER_URL || '').replace(/\/+$/, '');
 const { VIEWER_LOGIN: login, VIEWER_PASSWORD: password, VIEWER_REPORT_ID: reportId, VIEWER_PATIENT_ID: patientId } = process.env;
-const artifacts = path.resolve(process.env.VIEWER_ARTIFACTS || path.join(here, '../../target/test-artifacts/viewer'));
-const chromiumPath = process.env.DXHUB_TEST_CHROMIUM || '/usr/bin/chromium';
 
 async function main() {
   if (!base || !login || !password || !reportId || !patientId) throw new Error('VIEWER_* variables missing');
   fs.mkdirSync(artifacts, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--no-first-run'],
-  });
+  const browser = await launch();
   const result = { ok: false };
   try {
     const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
     page.setDefaultTimeout(30000);
     const shot = async (name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
-    await page.goto(`${base}/`);
-    await page.fill('input[name=login]', login);
-    await page.fill('input[name=password]', password);
-    await page.getByRole('button', { name: '登录' }).click();
+    await logIn(page, login, password);
     // the critical value and the signed report
     const banner = page.locator('form.critical-banner');
     await banner.waitFor();

@@ -15,46 +15,18 @@
 //   DXHUB_TEST_CHROMIUM  Chromium binary (default /usr/bin/chromium)
 //   DXHUB_TEST_NODE_MODULES  node_modules holding playwright-core (default: next to this file)
 
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { artifacts, base, launch, login as logIn, totp } from './viewer_common.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const modulesDir = process.env.DXHUB_TEST_NODE_MODULES || path.join(here, 'node_modules');
-const require = createRequire(path.join(modulesDir, 'noop.js'));
-const { chromium } = require('playwright-core');
-
-const base = (process.env.VIEWER_URL || '').replace(/\/+$/, '');
 const login = process.env.VIEWER_LOGIN || '';
 const password = process.env.VIEWER_PASSWORD || '';
 const secret = process.env.VIEWER_TOTP_SECRET || '';
 const study = process.env.VIEWER_STUDY_UID || '';
-const artifacts = path.resolve(
-  process.env.VIEWER_ARTIFACTS || path.join(here, '../../target/test-artifacts/viewer'),
-);
-const chromiumPath = process.env.DXHUB_TEST_CHROMIUM || '/usr/bin/chromium';
 const timeout = 30000;
 
 function log(msg) {
   process.stderr.write(`[viewer-e2e ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-}
-
-/// RFC 6238: HMAC-SHA1, 30 s steps, 6 digits.
-function totp(base32) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of base32.replace(/=+$/, '').toUpperCase()) {
-    bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  }
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30)));
-  const h = crypto.createHmac('sha1', key).update(counter).digest();
-  const o = h[h.length - 1] & 15;
-  const n = (h.readUInt32BE(o) & 0x7fffffff) % 1_000_000;
-  return String(n).padStart(6, '0');
 }
 
 async function main() {
@@ -62,30 +34,21 @@ async function main() {
     throw new Error('VIEWER_URL, VIEWER_LOGIN, VIEWER_PASSWORD, VIEWER_TOTP_SECRET and VIEWER_STUDY_UID are required');
   }
   fs.mkdirSync(artifacts, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--no-first-run'],
-  });
+  const browser = await launch();
   const result = { ok: false };
   try {
     const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
     page.setDefaultTimeout(timeout);
     const shot = async (name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
 
-    // 1. the login form, in Chinese
-    await page.goto(`${base}/`);
-    await page.getByRole('button', { name: '登录' }).waitFor();
-    result.lang_default = await page.evaluate(() => document.documentElement.lang);
-    await shot('1-login');
-    await page.fill('input[name=login]', login);
-    await page.fill('input[name=password]', password);
-    await page.getByRole('button', { name: '登录' }).click();
-    // 2. a reader with a second factor is asked for the code
-    await page.locator('input[name=totp]').waitFor();
-    await page.fill('input[name=totp]', totp(secret));
-    await page.getByRole('button', { name: '登录' }).click();
+    // 1. the login form, in Chinese; 2. a reader with a second factor is asked for the code
+    await logIn(page, login, password, {
+      secret,
+      before: async () => {
+        result.lang_default = await page.evaluate(() => document.documentElement.lang);
+        await shot('1-login');
+      },
+    });
     // 3. the worklist: the queue tab lists the queued item, with the live stream on
     await page.getByRole('heading', { name: '工作列表' }).waitFor();
     const row = page.locator(`tr[data-study="${study}"]`);

@@ -12,41 +12,15 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { decodePng, pixelStats } from './png.mjs';
+import { artifacts, base, launch, login as logIn } from './viewer_common.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const modulesDir = process.env.DXHUB_TEST_NODE_MODULES || path.join(here, 'node_modules');
-const require = createRequire(path.join(modulesDir, 'noop.js'));
-const { chromium } = require('playwright-core');
-
-const base = (process.env.VIEWER_URL || '').replace(/\/+$/, '');
 const { VIEWER_LOGIN: login, VIEWER_PASSWORD: password, VIEWER_TOTP_SECRET: secret, VIEWER_READ_PATH: readPath } = process.env;
-const artifacts = path.resolve(process.env.VIEWER_ARTIFACTS || path.join(here, '../../target/test-artifacts/viewer'));
-const chromiumPath = process.env.DXHUB_TEST_CHROMIUM || '/usr/bin/chromium';
-
-function totp(base32) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of base32.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30)));
-  const h = crypto.createHmac('sha1', key).update(counter).digest();
-  const o = h[h.length - 1] & 15;
-  return String((h.readUInt32BE(o) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
 
 async function main() {
   if (!base || !login || !password || !secret || !readPath) throw new Error('VIEWER_* variables missing');
   fs.mkdirSync(artifacts, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--no-first-run', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'],
-  });
+  const browser = await launch({ webgl: true });
   const result = { ok: false, console: [] };
   try {
     const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
@@ -55,13 +29,7 @@ async function main() {
     page.on('pageerror', (e) => result.console.push(`pageerror: ${String(e).slice(0, 300)}`));
     page.on('response', (r) => { if (r.status() >= 400) result.console.push(`${r.status()} ${r.request().method()} ${r.url().slice(0, 200)}`); });
     const shot = async (name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
-    await page.goto(`${base}/`);
-    await page.fill('input[name=login]', login);
-    await page.fill('input[name=password]', password);
-    await page.getByRole('button', { name: '登录' }).click();
-    await page.locator('input[name=totp]').waitFor();
-    await page.fill('input[name=totp]', totp(secret));
-    await page.getByRole('button', { name: '登录' }).click();
+    await logIn(page, login, password, { secret });
     await page.getByRole('heading', { name: '工作列表' }).waitFor();
     await page.goto(`${base}${readPath}`);
     const vp = page.locator('.dx-viewport');

@@ -84,6 +84,36 @@ fn browser_peers() -> Option<Browser> {
     })
 }
 
+/// Run `tests/js/{script}` with the browser peers and `envs`; its one JSON result line
+/// (the script's stderr and the failure are shown when it fails).
+fn run_browser(
+    b: &Browser,
+    script: &str,
+    artifacts: &std::path::Path,
+    envs: &[(&str, String)],
+) -> Value {
+    let mut cmd = Command::new(&b.node);
+    cmd.arg(repo_root().join("tests/js").join(script))
+        .env("VIEWER_ARTIFACTS", artifacts)
+        .env("DXHUB_TEST_CHROMIUM", &b.chromium)
+        .env("DXHUB_TEST_NODE_MODULES", &b.node_modules)
+        .stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let res = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run node {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        res.status.success(),
+        "{script} failed ({}):\n{stderr}",
+        res.status
+    );
+    serde_json::from_str(stdout.trim()).expect("result line")
+}
+
 fn json_ecg(patient_id: &str) -> Vec<u8> {
     let (mut ecg, _) = dxhub_ecg::synth::generate(&SynthSpec::sinus(72.0));
     ecg.patient.id = Some(patient_id.into());
@@ -198,29 +228,19 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
     assert!(queued, "the ECG was never routed");
 
     let artifacts = repo_root().join("target/test-artifacts/viewer");
-    let res = Command::new(&b.node)
-        .arg(repo_root().join("tests/js/viewer_e2e.mjs"))
-        .env("VIEWER_URL", hub.http_url(""))
-        .env("VIEWER_LOGIN", "wl.reader")
-        .env("VIEWER_PASSWORD", PASSWORD)
-        .env("VIEWER_TOTP_SECRET", &secret)
-        .env("VIEWER_STUDY_UID", &study)
-        .env("VIEWER_ENROL_LOGIN", "wl.newcomer")
-        .env("VIEWER_ARTIFACTS", &artifacts)
-        .env("DXHUB_TEST_CHROMIUM", &b.chromium)
-        .env("DXHUB_TEST_NODE_MODULES", &b.node_modules)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run node viewer_e2e.mjs");
-    let stdout = String::from_utf8_lossy(&res.stdout);
-    let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(
-        res.status.success(),
-        "viewer_e2e.mjs failed ({}):\n{stderr}\nhub log:\n{}",
-        res.status,
-        hub.log()
+    let v = run_browser(
+        &b,
+        "viewer_e2e.mjs",
+        &artifacts,
+        &[
+            ("VIEWER_URL", hub.http_url("")),
+            ("VIEWER_LOGIN", "wl.reader".to_string()),
+            ("VIEWER_PASSWORD", PASSWORD.to_string()),
+            ("VIEWER_TOTP_SECRET", secret.to_string()),
+            ("VIEWER_STUDY_UID", study.to_string()),
+            ("VIEWER_ENROL_LOGIN", "wl.newcomer".to_string()),
+        ],
     );
-    let v: Value = serde_json::from_str(stdout.trim()).expect("result line");
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["lang_default"], "zh-CN", "{v}");
     assert_eq!(v["lang_switched"], "en", "{v}");
@@ -508,27 +528,18 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
     let critical_id = critical["id"].as_i64().expect("critical id");
 
     let artifacts = repo_root().join("target/test-artifacts/viewer");
-    let res = Command::new(&b.node)
-        .arg(repo_root().join("tests/js/viewer_clinic_e2e.mjs"))
-        .env("VIEWER_URL", hub.http_url(""))
-        .env("VIEWER_LOGIN", "cl.doctor")
-        .env("VIEWER_PASSWORD", PASSWORD)
-        .env("VIEWER_REPORT_ID", rid.to_string())
-        .env("VIEWER_PATIENT_ID", patient)
-        .env("VIEWER_ARTIFACTS", &artifacts)
-        .env("DXHUB_TEST_CHROMIUM", &b.chromium)
-        .env("DXHUB_TEST_NODE_MODULES", &b.node_modules)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run node viewer_clinic_e2e.mjs");
-    let stdout = String::from_utf8_lossy(&res.stdout);
-    let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(
-        res.status.success(),
-        "viewer_clinic_e2e.mjs failed ({}):\n{stderr}",
-        res.status
+    let v = run_browser(
+        &b,
+        "viewer_clinic_e2e.mjs",
+        &artifacts,
+        &[
+            ("VIEWER_URL", hub.http_url("")),
+            ("VIEWER_LOGIN", "cl.doctor".to_string()),
+            ("VIEWER_PASSWORD", PASSWORD.to_string()),
+            ("VIEWER_REPORT_ID", rid.to_string()),
+            ("VIEWER_PATIENT_ID", patient.to_string()),
+        ],
     );
-    let v: Value = serde_json::from_str(stdout.trim()).expect("result line");
     assert_eq!(v["ok"], true, "{v}");
     let banner = v["banner"].as_str().unwrap_or("");
     assert!(banner.contains("请立即联系患者"), "{v}");
@@ -692,27 +703,18 @@ async fn reader_reads_a_ct_stack_with_the_image_viewer() {
     let read_path = format!("/read/{study}?item={}", item["id"]);
 
     let artifacts = repo_root().join("target/test-artifacts/viewer");
-    let res = Command::new(&b.node)
-        .arg(repo_root().join("tests/js/viewer_images_e2e.mjs"))
-        .env("VIEWER_URL", hub.http_url(""))
-        .env("VIEWER_LOGIN", "im.reader")
-        .env("VIEWER_PASSWORD", PASSWORD)
-        .env("VIEWER_TOTP_SECRET", &secret)
-        .env("VIEWER_READ_PATH", &read_path)
-        .env("VIEWER_ARTIFACTS", &artifacts)
-        .env("DXHUB_TEST_CHROMIUM", &b.chromium)
-        .env("DXHUB_TEST_NODE_MODULES", &b.node_modules)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run node viewer_images_e2e.mjs");
-    let stdout = String::from_utf8_lossy(&res.stdout);
-    let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(
-        res.status.success(),
-        "viewer_images_e2e.mjs failed ({}):\n{stderr}",
-        res.status
+    let v = run_browser(
+        &b,
+        "viewer_images_e2e.mjs",
+        &artifacts,
+        &[
+            ("VIEWER_URL", hub.http_url("")),
+            ("VIEWER_LOGIN", "im.reader".to_string()),
+            ("VIEWER_PASSWORD", PASSWORD.to_string()),
+            ("VIEWER_TOTP_SECRET", secret.to_string()),
+            ("VIEWER_READ_PATH", read_path.to_string()),
+        ],
     );
-    let v: Value = serde_json::from_str(stdout.trim()).expect("result line");
     assert_eq!(v["ok"], true, "{v}");
     let num = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
     // drawn: many grey levels, spread out
