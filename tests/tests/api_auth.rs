@@ -461,6 +461,40 @@ async fn totp_enrolment_and_login(opts: HubOptions) {
         (401, "invalid-credentials"),
         "{r}"
     );
+    // a lost phone: a group admin resets the TOTP; the reader's sessions end and the
+    // next login enrols again
+    add_user(&hub, COUNTY, "totp.admin", "group_admin", PASSWORD);
+    let admin_token = issue_token(&hub, "totp.admin", "1h");
+    let reader_id = me.json()["user"]["id"].as_i64().expect("user id");
+    let r = api
+        .post(
+            &format!("/api/v1/users/{reader_id}/totp/reset"),
+            Some(&full),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "a reader does not reset TOTP: {r}");
+    let r = api
+        .post(
+            &format!("/api/v1/users/{reader_id}/totp/reset"),
+            Some(&admin_token),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "reset: {r}");
+    let r = api.get("/api/v1/studies", Some(&full)).await;
+    assert_eq!(r.status, 401, "the reader's sessions are revoked: {r}");
+    let r = api.login("chen.reader", PASSWORD, None).await;
+    assert_eq!(r.status, 200, "login without a code after the reset: {r}");
+    let again = r.json()["token"].as_str().expect("token").to_owned();
+    let me2 = api.get("/api/v1/auth/me", Some(&again)).await;
+    assert_eq!(me2.json()["totp_enrolled"], false, "{me2}");
+    let r = api.get("/api/v1/studies", Some(&again)).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "totp-enrollment-required"),
+        "{r}"
+    );
     // CLI tokens are exempt from TOTP
     let cli = issue_token(&hub, "chen.reader", "1h");
     let r = api.get("/api/v1/studies", Some(&cli)).await;

@@ -121,6 +121,19 @@ fn json_ecg(spec: &SynthSpec, patient_id: &str) -> Vec<u8> {
     serde_json::to_vec(&dxhub_ecg::json::to_json_form(&ecg, 1.0)).unwrap()
 }
 
+/// The `workflow` of `study` in `who`'s study list (newest first), if listed.
+async fn study_workflow(f: &F, who: &str, study: &str) -> Option<Value> {
+    let v = f
+        .ok("GET", "/api/v1/studies?order=desc&limit=50", who, None)
+        .await;
+    v["studies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["study_instance_uid"] == study)
+        .map(|s| s["workflow"].clone())
+}
+
 async fn upload_ecg(f: &F, device: &str, body: Vec<u8>) -> Value {
     let r = f
         .api
@@ -409,6 +422,19 @@ async fn reports_end_to_end() {
     .expect("r1 gets the ECG");
     let item_id = item["id"].as_i64().unwrap();
     assert_eq!(item["study_instance_uid"], study.as_str(), "{item}");
+    // the sending clinic's study list shows where it is
+    let flow = study_workflow(&f, "clinic", &study)
+        .await
+        .expect("the clinic lists its village's ECG");
+    assert_eq!(flow["status"], "reading", "{flow}");
+    assert_eq!(flow["work_item_id"], item_id, "{flow}");
+    assert_eq!(flow["work_item_state"], "claimed", "{flow}");
+    assert!(
+        flow["due_at_local"].as_str().unwrap().ends_with("+08:00"),
+        "{flow}"
+    );
+    assert!(flow["report_id"].is_null(), "{flow}");
+    assert_eq!(study_workflow(&f, "other", &study).await, None);
 
     // prefill: ECG template, machine values to confirm
     let pre = f
@@ -672,6 +698,12 @@ async fn reports_end_to_end() {
         .ok("GET", &format!("/api/v1/worklist/{item_id}"), "r1", None)
         .await;
     assert_eq!(wi["state"], "signed");
+    let flow = study_workflow(&f, "clinic", &study).await.expect("listed");
+    assert_eq!(flow["status"], "reported", "{flow}");
+    assert_eq!(flow["report_id"], rid, "{flow}");
+    assert_eq!(flow["report_state"], "signed", "{flow}");
+    assert!(flow["signed_at"].as_i64().is_some(), "{flow}");
+    assert_eq!(flow["overdue"], false, "{flow}");
 
     // every version with who/when/why
     let full = f

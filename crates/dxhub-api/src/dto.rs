@@ -385,9 +385,77 @@ pub struct DeviceList {
 /// `GET /api/v1/studies`: one page.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StudyList {
-    pub studies: Vec<Study>,
+    pub studies: Vec<StudyListEntry>,
     /// Cursor of the next page (`after_id`); null on the last page.
     pub next_after_id: Option<i64>,
+}
+
+/// A study of `GET /api/v1/studies` with where it is in the reading workflow.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StudyListEntry {
+    #[serde(flatten)]
+    pub study: Study,
+    pub workflow: StudyWorkflow,
+}
+
+/// Where a study is, as a clinic sees it: `received` (stored, not yet on a worklist),
+/// `queued` (waiting for a reader), `reading` (claimed, drafted, submitted or returned to
+/// the reader), `reported` (signed report), `cancelled`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StudyWorkflow {
+    pub status: &'static str,
+    pub work_item_id: Option<i64>,
+    pub work_item_state: Option<String>,
+    pub priority: Option<String>,
+    pub critical: bool,
+    /// Epoch µs.
+    pub due_at: Option<i64>,
+    /// `2026-11-23T10:00:00+08:00`.
+    pub due_at_local: Option<String>,
+    /// Still open and past its due time.
+    pub overdue: bool,
+    pub report_id: Option<i64>,
+    pub report_state: Option<String>,
+    /// Epoch µs of the signature in force.
+    pub signed_at: Option<i64>,
+}
+
+impl StudyWorkflow {
+    pub fn from_row(w: Option<store::StudyWorkflowRow>, now_us: i64) -> Self {
+        let w = w.unwrap_or(store::StudyWorkflowRow {
+            study_id: 0,
+            work_item_id: None,
+            work_item_state: None,
+            priority: None,
+            critical: None,
+            due_at: None,
+            done_at: None,
+            report_id: None,
+            report_state: None,
+            signed_at: None,
+        });
+        let status = match (w.work_item_state.as_deref(), w.report_state.as_deref()) {
+            (_, Some("signed")) | (Some("signed"), _) => "reported",
+            (Some("cancelled"), _) => "cancelled",
+            (Some("queued"), _) => "queued",
+            (Some(_), _) => "reading",
+            (None, _) => "received",
+        };
+        let open = !matches!(status, "reported" | "cancelled" | "received");
+        Self {
+            status,
+            overdue: open && w.due_at.is_some_and(|d| d <= now_us),
+            due_at_local: w.due_at.map(crate::worklist::shanghai),
+            work_item_id: w.work_item_id,
+            work_item_state: w.work_item_state,
+            priority: w.priority,
+            critical: w.critical.unwrap_or(0) != 0,
+            due_at: w.due_at,
+            report_id: w.report_id,
+            report_state: w.report_state,
+            signed_at: w.signed_at,
+        }
+    }
 }
 
 /// `GET /api/v1/studies/{study_uid}`.

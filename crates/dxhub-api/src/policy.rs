@@ -98,6 +98,11 @@ pub const ROUTES: &[RouteRule] = &[
         "/api/v1/users/{id}/password",
         P::Action(A::ManageUsers),
     ),
+    rule(
+        "POST",
+        "/api/v1/users/{id}/totp/reset",
+        P::Action(A::ManageUsers),
+    ),
     rule("GET", "/api/v1/devices", P::Action(A::ManageDevices)),
     rule("POST", "/api/v1/devices", P::Action(A::ManageDevices)),
     rule(

@@ -83,6 +83,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(disable_user))
         .routes(routes!(set_user_role))
         .routes(routes!(set_user_password))
+        .routes(routes!(reset_user_totp))
         .routes(routes!(list_devices, add_device))
         .routes(routes!(revoke_device))
         .routes(routes!(list_studies))
@@ -996,6 +997,29 @@ async fn set_user_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Reset a user's TOTP (a lost or replaced phone): the enrolled secret is forgotten and
+/// the user's sessions are revoked; at the next login the user enrols a new one.
+#[utoipa::path(post, path = "/api/v1/users/{id}/totp/reset", tag = "users", params(("id" = i64, Path)),
+    responses((status = 204), (status = 403, body = dto::ErrorBody), (status = 404, body = dto::ErrorBody)))]
+async fn reset_user_totp(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let user = managed_user(&state, &caller, id).await?;
+    if user.role == Role::Superadmin && !caller.is_superadmin() {
+        return Err(ApiError::Forbidden(
+            "only a superadmin resets a superadmin's TOTP".into(),
+        ));
+    }
+    let r = state.catalog.reset_totp(id).await;
+    let r = caller
+        .audited(&state, "user.totp-reset", Some(("user", &user.login)), r)
+        .await;
+    r?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 // ---------------------------------------------------------------- devices
 
 /// Devices of the caller's alliance.
@@ -1102,9 +1126,12 @@ pub struct StudyQuery {
     pub limit: Option<i64>,
     /// Keyset cursor: the `next_after_id` of the previous page.
     pub after_id: Option<i64>,
+    /// `asc` (default: oldest first) or `desc` (most recently received first).
+    pub order: Option<String>,
 }
 
-/// Studies within the caller's reach (audited: patient data).
+/// Studies within the caller's reach (audited: patient data), each with its place in the
+/// reading workflow (`workflow.status`: received → queued → reading → reported).
 #[utoipa::path(get, path = "/api/v1/studies", tag = "studies", params(StudyQuery),
     responses((status = 200, body = dto::StudyList), (status = 403, body = dto::ErrorBody)))]
 async fn list_studies(
@@ -1122,21 +1149,50 @@ async fn list_studies(
         )));
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let newest_first = match q.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(o) => {
+            return Err(ApiError::BadRequest(format!(
+                "order must be asc or desc, not {o:?}"
+            )));
+        }
+    };
     let rows = state
         .catalog
         .list_studies(&StudyFilter {
             institution_ids: reach.institution_ids,
             routed_to: reach.routed_to,
             after_id: q.after_id,
+            newest_first,
             limit: Some(limit),
         })
         .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut flows: std::collections::HashMap<i64, _> = state
+        .catalog
+        .study_workflows(&ids)
+        .await?
+        .into_iter()
+        .map(|w| (w.study_id, w))
+        .collect();
     caller.audit(&state, "study-list", None, "success").await?;
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
+    let now = state.worklist.now();
+    let studies = rows
+        .into_iter()
+        .map(|r| {
+            let workflow = dto::StudyWorkflow::from_row(flows.remove(&r.id), now);
+            dto::StudyListEntry {
+                study: r.into(),
+                workflow,
+            }
+        })
+        .collect();
     Ok(Json(as_value(dto::StudyList {
-        studies: dto::rows(rows),
+        studies,
         next_after_id: next,
     })?))
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::ecg::{EcgCoverageRow, EcgInsert, EcgRow, EcgUpload, NewEcg};
 use crate::identity::{
     AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,
-    NewSession, NewUser, Session, StudyFilter, User,
+    NewSession, NewUser, Session, StudyFilter, StudyWorkflowRow, User,
 };
 
 /// Errors of the catalog.
@@ -417,8 +417,12 @@ pub trait Catalog:
     async fn instance_versions(&self, sop_instance_uid: &str) -> Result<Vec<InstanceRow>>;
     async fn get_patient(&self, id: i64) -> Result<Option<PatientRow>>;
     async fn get_study(&self, study_instance_uid: &str) -> Result<Option<StudyRow>>;
-    /// One keyset page of studies by id ascending, optionally only of some institutions.
+    /// One keyset page of studies by id (ascending, or descending with `newest_first`),
+    /// optionally only of some institutions.
     async fn list_studies(&self, filter: &StudyFilter) -> Result<Vec<StudyRow>>;
+    /// The work item and report of each of these studies (a row per study; `None`s
+    /// where there is no work item or report yet).
+    async fn study_workflows(&self, study_ids: &[i64]) -> Result<Vec<StudyWorkflowRow>>;
     async fn get_series(&self, series_instance_uid: &str) -> Result<Option<SeriesRow>>;
     /// Ordered by series number (missing last), then creation.
     async fn list_series_of_study(&self, study_instance_uid: &str) -> Result<Vec<SeriesRow>>;
@@ -484,6 +488,9 @@ pub trait Catalog:
     /// Make the pending secret the enrolled one. `NotFound` for an unknown user, `Invalid`
     /// when nothing is pending.
     async fn confirm_totp(&self, user_id: i64) -> Result<()>;
+    /// Forget the enrolled and any pending TOTP secret (a lost phone) and revoke all the
+    /// user's sessions: the next login enrols again. `NotFound` for an unknown user.
+    async fn reset_totp(&self, user_id: i64) -> Result<()>;
     /// Disable the account and revoke all its sessions. `NotFound` for an unknown user.
     async fn disable_user(&self, user_id: i64) -> Result<()>;
     /// Change the role and revoke all the user's sessions. `NotFound` for an unknown user.

@@ -269,10 +269,32 @@ pub struct StudyFilter {
     /// Only studies routed to this reader (user id) and those patients' priors.
     #[serde(default)]
     pub routed_to: Option<i64>,
-    /// Keyset cursor: only studies with `id > after_id`.
+    /// Keyset cursor: only studies with `id > after_id` (oldest first) or, with
+    /// `newest_first`, `id < after_id`.
     pub after_id: Option<i64>,
+    /// Order by id descending (the most recently received first).
+    #[serde(default)]
+    pub newest_first: bool,
     /// At most this many (default 100, cap 1000).
     pub limit: Option<i64>,
+}
+
+/// Where a study is in the reading workflow ([`crate::Catalog::study_workflows`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct StudyWorkflowRow {
+    pub study_id: i64,
+    pub work_item_id: Option<i64>,
+    /// The work item's state (`queued`, `claimed`, … `signed`, `cancelled`).
+    pub work_item_state: Option<String>,
+    pub priority: Option<String>,
+    pub critical: Option<i64>,
+    /// Epoch µs.
+    pub due_at: Option<i64>,
+    pub done_at: Option<i64>,
+    pub report_id: Option<i64>,
+    pub report_state: Option<String>,
+    /// Epoch µs of the version in force.
+    pub signed_at: Option<i64>,
 }
 
 /// Filters of [`crate::Catalog::list_audit`]; every set field must match. Results are

@@ -31,7 +31,7 @@ pub use ecg::{EcgCoverageRow, EcgInsert, EcgRow, EcgUpload, NewEcg};
 pub use identity::{
     AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,
     NewSession, NewUser, SESSION_ISSUED_BY_CLI, SESSION_ISSUED_BY_LOGIN, Session, StudyFilter,
-    User,
+    StudyWorkflowRow, User,
 };
 pub use qido::{InstanceScope, QidoKey, QidoLevel, QidoMatch, QidoQuery, QidoRow, WadoInstance};
 pub use report::ReportStore;

@@ -26,7 +26,7 @@ use crate::catalog::{
 use crate::ecg::{EcgCoverageRow, EcgInsert, EcgRow, EcgUpload, NewEcg};
 use crate::identity::{
     AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,
-    NewSession, NewUser, Session, StudyFilter, User,
+    NewSession, NewUser, Session, StudyFilter, StudyWorkflowRow, User,
 };
 
 mod ecg;
@@ -687,7 +687,7 @@ const LIST_STUDIES_SELECT: &str = "SELECT st.id, st.study_instance_uid, st.patie
      st.referring_physician_name, st.study_id, st.body_part_examined, st.modalities_in_study, \
      st.num_series, st.num_instances, st.size_bytes, st.received_at, st.updated_at, \
      p.patient_id, p.issuer_of_patient_id, p.patient_name, p.patient_birth_date, p.patient_sex \
-     FROM studies st JOIN patients p ON p.id = st.patient_ref WHERE st.id > $1";
+     FROM studies st JOIN patients p ON p.id = st.patient_ref WHERE st.id ";
 const STUDY_LIST_DEFAULT: i64 = 100;
 const STUDY_LIST_MAX: i64 = 1000;
 
@@ -1188,6 +1188,7 @@ impl Catalog for SqlCatalog {
             return Ok(Vec::new());
         }
         let mut sql = LIST_STUDIES_SELECT.to_owned();
+        sql.push_str(if filter.newest_first { "< $1" } else { "> $1" });
         let mut next = 2;
         if let Some(ids) = ids {
             let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
@@ -1198,12 +1199,34 @@ impl Catalog for SqlCatalog {
             sql.push_str(" AND ");
             sql.push_str(&routed_sql("st.id", "st.identity_hash", user));
         }
-        sql.push_str(&format!(" ORDER BY st.id LIMIT ${next}"));
-        let mut q = sqlx::query_as::<_, StudyRow>(&sql).bind(filter.after_id.unwrap_or(0));
+        let (order, start) = if filter.newest_first {
+            ("DESC", i64::MAX)
+        } else {
+            ("ASC", 0)
+        };
+        sql.push_str(&format!(" ORDER BY st.id {order} LIMIT ${next}"));
+        let mut q = sqlx::query_as::<_, StudyRow>(&sql).bind(filter.after_id.unwrap_or(start));
         for id in ids.unwrap_or(&[]) {
             q = q.bind(*id);
         }
         Ok(q.bind(limit).fetch_all(&self.read).await?)
+    }
+
+    async fn study_workflows(&self, study_ids: &[i64]) -> Result<Vec<StudyWorkflowRow>> {
+        if study_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT st.id AS study_id, w.id AS work_item_id, w.state AS work_item_state, \
+             w.priority, w.critical, w.due_at, w.done_at, r.id AS report_id, \
+             r.state AS report_state, r.signed_at \
+             FROM studies st LEFT JOIN work_items w ON w.study_id = st.id \
+             LEFT JOIN reports r ON r.study_id = st.id WHERE st.id IN {}",
+            in_list(study_ids)
+        );
+        Ok(sqlx::query_as::<_, StudyWorkflowRow>(&sql)
+            .fetch_all(&self.read)
+            .await?)
     }
 
     async fn get_study(&self, study_instance_uid: &str) -> Result<Option<StudyRow>> {
@@ -1401,6 +1424,10 @@ impl Catalog for SqlCatalog {
 
     async fn confirm_totp(&self, user_id: i64) -> Result<()> {
         self.id_confirm_totp(user_id).await
+    }
+
+    async fn reset_totp(&self, user_id: i64) -> Result<()> {
+        self.id_reset_totp(user_id).await
     }
 
     async fn disable_user(&self, user_id: i64) -> Result<()> {

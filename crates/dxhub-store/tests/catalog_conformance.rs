@@ -1115,6 +1115,29 @@ mod suite {
             .await
             .expect("page 2");
         assert_eq!(uids(page2), ["9.3"]);
+        let newest = dxhub_store::StudyFilter {
+            newest_first: true,
+            limit: Some(3),
+            ..Default::default()
+        };
+        let recent = c.list_studies(&newest).await.expect("newest first");
+        assert_eq!(uids(recent.clone()), ["9.4", "9.3", "9.2"]);
+        let older = c
+            .list_studies(&dxhub_store::StudyFilter {
+                after_id: Some(recent[2].id),
+                ..newest.clone()
+            })
+            .await
+            .expect("older page");
+        assert_eq!(uids(older), ["9.1"]);
+        // no work item or report yet: one row per study, nothing else set
+        let ids: Vec<i64> = all.iter().map(|r| r.id).collect();
+        let flows = c.study_workflows(&ids).await.expect("workflows");
+        assert_eq!(flows.len(), 4);
+        assert!(flows.iter().all(|w| ids.contains(&w.study_id)
+            && w.work_item_id.is_none()
+            && w.report_id.is_none()));
+        assert!(c.study_workflows(&[]).await.expect("none").is_empty());
         let none = c
             .list_studies(&dxhub_store::StudyFilter {
                 institution_ids: Some(vec![]),

@@ -732,6 +732,30 @@ mod suite {
             c.confirm_totp(9999).await,
             Err(Error::NotFound(_))
         ));
+
+        // a lost phone: reset forgets the secret and ends the user's sessions
+        let token = "lost-phone-session";
+        let hour = Duration::from_secs(3600);
+        c.create_session(&session(u.id, token, hour, Some(hour)))
+            .await
+            .expect("session");
+        assert!(
+            c.find_session(&hash_token(token))
+                .await
+                .expect("find")
+                .is_some()
+        );
+        c.reset_totp(u.id).await.expect("reset");
+        let reset = c.get_user(u.id).await.expect("get").expect("user");
+        assert!(!reset.totp_enrolled, "reset un-enrols");
+        assert_eq!(reset.totp_secret, None);
+        assert_eq!(c.pending_totp_secret(u.id).await.expect("pending"), None);
+        assert_eq!(
+            c.find_session(&hash_token(token)).await.expect("find"),
+            None,
+            "reset revokes sessions"
+        );
+        assert!(matches!(c.reset_totp(9999).await, Err(Error::NotFound(_))));
     }
 
     pub async fn disable_user_revokes_sessions(c: &dyn Catalog, _url: &str) {

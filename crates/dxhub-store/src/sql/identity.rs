@@ -118,6 +118,8 @@ const DISABLE_USER: &str = "UPDATE users SET disabled = 1, updated_at = $2 WHERE
 const SET_USER_ROLE: &str = "UPDATE users SET role = $2, updated_at = $3 WHERE id = $1";
 const SET_USER_PASSWORD: &str = "UPDATE users SET password_hash = $2, failed_logins = 0, \
      locked_until = NULL, updated_at = $3 WHERE id = $1";
+const RESET_TOTP: &str = "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, \
+     updated_at = $2 WHERE id = $1";
 const REVOKE_USER_SESSIONS: &str =
     "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
 
@@ -360,6 +362,27 @@ impl SqlCatalog {
                 "user {user_id} has no pending TOTP secret"
             )));
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn id_reset_totp(&self, user_id: i64) -> Result<()> {
+        let now = now_us();
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(RESET_TOTP)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Err(Error::NotFound(format!("user {user_id}")));
+        }
+        sqlx::query(REVOKE_USER_SESSIONS)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
