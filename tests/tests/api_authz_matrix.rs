@@ -155,13 +155,20 @@ fn aim(method: &str, path: &str) -> Option<Aim> {
         }
         ("POST", "/api/v1/users/{}/disable")
         | ("POST", "/api/v1/users/{}/role")
-        | ("POST", "/api/v1/users/{}/password") => Aim::PathUser,
+        | ("POST", "/api/v1/users/{}/password")
+        | ("POST", "/api/v1/users/{}/totp/reset") => Aim::PathUser,
         ("PATCH", "/api/v1/institutions/{}") => Aim::PathInstitution,
         ("DELETE", "/api/v1/ae-titles/{}") => Aim::PathAe,
         ("POST", "/api/v1/devices/{}/revoke") => Aim::PathDevice,
         ("GET", "/api/v1/studies") => Aim::StudyList,
         ("GET", "/api/v1/studies/{}") => Aim::PathStudy,
-        ("GET", "/api/v1/stats/ecg-coverage") => Aim::OwnAlliance,
+        ("GET", "/api/v1/stats/ecg-coverage")
+        | ("GET", "/api/v1/stats/volumes")
+        | ("GET", "/api/v1/stats/turnaround")
+        | ("GET", "/api/v1/stats/remote-reads")
+        | ("GET", "/api/v1/stats/grassroots")
+        | ("GET", "/api/v1/stats/criticals")
+        | ("GET", "/api/v1/stats/recognition") => Aim::OwnAlliance,
         ("POST", "/api/v1/ecg") | ("POST", "/api/v1/ecg/uploads") => Aim::Upload,
         ("HEAD", "/api/v1/ecg/uploads/{}")
         | ("PATCH", "/api/v1/ecg/uploads/{}")
@@ -2526,7 +2533,10 @@ async fn check_operation(
                     } else {
                         (None, 204)
                     };
-                    let disable_or_revoke = body.is_none();
+                    // a TOTP reset (204, no body) revokes the sessions like a password
+                    // change and does not disable the user
+                    let totp_reset = path.ends_with("/totp/reset");
+                    let disable_or_revoke = body.is_none() && !totp_reset;
                     for at in [T, H2] {
                         let victim = run.unique(if aim == Aim::PathUser {
                             "victim.user."
@@ -2588,6 +2598,7 @@ async fn check_operation(
                             // a refused password change leaves the session (checked above);
                             // an allowed one ended it: as for disable, seen as not disabled
                             (_, Some("password")) => Effect::UserDisabled(victim, false),
+                            _ if totp_reset => Effect::UserDisabled(victim, false),
                             _ => Effect::UserDisabled(victim, allowed_by_policy),
                         });
                     }

@@ -695,10 +695,20 @@ mod tests {
         );
         // list_studies, both with and without a next page
         for next in [None, Some(11)] {
+            // each study with its workflow (here: received, no work item)
+            let mut entry = serde_json::to_value(study()).unwrap();
+            entry["workflow"] = json!({
+                "status": "received", "work_item_id": null, "work_item_state": null,
+                "priority": null, "critical": false, "due_at": null, "due_at_local": null,
+                "overdue": false, "report_id": null, "report_state": null, "signed_at": null,
+            });
             assert_eq!(
-                s(json!({ "studies": [study()], "next_after_id": next })),
+                s(json!({ "studies": [entry], "next_after_id": next })),
                 s(serde_json::to_value(StudyList {
-                    studies: rows(vec![study()]),
+                    studies: vec![StudyListEntry {
+                        study: Study::from(study()),
+                        workflow: StudyWorkflow::from_row(None, 0),
+                    }],
                     next_after_id: next,
                 })
                 .unwrap())

@@ -15,6 +15,7 @@ pub mod error;
 pub mod policy;
 mod report_pdf;
 pub mod reports;
+pub mod stats;
 pub mod v1;
 pub mod worklist;
 
@@ -158,6 +159,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(utoipa_axum::routes!(get_openapi))
         .merge(v1::routes())
+        .merge(stats::routes())
 }
 
 /// The OpenAPI document of `/api/v1`.

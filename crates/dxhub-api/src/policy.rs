@@ -189,6 +189,13 @@ pub const ROUTES: &[RouteRule] = &[
         "/api/v1/stats/ecg-coverage",
         P::Action(A::ManageDevices),
     ),
+    // the alliance indicators (aggregate figures, no patient data)
+    rule("GET", "/api/v1/stats/volumes", P::Action(A::ReadStats)),
+    rule("GET", "/api/v1/stats/turnaround", P::Action(A::ReadStats)),
+    rule("GET", "/api/v1/stats/remote-reads", P::Action(A::ReadStats)),
+    rule("GET", "/api/v1/stats/grassroots", P::Action(A::ReadStats)),
+    rule("GET", "/api/v1/stats/criticals", P::Action(A::ReadStats)),
+    rule("GET", "/api/v1/stats/recognition", P::Action(A::ReadStats)),
     // worklist: pools, rules, webhooks (group admins), work items (readers of the item's
     // pool; supervisors), priors, the event stream, notifications
     rule("GET", "/api/v1/pools", P::Action(A::ReadWorklist)),

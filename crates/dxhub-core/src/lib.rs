@@ -15,6 +15,7 @@ pub mod recognition;
 pub mod report;
 pub mod report_template;
 pub mod roles;
+pub mod stats;
 pub mod status;
 pub mod tenancy;
 pub mod uid;

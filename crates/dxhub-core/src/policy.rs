@@ -15,9 +15,9 @@
 //!   the worklist and claim work items; the worklist handlers narrow that to the pools the
 //!   reader is a member of. Only a `senior_reader` may amend a signed report and
 //!   supervise work items (reassign, break a lock, cancel, re-prioritise);
-//! - **`group_admin`** sees the alliance: reads its studies and reports and manages its
-//!   institutions, users, devices, routing (pools, rules, webhooks) and supervises the
-//!   worklist; it does not store studies, claim work, sign reports or read the audit log
+//! - **`group_admin`** sees the alliance: reads its studies and reports and its indicators
+//!   (aggregate statistics), manages its institutions, users, devices, routing (pools,
+//!   rules, webhooks) and supervises the worklist; it does not store studies, claim work, sign reports or read the audit log
 //!   (separation of duties);
 //! - **`auditor`** reads the audit log of the alliance and nothing else;
 //! - **devices** (ECG devices, clinic gateways) may only upload ECGs and store studies, for
@@ -69,10 +69,13 @@ pub enum Action {
     AcknowledgeCritical,
     /// Look up a patient's recognised (HR) results across the alliance.
     LookupRecognition,
+    /// Read the alliance's indicators (`/api/v1/stats/…`: aggregate figures, no patient
+    /// data).
+    ReadStats,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Self::ReadStudy,
         Self::WriteStudy,
         Self::UploadEcg,
@@ -91,6 +94,7 @@ impl Action {
         Self::ManageCatalogue,
         Self::AcknowledgeCritical,
         Self::LookupRecognition,
+        Self::ReadStats,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -113,6 +117,7 @@ impl Action {
             Self::ManageCatalogue => "manage_catalogue",
             Self::AcknowledgeCritical => "acknowledge_critical",
             Self::LookupRecognition => "lookup_recognition",
+            Self::ReadStats => "read_stats",
         }
     }
 }
@@ -294,7 +299,8 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
                 | A::ReadWorklist
                 | A::SuperviseWork
                 | A::ManageCatalogue
-                | A::LookupRecognition => Some(Reach::Alliance),
+                | A::LookupRecognition
+                | A::ReadStats => Some(Reach::Alliance),
                 _ => None,
             },
             Role::Auditor => match action {
@@ -525,6 +531,7 @@ mod tests {
                 A::ManageDevices,
                 A::ManageRouting,
                 A::ReadAudit,
+                A::ReadStats,
             ] {
                 assert_eq!(
                     authorize(&township, action, inst(20)),
@@ -580,6 +587,7 @@ mod tests {
                 A::ManageRouting,
                 A::ManageDevices,
                 A::ReadAudit,
+                A::ReadStats,
             ] {
                 assert!(!allowed(&r, action, inst(10)), "{role} {action:?}");
             }
@@ -658,6 +666,7 @@ mod tests {
             A::ManageRouting,
             A::ReadWorklist,
             A::SuperviseWork,
+            A::ReadStats,
         ] {
             assert!(allowed(&g, action, inst(32)));
             assert!(allowed(

@@ -147,7 +147,7 @@ pub fn hr_mark(eligible: bool, signed: bool, superseded: bool, qc: Option<QcGrad
 
 /// Days since 0000-03-01 of the proleptic Gregorian calendar shifted to the Unix epoch
 /// (1970-01-01 = 0), for a valid date.
-fn days_from_civil(y: i32, m: u32, d: u32) -> Option<i64> {
+pub(crate) fn days_from_civil(y: i32, m: u32, d: u32) -> Option<i64> {
     if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
         return None;
     }

@@ -368,7 +368,7 @@ pub struct Counts {
 /// The SQL index.
 #[async_trait]
 pub trait Catalog:
-    crate::worklist::WorklistStore + crate::report::ReportStore + Send + Sync
+    crate::worklist::WorklistStore + crate::report::ReportStore + crate::stats::StatsStore + Send + Sync
 {
     /// Apply the embedded migrations of this dialect.
     async fn migrate(&self) -> Result<()>;

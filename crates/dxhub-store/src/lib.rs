@@ -19,6 +19,7 @@ pub mod qido;
 pub mod report;
 pub mod secrets;
 mod sql;
+pub mod stats;
 pub mod worklist;
 
 pub use blob::{BlobMeta, Blobs, S3Config};
@@ -36,4 +37,5 @@ pub use identity::{
 pub use qido::{InstanceScope, QidoKey, QidoLevel, QidoMatch, QidoQuery, QidoRow, WadoInstance};
 pub use report::ReportStore;
 pub use sql::SqlCatalog;
+pub use stats::StatsStore;
 pub use worklist::WorklistStore;

@@ -33,6 +33,7 @@ mod ecg;
 mod identity;
 mod qido;
 mod report;
+mod stats;
 mod worklist;
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
