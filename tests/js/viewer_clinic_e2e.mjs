@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // The clinic portal of dxhub's web app in headless Chromium: a clinic doctor logs in,
-// sees the critical-value banner and the signed report, opens its PDF, acknowledges the
+// sees the studies the clinic sent with their progress (received → queued → reading →
+// reported), the critical-value banner and the signed report, opens its PDF, acknowledges the
 // critical value (the banner goes) and looks the patient up for recognised results.
 // Prints one JSON line; exits 1 with a message on stderr on failure.
 //
 // Environment: VIEWER_URL, VIEWER_LOGIN, VIEWER_PASSWORD, VIEWER_REPORT_ID,
-// VIEWER_PATIENT_ID (all required), VIEWER_ARTIFACTS, DXHUB_TEST_CHROMIUM,
+// VIEWER_PATIENT_ID, VIEWER_SENT_REPORTED and VIEWER_SENT_QUEUED (study UIDs shown as
+// reported and queued in the sent-studies list; all required), VIEWER_ARTIFACTS, DXHUB_TEST_CHROMIUM,
 // DXHUB_TEST_NODE_MODULES (as viewer_e2e.mjs).
 
 import fs from 'node:fs';
@@ -31,6 +33,18 @@ async function main() {
     const row = page.locator(`tr[data-report="${reportId}"]`);
     await row.waitFor();
     result.report_row = (await row.innerText()).replace(/\s+/g, ' ').trim();
+    // the studies the clinic sent: where each is, and the report of the finished one
+    const reported = page.locator(`table.sent-studies tr[data-study="${process.env.VIEWER_SENT_REPORTED}"][data-status=reported]`);
+    const queued = page.locator(`table.sent-studies tr[data-study="${process.env.VIEWER_SENT_QUEUED}"][data-status=queued]`);
+    await reported.waitFor();
+    await queued.waitFor();
+    result.sent = { reported: await reported.innerText(), queued: await queued.innerText() };
+    result.sent_reported_step = (await reported.locator('.step.now').innerText()).trim();
+    result.sent_queued_step = (await queued.locator('.step.now').innerText()).trim();
+    const link = await reported.locator('a.pdf').getAttribute('href');
+    const rep = await page.request.get(new URL(link, base).toString());
+    result.sent_report_status = rep.status();
+    result.sent_report_magic = (await rep.body()).subarray(0, 5).toString('latin1');
     await shot('c1-portal');
     // the PDF behind the link, with the page's session
     const href = await row.locator('a.pdf').getAttribute('href');

@@ -526,6 +526,52 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
     )
     .await;
     let critical_id = critical["id"].as_i64().expect("critical id");
+    let reported_study = up["study_instance_uid"]
+        .as_str()
+        .expect("study uid")
+        .to_owned();
+
+    // a second ECG of the township waits in the queue
+    let r = reqwest::Client::new()
+        .post(hub.http_url("/api/v1/ecg"))
+        .bearer_auth(&device)
+        .header("content-type", "application/octet-stream")
+        .body(json_ecg("110105195001010011"))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), 201);
+    let queued_study = r.json::<Value>().await.expect("JSON")["study_instance_uid"]
+        .as_str()
+        .expect("study uid")
+        .to_owned();
+    let doctor = issue_token(&hub, "cl.doctor", "1h");
+    let status_of = |v: &Value, uid: &str| {
+        v["studies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["study_instance_uid"] == uid)
+            .map(|s| s["workflow"]["status"].clone())
+    };
+    let mut routed = false;
+    for _ in 0..50 {
+        let v = ok(
+            &hub,
+            Method::GET,
+            "/api/v1/studies?order=desc",
+            &doctor,
+            None,
+        )
+        .await;
+        if status_of(&v, &queued_study) == Some(json!("queued")) {
+            assert_eq!(status_of(&v, &reported_study), Some(json!("reported")));
+            routed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(routed, "the second ECG never reached the queue");
 
     let artifacts = repo_root().join("target/test-artifacts/viewer");
     let v = run_browser(
@@ -538,8 +584,18 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
             ("VIEWER_PASSWORD", PASSWORD.to_string()),
             ("VIEWER_REPORT_ID", rid.to_string()),
             ("VIEWER_PATIENT_ID", patient.to_string()),
+            ("VIEWER_SENT_REPORTED", reported_study.clone()),
+            ("VIEWER_SENT_QUEUED", queued_study.clone()),
         ],
     );
+    // the sent-studies list: the signed ECG reported with its report, the other queued
+    let sent = v["sent"].as_object().expect("sent rows");
+    let reported = sent["reported"].as_str().unwrap_or("");
+    assert!(reported.contains("王小明"), "{v}");
+    assert_eq!(v["sent_reported_step"], "已出报告", "{v}");
+    assert_eq!(v["sent_queued_step"], "排队中", "{v}");
+    assert_eq!(v["sent_report_status"], 200, "{v}");
+    assert_eq!(v["sent_report_magic"], "%PDF-", "{v}");
     assert_eq!(v["ok"], true, "{v}");
     let banner = v["banner"].as_str().unwrap_or("");
     assert!(banner.contains("请立即联系患者"), "{v}");
@@ -580,10 +636,35 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
     }
 }
 
-/// A CT stack of `n` slices from pydicom's CT_small.dcm (128×128, pixel spacing
-/// 0.661468 mm), each slice's rows rolled by 16 × its index so that every slice looks
-/// different; stored over DIMSE as the township's AE. The Study Instance UID.
-fn store_ct_stack(hub: &TestHub, n: usize) -> String {
+/// What [`store_ct_study`] stores.
+struct StudySpec<'a> {
+    /// CT slices of the first series.
+    slices: usize,
+    /// When > 0: a second series, one US multi-frame instance of this many 8-bit frames
+    /// (Frame Time 100 ms, i.e. 10 frames/s), each frame a bright band at another row.
+    cine_frames: usize,
+    study_date: &'a str,
+    description: &'a str,
+}
+
+/// Patient name in UTF-8 (Specific Character Set ISO_IR 192) as the raw value bytes (the
+/// default writer would refuse non-ASCII text), padded to even length.
+const PATIENT_NAME: &str = "WANG^XIAOMING=王^小明";
+
+fn pn_bytes(s: &str) -> PrimitiveValue {
+    let mut b = s.as_bytes().to_vec();
+    if b.len() % 2 == 1 {
+        b.push(b' ');
+    }
+    PrimitiveValue::U8(b.into())
+}
+
+/// A CT study from pydicom's CT_small.dcm (128×128, pixel spacing 0.661468 mm): `slices`
+/// slices, each slice's rows rolled by 16 × its index so that every slice looks different,
+/// slice location 5 mm × index, thickness 5 mm; the patient 王小明 (M, 45 years) of the
+/// township; optionally a US multi-frame series (see [`StudySpec`]). Stored over DIMSE as
+/// the township's AE. The Study Instance UID.
+fn store_ct_study(hub: &TestHub, spec: &StudySpec) -> String {
     let ct_small = peers::corpus()
         .expect("the DICOM corpus (DXHUB_TEST_CORPUS)")
         .join("pydicom/CT_small.dcm");
@@ -597,10 +678,41 @@ fn store_ct_stack(hub: &TestHub, n: usize) -> String {
         .to_vec();
     let row = 128 * 2;
     let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
-    let mut scu = Scu::connect(hub.dicom, "CLINIC", "DXHUB", &[ct_context()], 1 << 20)
-        .expect("associate as CLINIC");
+    let us_context = (
+        uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE.to_owned(),
+        vec![uids::EXPLICIT_VR_LITTLE_ENDIAN.to_owned()],
+    );
+    let mut scu = Scu::connect(
+        hub.dicom,
+        "CLINIC",
+        "DXHUB",
+        &[ct_context(), us_context],
+        1 << 20,
+    )
+    .expect("associate as CLINIC");
     let (pc, _) = scu.context_for(uids::CT_IMAGE_STORAGE).expect("CT context");
-    for i in 0..n {
+    let text = |s: &str| PrimitiveValue::from(s);
+    let common = |o: &mut dicom_object::InMemDicomObject, series: &str, sop: &str| {
+        for (tag, vr, v) in [
+            (tags::SPECIFIC_CHARACTER_SET, VR::CS, text("ISO_IR 192")),
+            (tags::STUDY_INSTANCE_UID, VR::UI, text(&study)),
+            (tags::SERIES_INSTANCE_UID, VR::UI, text(series)),
+            (tags::SOP_INSTANCE_UID, VR::UI, text(sop)),
+            (tags::STUDY_DESCRIPTION, VR::LO, text(spec.description)),
+            (tags::STUDY_DATE, VR::DA, text(spec.study_date)),
+            (tags::PATIENT_SEX, VR::CS, text("M")),
+            (tags::PATIENT_AGE, VR::AS, text("045Y")),
+            (tags::INSTITUTION_NAME, VR::LO, text("TOWNSHIP HC")),
+        ] {
+            o.put(DataElement::new(tag, vr, v));
+        }
+        o.put(DataElement::new(
+            tags::PATIENT_NAME,
+            VR::PN,
+            pn_bytes(PATIENT_NAME),
+        ));
+    };
+    for i in 0..spec.slices {
         let sop = new_uid();
         let mut o = base.clone().into_inner();
         let shift = (i * 16 * row) % pixels.len();
@@ -611,30 +723,22 @@ fn store_ct_stack(hub: &TestHub, n: usize) -> String {
             VR::OW,
             PrimitiveValue::U8(rolled.into()),
         ));
+        common(&mut o, &series, &sop);
         o.put(DataElement::new(
-            tags::STUDY_INSTANCE_UID,
-            VR::UI,
-            PrimitiveValue::from(study.as_str()),
-        ));
-        o.put(DataElement::new(
-            tags::SERIES_INSTANCE_UID,
-            VR::UI,
-            PrimitiveValue::from(series.as_str()),
-        ));
-        o.put(DataElement::new(
-            tags::SOP_INSTANCE_UID,
-            VR::UI,
-            PrimitiveValue::from(sop.as_str()),
-        ));
-        o.put(DataElement::new(
-            tags::STUDY_DESCRIPTION,
+            tags::SERIES_DESCRIPTION,
             VR::LO,
-            PrimitiveValue::from("CT HEAD PLAIN"),
+            text("AXIAL 5mm"),
         ));
         o.put(DataElement::new(
             tags::INSTANCE_NUMBER,
             VR::IS,
             PrimitiveValue::from((i + 1).to_string().as_str()),
+        ));
+        o.put(DataElement::new(tags::SLICE_THICKNESS, VR::DS, text("5")));
+        o.put(DataElement::new(
+            tags::SLICE_LOCATION,
+            VR::DS,
+            PrimitiveValue::from((i * 5).to_string().as_str()),
         ));
         let mut bytes = Vec::new();
         o.write_dataset_with_ts(&mut bytes, &ts)
@@ -644,8 +748,137 @@ fn store_ct_stack(hub: &TestHub, n: usize) -> String {
             .expect("C-STORE");
         assert_eq!(status, 0, "C-STORE slice {i}: {comment:?}");
     }
+    if spec.cine_frames > 0 {
+        let (pc, _) = scu
+            .context_for(uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE)
+            .expect("US multi-frame context");
+        let (series, sop) = (new_uid(), new_uid());
+        let mut o = base.clone().into_inner();
+        for tag in [
+            tags::WINDOW_CENTER,
+            tags::WINDOW_WIDTH,
+            tags::RESCALE_INTERCEPT,
+            tags::RESCALE_SLOPE,
+            tags::IMAGE_POSITION_PATIENT,
+            tags::IMAGE_ORIENTATION_PATIENT,
+            tags::SLICE_LOCATION,
+            tags::SLICE_THICKNESS,
+            tags::PIXEL_SPACING,
+            tags::SMALLEST_IMAGE_PIXEL_VALUE,
+            tags::LARGEST_IMAGE_PIXEL_VALUE,
+            tags::FRAME_OF_REFERENCE_UID,
+        ] {
+            o.remove_element(tag);
+        }
+        common(&mut o, &series, &sop);
+        let (w, h, n) = (64usize, 64usize, spec.cine_frames);
+        let mut frames = Vec::with_capacity(w * h * n);
+        for f in 0..n {
+            for y in 0..h {
+                for x in 0..w {
+                    let band = (y / 8) == f % (h / 8);
+                    frames.push(if band {
+                        250u8
+                    } else {
+                        ((x * 2 + y) % 96) as u8
+                    });
+                }
+            }
+        }
+        for (tag, vr, v) in [
+            (
+                tags::SOP_CLASS_UID,
+                VR::UI,
+                text(uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE),
+            ),
+            (tags::MODALITY, VR::CS, text("US")),
+            (tags::SERIES_DESCRIPTION, VR::LO, text("CINE LOOP")),
+            (tags::SERIES_NUMBER, VR::IS, text("2")),
+            (tags::INSTANCE_NUMBER, VR::IS, text("1")),
+            (
+                tags::NUMBER_OF_FRAMES,
+                VR::IS,
+                PrimitiveValue::from(n.to_string().as_str()),
+            ),
+            (tags::FRAME_TIME, VR::DS, text("100")),
+            (
+                tags::PHOTOMETRIC_INTERPRETATION,
+                VR::CS,
+                text("MONOCHROME2"),
+            ),
+        ] {
+            o.put(DataElement::new(tag, vr, v));
+        }
+        o.put(DataElement::new(
+            tags::FRAME_INCREMENT_POINTER,
+            VR::AT,
+            PrimitiveValue::Tags(vec![tags::FRAME_TIME].into()),
+        ));
+        for (tag, v) in [
+            (tags::ROWS, h as u16),
+            (tags::COLUMNS, w as u16),
+            (tags::SAMPLES_PER_PIXEL, 1),
+            (tags::BITS_ALLOCATED, 8),
+            (tags::BITS_STORED, 8),
+            (tags::HIGH_BIT, 7),
+            (tags::PIXEL_REPRESENTATION, 0),
+        ] {
+            o.put(DataElement::new(tag, VR::US, PrimitiveValue::from(v)));
+        }
+        o.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            PrimitiveValue::U8(frames.into()),
+        ));
+        let mut bytes = Vec::new();
+        o.write_dataset_with_ts(&mut bytes, &ts)
+            .expect("encode dataset");
+        let (status, comment) = scu
+            .store(pc, uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE, &sop, &bytes)
+            .expect("C-STORE");
+        assert_eq!(status, 0, "C-STORE US multi-frame: {comment:?}");
+    }
     scu.release().expect("release");
     study
+}
+
+/// A TOTP-enrolled user of the county's radiology pool; (token, TOTP secret).
+async fn radiology_reader(hub: &TestHub, admin: &str, login: &str, role: &str) -> (String, String) {
+    use reqwest::Method;
+    let id = add_user(hub, COUNTY, login, role, PASSWORD);
+    join_pool(hub, admin, "radiology", id).await;
+    let token = issue_token(hub, login, "1h");
+    let enrol = ok(hub, Method::POST, "/api/v1/auth/totp/enroll", &token, None).await;
+    let secret = enrol["secret"].as_str().expect("secret").to_owned();
+    ok(
+        hub,
+        Method::POST,
+        "/api/v1/auth/totp/confirm",
+        &token,
+        Some(json!({ "code": totp_at(&secret, unix_now()) })),
+    )
+    .await;
+    (token, secret)
+}
+
+/// `POST /api/v1/worklist/next` until it hands out an item (the study becomes ready a
+/// second after its last instance).
+async fn next_item(hub: &TestHub, token: &str) -> Value {
+    for _ in 0..75 {
+        let (s, v) = call(
+            hub,
+            reqwest::Method::POST,
+            "/api/v1/worklist/next",
+            token,
+            None,
+        )
+        .await;
+        if s == 200 {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("nothing to claim");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -666,41 +899,95 @@ async fn reader_reads_a_ct_stack_with_the_image_viewer() {
             .env("DXHUB_WORKLIST__STABLE_AFTER_SECS", "1")
             .env("DXHUB_WORKLIST__TICK_MS", "200"),
     );
-    let reader_id = add_user(&hub, COUNTY, "im.reader", "reader", PASSWORD);
     add_user(&hub, COUNTY, "im.admin", "group_admin", PASSWORD);
     let admin = issue_token(&hub, "im.admin", "1h");
-    let reader = issue_token(&hub, "im.reader", "1h");
-    join_pool(&hub, &admin, "radiology", reader_id).await;
-    let enrol = ok(
+    let (reader, secret) = radiology_reader(&hub, &admin, "im.reader", "reader").await;
+    // a senior reader (returns, signs, adds addenda) with a signing key
+    let (senior, senior_secret) =
+        radiology_reader(&hub, &admin, "im.senior", "senior_reader").await;
+    ok(
         &hub,
         Method::POST,
-        "/api/v1/auth/totp/enroll",
+        "/api/v1/me/signing-key",
+        &senior,
+        Some(json!({ "password": PASSWORD, "totp": totp_at(&senior_secret, unix_now()) })),
+    )
+    .await;
+
+    // the patient's prior CT, reported and signed: the priors panel's entry
+    let prior = store_ct_study(
+        &hub,
+        &StudySpec {
+            slices: 2,
+            cine_frames: 0,
+            study_date: "20250301",
+            description: "CT HEAD PRIOR",
+        },
+    );
+    let prior_item = next_item(&hub, &reader).await;
+    assert_eq!(
+        prior_item["study_instance_uid"],
+        prior.as_str(),
+        "{prior_item}"
+    );
+    let prior_id = prior_item["id"].as_i64().expect("item id");
+    let pre = ok(
+        &hub,
+        Method::GET,
+        &format!("/api/v1/worklist/{prior_id}/report-prefill"),
         &reader,
         None,
     )
     .await;
-    let secret = enrol["secret"].as_str().expect("secret").to_owned();
+    let mut sections = pre["normal"]["sections"].clone();
+    sections["impression"] = json!("既往：颅内未见明显异常。");
+    let draft = ok(
+        &hub,
+        Method::POST,
+        &format!("/api/v1/worklist/{prior_id}/report"),
+        &reader,
+        Some(json!({
+            "template_code": pre["template"]["code"],
+            "sections": sections,
+            "fields": pre["normal"]["fields"],
+            "confirmed": [],
+            "qc_grade": "jia",
+        })),
+    )
+    .await;
+    let prior_rid = draft["report"]["id"].as_i64().expect("report id");
+    let pv = draft["version"]["version"].as_i64().expect("version");
     ok(
         &hub,
         Method::POST,
-        "/api/v1/auth/totp/confirm",
+        &format!("/api/v1/reports/{prior_rid}/submit"),
         &reader,
-        Some(json!({ "code": totp_at(&secret, unix_now()) })),
+        Some(json!({ "version": pv })),
     )
     .await;
-    let study = store_ct_stack(&hub, 5);
-    // the stack becomes ready and is routed to radiology; the reader takes it
-    let mut item = Value::Null;
-    for _ in 0..75 {
-        let (s, v) = call(&hub, Method::POST, "/api/v1/worklist/next", &reader, None).await;
-        if s == 200 {
-            item = v;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    ok(
+        &hub,
+        Method::POST,
+        &format!("/api/v1/reports/{prior_rid}/sign"),
+        &senior,
+        Some(json!({ "version": pv, "password": PASSWORD, "totp": totp_at(&senior_secret, unix_now()) })),
+    )
+    .await;
+
+    // today's study: a 5-slice CT and a 12-frame US cine loop
+    let study = store_ct_study(
+        &hub,
+        &StudySpec {
+            slices: 5,
+            cine_frames: 12,
+            study_date: "20261123",
+            description: "CT HEAD PLAIN",
+        },
+    );
+    let item = next_item(&hub, &reader).await;
     assert_eq!(item["study_instance_uid"], study.as_str(), "{item}");
-    let read_path = format!("/read/{study}?item={}", item["id"]);
+    let item_id = item["id"].as_i64().expect("item id");
+    let read_path = format!("/read/{study}?item={item_id}");
 
     let artifacts = repo_root().join("target/test-artifacts/viewer");
     let v = run_browser(
@@ -713,6 +1000,9 @@ async fn reader_reads_a_ct_stack_with_the_image_viewer() {
             ("VIEWER_PASSWORD", PASSWORD.to_string()),
             ("VIEWER_TOTP_SECRET", secret.to_string()),
             ("VIEWER_READ_PATH", read_path.to_string()),
+            ("VIEWER_PRIOR_UID", prior.clone()),
+            ("VIEWER_SENIOR_LOGIN", "im.senior".to_string()),
+            ("VIEWER_SENIOR_TOTP_SECRET", senior_secret.to_string()),
         ],
     );
     assert_eq!(v["ok"], true, "{v}");
@@ -749,4 +1039,383 @@ async fn reader_reads_a_ct_stack_with_the_image_viewer() {
         (mm - expected).abs() <= 0.1 * expected,
         "length {mm} mm, expected about {expected:.1} mm: {v}"
     );
+    let s = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    // thumbnails: one rendered image per series (dxhub's series thumbnail), not blank,
+    // with the series' image count
+    assert_eq!(v["thumbs"].as_array().map(Vec::len), Some(2), "{v}");
+    for t in v["thumbs"].as_array().into_iter().flatten() {
+        assert!(t["natural_width"].as_f64().unwrap_or(0.0) > 0.0, "{v}");
+        assert!(t["distinct"].as_f64().unwrap_or(0.0) >= 8.0, "{v}");
+    }
+    assert!(s("/thumbs/0/text").contains("· 5"), "{v}");
+    assert!(s("/thumbs/1/text").contains("· 12"), "{v}");
+    // overlay: the ideographic name, ID, sex and age, date, exam, series, institution,
+    // the image n/N with slice location and thickness, W/L and zoom
+    let patient = s("/overlay/patient");
+    assert!(
+        patient.contains("王小明") && patient.contains("男") && patient.contains("45岁"),
+        "{v}"
+    );
+    let study_ov = s("/overlay/study");
+    for want in ["2026-11-23", "CT HEAD PLAIN", "AXIAL 5mm", "TOWNSHIP HC"] {
+        assert!(study_ov.contains(want), "overlay lacks {want}: {v}");
+    }
+    let position = s("/overlay/position");
+    assert!(
+        position.contains("2/5") && position.contains("5.0 mm") && position.contains("层厚 5 mm"),
+        "{v}"
+    );
+    assert!(s("/overlay/view").contains("缩放"), "{v}");
+    // cine: the US multi-frame instance loaded frame by frame (…/frames/N), played at its
+    // Frame Time (100 ms → 10 frames/s) by the C key, several frames shown, paused by the
+    // button and then still
+    assert_eq!(v["cine"]["slices"], "12", "{v}");
+    assert_eq!(v["cine"]["fps"], "10", "{v}");
+    assert!(v["cine"]["frames_seen"].as_u64().unwrap_or(0) >= 4, "{v}");
+    assert!(
+        v["cine"]["frames_requested"].as_u64().unwrap_or(0) >= 4,
+        "{v}"
+    );
+    assert_eq!(v["cine"]["paused_still"], true, "{v}");
+    assert_eq!(v["cine"]["stack_played"], true, "{v}");
+    // priors: the prior CT listed; opened beside the current study, drawn, its report
+    assert!(s("/priors/row").contains("2025-03-01"), "{v}");
+    assert!(num("/priors/image/distinct") >= 16.0, "{v}");
+    assert!(
+        s("/priors/report").contains("既往：颅内未见明显异常。"),
+        "{v}"
+    );
+    assert_eq!(v["priors"]["current_still_drawn"], true, "{v}");
+    // the template picker: CT templates only; the draft switched and stored with it
+    let options: Vec<String> =
+        serde_json::from_value(v["templates"]["options"].clone()).unwrap_or_default();
+    assert!(
+        options.contains(&"ct_head_plain".to_owned())
+            && options.contains(&"ct_chest_plain".to_owned()),
+        "{v}"
+    );
+    assert!(
+        !options
+            .iter()
+            .any(|o| o.starts_with("dx_") || o.starts_with("us_") || o.starts_with("ecg")),
+        "{v}"
+    );
+    let switched = s("/templates/after");
+    assert_ne!(switched, s("/templates/before"), "{v}");
+    // returned by the senior reader with the reason, rewritten, signed, an addendum
+    assert!(s("/returned_history").contains("请补充纵隔窗所见"), "{v}");
+    assert_eq!(v["returned_by"], "im.senior", "{v}");
+    assert!(s("/reader_sees_reason").contains("请补充纵隔窗所见"), "{v}");
+    assert!(s("/addenda").contains("补充：纵隔淋巴结未见肿大。"), "{v}");
+    let reports = ok(
+        &hub,
+        Method::GET,
+        &format!("/api/v1/reports?study={study}"),
+        &admin,
+        None,
+    )
+    .await;
+    let rid = reports["reports"][0]["id"].as_i64().expect("report id");
+    let r = ok(
+        &hub,
+        Method::GET,
+        &format!("/api/v1/reports/{rid}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(r["report"]["state"], "signed", "{r}");
+    assert_eq!(r["report"]["template_code"], switched.as_str(), "{r}");
+    let versions = r["versions"].as_array().expect("versions");
+    let returned = versions
+        .iter()
+        .find(|x| x["state"] == "returned")
+        .unwrap_or_else(|| panic!("no returned version: {r}"));
+    assert_eq!(returned["reason"], "请补充纵隔窗所见", "{r}");
+    assert_eq!(r["addenda"][0]["text"], "补充：纵隔淋巴结未见肿大。", "{r}");
+    assert_eq!(r["addenda"][0]["author_login"], "im.senior", "{r}");
+    let verify = ok(
+        &hub,
+        Method::GET,
+        &format!("/api/v1/reports/{rid}/verify"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(verify["all_valid"], true, "{verify}");
+    for shot in [
+        "i1-ct",
+        "i2-wl",
+        "i3-length",
+        "i4-cine",
+        "i5-priors",
+        "i6-returned",
+        "i7-addendum",
+    ] {
+        assert!(
+            artifacts.join(format!("{shot}.png")).is_file(),
+            "{shot}.png"
+        );
+    }
+}
+
+/// Enrol `token`'s user in TOTP through the API; the secret.
+async fn enrol(hub: &TestHub, token: &str) -> String {
+    use reqwest::Method;
+    let enrol = ok(hub, Method::POST, "/api/v1/auth/totp/enroll", token, None).await;
+    let secret = enrol["secret"].as_str().expect("secret").to_owned();
+    ok(
+        hub,
+        Method::POST,
+        "/api/v1/auth/totp/confirm",
+        token,
+        Some(json!({ "code": totp_at(&secret, unix_now()) })),
+    )
+    .await;
+    secret
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_manages_the_alliance_and_reads_the_indicators() {
+    use reqwest::Method;
+    let Some(b) = browser_peers() else {
+        return;
+    };
+    let hub = TestHub::spawn(
+        HubOptions::default().env("DXHUB_HTTP__VIEWER_DIR", b.dist.to_str().expect("path")),
+    );
+    hub.admin_ok(&[
+        "institution",
+        "add",
+        "--alliance",
+        "测试医共体",
+        "--name",
+        "石桥村卫生室",
+        "--level",
+        "village",
+        "--parent",
+        TOWNSHIP,
+        "--population",
+        "800",
+    ]);
+    add_user(&hub, COUNTY, "ad.admin", "group_admin", PASSWORD);
+    add_user(&hub, COUNTY, "ad.reader", "reader", PASSWORD);
+    let admin = issue_token(&hub, "ad.admin", "1h");
+    let reader = issue_token(&hub, "ad.reader", "1h");
+    let secret = enrol(&hub, &admin).await;
+    enrol(&hub, &reader).await;
+    // a village ECG: a study for the dry run, the volumes and the device coverage
+    let device = add_device(&hub, "石桥村卫生室", "ECG-SQ-01");
+    let r = reqwest::Client::new()
+        .post(hub.http_url("/api/v1/ecg"))
+        .bearer_auth(&device)
+        .header("content-type", "application/octet-stream")
+        .body(json_ecg("110105196001010012"))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), 201);
+    let study = r.json::<Value>().await.expect("JSON")["study_instance_uid"]
+        .as_str()
+        .expect("study uid")
+        .to_owned();
+    let expected_rule = ok(
+        &hub,
+        Method::POST,
+        "/api/v1/routing-rules/dry-run",
+        &admin,
+        Some(json!({ "study_instance_uid": study })),
+    )
+    .await["rule"]["name"]
+        .as_str()
+        .expect("a rule routes the ECG")
+        .to_owned();
+
+    let artifacts = repo_root().join("target/test-artifacts/viewer");
+    let v = run_browser(
+        &b,
+        "viewer_admin_e2e.mjs",
+        &artifacts,
+        &[
+            ("VIEWER_URL", hub.http_url("")),
+            ("VIEWER_LOGIN", "ad.admin".to_string()),
+            ("VIEWER_PASSWORD", PASSWORD.to_string()),
+            ("VIEWER_TOTP_SECRET", secret),
+            ("VIEWER_STUDY", study.clone()),
+            ("VIEWER_RESET_LOGIN", "ad.reader".to_string()),
+        ],
+    );
+    assert_eq!(v["ok"], true, "{v}");
+
+    // what the forms did is what the API now holds
+    let institutions = ok(&hub, Method::GET, "/api/v1/institutions", &admin, None).await;
+    let inst = |name: &str| {
+        institutions["institutions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no institution {name}: {institutions}"))
+    };
+    let village = inst("新村卫生室");
+    assert_eq!(village["level"], "village", "{village}");
+    assert_eq!(village["parent_name"], TOWNSHIP, "{village}");
+    assert_eq!(village["population"], 1200, "{village}");
+    assert_eq!(v["population_status"], 200, "{v}");
+    assert_eq!(inst(TOWNSHIP)["population"], 35000);
+
+    let users = ok(&hub, Method::GET, "/api/v1/users", &admin, None).await;
+    let user = |login: &str| {
+        users["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|u| u["login"] == login)
+            .cloned()
+            .unwrap_or_else(|| panic!("no user {login}: {users}"))
+    };
+    assert_eq!(user("web.reader")["role"], "reader");
+    assert_eq!(v["before_reset"], "已绑定", "{v}");
+    assert_eq!(v["after_reset"], "未绑定", "{v}");
+    assert_eq!(user("ad.reader")["totp_enrolled"], false);
+    let (s, _) = call(&hub, Method::GET, "/api/v1/auth/me", &reader, None).await;
+    assert_eq!(s, 401, "the reset revoked the reader's sessions");
+
+    let token = v["device_token"].as_str().unwrap_or("");
+    assert!(token.starts_with("dxd_"), "{v}");
+    let devices = ok(&hub, Method::GET, "/api/v1/devices", &admin, None).await;
+    let web = devices["devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["serial"] == "ECG-WEB-01")
+        .cloned()
+        .unwrap_or_else(|| panic!("no device ECG-WEB-01: {devices}"));
+    assert_eq!(web["institution_name"], "新村卫生室", "{web}");
+    assert!(web["revoked_at"].is_i64(), "revoked: {web}");
+    let (s, _) = call(&hub, Method::POST, "/api/v1/ecg", token, Some(json!({}))).await;
+    assert_eq!(s, 401, "a revoked device token is refused");
+
+    assert!(
+        v["ae_row"].as_str().unwrap_or("").contains("新村卫生室"),
+        "{v}"
+    );
+    let aes = ok(&hub, Method::GET, "/api/v1/ae-titles", &admin, None).await;
+    assert!(
+        !aes.to_string().contains("XINCUN_DR"),
+        "the AE title was removed: {aes}"
+    );
+
+    let pools = ok(&hub, Method::GET, "/api/v1/pools", &admin, None).await;
+    let ecg_pool = pools["pools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "ecg")
+        .and_then(|p| p["id"].as_i64())
+        .expect("ecg pool");
+    let members = ok(
+        &hub,
+        Method::GET,
+        &format!("/api/v1/pools/{ecg_pool}/members"),
+        &admin,
+        None,
+    )
+    .await;
+    let m = members["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["login"] == "web.reader")
+        .cloned()
+        .unwrap_or_else(|| panic!("web.reader not in the ECG pool: {members}"));
+    assert_eq!(m["max_open_claims"], 3, "{m}");
+
+    let rules = ok(&hub, Method::GET, "/api/v1/routing-rules", &admin, None).await;
+    let rule = rules["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == "村卫生室DR加急")
+        .cloned()
+        .unwrap_or_else(|| panic!("no new rule: {rules}"));
+    assert_eq!(rule["sla_minutes"], 45, "{rule}");
+    assert_eq!(rule["priority"], "urgent", "{rule}");
+    assert_eq!(rule["position"], 5, "{rule}");
+    assert_eq!(
+        rule["conditions"]["modalities"],
+        json!(["DX", "CR"]),
+        "{rule}"
+    );
+    assert!(
+        v["dry_run"].as_str().unwrap_or("").contains(&expected_rule),
+        "dry run shows {expected_rule:?}: {v}"
+    );
+
+    let templates = ok(&hub, Method::GET, "/api/v1/report-templates", &admin, None).await;
+    let code = v["template_code"].as_str().expect("template code");
+    let tpl = templates["templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["code"] == code)
+        .cloned()
+        .expect("the edited template");
+    assert_eq!(tpl["name"], v["template_name"], "{tpl}");
+    assert!(v["exam_rows"].as_u64().unwrap_or(0) >= 4, "{v}");
+
+    // the dashboard shows the API's figures
+    let volumes = ok(&hub, Method::GET, "/api/v1/stats/volumes", &admin, None).await;
+    assert_eq!(volumes["totals"]["studies"], 1, "{volumes}");
+    assert_eq!(v["kpis"]["studies"], "1", "{v}");
+    let coverage = ok(
+        &hub,
+        Method::GET,
+        "/api/v1/stats/ecg-coverage",
+        &admin,
+        None,
+    )
+    .await;
+    let c = coverage["alliances"][0]["coverage"]
+        .as_f64()
+        .expect("coverage");
+    assert_eq!(
+        v["kpis"]["coverage"],
+        format!("{:.1}%", c * 100.0),
+        "{v} {coverage}"
+    );
+    let charts = v["charts"].as_array().expect("charts");
+    assert_eq!(charts.len(), 7, "{v}");
+    for c in charts {
+        assert!(c[1].as_u64().unwrap_or(0) > 100, "chart {c} drew nothing");
+    }
+    assert_eq!(v["csv_status"], 200, "{v}");
+    assert!(
+        v["csv_type"].as_str().unwrap_or("").starts_with("text/csv"),
+        "{v}"
+    );
+    assert!(v["csv_head"].as_str().unwrap_or("").contains("day"), "{v}");
+    assert_eq!(
+        v["english_title"], "Volumes (by day, institution, modality)",
+        "{v}"
+    );
+    for shot in [
+        "a1-institutions",
+        "a2-users",
+        "a3-devices",
+        "a4-pools",
+        "a5-rules",
+        "a6-dashboard",
+    ] {
+        assert!(
+            artifacts.join(format!("{shot}.png")).is_file(),
+            "{shot}.png"
+        );
+    }
 }

@@ -43,6 +43,27 @@ interface Recognised {
   links?: { pdf?: string };
 }
 
+/// A study of `GET /api/v1/studies` with its place in the reading workflow.
+interface SentStudy {
+  id: number;
+  study_instance_uid: string;
+  patient_id: string;
+  patient_name: string | null;
+  study_date: string | null;
+  study_description: string | null;
+  modalities_in_study: string | null;
+  num_instances: number;
+  received_at: number;
+  workflow: {
+    status: "received" | "queued" | "reading" | "reported" | "cancelled";
+    priority: string | null;
+    critical: boolean;
+    due_at_local: string | null;
+    overdue: boolean;
+    report_id: number | null;
+  };
+}
+
 interface Category {
   code: string;
   label: string;
@@ -132,6 +153,83 @@ function Recognition() {
   );
 }
 
+const STEPS = ["received", "queued", "reading", "reported"] as const;
+
+/// received → queued → reading → reported, the current step highlighted.
+function Progress({ status }: { status: SentStudy["workflow"]["status"] }) {
+  if (status === "cancelled") return <span class="step cancelled">{t("status_cancelled")}</span>;
+  const at = STEPS.indexOf(status);
+  return (
+    <span class="steps" data-status={status}>
+      {STEPS.map((s, i) => (
+        <span class={`step${i < at ? " done" : ""}${i === at ? " now" : ""}`}>{t(`status_${s}`)}</span>
+      ))}
+    </span>
+  );
+}
+
+function localTime(us: number): string {
+  // the hub's users are in UTC+8 (Asia/Shanghai)
+  return new Date(us / 1000 + 8 * 3600_000).toISOString().slice(0, 16).replace("T", " ");
+}
+
+/// The studies the clinic (and the villages it heads) sent, newest first, with status,
+/// due time and the report when signed.
+function SentStudies({ studies, pdfOf }: { studies: SentStudy[]; pdfOf: (id: number) => string | undefined }) {
+  return (
+    <section class="sent">
+      <h2>{t("sent_studies")}</h2>
+      <table class="sent-studies">
+        <thead>
+          <tr>
+            <th>{t("patient")}</th>
+            <th>{t("exam")}</th>
+            <th>{t("received_at")}</th>
+            <th>{t("status")}</th>
+            <th>{t("due_time")}</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {studies.length === 0 && (
+            <tr>
+              <td colSpan={6} class="empty">{t("nothing")}</td>
+            </tr>
+          )}
+          {studies.map((s) => {
+            const w = s.workflow;
+            const pdf = w.report_id != null ? pdfOf(w.report_id) ?? `/api/v1/reports/${w.report_id}/pdf` : undefined;
+            return (
+              <tr data-study={s.study_instance_uid} data-status={w.status} class={w.overdue ? "overdue" : ""}>
+                <td>
+                  {personName(s.patient_name)} <small>{s.patient_id}</small>
+                  {w.critical && <span class="critical">{t("critical_short")}</span>}
+                </td>
+                <td>{s.study_description ?? s.modalities_in_study ?? "—"}</td>
+                <td>{localTime(s.received_at)}</td>
+                <td>
+                  <Progress status={w.status} />
+                </td>
+                <td class="due">
+                  {w.status === "reported" || !w.due_at_local ? "—" : w.due_at_local.replace("T", " ").slice(0, 16)}
+                  {w.overdue && <span class="critical">{t("overdue")}</span>}
+                </td>
+                <td>
+                  {pdf && w.status === "reported" && (
+                    <a class="pdf" href={pdf} target="_blank" rel="noopener">
+                      {t("report_link")}
+                    </a>
+                  )}
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
 export function ClinicPortal({ role }: { role: string }) {
   const [reports, setReports] = useState<Report[]>([]);
   const [criticals, setCriticals] = useState<Critical[]>([]);
@@ -146,14 +244,17 @@ export function ClinicPortal({ role }: { role: string }) {
     return c ? (lang.get() === "en" ? c.label_en : c.label) : code;
   };
   const [error, setError] = useState("");
+  const [sent, setSent] = useState<SentStudy[]>([]);
   const load = useCallback(async () => {
     try {
-      const [r, c] = await Promise.all([
+      const [r, c, s] = await Promise.all([
         api<{ reports: Report[] }>("GET", "/api/v1/reports?state=signed&limit=200"),
         api<{ critical_values: { critical: Critical }[] }>("GET", "/api/v1/critical-values?state=open"),
+        api<{ studies: SentStudy[] }>("GET", "/api/v1/studies?order=desc&limit=100"),
       ]);
       setReports(r.reports);
       setCriticals(c.critical_values.map((x) => x.critical));
+      setSent(s.studies);
     } catch (err) {
       setError(err instanceof Error ? err.message : String(err));
     }
@@ -170,8 +271,11 @@ export function ClinicPortal({ role }: { role: string }) {
     for (const k of ["report_signed", "report_corrected", "report_addendum", "critical_raised", "critical_escalated", "critical_acknowledged", "resync"]) {
       es.addEventListener(k, reload);
     }
+    // the queue's progress (claimed, drafted) has no clinic stream: look again each minute
+    const poll = window.setInterval(load, 60_000);
     return () => {
       clearTimeout(timer);
+      clearInterval(poll);
       es.close();
     };
   }, [load]);
@@ -180,8 +284,9 @@ export function ClinicPortal({ role }: { role: string }) {
       {criticals.map((c) => (
         <CriticalBanner c={c} label={label(c.category)} onAck={load} />
       ))}
-      <h2>{t("reports")}</h2>
       {error && <p class="error">{error}</p>}
+      <SentStudies studies={sent} pdfOf={(id) => reports.find((r) => r.id === id)?.links.pdf} />
+      <h2>{t("reports")}</h2>
       <table class="reports">
         <thead>
           <tr>

@@ -7,6 +7,7 @@ import { useSignal } from "./state";
 import { ClinicPortal } from "./clinic";
 import { EcgViewer } from "./ecg";
 import { ReportEditor } from "./report";
+import { PriorPane, PriorsPanel, type Prior } from "./priors";
 import { personName } from "./names";
 import "./style.css";
 
@@ -275,31 +276,48 @@ function Worklist({ me }: { me: Me }) {
   );
 }
 
-/// The reading page of a study: the ECG viewer for an ECG (the image viewer, the report
-/// editor and the priors panel are still to come).
 /// The image viewer (cornerstone3D, ~1 MB gzip) is loaded only on the reading page, so the
 /// worklist and the clinic portal stay small on weak links.
-function LazyImages({ study }: { study: string }) {
-  const [C, setC] = useState<null | ((p: { study: string }) => any)>(null);
+type ImageProps = { study: string; keys?: boolean; compact?: boolean };
+function LazyImages(props: ImageProps) {
+  const [C, setC] = useState<null | ((p: ImageProps) => any)>(null);
   useEffect(() => {
     import("./images").then((m) => setC(() => m.ImageViewer));
   }, []);
-  return C ? <C study={study} /> : null;
+  return C ? <C {...props} /> : null;
 }
 
+/// The reading page of a study: its images or ECG, the report editor, and the priors panel;
+/// a prior opened from the panel shows beside the current study.
 function Reading({ study }: { study: string }) {
   const item = Number(new URLSearchParams(location.search).get("item")) || null;
+  const [prior, setPrior] = useState<Prior | null>(null);
   return (
     <section class="reading">
       <p>
         <a href="/">← {t("worklist")}</a>
       </p>
-      <div class="reading-split">
+      <div class={prior ? "reading-split comparing" : "reading-split"}>
         <div class="left">
-          <LazyImages study={study} />
-          <EcgViewer study={study} />
+          <div class="panes">
+            <div class="pane current">
+              <LazyImages study={study} />
+              <EcgViewer study={study} />
+            </div>
+            {prior && (
+              <PriorPane prior={prior} onClose={() => setPrior(null)}>
+                <LazyImages key={prior.study_instance_uid} study={prior.study_instance_uid} keys={false} compact />
+                <EcgViewer key={prior.study_instance_uid} study={prior.study_instance_uid} />
+              </PriorPane>
+            )}
+          </div>
         </div>
-        {item != null && <ReportEditor itemId={item} />}
+        {item != null && (
+          <div class="right">
+            <PriorsPanel itemId={item} open={prior?.study_instance_uid ?? null} onOpen={setPrior} />
+            <ReportEditor itemId={item} />
+          </div>
+        )}
       </div>
     </section>
   );
@@ -310,6 +328,7 @@ const SHORTCUTS: [string, Key][] = [
   ["↑ ↓ / PageUp PageDown", "sc_scroll"],
   ["I", "sc_invert"],
   ["R", "sc_reset"],
+  ["C", "sc_cine"],
   ["?", "sc_help"],
   ["Esc", "sc_close"],
 ];
@@ -353,6 +372,48 @@ function ShortcutHelp() {
   );
 }
 
+const isAdmin = (role: string) => role === "group_admin" || role === "superadmin";
+
+/// The header's links to the pages the role has (full page loads: every page reloads).
+function Nav({ role }: { role: string }) {
+  const here = location.pathname;
+  const links: [string, Key][] = role.startsWith("clinic_")
+    ? [["/", "nav_clinic"]]
+    : isAdmin(role)
+      ? [
+          ["/", "nav_worklist"],
+          ["/admin", "nav_admin"],
+          ["/dashboard", "nav_dashboard"],
+        ]
+      : [["/", "nav_worklist"]];
+  if (links.length < 2) return null;
+  return (
+    <nav class="main-nav">
+      {links.map(([href, label]) => (
+        <a href={href} data-nav={href} class={(href === "/" ? here === "/" : here.startsWith(href)) ? "active" : ""}>
+          {t(label)}
+        </a>
+      ))}
+    </nav>
+  );
+}
+
+/// The admin pages and the dashboard (with ECharts) load only when opened.
+function lazyPage<P>(load: () => Promise<(p: P) => preact.JSX.Element>) {
+  return function Lazy(props: P & {}) {
+    const [C, setC] = useState<((p: P) => preact.JSX.Element) | null>(null);
+    useEffect(() => {
+      load().then((c) => setC(() => c));
+    }, []);
+    return C ? <C {...props} /> : <p class="message">{t("loading")}</p>;
+  };
+}
+const LazyAdmin = lazyPage<{ page: string }>(async () => {
+  const m = await import("./admin");
+  return (p) => <m.Admin page={p.page} />;
+});
+const LazyDashboard = lazyPage<{}>(async () => (await import("./dashboard")).Dashboard);
+
 function App() {
   useSignal(lang); // re-render on a language switch
   const [me, setMe] = useState<Me | null | undefined>(undefined);
@@ -391,6 +452,7 @@ function App() {
           {me.user.login}
           {me.user.institution_name ? ` · ${me.user.institution_name}` : ""}
         </span>
+        <Nav role={me.user.role} />
         <ShortcutHelp />
         {switcher}
         <button class="logout" onClick={logout}>{t("logout")}</button>
@@ -400,6 +462,10 @@ function App() {
       ) : (
         location.pathname.startsWith("/read/") ? (
           <Reading study={decodeURIComponent(location.pathname.slice("/read/".length))} />
+        ) : isAdmin(me.user.role) && location.pathname.startsWith("/admin") ? (
+          <LazyAdmin page={location.pathname.split("/")[2] ?? ""} />
+        ) : isAdmin(me.user.role) && location.pathname.startsWith("/dashboard") ? (
+          <LazyDashboard />
         ) : me.user.role.startsWith("clinic_") ? (
           <ClinicPortal role={me.user.role} />
         ) : (

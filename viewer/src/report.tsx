@@ -1,9 +1,11 @@
 // The report editor of the reading page: template sections and structured fields, the
 // ECG machine values to confirm or edit, QC grade, critical value, autosave (every save a
-// version), normal quick-fill, submit, and signing with re-authentication.
+// version), normal quick-fill, submit, and signing with re-authentication; the template
+// picker (the alliance's templates of the study's kind and modality), return with a reason
+// (a senior reader), signed addenda, and the version history (who, when, why).
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError } from "./api";
-import { lang, t } from "./i18n";
+import { lang, t, type Key } from "./i18n";
 
 interface SectionDef {
   key: string;
@@ -23,6 +25,7 @@ interface Template {
   code: string;
   name: string;
   name_en: string;
+  modality?: string[];
   kind: "imaging" | "ecg";
   sections: SectionDef[];
   fields: FieldDef[];
@@ -39,6 +42,47 @@ interface Prefill {
   machine: Machine[] | null;
   report: { id: number; current_version: number; state: string } | null;
 }
+interface Version {
+  version: number;
+  kind: string;
+  state: string;
+  author_login: string;
+  written_at_local?: string;
+  submitted_at_local?: string;
+  signed_at_local?: string;
+  returned_at_local?: string;
+  returned_at?: number | null;
+  returned_by?: number | null;
+  reason?: string | null;
+  verifier_login?: string | null;
+  superseded_at?: number | null;
+}
+interface Addendum {
+  id: number;
+  version: number;
+  text: string;
+  author_login: string;
+  signed_at: number;
+}
+interface Detail {
+  report: {
+    id: number;
+    state: string;
+    current_version: number;
+    signed_version: number | null;
+    author_id: number;
+    author_login: string;
+    template_code: string;
+  };
+  current: any;
+  versions: Version[];
+  addenda: Addendum[];
+}
+interface ItemEvent {
+  kind: string;
+  actor: string | null;
+  created_at: number;
+}
 interface Category {
   code: string;
   label: string;
@@ -47,6 +91,63 @@ interface Category {
 }
 
 const label = (x: { label: string; label_en: string }) => (lang.get() === "en" ? x.label_en : x.label);
+/// An API time (µs since the epoch) in Beijing time.
+const fmtUs = (us: number) =>
+  new Date(us / 1000).toLocaleString(lang.get() === "en" ? "en-GB" : "zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
+const stateLabel = (s: string) => t(`st_${s === "draft" ? "drafted" : s}` as Key);
+
+/// The version history of a report: each version with its author, times, who returned it
+/// and why, who signed it; then the signed addenda.
+function History({ detail, events }: { detail: Detail; events: ItemEvent[] }) {
+  const returner = (v: Version) => {
+    if (v.returned_at == null) return "";
+    // the worklist event of the return carries the login (the version only the user id)
+    const e = events
+      .filter((x) => x.kind === "returned")
+      .sort((a, b) => Math.abs(a.created_at - v.returned_at!) - Math.abs(b.created_at - v.returned_at!))[0];
+    // (the event's actor is "user:LOGIN")
+    return e?.actor?.replace(/^user:/, "") ?? (v.returned_by != null ? `#${v.returned_by}` : "");
+  };
+  return (
+    <details class="history" open>
+      <summary>{t("history")}</summary>
+      <ol>
+        {[...detail.versions].reverse().map((v) => (
+          <li data-version={v.version} data-vstate={v.state}>
+            <strong>v{v.version}</strong> · {stateLabel(v.state)}
+            {v.kind === "correction" ? ` · ${t("correction")}` : ""} · {v.author_login} · {v.written_at_local}
+            {v.submitted_at_local && (
+              <div>
+                {t("submitted_at")} {v.submitted_at_local}
+              </div>
+            )}
+            {v.returned_at_local && (
+              <div class="returned" data-returned-by={returner(v)}>
+                {t("returned_by")} {returner(v)} · {v.returned_at_local}：{v.reason}
+              </div>
+            )}
+            {v.signed_at_local && (
+              <div>
+                {t("signed_by")} {v.verifier_login} · {v.signed_at_local}
+              </div>
+            )}
+            {v.superseded_at != null && <div>{t("superseded")}</div>}
+          </li>
+        ))}
+      </ol>
+      {detail.addenda.length > 0 && (
+        <ul class="addenda">
+          {detail.addenda.map((a) => (
+            <li data-addendum={a.id}>
+              <strong>{t("addendum")}</strong> (v{a.version}) · {a.author_login} · {fmtUs(a.signed_at)}
+              <div class="addendum-text">{a.text}</div>
+            </li>
+          ))}
+        </ul>
+      )}
+    </details>
+  );
+}
 
 export function ReportEditor({ itemId }: { itemId: number }) {
   const [pre, setPre] = useState<Prefill | null>(null);
@@ -64,12 +165,60 @@ export function ReportEditor({ itemId }: { itemId: number }) {
   const [signing, setSigning] = useState(false);
   const [password, setPassword] = useState("");
   const [totp, setTotp] = useState("");
+  const [me, setMe] = useState<{ id: number; role: string } | null>(null);
+  const [templates, setTemplates] = useState<Template[]>([]);
+  const [modality, setModality] = useState<string | null>(null);
+  const [detail, setDetail] = useState<Detail | null>(null);
+  const [events, setEvents] = useState<ItemEvent[]>([]);
+  const [returning, setReturning] = useState(false);
+  const [reason, setReason] = useState("");
+  const [adding, setAdding] = useState(false);
+  const [addendum, setAddendum] = useState("");
   const dirty = useRef(false);
+
+  const detailSeq = useRef(0);
+  /// The report with its versions and addenda, and the work item's events (who returned);
+  /// `full`: also the editor's state and version (not after an autosave, which a submit
+  /// may follow before this answer comes). An answer overtaken by a later call is dropped.
+  const reloadDetail = async (id: number, full = true) => {
+    const seq = ++detailSeq.current;
+    const [d, item] = await Promise.all([
+      api<Detail>("GET", `/api/v1/reports/${id}`),
+      api<{ events?: ItemEvent[] }>("GET", `/api/v1/worklist/${itemId}`).catch(() => ({ events: [] })),
+    ]);
+    if (seq !== detailSeq.current) return d;
+    setDetail(d);
+    setEvents(item.events ?? []);
+    if (full) {
+      setState(d.report.state);
+      setVersion(d.current?.version ?? d.report.current_version);
+    }
+    return d;
+  };
 
   useEffect(() => {
     (async () => {
       try {
-        const p = await api<Prefill>("GET", `/api/v1/worklist/${itemId}/report-prefill`);
+        let p = await api<Prefill>("GET", `/api/v1/worklist/${itemId}/report-prefill`);
+        const [who, item, tl] = await Promise.all([
+          api<{ user: { id: number; role: string } }>("GET", "/api/v1/auth/me"),
+          api<{ modality: string | null; events?: ItemEvent[] }>("GET", `/api/v1/worklist/${itemId}`).catch(() => null),
+          api<{ templates: { code: string; enabled: boolean; definition: Template }[] }>("GET", "/api/v1/report-templates"),
+        ]);
+        setMe(who.user);
+        setModality(item?.modality ?? null);
+        setTemplates(tl.templates.filter((x) => x.enabled).map((x) => x.definition));
+        // a draft saved with another template than the exam's: edit it in that template
+        let r: any = null;
+        if (p.report) {
+          r = await api<any>("GET", `/api/v1/reports/${p.report.id}`);
+          if (r.report.template_code && r.report.template_code !== p.template.code) {
+            p = await api<Prefill>(
+              "GET",
+              `/api/v1/worklist/${itemId}/report-prefill?template=${encodeURIComponent(r.report.template_code)}`,
+            );
+          }
+        }
         setPre(p);
         const cats = await api<{ categories: Category[] }>("GET", "/api/v1/critical-categories");
         setCategories(cats.categories.filter((c) => c.kind === p.template.kind));
@@ -77,8 +226,9 @@ export function ReportEditor({ itemId }: { itemId: number }) {
         const f: Record<string, string> = {};
         for (const m of p.machine ?? []) if (m.value != null) f[m.key] = m.value;
         setFields(f);
-        if (p.report) {
-          const r = await api<any>("GET", `/api/v1/reports/${p.report.id}`);
+        if (p.report && r) {
+          setDetail(r);
+          setEvents(item?.events ?? []);
           const cur = r.current;
           setReportId(p.report.id);
           setVersion(cur?.version ?? p.report.current_version);
@@ -122,6 +272,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
       setVersion(r.version.version);
       setState(r.report.state);
       setStatus(`${t("saved")} v${r.version.version}`);
+      reloadDetail(r.report.id, false).catch(() => undefined);
       return { id: r.report.id, version: r.version.version };
     } catch (err) {
       setStatus(err instanceof Error ? err.message : String(err));
@@ -155,6 +306,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
       const r = await api<{ report: { state: string } }>("POST", `/api/v1/reports/${saved.id}/submit`, {
         version: saved.version,
       });
+      await reloadDetail(saved.id).catch(() => undefined);
       setState(r.report.state);
       setStatus(t("submitted_ok"));
     } catch (err) {
@@ -171,6 +323,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
         password,
         totp,
       });
+      await reloadDetail(reportId).catch(() => undefined);
       setState(r.report.state);
       setSigning(false);
       setPassword("");
@@ -181,17 +334,89 @@ export function ReportEditor({ itemId }: { itemId: number }) {
     }
   };
 
+  /// Switch the draft to another template: its sections and fields (the text of sections
+  /// both have is kept); the next save stores the draft under the new template.
+  const switchTemplate = async (code: string) => {
+    if (!pre || code === pre.template.code) return;
+    try {
+      const p = await api<Prefill>("GET", `/api/v1/worklist/${itemId}/report-prefill?template=${encodeURIComponent(code)}`);
+      const keepS: Record<string, string> = {};
+      for (const sec of p.template.sections) if (sections[sec.key] != null) keepS[sec.key] = sections[sec.key];
+      const allowed = new Set([...p.template.fields.map((f) => f.key), ...(p.machine ?? []).map((m) => m.key)]);
+      const keepF: Record<string, string> = {};
+      for (const [k, v] of Object.entries(fields)) if (allowed.has(k)) keepF[k] = v;
+      dirty.current = true;
+      setPre(p);
+      setSections(keepS);
+      setFields(keepF);
+      setStatus(`${t("template_switched")} ${lang.get() === "en" ? p.template.name_en : p.template.name}`);
+    } catch (err) {
+      setStatus(err instanceof Error ? err.message : String(err));
+    }
+  };
+
+  const returnReport = async (e: Event) => {
+    e.preventDefault();
+    if (reportId == null || version == null) return;
+    try {
+      await api("POST", `/api/v1/reports/${reportId}/return`, { version, reason });
+      setReturning(false);
+      setReason("");
+      await reloadDetail(reportId);
+      setStatus(t("returned_ok"));
+    } catch (err) {
+      setStatus(err instanceof ApiError ? `${err.code}: ${err.message}` : String(err));
+    }
+  };
+
+  const addAddendum = async (e: Event) => {
+    e.preventDefault();
+    const signed = detail?.report.signed_version;
+    if (reportId == null || signed == null) return;
+    try {
+      await api("POST", `/api/v1/reports/${reportId}/addenda`, { version: signed, text: addendum, password, totp });
+      setAdding(false);
+      setAddendum("");
+      setPassword("");
+      setTotp("");
+      await reloadDetail(reportId);
+      setStatus(t("addendum_ok"));
+    } catch (err) {
+      setStatus(err instanceof ApiError ? `${err.code}: ${err.message}` : String(err));
+    }
+  };
+
   if (!pre) return <aside class="report">{status || t("loading")}</aside>;
   const machine = pre.machine ?? [];
   const machineKeys = new Set(machine.map((m) => m.key));
   const qcOptions = pre.template.kind === "ecg" ? ["acceptable", "unacceptable"] : ["jia", "yi", "bing"];
   const locked = state === "submitted" || state === "signed";
+  // the alliance's templates of this kind that apply to the study's modality
+  const mods = (modality ?? "").split(/[\\,\s]+/).filter(Boolean);
+  const choices = templates.filter(
+    (x) =>
+      x.kind === pre.template.kind &&
+      (x.code === pre.template.code || !x.modality?.length || !mods.length || mods.some((m) => x.modality!.includes(m))),
+  );
+  if (!choices.some((x) => x.code === pre.template.code)) choices.unshift(pre.template);
+  const author = detail?.report.author_id;
+  const senior = me?.role === "senior_reader";
+  const canReturn = state === "submitted" && senior && author != null && me?.id !== author;
+  const canAddendum = state === "signed" && detail?.report.signed_version != null && (senior || me?.id === author);
   return (
-    <aside class="report" data-state={state}>
+    <aside class="report" data-state={state} data-template={pre.template.code}>
       <h3>
         {lang.get() === "en" ? pre.template.name_en : pre.template.name}
-        {state && <span class="rstate"> · {t(`st_${state === "draft" ? "drafted" : state}` as any)}</span>}
+        {state && <span class="rstate"> · {stateLabel(state)}</span>}
       </h3>
+      <label class="field template-picker">
+        {t("template")}
+        <select name="template" value={pre.template.code} disabled={locked} onChange={(e) => switchTemplate(e.currentTarget.value)}>
+          {choices.map((x) => (
+            <option value={x.code}>{lang.get() === "en" ? x.name_en : x.name}</option>
+          ))}
+        </select>
+      </label>
       <button type="button" class="normal-fill" onClick={normalFill} disabled={locked}>
         {t("normal_fill")}
       </button>
@@ -288,6 +513,12 @@ export function ReportEditor({ itemId }: { itemId: number }) {
         {state === "submitted" && (
           <button type="button" class="sign" onClick={() => setSigning(true)}>{t("sign")}</button>
         )}
+        {canReturn && (
+          <button type="button" class="return" onClick={() => setReturning(true)}>{t("return")}</button>
+        )}
+        {canAddendum && (
+          <button type="button" class="add-addendum" onClick={() => setAdding(true)}>{t("addendum_add")}</button>
+        )}
         {reportId != null && version != null && (
           <a class="pdf" href={`/api/v1/reports/${reportId}/pdf?version=${version}`} target="_blank" rel="noopener">
             {t("pdf_preview")}
@@ -302,6 +533,28 @@ export function ReportEditor({ itemId }: { itemId: number }) {
           <button type="submit">{t("sign")}</button>
         </form>
       )}
+      {returning && (
+        <form class="reauth return-form" onSubmit={returnReport}>
+          <label class="section">
+            {t("return_reason")}
+            <textarea name="return-reason" rows={3} required value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+          </label>
+          <button type="submit" disabled={!reason.trim()}>{t("return")}</button>
+        </form>
+      )}
+      {adding && (
+        <form class="reauth addendum-form" onSubmit={addAddendum}>
+          <label class="section">
+            {t("addendum")}
+            <textarea name="addendum-text" rows={3} required value={addendum} onInput={(e) => setAddendum(e.currentTarget.value)} />
+          </label>
+          <p>{t("reauth_hint_addendum")}</p>
+          <input name="addendum-password" type="password" autocomplete="current-password" placeholder={t("password")} value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+          <input name="addendum-totp" inputMode="numeric" placeholder={t("totp")} value={totp} onInput={(e) => setTotp(e.currentTarget.value)} />
+          <button type="submit" disabled={!addendum.trim()}>{t("addendum_sign")}</button>
+        </form>
+      )}
+      {detail && <History detail={detail} events={events} />}
       {status && <p class="status" role="status">{status}</p>}
     </aside>
   );
