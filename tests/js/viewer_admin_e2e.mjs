@@ -163,11 +163,12 @@ async function main() {
     result.charts = await page.evaluate(() =>
       [...document.querySelectorAll('.chart')].map((el) => {
         const c = el.querySelector('canvas');
-        if (!c) return [el.getAttribute('data-chart'), 0];
+        const points = Number(el.getAttribute('data-points') || 0);
+        if (!c) return [el.getAttribute('data-chart'), 0, points];
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let ink = 0;
         for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200)) ink++;
-        return [el.getAttribute('data-chart'), ink];
+        return [el.getAttribute('data-chart'), ink, points];
       }),
     );
     const csvHref = await page.locator('section[data-panel=volumes] a.csv').getAttribute('href');

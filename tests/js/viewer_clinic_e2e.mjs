@@ -66,6 +66,13 @@ async function main() {
     await hit.waitFor();
     result.recognition_row = (await hit.innerText()).replace(/\s+/g, ' ').trim();
     await shot('c3-recognition');
+    // the clinic's devices and AE titles: its own, none of the county's
+    const dev = page.locator('table.setup-devices tr[data-serial="ECG-CLINIC-1"]');
+    await dev.waitFor();
+    result.setup_device = (await dev.innerText()).replace(/\s+/g, ' ').trim();
+    result.setup_aes = await page.locator('table.setup-aes tr[data-ae]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-ae')));
+    await page.locator('section.setup').scrollIntoViewIfNeeded();
+    await shot('c4-setup');
     result.ok = true;
   } finally {
     await browser.close();

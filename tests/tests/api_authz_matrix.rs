@@ -69,6 +69,10 @@ enum Aim {
     /// The studies list: allowed when the caller may read its own institution's studies,
     /// then filtered by reach.
     StudyList,
+    /// Devices and AE titles: allowed when the caller may list them at all, then every
+    /// row must be of an institution within reach, and every fixture row within reach
+    /// must be there.
+    SetupList,
     /// An alliance named in the body.
     BodyAlliance,
     /// An institution named in the body.
@@ -146,10 +150,8 @@ fn aim(method: &str, path: &str) -> Option<Aim> {
         | ("GET", "/api/v1/institutions") => Aim::None,
         ("POST", "/api/v1/alliances") => Aim::Hub,
         ("POST", "/api/v1/institutions") => Aim::BodyAlliance,
-        ("GET", "/api/v1/ae-titles")
-        | ("GET", "/api/v1/users")
-        | ("GET", "/api/v1/devices")
-        | ("GET", "/api/v1/audit") => Aim::OwnAlliance,
+        ("GET", "/api/v1/ae-titles") | ("GET", "/api/v1/devices") => Aim::SetupList,
+        ("GET", "/api/v1/users") | ("GET", "/api/v1/audit") => Aim::OwnAlliance,
         ("POST", "/api/v1/ae-titles") | ("POST", "/api/v1/users") | ("POST", "/api/v1/devices") => {
             Aim::BodyInstitution
         }
@@ -1578,6 +1580,49 @@ async fn check_operation(
                                 if may && !listed {
                                     run.fail(format!(
                                         "{op} {}: misses the study of {at} within its reach",
+                                        c.name
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+                Aim::SetupList => {
+                    let r = run.send(method, path, token, None).await;
+                    if run.gate(c, &op, &r) {
+                        let allowed = may_list(c, action);
+                        run.decided(c, &op, "within reach", allowed, (200, false), &r);
+                        if r.status == 200 {
+                            let key = if path.ends_with("devices") {
+                                "devices"
+                            } else {
+                                "ae_titles"
+                            };
+                            let rows = r.json()[key].as_array().cloned().unwrap_or_default();
+                            for row in &rows {
+                                let name = row["institution_name"].as_str().unwrap_or("");
+                                let within = f
+                                    .inst
+                                    .iter()
+                                    .find(|(n, _)| **n == name)
+                                    .is_some_and(|(_, i)| c.may(action, scope_of(i)));
+                                if !within {
+                                    run.fail(format!(
+                                        "{op} {}: lists a row of {name} out of its reach",
+                                        c.name
+                                    ));
+                                }
+                            }
+                            for (at, i) in &f.inst {
+                                let present = rows.iter().any(|x| x["institution_name"] == *at);
+                                let has_fixture = if key == "devices" {
+                                    [T, H2].contains(at)
+                                } else {
+                                    [V, H, H2].contains(at)
+                                };
+                                if has_fixture && c.may(action, scope_of(i)) && !present {
+                                    run.fail(format!(
+                                        "{op} {}: misses the row of {at} within its reach",
                                         c.name
                                     ));
                                 }

@@ -388,46 +388,10 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
         HubOptions::default().env("DXHUB_HTTP__VIEWER_DIR", b.dist.to_str().expect("path")),
     );
     // a reader who self-signs (signing authority, a key), a clinic doctor of the township
-    let reader_id = add_user(&hub, COUNTY, "cl.reader", "reader", PASSWORD);
     add_user(&hub, COUNTY, "cl.admin", "group_admin", PASSWORD);
     add_user(&hub, TOWNSHIP, "cl.doctor", "clinic_doctor", PASSWORD);
     let admin = issue_token(&hub, "cl.admin", "1h");
-    let reader = issue_token(&hub, "cl.reader", "1h");
-    join_pool(&hub, &admin, "ecg", reader_id).await;
-    let enrol = ok(
-        &hub,
-        Method::POST,
-        "/api/v1/auth/totp/enroll",
-        &reader,
-        None,
-    )
-    .await;
-    let secret = enrol["secret"].as_str().expect("secret").to_owned();
-    let code = || totp_at(&secret, unix_now());
-    ok(
-        &hub,
-        Method::POST,
-        "/api/v1/auth/totp/confirm",
-        &reader,
-        Some(json!({ "code": code() })),
-    )
-    .await;
-    ok(
-        &hub,
-        Method::PUT,
-        &format!("/api/v1/users/{reader_id}/signing-authority"),
-        &admin,
-        Some(json!({ "granted": true })),
-    )
-    .await;
-    ok(
-        &hub,
-        Method::POST,
-        "/api/v1/me/signing-key",
-        &reader,
-        Some(json!({ "password": PASSWORD, "totp": code() })),
-    )
-    .await;
+    let (reader, secret) = signing_ecg_reader(&hub, &admin, "cl.reader").await;
 
     // the township's ECG device uploads; the reader takes it, reports, signs, raises a
     // critical value
@@ -445,66 +409,7 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
         (r.status().as_u16(), r.json::<Value>().await.expect("JSON"))
     };
     assert_eq!(s, 201, "{up}");
-    // (an ECG is routed right after its 201; poll briefly until `next` finds it)
-    let mut item = Value::Null;
-    for _ in 0..50 {
-        let (s, v) = call(&hub, Method::POST, "/api/v1/worklist/next", &reader, None).await;
-        if s == 200 {
-            item = v;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(item.is_object(), "nothing to claim");
-    let item_id = item["id"].as_i64().expect("item id");
-    let pre = ok(
-        &hub,
-        Method::GET,
-        &format!("/api/v1/worklist/{item_id}/report-prefill"),
-        &reader,
-        None,
-    )
-    .await;
-    let mut fields = serde_json::Map::new();
-    let mut confirmed = Vec::new();
-    for m in pre["machine"].as_array().expect("machine values") {
-        if let Some(v) = m["value"].as_str() {
-            fields.insert(m["key"].as_str().expect("key").into(), json!(v));
-            confirmed.push(m["key"].clone());
-        }
-    }
-    let draft = ok(
-        &hub,
-        Method::POST,
-        &format!("/api/v1/worklist/{item_id}/report"),
-        &reader,
-        Some(json!({
-            "template_code": "ecg_12_lead",
-            "sections": { "findings": pre["normal"]["sections"]["findings"], "impression": "窦性心律，正常心电图。" },
-            "fields": fields,
-            "confirmed": confirmed,
-            "qc_grade": "acceptable",
-        })),
-    )
-    .await;
-    let rid = draft["report"]["id"].as_i64().expect("report id");
-    let version = draft["version"]["version"].as_i64().expect("version");
-    ok(
-        &hub,
-        Method::POST,
-        &format!("/api/v1/reports/{rid}/submit"),
-        &reader,
-        Some(json!({ "version": version })),
-    )
-    .await;
-    ok(
-        &hub,
-        Method::POST,
-        &format!("/api/v1/reports/{rid}/sign"),
-        &reader,
-        Some(json!({ "version": version, "password": PASSWORD, "totp": code() })),
-    )
-    .await;
+    let rid = sign_next_ecg(&hub, &reader, &secret).await;
     let cats = ok(
         &hub,
         Method::GET,
@@ -628,7 +533,14 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
         acked["critical"]["ack_action"], "已电话通知患者转诊",
         "{acked}"
     );
-    for shot in ["c1-portal", "c2-acknowledged", "c3-recognition"] {
+    // its ECG device (two uploads) and its AE title, nothing of other institutions
+    let device_row = v["setup_device"].as_str().unwrap_or("");
+    assert!(
+        device_row.contains(TOWNSHIP) && device_row.ends_with('2'),
+        "{v}"
+    );
+    assert_eq!(v["setup_aes"], json!(["CLINIC"]), "{v}");
+    for shot in ["c1-portal", "c2-acknowledged", "c3-recognition", "c4-setup"] {
         assert!(
             artifacts.join(format!("{shot}.png")).is_file(),
             "{shot}.png"
@@ -844,20 +756,10 @@ fn store_ct_study(hub: &TestHub, spec: &StudySpec) -> String {
 
 /// A TOTP-enrolled user of the county's radiology pool; (token, TOTP secret).
 async fn radiology_reader(hub: &TestHub, admin: &str, login: &str, role: &str) -> (String, String) {
-    use reqwest::Method;
     let id = add_user(hub, COUNTY, login, role, PASSWORD);
     join_pool(hub, admin, "radiology", id).await;
     let token = issue_token(hub, login, "1h");
-    let enrol = ok(hub, Method::POST, "/api/v1/auth/totp/enroll", &token, None).await;
-    let secret = enrol["secret"].as_str().expect("secret").to_owned();
-    ok(
-        hub,
-        Method::POST,
-        "/api/v1/auth/totp/confirm",
-        &token,
-        Some(json!({ "code": totp_at(&secret, unix_now()) })),
-    )
-    .await;
+    let secret = enrol(hub, &token).await;
     (token, secret)
 }
 
@@ -1164,6 +1066,101 @@ async fn reader_reads_a_ct_stack_with_the_image_viewer() {
     }
 }
 
+/// A TOTP-enrolled reader of the ECG pool with signing authority and a signing key;
+/// (token, TOTP secret).
+async fn signing_ecg_reader(hub: &TestHub, admin: &str, login: &str) -> (String, String) {
+    use reqwest::Method;
+    let id = add_user(hub, COUNTY, login, "reader", PASSWORD);
+    join_pool(hub, admin, "ecg", id).await;
+    let token = issue_token(hub, login, "1h");
+    let secret = enrol(hub, &token).await;
+    ok(
+        hub,
+        Method::PUT,
+        &format!("/api/v1/users/{id}/signing-authority"),
+        admin,
+        Some(json!({ "granted": true })),
+    )
+    .await;
+    ok(
+        hub,
+        Method::POST,
+        "/api/v1/me/signing-key",
+        &token,
+        Some(json!({ "password": PASSWORD, "totp": totp_at(&secret, unix_now()) })),
+    )
+    .await;
+    (token, secret)
+}
+
+/// The reader (signing authority and a key, TOTP `secret`) takes the next ECG of the
+/// worklist, confirms every machine value, submits and self-signs; the report id.
+async fn sign_next_ecg(hub: &TestHub, reader: &str, secret: &str) -> i64 {
+    use reqwest::Method;
+    let code = || totp_at(secret, unix_now());
+    // (an ECG is routed right after its 201; poll briefly until `next` finds it)
+    let mut item = Value::Null;
+    for _ in 0..50 {
+        let (s, v) = call(hub, Method::POST, "/api/v1/worklist/next", reader, None).await;
+        if s == 200 {
+            item = v;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(item.is_object(), "nothing to claim");
+    let item_id = item["id"].as_i64().expect("item id");
+    let pre = ok(
+        hub,
+        Method::GET,
+        &format!("/api/v1/worklist/{item_id}/report-prefill"),
+        reader,
+        None,
+    )
+    .await;
+    let mut fields = serde_json::Map::new();
+    let mut confirmed = Vec::new();
+    for m in pre["machine"].as_array().expect("machine values") {
+        if let Some(v) = m["value"].as_str() {
+            fields.insert(m["key"].as_str().expect("key").into(), json!(v));
+            confirmed.push(m["key"].clone());
+        }
+    }
+    let draft = ok(
+        hub,
+        Method::POST,
+        &format!("/api/v1/worklist/{item_id}/report"),
+        reader,
+        Some(json!({
+            "template_code": "ecg_12_lead",
+            "sections": { "findings": pre["normal"]["sections"]["findings"], "impression": "窦性心律，正常心电图。" },
+            "fields": fields,
+            "confirmed": confirmed,
+            "qc_grade": "acceptable",
+        })),
+    )
+    .await;
+    let rid = draft["report"]["id"].as_i64().expect("report id");
+    let version = draft["version"]["version"].as_i64().expect("version");
+    ok(
+        hub,
+        Method::POST,
+        &format!("/api/v1/reports/{rid}/submit"),
+        reader,
+        Some(json!({ "version": version })),
+    )
+    .await;
+    ok(
+        hub,
+        Method::POST,
+        &format!("/api/v1/reports/{rid}/sign"),
+        reader,
+        Some(json!({ "version": version, "password": PASSWORD, "totp": code() })),
+    )
+    .await;
+    rid
+}
+
 /// Enrol `token`'s user in TOTP through the API; the secret.
 async fn enrol(hub: &TestHub, token: &str) -> String {
     use reqwest::Method;
@@ -1204,11 +1201,11 @@ async fn admin_manages_the_alliance_and_reads_the_indicators() {
         "800",
     ]);
     add_user(&hub, COUNTY, "ad.admin", "group_admin", PASSWORD);
-    add_user(&hub, COUNTY, "ad.reader", "reader", PASSWORD);
+    add_user(&hub, "石桥村卫生室", "ad.doctor", "clinic_doctor", PASSWORD);
     let admin = issue_token(&hub, "ad.admin", "1h");
-    let reader = issue_token(&hub, "ad.reader", "1h");
+    let doctor = issue_token(&hub, "ad.doctor", "1h");
     let secret = enrol(&hub, &admin).await;
-    enrol(&hub, &reader).await;
+    let (reader, reader_secret) = signing_ecg_reader(&hub, &admin, "ad.reader").await;
     // a village ECG: a study for the dry run, the volumes and the device coverage
     let device = add_device(&hub, "石桥村卫生室", "ECG-SQ-01");
     let r = reqwest::Client::new()
@@ -1224,6 +1221,41 @@ async fn admin_manages_the_alliance_and_reads_the_indicators() {
         .as_str()
         .expect("study uid")
         .to_owned();
+    // it is read and signed, flagged critical, acknowledged by the village doctor, and
+    // the doctor looks the patient up for recognised results: every indicator has data
+    let rid = sign_next_ecg(&hub, &reader, &reader_secret).await;
+    let cats = ok(
+        &hub,
+        Method::GET,
+        "/api/v1/critical-categories",
+        &reader,
+        None,
+    )
+    .await;
+    let critical = ok(
+        &hub,
+        Method::POST,
+        &format!("/api/v1/reports/{rid}/critical"),
+        &reader,
+        Some(json!({ "category": cats["categories"][0]["code"], "note": "室性心动过速" })),
+    )
+    .await;
+    ok(
+        &hub,
+        Method::POST,
+        &format!("/api/v1/critical-values/{}/ack", critical["id"]),
+        &doctor,
+        Some(json!({ "name": "李医生", "action": "已转诊" })),
+    )
+    .await;
+    ok(
+        &hub,
+        Method::GET,
+        "/api/v1/recognition?patient=110105196001010012",
+        &doctor,
+        None,
+    )
+    .await;
     let expected_rule = ok(
         &hub,
         Method::POST,
@@ -1390,10 +1422,29 @@ async fn admin_manages_the_alliance_and_reads_the_indicators() {
         format!("{:.1}%", c * 100.0),
         "{v} {coverage}"
     );
+    for k in ["studies", "grassroots", "criticals", "lookups"] {
+        assert_eq!(v["kpis"][k], "1", "KPI {k}: {v}");
+    }
+    let remote = ok(
+        &hub,
+        Method::GET,
+        "/api/v1/stats/remote-reads",
+        &admin,
+        None,
+    )
+    .await;
+    let per_10k = remote["alliance"]["per_10k"].as_f64().expect("per 10k");
+    assert_eq!(
+        v["kpis"]["per_10k"],
+        format!("{per_10k:.2}"),
+        "{v} {remote}"
+    );
+    // every chart drew, and drew data (its series hold non-zero values)
     let charts = v["charts"].as_array().expect("charts");
     assert_eq!(charts.len(), 7, "{v}");
     for c in charts {
         assert!(c[1].as_u64().unwrap_or(0) > 100, "chart {c} drew nothing");
+        assert!(c[2].as_u64().unwrap_or(0) > 0, "chart {c} has no data");
     }
     assert_eq!(v["csv_status"], 200, "{v}");
     assert!(

@@ -230,6 +230,94 @@ function SentStudies({ studies, pdfOf }: { studies: SentStudy[]; pdfOf: (id: num
   );
 }
 
+interface SetupDevice {
+  serial: string;
+  model: string | null;
+  kind: string;
+  institution_name: string;
+  last_seen_at: number | null;
+  revoked_at: number | null;
+  uploads: number;
+}
+
+interface SetupAe {
+  ae_title: string;
+  host: string | null;
+  institution_name: string;
+}
+
+/// The clinic's (and its villages') ECG devices and DICOM AE titles, as registered at the
+/// hub: what to check when a device or modality cannot send.
+function Setup() {
+  const [devices, setDevices] = useState<SetupDevice[]>([]);
+  const [aes, setAes] = useState<SetupAe[]>([]);
+  useEffect(() => {
+    api<{ devices: SetupDevice[] }>("GET", "/api/v1/devices")
+      .then((r) => setDevices(r.devices))
+      .catch(() => undefined);
+    api<{ ae_titles: SetupAe[] }>("GET", "/api/v1/ae-titles")
+      .then((r) => setAes(r.ae_titles))
+      .catch(() => undefined);
+  }, []);
+  return (
+    <section class="setup">
+      <h3>{t("clinic_setup")}</h3>
+      <table class="setup-devices">
+        <thead>
+          <tr>
+            <th>{t("serial")}</th>
+            <th>{t("model")}</th>
+            <th>{t("institution")}</th>
+            <th>{t("last_seen")}</th>
+            <th>{t("uploads")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {devices.length === 0 && (
+            <tr>
+              <td colSpan={5} class="empty">{t("nothing")}</td>
+            </tr>
+          )}
+          {devices.map((d) => (
+            <tr data-serial={d.serial} class={d.revoked_at ? "disabled" : ""}>
+              <td>
+                {d.serial} {d.revoked_at ? <small>({t("revoked")})</small> : null}
+              </td>
+              <td>{d.model ?? d.kind}</td>
+              <td>{d.institution_name}</td>
+              <td>{d.last_seen_at ? localTime(d.last_seen_at) : "—"}</td>
+              <td>{d.uploads}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <table class="setup-aes">
+        <thead>
+          <tr>
+            <th>{t("ae_title")}</th>
+            <th>{t("host")}</th>
+            <th>{t("institution")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {aes.length === 0 && (
+            <tr>
+              <td colSpan={3} class="empty">{t("nothing")}</td>
+            </tr>
+          )}
+          {aes.map((a) => (
+            <tr data-ae={a.ae_title}>
+              <td>{a.ae_title}</td>
+              <td>{a.host ?? "—"}</td>
+              <td>{a.institution_name}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
 export function ClinicPortal({ role }: { role: string }) {
   const [reports, setReports] = useState<Report[]>([]);
   const [criticals, setCriticals] = useState<Critical[]>([]);
@@ -323,6 +411,7 @@ export function ClinicPortal({ role }: { role: string }) {
         </tbody>
       </table>
       {role === "clinic_doctor" && <Recognition />}
+      <Setup />
     </section>
   );
 }

@@ -78,7 +78,7 @@ pub const ROUTES: &[RouteRule] = &[
         "/api/v1/institutions/{id}",
         P::Action(A::ManageInstitution),
     ),
-    rule("GET", "/api/v1/ae-titles", P::Action(A::ManageInstitution)),
+    rule("GET", "/api/v1/ae-titles", P::Action(A::ReadSetup)),
     rule(
         "DELETE",
         "/api/v1/ae-titles/{id}",
@@ -103,7 +103,7 @@ pub const ROUTES: &[RouteRule] = &[
         "/api/v1/users/{id}/totp/reset",
         P::Action(A::ManageUsers),
     ),
-    rule("GET", "/api/v1/devices", P::Action(A::ManageDevices)),
+    rule("GET", "/api/v1/devices", P::Action(A::ReadSetup)),
     rule("POST", "/api/v1/devices", P::Action(A::ManageDevices)),
     rule(
         "POST",

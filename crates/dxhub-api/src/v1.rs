@@ -723,14 +723,15 @@ fn alliance_scope(caller: &Caller) -> TargetScope {
     }
 }
 
-/// AE titles of the caller's alliance.
+/// AE titles within the caller's reach: clinic users see their institution's and those of
+/// the institutions it heads; group admins the alliance's.
 #[utoipa::path(get, path = "/api/v1/ae-titles", tag = "tenancy", responses((status = 200, body = dto::AeTitleList), (status = 403, body = dto::ErrorBody)))]
 async fn list_ae_titles(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(&state, alliance_scope(&caller)).await?;
-    let scope = alliance_institutions(&state, &caller).await?;
+    // clinics: their own and the institutions they head; group admins: the alliance
+    let scope = caller.require_list(&state).await?.institution_ids;
     let list: Vec<_> = state
         .catalog
         .list_ae_titles()
@@ -1022,14 +1023,15 @@ async fn reset_user_totp(
 
 // ---------------------------------------------------------------- devices
 
-/// Devices of the caller's alliance.
+/// Devices within the caller's reach: clinic users see their institution's and those of
+/// the institutions it heads; group admins the alliance's.
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", responses((status = 200, body = dto::DeviceList), (status = 403, body = dto::ErrorBody)))]
 async fn list_devices(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(&state, alliance_scope(&caller)).await?;
-    let scope = alliance_institutions(&state, &caller).await?;
+    // clinics: their own and the institutions they head; group admins: the alliance
+    let scope = caller.require_list(&state).await?.institution_ids;
     let list: Vec<_> = state
         .catalog
         .list_devices()

@@ -72,10 +72,13 @@ pub enum Action {
     /// Read the alliance's indicators (`/api/v1/stats/…`: aggregate figures, no patient
     /// data).
     ReadStats,
+    /// See the institutions' registered ECG devices and DICOM AE titles (clinics: their
+    /// own and the villages they head; group admins: the alliance).
+    ReadSetup,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 20] = [
         Self::ReadStudy,
         Self::WriteStudy,
         Self::UploadEcg,
@@ -95,6 +98,7 @@ impl Action {
         Self::AcknowledgeCritical,
         Self::LookupRecognition,
         Self::ReadStats,
+        Self::ReadSetup,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -118,6 +122,7 @@ impl Action {
             Self::AcknowledgeCritical => "acknowledge_critical",
             Self::LookupRecognition => "lookup_recognition",
             Self::ReadStats => "read_stats",
+            Self::ReadSetup => "read_setup",
         }
     }
 }
@@ -254,7 +259,8 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
                 | A::WriteStudy
                 | A::UploadEcg
                 | A::ReadReport
-                | A::AcknowledgeCritical => Some(Reach::Subtree),
+                | A::AcknowledgeCritical
+                | A::ReadSetup => Some(Reach::Subtree),
                 _ => None,
             },
             // Clinic doctors also look up a patient's recognised results alliance-wide.
@@ -263,7 +269,8 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
                 | A::WriteStudy
                 | A::UploadEcg
                 | A::ReadReport
-                | A::AcknowledgeCritical => Some(Reach::Subtree),
+                | A::AcknowledgeCritical
+                | A::ReadSetup => Some(Reach::Subtree),
                 A::LookupRecognition => Some(Reach::Alliance),
                 _ => None,
             },
@@ -300,7 +307,8 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
                 | A::SuperviseWork
                 | A::ManageCatalogue
                 | A::LookupRecognition
-                | A::ReadStats => Some(Reach::Alliance),
+                | A::ReadStats
+                | A::ReadSetup => Some(Reach::Alliance),
                 _ => None,
             },
             Role::Auditor => match action {
@@ -492,7 +500,13 @@ mod tests {
         for role in [Role::ClinicTech, Role::ClinicDoctor] {
             let village = user(role, 30);
             let township = user(role, 20);
-            for action in [A::ReadStudy, A::WriteStudy, A::ReadReport, A::UploadEcg] {
+            for action in [
+                A::ReadStudy,
+                A::WriteStudy,
+                A::ReadReport,
+                A::UploadEcg,
+                A::ReadSetup,
+            ] {
                 assert!(allowed(&village, action, inst(30)), "{role} {action:?} own");
                 assert!(
                     !allowed(&village, action, inst(31)),
@@ -588,6 +602,7 @@ mod tests {
                 A::ManageDevices,
                 A::ReadAudit,
                 A::ReadStats,
+                A::ReadSetup,
             ] {
                 assert!(!allowed(&r, action, inst(10)), "{role} {action:?}");
             }
@@ -667,6 +682,7 @@ mod tests {
             A::ReadWorklist,
             A::SuperviseWork,
             A::ReadStats,
+            A::ReadSetup,
         ] {
             assert!(allowed(&g, action, inst(32)));
             assert!(allowed(
