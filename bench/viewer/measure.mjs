@@ -54,13 +54,26 @@ async function main() {
     page.setDefaultTimeout(120000);
     // OHIF's first-visit tour and banner take the first clicks; dismiss them if shown
     await page.goto(env.VB_URL, { waitUntil: 'commit' });
-    await page.waitForFunction(() => window.__renders.length > 0, null, { timeout: 60000 });
+    await page.waitForFunction(() => window.__renders.length > 0, null, { timeout: 60000 }).catch(async (e) => {
+      await page.screenshot({ path: path.join(artifacts, `${target}-FAILED.png`) });
+      throw e;
+    });
     out.first_image_ms = Math.round(await page.evaluate(() => window.__renders[0]));
     const nav = await page.evaluate(() => {
       const n = performance.getEntriesByType('navigation')[0];
       return { dom_content_loaded_ms: Math.round(n.domContentLoadedEventEnd), load_ms: Math.round(n.loadEventEnd) };
     });
     Object.assign(out, nav);
+    if (env.VB_TRACE === '1') {
+      // what the page fetched before the first image, and when (ms since navigation start)
+      out.trace = await page.evaluate((first) =>
+        performance
+          .getEntriesByType('resource')
+          .filter((e) => e.startTime < first)
+          .map((e) => [e.name.replace(location.origin, '').replace(/\/dicomweb\/studies\/[^/]+/, '/…').slice(0, 70), Math.round(e.startTime), Math.round(e.responseEnd)]),
+        out.first_image_ms,
+      );
+    }
     // the first picture is a real image: many distinct values on the canvas
     const canvas = page.locator('canvas.cornerstone-canvas').first();
     out.first_canvas_distinct = await canvas.evaluate((c) => {
@@ -88,12 +101,17 @@ async function main() {
           const canvas = document.querySelector('canvas.cornerstone-canvas');
           const r = canvas.getBoundingClientRect();
           const at = { clientX: r.left + r.width / 2, clientY: r.top + r.height / 2 };
+          // resolves on the next render (true), or after 5 s without one (false)
           const rendered = () =>
             new Promise((resolve) => {
-              const n = window.__renders.length;
-              const t0 = performance.now();
-              const check = () => (window.__renders.length > n || performance.now() - t0 > 5000 ? resolve(window.__renders.length > n) : requestAnimationFrame(check));
-              check();
+              const done = (ok) => {
+                clearTimeout(timer);
+                document.removeEventListener('CORNERSTONE_IMAGE_RENDERED', on, true);
+                resolve(ok);
+              };
+              const on = () => done(true);
+              const timer = setTimeout(() => done(false), 5000);
+              document.addEventListener('CORNERSTONE_IMAGE_RENDERED', on, true);
             });
           let done = 0;
           const t0 = performance.now();
@@ -108,11 +126,18 @@ async function main() {
         { steps, dir },
       );
     // warm-up: every slice once (loads what prefetching has not yet), then back to the top
-    const [warm, warmMs] = await sweep(slices - 1, 1);
+    // (which wheel direction moves away from the first slice differs between viewers:
+    // try one, and the other if nothing moved)
+    let dir = -1;
+    let [warm, warmMs] = await sweep(slices - 1, dir);
+    if (warm === 0) {
+      dir = 1;
+      [warm, warmMs] = await sweep(slices - 1, dir);
+    }
     out.warmup_steps = warm;
     out.warmup_ms = Math.round(warmMs);
     await page.waitForTimeout(500);
-    const [steps, ms] = await sweep(slices - 1, -1);
+    const [steps, ms] = await sweep(slices - 1, -dir);
     out.scroll_steps = steps;
     out.scroll_ms = Math.round(ms);
     out.scroll_ips = Math.round((steps / ms) * 1000 * 10) / 10;

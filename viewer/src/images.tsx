@@ -29,10 +29,10 @@ import dicomImageLoader, { init as loaderInit } from "@cornerstonejs/dicom-image
 import { api } from "./api";
 import { lang, t, type Key } from "./i18n";
 import { personName } from "./names";
+import { type Meta, studySeries } from "./prefetch";
 
-const { cine } = toolsUtilities;
+const { cine, stackPrefetch } = toolsUtilities;
 
-type Meta = Record<string, { vr: string; Value?: any[] }>;
 /// What the overlay shows of one image id: its instance and frame, and where it lies.
 interface ImageInfo {
   instance: number | null;
@@ -151,17 +151,16 @@ function cineRate(m: Meta): number | null {
 /// a multi-frame instance frame by frame (`…/frames/N`); their metadata registered with
 /// the loader (no second fetch per frame). And the patient/study lines of the overlay.
 async function loadSeries(study: string): Promise<{ series: Series[]; info: StudyInfo | null }> {
-  // the loader's init purges its metadata: initialise first, then register
-  await initCornerstone();
+  // The first image is what the reader waits for: the series list and every series'
+  // metadata are fetched at once, while cornerstone3D initialises (codecs, workers).
+  // (started by main.tsx when the app opened on this study's reading page)
   const base = `${location.origin}/dicomweb/studies/${study}`;
-  const list = await api<Meta[]>("GET", `/dicomweb/studies/${study}/series`);
+  // the loader's init purges its metadata: initialise first, then register
+  const [, list] = await Promise.all([initCornerstone(), studySeries(study)]);
   const out: Series[] = [];
   let info: StudyInfo | null = null;
-  for (const s of list) {
-    const uid = str(s, "0020000E");
-    const modality = str(s, "00080060") ?? "";
-    if (!uid || ["ECG", "SR", "DOC", "PR", "KO"].includes(modality)) continue;
-    const metas = await api<Meta[]>("GET", `/dicomweb/studies/${study}/series/${uid}/metadata`);
+  for (const { series: s, uid, modality, metas: pending } of list) {
+    const metas = await pending;
     metas.sort((a, b) => (str(a, "00200013") ?? 0) - (str(b, "00200013") ?? 0));
     const imageIds: string[] = [];
     const byId = new Map<string, ImageInfo>();
@@ -272,10 +271,13 @@ export function ImageViewer({ study, keys = true, compact = false }: { study: st
       await vp.setStack(series[0].imageIds, 0);
       vp.render();
       setSlice(0);
+      // then the rest of the stack in the background, nearest slices first
+      stackPrefetch.enable(el);
     })().catch((e) => setError(String(e.message ?? e)));
     return () => {
       try {
         cine.stopClip(el);
+        stackPrefetch.disable(el);
       } catch {
         /* not enabled */
       }
@@ -308,6 +310,7 @@ export function ImageViewer({ study, keys = true, compact = false }: { study: st
     setCurrent(i);
     setFps(series[i].fps ?? DEFAULT_FPS);
     await v.setStack(series[i].imageIds, 0);
+    if (element.current) stackPrefetch.enable(element.current);
     v.render();
     setSlice(0);
   };

@@ -9,6 +9,7 @@ import { EcgViewer } from "./ecg";
 import { ReportEditor } from "./report";
 import { PriorPane, PriorsPanel, type Prior } from "./priors";
 import { personName } from "./names";
+import { prefetchStudy } from "./prefetch";
 import "./style.css";
 
 function Login({ onDone }: { onDone: () => void }) {
@@ -279,10 +280,17 @@ function Worklist({ me }: { me: Me }) {
 /// The image viewer (cornerstone3D, ~1 MB gzip) is loaded only on the reading page, so the
 /// worklist and the clinic portal stay small on weak links.
 type ImageProps = { study: string; keys?: boolean; compact?: boolean };
+// On a reading page the image viewer's code (cornerstone3D) starts loading with the app,
+// not after the session check and the first render.
+const imagesModule = location.pathname.startsWith("/read/") ? import("./images") : null;
+// and its study's series and metadata start loading too (an ECG study answers with no
+// image series; a 401 just leaves the viewer to ask again after login)
+if (location.pathname.startsWith("/read/")) prefetchStudy(decodeURIComponent(location.pathname.slice("/read/".length)));
+
 function LazyImages(props: ImageProps) {
   const [C, setC] = useState<null | ((p: ImageProps) => any)>(null);
   useEffect(() => {
-    import("./images").then((m) => setC(() => m.ImageViewer));
+    (imagesModule ?? import("./images")).then((m) => setC(() => m.ImageViewer));
   }, []);
   return C ? <C {...props} /> : null;
 }
