@@ -56,6 +56,24 @@ async function main() {
     result.queued_row = (await row.innerText()).replace(/\s+/g, ' ').trim();
     await page.locator('.live.on').waitFor();
     await shot('2-queue');
+    // filters: the API's modality filter hides the ECG under CT and shows it under ECG;
+    // the patient search and the institution filter work in the page; headers sort
+    await page.selectOption('select[name=modality]', 'CT');
+    await row.waitFor({ state: 'detached' });
+    await page.selectOption('select[name=modality]', 'ECG');
+    await row.waitFor();
+    result.filter_modality = true;
+    await page.fill('input[name=search]', 'no-such-patient');
+    await row.waitFor({ state: 'detached' });
+    await page.fill('input[name=search]', '王');
+    await row.waitFor();
+    result.filter_search = true;
+    await page.fill('input[name=search]', '');
+    await page.locator('th[data-sort=due]').click();
+    result.sort_due = await page.locator('th[data-sort=due]').getAttribute('aria-sort');
+    await page.locator('th[data-sort=due]').click();
+    result.sort_due_again = await page.locator('th[data-sort=due]').getAttribute('aria-sort');
+    await page.selectOption('select[name=modality]', '');
     // "?" lists the shortcuts; Esc closes the list
     await page.keyboard.press('?');
     const help = page.getByRole('dialog', { name: '快捷键' });

@@ -242,6 +242,10 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
         ],
     );
     assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["filter_modality"], true, "{v}");
+    assert_eq!(v["filter_search"], true, "{v}");
+    assert_eq!(v["sort_due"], "ascending", "{v}");
+    assert_eq!(v["sort_due_again"], "descending", "{v}");
     assert_eq!(v["lang_default"], "zh-CN", "{v}");
     assert_eq!(v["lang_switched"], "en", "{v}");
     let help = v["help"].as_str().unwrap_or("");

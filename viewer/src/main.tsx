@@ -124,8 +124,29 @@ function useNow(): number {
   return now;
 }
 
+const MODALITIES = ["CT", "MR", "CR", "DX", "MG", "US", "XA", "RF", "NM", "PT", "ECG"];
+type SortKey = "priority" | "due" | "patient" | "institution" | "modality";
+const PRIO_RANK: Record<string, number> = { stat: 0, urgent: 1, routine: 2 };
+
+/// Sort keys of a work item (the server's order is priority, then due time).
+const SORTS: Record<SortKey, (a: WorkItem, b: WorkItem) => number> = {
+  priority: (a, b) => PRIO_RANK[a.priority] - PRIO_RANK[b.priority] || a.due_in_s - b.due_in_s,
+  due: (a, b) => a.due_in_s - b.due_in_s,
+  patient: (a, b) => personName(a.patient_name).localeCompare(personName(b.patient_name), "zh-CN"),
+  institution: (a, b) => (a.institution_name ?? "").localeCompare(b.institution_name ?? "", "zh-CN"),
+  modality: (a, b) => (a.modality ?? "").localeCompare(b.modality ?? ""),
+};
+
 function Worklist({ me }: { me: Me }) {
   const [tab, setTab] = useState<Tab>("queue");
+  // filters: priority and modality by the API; institution and patient text in the page
+  const [priority, setPriority] = useState("");
+  const [modality, setModality] = useState("");
+  const [institution, setInstitution] = useState("");
+  const [text, setText] = useState("");
+  const [sort, setSort] = useState<{ key: SortKey; asc: boolean }>({ key: "priority", asc: true });
+  const filterRef = useRef({ priority, modality });
+  filterRef.current = { priority, modality };
   const [items, setItems] = useState<WorkItem[]>([]);
   const [fetchedAt, setFetchedAt] = useState(Date.now());
   const [message, setMessage] = useState("");
@@ -136,7 +157,9 @@ function Worklist({ me }: { me: Me }) {
 
   const load = useCallback(async (which: Tab = tabRef.current) => {
     try {
-      const r = await api<{ items: WorkItem[] }>("GET", `/api/v1/worklist?tab=${which}`);
+      const f = filterRef.current;
+      const q = `tab=${which}${f.priority ? `&priority=${f.priority}` : ""}${f.modality ? `&modality=${f.modality}` : ""}`;
+      const r = await api<{ items: WorkItem[] }>("GET", `/api/v1/worklist?${q}`);
       if (which === tabRef.current) {
         setItems(r.items);
         setFetchedAt(Date.now());
@@ -148,7 +171,7 @@ function Worklist({ me }: { me: Me }) {
 
   useEffect(() => {
     load(tab);
-  }, [tab, load]);
+  }, [tab, priority, modality, load]);
 
   // live updates: any worklist event reloads the tab (coalesced)
   useEffect(() => {
@@ -211,6 +234,29 @@ function Worklist({ me }: { me: Me }) {
   }, [next]);
 
   const elapsed = Math.floor((now - fetchedAt) / 1000);
+  const institutions = [...new Set(items.map((it) => it.institution_name).filter((x): x is string => !!x))].sort();
+  const needle = text.trim().toLowerCase();
+  const shown = items
+    .filter((it) => !institution || it.institution_name === institution)
+    .filter(
+      (it) =>
+        !needle ||
+        personName(it.patient_name).toLowerCase().includes(needle) ||
+        (it.patient_name ?? "").toLowerCase().includes(needle) ||
+        (it.patient_id ?? "").toLowerCase().includes(needle),
+    )
+    .sort((a, b) => (sort.asc ? 1 : -1) * SORTS[sort.key](a, b));
+  const header = (key: SortKey, label: Key) => (
+    <th
+      class="sortable"
+      data-sort={key}
+      aria-sort={sort.key === key ? (sort.asc ? "ascending" : "descending") : "none"}
+      onClick={() => setSort(sort.key === key ? { key, asc: !sort.asc } : { key, asc: true })}
+    >
+      {t(label)}
+      {sort.key === key ? (sort.asc ? " ▲" : " ▼") : ""}
+    </th>
+  );
   return (
     <section class="worklist">
       <div class="toolbar">
@@ -226,27 +272,48 @@ function Worklist({ me }: { me: Me }) {
         </button>
         <span class={live ? "live on" : "live"}>{live ? t("live") : t("offline")}</span>
       </div>
+      <div class="filters worklist-filters">
+        <select name="priority" value={priority} onChange={(e) => setPriority(e.currentTarget.value)} aria-label={t("priority")}>
+          <option value="">{t("priority")}: {t("all")}</option>
+          {(["stat", "urgent", "routine"] as const).map((p) => (
+            <option value={p}>{t(p)}</option>
+          ))}
+        </select>
+        <select name="modality" value={modality} onChange={(e) => setModality(e.currentTarget.value)} aria-label={t("modality")}>
+          <option value="">{t("modality")}: {t("all")}</option>
+          {MODALITIES.map((m) => (
+            <option value={m}>{m}</option>
+          ))}
+        </select>
+        <select name="institution" value={institution} onChange={(e) => setInstitution(e.currentTarget.value)} aria-label={t("institution")}>
+          <option value="">{t("institution")}: {t("all")}</option>
+          {institutions.map((i) => (
+            <option value={i}>{i}</option>
+          ))}
+        </select>
+        <input name="search" type="search" value={text} onInput={(e) => setText(e.currentTarget.value)} placeholder={t("search_patient")} />
+      </div>
       {message && <p class="message" role="status">{message}</p>}
       <table>
         <thead>
           <tr>
-            <th>{t("priority")}</th>
-            <th>{t("due")}</th>
-            <th>{t("patient")}</th>
+            {header("priority", "priority")}
+            {header("due", "due")}
+            {header("patient", "patient")}
             <th>{t("exam")}</th>
-            <th>{t("institution")}</th>
-            <th>{t("modality")}</th>
+            {header("institution", "institution")}
+            {header("modality", "modality")}
             <th>{t("state")}</th>
             <th />
           </tr>
         </thead>
         <tbody>
-          {items.length === 0 && (
+          {shown.length === 0 && (
             <tr>
               <td colSpan={8} class="empty">{t("nothing")}</td>
             </tr>
           )}
-          {items.map((it) => (
+          {shown.map((it) => (
             <tr data-item={it.id} data-study={it.study_instance_uid} class={it.overdue ? "overdue" : ""}>
               <td>
                 <span class={`prio ${it.priority}`}>{t(it.priority)}</span>
