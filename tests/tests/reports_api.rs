@@ -712,6 +712,13 @@ async fn reports_end_to_end() {
     let versions = full["versions"].as_array().unwrap();
     assert_eq!(versions.len(), 5, "{full}");
     assert_eq!(versions[3]["state"], "returned");
+    assert_eq!(versions[3]["returned_by_login"], "senior", "{full}");
+    assert!(
+        versions[3]["returned_at_local"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("+08:00")),
+        "{full}"
+    );
     assert_eq!(versions[3]["reason"], "请补充ST段描述");
     assert_eq!(versions[4]["state"], "signed");
     assert_eq!(versions[4]["verifier_login"], "senior");
@@ -1129,6 +1136,15 @@ async fn reports_end_to_end() {
         ),
         (Some(true), Some(1)),
         "{v}"
+    );
+    let detail = f
+        .ok("GET", &format!("/api/v1/reports/{rid}"), "clinic", None)
+        .await;
+    assert!(
+        detail["addenda"][0]["signed_at_local"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("+08:00")),
+        "{detail}"
     );
     let (s, _) = f
         .send(

@@ -193,10 +193,11 @@ export function Dashboard() {
           }),
           axisLabel: { rotate: 20 },
         },
-        yAxis: { type: "value", minInterval: 1 },
+        yAxis: [{ type: "value", minInterval: 1 }, { type: "value", name: en ? "min" : "分钟" }],
         series: [
           { name: t("raised"), type: "bar", data: cr.rows.map((r: any) => r.raised) },
           { name: t("acknowledged"), type: "bar", data: cr.rows.map((r: any) => r.acknowledged) },
+          { name: t("ack_p50"), type: "line", yAxisIndex: 1, data: cr.rows.map((r: any) => r.ack_p50_minutes) },
         ],
       }
     : null;

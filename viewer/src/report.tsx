@@ -53,6 +53,7 @@ interface Version {
   returned_at_local?: string;
   returned_at?: number | null;
   returned_by?: number | null;
+  returned_by_login?: string | null;
   reason?: string | null;
   verifier_login?: string | null;
   superseded_at?: number | null;
@@ -101,6 +102,8 @@ const stateLabel = (s: string) => t(`st_${s === "draft" ? "drafted" : s}` as Key
 function History({ detail, events }: { detail: Detail; events: ItemEvent[] }) {
   const returner = (v: Version) => {
     if (v.returned_at == null) return "";
+    if (v.returned_by_login) return v.returned_by_login;
+    // (hubs before returned_by_login: the worklist event of the return carries the login)
     // the worklist event of the return carries the login (the version only the user id)
     const e = events
       .filter((x) => x.kind === "returned")

@@ -471,6 +471,19 @@ fn version_json(v: &ReportVersion) -> Value {
     j
 }
 
+/// An addendum with its times also as Asia/Shanghai local time (`signed_at_local`).
+fn addendum_json<T: serde::Serialize>(a: &T) -> Value {
+    let mut j = serde_json::to_value(a).unwrap_or(Value::Null);
+    if let Some(o) = j.as_object_mut() {
+        for k in ["signed_at", "created_at"] {
+            if let Some(t) = o.get(k).and_then(Value::as_i64) {
+                o.insert(format!("{k}_local"), json!(shanghai(t)));
+            }
+        }
+    }
+    j
+}
+
 fn report_json(r: &Report) -> Value {
     let mut j = serde_json::to_value(r).unwrap_or(Value::Null);
     if let Some(o) = j.as_object_mut() {
@@ -1352,7 +1365,7 @@ async fn get_report(
         "report": report_json(&r),
         "current": current.map(version_json),
         "versions": visible.iter().map(|v| version_json(v)).collect::<Vec<_>>(),
-        "addenda": addenda,
+        "addenda": addenda.iter().map(addendum_json).collect::<Vec<_>>(),
         "critical_values": criticals,
         "pushes": pushes,
     })))
@@ -1750,6 +1763,7 @@ async fn correct(
         submitted_at: Some(now),
         reason: Some(req.reason.trim().to_owned()),
         returned_by: None,
+        returned_by_login: None,
         returned_at: None,
         verifier_id: Some(me),
         verifier_login: Some(login.clone()),

@@ -152,6 +152,8 @@ pub struct ReportVersion {
     pub submitted_at: Option<i64>,
     pub reason: Option<String>,
     pub returned_by: Option<i64>,
+    /// The login of `returned_by`.
+    pub returned_by_login: Option<String>,
     pub returned_at: Option<i64>,
     pub verifier_id: Option<i64>,
     pub verifier_login: Option<String>,

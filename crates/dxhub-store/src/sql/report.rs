@@ -56,10 +56,11 @@ const REPORT_SELECT: &str = "SELECT r.id, r.alliance_id, r.study_id, r.study_ins
 const VERSION_SELECT: &str = "SELECT v.report_id, v.version, v.kind, v.state, v.body, \
      v.machine, v.confirmations, v.key_images, v.qc_grade, v.critical, v.critical_category, \
      v.author_id, a.login AS author_login, v.written_at, v.submitted_at, v.reason, \
-     v.returned_by, v.returned_at, v.verifier_id, ve.login AS verifier_login, v.signed_at, \
-     v.signed_content, v.signature, v.key_id, v.superseded_at \
+     v.returned_by, rb.login AS returned_by_login, v.returned_at, v.verifier_id, \
+     ve.login AS verifier_login, v.signed_at, v.signed_content, v.signature, v.key_id, \
+     v.superseded_at \
      FROM report_versions v JOIN users a ON a.id = v.author_id \
-     LEFT JOIN users ve ON ve.id = v.verifier_id";
+     LEFT JOIN users ve ON ve.id = v.verifier_id LEFT JOIN users rb ON rb.id = v.returned_by";
 
 const KEY_SELECT: &str = "SELECT k.id, k.user_id, u.login, i.alliance_id, k.public_key, \
      k.fingerprint, k.sealed_secret, k.kek_id, k.created_at, k.revoked_at \
@@ -95,6 +96,7 @@ struct VersionRow {
     submitted_at: Option<i64>,
     reason: Option<String>,
     returned_by: Option<i64>,
+    returned_by_login: Option<String>,
     returned_at: Option<i64>,
     verifier_id: Option<i64>,
     verifier_login: Option<String>,
@@ -138,6 +140,7 @@ impl TryFrom<VersionRow> for ReportVersion {
             submitted_at: r.submitted_at,
             reason: r.reason,
             returned_by: r.returned_by,
+            returned_by_login: r.returned_by_login,
             returned_at: r.returned_at,
             verifier_id: r.verifier_id,
             verifier_login: r.verifier_login,
