@@ -115,7 +115,8 @@ function InstitutionSelect({ institutions, name = "institution", required = true
 
 function Institutions({ institutions, reload }: { institutions: Institution[]; reload: () => Promise<void> }) {
   const [error, setError] = useState("");
-  const alliance = institutions[0]?.alliance_name;
+  // a group admin has one alliance; a superadmin picks one
+  const alliances = [...new Set(institutions.map((i) => i.alliance_name))];
   const setPopulation = async (i: Institution, value: string) => {
     try {
       await api("PATCH", `/api/v1/institutions/${i.id}`, { population: value === "" ? null : Number(value) });
@@ -159,7 +160,7 @@ function Institutions({ institutions, reload }: { institutions: Institution[]; r
         name="institution"
         action={async (f) => {
           await api("POST", "/api/v1/institutions", {
-            alliance: alliance,
+            alliance: str(f, "alliance") ?? alliances[0],
             name: str(f, "name"),
             level: str(f, "level"),
             parent: str(f, "parent"),
@@ -168,6 +169,15 @@ function Institutions({ institutions, reload }: { institutions: Institution[]; r
           await reload();
         }}
       >
+        {alliances.length > 1 && (
+          <Field label="alliance">
+            <select name="alliance">
+              {alliances.map((a) => (
+                <option value={a}>{a}</option>
+              ))}
+            </select>
+          </Field>
+        )}
         <Field label="name">
           <input name="name" required />
         </Field>
