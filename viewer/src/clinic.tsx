@@ -1,6 +1,6 @@
 // The clinic portal: open critical values to acknowledge, the signed reports of the
 // clinic (and the villages it heads) with their PDF, and the recognition lookup.
-import { useCallback, useEffect, useState } from "preact/hooks";
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { api } from "./api";
 import { lang, t } from "./i18n";
 import { personName } from "./names";
@@ -333,16 +333,21 @@ export function ClinicPortal({ role }: { role: string }) {
   };
   const [error, setError] = useState("");
   const [sent, setSent] = useState<SentStudy[]>([]);
+  // older pages the user asked for (the reloads refresh the newest page only)
+  const [older, setOlder] = useState<SentStudy[]>([]);
+  const [more, setMore] = useState<number | null>(null);
+  const olderLoaded = useRef(false);
   const load = useCallback(async () => {
     try {
       const [r, c, s] = await Promise.all([
         api<{ reports: Report[] }>("GET", "/api/v1/reports?state=signed&limit=200"),
         api<{ critical_values: { critical: Critical }[] }>("GET", "/api/v1/critical-values?state=open"),
-        api<{ studies: SentStudy[] }>("GET", "/api/v1/studies?order=desc&limit=100"),
+        api<{ studies: SentStudy[]; next_after_id: number | null }>("GET", "/api/v1/studies?order=desc&limit=100"),
       ]);
       setReports(r.reports);
       setCriticals(c.critical_values.map((x) => x.critical));
       setSent(s.studies);
+      if (!olderLoaded.current) setMore(s.next_after_id);
     } catch (err) {
       setError(err instanceof Error ? err.message : String(err));
     }
@@ -373,7 +378,30 @@ export function ClinicPortal({ role }: { role: string }) {
         <CriticalBanner c={c} label={label(c.category)} onAck={load} />
       ))}
       {error && <p class="error">{error}</p>}
-      <SentStudies studies={sent} pdfOf={(id) => reports.find((r) => r.id === id)?.links.pdf} />
+      <SentStudies
+        studies={[...sent, ...older.filter((o) => !sent.some((x) => x.id === o.id))]}
+        pdfOf={(id) => reports.find((r) => r.id === id)?.links.pdf}
+      />
+      {more != null && (
+        <button
+          class="more"
+          onClick={async () => {
+            try {
+              const r = await api<{ studies: SentStudy[]; next_after_id: number | null }>(
+                "GET",
+                `/api/v1/studies?order=desc&limit=100&after_id=${more}`,
+              );
+              olderLoaded.current = true;
+              setOlder((o) => [...o, ...r.studies]);
+              setMore(r.next_after_id);
+            } catch (err) {
+              setError(err instanceof Error ? err.message : String(err));
+            }
+          }}
+        >
+          {t("load_more")}
+        </button>
+      )}
       <h2>{t("reports")}</h2>
       <table class="reports">
         <thead>
