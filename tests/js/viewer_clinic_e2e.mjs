@@ -36,8 +36,16 @@ async function main() {
     // the studies the clinic sent: where each is, and the report of the finished one
     const reported = page.locator(`table.sent-studies tr[data-study="${process.env.VIEWER_SENT_REPORTED}"][data-status=reported]`);
     const queued = page.locator(`table.sent-studies tr[data-study="${process.env.VIEWER_SENT_QUEUED}"][data-status=queued]`);
-    await reported.waitFor();
+    // 102 sent studies: the newest 100 first (the queued ECG is the newest), the rest
+    // (the reported ECG is the oldest) on request
     await queued.waitFor();
+    const rows = page.locator('table.sent-studies tbody tr[data-study]');
+    result.sent_rows_first_page = await rows.count();
+    await page.locator('button.more').click();
+    await page.waitForFunction(() => document.querySelectorAll('table.sent-studies tbody tr[data-study]').length > 100);
+    result.sent_rows_after_more = await rows.count();
+    await page.locator('button.more').waitFor({ state: 'detached' });
+    await reported.waitFor();
     result.sent = { reported: await reported.innerText(), queued: await queued.innerText() };
     result.sent_reported_step = (await reported.locator('.step.now').innerText()).trim();
     result.sent_queued_step = (await queued.locator('.step.now').innerText()).trim();
@@ -46,6 +54,7 @@ async function main() {
     result.sent_report_status = rep.status();
     result.sent_report_magic = (await rep.body()).subarray(0, 5).toString('latin1');
     await shot('c1-portal');
+
     // the PDF behind the link, with the page's session
     const href = await row.locator('a.pdf').getAttribute('href');
     const pdf = await page.request.get(new URL(href, base).toString());

@@ -440,6 +440,9 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
         .expect("study uid")
         .to_owned();
 
+    // 100 older CT studies of the township: the sent-studies list shows the newest 100
+    // and loads the rest on request
+    store_small_studies(&hub, 100);
     // a second ECG of the township waits in the queue
     let r = reqwest::Client::new()
         .post(hub.http_url("/api/v1/ecg"))
@@ -468,7 +471,7 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
         let v = ok(
             &hub,
             Method::GET,
-            "/api/v1/studies?order=desc",
+            "/api/v1/studies?order=desc&limit=200",
             &doctor,
             None,
         )
@@ -504,6 +507,8 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
     assert_eq!(v["sent_reported_step"], "已出报告", "{v}");
     assert_eq!(v["sent_queued_step"], "排队中", "{v}");
     assert_eq!(v["sent_report_status"], 200, "{v}");
+    assert_eq!(v["sent_rows_first_page"], 100, "{v}");
+    assert_eq!(v["sent_rows_after_more"], 102, "{v}");
     assert_eq!(v["sent_report_magic"], "%PDF-", "{v}");
     assert_eq!(v["ok"], true, "{v}");
     let banner = v["banner"].as_str().unwrap_or("");
@@ -756,6 +761,42 @@ fn store_ct_study(hub: &TestHub, spec: &StudySpec) -> String {
     }
     scu.release().expect("release");
     study
+}
+
+/// `n` one-slice CT studies (pydicom's CT_small.dcm with new UIDs) stored over one
+/// association as the township's AE.
+fn store_small_studies(hub: &TestHub, n: usize) {
+    let ct_small = peers::corpus()
+        .expect("the DICOM corpus (DXHUB_TEST_CORPUS)")
+        .join("pydicom/CT_small.dcm");
+    let base = open_file(&ct_small).expect("open CT_small.dcm");
+    let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
+    let mut scu = Scu::connect(hub.dicom, "CLINIC", "DXHUB", &[ct_context()], 1 << 20)
+        .expect("associate as CLINIC");
+    let (pc, _) = scu.context_for(uids::CT_IMAGE_STORAGE).expect("CT context");
+    for i in 0..n {
+        let sop = new_uid();
+        let mut o = base.clone().into_inner();
+        for (tag, uid) in [
+            (tags::STUDY_INSTANCE_UID, new_uid()),
+            (tags::SERIES_INSTANCE_UID, new_uid()),
+            (tags::SOP_INSTANCE_UID, sop.clone()),
+        ] {
+            o.put(DataElement::new(
+                tag,
+                VR::UI,
+                PrimitiveValue::from(uid.as_str()),
+            ));
+        }
+        let mut bytes = Vec::new();
+        o.write_dataset_with_ts(&mut bytes, &ts)
+            .expect("encode dataset");
+        let (status, comment) = scu
+            .store(pc, uids::CT_IMAGE_STORAGE, &sop, &bytes)
+            .expect("C-STORE");
+        assert_eq!(status, 0, "C-STORE study {i}: {comment:?}");
+    }
+    scu.release().expect("release");
 }
 
 /// A TOTP-enrolled user of the county's radiology pool; (token, TOTP secret).
