@@ -316,6 +316,25 @@ impl Scu {
         self.read_response()
     }
 
+    /// Encode `obj` in Explicit VR Little Endian (the context's transfer syntax must be
+    /// it) and C-STORE it as `sop_class` with its own SOP Instance UID; panics unless the
+    /// answer is Success. `what` names it in the panic.
+    pub fn store_object(&mut self, pc: u8, sop_class: &str, obj: &InMemDicomObject, what: &str) {
+        use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
+        let sop = obj
+            .get(tags::SOP_INSTANCE_UID)
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches(['\0', ' ']).to_owned())
+            .unwrap_or_else(|| panic!("{what}: no SOP Instance UID"));
+        let mut bytes = Vec::new();
+        obj.write_dataset_with_ts(&mut bytes, &EXPLICIT_VR_LITTLE_ENDIAN.erased())
+            .unwrap_or_else(|e| panic!("{what}: encode: {e}"));
+        let (status, comment) = self
+            .store(pc, sop_class, &sop, &bytes)
+            .unwrap_or_else(|e| panic!("{what}: C-STORE: {e}"));
+        assert_eq!(status, 0, "C-STORE {what}: {comment:?}");
+    }
+
     /// Send a command and only the first part of its data set (no last fragment).
     pub fn store_partial(
         &mut self,

@@ -18,7 +18,6 @@ use std::time::Duration;
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::open_file;
-use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 use dxhub_e2e::api::{Api, PASSWORD, add_user, issue_token};
 use dxhub_e2e::generate::new_uid;
 use dxhub_e2e::hub::{HubOptions, TestHub};
@@ -114,7 +113,6 @@ fn store_ct_study(hub: &TestHub, ct_small: &Path) -> String {
     let study = new_uid();
     let series = new_uid();
     let base = open_file(ct_small).expect("open CT_small.dcm");
-    let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
     let mut scu = Scu::connect(hub.dicom, "CLINIC", "DXHUB", &[ct_context()], 1 << 20)
         .expect("associate as CLINIC");
     let (pc, _) = scu.context_for(uids::CT_IMAGE_STORAGE).expect("CT context");
@@ -146,13 +144,7 @@ fn store_ct_study(hub: &TestHub, ct_small: &Path) -> String {
                 .into(),
             ),
         );
-        let mut bytes = Vec::new();
-        o.write_dataset_with_ts(&mut bytes, &ts)
-            .expect("encode dataset");
-        let (status, comment) = scu
-            .store(pc, uids::CT_IMAGE_STORAGE, &sop, &bytes)
-            .expect("C-STORE");
-        assert_eq!(status, 0, "C-STORE slice {i}: {comment:?}");
+        scu.store_object(pc, uids::CT_IMAGE_STORAGE, &o, &format!("slice {i}"));
     }
     scu.release().expect("release");
     study

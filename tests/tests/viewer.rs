@@ -15,7 +15,6 @@ use std::process::{Command, Stdio};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::open_file;
-use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 use dxhub_e2e::api::{
     PASSWORD, add_device, add_user, eventually, issue_token, join_pool, totp_at, unix_now,
 };
@@ -598,7 +597,6 @@ fn store_ct_study(hub: &TestHub, spec: &StudySpec) -> String {
         .expect("pixel bytes")
         .to_vec();
     let row = 128 * 2;
-    let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
     let us_context = (
         uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE.to_owned(),
         vec![uids::EXPLICIT_VR_LITTLE_ENDIAN.to_owned()],
@@ -661,13 +659,7 @@ fn store_ct_study(hub: &TestHub, spec: &StudySpec) -> String {
             VR::DS,
             PrimitiveValue::from((i * 5).to_string().as_str()),
         ));
-        let mut bytes = Vec::new();
-        o.write_dataset_with_ts(&mut bytes, &ts)
-            .expect("encode dataset");
-        let (status, comment) = scu
-            .store(pc, uids::CT_IMAGE_STORAGE, &sop, &bytes)
-            .expect("C-STORE");
-        assert_eq!(status, 0, "C-STORE slice {i}: {comment:?}");
+        scu.store_object(pc, uids::CT_IMAGE_STORAGE, &o, &format!("slice {i}"));
     }
     if spec.cine_frames > 0 {
         let (pc, _) = scu
@@ -751,13 +743,12 @@ fn store_ct_study(hub: &TestHub, spec: &StudySpec) -> String {
             VR::OB,
             PrimitiveValue::U8(frames.into()),
         ));
-        let mut bytes = Vec::new();
-        o.write_dataset_with_ts(&mut bytes, &ts)
-            .expect("encode dataset");
-        let (status, comment) = scu
-            .store(pc, uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE, &sop, &bytes)
-            .expect("C-STORE");
-        assert_eq!(status, 0, "C-STORE US multi-frame: {comment:?}");
+        scu.store_object(
+            pc,
+            uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE,
+            &o,
+            "US multi-frame",
+        );
     }
     scu.release().expect("release");
     study
@@ -770,7 +761,6 @@ fn store_small_studies(hub: &TestHub, n: usize) {
         .expect("the DICOM corpus (DXHUB_TEST_CORPUS)")
         .join("pydicom/CT_small.dcm");
     let base = open_file(&ct_small).expect("open CT_small.dcm");
-    let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
     let mut scu = Scu::connect(hub.dicom, "CLINIC", "DXHUB", &[ct_context()], 1 << 20)
         .expect("associate as CLINIC");
     let (pc, _) = scu.context_for(uids::CT_IMAGE_STORAGE).expect("CT context");
@@ -788,13 +778,7 @@ fn store_small_studies(hub: &TestHub, n: usize) {
                 PrimitiveValue::from(uid.as_str()),
             ));
         }
-        let mut bytes = Vec::new();
-        o.write_dataset_with_ts(&mut bytes, &ts)
-            .expect("encode dataset");
-        let (status, comment) = scu
-            .store(pc, uids::CT_IMAGE_STORAGE, &sop, &bytes)
-            .expect("C-STORE");
-        assert_eq!(status, 0, "C-STORE study {i}: {comment:?}");
+        scu.store_object(pc, uids::CT_IMAGE_STORAGE, &o, &format!("study {i}"));
     }
     scu.release().expect("release");
 }

@@ -5,6 +5,7 @@
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { api } from "./api";
+import { attempt, localTime, message } from "./format";
 import { t, type Key } from "./i18n";
 
 const PAGES = ["institutions", "users", "devices", "ae", "pools", "rules", "templates", "exams"] as const;
@@ -23,15 +24,6 @@ interface Institution {
   parent_id: number | null;
   parent_name: string | null;
   population: number | null;
-}
-
-function localTime(us: number | null | undefined): string {
-  if (us == null) return "—";
-  return new Date(us / 1000 + 8 * 3600_000).toISOString().slice(0, 16).replace("T", " ");
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /// Loads `path` and keeps it with a reload; `error` is the last failure.
@@ -368,14 +360,12 @@ function Devices({ institutions }: { institutions: Institution[] }) {
                 ) : (
                   <button
                     class="revoke"
-                    onClick={async () => {
-                      try {
+                    onClick={() =>
+                      attempt(setError, async () => {
                         await api("POST", `/api/v1/devices/${d.id}/revoke`);
                         await reload();
-                      } catch (err) {
-                        setError(message(err));
-                      }
-                    }}
+                      })
+                    }
                   >
                     {t("revoke")}
                   </button>
@@ -459,14 +449,12 @@ function AeTitles({ institutions }: { institutions: Institution[] }) {
               <td>
                 <button
                   class="remove"
-                  onClick={async () => {
-                    try {
+                  onClick={() =>
+                    attempt(setError, async () => {
                       await api("DELETE", `/api/v1/ae-titles/${a.id}`);
                       await reload();
-                    } catch (err) {
-                      setError(message(err));
-                    }
-                  }}
+                    })
+                  }
                 >
                   {t("remove")}
                 </button>
@@ -624,14 +612,12 @@ function Pools() {
                   <td>
                     <button
                       class="remove"
-                      onClick={async () => {
-                        try {
+                      onClick={() =>
+                        attempt(setError, async () => {
                           await api("DELETE", `/api/v1/pools/${open}/members/${m.user_id}`);
                           await loadMembers(open);
-                        } catch (err) {
-                          setError(message(err));
-                        }
-                      }}
+                        })
+                      }
                     >
                       {t("remove")}
                     </button>
@@ -870,14 +856,12 @@ function Rules() {
                   </button>
                   <button
                     class="remove"
-                    onClick={async () => {
-                      try {
+                    onClick={() =>
+                      attempt(setError, async () => {
                         await api("DELETE", `/api/v1/routing-rules/${r.id}`);
                         await reload();
-                      } catch (err) {
-                        setError(message(err));
-                      }
-                    }}
+                      })
+                    }
                   >
                     {t("remove")}
                   </button>

@@ -2,6 +2,7 @@
 // clinic (and the villages it heads) with their PDF, and the recognition lookup.
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { api } from "./api";
+import { localTime, message } from "./format";
 import { lang, t } from "./i18n";
 import { personName } from "./names";
 
@@ -80,7 +81,7 @@ function CriticalBanner({ c, label, onAck }: { c: Critical; label: string; onAck
       await api("POST", `/api/v1/critical-values/${c.id}/ack`, { name, action });
       onAck();
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(message(err));
     }
   };
   return (
@@ -109,7 +110,7 @@ function Recognition() {
       const r = await api<{ results: Recognised[] }>("GET", `/api/v1/recognition?patient=${encodeURIComponent(patient)}`);
       setResults(r.results);
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(message(err));
     }
   };
   return (
@@ -166,11 +167,6 @@ function Progress({ status }: { status: SentStudy["workflow"]["status"] }) {
       ))}
     </span>
   );
-}
-
-function localTime(us: number): string {
-  // the hub's users are in UTC+8 (Asia/Shanghai)
-  return new Date(us / 1000 + 8 * 3600_000).toISOString().slice(0, 16).replace("T", " ");
 }
 
 /// The studies the clinic (and the villages it heads) sent, newest first, with status,
@@ -285,7 +281,7 @@ function Setup() {
               </td>
               <td>{d.model ?? d.kind}</td>
               <td>{d.institution_name}</td>
-              <td>{d.last_seen_at ? localTime(d.last_seen_at) : "—"}</td>
+              <td>{localTime(d.last_seen_at)}</td>
               <td>{d.uploads}</td>
             </tr>
           ))}
@@ -349,7 +345,7 @@ export function ClinicPortal({ role }: { role: string }) {
       setSent(s.studies);
       if (!olderLoaded.current) setMore(s.next_after_id);
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(message(err));
     }
   }, []);
   useEffect(() => {
@@ -395,7 +391,7 @@ export function ClinicPortal({ role }: { role: string }) {
               setOlder((o) => [...o, ...r.studies]);
               setMore(r.next_after_id);
             } catch (err) {
-              setError(err instanceof Error ? err.message : String(err));
+              setError(message(err));
             }
           }}
         >

@@ -6,6 +6,7 @@ import * as echarts from "echarts/core";
 import { BarChart, LineChart } from "echarts/charts";
 import { GridComponent, LegendComponent, TooltipComponent } from "echarts/components";
 import { CanvasRenderer } from "echarts/renderers";
+import { message } from "./format";
 import { api } from "./api";
 import { lang, t, type Key } from "./i18n";
 
@@ -94,7 +95,7 @@ export function Dashboard() {
       names.forEach((n, i) => (next[n] = rest[i]));
       setData(next);
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(message(err));
     }
   };
   useEffect(() => {

@@ -2,6 +2,7 @@
 // or 12×1, 25/50 mm/s and 5/10/20 mm/mV, calipers reading ms and bpm, the machine
 // measurements and the critical flags of the analysis.
 import { useEffect, useMemo, useState } from "preact/hooks";
+import { message } from "./format";
 import { api, ApiError } from "./api";
 import { lang, t } from "./i18n";
 
@@ -122,7 +123,7 @@ export function EcgViewer({ study }: { study: string }) {
         setEcg(first);
         setWave(await api<Waveform>("GET", `/api/v1/ecg/${first.id}/waveform`));
       } catch (err) {
-        setError(err instanceof Error ? err.message : String(err));
+        setError(message(err));
       }
     })();
   }, [study]);

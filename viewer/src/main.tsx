@@ -1,6 +1,7 @@
 // dxhub web app: the shell (login, header, language) and the reader's worklist.
 import { render } from "preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { message as errorText } from "./format";
 import { api, ApiError, type Me, type WorkItem } from "./api";
 import { duration, lang, setLang, t, type Key } from "./i18n";
 import { useSignal } from "./state";
@@ -33,7 +34,7 @@ function Login({ onDone }: { onDone: () => void }) {
         setNeedTotp(true);
         setError(t("totp_needed"));
       } else {
-        setError(`${t("login_failed")}: ${err instanceof Error ? err.message : String(err)}`);
+        setError(`${t("login_failed")}: ${errorText(err)}`);
       }
     }
   };
@@ -87,7 +88,7 @@ function EnrolTotp({ onDone }: { onDone: () => void }) {
       await api("POST", "/api/v1/auth/totp/confirm", { code });
       onDone();
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(errorText(err));
     }
   };
   return (
@@ -165,7 +166,7 @@ function Worklist({ me }: { me: Me }) {
         setFetchedAt(Date.now());
       }
     } catch (err) {
-      setMessage(err instanceof Error ? err.message : String(err));
+      setMessage(errorText(err));
     }
   }, []);
 
@@ -205,7 +206,7 @@ function Worklist({ me }: { me: Me }) {
       await load("mine");
     } catch (err) {
       if (err instanceof ApiError && err.code === "nothing-queued") setMessage(t("nothing_queued"));
-      else setMessage(err instanceof Error ? err.message : String(err));
+      else setMessage(errorText(err));
     }
   }, [load]);
 
@@ -215,7 +216,7 @@ function Worklist({ me }: { me: Me }) {
       await api("POST", `/api/v1/worklist/${item.id}/${what}`);
       await load();
     } catch (err) {
-      setMessage(err instanceof Error ? err.message : String(err));
+      setMessage(errorText(err));
     }
   };
 

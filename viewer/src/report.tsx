@@ -4,6 +4,7 @@
 // picker (the alliance's templates of the study's kind and modality), return with a reason
 // (a senior reader), signed addenda, and the version history (who, when, why).
 import { useEffect, useRef, useState } from "preact/hooks";
+import { message } from "./format";
 import { api, ApiError } from "./api";
 import { lang, t, type Key } from "./i18n";
 
@@ -246,7 +247,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
           setCategory(cur?.critical_category ?? "");
         }
       } catch (err) {
-        setStatus(err instanceof Error ? err.message : String(err));
+        setStatus(message(err));
       }
     })();
   }, [itemId]);
@@ -278,7 +279,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
       reloadDetail(r.report.id, false).catch(() => undefined);
       return { id: r.report.id, version: r.version.version };
     } catch (err) {
-      setStatus(err instanceof Error ? err.message : String(err));
+      setStatus(message(err));
       return null;
     }
   };
@@ -354,7 +355,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
       setFields(keepF);
       setStatus(`${t("template_switched")} ${lang.get() === "en" ? p.template.name_en : p.template.name}`);
     } catch (err) {
-      setStatus(err instanceof Error ? err.message : String(err));
+      setStatus(message(err));
     }
   };
 

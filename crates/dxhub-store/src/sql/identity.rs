@@ -367,35 +367,27 @@ impl SqlCatalog {
     }
 
     pub(super) async fn id_reset_totp(&self, user_id: i64) -> Result<()> {
+        self.update_user_revoking_sessions(RESET_TOTP, user_id)
+            .await
+    }
+
+    pub(super) async fn id_disable_user(&self, user_id: i64) -> Result<()> {
+        self.update_user_revoking_sessions(DISABLE_USER, user_id)
+            .await
+    }
+
+    /// Run `sql` (binds: user id, now) on the user and revoke all the user's sessions, in
+    /// one transaction. `NotFound` for an unknown user.
+    async fn update_user_revoking_sessions(&self, sql: &str, user_id: i64) -> Result<()> {
         let now = now_us();
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query(RESET_TOTP)
+        let done = sqlx::query(sql)
             .bind(user_id)
             .bind(now)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             tx.rollback().await?;
-            return Err(Error::NotFound(format!("user {user_id}")));
-        }
-        sqlx::query(REVOKE_USER_SESSIONS)
-            .bind(user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub(super) async fn id_disable_user(&self, user_id: i64) -> Result<()> {
-        let now = now_us();
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(DISABLE_USER)
-            .bind(user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!("user {user_id}")));
         }
         sqlx::query(REVOKE_USER_SESSIONS)
