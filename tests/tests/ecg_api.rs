@@ -271,6 +271,37 @@ async fn dicom_ecg_upload_is_stored_analysed_idempotent_and_readable() {
         .await;
     assert_eq!(by_study["ecgs"][0]["id"], id);
 
+    // WADO-RS metadata: the samples are a BulkDataURI (not base64 in the index), and it
+    // returns exactly the file's Waveform Data
+    let meta = t
+        .get_json(&format!("/dicomweb/studies/{study}/metadata"), &t.reader)
+        .await;
+    let uri = meta[0]["54000100"]["Value"][0]["54001010"]["BulkDataURI"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no BulkDataURI for Waveform Data: {}", meta[0]["54000100"]));
+    assert!(uri.ends_with("/bulk/54000100.0.54001010"), "{uri}");
+    let path = uri.find("/dicomweb/").map(|i| &uri[i..]).unwrap();
+    let bulk = t.get(path, &t.reader).await;
+    assert_eq!(bulk.status(), 200);
+    let ctype = bulk.headers()["content-type"].to_str().unwrap().to_owned();
+    let body = bulk.bytes().await.unwrap();
+    let parts = dxhub_e2e::dicomweb::parse_multipart(&ctype, &body).unwrap();
+    assert_eq!(parts.len(), 1, "one bulk data part");
+    let bulk = &parts[0].body;
+    let file_obj = dicom_object::open_file(&file).unwrap();
+    let expected = file_obj
+        .element(dicom_dictionary_std::tags::WAVEFORM_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap()[0]
+        .element(dicom_dictionary_std::tags::WAVEFORM_DATA)
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+        .into_owned();
+    assert!(expected.len() > 1024);
+    assert_eq!(bulk.as_slice(), expected.as_slice(), "bulk Waveform Data");
+
     // waveform JSON: every sample of pydicom's reading, and an overview
     let wf = t
         .get_json(&format!("/api/v1/ecg/{id}/waveform"), &t.reader)

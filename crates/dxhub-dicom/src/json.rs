@@ -8,8 +8,10 @@
 //! Binary values (OB, OD, OF, OL, OV, OW, UN) longer than [`JsonOptions::inline_binary_max`]
 //! become a `BulkDataURI` `{bulk_prefix}{path}`, where `path` is the tag path of the element:
 //! `7FE00010` at the top level, `00540016.0.00181074` inside item 0 of a sequence. Pixel data,
-//! encapsulated documents, overlay and spectroscopy data are always bulk; everything inside
-//! the Waveform Sequence is always inline (viewers read ECG samples from the metadata).
+//! encapsulated documents, overlay and spectroscopy data are always bulk. Waveform Data
+//! (5400,1010) follows the size rule like any other binary value: an ECG's samples are a
+//! BulkDataURI (as dcm4chee serves them; cornerstone3D's ECG viewport and OHIF fetch bulk
+//! data on demand), so the index does not hold a base64 copy of every waveform.
 //! InlineBinary holds little-endian bytes whatever the file's transfer syntax.
 //!
 //! Where PS3.18 and pydicom differ, this follows PS3.18: an empty value inside a multi-valued
@@ -250,8 +252,6 @@ pub fn query_level(tag: Tag) -> QueryLevel {
     }
 }
 
-const WAVEFORM_SEQUENCE: Tag = Tag(0x5400, 0x0100);
-const WAVEFORM_DATA: Tag = Tag(0x5400, 0x1010);
 const SPECTROSCOPY_DATA: Tag = Tag(0x5600, 0x0020);
 
 /// Elements whose value is always a BulkDataURI, whatever their length.
@@ -297,7 +297,7 @@ pub fn to_json(
     charsets: &[String],
     opts: &JsonOptions,
 ) -> Map<String, Value> {
-    dataset(obj, charsets, &Ctx { opts }, "", false)
+    dataset(obj, charsets, &Ctx { opts }, "")
 }
 
 /// Open a Part 10 file (with or without preamble) from its bytes and return the JSON of its
@@ -327,7 +327,6 @@ fn dataset(
     charsets: &[String],
     ctx: &Ctx<'_>,
     prefix: &str,
-    in_waveform: bool,
 ) -> Map<String, Value> {
     let mut out = Map::new();
     for e in obj.iter() {
@@ -342,13 +341,9 @@ fn dataset(
             format!("{prefix}.{key}")
         };
         let json = match e.value() {
-            DicomValue::Sequence(seq) => {
-                sequence(tag, seq.items(), charsets, ctx, &path, in_waveform)
-            }
+            DicomValue::Sequence(seq) => sequence(seq.items(), charsets, ctx, &path),
             DicomValue::PixelSequence(_) => element(e.vr(), Some(Body::Bulk(bulk_uri(ctx, &path)))),
-            DicomValue::Primitive(v) => {
-                primitive(tag, e.vr(), v, charsets, ctx, &path, in_waveform)
-            }
+            DicomValue::Primitive(v) => primitive(tag, e.vr(), v, charsets, ctx, &path),
         };
         out.insert(key, json);
     }
@@ -356,22 +351,14 @@ fn dataset(
 }
 
 /// An SQ element; an item with its own (0008,0005) uses it, others inherit the parent's.
-fn sequence(
-    tag: Tag,
-    items: &[InMemDicomObject],
-    charsets: &[String],
-    ctx: &Ctx<'_>,
-    path: &str,
-    in_waveform: bool,
-) -> Value {
-    let waveform = in_waveform || tag == WAVEFORM_SEQUENCE;
+fn sequence(items: &[InMemDicomObject], charsets: &[String], ctx: &Ctx<'_>, path: &str) -> Value {
     let items: Vec<Value> = items
         .iter()
         .enumerate()
         .map(|(i, item)| {
             let own = charsets_of(item);
             let cs = own.as_deref().unwrap_or(charsets);
-            Value::Object(dataset(item, cs, ctx, &format!("{path}.{i}"), waveform))
+            Value::Object(dataset(item, cs, ctx, &format!("{path}.{i}")))
         })
         .collect();
     element(VR::SQ, (!items.is_empty()).then_some(Body::Value(items)))
@@ -412,7 +399,6 @@ fn primitive(
     charsets: &[String],
     ctx: &Ctx<'_>,
     path: &str,
-    in_waveform: bool,
 ) -> Value {
     // a standard attribute sent as UN: decode it with its dictionary VR
     let dict_vr = if vr == VR::UN && tag.group() & 1 == 0 {
@@ -425,15 +411,15 @@ fn primitive(
             // a sequence sent as UN is encoded in Implicit VR Little Endian (PS3.5 6.2.2);
             // if it does not parse, it stays UN
             if let Some(seq) = un_sequence(tag, &le_bytes(v), charsets) {
-                return sequence(tag, &seq, charsets, ctx, path, in_waveform);
+                return sequence(&seq, charsets, ctx, path);
             }
         }
         Some(d) if is_binary_vr(d) => {
-            return primitive(tag, d, v, charsets, ctx, path, in_waveform);
+            return primitive(tag, d, v, charsets, ctx, path);
         }
         Some(d) => {
             let decoded = decode_un(&le_bytes(v), d, charsets);
-            return primitive(tag, d, &decoded, charsets, ctx, path, in_waveform);
+            return primitive(tag, d, &decoded, charsets, ctx, path);
         }
         None => {}
     }
@@ -443,8 +429,7 @@ fn primitive(
         if bytes.is_empty() {
             return element(vr, None);
         }
-        let inline = !always_bulk(tag)
-            && (in_waveform || tag == WAVEFORM_DATA || bytes.len() <= ctx.opts.inline_binary_max);
+        let inline = !always_bulk(tag) && bytes.len() <= ctx.opts.inline_binary_max;
         let body = if inline {
             Body::Inline(base64::engine::general_purpose::STANDARD.encode(&bytes))
         } else {
@@ -1158,46 +1143,49 @@ mod tests {
     }
 
     #[test]
-    fn waveform_sequence_is_always_inline() {
-        let samples: Vec<u16> = (0..4000u16).collect();
-        let wave = item(vec![
-            DataElement::new(
-                tags::WAVEFORM_BITS_ALLOCATED,
-                VR::US,
-                dicom_value!(U16, [16]),
-            ),
-            DataElement::new(
-                tags::CHANNEL_MINIMUM_VALUE,
-                VR::OW,
-                PrimitiveValue::U16(vec![0u16; 600].into()),
-            ),
-            DataElement::new(
-                WAVEFORM_DATA,
-                VR::OW,
-                PrimitiveValue::U16(samples.clone().into()),
-            ),
-        ]);
+    fn waveform_data_follows_the_bulk_rule() {
+        const WAVEFORM_SEQUENCE: Tag = Tag(0x5400, 0x0100);
+        const WAVEFORM_DATA: Tag = Tag(0x5400, 0x1010);
+        let wave = |samples: usize| {
+            item(vec![
+                DataElement::new(
+                    tags::WAVEFORM_BITS_ALLOCATED,
+                    VR::US,
+                    dicom_value!(U16, [16]),
+                ),
+                DataElement::new(
+                    tags::CHANNEL_MINIMUM_VALUE,
+                    VR::OW,
+                    PrimitiveValue::U16(vec![0u16; 8].into()),
+                ),
+                DataElement::new(
+                    WAVEFORM_DATA,
+                    VR::OW,
+                    PrimitiveValue::U16((0..samples as u16).collect::<Vec<_>>().into()),
+                ),
+            ])
+        };
         let mut obj = InMemDicomObject::new_empty();
         obj.put(DataElement::new(
             WAVEFORM_SEQUENCE,
             VR::SQ,
-            DataSetSequence::from(vec![wave]),
+            // an ECG's samples (8000 bytes), and a short waveform (200 bytes)
+            DataSetSequence::from(vec![wave(4000), wave(100)]),
         ));
         let j = json_of(&obj, &[]);
-        let item = &j["54000100"]["Value"][0];
-        assert!(item["54001010"].get("BulkDataURI").is_none());
-        let b = base64::engine::general_purpose::STANDARD
-            .decode(item["54001010"]["InlineBinary"].as_str().unwrap())
-            .unwrap();
-        let expected: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-        assert_eq!(b, expected);
-        // 1200 bytes, above the threshold, inline because it is in the waveform sequence
-        assert!(
-            item["54000110"]["InlineBinary"].is_string(),
-            "{}",
-            item["54000110"]
+        let items = &j["54000100"]["Value"];
+        assert_eq!(
+            items[0]["54001010"],
+            serde_json::json!({"vr": "OW", "BulkDataURI": "dxhub-bulk:54000100.0.54001010"})
         );
-        assert_eq!(item["54001004"]["Value"], serde_json::json!([16]));
+        let b = base64::engine::general_purpose::STANDARD
+            .decode(items[1]["54001010"]["InlineBinary"].as_str().unwrap())
+            .unwrap();
+        let expected: Vec<u8> = (0..100u16).flat_map(|s| s.to_le_bytes()).collect();
+        assert_eq!(b, expected);
+        // small binary values of the item stay inline
+        assert!(items[0]["54000110"]["InlineBinary"].is_string());
+        assert_eq!(items[0]["54001004"]["Value"], serde_json::json!([16]));
     }
 
     #[test]

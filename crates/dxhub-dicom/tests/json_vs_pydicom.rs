@@ -12,9 +12,8 @@
 //!   BulkDataURI on one side must be BulkDataURI on the other, and the URIs are not compared.
 //! - Excluded: the value of elements whose bulk/inline choice is a dxhub rule rather than a
 //!   size: Pixel Data, Float/Double Float Pixel Data, Encapsulated Document, Overlay Data,
-//!   Spectroscopy Data (always bulk for us) and Waveform Data and everything else inside the
-//!   Waveform Sequence (always inline for us). When one side is bulk there, only the VR is
-//!   compared.
+//!   Spectroscopy Data (always bulk for us). When one side is bulk there, only the VR is
+//!   compared. Waveform Data follows the size rule on both sides, so it is compared.
 //! - Allowed: encapsulated Pixel Data is `OB` for us (PS3.5 A.4, dicom-rs normalizes it) where
 //!   pydicom repeats a non-conforming `OW` from the file's header.
 //! - Excluded: group length elements (gggg,0000), which pydicom prints and we omit.
@@ -152,11 +151,9 @@ fn tag_of(key: &str) -> (u16, u16) {
 }
 
 /// dxhub's rule-based bulk/inline choice (see the module docs).
-fn rule_based(key: &str, in_waveform: bool) -> bool {
+fn rule_based(key: &str) -> bool {
     let (g, e) = tag_of(key);
-    in_waveform
-        || (g, e) == (0x5400, 0x1010)
-        || (g, e) == (0x7FE0, 0x0010)
+    (g, e) == (0x7FE0, 0x0010)
         || (g, e) == (0x7FE0, 0x0008)
         || (g, e) == (0x7FE0, 0x0009)
         || (g, e) == (0x0042, 0x0011)
@@ -169,13 +166,7 @@ impl Cmp {
         self.diffs.push(format!("{path}: {what}"));
     }
 
-    fn dataset(
-        &mut self,
-        path: &str,
-        ours: &Map<String, Value>,
-        theirs: &Map<String, Value>,
-        in_waveform: bool,
-    ) {
+    fn dataset(&mut self, path: &str, ours: &Map<String, Value>, theirs: &Map<String, Value>) {
         let mut keys: Vec<&String> = ours.keys().chain(theirs.keys()).collect();
         keys.sort();
         keys.dedup();
@@ -186,7 +177,7 @@ impl Cmp {
                 format!("{path}.{key}")
             };
             match (ours.get(key), theirs.get(key)) {
-                (Some(o), Some(t)) => self.element(&p, key, o, t, in_waveform),
+                (Some(o), Some(t)) => self.element(&p, key, o, t),
                 (None, Some(_)) if key.ends_with("0000") => {} // group length
                 (Some(o), None) => self.diff(&p, format!("only in dxhub: {o}")),
                 (None, Some(t)) => self.diff(&p, format!("only in pydicom: {t}")),
@@ -195,7 +186,7 @@ impl Cmp {
         }
     }
 
-    fn element(&mut self, path: &str, key: &str, o: &Value, t: &Value, in_waveform: bool) {
+    fn element(&mut self, path: &str, key: &str, o: &Value, t: &Value) {
         self.elements += 1;
         let (ovr, tvr) = (o["vr"].as_str(), t["vr"].as_str());
         // encapsulated Pixel Data is OB (PS3.5 A.4) whatever the file's header says;
@@ -211,7 +202,7 @@ impl Cmp {
         let obulk = o.get("BulkDataURI").is_some();
         let tbulk = t.get("BulkDataURI").is_some();
         if obulk || tbulk {
-            if rule_based(key, in_waveform) {
+            if rule_based(key) {
                 self.skipped_rule_bulk += 1;
             } else if obulk != tbulk {
                 self.diff(
@@ -247,12 +238,11 @@ impl Cmp {
             );
             return;
         }
-        let waveform = in_waveform || key == "54000100";
         for (i, (a, b)) in ov.iter().zip(tv).enumerate() {
             let p = format!("{path}.{i}");
             match ovr {
                 Some("SQ") => match (a.as_object(), b.as_object()) {
-                    (Some(a), Some(b)) => self.dataset(&p, a, b, waveform),
+                    (Some(a), Some(b)) => self.dataset(&p, a, b),
                     _ => self.diff(&p, format!("item dxhub {a} pydicom {b}")),
                 },
                 Some("PN") => self.person_name(&p, a, b),
@@ -396,7 +386,7 @@ fn json_matches_pydicom_on_the_corpus() {
             skipped_rule_bulk: 0,
             elements: 0,
         };
-        cmp.dataset("", &ours, theirs, false);
+        cmp.dataset("", &ours, theirs);
         if let Some(expected) = &case.expected_patient_name {
             let got = patient_name(&ours);
             if got.as_deref() != Some(expected.as_str()) {
