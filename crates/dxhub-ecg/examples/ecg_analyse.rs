@@ -10,6 +10,9 @@
 //! 12 leads, 500 Hz sinus rhythm with noise and wander, and prints min/median/p90.
 //! `accuracy` prints QRS Se / +P (±50 ms) on the synthetic set of bench/ecg/README.md.
 //! `long HOURS` analyses HOURS of 3-lead 200 Hz sinus rhythm and prints the time taken.
+//! `golden` prints the full analysis of a fixed, varied set of synthetic records (rates,
+//! rhythms, noise, 250–1000 Hz, 12/3/1 leads, short to long, damaged leads), one JSON line
+//! each, to check that a change to the analysis leaves every result bit for bit the same.
 
 #![allow(clippy::unwrap_used)]
 
@@ -120,6 +123,7 @@ fn main() {
             );
         }
         Some("accuracy") => accuracy(),
+        Some("golden") => golden(),
         Some("long") => {
             let hours = arg(&args, 2, 24.0);
             let spec = SynthSpec {
@@ -339,4 +343,195 @@ fn accuracy() {
             100.0 * tp as f64 / (tp + fpos).max(1) as f64
         );
     }
+}
+
+/// A damage applied to a synthetic record for the golden set.
+#[derive(Clone, Copy)]
+enum Damage {
+    None,
+    /// NaN / infinite / huge samples sprinkled over lead V1.
+    NonFinite,
+    /// V2 clipped at ±600 µV, V3 flat at 0, V4 offset by 6 mV.
+    BadLeads,
+}
+
+fn damage(ecg: &mut dxhub_ecg::model::Ecg, d: Damage) {
+    let find =
+        |ecg: &mut dxhub_ecg::model::Ecg, c: LeadCode| ecg.leads.iter().position(|l| l.code == c);
+    match d {
+        Damage::None => {}
+        Damage::NonFinite => {
+            if let Some(p) = find(ecg, LeadCode::V1) {
+                let x = &mut ecg.leads[p].samples_uv;
+                let len = x.len();
+                for (k, i) in (0..len).step_by(997).enumerate() {
+                    x[i] = [f32::NAN, f32::INFINITY, 2e7, f32::NEG_INFINITY][k % 4];
+                }
+            }
+        }
+        Damage::BadLeads => {
+            if let Some(p) = find(ecg, LeadCode::V2) {
+                for v in &mut ecg.leads[p].samples_uv {
+                    *v = v.clamp(-600.0, 600.0);
+                }
+            }
+            if let Some(p) = find(ecg, LeadCode::V3) {
+                ecg.leads[p].samples_uv.iter_mut().for_each(|v| *v = 0.0);
+            }
+            if let Some(p) = find(ecg, LeadCode::V4) {
+                ecg.leads[p]
+                    .samples_uv
+                    .iter_mut()
+                    .for_each(|v| *v += 6000.0);
+            }
+        }
+    }
+}
+
+fn golden_specs() -> Vec<(String, SynthSpec, &'static [LeadCode], Damage)> {
+    const ALL: &[LeadCode] = &[];
+    const THREE: &[LeadCode] = &[LeadCode::I, LeadCode::II, LeadCode::V5];
+    const II: &[LeadCode] = &[LeadCode::II];
+    let mut v = Vec::new();
+    let mut extra: Vec<(&str, SynthSpec)> = rhythms();
+    extra.push((
+        "vf",
+        SynthSpec {
+            rhythm: SynthRhythm::VentricularFibrillation,
+            ..SynthSpec::default()
+        },
+    ));
+    extra.push((
+        "flutter",
+        SynthSpec {
+            rhythm: SynthRhythm::VentricularFlutter { rate_bpm: 280.0 },
+            ..SynthSpec::default()
+        },
+    ));
+    extra.push((
+        "avb2",
+        SynthSpec {
+            rhythm: SynthRhythm::SecondDegreeAvBlock {
+                atrial_bpm: 90.0,
+                every: 3,
+            },
+            ..SynthSpec::default()
+        },
+    ));
+    extra.push((
+        "stemi",
+        SynthSpec {
+            st_uv: [
+                0.0, 200.0, 250.0, -50.0, -150.0, 220.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+            ],
+            ..SynthSpec::default()
+        },
+    ));
+    for fs in [250.0, 360.0, 500.0, 1000.0] {
+        for (k, (name, base)) in extra.iter().enumerate() {
+            for (snr, wander, hum) in [
+                (None, 0.0, 0.0),
+                (Some(15.0), 300.0, 30.0),
+                (Some(3.0), 600.0, 60.0),
+            ] {
+                for (ln, leads) in [("12", ALL), ("3", THREE), ("1", II)] {
+                    let spec = SynthSpec {
+                        sample_rate_hz: fs,
+                        snr_db: snr,
+                        wander_uv: wander,
+                        mains_uv: hum,
+                        seed: 7 + k as u64 + fs as u64,
+                        ..base.clone()
+                    };
+                    v.push((
+                        format!("{name} fs={fs} snr={snr:?} leads={ln}"),
+                        spec,
+                        leads,
+                        Damage::None,
+                    ));
+                }
+            }
+        }
+    }
+    for (d, dn) in [
+        (Damage::NonFinite, "nonfinite"),
+        (Damage::BadLeads, "badleads"),
+    ] {
+        for fs in [250.0, 500.0] {
+            v.push((
+                format!("{dn} fs={fs}"),
+                SynthSpec {
+                    sample_rate_hz: fs,
+                    snr_db: Some(20.0),
+                    wander_uv: 300.0,
+                    ..SynthSpec::sinus(70.0)
+                },
+                ALL,
+                d,
+            ));
+        }
+    }
+    for dur in [0.3, 1.0, 2.5, 90.0] {
+        for fs in [360.0, 500.0] {
+            v.push((
+                format!("dur={dur} fs={fs}"),
+                SynthSpec {
+                    sample_rate_hz: fs,
+                    duration_s: dur,
+                    snr_db: Some(20.0),
+                    ..SynthSpec::sinus(95.0)
+                },
+                ALL,
+                Damage::None,
+            ));
+        }
+    }
+    v.push((
+        "af 120s".to_owned(),
+        SynthSpec {
+            duration_s: 120.0,
+            snr_db: Some(15.0),
+            wander_uv: 400.0,
+            rhythm: SynthRhythm::AtrialFibrillation {
+                mean_hr_bpm: 110.0,
+                irregularity: 0.3,
+            },
+            ..SynthSpec::default()
+        },
+        ALL,
+        Damage::None,
+    ));
+    // More than 4 M samples in all: the detector recomputes energies instead of keeping them.
+    v.push((
+        "long 3 leads 250 Hz".to_owned(),
+        SynthSpec {
+            sample_rate_hz: 250.0,
+            duration_s: 5600.0,
+            snr_db: Some(20.0),
+            ..SynthSpec::sinus(66.0)
+        },
+        THREE,
+        Damage::None,
+    ));
+    v
+}
+
+fn golden() {
+    for (name, spec, leads, d) in golden_specs() {
+        let (mut ecg, _) = generate(&spec);
+        if !leads.is_empty() {
+            ecg.leads.retain(|l| leads.contains(&l.code));
+        }
+        damage(&mut ecg, d);
+        let a = analyse(&ecg);
+        println!("{name}\t{}", serde_json::to_string(&a).unwrap());
+    }
+    let mut ecg = generate(&SynthSpec::default()).0;
+    ecg.sample_rate_hz = f64::NAN;
+    println!("fs=NaN\t{}", serde_json::to_string(&analyse(&ecg)).unwrap());
+    ecg.leads.clear();
+    println!(
+        "no leads\t{}",
+        serde_json::to_string(&analyse(&ecg)).unwrap()
+    );
 }

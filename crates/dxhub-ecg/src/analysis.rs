@@ -570,6 +570,8 @@ fn atrial_activity(
     let mut mag2 = vec![0f32; n];
     let mut resid = vec![0f32; n];
     let mut prefix: Vec<f64> = Vec::with_capacity(n + 1);
+    let (mut smooth, mut level) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (hs, hb) = (ms(20.0).max(1), ms(100.0).max(1));
     for (l, x) in leads.iter().enumerate() {
         if !usable[l] {
             continue;
@@ -591,11 +593,16 @@ fn atrial_activity(
         for t in last..n {
             resid[t] = x[t] - kn[beats.len() - 1];
         }
+        // Less the median QRST, beat by beat.
         for &f in beats {
-            for k in s0..s1 {
-                let t = (f + k).checked_sub(pre);
-                if let Some(t) = t.filter(|&t| t < n) {
-                    resid[t] -= tpl.leads[l][k] - m.iso[l];
+            // Template samples k land on t = f + k − pre, kept within the signal.
+            let k0 = s0.max(pre.saturating_sub(f));
+            let k1 = s1.min((n + pre).saturating_sub(f));
+            if k1 > k0 {
+                let at = f + k0 - pre;
+                let qrst = &tpl.leads[l][k0..k1];
+                for (r, &q) in resid[at..at + (k1 - k0)].iter_mut().zip(qrst) {
+                    *r -= q - m.iso[l];
                 }
             }
         }
@@ -607,15 +614,11 @@ fn atrial_activity(
             acc += v as f64;
             prefix.push(acc);
         }
-        let box_mean = |t: usize, h: usize| -> f64 {
-            let lo = t.saturating_sub(h);
-            let hi = (t + h + 1).min(n);
-            (prefix[hi] - prefix[lo]) / (hi - lo) as f64
-        };
-        let (hs, hb) = (ms(20.0).max(1), ms(100.0).max(1));
-        for t in 0..n {
-            let v = (box_mean(t, hs) - box_mean(t, hb)) as f32;
-            mag2[t] += v * v;
+        box_means(&prefix, hs, &mut smooth);
+        box_means(&prefix, hb, &mut level);
+        for ((m2, &s), &b) in mag2.iter_mut().zip(&smooth).zip(&level) {
+            let v = (s - b) as f32;
+            *m2 += v * v;
         }
     }
     let mag: Vec<f32> = mag2.iter().map(|v| v.sqrt()).collect();
@@ -627,7 +630,9 @@ fn atrial_activity(
         let lo = t.saturating_sub(half);
         let hi = (t + half + 1).min(n);
         let v = mag[t];
-        if v > 0.0 && mag[lo..hi].iter().all(|&u| u <= v) {
+        // The neighbours first: most samples are not local maxima.
+        let near = &mag[t.saturating_sub(1)..(t + 2).min(n)];
+        if v > 0.0 && near.iter().all(|&u| u <= v) && mag[lo..hi].iter().all(|&u| u <= v) {
             peaks.push(t);
             t += half;
         } else {
@@ -675,6 +680,27 @@ fn atrial_activity(
         ppr_sd_ms: dsp::std_dev(&ppr).unwrap_or(0.0),
         non_conducted,
     }
+}
+
+/// `out[t]` = the mean over `[t − h, t + h]` (clipped to the signal) of the signal whose
+/// running sums (from 0) are `prefix`, for every sample `t`.
+fn box_means(prefix: &[f64], h: usize, out: &mut Vec<f64>) {
+    let n = prefix.len().saturating_sub(1);
+    let at = |t: usize| {
+        let lo = t.saturating_sub(h);
+        let hi = (t + h + 1).min(n);
+        (prefix[hi] - prefix[lo]) / (hi - lo) as f64
+    };
+    // Full windows in the middle (a plain loop that vectorises), clipped ones at the ends.
+    let (head, tail) = (h.min(n), n.saturating_sub(h).max(h.min(n)));
+    out.clear();
+    out.extend((0..head).map(at));
+    if tail > head {
+        let w = (2 * h + 1) as f64;
+        let ends = prefix[head + h + 1..].iter().zip(&prefix[head - h..]);
+        out.extend(ends.take(tail - head).map(|(b, a)| (b - a) / w));
+    }
+    out.extend((tail..n).map(at));
 }
 
 /// Median QRS peak-to-peak (±60 ms around the fiducial, up to 64 beats) per lead.

@@ -471,16 +471,25 @@ struct Channel {
     raw: Vec<i16>,
 }
 
+/// `x.round()` (half away from zero), exactly, for |x| < 2⁶³; without SSE4.1 `f64::round`
+/// is a libm call, and this runs for every sample of every lead (several times).
+fn round_half_away(x: f64) -> f64 {
+    let t = x.abs();
+    let whole = t as i64 as f64; // truncation; t − whole is exact
+    let r = if t - whole >= 0.5 { whole + 1.0 } else { whole };
+    r.copysign(x)
+}
+
 /// Choose the Channel Sensitivity (module doc) and convert the samples.
 fn quantize(code: &LeadCode, samples: &[f32]) -> Result<Channel> {
     let max_abs = samples
         .iter()
         .fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
-    let fits = |q: f64| (max_abs / q).round() <= MAX_RAW;
+    let fits = |q: f64| round_half_away(max_abs / q) <= MAX_RAW;
     let exact = |q: f64| {
         samples.iter().all(|&v| {
             let v = f64::from(v);
-            (v - (v / q).round() * q).abs() <= 1e-3 + v.abs() * 1e-6
+            (v - round_half_away(v / q) * q).abs() <= 1e-3 + v.abs() * 1e-6
         })
     };
     let sensitivity_uv = if max_abs == 0.0 {
@@ -504,11 +513,7 @@ fn quantize(code: &LeadCode, samples: &[f32]) -> Result<Channel> {
     };
     let raw = samples
         .iter()
-        .map(|&v| {
-            (f64::from(v) / sensitivity_uv)
-                .round()
-                .clamp(-MAX_RAW, MAX_RAW) as i16
-        })
+        .map(|&v| round_half_away(f64::from(v) / sensitivity_uv).clamp(-MAX_RAW, MAX_RAW) as i16)
         .collect();
     Ok(Channel {
         sensitivity_uv,
@@ -1035,6 +1040,18 @@ fn sequence(obj: &mut InMemDicomObject, tag: Tag, items: Vec<InMemDicomObject>) 
 mod tests {
     use super::*;
     use crate::model::Lead;
+
+    #[test]
+    fn round_half_away_is_f64_round() {
+        let mut x = -70_000.0f64;
+        while x < 70_000.0 {
+            for v in [x, x + 0.5, x - 0.5, 0.499_999_999_999_999_94, -2.5, 2.5] {
+                assert_eq!(round_half_away(v).to_bits(), v.round().to_bits(), "{v}");
+            }
+            x += 0.37;
+        }
+        assert_eq!(round_half_away(f64::NAN), 0.0);
+    }
 
     fn ecg(channels: usize, rate: f64, samples: usize) -> Ecg {
         Ecg {

@@ -63,20 +63,111 @@ pub fn knots(leads: &[&[f32]], beats: &[usize], fs: f64) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// Baseline value of a lead at sample `t`, beat index `bi` being the beat whose window it is.
-fn baseline_at(knots: &[f32], beats: &[usize], bi: usize, t: usize) -> f32 {
-    let f = beats[bi];
-    let (j0, j1) = if t >= f {
-        (bi, (bi + 1).min(beats.len() - 1))
-    } else {
-        (bi.saturating_sub(1), bi)
-    };
-    if j0 == j1 {
-        return knots[j0];
+/// The baseline over one half of a beat window: the straight line from knot `j0` to knot
+/// `j1` (constant when they are the same knot).
+#[derive(Clone, Copy)]
+struct Segment {
+    j0: usize,
+    j1: usize,
+}
+
+/// The baseline segments of beat `bi`'s window: before its fiducial the line from the
+/// previous beat's knot, from the fiducial on the line to the next beat's.
+fn segments(beats: &[usize], bi: usize) -> [Segment; 2] {
+    [
+        Segment {
+            j0: bi.saturating_sub(1),
+            j1: bi,
+        },
+        Segment {
+            j0: bi,
+            j1: (bi + 1).min(beats.len() - 1),
+        },
+    ]
+}
+
+/// Interpolation weights of the baseline for the samples `ts` (clamped to 0…1); unused
+/// (left empty) for a constant segment. The weights do not depend on the lead.
+fn weights(beats: &[usize], seg: Segment, ts: std::ops::Range<usize>, out: &mut Vec<f32>) {
+    if seg.j0 == seg.j1 {
+        return;
     }
-    let (t0, t1) = (beats[j0] as f32, beats[j1] as f32);
-    let u = ((t as f32 - t0) / (t1 - t0)).clamp(0.0, 1.0);
-    knots[j0] + u * (knots[j1] - knots[j0])
+    let (t0, t1) = (beats[seg.j0] as f32, beats[seg.j1] as f32);
+    out.extend(ts.map(|t| ((t as f32 - t0) / (t1 - t0)).clamp(0.0, 1.0)));
+}
+
+/// `out = x − baseline` for one half window of one lead (`u`: that half's weights).
+fn subtract_baseline(x: &[f32], knots: &[f32], seg: Segment, u: &[f32], out: &mut [f32]) {
+    let k0 = knots[seg.j0];
+    if seg.j0 == seg.j1 {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v - k0;
+        }
+    } else {
+        let d = knots[seg.j1] - k0;
+        for ((o, &v), &u) in out.iter_mut().zip(x).zip(u) {
+            *o = v - (k0 + u * d);
+        }
+    }
+}
+
+/// Baseline-corrected beat windows `[f − pre, f + post)` of the `chosen` beats, per lead:
+/// one row of `pre + post` samples per chosen beat, row after row (empty for unusable
+/// leads).
+fn beat_windows(
+    leads: &[&[f32]],
+    usable: &[bool],
+    beats: &[usize],
+    knots: &[Vec<f32>],
+    chosen: &[usize],
+    pre: usize,
+    post: usize,
+) -> Vec<Vec<f32>> {
+    let len = pre + post;
+    // Per chosen beat: its two segments and their weights (shared by all leads).
+    let mut u_pre = Vec::new();
+    let mut u_post = Vec::new();
+    let halves: Vec<([Segment; 2], std::ops::Range<usize>, std::ops::Range<usize>)> = chosen
+        .iter()
+        .map(|&bi| {
+            let f = beats[bi];
+            let [s0, s1] = segments(beats, bi);
+            let (a, b) = (u_pre.len(), u_post.len());
+            weights(beats, s0, f - pre..f, &mut u_pre);
+            weights(beats, s1, f..f + post, &mut u_post);
+            ([s0, s1], a..u_pre.len(), b..u_post.len())
+        })
+        .collect();
+    leads
+        .iter()
+        .enumerate()
+        .map(|(l, x)| {
+            if !usable[l] {
+                return Vec::new();
+            }
+            let mut rows = vec![0f32; chosen.len() * len];
+            for ((row, &bi), (segs, r0, r1)) in rows.chunks_exact_mut(len).zip(chosen).zip(&halves)
+            {
+                let f = beats[bi];
+                let (before, after) = row.split_at_mut(pre);
+                subtract_baseline(
+                    &x[f - pre..f],
+                    &knots[l],
+                    segs[0],
+                    &u_pre[r0.clone()],
+                    before,
+                );
+                subtract_baseline(
+                    &x[f..f + post],
+                    &knots[l],
+                    segs[1],
+                    &u_post[r1.clone()],
+                    after,
+                );
+            }
+            rows
+        })
+        .collect()
 }
 
 /// Builds the median beat from `beats` (fiducials) over the usable leads.
@@ -100,67 +191,50 @@ pub fn template(
     }
     let step = inside.len().div_ceil(max_beats.max(1)).max(1);
     let chosen: Vec<usize> = inside.iter().copied().step_by(step).collect();
-    let windows: Vec<Vec<Vec<f32>>> = chosen
-        .iter()
-        .map(|&bi| {
-            let f = beats[bi];
-            leads
-                .iter()
-                .enumerate()
-                .map(|(l, x)| {
-                    if !usable[l] {
-                        return Vec::new();
-                    }
-                    (f - pre..f + post)
-                        .map(|t| x[t] - baseline_at(&knots[l], beats, bi, t))
-                        .collect()
-                })
+    let windows = beat_windows(leads, usable, beats, knots, &chosen, pre, post);
+    let row = |l: usize, k: usize| &windows[l][k * len..(k + 1) * len];
+    // Dominant morphology: QRS region (±60 ms) of all usable leads, concatenated.
+    let q = ((0.06 * fs) as usize).max(2);
+    let qrs = pre - q.min(pre)..(pre + q).min(len);
+    let vecs: Vec<Vec<f32>> = (0..chosen.len())
+        .map(|k| {
+            (0..leads.len())
+                .filter(|&l| usable[l])
+                .flat_map(|l| row(l, k)[qrs.clone()].iter().copied())
                 .collect()
         })
         .collect();
-    // Dominant morphology: QRS region (±60 ms) of all usable leads, concatenated.
-    let q = ((0.06 * fs) as usize).max(2);
-    let qrs_vec = |w: &Vec<Vec<f32>>| -> Vec<f32> {
-        w.iter()
-            .filter(|v| !v.is_empty())
-            .flat_map(|v| v[pre - q.min(pre)..(pre + q).min(len)].iter().copied())
-            .collect()
-    };
-    let vecs: Vec<Vec<f32>> = windows.iter().map(qrs_vec).collect();
     let dim = vecs.first().map_or(0, |v| v.len());
     let mut med = vec![0f32; dim];
-    let mut col = Vec::with_capacity(vecs.len());
-    for (k, m) in med.iter_mut().enumerate() {
-        col.clear();
-        col.extend(vecs.iter().map(|v| v[k]));
-        *m = small_median(&mut col);
-    }
+    let mut scratch = Vec::new();
+    let rows: Vec<&[f32]> = vecs.iter().map(Vec::as_slice).collect();
+    column_medians(&rows, &mut med, &mut scratch);
     let corrs: Vec<f64> = vecs.iter().map(|v| correlation(v, &med)).collect();
     let mut sorted = corrs.clone();
     sorted.sort_by(f64::total_cmp);
     let median_corr = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
-    let mut keep: Vec<usize> = (0..windows.len()).filter(|&k| corrs[k] >= 0.9).collect();
-    if keep.len() * 3 < windows.len() {
+    let mut keep: Vec<usize> = (0..chosen.len()).filter(|&k| corrs[k] >= 0.9).collect();
+    if keep.len() * 3 < chosen.len() {
         // No clear dominant beat: the better-matching half.
-        let mut order: Vec<usize> = (0..windows.len()).collect();
+        let mut order: Vec<usize> = (0..chosen.len()).collect();
         order.sort_by(|&a, &b| corrs[b].total_cmp(&corrs[a]));
-        keep = order[..windows.len().div_ceil(2)].to_vec();
+        keep = order[..chosen.len().div_ceil(2)].to_vec();
     }
     let mut out = Vec::with_capacity(leads.len());
     for l in 0..leads.len() {
-        if !usable[l] {
-            out.push(vec![0f32; len]);
-            continue;
-        }
         let mut m = vec![0f32; len];
-        for (t, mv) in m.iter_mut().enumerate() {
-            col.clear();
-            col.extend(keep.iter().map(|&k| windows[k][l][t]));
-            *mv = if col.len() <= 2 {
-                col.iter().sum::<f32>() / col.len().max(1) as f32
+        if usable[l] {
+            let rows: Vec<&[f32]> = keep.iter().map(|&k| row(l, k)).collect();
+            if rows.len() <= 2 {
+                let mut col = Vec::with_capacity(2);
+                for (t, mv) in m.iter_mut().enumerate() {
+                    col.clear();
+                    col.extend(rows.iter().map(|r| r[t]));
+                    *mv = col.iter().sum::<f32>() / col.len().max(1) as f32;
+                }
             } else {
-                small_median(&mut col)
-            };
+                column_medians(&rows, &mut m, &mut scratch);
+            }
         }
         out.push(m);
     }
@@ -357,4 +431,134 @@ fn small_median(v: &mut [f32]) -> f32 {
         v[j] = x;
     }
     v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Columns sorted at a time by [`column_medians`] (the block stays in L1).
+const BLOCK: usize = 128;
+
+/// `out[t]` = [`small_median`] of column `t` of `rows` (equal lengths ≥ `out.len()`).
+///
+/// The columns are sorted a block at a time by a sorting network applied to whole rows
+/// (branch-free and vectorised). The median's value is the same whatever sorts it; only
+/// a zero's sign could depend on the order of equal values, so zero medians are recomputed
+/// by [`small_median`] itself, and so are all columns when any value is NaN (unordered).
+fn column_medians(rows: &[&[f32]], out: &mut [f32], scratch: &mut Vec<f32>) {
+    let m = rows.len();
+    let mut col = Vec::with_capacity(m);
+    let mut exact = |t: usize| {
+        col.clear();
+        col.extend(rows.iter().map(|r| r[t]));
+        small_median(&mut col)
+    };
+    let nan = rows
+        .iter()
+        .any(|r| r[..out.len()].iter().any(|v| v.is_nan()));
+    if m > 64 || nan {
+        for (t, o) in out.iter_mut().enumerate() {
+            *o = exact(t);
+        }
+        return;
+    }
+    let network = merge_exchange(m);
+    for c0 in (0..out.len()).step_by(BLOCK) {
+        let w = BLOCK.min(out.len() - c0);
+        scratch.clear();
+        for r in rows {
+            scratch.extend_from_slice(&r[c0..c0 + w]);
+        }
+        for &(i, j) in &network {
+            let (a, b) = scratch.split_at_mut(j * w);
+            compare_exchange(&mut a[i * w..(i + 1) * w], &mut b[..w]);
+        }
+        out[c0..c0 + w].copy_from_slice(&scratch[m / 2 * w..(m / 2 + 1) * w]);
+    }
+    for (t, o) in out.iter_mut().enumerate() {
+        if *o == 0.0 {
+            *o = exact(t);
+        }
+    }
+}
+
+/// Element-wise: the smaller value into `lo`, the larger into `hi`.
+fn compare_exchange(lo: &mut [f32], hi: &mut [f32]) {
+    for (a, b) in lo.iter_mut().zip(hi.iter_mut()) {
+        let (x, y) = (*a, *b);
+        *a = x.min(y);
+        *b = x.max(y);
+    }
+}
+
+/// Batcher's merge-exchange sorting network for `n` elements (Knuth, TAOCP 5.2.2,
+/// Algorithm M): compare-exchange pairs `(i, j)`, `i < j`, in order.
+fn merge_exchange(n: usize) -> Vec<(usize, usize)> {
+    let mut pairs = Vec::new();
+    if n < 2 {
+        return pairs;
+    }
+    let top = n.next_power_of_two() / 2;
+    let mut p = top;
+    while p > 0 {
+        let (mut q, mut r, mut d) = (top, 0, p);
+        loop {
+            pairs.extend((0..n - d).filter(|&i| i & p == r).map(|i| (i, i + d)));
+            if q == p {
+                break;
+            }
+            d = q - p;
+            q /= 2;
+            r = p;
+        }
+        p /= 2;
+    }
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_exchange_sorts_all_zero_one_inputs() {
+        for n in 0..=16usize {
+            let net = merge_exchange(n);
+            for bits in 0u32..(1 << n) {
+                let mut v: Vec<u8> = (0..n).map(|i| (bits >> i & 1) as u8).collect();
+                for &(i, j) in &net {
+                    if v[j] < v[i] {
+                        v.swap(i, j);
+                    }
+                }
+                assert!(v.windows(2).all(|w| w[0] <= w[1]), "n {n} input {bits:b}");
+            }
+        }
+    }
+
+    #[test]
+    fn column_medians_match_small_median() {
+        let mut rng = crate::synth::XorShift::new(3);
+        let mut scratch = Vec::new();
+        for m in [1usize, 2, 3, 5, 11, 17, 32, 60, 64, 65, 70] {
+            let w = 300;
+            let data: Vec<Vec<f32>> = (0..m)
+                .map(|_| {
+                    (0..w)
+                        .map(|_| match rng.next_u64() % 6 {
+                            0 => 0.0,
+                            1 => -0.0,
+                            2 => 1.5,
+                            _ => (rng.normal() * 100.0) as f32,
+                        })
+                        .collect()
+                })
+                .collect();
+            let rows: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
+            let mut out = vec![0f32; w];
+            column_medians(&rows, &mut out, &mut scratch);
+            for t in 0..w {
+                let mut col: Vec<f32> = rows.iter().map(|r| r[t]).collect();
+                let want = small_median(&mut col);
+                assert_eq!(out[t].to_bits(), want.to_bits(), "m {m} column {t}");
+            }
+        }
+    }
 }

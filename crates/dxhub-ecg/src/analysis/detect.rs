@@ -11,7 +11,7 @@
 //! fiducial is then the sample of largest deflection from the local baseline, summed over
 //! leads, within ±80 ms of the envelope peak. Linear in the number of samples.
 
-use super::dsp::{Biquad, moving_average, quantile, subsample};
+use super::dsp::{Biquad, moving_average, quantile, run_cascade, subsample};
 use std::collections::VecDeque;
 
 /// QRS fiducials (sample indices, increasing) in `leads` (equal lengths) at `fs` Hz.
@@ -44,15 +44,8 @@ fn envelope(leads: &[&[f32]], n: usize, fs: f64) -> Vec<f32> {
     let mut b = vec![0f32; n];
     // Band-pass, central difference over 2k samples, squared, into `b`.
     let energy = |x: &[f32], a: &mut [f32], b: &mut [f32]| {
-        hp.run(x, a);
-        lp.run(a, b);
-        lp.run(b, a);
-        for i in 0..n {
-            let lo = i.saturating_sub(k);
-            let hi = (i + k).min(n - 1);
-            let d = a[hi] - a[lo];
-            b[i] = d * d;
-        }
+        run_cascade(&[hp, lp, lp], x, a);
+        squared_difference(a, k, b);
     };
     // Each lead's 99th percentile; a lead's weight is capped so that a lead with a small
     // QRS (and relatively large T) cannot outweigh the others. Energies are kept for the
@@ -90,6 +83,27 @@ fn envelope(leads: &[&[f32]], n: usize, fs: f64) -> Vec<f32> {
     let mut env = Vec::with_capacity(n);
     moving_average(&sum, ((0.06 * fs) as usize).max(1), &mut env);
     env
+}
+
+/// `out[i] = (x[i + k] − x[i − k])²`, the indices clamped to `x`.
+fn squared_difference(x: &[f32], k: usize, out: &mut [f32]) {
+    let n = x.len();
+    let at = |i: usize| {
+        let d = x[(i + k).min(n - 1)] - x[i.saturating_sub(k)];
+        d * d
+    };
+    // Unclamped in the middle (a plain loop that vectorises), clamped at the ends.
+    let (head, tail) = (k.min(n), n.saturating_sub(k).max(k.min(n)));
+    for i in (0..head).chain(tail..n) {
+        out[i] = at(i);
+    }
+    if tail > head {
+        let mid = out[head..tail].iter_mut();
+        for ((o, &hi), &lo) in mid.zip(&x[head + k..]).zip(&x[head - k..]) {
+            let d = hi - lo;
+            *o = d * d;
+        }
+    }
 }
 
 /// Candidate peaks (local maxima within ±200 ms) accepted by adaptive thresholds.

@@ -33,24 +33,67 @@ impl Biquad {
             a: [-2.0 * c / a0, (1.0 - alpha) / a0],
         }
     }
+}
 
-    /// Filters `x` into `out` (same length), starting from rest at `x[0]`'s level for a
-    /// low-pass (so a DC offset does not ring) and from 0 for a high-pass.
-    pub fn run(&self, x: &[f32], out: &mut [f32]) {
-        let dc = self.b.iter().sum::<f64>() / (1.0 + self.a[0] + self.a[1]);
-        let x0 = x.first().copied().unwrap_or(0.0) as f64;
-        let (mut x1, mut x2) = (x0, x0);
-        let (mut y1, mut y2) = if dc.abs() > 0.5 { (x0, x0) } else { (0.0, 0.0) };
-        for (o, &xi) in out.iter_mut().zip(x) {
-            let xi = xi as f64;
-            let y =
-                self.b[0] * xi + self.b[1] * x1 + self.b[2] * x2 - self.a[0] * y1 - self.a[1] * y2;
-            x2 = x1;
-            x1 = xi;
-            y2 = y1;
-            y1 = y;
-            *o = y as f32;
+/// The state of one [`Biquad`] running over a signal.
+struct Section {
+    b: [f64; 3],
+    a: [f64; 2],
+    x1: f64,
+    x2: f64,
+    y1: f64,
+    y2: f64,
+}
+
+impl Section {
+    /// At rest at the level of the first input `x0` for a low-pass, at 0 for a high-pass.
+    fn new(bq: &Biquad, x0: f32) -> Section {
+        let dc = bq.b.iter().sum::<f64>() / (1.0 + bq.a[0] + bq.a[1]);
+        let x0 = x0 as f64;
+        let (y1, y2) = if dc.abs() > 0.5 { (x0, x0) } else { (0.0, 0.0) };
+        Section {
+            b: bq.b,
+            a: bq.a,
+            x1: x0,
+            x2: x0,
+            y1,
+            y2,
         }
+    }
+
+    /// The next output (rounded to f32, as stored) for the next input.
+    #[inline]
+    fn step(&mut self, xi: f32) -> f32 {
+        let xi = xi as f64;
+        let y = self.b[0] * xi + self.b[1] * self.x1 + self.b[2] * self.x2
+            - self.a[0] * self.y1
+            - self.a[1] * self.y2;
+        self.x2 = self.x1;
+        self.x1 = xi;
+        self.y2 = self.y1;
+        self.y1 = y;
+        y as f32
+    }
+}
+
+/// Filters `x` into `out` (same length) by the `sections` in turn, each section's output
+/// rounded to f32 as the next one's input, and each starting from rest at its first
+/// input's level for a low-pass (so a DC offset does not ring) and from 0 for a high-pass.
+/// One pass over the signal for all sections, so that their recurrences overlap instead of
+/// each waiting on its own latency.
+pub fn run_cascade<const N: usize>(sections: &[Biquad; N], x: &[f32], out: &mut [f32]) {
+    let (Some(&x0), Some(o0)) = (x.first(), out.first_mut()) else {
+        return;
+    };
+    let mut v = x0;
+    let mut state = sections.map(|bq| {
+        let mut s = Section::new(&bq, v);
+        v = s.step(v);
+        s
+    });
+    *o0 = v;
+    for (o, &xi) in out[1..].iter_mut().zip(&x[1..]) {
+        *o = state.iter_mut().fold(xi, |v, s| s.step(v));
     }
 }
 
@@ -75,14 +118,56 @@ pub fn moving_average(x: &[f32], half: usize, out: &mut Vec<f32>) {
     }));
 }
 
-/// The `q`-quantile (0..=1) of `v` (reordered in place); NaN-free input assumed; 0 if empty.
+/// Above this length [`quantile`] selects on [`order_key`]s, which compare faster.
+const KEYED_SELECT: usize = 256;
+
+/// The `q`-quantile (0..=1) of `v` in the order of `f32::total_cmp` (`v` may be
+/// reordered); NaN-free input assumed; 0 if empty.
 pub fn quantile(v: &mut [f32], q: f64) -> f32 {
+    if v.len() > KEYED_SELECT {
+        return quantile_keys(&mut order_keys(v), q);
+    }
     if v.is_empty() {
         return 0.0;
     }
-    let k = ((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
-    let (_, x, _) = v.select_nth_unstable_by(k, f32::total_cmp);
+    let (_, x, _) = v.select_nth_unstable_by(rank(v.len(), q), f32::total_cmp);
     *x
+}
+
+/// The index of the `q`-quantile in `len` sorted values.
+fn rank(len: usize, q: f64) -> usize {
+    ((len - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize
+}
+
+/// An integer that orders as `f32::total_cmp` orders `x`.
+fn order_key(x: f32) -> i32 {
+    flip_negative(x.to_bits() as i32)
+}
+
+/// The value whose [`order_key`] is `key`.
+fn from_order_key(key: i32) -> f32 {
+    f32::from_bits(flip_negative(key) as u32)
+}
+
+/// For a negative `bits`, all bits but the sign flipped (so that larger magnitudes order
+/// first); its own inverse.
+fn flip_negative(bits: i32) -> i32 {
+    bits ^ (((bits >> 31) as u32) >> 1) as i32
+}
+
+/// The [`order_key`]s of `v`.
+pub fn order_keys(v: &[f32]) -> Vec<i32> {
+    v.iter().map(|&x| order_key(x)).collect()
+}
+
+/// The `q`-quantile (0..=1) of the values whose [`order_key`]s are `keys`, which are left
+/// partitioned around it (smaller before, larger after); 0 if empty.
+pub fn quantile_keys(keys: &mut [i32], q: f64) -> f32 {
+    if keys.is_empty() {
+        return 0.0;
+    }
+    let (_, k, _) = keys.select_nth_unstable(rank(keys.len(), q));
+    from_order_key(*k)
 }
 
 /// Quantile of an f64 slice (copied).

@@ -1,6 +1,6 @@
 //! Signal quality per lead: flat line, clipping, high-frequency noise, lead-off, wander.
 
-use super::dsp::{quantile, subsample};
+use super::dsp::{order_keys, quantile, quantile_keys, subsample};
 use super::{LeadQuality, QualityVerdict};
 
 /// Robust peak-to-peak (0.5 %–99.5 %) below this: a flat line.
@@ -18,21 +18,21 @@ const WANDER_ACCEPTABLE_UV: f64 = 800.0;
 /// Quality of one lead; `x` has non-finite samples already replaced.
 pub fn lead_quality(name: &str, x: &[f32], non_finite: u64, fs: f64) -> LeadQuality {
     let n = x.len();
-    let mut sub = subsample(x, 4_000);
-    // Median first, then the tails within each half (select_nth leaves them partitioned).
-    let median = quantile(&mut sub, 0.5);
+    let mut sub = order_keys(&subsample(x, 4_000));
+    // Median first, then the tails within each half (the selection leaves them partitioned).
+    let median = quantile_keys(&mut sub, 0.5);
     let k = sub.len() / 2;
     let (lower, upper) = sub.split_at_mut(k);
     // 0.5 % of the whole is 1 % of the lower half; 99.5 % is 99 % of the upper half.
     let lo = if lower.is_empty() {
         median
     } else {
-        quantile(lower, 0.01)
+        quantile_keys(lower, 0.01)
     };
     let hi = if upper.is_empty() {
         median
     } else {
-        quantile(upper, 0.99)
+        quantile_keys(upper, 0.99)
     };
     let amplitude = (hi - lo).max(0.0);
 
@@ -51,7 +51,9 @@ pub fn lead_quality(name: &str, x: &[f32], non_finite: u64, fs: f64) -> LeadQual
     if (max - median) / span < 0.1 {
         max = f32::INFINITY;
     }
-    if max > min {
+    // A run needs three samples at one extreme: most leads have fewer in all.
+    let at_extremes = x.iter().filter(|&&v| v == max || v == min).count();
+    if max > min && at_extremes >= 3 {
         let mut run = 0usize;
         let mut prev = f32::NAN;
         for &v in x {
