@@ -121,6 +121,7 @@ fn created(row: &EcgRow, replayed: bool) -> Response {
         resp.headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
+    resp.extensions_mut().insert(crate::IdentitiesUnchanged);
     resp
 }
 
@@ -286,7 +287,7 @@ fn original_key(sha: &str) -> String {
 async fn accept(
     state: &AppState,
     caller: &Caller,
-    bytes: Vec<u8>,
+    bytes: Bytes,
     idem_key: Option<String>,
 ) -> Result<(EcgRow, bool), ApiError> {
     let ingest = state
@@ -329,7 +330,6 @@ async fn accept(
             .find(|i| i.id == institution_id)
             .map(|i| i.name),
     };
-    let bytes = Arc::new(bytes);
     let (b, s) = (bytes.clone(), sha.clone());
     // one hand-off to the blocking pool: read, analyse, write the DICOM, spool it, parse it
     let ing = ingest.clone();
@@ -357,7 +357,7 @@ async fn accept(
         let key = original_key(&sha);
         state
             .blobs
-            .put_bytes(&key, Bytes::from(bytes.as_ref().clone()))
+            .put_bytes(&key, bytes.clone())
             .await
             .map_err(|e| ApiError::Unavailable(format!("object store: {e}")))?;
         Some(key)
@@ -432,11 +432,13 @@ async fn upload_ecg(
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
     let bytes = if is_gzip(encoding, &body)? {
-        tokio::task::spawn_blocking(move || gunzip(&body))
-            .await
-            .map_err(internal)??
+        Bytes::from(
+            tokio::task::spawn_blocking(move || gunzip(&body))
+                .await
+                .map_err(internal)??,
+        )
     } else {
-        body.to_vec()
+        body
     };
     let r = accept(&state, &caller, bytes, key).await;
     let object = r
@@ -1057,11 +1059,11 @@ async fn patch_upload(
         let gzip =
             u.content_encoding.as_deref() == Some("gzip") || bytes.starts_with(&[0x1f, 0x8b]);
         let decoded = if gzip {
-            tokio::task::spawn_blocking(move || gunzip(&bytes))
+            tokio::task::spawn_blocking(move || gunzip(&bytes).map(Bytes::from))
                 .await
                 .map_err(internal)?
         } else {
-            Ok(bytes)
+            Ok(Bytes::from(bytes))
         };
         let r = match decoded {
             Ok(b) => accept(&state, &caller, b, u.idem_key.clone()).await,

@@ -214,8 +214,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Any write (logout, user disable, role change, device revocation, tenancy change …) may
-/// change what a token resolves to: the identity cache is cleared once it is done.
+/// Marks a successful write that cannot change what a token resolves to (an ECG upload, a
+/// STOW-RS store): the identity cache survives it. A device uploading all day keeps its
+/// resolution for the cache's second instead of two index reads per upload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdentitiesUnchanged;
+
+/// Any other write (logout, user disable, role change, device revocation, tenancy change …)
+/// may change what a token resolves to: the identity cache is cleared once it is done.
 async fn forget_identities_after_writes(
     State(state): State<AppState>,
     req: Request<axum::body::Body>,
@@ -226,7 +232,7 @@ async fn forget_identities_after_writes(
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
     let resp = next.run(req).await;
-    if write {
+    if write && resp.extensions().get::<IdentitiesUnchanged>().is_none() {
         state.identities.clear();
     }
     resp

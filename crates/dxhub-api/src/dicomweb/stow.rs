@@ -648,6 +648,7 @@ async fn respond(
     Ok((
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(DICOM_JSON))],
+        axum::Extension(crate::IdentitiesUnchanged),
         bytes,
     )
         .into_response())
