@@ -476,7 +476,8 @@ struct Channel {
 fn round_half_away(x: f64) -> f64 {
     let t = x.abs();
     let whole = t as i64 as f64; // truncation; t − whole is exact
-    let r = if t - whole >= 0.5 { whole + 1.0 } else { whole };
+    // branch-free: the fraction is as likely above ½ as below
+    let r = whole + f64::from(u8::from(t - whole >= 0.5));
     r.copysign(x)
 }
 
