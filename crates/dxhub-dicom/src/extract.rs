@@ -227,7 +227,8 @@ fn derived_json(
         );
         all.insert("7FE00010".into(), Value::Object(e));
     }
-    let ser = |m: &Map<String, Value>| Value::Object(m.clone()).to_string();
+    // a Map serialises as the JSON object it is: no clone into a Value first
+    let ser = |m: &Map<String, Value>| serde_json::to_string(m).unwrap_or_else(|_| "{}".into());
     (ser(&study), ser(&series), ser(&all))
 }
 
