@@ -39,7 +39,11 @@ struct Ecgs {
 
 impl Ecgs {
     async fn new() -> Ecgs {
-        let hub = TestHub::spawn(HubOptions::default());
+        Self::with(HubOptions::default()).await
+    }
+
+    async fn with(opts: HubOptions) -> Ecgs {
+        let hub = TestHub::spawn(opts);
         for (name, level, parent) in [
             (V1, "village", T1),
             (V2, "village", T1),
@@ -810,6 +814,47 @@ async fn coverage_counts_villages_with_an_active_ecg_device() {
     let v = t.get_json("/api/v1/stats/ecg-coverage", &t.admin).await;
     assert_eq!(v["alliances"][0]["villages_with_device"], 0, "{v}");
     assert_eq!(v["alliances"][0]["coverage"].as_f64(), Some(0.0));
+}
+
+/// Twelve ECGs sent at the same moment are all routed to the ECG pool as soon as the burst
+/// is through: the routing queue waits for uploads to pause, not for the worklist sweep
+/// (held off here for an hour), and loses none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_uploads_is_routed_once_it_is_through() {
+    use dxhub_ecg::synth::SynthSpec;
+    let t = Ecgs::with(HubOptions::default().env("DXHUB_WORKLIST__TICK_MS", "3600000")).await;
+    let bodies: Vec<Vec<u8>> = (0..12)
+        .map(|k| {
+            json_form(
+                &SynthSpec::sinus(60.0 + f64::from(k)),
+                &format!("P-BURST-{k}"),
+            )
+        })
+        .collect();
+    let uploads = bodies.into_iter().map(|b| t.upload(&t.device, b, &[]));
+    let done = futures::future::join_all(uploads).await;
+    let mut studies = Vec::new();
+    for (status, _, body) in done {
+        assert_eq!(status, 201, "{body}");
+        studies.push(body["study_instance_uid"].as_str().unwrap().to_owned());
+    }
+    for study in &studies {
+        let path = format!("/api/v1/ecg?study={study}");
+        let routed = eventually(std::time::Duration::from_secs(5), || async {
+            t.get(&path, &t.reader).await.status() == 200
+        })
+        .await;
+        assert!(
+            routed,
+            "ECG study {study} was never routed to the ECG reader"
+        );
+    }
+    use dxhub_store::worklist::WorklistStore as _;
+    let c = t.hub.catalog().await;
+    for study in &studies {
+        let item = c.work_item_of_study(study).await.unwrap();
+        assert!(item.is_some_and(|i| i.state == dxhub_core::worklist::WorkState::Queued));
+    }
 }
 
 /// A synthetic ECG as the JSON form, with patient and device, only I, II and V1–V6 sent.

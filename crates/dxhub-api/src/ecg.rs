@@ -295,6 +295,7 @@ async fn accept(
         .clone()
         .ok_or_else(|| ApiError::Unavailable("this server does not accept uploads".into()))?;
     let institution_id = caller.principal.institution_id;
+    let _upload = crate::worklist::ecg_upload_started(state);
     let sha = hex::encode(Sha256::digest(&bytes));
 
     if let Some(key) = &idem_key
@@ -399,10 +400,9 @@ async fn accept(
     let replayed =
         row.content_sha256 != sha || outcome.kind == dxhub_ingest::OutcomeKind::Duplicate;
     if !replayed {
-        // an ECG is ready to read at once: route it now, off the response path (the
-        // worklist sweep routes it too, should this fail)
-        let (state, uid) = (state.clone(), row.study_instance_uid.clone());
-        tokio::spawn(async move { crate::worklist::ecg_ready(&state, &uid).await });
+        // an ECG is ready to read at once: routed off the response path, as soon as
+        // uploads pause (the worklist sweep routes it too, should this fail)
+        crate::worklist::route_ecg(state, row.study_instance_uid.clone());
     }
     Ok((row, replayed))
 }

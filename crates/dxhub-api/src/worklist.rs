@@ -75,6 +75,11 @@ pub struct WorklistState {
     /// Set when the server shuts down: event streams end, so graceful shutdown does not
     /// wait for clients that never hang up.
     closing: tokio::sync::watch::Sender<bool>,
+    /// New ECG studies waiting to be routed (see [`route_ecg`]); the task that routes them
+    /// starts with the first.
+    ecg_routing: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// ECG uploads being stored right now ([`ecg_upload_started`]).
+    ecg_uploads: tokio::sync::watch::Sender<usize>,
 }
 
 impl std::fmt::Debug for WorklistState {
@@ -107,6 +112,8 @@ impl WorklistState {
             events,
             holder,
             closing: tokio::sync::watch::channel(false).0,
+            ecg_routing: std::sync::OnceLock::new(),
+            ecg_uploads: tokio::sync::watch::channel(0).0,
         }
     }
 
@@ -862,7 +869,60 @@ async fn complete_study(
     })))
 }
 
-/// Make an ECG's study ready at once (the upload API calls this after storing it).
+/// How long routing waits at most for ECG uploads to pause (see [`route_ecg`]).
+const ECG_ROUTING_MAX_DELAY: Duration = Duration::from_millis(250);
+
+/// Counts an ECG upload as in progress until dropped (see [`route_ecg`]).
+pub struct EcgUpload<'a>(&'a WorklistState);
+
+/// Note that an ECG upload is being stored, until the returned guard is dropped.
+pub fn ecg_upload_started(state: &AppState) -> EcgUpload<'_> {
+    state.worklist.ecg_uploads.send_modify(|n| *n += 1);
+    EcgUpload(&state.worklist)
+}
+
+impl Drop for EcgUpload<'_> {
+    fn drop(&mut self) {
+        self.0.ecg_uploads.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Route a newly uploaded ECG's study (the upload API calls this once it is stored).
+///
+/// At once when it was the only upload; otherwise once no ECG upload is in progress, or
+/// 250 ms later at the latest. When 20 village devices send together, routing the first
+/// ECGs while the others are still being analysed and stored would only slow those down:
+/// the burst is routed when it is through. Should the process stop before, the worklist
+/// sweep routes them (every study not yet ready is found again).
+pub fn route_ecg(state: &AppState, study_uid: String) {
+    let tx = state.worklist.ecg_routing.get_or_init(|| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(route_ecgs(state.clone(), rx));
+        tx
+    });
+    if let Err(e) = tx.send(study_uid) {
+        // the routing task has ended (runtime shutting down): the sweep routes it later
+        tracing::warn!(study_instance_uid = %e.0, "ECG routing queue closed; the sweep routes it");
+    }
+}
+
+async fn route_ecgs(state: AppState, mut rx: tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let mut uploads = state.worklist.ecg_uploads.subscribe();
+    while let Some(first) = rx.recv().await {
+        let latest = tokio::time::Instant::now() + ECG_ROUTING_MAX_DELAY;
+        // a closed channel cannot happen while `state` holds the sender; time out either way
+        let _ = tokio::time::timeout_at(latest, uploads.wait_for(|n| *n == 0)).await;
+        let mut batch = vec![first];
+        while let Ok(uid) = rx.try_recv() {
+            batch.push(uid);
+        }
+        for uid in batch {
+            ecg_ready(&state, &uid).await;
+        }
+    }
+}
+
+/// Make an ECG's study ready at once.
 pub async fn ecg_ready(state: &AppState, study_uid: &str) {
     let now = state.worklist.now();
     match state
