@@ -487,35 +487,51 @@ fn quantize(code: &LeadCode, samples: &[f32]) -> Result<Channel> {
         .iter()
         .fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
     let fits = |q: f64| round_half_away(max_abs / q) <= MAX_RAW;
+    // Multiplying by 1/q instead of dividing moves a quotient by an ulp or two. That can
+    // only change its rounding next to a half, where the remainder is about q/2 — far
+    // above the tolerance (at most 1e-3 + 0.033·q once `fits(q)` holds): the verdict is
+    // the same. For the same reason an exact q converts with 1/q to the same integers.
     let exact = |q: f64| {
+        let inv = 1.0 / q;
         samples.iter().all(|&v| {
             let v = f64::from(v);
-            (v - round_half_away(v / q) * q).abs() <= 1e-3 + v.abs() * 1e-6
+            (v - round_half_away(v * inv) * q).abs() <= 1e-3 + v.abs() * 1e-6
         })
     };
-    let sensitivity_uv = if max_abs == 0.0 {
-        1.0
-    } else if let Some(q) = SENSITIVITIES
-        .iter()
-        .rev()
-        .copied()
-        .find(|&q| fits(q) && exact(q))
-    {
-        q
+    let exact_q = if max_abs == 0.0 {
+        Some(1.0)
     } else {
         SENSITIVITIES
             .iter()
+            .rev()
             .copied()
-            .find(|&q| fits(q))
-            .ok_or_else(|| WriteError::SampleOutOfRange {
-                lead: code.to_string(),
-                max_abs_uv: max_abs,
-            })?
+            .find(|&q| fits(q) && exact(q))
     };
-    let raw = samples
-        .iter()
-        .map(|&v| round_half_away(f64::from(v) / sensitivity_uv).clamp(-MAX_RAW, MAX_RAW) as i16)
-        .collect();
+    let raw_of = |x: f64| round_half_away(x).clamp(-MAX_RAW, MAX_RAW) as i16;
+    let (sensitivity_uv, raw) = match exact_q {
+        Some(q) => {
+            let inv = 1.0 / q;
+            let raw = samples
+                .iter()
+                .map(|&v| raw_of(f64::from(v) * inv))
+                .collect();
+            (q, raw)
+        }
+        None => {
+            let q = SENSITIVITIES
+                .iter()
+                .copied()
+                .find(|&q| fits(q))
+                .ok_or_else(|| WriteError::SampleOutOfRange {
+                    lead: code.to_string(),
+                    max_abs_uv: max_abs,
+                })?;
+            (
+                q,
+                samples.iter().map(|&v| raw_of(f64::from(v) / q)).collect(),
+            )
+        }
+    };
     Ok(Channel {
         sensitivity_uv,
         raw,
@@ -1041,6 +1057,31 @@ fn sequence(obj: &mut InMemDicomObject, tag: Tag, items: Vec<InMemDicomObject>) 
 mod tests {
     use super::*;
     use crate::model::Lead;
+
+    #[test]
+    fn quantize_matches_division() {
+        // samples on each sensitivity's grid (exact), and off any grid (the fallback)
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 60_001) as f64 - 30_000.0
+        };
+        for q in SENSITIVITIES.iter().copied().filter(|&q| q <= 100.0) {
+            let on_grid: Vec<f32> = (0..4000).map(|_| (next() * q) as f32).collect();
+            let off_grid: Vec<f32> = (0..4000).map(|_| (next() * q * 0.37) as f32).collect();
+            for samples in [on_grid, off_grid] {
+                let c = quantize(&LeadCode::II, &samples).unwrap();
+                for (&v, &r) in samples.iter().zip(&c.raw) {
+                    let want = (f64::from(v) / c.sensitivity_uv)
+                        .round()
+                        .clamp(-MAX_RAW, MAX_RAW);
+                    assert_eq!(f64::from(r), want, "{v} µV at {} µV/LSB", c.sensitivity_uv);
+                }
+            }
+        }
+    }
 
     #[test]
     fn round_half_away_is_f64_round() {
