@@ -50,6 +50,36 @@ pub struct SqlCatalog {
     read: AnyPool,
     /// SQLite: instance inserts go to one task that commits them in groups.
     inserts: Option<tokio::sync::mpsc::Sender<InsertJob>>,
+    /// SQLite: audit appends go to one task that commits them in groups.
+    audits: Option<tokio::sync::mpsc::Sender<AuditJob>>,
+}
+
+/// An audit entry to append and where its outcome goes.
+type AuditJob = (
+    crate::identity::NewAuditEntry,
+    tokio::sync::oneshot::Sender<Result<crate::identity::AuditEntry>>,
+);
+
+/// Group commit of audit appends, as [`group_commit`] does for instances: every write of
+/// patient data appends an entry, and when 20 village devices upload at once their 20
+/// appends would otherwise take turns at the writer with a commit (and fsync) each. The
+/// entries queued while one transaction commits are chained and committed by the next, in
+/// arrival order; each caller gets its entry once it is durable.
+async fn audit_group_commit(catalog: SqlCatalog, mut rx: tokio::sync::mpsc::Receiver<AuditJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP_COMMIT_MAX {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let entries: Vec<&crate::identity::NewAuditEntry> = jobs.iter().map(|(e, _)| e).collect();
+        let results = catalog.id_append_audit_group(&entries).await;
+        for ((_, reply), result) in jobs.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
 }
 
 /// An instance to insert and where its outcome goes.
@@ -243,6 +273,7 @@ impl SqlCatalog {
                         write: pool.clone(),
                         read: pool,
                         inserts: None,
+                        audits: None,
                     }
                     .with_group_commit());
                 };
@@ -278,6 +309,7 @@ impl SqlCatalog {
                     write,
                     read,
                     inserts: None,
+                    audits: None,
                 }
                 .with_group_commit())
             }
@@ -293,6 +325,7 @@ impl SqlCatalog {
                     write: pool.clone(),
                     read: pool,
                     inserts: None,
+                    audits: None,
                 })
             }
         }
@@ -304,6 +337,9 @@ impl SqlCatalog {
             let (tx, rx) = tokio::sync::mpsc::channel(4 * GROUP_COMMIT_MAX);
             tokio::spawn(group_commit(self.clone(), rx));
             self.inserts = Some(tx);
+            let (tx, rx) = tokio::sync::mpsc::channel(4 * GROUP_COMMIT_MAX);
+            tokio::spawn(audit_group_commit(self.clone(), rx));
+            self.audits = Some(tx);
         }
         self
     }
@@ -1542,6 +1578,15 @@ impl Catalog for SqlCatalog {
     }
 
     async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry> {
+        if let Some(audits) = &self.audits {
+            let (reply, outcome) = tokio::sync::oneshot::channel();
+            if audits.send((entry.clone(), reply)).await.is_ok()
+                && let Ok(result) = outcome.await
+            {
+                return result;
+            }
+            // the group-commit task is gone (its runtime ended): append directly
+        }
         self.id_append_audit(entry).await
     }
 

@@ -517,47 +517,88 @@ impl SqlCatalog {
     }
 
     pub(super) async fn id_append_audit(&self, e: &NewAuditEntry) -> Result<AuditEntry> {
-        let actor_kind = required("audit actor kind", &e.actor_kind)?;
-        let action = required("audit action", &e.action)?;
-        let outcome = required("audit outcome", &e.outcome)?;
-        let mut entry = NewAuditEntry {
-            actor_kind,
-            action,
-            outcome,
-            ..e.clone()
-        };
-        entry.actor = entry.actor.trim().to_owned();
+        let entry = checked_audit_entry(e)?;
         let mut tx = self.begin_write().await?;
-        if self.dialect == Dialect::Postgres {
-            sqlx::query(LOCK_AUDIT_LOG).execute(&mut *tx).await?;
-        }
-        let head = sqlx::query_as::<_, ChainHead>(AUDIT_HEAD)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (id, prev_hash) = match head {
-            Some(h) => (h.id + 1, h.hash),
-            None => (1, AUDIT_GENESIS_HASH.to_owned()),
-        };
-        let at = now_us();
-        let hash = audit_hash(&prev_hash, id, at, &entry.fields());
-        let row = sqlx::query_as::<_, AuditEntry>(INSERT_AUDIT)
-            .bind(id)
-            .bind(at)
-            .bind(&entry.actor_kind)
-            .bind(&entry.actor)
-            .bind(entry.institution_id)
-            .bind(&entry.action)
-            .bind(&entry.object_kind)
-            .bind(&entry.object_id)
-            .bind(&entry.outcome)
-            .bind(&entry.client)
-            .bind(&entry.request_id)
-            .bind(&prev_hash)
-            .bind(&hash)
-            .fetch_one(&mut *tx)
-            .await?;
+        let mut head = self.audit_head(&mut tx).await?;
+        let row = append_audit_in(&mut tx, &mut head, &entry).await?;
         tx.commit().await?;
         Ok(row)
+    }
+
+    /// Append entries in one transaction, in order, each in a savepoint: an entry that
+    /// fails (invalid, or its insert fails) is left out of the chain and gets its error,
+    /// the others are appended. One commit (and fsync) for all of them.
+    pub(super) async fn id_append_audit_group(
+        &self,
+        entries: &[&NewAuditEntry],
+    ) -> Vec<Result<AuditEntry>> {
+        let failed_all = |e: &dyn std::fmt::Display| -> Vec<Result<AuditEntry>> {
+            entries
+                .iter()
+                .map(|_| {
+                    Err(Error::Unavailable(sqlx::Error::Protocol(format!(
+                        "audit group commit: {e}"
+                    ))))
+                })
+                .collect()
+        };
+        let mut tx = match self.begin_write().await {
+            Ok(tx) => tx,
+            Err(e) => return failed_all(&e),
+        };
+        let mut head = match self.audit_head(&mut tx).await {
+            Ok(h) => h,
+            Err(e) => return failed_all(&e),
+        };
+        let mut results = Vec::with_capacity(entries.len());
+        for e in entries {
+            let entry = match checked_audit_entry(e) {
+                Ok(entry) => entry,
+                Err(err) => {
+                    results.push(Err(err));
+                    continue;
+                }
+            };
+            if let Err(err) = sqlx::query("SAVEPOINT dxhub_audit").execute(&mut *tx).await {
+                return failed_all(&err);
+            }
+            let before = head.clone();
+            let r = append_audit_in(&mut tx, &mut head, &entry).await;
+            if r.is_err() {
+                head = before;
+                if let Err(err) = sqlx::query("ROLLBACK TO SAVEPOINT dxhub_audit")
+                    .execute(&mut *tx)
+                    .await
+                {
+                    return failed_all(&err);
+                }
+            }
+            if let Err(err) = sqlx::query("RELEASE SAVEPOINT dxhub_audit")
+                .execute(&mut *tx)
+                .await
+            {
+                return failed_all(&err);
+            }
+            results.push(r);
+        }
+        if let Err(e) = tx.commit().await {
+            return failed_all(&e);
+        }
+        results
+    }
+
+    /// The id and hash the next entry chains to (PostgreSQL: with the log locked).
+    async fn audit_head(&self, tx: &mut super::Tx) -> Result<(i64, String)> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query(LOCK_AUDIT_LOG).execute(&mut **tx).await?;
+        }
+        let head = sqlx::query_as::<_, ChainHead>(AUDIT_HEAD)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(match head {
+            Some(h) => (h.id + 1, h.hash),
+            None => (1, AUDIT_GENESIS_HASH.to_owned()),
+        })
     }
 
     pub(super) async fn id_list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
@@ -681,4 +722,48 @@ impl SqlCatalog {
             problem: None,
         })
     }
+}
+
+/// An audit entry with its required fields present, the actor trimmed.
+fn checked_audit_entry(e: &NewAuditEntry) -> Result<NewAuditEntry> {
+    let actor_kind = required("audit actor kind", &e.actor_kind)?;
+    let action = required("audit action", &e.action)?;
+    let outcome = required("audit outcome", &e.outcome)?;
+    let mut entry = NewAuditEntry {
+        actor_kind,
+        action,
+        outcome,
+        ..e.clone()
+    };
+    entry.actor = entry.actor.trim().to_owned();
+    Ok(entry)
+}
+
+/// Insert `entry` as the entry `head` names, chained to its hash; `head` moves on.
+async fn append_audit_in(
+    tx: &mut super::Tx,
+    head: &mut (i64, String),
+    entry: &NewAuditEntry,
+) -> Result<AuditEntry> {
+    let (id, prev_hash) = (head.0, head.1.clone());
+    let at = now_us();
+    let hash = audit_hash(&prev_hash, id, at, &entry.fields());
+    let row = sqlx::query_as::<_, AuditEntry>(INSERT_AUDIT)
+        .bind(id)
+        .bind(at)
+        .bind(&entry.actor_kind)
+        .bind(&entry.actor)
+        .bind(entry.institution_id)
+        .bind(&entry.action)
+        .bind(&entry.object_kind)
+        .bind(&entry.object_id)
+        .bind(&entry.outcome)
+        .bind(&entry.client)
+        .bind(&entry.request_id)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .fetch_one(&mut **tx)
+        .await?;
+    *head = (id + 1, hash);
+    Ok(row)
 }
