@@ -163,12 +163,12 @@ impl SqlCatalog {
                 .execute(&mut *tx)
                 .await?;
         }
-        let sql = format!("{ECG_SELECT} WHERE e.id = $1");
-        let row = sqlx::query_as::<_, EcgRow>(&sql)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
         tx.commit().await?;
+        // read back once committed, off the single writer
+        let row = self
+            .ecg_find(id)
+            .await?
+            .ok_or_else(|| crate::catalog::Error::NotFound(format!("ECG {id} after its insert")))?;
         Ok(if fresh {
             EcgInsert::Inserted(row)
         } else {
