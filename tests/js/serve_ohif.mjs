@@ -98,7 +98,14 @@ function proxy(req, res, target) {
   // target: URL of the archive's DICOMweb root; req.url starts with /dicomweb
   const rest = req.url.slice('/dicomweb'.length);
   const url = new URL(target.href.replace(/\/+$/, '') + rest);
-  const headers = { ...req.headers, host: url.host };
+  // as a reverse proxy does (nginx: proxy_set_header X-Forwarded-Host $host): the archive
+  // then writes RetrieveURL and BulkDataURI against this origin, which the viewer can reach
+  const headers = {
+    ...req.headers,
+    host: url.host,
+    'x-forwarded-host': req.headers.host,
+    'x-forwarded-proto': 'http',
+  };
   delete headers.origin; // same-origin for the archive
   delete headers.referer;
   const up = http.request(
