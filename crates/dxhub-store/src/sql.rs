@@ -66,20 +66,42 @@ type AuditJob = (
 /// entries queued while one transaction commits are chained and committed by the next, in
 /// arrival order; each caller gets its entry once it is durable.
 async fn audit_group_commit(catalog: SqlCatalog, mut rx: tokio::sync::mpsc::Receiver<AuditJob>) {
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        while jobs.len() < GROUP_COMMIT_MAX {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
+    while let Some(jobs) = next_group(&mut rx).await {
         let entries: Vec<&crate::identity::NewAuditEntry> = jobs.iter().map(|(e, _)| e).collect();
         let results = catalog.id_append_audit_group(&entries).await;
-        for ((_, reply), result) in jobs.into_iter().zip(results) {
-            let _ = reply.send(result);
+        reply_all(jobs, results);
+    }
+}
+
+/// The jobs of the next group commit: the first to arrive and those queued behind it, at
+/// most [`GROUP_COMMIT_MAX`]; `None` once the queue is closed.
+async fn next_group<J>(rx: &mut tokio::sync::mpsc::Receiver<J>) -> Option<Vec<J>> {
+    let mut jobs = vec![rx.recv().await?];
+    while jobs.len() < GROUP_COMMIT_MAX {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
         }
     }
+    Some(jobs)
+}
+
+/// Each job's outcome to its caller (one gone away is no matter).
+fn reply_all<J, T>(jobs: Vec<(J, tokio::sync::oneshot::Sender<T>)>, results: Vec<T>) {
+    for ((_, reply), result) in jobs.into_iter().zip(results) {
+        let _ = reply.send(result);
+    }
+}
+
+/// The outcome of every job of a group whose transaction failed as a whole.
+fn group_failed<T>(jobs: usize, what: &str, e: &dyn std::fmt::Display) -> Vec<Result<T>> {
+    (0..jobs)
+        .map(|_| {
+            Err(Error::Unavailable(sqlx::Error::Protocol(format!(
+                "{what}: {e}"
+            ))))
+        })
+        .collect()
 }
 
 /// An instance to insert and where its outcome goes.
@@ -98,34 +120,17 @@ const GROUP_COMMIT_MAX: usize = 64;
 /// own savepoint, so one instance's failure (a conflict) rolls back that instance only.
 /// Every caller still gets its outcome only after the commit that made it durable.
 async fn group_commit(catalog: SqlCatalog, mut rx: tokio::sync::mpsc::Receiver<InsertJob>) {
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        while jobs.len() < GROUP_COMMIT_MAX {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
+    while let Some(jobs) = next_group(&mut rx).await {
         let news: Vec<&NewInstance> = jobs.iter().map(|(n, _)| n).collect();
         let results = catalog.insert_group(&news).await;
-        for ((_, reply), result) in jobs.into_iter().zip(results) {
-            let _ = reply.send(result);
-        }
+        reply_all(jobs, results);
     }
 }
 
 impl SqlCatalog {
     /// Insert instances in one transaction, each in a savepoint.
     async fn insert_group(&self, news: &[&NewInstance]) -> Vec<Result<InsertOutcome>> {
-        let failed_all = |e: &dyn std::fmt::Display| -> Vec<Result<InsertOutcome>> {
-            news.iter()
-                .map(|_| {
-                    Err(Error::Unavailable(sqlx::Error::Protocol(format!(
-                        "group commit: {e}"
-                    ))))
-                })
-                .collect()
-        };
+        let failed_all = |e: &dyn std::fmt::Display| group_failed(news.len(), "group commit", e);
         let mut tx = match self.begin_write().await {
             Ok(tx) => tx,
             Err(e) => return failed_all(&e),

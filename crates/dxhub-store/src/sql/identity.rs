@@ -532,16 +532,8 @@ impl SqlCatalog {
         &self,
         entries: &[&NewAuditEntry],
     ) -> Vec<Result<AuditEntry>> {
-        let failed_all = |e: &dyn std::fmt::Display| -> Vec<Result<AuditEntry>> {
-            entries
-                .iter()
-                .map(|_| {
-                    Err(Error::Unavailable(sqlx::Error::Protocol(format!(
-                        "audit group commit: {e}"
-                    ))))
-                })
-                .collect()
-        };
+        let failed_all =
+            |e: &dyn std::fmt::Display| super::group_failed(entries.len(), "audit group commit", e);
         let mut tx = match self.begin_write().await {
             Ok(tx) => tx,
             Err(e) => return failed_all(&e),
