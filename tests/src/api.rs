@@ -338,6 +338,21 @@ pub fn database_url(hub: &TestHub) -> String {
         .unwrap_or_else(|| format!("sqlite://{}", hub.data_dir.join("index.sqlite").display()))
 }
 
+/// One integer from the hub's database (`SELECT COUNT(*) …`), read directly as someone
+/// with database access would.
+pub async fn index_scalar(hub: &TestHub, sql: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&database_url(hub))
+        .await
+        .expect("connect to the index");
+    let n: i64 = sqlx::query_scalar(sql)
+        .fetch_one(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pool.close().await;
+    n
+}
+
 /// Run SQL statements directly on the hub's database, as someone with database access
 /// (not through dxhub) would.
 pub async fn raw_sql(hub: &TestHub, statements: &[&str]) {

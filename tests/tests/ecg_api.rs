@@ -109,11 +109,11 @@ impl Ecgs {
         let status = r.status().as_u16();
         let h = r.headers().clone();
         let text = r.text().await.unwrap();
-        (
-            status,
-            h,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status == 201 {
+            self.routed(v["study_instance_uid"].as_str().unwrap()).await;
+        }
+        (status, h, v)
     }
 
     async fn get(&self, path: &str, token: &str) -> reqwest::Response {
@@ -151,14 +151,23 @@ impl Ecgs {
     }
 
     async fn ecg_count(&self) -> i64 {
-        let db = dxhub_e2e::api::database_url(&self.hub);
-        let pool = sqlx::AnyPool::connect(&db).await.unwrap();
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ecgs")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        n
+        dxhub_e2e::api::index_scalar(&self.hub, "SELECT COUNT(*) FROM ecgs").await
+    }
+
+    /// Wait until the study is on the worklist: routing runs after the upload's 201 (a
+    /// burst is routed once it is through), and the reader sees only what is routed to
+    /// the pool.
+    async fn routed(&self, study: &str) {
+        assert!(
+            study.chars().all(|c| c.is_ascii_digit() || c == '.'),
+            "{study}"
+        );
+        let sql = format!("SELECT COUNT(*) FROM work_items WHERE study_instance_uid = '{study}'");
+        let ok = eventually(std::time::Duration::from_secs(10), || async {
+            dxhub_e2e::api::index_scalar(&self.hub, &sql).await > 0
+        })
+        .await;
+        assert!(ok, "study {study} was not routed");
     }
 }
 
@@ -1021,13 +1030,8 @@ async fn json_form_becomes_a_dicom_ecg_study_with_analysis_and_critical_flags() 
     );
 
     // the index keeps the flag where the worklist reads it
-    let db = dxhub_e2e::api::database_url(&t.hub);
-    let pool = sqlx::AnyPool::connect(&db).await.unwrap();
-    let critical: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ecgs WHERE critical = 1")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    let critical =
+        dxhub_e2e::api::index_scalar(&t.hub, "SELECT COUNT(*) FROM ecgs WHERE critical = 1").await;
     assert_eq!(critical, 3);
 
     // the rendering header names the patient and the critical flag
