@@ -128,8 +128,41 @@ async fn group_commit(catalog: SqlCatalog, mut rx: tokio::sync::mpsc::Receiver<I
 }
 
 impl SqlCatalog {
-    /// Insert instances in one transaction, each in a savepoint.
+    /// Insert instances in one transaction: first all at once, which is what nearly always
+    /// happens; should one of them fail or turn out a duplicate (a conflict), that
+    /// transaction is rolled back and the group redone with a savepoint per instance.
     async fn insert_group(&self, news: &[&NewInstance]) -> Vec<Result<InsertOutcome>> {
+        match self.insert_group_at_once(news).await {
+            Some(results) => results,
+            None => self.insert_group_savepoints(news).await,
+        }
+    }
+
+    /// The group in one transaction without savepoints; `None` (rolled back, nothing
+    /// written) when an instance failed or was not inserted.
+    async fn insert_group_at_once(
+        &self,
+        news: &[&NewInstance],
+    ) -> Option<Vec<Result<InsertOutcome>>> {
+        let mut tx = self.begin_write().await.ok()?;
+        let mut results = Vec::with_capacity(news.len());
+        for new in news {
+            check_new(new).ok()?;
+            match insert_steps(&mut tx, new).await {
+                Ok((outcome, true)) => results.push(Ok(outcome)),
+                // dropping the transaction rolls it back
+                _ => return None,
+            }
+        }
+        if let Err(e) = tx.commit().await {
+            // not redone: a failed commit is reported, never retried blindly
+            return Some(group_failed(news.len(), "group commit", &e));
+        }
+        Some(results)
+    }
+
+    /// The group in one transaction, each instance in a savepoint.
+    async fn insert_group_savepoints(&self, news: &[&NewInstance]) -> Vec<Result<InsertOutcome>> {
         let failed_all = |e: &dyn std::fmt::Display| group_failed(news.len(), "group commit", e);
         let mut tx = match self.begin_write().await {
             Ok(tx) => tx,

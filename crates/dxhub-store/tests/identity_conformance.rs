@@ -54,6 +54,7 @@ conformance!(
     audit_verify_detects_a_rehashed_row,
     audit_verify_detects_deleted_rows,
     concurrent_appends_keep_the_chain_linear,
+    an_append_the_database_refuses_fails_alone,
     totp_enrolment_is_confirmed,
     disable_user_revokes_sessions,
     session_issuer_is_recorded,
@@ -697,6 +698,47 @@ mod suite {
         let v = c.verify_audit_chain().await.expect("verify");
         assert!(v.is_intact(), "{v:?}");
         assert_eq!(v.entries, 80);
+    }
+
+    /// Appends that arrive together (SQLite commits them in one transaction) while the
+    /// database refuses one of them: it alone fails, the others are chained and durable.
+    pub async fn an_append_the_database_refuses_fails_alone(c: &dyn Catalog, url: &str) {
+        let refuse: &[&str] = if url.starts_with("sqlite:") {
+            &["CREATE TRIGGER refuse_one BEFORE INSERT ON audit_log \
+               WHEN NEW.object_id = 'refused' BEGIN SELECT RAISE(ABORT, 'refused'); END"]
+        } else {
+            &[
+                "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN IF NEW.object_id = 'refused' THEN RAISE EXCEPTION 'refused'; \
+                 END IF; RETURN NEW; END $$",
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON audit_log \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_one()",
+            ]
+        };
+        for stmt in refuse {
+            raw(url, stmt).await.expect("refusing trigger");
+        }
+        let entries: Vec<NewAuditEntry> = (0..20)
+            .map(|i| {
+                let object = if i == 11 {
+                    "refused".to_owned()
+                } else {
+                    format!("1.9.{i}")
+                };
+                entry("w", "study.read", &object)
+            })
+            .collect();
+        let results = futures::future::join_all(entries.iter().map(|e| c.append_audit(e))).await;
+        let failed: Vec<usize> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_err())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(failed, [11], "{results:?}");
+        let v = c.verify_audit_chain().await.expect("verify");
+        assert!(v.is_intact(), "{v:?}");
+        assert_eq!(v.entries, 19);
     }
 
     pub async fn totp_enrolment_is_confirmed(c: &dyn Catalog, _url: &str) {

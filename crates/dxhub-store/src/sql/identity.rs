@@ -532,6 +532,41 @@ impl SqlCatalog {
         &self,
         entries: &[&NewAuditEntry],
     ) -> Vec<Result<AuditEntry>> {
+        match self.append_audit_group_at_once(entries).await {
+            Some(results) => results,
+            None => self.append_audit_group_savepoints(entries).await,
+        }
+    }
+
+    /// The group in one transaction without savepoints (invalid entries are left out
+    /// before any write); `None` (rolled back, nothing written) if an insert failed.
+    async fn append_audit_group_at_once(
+        &self,
+        entries: &[&NewAuditEntry],
+    ) -> Option<Vec<Result<AuditEntry>>> {
+        let mut tx = self.begin_write().await.ok()?;
+        let mut head = self.audit_head(&mut tx).await.ok()?;
+        let mut results = Vec::with_capacity(entries.len());
+        for e in entries {
+            match checked_audit_entry(e) {
+                Ok(entry) => results.push(Ok(append_audit_in(&mut tx, &mut head, &entry)
+                    .await
+                    .ok()?)),
+                Err(err) => results.push(Err(err)),
+            }
+        }
+        if let Err(e) = tx.commit().await {
+            // not redone: a failed commit is reported, never retried blindly
+            return Some(super::group_failed(entries.len(), "audit group commit", &e));
+        }
+        Some(results)
+    }
+
+    /// The group in one transaction, each entry in a savepoint.
+    async fn append_audit_group_savepoints(
+        &self,
+        entries: &[&NewAuditEntry],
+    ) -> Vec<Result<AuditEntry>> {
         let failed_all =
             |e: &dyn std::fmt::Display| super::group_failed(entries.len(), "audit group commit", e);
         let mut tx = match self.begin_write().await {
