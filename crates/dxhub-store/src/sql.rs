@@ -30,6 +30,7 @@ use crate::identity::{
 };
 
 mod ecg;
+mod group;
 mod identity;
 mod qido;
 mod report;
@@ -48,161 +49,9 @@ pub struct SqlCatalog {
     /// SQLite: one connection. PostgreSQL: the same pool as `read`.
     write: AnyPool,
     read: AnyPool,
-    /// SQLite: instance inserts go to one task that commits them in groups.
-    inserts: Option<tokio::sync::mpsc::Sender<InsertJob>>,
-    /// SQLite: audit appends go to one task that commits them in groups.
-    audits: Option<tokio::sync::mpsc::Sender<AuditJob>>,
-}
-
-/// An audit entry to append and where its outcome goes.
-type AuditJob = (
-    crate::identity::NewAuditEntry,
-    tokio::sync::oneshot::Sender<Result<crate::identity::AuditEntry>>,
-);
-
-/// Group commit of audit appends, as [`group_commit`] does for instances: every write of
-/// patient data appends an entry, and when 20 village devices upload at once their 20
-/// appends would otherwise take turns at the writer with a commit (and fsync) each. The
-/// entries queued while one transaction commits are chained and committed by the next, in
-/// arrival order; each caller gets its entry once it is durable.
-async fn audit_group_commit(catalog: SqlCatalog, mut rx: tokio::sync::mpsc::Receiver<AuditJob>) {
-    while let Some(jobs) = next_group(&mut rx).await {
-        let entries: Vec<&crate::identity::NewAuditEntry> = jobs.iter().map(|(e, _)| e).collect();
-        let results = catalog.id_append_audit_group(&entries).await;
-        reply_all(jobs, results);
-    }
-}
-
-/// The jobs of the next group commit: the first to arrive and those queued behind it, at
-/// most [`GROUP_COMMIT_MAX`]; `None` once the queue is closed.
-async fn next_group<J>(rx: &mut tokio::sync::mpsc::Receiver<J>) -> Option<Vec<J>> {
-    let mut jobs = vec![rx.recv().await?];
-    while jobs.len() < GROUP_COMMIT_MAX {
-        match rx.try_recv() {
-            Ok(job) => jobs.push(job),
-            Err(_) => break,
-        }
-    }
-    Some(jobs)
-}
-
-/// Each job's outcome to its caller (one gone away is no matter).
-fn reply_all<J, T>(jobs: Vec<(J, tokio::sync::oneshot::Sender<T>)>, results: Vec<T>) {
-    for ((_, reply), result) in jobs.into_iter().zip(results) {
-        let _ = reply.send(result);
-    }
-}
-
-/// The outcome of every job of a group whose transaction failed as a whole.
-fn group_failed<T>(jobs: usize, what: &str, e: &dyn std::fmt::Display) -> Vec<Result<T>> {
-    (0..jobs)
-        .map(|_| {
-            Err(Error::Unavailable(sqlx::Error::Protocol(format!(
-                "{what}: {e}"
-            ))))
-        })
-        .collect()
-}
-
-/// An instance to insert and where its outcome goes.
-type InsertJob = (
-    NewInstance,
-    tokio::sync::oneshot::Sender<Result<InsertOutcome>>,
-);
-
-/// Most inserts committed by one transaction.
-const GROUP_COMMIT_MAX: usize = 64;
-
-/// Group commit for SQLite. Every commit of a durable (`synchronous=FULL`) SQLite database
-/// waits for an fsync, and the single writer connection makes concurrent ingests take
-/// turns: one commit per instance caps throughput at the disk's fsync rate. Inserts queued
-/// while a transaction commits are committed together by the next one, each inside its
-/// own savepoint, so one instance's failure (a conflict) rolls back that instance only.
-/// Every caller still gets its outcome only after the commit that made it durable.
-async fn group_commit(catalog: SqlCatalog, mut rx: tokio::sync::mpsc::Receiver<InsertJob>) {
-    while let Some(jobs) = next_group(&mut rx).await {
-        let news: Vec<&NewInstance> = jobs.iter().map(|(n, _)| n).collect();
-        let results = catalog.insert_group(&news).await;
-        reply_all(jobs, results);
-    }
-}
-
-impl SqlCatalog {
-    /// Insert instances in one transaction: first all at once, which is what nearly always
-    /// happens; should one of them fail or turn out a duplicate (a conflict), that
-    /// transaction is rolled back and the group redone with a savepoint per instance.
-    async fn insert_group(&self, news: &[&NewInstance]) -> Vec<Result<InsertOutcome>> {
-        match self.insert_group_at_once(news).await {
-            Some(results) => results,
-            None => self.insert_group_savepoints(news).await,
-        }
-    }
-
-    /// The group in one transaction without savepoints; `None` (rolled back, nothing
-    /// written) when an instance failed or was not inserted.
-    async fn insert_group_at_once(
-        &self,
-        news: &[&NewInstance],
-    ) -> Option<Vec<Result<InsertOutcome>>> {
-        let mut tx = self.begin_write().await.ok()?;
-        let mut results = Vec::with_capacity(news.len());
-        for new in news {
-            check_new(new).ok()?;
-            match insert_steps(&mut tx, new).await {
-                Ok((outcome, true)) => results.push(Ok(outcome)),
-                // dropping the transaction rolls it back
-                _ => return None,
-            }
-        }
-        if let Err(e) = tx.commit().await {
-            // not redone: a failed commit is reported, never retried blindly
-            return Some(group_failed(news.len(), "group commit", &e));
-        }
-        Some(results)
-    }
-
-    /// The group in one transaction, each instance in a savepoint.
-    async fn insert_group_savepoints(&self, news: &[&NewInstance]) -> Vec<Result<InsertOutcome>> {
-        let failed_all = |e: &dyn std::fmt::Display| group_failed(news.len(), "group commit", e);
-        let mut tx = match self.begin_write().await {
-            Ok(tx) => tx,
-            Err(e) => return failed_all(&e),
-        };
-        let mut results = Vec::with_capacity(news.len());
-        for new in news {
-            if let Err(e) = sqlx::query("SAVEPOINT dxhub_insert")
-                .execute(&mut *tx)
-                .await
-            {
-                return failed_all(&e);
-            }
-            let r = match check_new(new) {
-                Ok(()) => insert_steps(&mut tx, new).await,
-                Err(e) => Err(e),
-            };
-            let keep = matches!(r, Ok((_, true)));
-            let end = if keep {
-                "RELEASE SAVEPOINT dxhub_insert"
-            } else {
-                "ROLLBACK TO SAVEPOINT dxhub_insert"
-            };
-            if let Err(e) = sqlx::query(end).execute(&mut *tx).await {
-                return failed_all(&e);
-            }
-            if !keep
-                && let Err(e) = sqlx::query("RELEASE SAVEPOINT dxhub_insert")
-                    .execute(&mut *tx)
-                    .await
-            {
-                return failed_all(&e);
-            }
-            results.push(r.map(|(outcome, _)| outcome));
-        }
-        if let Err(e) = tx.commit().await {
-            return failed_all(&e);
-        }
-        results
-    }
+    /// SQLite: instance inserts, ECG records and audit appends go to one task that
+    /// commits them in groups ([`group`]).
+    writes: Option<tokio::sync::mpsc::Sender<group::WriteJob>>,
 }
 
 /// `(1, 2, 3)` for an SQL `IN`; `(NULL)` (matches nothing) when empty. Integers only, so
@@ -310,8 +159,7 @@ impl SqlCatalog {
                         dialect,
                         write: pool.clone(),
                         read: pool,
-                        inserts: None,
-                        audits: None,
+                        writes: None,
                     }
                     .with_group_commit());
                 };
@@ -346,8 +194,7 @@ impl SqlCatalog {
                     dialect,
                     write,
                     read,
-                    inserts: None,
-                    audits: None,
+                    writes: None,
                 }
                 .with_group_commit())
             }
@@ -362,8 +209,7 @@ impl SqlCatalog {
                     dialect,
                     write: pool.clone(),
                     read: pool,
-                    inserts: None,
-                    audits: None,
+                    writes: None,
                 })
             }
         }
@@ -372,14 +218,25 @@ impl SqlCatalog {
     /// Start the group-commit task (SQLite, inside a tokio runtime).
     fn with_group_commit(mut self) -> Self {
         if tokio::runtime::Handle::try_current().is_ok() {
-            let (tx, rx) = tokio::sync::mpsc::channel(4 * GROUP_COMMIT_MAX);
-            tokio::spawn(group_commit(self.clone(), rx));
-            self.inserts = Some(tx);
-            let (tx, rx) = tokio::sync::mpsc::channel(4 * GROUP_COMMIT_MAX);
-            tokio::spawn(audit_group_commit(self.clone(), rx));
-            self.audits = Some(tx);
+            let (tx, rx) = tokio::sync::mpsc::channel(4 * group::GROUP_COMMIT_MAX);
+            tokio::spawn(group::group_commit(self.clone(), rx));
+            self.writes = Some(tx);
         }
         self
+    }
+
+    /// Send `job` (made with its reply channel) to the group-commit task and wait for its
+    /// outcome; `None` without that task (PostgreSQL, or its runtime ended).
+    async fn group_write<T>(
+        &self,
+        job: impl FnOnce(tokio::sync::oneshot::Sender<Result<T>>) -> group::WriteJob,
+    ) -> Option<Result<T>> {
+        let writes = self.writes.as_ref()?;
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        if writes.send(job(reply)).await.is_err() {
+            return None;
+        }
+        outcome.await.ok()
     }
 
     /// Close both pools.
@@ -1213,14 +1070,11 @@ impl Catalog for SqlCatalog {
 
     async fn insert_instance(&self, new: &NewInstance) -> Result<InsertOutcome> {
         check_new(new)?;
-        if let Some(inserts) = &self.inserts {
-            let (reply, outcome) = tokio::sync::oneshot::channel();
-            if inserts.send((new.clone(), reply)).await.is_ok()
-                && let Ok(result) = outcome.await
-            {
-                return result;
-            }
-            // the group-commit task is gone (its runtime ended): insert directly
+        if let Some(result) = self
+            .group_write(|reply| group::WriteJob::Instance(Box::new(new.clone()), reply))
+            .await
+        {
+            return result;
         }
         let mut tx = self.begin_write().await?;
         let (outcome, keep) = insert_steps(&mut tx, new).await?;
@@ -1616,14 +1470,11 @@ impl Catalog for SqlCatalog {
     }
 
     async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry> {
-        if let Some(audits) = &self.audits {
-            let (reply, outcome) = tokio::sync::oneshot::channel();
-            if audits.send((entry.clone(), reply)).await.is_ok()
-                && let Ok(result) = outcome.await
-            {
-                return result;
-            }
-            // the group-commit task is gone (its runtime ended): append directly
+        if let Some(result) = self
+            .group_write(|reply| group::WriteJob::Audit(Box::new(entry.clone()), reply))
+            .await
+        {
+            return result;
         }
         self.id_append_audit(entry).await
     }

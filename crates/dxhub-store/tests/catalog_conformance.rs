@@ -7,9 +7,9 @@
 use dxhub_core::InstitutionLevel;
 use dxhub_store::catalog::Error;
 use dxhub_store::{
-    Catalog, Counts, Dialect, InsertOutcome, InstanceAttrs, InstanceScope, InstitutionUpdate,
-    NewInstance, NewInstitution, PatientAttrs, QidoKey, QidoLevel, QidoMatch, QidoQuery,
-    SeriesAttrs, StudyAttrs,
+    Catalog, Counts, Dialect, EcgInsert, InsertOutcome, InstanceAttrs, InstanceScope,
+    InstitutionUpdate, NewEcg, NewInstance, NewInstitution, PatientAttrs, QidoKey, QidoLevel,
+    QidoMatch, QidoQuery, SeriesAttrs, StudyAttrs,
 };
 
 mod common;
@@ -57,6 +57,7 @@ conformance!(
     wado_instances_newest_versions,
     concurrent_failures_are_isolated,
     mixed_writes_commit_together_and_fail_alone,
+    ecg_records_commit_together_and_fail_alone,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1729,5 +1730,119 @@ mod suite {
         assert_eq!(v.entries, 19);
         let st = c.get_study("1.8.1").await.unwrap().unwrap();
         assert_eq!(st.num_instances, 19);
+    }
+
+    /// ECG records arriving together with instance inserts and audit appends (SQLite
+    /// commits them in one transaction): a re-sent content gets the first record, one the
+    /// database refuses (its instance does not exist) fails alone, the rest are stored,
+    /// idempotency keys bound, the audit chain linear.
+    pub async fn ecg_records_commit_together_and_fail_alone(c: &dyn Catalog) {
+        c.add_alliance("ECG Group").await.expect("alliance");
+        let clinic = c
+            .add_institution(&institution(
+                "ECG Group",
+                "ECG Clinic",
+                InstitutionLevel::Township,
+                None,
+            ))
+            .await
+            .expect("institution");
+        let mut ids = Vec::new();
+        for n in 1..=10 {
+            let new = instance("1.9.1", "1.9.1.1", &format!("1.9.1.1.{n}"), n, 0);
+            ids.push(c.insert_instance(&new).await.unwrap().instance_id());
+        }
+        let ecg = |n: usize, instance_id: i64, content: &str| NewEcg {
+            institution_id: Some(clinic.id),
+            device_id: None,
+            instance_id,
+            study_instance_uid: "1.9.1".into(),
+            sop_instance_uid: format!("1.9.1.1.{n}"),
+            format: "json".into(),
+            content_sha256: hash(content),
+            original_key: format!("ecg/originals/{n}"),
+            original_size: 100,
+            leads: r#"["I","II"]"#.into(),
+            sample_rate_hz: 500.0,
+            samples_per_lead: 5000,
+            acquired_at: None,
+            analysis: "{}".into(),
+            critical: false,
+        };
+        // 0–7 distinct, 8 the content of 0 again, 9 of an instance that does not exist
+        let mut ecgs: Vec<NewEcg> = (0..8)
+            .map(|n| ecg(n, ids[n], &format!("ecg {n}")))
+            .collect();
+        ecgs.push(ecg(8, ids[8], "ecg 0"));
+        ecgs.push(ecg(9, 9_999_999, "ecg 9"));
+        let keys: Vec<Option<String>> = (0..10)
+            .map(|n| (n % 2 == 1).then(|| format!("key-{n}")))
+            .collect();
+        let news: Vec<NewInstance> = (11..20)
+            .map(|n| instance("1.9.1", "1.9.1.1", &format!("1.9.1.1.{n}"), n, 0))
+            .collect();
+        let entries: Vec<dxhub_store::NewAuditEntry> = (0..10)
+            .map(|i| dxhub_store::NewAuditEntry {
+                actor_kind: "device".into(),
+                actor: "ecg".into(),
+                action: "ecg-upload".into(),
+                object_kind: Some("study".into()),
+                object_id: Some(format!("1.9.1.{i}")),
+                outcome: "success".into(),
+                ..Default::default()
+            })
+            .collect();
+        let (re, ri, ra) = tokio::join!(
+            futures::future::join_all(
+                ecgs.iter()
+                    .zip(&keys)
+                    .map(|(e, k)| c.insert_ecg(e, k.as_deref()))
+            ),
+            futures::future::join_all(news.iter().map(|n| c.insert_instance(n))),
+            futures::future::join_all(entries.iter().map(|e| c.append_audit(e)))
+        );
+        assert!(
+            ri.iter()
+                .all(|r| matches!(r, Ok(InsertOutcome::Inserted { .. }))),
+            "{ri:?}"
+        );
+        assert!(ra.iter().all(Result::is_ok), "{ra:?}");
+        assert!(re[9].is_err(), "{:?}", re[9]);
+        let row = |r: &Result<EcgInsert, Error>| match r {
+            Ok(EcgInsert::Inserted(row) | EcgInsert::Existing(row)) => row.clone(),
+            Err(e) => panic!("{e}"),
+        };
+        let inserted = re[..9]
+            .iter()
+            .filter(|r| matches!(r, Ok(EcgInsert::Inserted(_))))
+            .count();
+        assert_eq!(inserted, 8, "{re:?}");
+        // the re-sent content and its first record are one record, whichever came first
+        assert_eq!(row(&re[8]).id, row(&re[0]).id);
+        for (n, r) in re[..8].iter().enumerate() {
+            let r = row(r);
+            assert_eq!(r.content_sha256, hash(&format!("ecg {n}")));
+            assert_eq!(c.find_ecg(r.id).await.unwrap().unwrap().id, r.id);
+        }
+        let (sha, keyed) = c
+            .find_ecg_by_idempotency_key(clinic.id, "key-3")
+            .await
+            .unwrap()
+            .expect("key-3 bound");
+        assert_eq!((sha, keyed.id), (hash("ecg 3"), row(&re[3]).id));
+        assert!(
+            c.find_ecg_by_idempotency_key(clinic.id, "key-9")
+                .await
+                .unwrap()
+                .is_none(),
+            "the refused record bound no key"
+        );
+        let v = c.verify_audit_chain().await.unwrap();
+        assert!(v.is_intact(), "{v:?}");
+        assert_eq!(v.entries, 10);
+        assert_eq!(
+            c.get_study("1.9.1").await.unwrap().unwrap().num_instances,
+            19
+        );
     }
 }

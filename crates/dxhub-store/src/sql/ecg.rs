@@ -117,53 +117,19 @@ impl SqlCatalog {
         new: &NewEcg,
         idempotency_key: Option<&str>,
     ) -> Result<EcgInsert> {
-        let now = now_us();
-        let mut tx = self.begin_write().await?;
-        let inserted: Option<i64> = sqlx::query_scalar(INSERT_ECG)
-            .bind(new.institution_id)
-            .bind(new.device_id)
-            .bind(new.instance_id)
-            .bind(&new.study_instance_uid)
-            .bind(&new.sop_instance_uid)
-            .bind(&new.format)
-            .bind(&new.content_sha256)
-            .bind(&new.original_key)
-            .bind(new.original_size)
-            .bind(&new.leads)
-            .bind(new.sample_rate_hz)
-            .bind(new.samples_per_lead)
-            .bind(new.acquired_at.as_deref())
-            .bind(&new.analysis)
-            .bind(i32::from(new.critical))
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (id, fresh) = match inserted {
-            Some(id) => (id, true),
+        let key = idempotency_key.map(str::to_owned);
+        let (id, fresh) = match self
+            .group_write(|reply| super::group::WriteJob::Ecg(Box::new(new.clone()), key, reply))
+            .await
+        {
+            Some(r) => r?,
             None => {
-                // the institution already has this content (UNIQUE institution_id,
-                // content_sha256); NULL institutions never conflict
-                let id: i64 = sqlx::query_scalar(
-                    "SELECT id FROM ecgs WHERE institution_id = $1 AND content_sha256 = $2",
-                )
-                .bind(new.institution_id)
-                .bind(&new.content_sha256)
-                .fetch_one(&mut *tx)
-                .await?;
-                (id, false)
+                let mut tx = self.begin_write().await?;
+                let r = ecg_insert_steps(&mut tx, new, idempotency_key).await?;
+                tx.commit().await?;
+                r
             }
         };
-        if let (Some(key), Some(institution_id)) = (idempotency_key, new.institution_id) {
-            sqlx::query(INSERT_IDEMPOTENCY_KEY)
-                .bind(institution_id)
-                .bind(key)
-                .bind(&new.content_sha256)
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
         // read back once committed, off the single writer
         let row = self
             .ecg_find(id)
@@ -267,3 +233,58 @@ impl SqlCatalog {
 }
 
 type EcgQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Any, EcgRow, sqlx::any::AnyArguments<'q>>;
+
+/// Insert an ECG record (and bind its idempotency key) inside `tx`: `(id, newly
+/// inserted)`; the institution's record of the same content when it already has one.
+pub(super) async fn ecg_insert_steps(
+    tx: &mut super::Tx,
+    new: &NewEcg,
+    idempotency_key: Option<&str>,
+) -> Result<(i64, bool)> {
+    let now = now_us();
+    let inserted: Option<i64> = sqlx::query_scalar(INSERT_ECG)
+        .bind(new.institution_id)
+        .bind(new.device_id)
+        .bind(new.instance_id)
+        .bind(&new.study_instance_uid)
+        .bind(&new.sop_instance_uid)
+        .bind(&new.format)
+        .bind(&new.content_sha256)
+        .bind(&new.original_key)
+        .bind(new.original_size)
+        .bind(&new.leads)
+        .bind(new.sample_rate_hz)
+        .bind(new.samples_per_lead)
+        .bind(new.acquired_at.as_deref())
+        .bind(&new.analysis)
+        .bind(i32::from(new.critical))
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let (id, fresh) = match inserted {
+        Some(id) => (id, true),
+        None => {
+            // the institution already has this content (UNIQUE institution_id,
+            // content_sha256); NULL institutions never conflict
+            let id: i64 = sqlx::query_scalar(
+                "SELECT id FROM ecgs WHERE institution_id = $1 AND content_sha256 = $2",
+            )
+            .bind(new.institution_id)
+            .bind(&new.content_sha256)
+            .fetch_one(&mut **tx)
+            .await?;
+            (id, false)
+        }
+    };
+    if let (Some(key), Some(institution_id)) = (idempotency_key, new.institution_id) {
+        sqlx::query(INSERT_IDEMPOTENCY_KEY)
+            .bind(institution_id)
+            .bind(key)
+            .bind(&new.content_sha256)
+            .bind(id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok((id, fresh))
+}

@@ -525,97 +525,8 @@ impl SqlCatalog {
         Ok(row)
     }
 
-    /// Append entries in one transaction, in order, each in a savepoint: an entry that
-    /// fails (invalid, or its insert fails) is left out of the chain and gets its error,
-    /// the others are appended. One commit (and fsync) for all of them.
-    pub(super) async fn id_append_audit_group(
-        &self,
-        entries: &[&NewAuditEntry],
-    ) -> Vec<Result<AuditEntry>> {
-        match self.append_audit_group_at_once(entries).await {
-            Some(results) => results,
-            None => self.append_audit_group_savepoints(entries).await,
-        }
-    }
-
-    /// The group in one transaction without savepoints (invalid entries are left out
-    /// before any write); `None` (rolled back, nothing written) if an insert failed.
-    async fn append_audit_group_at_once(
-        &self,
-        entries: &[&NewAuditEntry],
-    ) -> Option<Vec<Result<AuditEntry>>> {
-        let mut tx = self.begin_write().await.ok()?;
-        let mut head = self.audit_head(&mut tx).await.ok()?;
-        let mut results = Vec::with_capacity(entries.len());
-        for e in entries {
-            match checked_audit_entry(e) {
-                Ok(entry) => results.push(Ok(append_audit_in(&mut tx, &mut head, &entry)
-                    .await
-                    .ok()?)),
-                Err(err) => results.push(Err(err)),
-            }
-        }
-        if let Err(e) = tx.commit().await {
-            // not redone: a failed commit is reported, never retried blindly
-            return Some(super::group_failed(entries.len(), "audit group commit", &e));
-        }
-        Some(results)
-    }
-
-    /// The group in one transaction, each entry in a savepoint.
-    async fn append_audit_group_savepoints(
-        &self,
-        entries: &[&NewAuditEntry],
-    ) -> Vec<Result<AuditEntry>> {
-        let failed_all =
-            |e: &dyn std::fmt::Display| super::group_failed(entries.len(), "audit group commit", e);
-        let mut tx = match self.begin_write().await {
-            Ok(tx) => tx,
-            Err(e) => return failed_all(&e),
-        };
-        let mut head = match self.audit_head(&mut tx).await {
-            Ok(h) => h,
-            Err(e) => return failed_all(&e),
-        };
-        let mut results = Vec::with_capacity(entries.len());
-        for e in entries {
-            let entry = match checked_audit_entry(e) {
-                Ok(entry) => entry,
-                Err(err) => {
-                    results.push(Err(err));
-                    continue;
-                }
-            };
-            if let Err(err) = sqlx::query("SAVEPOINT dxhub_audit").execute(&mut *tx).await {
-                return failed_all(&err);
-            }
-            let before = head.clone();
-            let r = append_audit_in(&mut tx, &mut head, &entry).await;
-            if r.is_err() {
-                head = before;
-                if let Err(err) = sqlx::query("ROLLBACK TO SAVEPOINT dxhub_audit")
-                    .execute(&mut *tx)
-                    .await
-                {
-                    return failed_all(&err);
-                }
-            }
-            if let Err(err) = sqlx::query("RELEASE SAVEPOINT dxhub_audit")
-                .execute(&mut *tx)
-                .await
-            {
-                return failed_all(&err);
-            }
-            results.push(r);
-        }
-        if let Err(e) = tx.commit().await {
-            return failed_all(&e);
-        }
-        results
-    }
-
     /// The id and hash the next entry chains to (PostgreSQL: with the log locked).
-    async fn audit_head(&self, tx: &mut super::Tx) -> Result<(i64, String)> {
+    pub(super) async fn audit_head(&self, tx: &mut super::Tx) -> Result<(i64, String)> {
         if self.dialect == Dialect::Postgres {
             sqlx::query(LOCK_AUDIT_LOG).execute(&mut **tx).await?;
         }
@@ -752,7 +663,7 @@ impl SqlCatalog {
 }
 
 /// An audit entry with its required fields present, the actor trimmed.
-fn checked_audit_entry(e: &NewAuditEntry) -> Result<NewAuditEntry> {
+pub(super) fn checked_audit_entry(e: &NewAuditEntry) -> Result<NewAuditEntry> {
     let actor_kind = required("audit actor kind", &e.actor_kind)?;
     let action = required("audit action", &e.action)?;
     let outcome = required("audit outcome", &e.outcome)?;
@@ -767,7 +678,7 @@ fn checked_audit_entry(e: &NewAuditEntry) -> Result<NewAuditEntry> {
 }
 
 /// Insert `entry` as the entry `head` names, chained to its hash; `head` moves on.
-async fn append_audit_in(
+pub(super) async fn append_audit_in(
     tx: &mut super::Tx,
     head: &mut (i64, String),
     entry: &NewAuditEntry,
