@@ -480,38 +480,40 @@ fn json_seq_values(attrs: &serde_json::Value, seq: &str, tag: &str) -> Vec<Strin
 
 /// Everything the router looks at, read inside `tx`.
 async fn facts_of(tx: &mut Tx, s: &ReadyStudyRow, at: i64) -> Result<(StudyFacts, bool, String)> {
+    // the facts of the study's series, instances and ECG records in one round trip:
+    // (kind, value) rows — m: a series modality, b: a series body part, s: a SOP class,
+    // p: a sending AE title's priority, c: the number of critical ECG records
     #[derive(sqlx::FromRow)]
-    struct SeriesFacts {
-        modality: Option<String>,
-        body_part_examined: Option<String>,
+    struct Fact {
+        kind: String,
+        value: Option<String>,
     }
-    let series = sqlx::query_as::<_, SeriesFacts>(
-        "SELECT modality, body_part_examined FROM series WHERE study_ref = $1",
+    let rows = sqlx::query_as::<_, Fact>(
+        "SELECT 'm' AS kind, modality AS value FROM series WHERE study_ref = $1 \
+         UNION ALL SELECT 'b', body_part_examined FROM series WHERE study_ref = $1 \
+         UNION ALL SELECT DISTINCT 's', i.sop_class_uid FROM instances i \
+           JOIN series se ON se.id = i.series_ref WHERE se.study_ref = $1 \
+         UNION ALL SELECT DISTINCT 'p', a.priority FROM instances i \
+           JOIN series se ON se.id = i.series_ref JOIN ae_titles a ON a.ae_title = i.source_ae \
+           WHERE se.study_ref = $1 AND a.priority IS NOT NULL \
+         UNION ALL SELECT 'c', CAST(COUNT(*) AS TEXT) FROM ecgs \
+           WHERE study_instance_uid = $2 AND critical <> 0",
     )
     .bind(s.id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let sop_classes: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT i.sop_class_uid FROM instances i JOIN series se ON se.id = i.series_ref \
-         WHERE se.study_ref = $1",
-    )
-    .bind(s.id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let ae_priorities: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT a.priority FROM instances i JOIN series se ON se.id = i.series_ref \
-         JOIN ae_titles a ON a.ae_title = i.source_ae \
-         WHERE se.study_ref = $1 AND a.priority IS NOT NULL",
-    )
-    .bind(s.id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let critical: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM ecgs WHERE study_instance_uid = $1 AND critical <> 0",
-    )
     .bind(&s.study_instance_uid)
-    .fetch_one(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
+    let of = |k: &str| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r.kind == k)
+            .filter_map(|r| r.value.clone())
+            .collect()
+    };
+    let series_modalities = of("m");
+    let series_body_parts = of("b");
+    let sop_classes = of("s");
+    let ae_priorities = of("p");
+    let critical: i64 = of("c").first().and_then(|n| n.parse().ok()).unwrap_or(0);
 
     let mut modalities: Vec<String> = s
         .modalities_in_study
@@ -522,11 +524,13 @@ async fn facts_of(tx: &mut Tx, s: &ReadyStudyRow, at: i64) -> Result<(StudyFacts
         .map(str::to_owned)
         .collect();
     let mut body_parts: Vec<String> = s.body_part_examined.iter().cloned().collect();
-    for se in series {
-        if let Some(m) = se.modality.filter(|m| !modalities.contains(m)) {
+    for m in series_modalities {
+        if !modalities.contains(&m) {
             modalities.push(m);
         }
-        if let Some(b) = se.body_part_examined.filter(|b| !body_parts.contains(b)) {
+    }
+    for b in series_body_parts {
+        if !body_parts.contains(&b) {
             body_parts.push(b);
         }
     }
