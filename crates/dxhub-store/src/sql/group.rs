@@ -122,15 +122,6 @@ fn group_failed<T>(jobs: usize, e: &dyn std::fmt::Display) -> Vec<Result<T>> {
         .collect()
 }
 
-/// A write that fails before touching the database (invalid input).
-fn refused(job: &WriteJob) -> Option<Error> {
-    match job {
-        WriteJob::Instance(new, _) => check_new(new).err(),
-        WriteJob::Audit(e, _) => super::identity::checked_audit_entry(e).err(),
-        WriteJob::Ecg(..) => None,
-    }
-}
-
 impl SqlCatalog {
     /// One write inside the group's transaction. `head` is the audit chain's head, read
     /// at the first audit entry of the group.
@@ -167,16 +158,12 @@ impl SqlCatalog {
     }
 
     /// The group in one transaction without savepoints; `None` (rolled back, nothing
-    /// written) when a write failed or an instance was not inserted.
+    /// written) when a write failed (invalid input too) or an instance was not inserted.
     async fn write_group_at_once(&self, jobs: &[WriteJob]) -> Option<Vec<Result<Done>>> {
         let mut tx = self.begin_write().await.ok()?;
         let mut head = None;
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
-            if let Some(e) = refused(job) {
-                results.push(Err(e));
-                continue;
-            }
             match self.write_step(&mut tx, &mut head, job).await {
                 Ok(done) if done.keep() => results.push(Ok(done)),
                 _ => return None, // the transaction is dropped: rolled back
