@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // The admin pages and the indicators dashboard of dxhub's web app in headless Chromium: a
 // group admin logs in with a one-time code and, through the forms only, adds a village
-// clinic, sets a population, adds a user, resets another user's TOTP, registers and
-// revokes an ECG device, adds and removes an AE title, adds a pool member, adds a routing
-// rule with its SLA and dry-runs the rules on a study, edits a report template; then opens
+// clinic, sets a population, adds a user, resets another user's TOTP, sets a clinic
+// doctor's duty schedule, registers and revokes an ECG device, adds and removes an AE
+// title, adds a pool member, adds a routing rule with its SLA and dry-runs the rules on a
+// study, edits a report template; then opens
 // the dashboard and reads its figures and charts. Prints one JSON line (what the pages
 // showed; the Rust test compares it with the API); exits 1 with a message on failure.
 //
 // Environment: VIEWER_URL, VIEWER_LOGIN, VIEWER_PASSWORD, VIEWER_TOTP_SECRET,
 // VIEWER_STUDY (a study UID to dry-run), VIEWER_RESET_LOGIN (a user whose TOTP to reset),
+// VIEWER_DUTY_LOGIN (a clinic user whose duty schedule to set),
 // VIEWER_ARTIFACTS, DXHUB_TEST_CHROMIUM, DXHUB_TEST_NODE_MODULES.
 
 import fs from 'node:fs';
@@ -19,7 +21,7 @@ const env = process.env;
 const text = async (loc) => (await loc.innerText()).replace(/\s+/g, ' ').trim();
 
 async function main() {
-  for (const k of ['VIEWER_URL', 'VIEWER_LOGIN', 'VIEWER_PASSWORD', 'VIEWER_TOTP_SECRET', 'VIEWER_STUDY', 'VIEWER_RESET_LOGIN']) {
+  for (const k of ['VIEWER_URL', 'VIEWER_LOGIN', 'VIEWER_PASSWORD', 'VIEWER_TOTP_SECRET', 'VIEWER_STUDY', 'VIEWER_RESET_LOGIN', 'VIEWER_DUTY_LOGIN']) {
     if (!env[k]) throw new Error(`${k} missing`);
   }
   fs.mkdirSync(artifacts, { recursive: true });
@@ -70,6 +72,13 @@ async function main() {
     await reset.locator('button.reset-totp').click();
     await page.locator(`tr[data-login="${env.VIEWER_RESET_LOGIN}"] td.totp:has-text("未绑定")`).waitFor();
     result.after_reset = await text(reset.locator('td.totp'));
+    // a clinic doctor's duty schedule (critical values alert the users on duty)
+    const duty = page.locator(`tr[data-login="${env.VIEWER_DUTY_LOGIN}"] input.duty`);
+    const dutyPut = page.waitForResponse((r) => r.url().includes('/duty-schedule') && r.request().method() === 'PUT');
+    await duty.fill('mon-fri 08:00-17:30; sat,sun 08:00-12:00');
+    await duty.press('Tab');
+    result.duty_status = (await dutyPut).status();
+    result.reader_has_duty = (await page.locator(`tr[data-login="${env.VIEWER_RESET_LOGIN}"] input.duty`).count()) > 0;
     await shot('a2-users');
 
     // devices: register (the token is shown once), then revoke

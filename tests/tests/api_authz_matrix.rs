@@ -34,7 +34,7 @@ use dxhub_store::report::{DraftSpec, PacsTarget, PushResult, Signature, VersionB
 use dxhub_store::worklist::{
     Actor, AttemptResult, Claim, MemberSpec, NewWebhook, ReadySettings, RuleSpec, WorkFilter,
 };
-use dxhub_store::{ReportStore, WorklistStore};
+use dxhub_store::{Catalog, ReportStore, WorklistStore};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -122,6 +122,9 @@ enum Aim {
     PathPush,
     /// The signing authority of a reader in the path (the spare reader of each alliance).
     PathSigner,
+    /// The duty schedule of a clinic user in the path (the spare clinic user of each
+    /// alliance).
+    PathDuty,
     /// The report settings of an institution in the path (T and H2).
     PathReportSettings,
 }
@@ -221,6 +224,7 @@ fn aim(method: &str, path: &str) -> Option<Aim> {
         ("GET", "/api/v1/recognition") => Aim::OwnAlliance,
         ("POST", "/api/v1/me/signing-key") => Aim::OwnInstitution,
         ("PUT", "/api/v1/users/{}/signing-authority") => Aim::PathSigner,
+        ("PUT", "/api/v1/users/{}/duty-schedule") => Aim::PathDuty,
         ("PATCH", "/api/v1/institutions/{}/report-settings") => Aim::PathReportSettings,
         ("GET", "/api/v1/worklist/{}/report-prefill") | ("POST", "/api/v1/worklist/{}/report") => {
             Aim::PathWork
@@ -349,6 +353,8 @@ struct Wl {
     /// A reader of each alliance who is no caller: the member the membership routes set
     /// and remove.
     spare_reader: HashMap<&'static str, i64>,
+    /// A clinic doctor of each alliance who is no caller: whose duty schedule is set.
+    spare_clinic: HashMap<&'static str, i64>,
     /// A webhook (all events) of each alliance, and one of its deliveries.
     webhook: HashMap<&'static str, i64>,
     delivery: HashMap<&'static str, i64>,
@@ -535,6 +541,7 @@ async fn fixture(opts: HubOptions) -> Fixture {
     let mut wl = Wl {
         pools: HashMap::new(),
         spare_reader: HashMap::new(),
+        spare_clinic: HashMap::new(),
         webhook: HashMap::new(),
         delivery: HashMap::new(),
         items: Vec::new(),
@@ -705,6 +712,14 @@ async fn fixture(opts: HubOptions) -> Fixture {
         }
         let spare = add_user(&hub, a, &format!("spare.reader.{s}"), "reader", PASSWORD);
         wl.spare_reader.insert(a, spare);
+        let clinic = add_user(
+            &hub,
+            a,
+            &format!("spare.clinic.{s}"),
+            "clinic_doctor",
+            PASSWORD,
+        );
+        wl.spare_clinic.insert(a, clinic);
     }
     // a work item per study: the CT of each institution (radiology) and its ECG (ECG)
     for (at, uid) in studies
@@ -2545,6 +2560,45 @@ async fn check_operation(
                             token,
                             Some(&json!({ "granted": true })),
                         )
+                        .await;
+                    if run.gate(c, &op, &r) && !matches!(r.status, 403 | 404) {
+                        run.fail(format!("{op} {}: unknown user answered {r}", c.name));
+                    }
+                }
+                Aim::PathDuty => {
+                    let body = json!({ "schedule": "mon-fri 08:00-17:30" });
+                    for a in ALLIANCES {
+                        let user = f.wl.spare_clinic[&a];
+                        f.catalog
+                            .set_duty_schedule(user, None)
+                            .await
+                            .expect("reset duty schedule");
+                        let concrete = replace_param(path, &user.to_string());
+                        let r = run.send(method, &concrete, token, Some(&body)).await;
+                        let mut allowed = false;
+                        if run.gate(c, &op, &r) {
+                            allowed = c.may(action, scope_of(&f.inst[a]));
+                            let what = format!("a clinic user of {a}");
+                            run.decided(c, &op, &what, allowed, (200, false), &r);
+                        }
+                        let set = f
+                            .catalog
+                            .get_user(user)
+                            .await
+                            .expect("user")
+                            .expect("the spare clinic user")
+                            .duty_schedule
+                            .is_some();
+                        if set != allowed {
+                            run.fail(format!(
+                                "{op} {}: the duty schedule of a clinic user of {a} is set: \
+                                 {set}, expected {allowed} ({r})",
+                                c.name
+                            ));
+                        }
+                    }
+                    let r = run
+                        .send(method, &replace_param(path, "999999"), token, Some(&body))
                         .await;
                     if run.gate(c, &op, &r) && !matches!(r.status, 403 | 404) {
                         run.fail(format!("{op} {}: unknown user answered {r}", c.name));

@@ -985,6 +985,57 @@ async fn reports_end_to_end() {
         );
     }
 
+    // duty schedules (值班): the head is off duty now, so the critical value alerts
+    // only the clinic doctor on duty (escalation still reaches the head)
+    let minute = (i64::try_from(unix_now()).unwrap() + 8 * 3600).rem_euclid(86_400) / 60;
+    let hhmm = |m: i64| format!("{:02}:{:02}", m.rem_euclid(1440) / 60, m.rem_euclid(60));
+    let off_duty = format!("daily {}-{}", hhmm(minute + 120), hhmm(minute + 180));
+    let duty_path = format!("/api/v1/users/{}/duty-schedule", f.ids["head"]);
+    let (s, _) = f
+        .send(
+            "PUT",
+            &duty_path,
+            "clinic",
+            Some(json!({"schedule": off_duty})),
+        )
+        .await;
+    assert_eq!(s, 403, "a clinic doctor does not manage users");
+    let (s, v) = f
+        .send(
+            "PUT",
+            &duty_path,
+            "gadmin",
+            Some(json!({"schedule": "mon 08:00"})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    let (s, v) = f
+        .send(
+            "PUT",
+            &format!("/api/v1/users/{}/duty-schedule", f.ids["senior"]),
+            "gadmin",
+            Some(json!({"schedule": off_duty})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("not-a-clinic-user"))
+    );
+    let head = f
+        .ok(
+            "PUT",
+            &duty_path,
+            "gadmin",
+            Some(json!({"schedule": off_duty})),
+        )
+        .await;
+    assert_eq!(head["duty_schedule"], off_duty.as_str(), "{head}");
+    let users = f.ok("GET", "/api/v1/users", "gadmin", None).await;
+    assert!(
+        users.to_string().contains(&off_duty),
+        "the users list shows the schedule: {users}"
+    );
+
     // critical value: the clinic is alerted and acknowledges
     let (s, v) = f
         .send(
@@ -1015,6 +1066,11 @@ async fn reports_end_to_end() {
     let c1_id = c1["id"].as_i64().unwrap();
     let n = f.ok("GET", "/api/v1/notifications", "clinic", None).await;
     assert!(n.to_string().contains("critical_raised"), "{n}");
+    let n = f.ok("GET", "/api/v1/notifications", "head", None).await;
+    assert!(
+        !n.to_string().contains("critical_raised"),
+        "the head is off duty: {n}"
+    );
     let open = f
         .ok("GET", "/api/v1/critical-values?state=open", "clinic", None)
         .await;
@@ -1226,6 +1282,8 @@ async fn reports_end_to_end() {
         "{rec}"
     );
     assert_eq!(results[0]["institution"], VILLAGE);
+    assert_eq!(results[0]["exam_code"], "ecg_12_lead", "{rec}");
+    assert_eq!(results[0]["exam_name"], "常规十二导联心电图", "{rec}");
     let (s, _) = f
         .send(
             "GET",

@@ -521,6 +521,14 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
     assert_eq!(v["pdf_status"], 200, "{v}");
     assert_eq!(v["pdf_type"], "application/pdf", "{v}");
     assert_eq!(v["pdf_magic"], "%PDF-", "{v}");
+    // the recognised result: HR, the exam by name, the clinic, the conclusion
+    let recognised = v["recognition_row"].as_str().unwrap_or("");
+    assert!(
+        recognised.starts_with("HR")
+            && recognised.contains("常规十二导联心电图")
+            && recognised.contains(TOWNSHIP),
+        "{v}"
+    );
     // the acknowledgement reached the hub with the name and action typed
     let list = ok(
         &hub,
@@ -1309,6 +1317,7 @@ async fn admin_manages_the_alliance_and_reads_the_indicators() {
             ("VIEWER_TOTP_SECRET", secret),
             ("VIEWER_STUDY", study.clone()),
             ("VIEWER_RESET_LOGIN", "ad.reader".to_string()),
+            ("VIEWER_DUTY_LOGIN", "ad.doctor".to_string()),
         ],
     );
     assert_eq!(v["ok"], true, "{v}");
@@ -1345,6 +1354,15 @@ async fn admin_manages_the_alliance_and_reads_the_indicators() {
     assert_eq!(v["before_reset"], "已绑定", "{v}");
     assert_eq!(v["after_reset"], "未绑定", "{v}");
     assert_eq!(user("ad.reader")["totp_enrolled"], false);
+    assert_eq!(v["duty_status"], 200, "{v}");
+    assert_eq!(
+        user("ad.doctor")["duty_schedule"],
+        "mon-fri 08:00-17:30; sat,sun 08:00-12:00"
+    );
+    assert_eq!(
+        v["reader_has_duty"], false,
+        "only clinic users have a duty schedule"
+    );
     let (s, _) = call(&hub, Method::GET, "/api/v1/auth/me", &reader, None).await;
     assert_eq!(s, 401, "the reset revoked the reader's sessions");
 

@@ -201,7 +201,10 @@ interface User {
   totp_enrolled: boolean;
   locked_until: number | null;
   disabled: boolean;
+  duty_schedule: string | null;
 }
+
+const CLINIC_ROLES = ["clinic_doctor", "clinic_tech"];
 
 function Users({ institutions }: { institutions: Institution[] }) {
   const [users, reload, loadError] = useList<User>("/api/v1/users", "users");
@@ -226,6 +229,7 @@ function Users({ institutions }: { institutions: Institution[] }) {
             <th>{t("role")}</th>
             <th>{t("institution")}</th>
             <th>{t("totp_col")}</th>
+            <th title={t("duty_hint")}>{t("duty_col")}</th>
             <th>{t("state")}</th>
             <th />
           </tr>
@@ -248,6 +252,24 @@ function Users({ institutions }: { institutions: Institution[] }) {
               </td>
               <td>{u.institution_name}</td>
               <td class="totp">{u.totp_enrolled ? t("enrolled") : t("not_enrolled")}</td>
+              <td>
+                {CLINIC_ROLES.includes(u.role) && (
+                  <input
+                    class="duty"
+                    value={u.duty_schedule ?? ""}
+                    title={u.duty_schedule ?? t("duty_hint")}
+                    size={34}
+                    placeholder={t("duty_hint")}
+                    disabled={u.disabled}
+                    onChange={(e) =>
+                      act(
+                        () => api("PUT", `/api/v1/users/${u.id}/duty-schedule`, { schedule: e.currentTarget.value.trim() || null }),
+                        `${u.login}: ${t("save_ok")}`,
+                      )
+                    }
+                  />
+                )}
+              </td>
               <td>
                 {u.disabled ? t("disabled") : u.locked_until && u.locked_until * 1 > Date.now() * 1000 ? t("locked") : "—"}
               </td>

@@ -36,7 +36,9 @@ interface Recognised {
   hr: boolean;
   not_recognised_because?: string | null;
   report_id: number;
-  exam: string | null;
+  /// The exam type's name (常规十二导联心电图 …); `exam` is its whole definition.
+  exam_name: string | null;
+  modalities: string | null;
   institution: string | null;
   study_date: string | null;
   age_days: number | null;
@@ -141,7 +143,7 @@ function Recognition() {
             {results.map((r) => (
               <tr data-report={r.report_id}>
                 <td>{r.hr ? <span class="hr">HR</span> : <span title={r.not_recognised_because ?? ""}>—</span>}</td>
-                <td>{r.exam ?? "—"}</td>
+                <td class="exam">{r.exam_name ?? r.modalities ?? "—"}</td>
                 <td>{r.institution ?? "—"}</td>
                 <td>{r.study_date ?? "—"}</td>
                 <td>{r.conclusion ?? "—"}</td>

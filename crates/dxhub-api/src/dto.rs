@@ -103,6 +103,9 @@ pub struct User {
     /// Epoch µs until which logins are refused.
     pub locked_until: Option<i64>,
     pub disabled: bool,
+    /// A clinic user's on-duty schedule (China Standard Time, e.g. `mon-fri 08:00-17:30;
+    /// sat,sun 08:00-12:00`): critical values alert the users on duty. `null`: always.
+    pub duty_schedule: Option<String>,
     /// Epoch µs.
     pub created_at: i64,
     /// Epoch µs.
@@ -122,6 +125,7 @@ impl From<store::User> for User {
             failed_logins: u.failed_logins,
             locked_until: u.locked_until,
             disabled: u.disabled,
+            duty_schedule: u.duty_schedule,
             created_at: u.created_at,
             updated_at: u.updated_at,
         }
@@ -514,6 +518,7 @@ mod tests {
             failed_logins: 2,
             locked_until: None,
             disabled: false,
+            duty_schedule: Some("mon-fri 08:00-17:30".into()),
             created_at: 1_700_000_000_000_000,
             updated_at: 1_700_000_000_000_001,
         }

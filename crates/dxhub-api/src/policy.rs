@@ -354,6 +354,11 @@ pub const ROUTES: &[RouteRule] = &[
         P::Action(A::ManageUsers),
     ),
     rule(
+        "PUT",
+        "/api/v1/users/{id}/duty-schedule",
+        P::Action(A::ManageUsers),
+    ),
+    rule(
         "PATCH",
         "/api/v1/institutions/{id}/report-settings",
         P::Action(A::ManageInstitution),

@@ -78,6 +78,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_signing_keys))
         .routes(routes!(enrol_signing_key))
         .routes(routes!(set_signing_authority))
+        .routes(routes!(set_duty_schedule))
         .routes(routes!(set_report_settings))
         .routes(routes!(prefill))
         .routes(routes!(save_draft))
@@ -878,6 +879,65 @@ async fn set_signing_authority(
     Ok(Json(
         json!({"user_id": id, "signing_authority": req.granted}),
     ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DutyScheduleBody {
+    /// China Standard Time: `DAYS HH:MM-HH:MM` entries separated by `;`, days `mon`…`sun`,
+    /// ranges (`mon-fri`), lists (`sat,sun`) or `daily`; a window past midnight belongs
+    /// to the day it starts on. `null` or blank: always on duty.
+    pub schedule: Option<String>,
+}
+
+/// Set a clinic user's on-duty schedule (group admins): a critical value alerts the
+/// source institution's clinic users on duty when it is raised (everybody when nobody is).
+#[utoipa::path(put, path = "/api/v1/users/{id}/duty-schedule", tag = "reports", params(("id" = i64, Path)),
+    request_body = DutyScheduleBody,
+    responses((status = 200, body = crate::dto::User), (status = 403, body = crate::dto::ErrorBody), (status = 404, body = crate::dto::ErrorBody), (status = 422, description = "invalid schedule", body = crate::dto::ErrorBody)))]
+async fn set_duty_schedule(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<DutyScheduleBody>,
+) -> Result<Json<crate::dto::User>, ApiError> {
+    let user = state
+        .catalog
+        .get_user(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("user {id}")))?;
+    caller
+        .require(
+            &state,
+            TargetScope::Institution {
+                institution_id: user.institution_id,
+                alliance_id: user.alliance_id,
+            },
+        )
+        .await?;
+    if !matches!(user.role, Role::ClinicDoctor | Role::ClinicTech) {
+        return Err(ApiError::Coded {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "not-a-clinic-user",
+            message: format!(
+                "duty schedules are for clinic users; {} is a {}",
+                user.login,
+                user.role.as_str()
+            ),
+        });
+    }
+    let r = state
+        .catalog
+        .set_duty_schedule(id, req.schedule.as_deref())
+        .await;
+    caller
+        .audited(&state, "duty-schedule", Some(("user", &id.to_string())), r)
+        .await?;
+    let user = state
+        .catalog
+        .get_user(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("user {id}")))?;
+    Ok(Json(user.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -2624,6 +2684,7 @@ async fn recognition(
             "report_id": row.report_id,
             "version": row.version,
             "exam_code": row.exam_code,
+            "exam_name": row.exam.as_ref().and_then(|e| e.get("name")),
             "exam": row.exam,
             "institution": row.institution_name,
             "institution_id": row.institution_id,

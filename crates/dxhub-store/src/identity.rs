@@ -37,6 +37,9 @@ pub struct User {
     /// Epoch µs until which logins are refused.
     pub locked_until: Option<i64>,
     pub disabled: bool,
+    /// On-duty schedule of a clinic user ([`dxhub_core::worklist::Schedule`]): critical
+    /// values alert the users on duty. `None`: always on duty.
+    pub duty_schedule: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -405,6 +408,7 @@ mod tests {
             failed_logins: 0,
             locked_until: None,
             disabled: false,
+            duty_schedule: None,
             created_at: 0,
             updated_at: 0,
         };

@@ -391,6 +391,9 @@ pub trait ReportStore: Send + Sync {
     ) -> Result<bool>;
     async fn signing_authority(&self, user_id: i64) -> Result<bool>;
     async fn set_signing_authority(&self, user_id: i64, granted: bool) -> Result<()>;
+    /// Set (or with `None` / blank clear) a clinic user's on-duty schedule, which decides
+    /// who a critical value alerts. `Invalid` when the schedule does not parse.
+    async fn set_duty_schedule(&self, user_id: i64, schedule: Option<&str>) -> Result<()>;
     async fn institution_report_settings(
         &self,
         institution_id: i64,

@@ -74,6 +74,7 @@ conformance!(
     report_transitions_and_new_images,
     report_lifecycle_moves_the_work_item,
     critical_values_escalate_at_the_limit,
+    critical_values_alert_the_clinic_users_on_duty,
     recognition_and_pushes,
 );
 
@@ -2887,6 +2888,98 @@ mod suite {
             .await
             .unwrap();
         assert_eq!(open.len(), 1);
+    }
+
+    pub async fn critical_values_alert_the_clinic_users_on_duty(c: Arc<SqlCatalog>) {
+        let c: &dyn Catalog = &*c;
+        let fx = fixture(c).await;
+        let t0 = wall() + secs(100);
+        // China Standard Time minute of day at t0, and daily windows around it
+        let minute = (t0 / 1_000_000 + 8 * 3600).rem_euclid(86_400) / 60;
+        let hhmm = |m: i64| format!("{:02}:{:02}", m.rem_euclid(1440) / 60, m.rem_euclid(60));
+        let on = format!("daily {}-{}", hhmm(minute - 5), hhmm(minute + 5));
+        let off = format!("daily {}-{}", hhmm(minute + 60), hhmm(minute + 120));
+        let day = add_user(c, "Village", "vday", Role::ClinicDoctor).await;
+        let night = add_user(c, "Village", "vnight", Role::ClinicDoctor).await;
+        let always = add_user(c, "Village", "valways", Role::ClinicTech).await;
+        c.set_duty_schedule(day.id, Some(&on)).await.unwrap();
+        c.set_duty_schedule(night.id, Some(&off)).await.unwrap();
+        assert_eq!(
+            c.get_user(night.id).await.unwrap().unwrap().duty_schedule,
+            Some(off.clone())
+        );
+        // a schedule that does not parse, an unknown user
+        assert!(matches!(
+            c.set_duty_schedule(day.id, Some("mon 25:00-26:00")).await,
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            c.set_duty_schedule(999_999, Some(&on)).await,
+            Err(Error::NotFound(_))
+        ));
+        let (rid, _) = signed_report(c, &fx, 320, "P-DUTY").await;
+        let alerted = |users: Vec<&User>| {
+            let users: Vec<User> = users.into_iter().cloned().collect();
+            async move {
+                let mut out = Vec::new();
+                for u in &users {
+                    if notes(c, u)
+                        .await
+                        .iter()
+                        .any(|(_, k)| k == "critical_raised")
+                    {
+                        out.push(u.login.clone());
+                    }
+                }
+                out
+            }
+        };
+        let a = c
+            .raise_critical(rid, "ecg_stemi", None, &actor(&fx.sr), t0, 600)
+            .await
+            .unwrap();
+        // on duty now by schedule, and without a schedule; not the one off duty
+        assert_eq!(
+            alerted(vec![&day, &night, &always]).await,
+            ["vday", "valways"]
+        );
+        let log = c.critical_log(a.id).await.unwrap();
+        let notified: serde_json::Value = serde_json::from_str(&log[1].detail).unwrap();
+        assert_eq!(log[1].kind, "notified");
+        assert_eq!(notified["users"], serde_json::json!(["vday", "valways"]));
+        assert_eq!(notified.get("nobody_on_duty"), None);
+        // nobody on duty: everybody is alerted, and the record says why
+        for u in [&day, &always] {
+            c.set_duty_schedule(u.id, Some(&off)).await.unwrap();
+        }
+        let b = c
+            .raise_critical(rid, "ecg_stemi", None, &actor(&fx.sr), t0 + secs(1), 600)
+            .await
+            .unwrap();
+        assert_eq!(
+            alerted(vec![&day, &night, &always]).await,
+            ["vday", "vnight", "valways"]
+        );
+        let log = c.critical_log(b.id).await.unwrap();
+        let notified: serde_json::Value = serde_json::from_str(&log[1].detail).unwrap();
+        assert_eq!(
+            notified["users"],
+            serde_json::json!(["vday", "vnight", "valways"])
+        );
+        assert_eq!(notified["nobody_on_duty"], serde_json::Value::Bool(true));
+        // blank clears: always on duty again
+        c.set_duty_schedule(night.id, Some("  ")).await.unwrap();
+        assert_eq!(
+            c.get_user(night.id).await.unwrap().unwrap().duty_schedule,
+            None
+        );
+        let d = c
+            .raise_critical(rid, "ecg_stemi", None, &actor(&fx.sr), t0 + secs(2), 600)
+            .await
+            .unwrap();
+        let log = c.critical_log(d.id).await.unwrap();
+        let notified: serde_json::Value = serde_json::from_str(&log[1].detail).unwrap();
+        assert_eq!(notified["users"], serde_json::json!(["vnight"]));
     }
 
     pub async fn recognition_and_pushes(c: Arc<SqlCatalog>) {

@@ -32,6 +32,7 @@ struct UserDbRow {
     failed_logins: i64,
     locked_until: Option<i64>,
     disabled: i64,
+    duty_schedule: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -56,6 +57,7 @@ impl TryFrom<UserDbRow> for User {
             failed_logins: r.failed_logins,
             locked_until: r.locked_until,
             disabled: r.disabled != 0,
+            duty_schedule: r.duty_schedule,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -66,7 +68,7 @@ macro_rules! user_select {
     () => {
         "SELECT u.id, u.institution_id, i.name AS institution_name, i.alliance_id, u.login, \
          u.role, u.password_hash, u.totp_secret, u.failed_logins, u.locked_until, u.disabled, \
-         u.created_at, u.updated_at \
+         u.duty_schedule, u.created_at, u.updated_at \
          FROM users u JOIN institutions i ON i.id = u.institution_id "
     };
 }

@@ -6,7 +6,7 @@
 //! webhooks).
 
 use async_trait::async_trait;
-use dxhub_core::worklist::WorkState;
+use dxhub_core::worklist::{self as wl, WorkState};
 use serde_json::Value;
 
 use super::worklist::{emit, locked_item_in, must_item, transition_in};
@@ -361,20 +361,38 @@ async fn clinic_chain(tx: &mut Tx, institution_id: Option<i64>) -> Result<Vec<i6
     Ok(out)
 }
 
+/// An active clinic user who receives reports and critical values: id, login, on-duty
+/// schedule.
+type ClinicUser = (i64, String, Option<String>);
+
 /// Active clinic users of an institution and of the township above a village clinic
 /// (who receive reports and critical values).
-async fn clinic_users(tx: &mut Tx, institution_id: Option<i64>) -> Result<Vec<(i64, String)>> {
+async fn clinic_users(tx: &mut Tx, institution_id: Option<i64>) -> Result<Vec<ClinicUser>> {
     let chain = clinic_chain(tx, institution_id).await?;
     if chain.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_as::<_, (i64, String)>(&format!(
-        "SELECT id, login FROM users WHERE institution_id IN {} AND disabled = 0 \
-         AND role IN ('clinic_doctor', 'clinic_tech') ORDER BY id",
+    Ok(sqlx::query_as::<_, ClinicUser>(&format!(
+        "SELECT id, login, duty_schedule FROM users WHERE institution_id IN {} \
+         AND disabled = 0 AND role IN ('clinic_doctor', 'clinic_tech') ORDER BY id",
         in_list(&chain)
     ))
     .fetch_all(&mut **tx)
     .await?)
+}
+
+/// The clinic users a critical value raised at `now` alerts: those on duty by their
+/// schedule (no schedule: always). When nobody is on duty, all of them — a critical
+/// value is never left unannounced; the second value says so.
+fn on_duty_users(users: Vec<ClinicUser>, now: i64) -> (Vec<ClinicUser>, bool) {
+    let (on, off): (Vec<_>, Vec<_>) = users
+        .into_iter()
+        .partition(|(_, _, schedule)| wl::on_duty(schedule.as_deref(), now));
+    if on.is_empty() && !off.is_empty() {
+        (off, true)
+    } else {
+        (on, false)
+    }
 }
 
 /// Queue the push-back of `version` when the institution has a PACS.
@@ -459,7 +477,7 @@ async fn tell_clinic(
     let users: Vec<i64> = clinic_users(tx, institution_id)
         .await?
         .into_iter()
-        .map(|(id, _)| id)
+        .map(|(id, ..)| id)
         .collect();
     emit(
         tx,
@@ -799,6 +817,22 @@ impl ReportStore for SqlCatalog {
             let done = sqlx::query("UPDATE users SET signing_authority = $2 WHERE id = $1")
                 .bind(user_id)
                 .bind(i64::from(granted))
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(Error::NotFound(format!("user {user_id}")));
+            }
+            Ok(())
+        })
+    }
+
+    async fn set_duty_schedule(&self, user_id: i64, schedule: Option<&str>) -> Result<()> {
+        crate::worklist::check_schedule(schedule)?;
+        let schedule = schedule.map(str::trim).filter(|s| !s.is_empty());
+        write_tx!(self, tx, {
+            let done = sqlx::query("UPDATE users SET duty_schedule = $2 WHERE id = $1")
+                .bind(user_id)
+                .bind(schedule)
                 .execute(&mut *tx)
                 .await?;
             if done.rows_affected() == 0 {
@@ -1437,8 +1471,9 @@ impl ReportStore for SqlCatalog {
                 now,
             )
             .await?;
-            let users = clinic_users(&mut tx, head.institution_id).await?;
-            let ids: Vec<i64> = users.iter().map(|(id, _)| *id).collect();
+            let (users, nobody_on_duty) =
+                on_duty_users(clinic_users(&mut tx, head.institution_id).await?, now);
+            let ids: Vec<i64> = users.iter().map(|(id, ..)| *id).collect();
             emit(
                 &mut tx,
                 &item,
@@ -1449,16 +1484,13 @@ impl ReportStore for SqlCatalog {
                 now,
             )
             .await?;
-            let logins: Vec<&str> = users.iter().map(|(_, l)| l.as_str()).collect();
-            log_critical(
-                &mut tx,
-                id,
-                "notified",
-                "dxhub",
-                &serde_json::json!({"users": logins, "channels": ["in_app", "webhook"]}),
-                now,
-            )
-            .await?;
+            let logins: Vec<&str> = users.iter().map(|(_, l, _)| l.as_str()).collect();
+            let mut detail =
+                serde_json::json!({"users": logins, "channels": ["in_app", "webhook"]});
+            if nobody_on_duty {
+                detail["nobody_on_duty"] = Value::Bool(true);
+            }
+            log_critical(&mut tx, id, "notified", "dxhub", &detail, now).await?;
             Ok(id)
         })?;
         self.get_critical(id)
