@@ -481,6 +481,34 @@ async fn routed(f: &Fixture, c: &Caller, uid: &str) -> bool {
     })
 }
 
+/// Whether the study's result is recognised (HR) by the rule the README states, read here
+/// from the report, its version in force and the exam catalogue, not by the hub's query:
+/// signed, an exam the alliance marks eligible, a passing QC grade (甲/乙, acceptable ECG).
+async fn recognised(f: &Fixture, alliance_id: i64, uid: &str) -> bool {
+    let Some(report) = f.catalog.report_of_study(uid).await.expect("report") else {
+        return false;
+    };
+    let Some(version) = report.signed_version else {
+        return false;
+    };
+    let qc = f
+        .catalog
+        .report_version(report.id, version)
+        .await
+        .expect("version")
+        .and_then(|v| v.qc_grade);
+    let eligible = f
+        .catalog
+        .list_exam_types(alliance_id)
+        .await
+        .expect("exam types")
+        .iter()
+        .any(|e| Some(&e.code) == report.exam_code.as_ref() && e.recognition_eligible);
+    report.alliance_id == alliance_id
+        && eligible
+        && matches!(qc.as_deref(), Some("jia" | "yi" | "acceptable"))
+}
+
 /// The policy target of the study `uid` of institution `at`, as the caller sees it.
 async fn study_scope(f: &Fixture, c: &Caller, at: &str, uid: &str) -> TargetScope {
     let i = &f.inst[at];
@@ -488,6 +516,27 @@ async fn study_scope(f: &Fixture, c: &Caller, at: &str, uid: &str) -> TargetScop
         institution_id: i.id,
         alliance_id: i.alliance_id,
         routed: routed(f, c, uid).await,
+        recognised: recognised(f, i.alliance_id, uid).await,
+    }
+}
+
+/// The target of the study as a list sees it: lists (studies, QIDO, reports, critical
+/// values) stay narrowed to the caller's institutions — a recognised result of another
+/// institution is opened by its UID from the recognition lookup, never listed.
+async fn listed_scope(f: &Fixture, c: &Caller, at: &str, uid: &str) -> TargetScope {
+    match study_scope(f, c, at, uid).await {
+        TargetScope::Study {
+            institution_id,
+            alliance_id,
+            routed,
+            ..
+        } => TargetScope::Study {
+            institution_id,
+            alliance_id,
+            routed,
+            recognised: false,
+        },
+        other => other,
     }
 }
 
@@ -866,7 +915,9 @@ async fn fixture(opts: HubOptions) -> Fixture {
         let spec = DraftSpec {
             work_item_id: item.id,
             template_code: "ecg_12_lead".into(),
-            exam_code: None,
+            // an exam the default catalogue marks recognition-eligible: the signed reports
+            // carry the HR mark, which opens them to the clinic doctors of the alliance
+            exam_code: Some("ecg_12_lead".into()),
             kind: "ecg".into(),
             content: VersionBody {
                 body: json!({ "sections": { "impression": "窦性心律，正常心电图。" }, "fields": {} }),
@@ -1584,7 +1635,7 @@ async fn check_operation(
                         run.decided(c, &op, "own institution", allowed, (200, false), &r);
                         if r.status == 200 {
                             for (at, uid) in &f.studies {
-                                let may = c.may(action, study_scope(f, c, at, uid).await);
+                                let may = c.may(action, listed_scope(f, c, at, uid).await);
                                 let listed = r.body.contains(uid.as_str());
                                 if listed && !may {
                                     run.fail(format!(
@@ -2336,7 +2387,7 @@ async fn check_operation(
                                         .map(|x| x.study_instance_uid)
                                 }
                                 .expect("fixture object");
-                                let may = c.may(action, study_scope(f, c, at, &uid).await);
+                                let may = c.may(action, listed_scope(f, c, at, &uid).await);
                                 let is_listed = listed.contains(&id);
                                 if is_listed && !may {
                                     run.fail(format!(
@@ -3901,7 +3952,7 @@ async fn dw_search(
     };
     for t in targets {
         let at = t.at.expect("fixture study");
-        let may = c.may(Action::ReadStudy, study_scope(f, c, at, &t.study).await);
+        let may = c.may(Action::ReadStudy, listed_scope(f, c, at, &t.study).await);
         let listed = r.body.contains(&t.study);
         if listed && !may {
             run.fail(format!(

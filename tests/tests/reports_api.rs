@@ -103,6 +103,18 @@ impl F {
     }
 }
 
+/// Export the signed report as it stands and verify it offline with `keys`.
+async fn export_and_verify(f: &F, rid: i64, keys: &Path) -> (i32, String) {
+    let (s, exported) = f
+        .bytes(&format!("/api/v1/reports/{rid}/signed"), "clinic")
+        .await;
+    assert_eq!(s, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.json");
+    std::fs::write(&file, &exported).unwrap();
+    offline_verify(&f.hub, &file, keys)
+}
+
 async fn online(f: &F, rid: i64) -> Value {
     f.ok(
         "GET",
@@ -302,6 +314,7 @@ async fn reports_end_to_end() {
         ("clinic", "clinic_doctor", TOWN),
         ("head", "clinic_doctor", TOWN),
         ("other", "clinic_doctor", OTHER_TOWN),
+        ("othertech", "clinic_tech", OTHER_TOWN),
         ("auditor", "auditor", COUNTY),
     ] {
         ids.insert(login, add_user(&hub, inst, login, role, PASSWORD));
@@ -635,6 +648,16 @@ async fn reports_end_to_end() {
     )
     .await;
 
+    // before it is signed, the result is not recognised: another township's doctor
+    // cannot open the report or the ECG study
+    for path in [
+        format!("/api/v1/reports/{rid}"),
+        format!("/dicomweb/studies/{study}/metadata"),
+    ] {
+        let (s, _) = f.send("GET", &path, "other", None).await;
+        assert_eq!(s, 403, "{path} before signing");
+    }
+
     // signing needs a key, and re-authentication
     let mut sign = f.reauth("senior");
     sign["version"] = json!(5);
@@ -735,7 +758,7 @@ async fn reports_end_to_end() {
         "{}",
         versions[0]
     );
-    // the clinic sees the signed version only; another township does not see it at all
+    // the clinic sees the signed version only
     let cl = f
         .ok("GET", &format!("/api/v1/reports/{rid}"), "clinic", None)
         .await;
@@ -750,8 +773,25 @@ async fn reports_end_to_end() {
             .iter()
             .any(|r| r["id"] == rid)
     );
+    // signed with passing QC, the result carries the HR mark: a doctor of another member
+    // institution opens it (the report as the clinic sees it, the PDF, the ECG study, as
+    // the recognition lookup links them); a technician there does not; lists stay the
+    // own institution's
+    let ot = f
+        .ok("GET", &format!("/api/v1/reports/{rid}"), "other", None)
+        .await;
+    assert_eq!(ot["versions"].as_array().unwrap().len(), 1, "{ot}");
+    for path in [
+        format!("/api/v1/reports/{rid}/pdf"),
+        format!("/dicomweb/studies/{study}/metadata"),
+    ] {
+        let (s, _) = f.bytes(&path, "other").await;
+        assert_eq!(s, 200, "{path} for a doctor of another township");
+        let (s, _) = f.bytes(&path, "othertech").await;
+        assert_eq!(s, 403, "{path} for a technician of another township");
+    }
     let (s, _) = f
-        .send("GET", &format!("/api/v1/reports/{rid}"), "other", None)
+        .send("GET", &format!("/api/v1/reports/{rid}"), "othertech", None)
         .await;
     assert_eq!(s, 403);
     let list = f.ok("GET", "/api/v1/reports", "other", None).await;
@@ -848,6 +888,12 @@ async fn reports_end_to_end() {
         (Some(false), Some(false)),
         "{v}"
     );
+    // … and offline agrees: the export carries what the record holds now
+    let (code, out) = export_and_verify(&f, rid, &keys_file).await;
+    assert_eq!(
+        code, 1,
+        "offline, report text changed in the database: {out}"
+    );
     raw_sql(&f.hub, &[&format!(
         "UPDATE report_versions SET body = replace(body, 'ST段抬高', 'ST段未见偏移') WHERE report_id = {rid} AND version = 5"
     )]).await;
@@ -865,6 +911,11 @@ async fn reports_end_to_end() {
         (v["valid"].as_bool(), v["checks"]["instances"].as_bool()),
         (Some(false), Some(false)),
         "{v}"
+    );
+    let (code, out) = export_and_verify(&f, rid, &keys_file).await;
+    assert_eq!(
+        code, 1,
+        "offline, instance hash changed in the database: {out}"
     );
     raw_sql(
         &f.hub,
@@ -915,6 +966,64 @@ async fn reports_end_to_end() {
         &format!("UPDATE signing_keys SET public_key = '{pk_senior2}' WHERE public_key = 'x'"),
     ]).await;
     assert_eq!(online(&f, rid).await["valid"], true);
+    let (code, out) = export_and_verify(&f, rid, &keys_file).await;
+    assert_eq!(code, 0, "offline, all restored: {out}");
+    // the village clinic is renamed: its signed report still verifies (signed under the
+    // former name, as a note); a report moved to another institution does not
+    let institutions = f.ok("GET", "/api/v1/institutions", "gadmin", None).await;
+    let id_of = |name: &str| {
+        institutions["institutions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .and_then(|i| i["id"].as_i64())
+            .unwrap_or_else(|| panic!("{name} in {institutions}"))
+    };
+    let (village_id, other_id) = (id_of(VILLAGE), id_of(OTHER_TOWN));
+    let renamed = format!("{VILLAGE}（更名）");
+    f.ok(
+        "PATCH",
+        &format!("/api/v1/institutions/{village_id}"),
+        "gadmin",
+        Some(json!({ "name": renamed })),
+    )
+    .await;
+    let v = online(&f, rid).await;
+    assert_eq!(v["valid"], true, "renamed source institution: {v}");
+    assert!(v["notes"].to_string().contains(&renamed), "{v}");
+    let (code, out) = export_and_verify(&f, rid, &keys_file).await;
+    assert_eq!(code, 0, "offline, renamed source institution: {out}");
+    raw_sql(
+        &f.hub,
+        &[&format!(
+            "UPDATE reports SET institution_id = {other_id} WHERE id = {rid}"
+        )],
+    )
+    .await;
+    let v = online(&f, rid).await;
+    assert_eq!(
+        (v["valid"].as_bool(), v["checks"]["content"].as_bool()),
+        (Some(false), Some(false)),
+        "report moved to another institution: {v}"
+    );
+    raw_sql(
+        &f.hub,
+        &[&format!(
+            "UPDATE reports SET institution_id = {village_id} WHERE id = {rid}"
+        )],
+    )
+    .await;
+    f.ok(
+        "PATCH",
+        &format!("/api/v1/institutions/{village_id}"),
+        "gadmin",
+        Some(json!({ "name": VILLAGE })),
+    )
+    .await;
+    let v = online(&f, rid).await;
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["notes"], json!([]), "{v}");
 
     // PDF: Chinese text, the fingerprint and a QR code of the verify URL
     let (s, pdf) = f
@@ -1417,6 +1526,55 @@ async fn reports_end_to_end() {
         )
         .await;
     assert_eq!(v["all_valid"], true, "{v}");
+
+    // a machine-flagged STEMI jumps the queue but does not itself alert the clinic: no
+    // critical value, no notification, no stream event until a reader confirms one
+    let count = |v: &Value, what: &str| v.to_string().matches(what).count();
+    let notified_before = count(
+        &f.ok("GET", "/api/v1/notifications", "clinic", None).await,
+        "critical_raised",
+    );
+    // (a fresh stream: the hub restarted since the first was opened)
+    let stream = open_stream(&f, "clinic").await;
+    let mut stemi = SynthSpec::sinus(80.0);
+    stemi.st_uv[1] = 200.0;
+    stemi.st_uv[2] = 200.0;
+    stemi.st_uv[5] = 200.0;
+    let up = upload_ecg(&f, &device, json_ecg(&stemi, "P-STEMI-R")).await;
+    assert_eq!(up["critical"], true, "{up}");
+    let stemi_study = up["study_instance_uid"].as_str().unwrap().to_owned();
+    let flow = eventually(Duration::from_secs(15), || async {
+        study_workflow(&f, "clinic", &stemi_study)
+            .await
+            .filter(|w| w["work_item_id"].is_i64())
+    })
+    .await
+    .expect("the STEMI is on the worklist");
+    let wi = f
+        .ok(
+            "GET",
+            &format!("/api/v1/worklist/{}", flow["work_item_id"]),
+            "gadmin",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (wi["priority"].as_str(), wi["critical"].as_bool()),
+        (Some("stat"), Some(true)),
+        "{wi}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let cv = f.ok("GET", "/api/v1/critical-values", "clinic", None).await;
+    assert!(!cv.to_string().contains(&stemi_study), "{cv}");
+    assert_eq!(
+        count(
+            &f.ok("GET", "/api/v1/notifications", "clinic", None).await,
+            "critical_raised"
+        ),
+        notified_before
+    );
+    let text = stream.lock().unwrap().clone();
+    assert!(!text.contains("critical_raised"), "{text}");
 
     // the audit trail of every step
     let audit = f

@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use dxhub_core::policy::{
     Action, Decision, Denial, ListScope, Principal, PrincipalKind, TargetScope, authorize,
-    list_scope, needs_routing,
+    list_scope, needs_recognition, needs_routing,
 };
 use dxhub_core::roles::{Role, requires_totp};
 use dxhub_store::secrets::{DEVICE_TOKEN_PREFIX, hash_token};
@@ -460,10 +460,18 @@ impl Caller {
             }
             _ => false,
         };
+        // a clinic doctor opens another institution's study only when its result is
+        // recognised (looked up only then: the own subtree needs no look-up)
+        let recognised = needs_recognition(&self.principal, action)
+            && alliance_id == self.principal.alliance_id
+            && institution_id != self.principal.institution_id
+            && !self.principal.institution_path.contains(&institution_id)
+            && crate::reports::study_recognised(state, alliance_id, study_uid).await?;
         Ok(TargetScope::Study {
             institution_id,
             alliance_id,
             routed,
+            recognised,
         })
     }
 

@@ -2002,6 +2002,63 @@ async fn check_signed(
     }))
 }
 
+/// Accept, in `expected` (rebuilt from the record), the source institution's name as it
+/// was signed in `stored` when that is a former name of the report's institution: a
+/// township renamed since still names its signed reports truly. Returns the note to show.
+/// A name that the report's institution never had (the report was moved) still fails.
+async fn accept_former_name(
+    state: &AppState,
+    r: &Report,
+    expected: &mut SignedContent,
+    stored: &str,
+) -> Result<Option<String>, ApiError> {
+    let Some(signed) = serde_json::from_str::<SignedContent>(stored)
+        .ok()
+        .map(|c| c.source_institution)
+        .filter(|n| *n != expected.source_institution)
+    else {
+        return Ok(None);
+    };
+    let Some(institution_id) = r.institution_id else {
+        return Ok(None);
+    };
+    if !state
+        .catalog
+        .institution_former_names(institution_id)
+        .await?
+        .contains(&signed)
+    {
+        return Ok(None);
+    }
+    let note = format!(
+        "signed at {signed}, since renamed {}",
+        expected.source_institution
+    );
+    expected.source_institution = signed;
+    Ok(Some(note))
+}
+
+/// The signed version's content as the record holds it now (report, version, the study's
+/// instances), what verification compares with the signed content and what the offline
+/// export carries, so that online and offline verification agree.
+async fn record_content(
+    state: &AppState,
+    r: &Report,
+    v: &ReportVersion,
+) -> Result<(SignedContent, Option<String>), ApiError> {
+    let instances = state.catalog.study_instance_hashes(r.study_id).await?;
+    let verifier = v.verifier_login.clone().unwrap_or_default();
+    let mut expected = content_of(r, v, &verifier, v.signed_at.unwrap_or_default(), instances);
+    let note = accept_former_name(
+        state,
+        r,
+        &mut expected,
+        v.signed_content.as_deref().unwrap_or(""),
+    )
+    .await?;
+    Ok((expected, note))
+}
+
 /// Verify a signed version online (and its addenda).
 #[utoipa::path(get, path = "/api/v1/reports/{id}/verify", tag = "reports", params(("id" = i64, Path), VersionQuery),
     responses((status = 200, description = "{valid, checks:{signature, key_owner, content, instances}, problems:[…], addenda:[…]}"), (status = 403, body = crate::dto::ErrorBody), (status = 404, body = crate::dto::ErrorBody), (status = 409, body = crate::dto::ErrorBody)))]
@@ -2013,15 +2070,8 @@ async fn verify_report(
 ) -> Result<Json<Value>, ApiError> {
     let r = report_for(&state, &caller, id).await?;
     let v = signed_version_of(&state, &r, q.version).await?;
-    let instances = state.catalog.study_instance_hashes(r.study_id).await?;
-    let verifier = v.verifier_login.clone().unwrap_or_default();
-    let expected = content_of(
-        &r,
-        &v,
-        &verifier,
-        v.signed_at.unwrap_or_default(),
-        instances.clone(),
-    );
+    let (expected, renamed) = record_content(&state, &r, &v).await?;
+    let instances = expected.instances.clone();
     let mut out = check_signed(
         &state,
         v.signed_content.as_deref().unwrap_or(""),
@@ -2035,7 +2085,7 @@ async fn verify_report(
         if a.version != v.version {
             continue;
         }
-        let expected = addendum_content(
+        let mut expected = addendum_content(
             &r,
             a.version,
             &a.text,
@@ -2043,6 +2093,7 @@ async fn verify_report(
             a.signed_at,
             instances.clone(),
         );
+        accept_former_name(&state, &r, &mut expected, &a.signed_content).await?;
         let mut check =
             check_signed(&state, &a.signed_content, &a.signature, a.key_id, &expected).await?;
         check["id"] = json!(a.id);
@@ -2055,6 +2106,7 @@ async fn verify_report(
     out["superseded"] = json!(v.state == "superseded");
     out["addenda"] = json!(addenda);
     out["all_valid"] = json!(all_ok);
+    out["notes"] = json!(renamed.into_iter().collect::<Vec<_>>());
     caller
         .audit(
             &state,
@@ -2083,8 +2135,9 @@ async fn signed_export(
         .get_signing_key(v.key_id.unwrap_or_default())
         .await?
         .ok_or_else(|| internal("signing key of a signed version is missing"))?;
-    let content: SignedContent =
-        serde_json::from_str(v.signed_content.as_deref().unwrap_or("")).map_err(internal)?;
+    // the content as the record holds it now (not the stored copy of what was signed):
+    // a record changed since signing then fails offline as it fails online
+    let (content, _) = record_content(&state, &r, &v).await?;
     let export = SignedReport {
         format: rep::SIGNED_REPORT_FORMAT.to_owned(),
         content,
@@ -2621,6 +2674,58 @@ pub struct RecognitionQuery {
     pub all: bool,
 }
 
+/// How a signed result stands for mutual recognition today.
+struct Judged {
+    /// Eligible exam and passing QC (the HR rule) …
+    hr: bool,
+    /// … and within the alliance's reference validity.
+    within: bool,
+    qc: Option<dxhub_core::recognition::QcGrade>,
+    age: Option<i64>,
+}
+
+fn judge(row: &dxhub_store::report::RecognitionRow, today: (i32, u32, u32)) -> Judged {
+    let qc: Option<dxhub_core::recognition::QcGrade> = row
+        .qc_grade
+        .as_ref()
+        .and_then(|g| serde_json::from_value(json!(g)).ok());
+    let hr = dxhub_core::recognition::hr_mark(row.recognition_eligible, true, false, qc);
+    let age = row
+        .study_date
+        .as_deref()
+        .and_then(|d| dxhub_core::recognition::age_days(d, today));
+    let within = age.is_some_and(|a| {
+        dxhub_core::recognition::within_validity(
+            a,
+            row.validity_days.and_then(|d| u32::try_from(d).ok()),
+        )
+    });
+    Judged {
+        hr,
+        within,
+        qc,
+        age,
+    }
+}
+
+/// Whether the study's signed result carries the HR mark: what lets a clinic doctor of
+/// another member institution open it from the recognition lookup. The reference validity
+/// is advice for the receiving physician, who judges whether the result is still useful,
+/// so an older HR result stays open to them.
+pub(crate) async fn study_recognised(
+    state: &AppState,
+    alliance_id: i64,
+    study_instance_uid: &str,
+) -> Result<bool, ApiError> {
+    let today = shanghai_date(state.worklist.now());
+    Ok(state
+        .catalog
+        .recognition_of_study(alliance_id, study_instance_uid)
+        .await?
+        .iter()
+        .any(|row| judge(row, today).hr))
+}
+
 /// A patient's recognised (HR) results across the alliance, for a clinic doctor deciding
 /// whether to repeat an exam: exam, institution, date, age in days, QC, links. The raw
 /// result is what is recognised; the conclusion is information.
@@ -2650,21 +2755,12 @@ async fn recognition(
     let today = shanghai_date(state.worklist.now());
     let mut results = Vec::new();
     for row in rows {
-        let qc: Option<dxhub_core::recognition::QcGrade> = row
-            .qc_grade
-            .as_ref()
-            .and_then(|g| serde_json::from_value(json!(g)).ok());
-        let hr = dxhub_core::recognition::hr_mark(row.recognition_eligible, true, false, qc);
-        let age = row
-            .study_date
-            .as_deref()
-            .and_then(|d| dxhub_core::recognition::age_days(d, today));
-        let within = age.is_some_and(|a| {
-            dxhub_core::recognition::within_validity(
-                a,
-                row.validity_days.and_then(|d| u32::try_from(d).ok()),
-            )
-        });
+        let Judged {
+            hr,
+            within,
+            qc,
+            age,
+        } = judge(&row, today);
         if !(q.all || (hr && within)) {
             continue;
         }

@@ -5,7 +5,10 @@
 //!
 //! - **clinic roles** (`clinic_tech`, `clinic_doctor`) read and store studies and read
 //!   reports of their own institution and of the institutions it heads (a township health
-//!   centre sees its village clinics' studies: [`Principal::institution_path`]);
+//!   centre sees its village clinics' studies: [`Principal::institution_path`]); a
+//!   `clinic_doctor` also reads, by its UID, any study of the alliance whose signed result
+//!   is recognised (HR, 结果互认: [`TargetScope::Study`]`{ recognised }`) — what the
+//!   recognition lookup links to — while lists stay narrowed to the institutions;
 //! - **readers** (`reader`, `senior_reader`) read studies and reports and write and sign
 //!   reports of their alliance, but read only the studies **routed to them** and those
 //!   patients' priors: a study is routed to a reader when a work item of it, or of another
@@ -188,12 +191,15 @@ pub enum TargetScope {
     /// A study, or what belongs to it (its instances, ECG, report, critical values), of an
     /// institution. `routed`: the study is routed to the principal — a work item of it, or
     /// of another study of the same patient, is in one of the principal's reader pools or
-    /// held by the principal. Only readers' reach depends on it (see [`needs_routing`]);
-    /// for everyone else a study is judged by its institution.
+    /// held by the principal. Only readers' reach depends on it (see [`needs_routing`]).
+    /// `recognised`: the study's current signed result carries the HR mark (mutual
+    /// recognition) now; only clinic doctors' reach depends on it (see
+    /// [`needs_recognition`]). For everyone else a study is judged by its institution.
     Study {
         institution_id: i64,
         alliance_id: i64,
         routed: bool,
+        recognised: bool,
     },
     /// The alliance as a whole (list its institutions, read its audit log, its routing).
     Alliance { alliance_id: i64 },
@@ -231,6 +237,9 @@ enum Reach {
     OwnInstitution,
     /// The principal's institution and those it heads.
     Subtree,
+    /// As `Subtree`, plus the studies of the alliance whose result is recognised
+    /// (`TargetScope::Study { recognised: true }`); lists: as `Subtree`.
+    SubtreeOrRecognised,
     /// The studies of the alliance routed to the principal and those patients' priors
     /// (`TargetScope::Study { routed: true }`), nothing else.
     Routed,
@@ -263,14 +272,13 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
                 | A::ReadSetup => Some(Reach::Subtree),
                 _ => None,
             },
-            // Clinic doctors also look up a patient's recognised results alliance-wide.
+            // Clinic doctors also look up a patient's recognised results alliance-wide, and
+            // open them (images, report, PDF).
             Role::ClinicDoctor => match action {
-                A::ReadStudy
-                | A::WriteStudy
-                | A::UploadEcg
-                | A::ReadReport
-                | A::AcknowledgeCritical
-                | A::ReadSetup => Some(Reach::Subtree),
+                A::ReadStudy | A::ReadReport => Some(Reach::SubtreeOrRecognised),
+                A::WriteStudy | A::UploadEcg | A::AcknowledgeCritical | A::ReadSetup => {
+                    Some(Reach::Subtree)
+                }
                 A::LookupRecognition => Some(Reach::Alliance),
                 _ => None,
             },
@@ -345,7 +353,24 @@ pub fn authorize(principal: &Principal, action: Action, target: TargetScope) -> 
             TargetScope::Institution { alliance_id, .. } | TargetScope::Study { alliance_id, .. },
         ) => alliance_id == principal.alliance_id,
         // Institution-bound principals never act on the alliance as a whole.
-        (Reach::OwnInstitution | Reach::Subtree, TargetScope::Alliance { .. }) => false,
+        (
+            Reach::OwnInstitution | Reach::Subtree | Reach::SubtreeOrRecognised,
+            TargetScope::Alliance { .. },
+        ) => false,
+        (
+            Reach::SubtreeOrRecognised,
+            TargetScope::Study {
+                institution_id,
+                alliance_id,
+                recognised,
+                ..
+            },
+        ) => {
+            alliance_id == principal.alliance_id
+                && (recognised
+                    || institution_id == principal.institution_id
+                    || principal.institution_path.contains(&institution_id))
+        }
         (
             Reach::OwnInstitution,
             TargetScope::Institution {
@@ -359,12 +384,15 @@ pub fn authorize(principal: &Principal, action: Action, target: TargetScope) -> 
             },
         ) => institution_id == principal.institution_id && alliance_id == principal.alliance_id,
         (
-            Reach::Subtree,
+            Reach::Subtree | Reach::SubtreeOrRecognised,
             TargetScope::Institution {
                 institution_id,
                 alliance_id,
-            }
-            | TargetScope::Study {
+            },
+        )
+        | (
+            Reach::Subtree,
+            TargetScope::Study {
                 institution_id,
                 alliance_id,
                 ..
@@ -387,6 +415,16 @@ pub fn authorize(principal: &Principal, action: Action, target: TargetScope) -> 
 /// reads). For everyone else `routed` is ignored and need not be looked up.
 pub fn needs_routing(principal: &Principal, action: Action) -> bool {
     matches!(reach(principal.kind, action), Some(Reach::Routed))
+}
+
+/// Whether `principal`'s reach for `action` extends to recognised studies, so that the
+/// caller must resolve [`TargetScope::Study`]`{ recognised }` (clinic doctors' study and
+/// report reads of other institutions). For everyone else it need not be looked up.
+pub fn needs_recognition(principal: &Principal, action: Action) -> bool {
+    matches!(
+        reach(principal.kind, action),
+        Some(Reach::SubtreeOrRecognised)
+    )
 }
 
 /// How a list of `action`'s objects (studies, reports, critical values) is narrowed for
@@ -413,7 +451,7 @@ pub fn list_scope(principal: &Principal, action: Action) -> ListScope {
         Some(Reach::OwnInstitution) => ListScope::Institutions {
             institution_ids: vec![principal.institution_id],
         },
-        Some(Reach::Subtree) => ListScope::Institutions {
+        Some(Reach::Subtree | Reach::SubtreeOrRecognised) => ListScope::Institutions {
             institution_ids: principal.institution_path.clone(),
         },
         Some(Reach::Routed) => ListScope::RoutedInAlliance {
@@ -630,6 +668,51 @@ mod tests {
             institution_id,
             alliance_id: if institution_id >= 90 { 2 } else { 1 },
             routed,
+            recognised: false,
+        }
+    }
+
+    fn recognised(institution_id: i64) -> TargetScope {
+        TargetScope::Study {
+            institution_id,
+            alliance_id: if institution_id >= 90 { 2 } else { 1 },
+            routed: false,
+            recognised: true,
+        }
+    }
+
+    #[test]
+    fn clinic_doctors_open_recognised_results_of_the_alliance() {
+        let doctor = user(Role::ClinicDoctor, 20);
+        let tech = user(Role::ClinicTech, 20);
+        for a in [A::ReadStudy, A::ReadReport] {
+            // another township's study: only when recognised, and only a doctor
+            assert!(!allowed(&doctor, a, study(32, false)));
+            assert!(allowed(&doctor, a, recognised(32)));
+            assert!(!allowed(&tech, a, recognised(32)));
+            // never another alliance's
+            assert!(!allowed(&doctor, a, recognised(91)));
+            // its own subtree as before
+            assert!(allowed(&doctor, a, study(30, false)));
+            assert!(needs_recognition(&doctor, a));
+            assert!(!needs_recognition(&tech, a));
+            assert!(!needs_routing(&doctor, a));
+        }
+        // nothing else widens: writing, acknowledging, lists
+        assert!(!allowed(&doctor, A::WriteStudy, recognised(32)));
+        assert!(!allowed(&doctor, A::AcknowledgeCritical, recognised(32)));
+        assert!(!allowed(&doctor, A::ReadStudy, inst(32)));
+        assert_eq!(
+            list_scope(&doctor, A::ReadStudy),
+            list_scope(&tech, A::ReadStudy)
+        );
+        for role in [
+            Role::Reader,
+            Role::SeniorReader,
+            Role::GroupAdmin,
+            Role::Auditor,
+        ] {
+            assert!(!needs_recognition(&user(role, 10), A::ReadStudy));
         }
     }
 

@@ -517,6 +517,104 @@ mod tests {
         }
     }
 
+    /// Every (state, op, role, authorship, signing authority) — 5 × 6 × 7 × 2 × 2 = 840
+    /// cases — against the allowed transitions written out one by one (the table of
+    /// [`apply`]): exactly those succeed, with their next state; everything else is
+    /// refused, and for the wrong state with `WrongState`.
+    #[test]
+    fn exhaustive_transition_table() {
+        const STATES: [ReportState; 5] = [
+            S::Draft,
+            S::Submitted,
+            S::Signed,
+            S::Returned,
+            S::Superseded,
+        ];
+        const OPS: [ReportOp; 6] = [
+            O::SaveDraft,
+            O::Submit,
+            O::Sign,
+            O::Return,
+            O::Addendum,
+            O::Correct,
+        ];
+        // (op, from, role, author, signing authority) → to; reader = R, senior = SR
+        let (r, sr) = (Role::Reader, Role::SeniorReader);
+        let mut allowed: Vec<(ReportOp, ReportState, Role, bool, bool, ReportState)> = Vec::new();
+        for role in [r, sr] {
+            for auth in [false, true] {
+                for from in [S::Draft, S::Returned] {
+                    allowed.push((O::SaveDraft, from, role, true, auth, S::Draft));
+                    allowed.push((O::Submit, from, role, true, auth, S::Submitted));
+                }
+                // an addendum: the author, whoever; any senior reader
+                allowed.push((O::Addendum, S::Signed, role, true, auth, S::Signed));
+                allowed.push((O::Addendum, S::Signed, sr, false, auth, S::Signed));
+                // signing and returning someone else's report: senior readers
+                allowed.push((O::Sign, S::Submitted, sr, false, auth, S::Signed));
+                allowed.push((O::Return, S::Submitted, sr, false, auth, S::Returned));
+                // a correction: senior readers, author or not
+                allowed.push((O::Correct, S::Signed, sr, true, auth, S::Superseded));
+                allowed.push((O::Correct, S::Signed, sr, false, auth, S::Superseded));
+            }
+        }
+        // signing one's own: a senior reader, or a reader holding signing authority
+        allowed.push((O::Sign, S::Submitted, sr, true, false, S::Signed));
+        allowed.push((O::Sign, S::Submitted, sr, true, true, S::Signed));
+        allowed.push((O::Sign, S::Submitted, r, true, true, S::Signed));
+        allowed.sort_by_key(|a| format!("{a:?}"));
+        allowed.dedup();
+        let from_states = |op: ReportOp| -> &[ReportState] {
+            match op {
+                O::SaveDraft | O::Submit => &[S::Draft, S::Returned],
+                O::Sign | O::Return => &[S::Submitted],
+                O::Addendum | O::Correct => &[S::Signed],
+            }
+        };
+        let mut cases = 0;
+        let mut successes = 0;
+        for state in STATES {
+            for op in OPS {
+                for role in Role::ALL {
+                    for author in [false, true] {
+                        for authority in [false, true] {
+                            cases += 1;
+                            let got = apply(state, op, who(role, author, authority));
+                            let want = allowed
+                                .iter()
+                                .find(|a| {
+                                    (a.0, a.1, a.2, a.3, a.4)
+                                        == (op, state, role, author, authority)
+                                })
+                                .map(|a| a.5);
+                            let case = format!(
+                                "{op:?} on {state} by {role} (author {author}, authority {authority})"
+                            );
+                            match want {
+                                Some(to) => {
+                                    successes += 1;
+                                    assert_eq!(got, Ok(to), "{case}");
+                                }
+                                None => {
+                                    assert!(got.is_err(), "{case}: allowed as {got:?}");
+                                    let reading = matches!(role, Role::Reader | Role::SeniorReader);
+                                    if reading && !from_states(op).contains(&state) {
+                                        assert_eq!(got, Err(ReportRefusal::WrongState), "{case}");
+                                    }
+                                    if !reading {
+                                        assert_eq!(got, Err(ReportRefusal::NotPermitted), "{case}");
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 5 * 6 * Role::ALL.len() * 2 * 2);
+        assert_eq!(successes, allowed.len());
+    }
+
     fn content() -> SignedContent {
         SignedContent {
             report_id: 7,

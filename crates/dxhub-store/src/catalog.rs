@@ -396,8 +396,11 @@ pub trait Catalog:
     async fn find_ae_title(&self, ae_title: &str) -> Result<Option<AeTitle>>;
     /// Rename an institution and/or set its population. `NotFound` for an unknown id;
     /// `Conflict` if the new name is taken; `Invalid` for an empty name or a negative
-    /// population.
+    /// population. A rename keeps the former name ([`Catalog::institution_former_names`]).
     async fn update_institution(&self, id: i64, update: &InstitutionUpdate) -> Result<Institution>;
+    /// The names the institution had before it was renamed (oldest first): a report signed
+    /// under a former name still names its institution truly.
+    async fn institution_former_names(&self, id: i64) -> Result<Vec<String>>;
     async fn get_ae_title(&self, id: i64) -> Result<Option<AeTitle>>;
     /// `NotFound` if there is no such AE title.
     async fn delete_ae_title(&self, id: i64) -> Result<()>;

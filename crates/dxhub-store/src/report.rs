@@ -521,4 +521,11 @@ pub trait ReportStore: Send + Sync {
         alliance_id: i64,
         identity_hash: &str,
     ) -> Result<Vec<RecognitionRow>>;
+    /// The signed results (the version in force) of one study of the alliance: whether
+    /// one is recognised decides whether a clinic doctor of another institution may open it.
+    async fn recognition_of_study(
+        &self,
+        alliance_id: i64,
+        study_instance_uid: &str,
+    ) -> Result<Vec<RecognitionRow>>;
 }

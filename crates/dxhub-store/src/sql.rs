@@ -909,6 +909,16 @@ impl Catalog for SqlCatalog {
             .collect()
     }
 
+    async fn institution_former_names(&self, id: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM institution_former_names WHERE institution_id = $1 \
+             ORDER BY until_us, name",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
     async fn find_institution(&self, name: &str) -> Result<Option<Institution>> {
         sqlx::query_as::<_, InstitutionDbRow>(FIND_INSTITUTION)
             .bind(name.trim())
@@ -986,6 +996,18 @@ impl Catalog for SqlCatalog {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict_as(e, || format!("institution {name:?} already exists")))?;
+            if let Some(old) = exists.as_ref().map(|e| &e.name).filter(|o| *o != name) {
+                sqlx::query(
+                    "INSERT INTO institution_former_names (institution_id, name, until_us) \
+                     VALUES ($1, $2, $3) ON CONFLICT (institution_id, name) \
+                     DO UPDATE SET until_us = excluded.until_us",
+                )
+                .bind(id)
+                .bind(old)
+                .bind(now_us())
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         if let (Some(parent), Some(me)) = (&update.parent, &exists) {
             let p = sqlx::query_as::<_, ParentRow>(FIND_PARENT)

@@ -1193,6 +1193,9 @@ mod suite {
         assert_eq!((i.name.as_str(), i.population), ("U1b", None));
         assert!(c.find_institution("U1b").await.unwrap().is_some());
         assert!(c.find_institution("U1").await.unwrap().is_none());
+        // the former name is kept (what a report signed under it still names)
+        assert_eq!(c.institution_former_names(ids[0]).await.unwrap(), ["U1"]);
+        assert!(c.institution_former_names(ids[1]).await.unwrap().is_empty());
         // nothing to change: unchanged
         let same = c
             .update_institution(ids[0], &InstitutionUpdate::default())
@@ -1242,6 +1245,7 @@ mod suite {
         ));
         // a failed update changes nothing
         assert_eq!(c.find_institution("U1b").await.unwrap(), Some(i));
+        assert_eq!(c.institution_former_names(ids[0]).await.unwrap(), ["U1"]);
 
         // moving: a village to another township, to a county; never below its own level
         for (name, level, parent) in [

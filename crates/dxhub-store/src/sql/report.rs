@@ -1809,6 +1809,28 @@ impl ReportStore for SqlCatalog {
         alliance_id: i64,
         identity_hash: &str,
     ) -> Result<Vec<RecognitionRow>> {
+        self.recognition_where("r.identity_hash = $2", alliance_id, identity_hash)
+            .await
+    }
+
+    async fn recognition_of_study(
+        &self,
+        alliance_id: i64,
+        study_instance_uid: &str,
+    ) -> Result<Vec<RecognitionRow>> {
+        self.recognition_where("r.study_instance_uid = $2", alliance_id, study_instance_uid)
+            .await
+    }
+}
+
+impl SqlCatalog {
+    /// Signed results (the version in force) of the alliance matching `condition` on `$2`.
+    async fn recognition_where(
+        &self,
+        condition: &str,
+        alliance_id: i64,
+        value: &str,
+    ) -> Result<Vec<RecognitionRow>> {
         #[derive(sqlx::FromRow)]
         struct Row {
             report_id: i64,
@@ -1828,7 +1850,7 @@ impl ReportStore for SqlCatalog {
             study_description: Option<String>,
             signed_at: Option<i64>,
         }
-        let rows = sqlx::query_as::<_, Row>(
+        let rows = sqlx::query_as::<_, Row>(&format!(
             "SELECT r.id AS report_id, v.version, r.study_instance_uid, r.institution_id, \
              i.name AS institution_name, r.kind, r.exam_code, e.definition AS exam, \
              e.recognition_eligible, e.validity_days, v.qc_grade, v.body, s.study_date, \
@@ -1837,11 +1859,11 @@ impl ReportStore for SqlCatalog {
              AND v.version = r.signed_version JOIN studies s ON s.id = r.study_id \
              LEFT JOIN institutions i ON i.id = r.institution_id \
              LEFT JOIN exam_types e ON e.alliance_id = r.alliance_id AND e.code = r.exam_code \
-             WHERE r.alliance_id = $1 AND r.identity_hash = $2 AND r.signed_version IS NOT NULL \
-             ORDER BY s.study_date DESC, r.id DESC LIMIT 500",
-        )
+             WHERE r.alliance_id = $1 AND {condition} AND r.signed_version IS NOT NULL \
+             ORDER BY s.study_date DESC, r.id DESC LIMIT 500"
+        ))
         .bind(alliance_id)
-        .bind(identity_hash)
+        .bind(value)
         .fetch_all(&self.read)
         .await?;
         rows.into_iter()
