@@ -430,6 +430,73 @@ pub async fn join_pool(hub: &TestHub, admin_token: &str, pool: &str, user_id: i6
     assert!(r.status().is_success(), "join pool {pool}: {}", r.status());
 }
 
+/// A minimal HTTP receiver for webhooks: answers each request with the next status of
+/// `statuses` (then 200) and records each request's head and body. Returns its URL.
+pub async fn hook_receiver(
+    statuses: Vec<u16>,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut tmp = [0u8; 8192];
+            let (head, body) = loop {
+                let k = sock.read(&mut tmp).await.unwrap_or(0);
+                if k == 0 {
+                    break (String::new(), String::new());
+                }
+                buf.extend_from_slice(&tmp[..k]);
+                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..p]).to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < p + 4 + len {
+                        let k = sock.read(&mut tmp).await.unwrap_or(0);
+                        if k == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&tmp[..k]);
+                    }
+                    let body = String::from_utf8_lossy(&buf[p + 4..]).to_string();
+                    break (head, body);
+                }
+            };
+            let status = statuses.get(n).copied().unwrap_or(200);
+            n += 1;
+            seen.lock().unwrap().push((head, body));
+            let reply =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = sock.write_all(reply.as_bytes()).await;
+        }
+    });
+    (url, got)
+}
+
+/// The value of header `name` in a request head.
+pub fn http_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

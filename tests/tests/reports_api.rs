@@ -415,6 +415,20 @@ async fn reports_end_to_end() {
         .await;
     }
 
+    // the alliance's webhook (an SMS gateway, say) for signed reports and critical values
+    let (hook_url, hook_got) = dxhub_e2e::api::hook_receiver(Vec::new()).await;
+    f.ok(
+        "POST",
+        "/api/v1/webhooks",
+        "gadmin",
+        Some(json!({
+            "url": hook_url,
+            "secret": "whsec-reports-0123456789",
+            "events": ["report_signed", "critical_raised"],
+        })),
+    )
+    .await;
+
     // the clinic (and another township) follow the report stream
     let clinic_stream = open_stream(&f, "clinic").await;
     let other_stream = open_stream(&f, "other").await;
@@ -1180,6 +1194,45 @@ async fn reports_end_to_end() {
         !n.to_string().contains("critical_raised"),
         "the head is off duty: {n}"
     );
+    // … and the webhook carried the signing and the critical value (naming whom to reach,
+    // never the patient)
+    let hooked = |kind: &str| -> Vec<Value> {
+        hook_got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(head, _)| dxhub_e2e::api::http_header(head, "x-dxhub-event") == Some(kind))
+            .map(|(_, body)| serde_json::from_str(body).unwrap())
+            .collect()
+    };
+    eventually(Duration::from_secs(15), || async {
+        (!hooked("critical_raised").is_empty()).then_some(())
+    })
+    .await
+    .expect("critical_raised by webhook");
+    let signed_hooks = hooked("report_signed");
+    assert!(
+        signed_hooks
+            .iter()
+            .any(|p| p["detail"]["report_id"] == rid && p["detail"]["version"] == 5),
+        "{signed_hooks:?}"
+    );
+    let raised = hooked("critical_raised");
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0]["detail"]["critical_id"], c1_id);
+    assert_eq!(raised[0]["detail"]["category"], "ecg_acute_mi");
+    assert_eq!(
+        raised[0]["detail"]["notify"],
+        json!(["clinic"]),
+        "{raised:?}"
+    );
+    assert_eq!(raised[0]["work_item"]["institution"], VILLAGE);
+    for (_, body) in hook_got.lock().unwrap().iter() {
+        assert!(
+            !body.contains(RESIDENT_ID) && !body.contains("王"),
+            "patient data in a webhook: {body}"
+        );
+    }
     let open = f
         .ok("GET", "/api/v1/critical-values?state=open", "clinic", None)
         .await;

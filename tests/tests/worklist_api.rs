@@ -9,7 +9,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dxhub_e2e::api::{Api, add_device, add_user, issue_token, store_study};
+use dxhub_e2e::api::{
+    Api, add_device, add_user, hook_receiver as receiver, http_header as header, issue_token,
+    store_study,
+};
 use dxhub_e2e::hub::{HubOptions, TestHub};
 use dxhub_ecg::synth::SynthSpec;
 use serde_json::{Value, json};
@@ -625,67 +628,6 @@ async fn worklist_end_to_end() {
     ] {
         assert!(text.contains(action), "audit lacks {action}");
     }
-}
-
-/// A minimal HTTP receiver: answers each request with the next status of `statuses`
-/// (then 200) and records method, headers and body.
-async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let seen = got.clone();
-    tokio::spawn(async move {
-        let mut n = 0;
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let mut buf = Vec::new();
-            let mut tmp = [0u8; 8192];
-            let (head, body) = loop {
-                let k = sock.read(&mut tmp).await.unwrap_or(0);
-                if k == 0 {
-                    break (String::new(), String::new());
-                }
-                buf.extend_from_slice(&tmp[..k]);
-                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..p]).to_string();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    while buf.len() < p + 4 + len {
-                        let k = sock.read(&mut tmp).await.unwrap_or(0);
-                        if k == 0 {
-                            break;
-                        }
-                        buf.extend_from_slice(&tmp[..k]);
-                    }
-                    let body = String::from_utf8_lossy(&buf[p + 4..]).to_string();
-                    break (head, body);
-                }
-            };
-            let status = statuses.get(n).copied().unwrap_or(200);
-            n += 1;
-            seen.lock().unwrap().push((head, body));
-            let reply =
-                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = sock.write_all(reply.as_bytes()).await;
-        }
-    });
-    (url, got)
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

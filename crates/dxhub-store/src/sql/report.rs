@@ -1474,17 +1474,24 @@ impl ReportStore for SqlCatalog {
             let (users, nobody_on_duty) =
                 on_duty_users(clinic_users(&mut tx, head.institution_id).await?, now);
             let ids: Vec<i64> = users.iter().map(|(id, ..)| *id).collect();
+            let logins: Vec<&str> = users.iter().map(|(_, l, _)| l.as_str()).collect();
+            // `notify`: the on-duty clinic users, for a webhook receiver (an SMS gateway)
+            // that reaches them outside the app
             emit(
                 &mut tx,
                 &item,
                 "critical_raised",
                 actor,
-                serde_json::json!({"critical_id": id, "report_id": report_id, "category": category}),
+                serde_json::json!({
+                    "critical_id": id,
+                    "report_id": report_id,
+                    "category": category,
+                    "notify": logins,
+                }),
                 &ids,
                 now,
             )
             .await?;
-            let logins: Vec<&str> = users.iter().map(|(_, l, _)| l.as_str()).collect();
             let mut detail =
                 serde_json::json!({"users": logins, "channels": ["in_app", "webhook"]});
             if nobody_on_duty {
