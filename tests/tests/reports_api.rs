@@ -1328,7 +1328,24 @@ async fn reports_end_to_end() {
     assert!(!other_text.contains("event: report_signed"), "{other_text}");
     assert!(!other_text.contains("critical"), "{other_text}");
 
-    // addendum (signed) and a corrected version superseding v5
+    // the junior author adds nothing to the signed record alone (a senior reviews); an
+    // addendum (signed) by a senior, and a corrected version superseding v5
+    let mut add = f.reauth("r1");
+    add["version"] = json!(5);
+    add["text"] = json!("补充：自行补充。");
+    let (s, v) = f
+        .send(
+            "POST",
+            &format!("/api/v1/reports/{rid}/addenda"),
+            "r1",
+            Some(add),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("own-report")),
+        "{v}"
+    );
     let mut add = f.reauth("senior");
     add["version"] = json!(5);
     add["text"] = json!("补充：建议一周后复查心电图。");

@@ -93,7 +93,7 @@ pub enum ReportRefusal {
 /// | save draft, submit | draft, returned | the author (reader or senior reader) |
 /// | sign | submitted | a senior reader who is not the author; the author if they hold signing authority (or are a senior reader) |
 /// | return | submitted | a senior reader who is not the author |
-/// | addendum | signed (stays signed) | the author, or a senior reader |
+/// | addendum | signed (stays signed) | a senior reader, or the author holding signing authority |
 /// | correct | signed → superseded | a senior reader |
 pub fn apply(
     state: ReportState,
@@ -140,9 +140,13 @@ pub fn apply(
                 Ok(S::Returned)
             }
         }
+        // An addendum is signed on its own, with no second reader: a junior's change to a
+        // signed record goes through a senior (EMR rules), as their reports do.
         (O::Addendum, S::Signed) => {
-            if actor.is_author || senior {
+            if senior || (actor.is_author && actor.signing_authority) {
                 Ok(S::Signed)
+            } else if actor.is_author {
+                Err(ReportRefusal::OwnReport)
             } else {
                 Err(ReportRefusal::NotPermitted)
             }
@@ -471,7 +475,12 @@ mod tests {
             ok(S::Signed, O::Submit, author),
             Err(ReportRefusal::WrongState)
         );
-        assert_eq!(ok(S::Signed, O::Addendum, author), Ok(S::Signed));
+        // an addendum of a junior author goes through a senior
+        assert_eq!(
+            ok(S::Signed, O::Addendum, author),
+            Err(ReportRefusal::OwnReport)
+        );
+        assert_eq!(ok(S::Signed, O::Addendum, author_auth), Ok(S::Signed));
         assert_eq!(ok(S::Signed, O::Addendum, senior), Ok(S::Signed));
         assert_eq!(
             ok(S::Signed, O::Addendum, other_reader),
@@ -547,9 +556,13 @@ mod tests {
                     allowed.push((O::SaveDraft, from, role, true, auth, S::Draft));
                     allowed.push((O::Submit, from, role, true, auth, S::Submitted));
                 }
-                // an addendum: the author, whoever; any senior reader
-                allowed.push((O::Addendum, S::Signed, role, true, auth, S::Signed));
+                // an addendum: any senior reader; a reader only to their own report and
+                // with signing authority
+                allowed.push((O::Addendum, S::Signed, sr, true, auth, S::Signed));
                 allowed.push((O::Addendum, S::Signed, sr, false, auth, S::Signed));
+                if auth {
+                    allowed.push((O::Addendum, S::Signed, role, true, auth, S::Signed));
+                }
                 // signing and returning someone else's report: senior readers
                 allowed.push((O::Sign, S::Submitted, sr, false, auth, S::Signed));
                 allowed.push((O::Return, S::Submitted, sr, false, auth, S::Returned));
