@@ -277,6 +277,7 @@ async fn reports_end_to_end() {
             .env("DXHUB_WORKLIST__TICK_MS", "200")
             .env("DXHUB_REPORTS__CRITICAL_ACK_LIMIT_SECS", "3")
             .env("DXHUB_REPORTS__PUSH_TIMEOUT_SECS", "10")
+            .env("DXHUB_REPORTS__PUSH_RETRY_SECS", "1")
             .env("DXHUB_REPORTS__CENTRE_NAME", "县人民医院 心电诊断中心"),
     );
     hub.admin_ok(&[
@@ -371,19 +372,11 @@ async fn reports_end_to_end() {
         .find(|i| i["name"] == TOWN)
         .and_then(|i| i["id"].as_i64())
         .unwrap();
+    // (the PACS is down when the first report is signed: it starts after the first
+    // push-back failed, and the retry delivers)
     let pacs_dir = tempfile::tempdir().unwrap();
     let pacs_port = free_port();
     let mut pacs = None;
-    if let Some(bin) = &storescp {
-        pacs = Some(
-            Command::new(bin)
-                .args(["--aetitle", "TOWNPACS", "+xa", "-od"])
-                .arg(pacs_dir.path())
-                .arg(pacs_port.to_string())
-                .spawn()
-                .unwrap(),
-        );
-    }
     let mut settings = json!({ "head_user_id": f.ids["head"] });
     if have_storescp {
         settings["pacs"] = json!({"ae_title": "TOWNPACS", "host": "127.0.0.1", "port": pacs_port});
@@ -729,6 +722,37 @@ async fn reports_end_to_end() {
         )
         .await;
     let fingerprint = signed["fingerprint"].as_str().unwrap().to_owned();
+    // the town's PACS is down: the push-back fails visibly and waits for its retry
+    if let Some(bin) = &storescp {
+        let failed = eventually(Duration::from_secs(20), || async {
+            let v = f
+                .ok(
+                    "GET",
+                    &format!("/api/v1/reports/{rid}/pushes"),
+                    "gadmin",
+                    None,
+                )
+                .await;
+            v["pushes"]
+                .as_array()
+                .unwrap()
+                .first()
+                .cloned()
+                .filter(|p| p["attempts"].as_i64() >= Some(1) && p["last_error"].is_string())
+        })
+        .await
+        .expect("a failed push-back attempt");
+        assert_eq!(failed["state"], "pending", "{failed}");
+        assert!(failed["delivered_at"].is_null(), "{failed}");
+        pacs = Some(
+            Command::new(bin)
+                .args(["--aetitle", "TOWNPACS", "+xa", "-od"])
+                .arg(pacs_dir.path())
+                .arg(pacs_port.to_string())
+                .spawn()
+                .unwrap(),
+        );
+    }
     assert_eq!(fingerprint, key["fingerprint"].as_str().unwrap());
     assert_eq!(signed["report"]["state"], "signed");
     let wi = f
@@ -810,6 +834,31 @@ async fn reports_end_to_end() {
     assert_eq!(s, 403);
     let list = f.ok("GET", "/api/v1/reports", "other", None).await;
     assert!(list["reports"].as_array().unwrap().is_empty(), "{list}");
+    // the clinic's list filters by patient, study date and state
+    for (query, listed) in [
+        (format!("patient={RESIDENT_ID}"), true),
+        ("patient=P-NOBODY".to_owned(), false),
+        ("from=2026-11-22&to=20261122".to_owned(), true),
+        ("from=20261123".to_owned(), false),
+        ("to=20261121".to_owned(), false),
+        ("state=signed&from=20261101&to=20261130".to_owned(), true),
+        ("state=draft".to_owned(), false),
+    ] {
+        let list = f
+            .ok("GET", &format!("/api/v1/reports?{query}"), "clinic", None)
+            .await;
+        let ids: Vec<i64> = list["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["id"].as_i64())
+            .collect();
+        assert_eq!(ids.contains(&rid), listed, "?{query}: {list}");
+    }
+    let (s, v) = f
+        .send("GET", "/api/v1/reports?from=last-week", "clinic", None)
+        .await;
+    assert_eq!(s, 400, "{v}");
     // the clinic was notified that the report is signed
     let n = f.ok("GET", "/api/v1/notifications", "clinic", None).await;
     assert!(n.to_string().contains("report_signed"), "{n}");
@@ -1481,6 +1530,107 @@ async fn reports_end_to_end() {
         )
         .await;
     assert!(none["results"].as_array().unwrap().is_empty());
+    // the exam catalogue decides: an exam made ineligible is no longer recognised (listed
+    // with `all=true`, saying why) and its links close to the other township's doctor; a
+    // reference validity the result is past hides it from the default lookup, yet it stays
+    // open to that doctor, who judges whether it is still useful
+    let lookup = |all: bool| {
+        let f = &f;
+        async move {
+            let v = f
+                .ok(
+                    "GET",
+                    &format!(
+                        "/api/v1/recognition?patient={RESIDENT_ID}{}",
+                        if all { "&all=true" } else { "" }
+                    ),
+                    "other",
+                    None,
+                )
+                .await;
+            v["results"].as_array().unwrap().clone()
+        }
+    };
+    let types = f.ok("GET", "/api/v1/exam-types", "gadmin", None).await;
+    let original = types["exam_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["code"] == "ecg_12_lead")
+        .expect("ecg_12_lead in the catalogue")["definition"]
+        .clone();
+    let put_exam = |def: Value| {
+        let f = &f;
+        async move {
+            f.ok(
+                "PUT",
+                "/api/v1/exam-types/ecg_12_lead",
+                "gadmin",
+                Some(json!({ "definition": def })),
+            )
+            .await;
+        }
+    };
+    let report_status = |who: &'static str| {
+        let f = &f;
+        async move {
+            f.send("GET", &format!("/api/v1/reports/{rid}"), who, None)
+                .await
+                .0
+        }
+    };
+    let mut ineligible = original.clone();
+    ineligible["recognition_eligible"] = json!(false);
+    put_exam(ineligible).await;
+    assert!(lookup(false).await.is_empty());
+    let all = lookup(true).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["hr"], false);
+    assert!(
+        all[0]["not_recognised_because"]
+            .to_string()
+            .contains("not recognition-eligible"),
+        "{all:?}"
+    );
+    assert_eq!(report_status("other").await, 403, "ineligible: closed");
+    let mut short = original.clone();
+    short["validity_days"] = json!(30);
+    put_exam(short).await;
+    raw_sql(
+        &f.hub,
+        &[&format!(
+            "UPDATE studies SET study_date = '20250101' WHERE study_instance_uid = '{study}'"
+        )],
+    )
+    .await;
+    assert!(lookup(false).await.is_empty(), "past the validity");
+    let all = lookup(true).await;
+    assert_eq!(
+        (all.len(), all[0]["hr"].as_bool()),
+        (1, Some(false)),
+        "{all:?}"
+    );
+    assert!(
+        all[0]["not_recognised_because"]
+            .to_string()
+            .contains("reference validity"),
+        "{all:?}"
+    );
+    assert!(all[0]["age_days"].as_i64().unwrap() > 30, "{all:?}");
+    assert_eq!(
+        report_status("other").await,
+        200,
+        "past validity: still open"
+    );
+    raw_sql(
+        &f.hub,
+        &[&format!(
+            "UPDATE studies SET study_date = '20261122' WHERE study_instance_uid = '{study}'"
+        )],
+    )
+    .await;
+    put_exam(original).await;
+    assert_eq!(lookup(false).await.len(), 1);
 
     // push-back: the PDF and the SR reach the town's PACS (v5 and the correction v6)
     if have_storescp {
@@ -1507,6 +1657,12 @@ async fn reports_end_to_end() {
             f.hub.log()
         );
         assert_eq!(received.len(), 4, "{received:?}");
+        // v5's push-back was delivered by an automatic retry after the PACS came up
+        let v5 = delivered
+            .as_ref()
+            .and_then(|p| p.iter().find(|x| x["version"] == 5).cloned())
+            .expect("the push-back of v5");
+        assert!(v5["attempts"].as_i64() >= Some(2), "{v5}");
         let names: String = received
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())

@@ -48,6 +48,8 @@ pub struct ReportSettings {
     pub push_calling_ae: String,
     pub push_timeout: Duration,
     pub push_max_attempts: i64,
+    /// The first retry's delay; it doubles with every failed attempt (up to 256×).
+    pub push_retry: Duration,
     /// The CJK font for PDFs (default: found among installed fonts).
     pub pdf_font: Option<std::path::PathBuf>,
     /// The reading centre's name printed under the alliance on PDFs.
@@ -62,6 +64,7 @@ impl Default for ReportSettings {
             push_calling_ae: "DXHUB".to_owned(),
             push_timeout: Duration::from_secs(30),
             push_max_attempts: 8,
+            push_retry: Duration::from_secs(30),
             pdf_font: None,
             centre_name: None,
         }
@@ -2493,12 +2496,12 @@ pub async fn push_once(state: &AppState) -> Result<usize, ApiError> {
                         .join(","),
                 ),
                 error: "the PACS refused the report".into(),
-                retry_at: retry_at(p.attempts, settings.push_max_attempts, now),
+                retry_at: retry_at(p.attempts, settings, now),
             },
             Err(e) => PushResult::Failed {
                 status: None,
                 error: e.to_string(),
-                retry_at: retry_at(p.attempts, settings.push_max_attempts, now),
+                retry_at: retry_at(p.attempts, settings, now),
             },
         };
         let outcome = if matches!(result, PushResult::Delivered { .. }) {
@@ -2523,8 +2526,13 @@ pub async fn push_once(state: &AppState) -> Result<usize, ApiError> {
     Ok(n)
 }
 
-fn retry_at(attempts: i64, max: i64, now: i64) -> Option<i64> {
-    (attempts < max).then(|| now + 1_000_000 * 30 * (1 << attempts.clamp(0, 8)))
+/// When a push whose `attempts`-th attempt (counted from 1) just failed is tried again:
+/// the base delay, doubled per further attempt (at most 256×); `None` (dead) once the
+/// attempts are spent.
+fn retry_at(attempts: i64, settings: &ReportSettings, now: i64) -> Option<i64> {
+    let base = i64::try_from(settings.push_retry.as_micros()).unwrap_or(i64::MAX / 512);
+    (attempts < settings.push_max_attempts)
+        .then(|| now.saturating_add(base.saturating_mul(1 << (attempts - 1).clamp(0, 8))))
 }
 
 // ---------------------------------------------------------------- FHIR
@@ -2831,6 +2839,25 @@ fn shanghai_date(epoch_us: i64) -> (i32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_retries_back_off_then_stop() {
+        let s = ReportSettings {
+            push_max_attempts: 4,
+            push_retry: Duration::from_secs(30),
+            ..ReportSettings::default()
+        };
+        let at = |n| retry_at(n, &s, 1_000).map(|t| (t - 1_000) / 1_000_000);
+        assert_eq!(
+            [at(1), at(2), at(3), at(4)],
+            [Some(30), Some(60), Some(120), None]
+        );
+        let s = ReportSettings {
+            push_max_attempts: 100,
+            ..s
+        };
+        assert_eq!(retry_at(50, &s, 0), Some(30 * 256 * 1_000_000));
+    }
 
     #[test]
     fn shanghai_dates() {

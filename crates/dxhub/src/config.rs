@@ -41,6 +41,8 @@ pub struct ReportsConfig {
     pub push_timeout_secs: u64,
     /// Attempts before a push-back is dead-lettered.
     pub push_max_attempts: i64,
+    /// Delay before the first retry of a failed push-back; doubled per attempt.
+    pub push_retry_secs: u64,
     /// A TrueType/OpenType CJK font for PDFs (`path` or `path#index`); default: found
     /// among installed fonts (WenQuanYi Micro Hei, Noto Sans CJK).
     pub pdf_font: Option<PathBuf>,
@@ -57,6 +59,7 @@ impl Default for ReportsConfig {
             push_calling_ae: None,
             push_timeout_secs: 30,
             push_max_attempts: 8,
+            push_retry_secs: 30,
             pdf_font: None,
             centre_name: None,
         }

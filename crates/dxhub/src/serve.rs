@@ -168,6 +168,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| cfg.dicom.ae_title.clone()),
             push_timeout: Duration::from_secs(cfg.reports.push_timeout_secs.max(1)),
             push_max_attempts: cfg.reports.push_max_attempts.max(1),
+            push_retry: Duration::from_secs(cfg.reports.push_retry_secs.max(1)),
             pdf_font: cfg.reports.pdf_font.clone(),
             centre_name: cfg.reports.centre_name.clone(),
         },
