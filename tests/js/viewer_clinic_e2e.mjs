@@ -2,7 +2,8 @@
 // The clinic portal of dxhub's web app in headless Chromium: a clinic doctor logs in,
 // sees the studies the clinic sent with their progress (received → queued → reading →
 // reported), the critical-value banner and the signed report, opens its PDF, acknowledges the
-// critical value (the banner goes) and looks the patient up for recognised results.
+// critical value (the banner goes), looks the patient up for recognised results and opens
+// the recognised ECG from the result.
 // Prints one JSON line; exits 1 with a message on stderr on failure.
 //
 // Environment: VIEWER_URL, VIEWER_LOGIN, VIEWER_PASSWORD, VIEWER_REPORT_ID,
@@ -75,6 +76,11 @@ async function main() {
     await hit.waitFor();
     result.recognition_row = (await hit.innerText()).replace(/\s+/g, ' ').trim();
     await shot('c3-recognition');
+    // its images link opens the recognised ECG (a new tab)
+    const [tab] = await Promise.all([page.context().waitForEvent('page'), hit.locator('a.images').click()]);
+    await tab.locator('section.ecg svg g.lead').first().waitFor();
+    result.recognition_leads = await tab.locator('section.ecg svg g.lead').count();
+    await tab.close();
     // the clinic's devices and AE titles: its own, none of the county's
     const dev = page.locator('table.setup-devices tr[data-serial="ECG-CLINIC-1"]');
     await dev.waitFor();

@@ -267,7 +267,7 @@ fn fhir_validator() -> Option<(PathBuf, PathBuf)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reports_end_to_end() {
-    let have_pdf_tools = ["pdftotext", "pdftoppm", "zbarimg"]
+    let have_pdf_tools = ["pdftotext", "pdftoppm", "pdfimages", "zbarimg"]
         .iter()
         .all(|t| peers::require(t, peers::tool(t).is_some()));
     let storescp = peers::dcmtk("storescp");
@@ -1101,9 +1101,53 @@ async fn reports_end_to_end() {
         let text: String = String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
             .collect();
-        for want in ["心电图诊断报告", "ST段未见偏移", "测试医共体"] {
+        // the signature block: author, verifier and the sign time (China Standard Time),
+        // as the report's version 5 gives them; the ECG trace's lead labels
+        let detail = f
+            .ok("GET", &format!("/api/v1/reports/{rid}"), "clinic", None)
+            .await;
+        let signed_local: String = detail["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["version"] == 5)
+            .and_then(|v| v["signed_at_local"].as_str())
+            .expect("signed_at_local of v5")
+            .chars()
+            .take(16)
+            .collect();
+        for want in [
+            "心电图诊断报告",
+            "ST段未见偏移",
+            "测试医共体",
+            "报告医师",
+            "审核医师",
+            "签名时间",
+            "senior",
+            "25mm/s",
+        ] {
             assert!(text.contains(want), "pdftotext lacks {want}: {text}");
         }
+        // the ECG trace: a rendered image embedded in the page
+        let list = run(Command::new("pdfimages").arg("-list").arg(&p));
+        let images = String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .skip(2)
+            .filter(|l| l.split_whitespace().nth(2) == Some("image"))
+            .filter(|l| {
+                l.split_whitespace()
+                    .nth(3)
+                    .and_then(|w| w.parse::<u32>().ok())
+                    .is_some_and(|w| w >= 1000)
+            })
+            .count();
+        assert!(
+            images >= 1,
+            "no ECG trace image: {}",
+            String::from_utf8_lossy(&list.stdout)
+        );
+        let date = &signed_local[..10];
+        assert!(text.contains(date), "sign time {signed_local} in {text}");
         assert!(
             text.contains(&fingerprint) || text.contains(&fingerprint[..32]),
             "fingerprint {fingerprint} in {text}"

@@ -529,6 +529,8 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
             && recognised.contains(TOWNSHIP),
         "{v}"
     );
+    // … and its link opened the ECG: the standard layout's leads drawn
+    assert!(v["recognition_leads"].as_u64() >= Some(12), "{v}");
     // the acknowledgement reached the hub with the name and action typed
     let list = ok(
         &hub,

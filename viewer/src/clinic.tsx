@@ -3,7 +3,7 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { api } from "./api";
 import { localTime, message } from "./format";
-import { lang, t } from "./i18n";
+import { type Key, lang, t } from "./i18n";
 import { personName } from "./names";
 
 interface Report {
@@ -34,14 +34,18 @@ interface Critical {
 
 interface Recognised {
   hr: boolean;
-  not_recognised_because?: string | null;
+  /// Why a result listed with `all=true` is not recognised now.
+  not_recognised_because?: string[];
   report_id: number;
+  study_instance_uid: string;
   /// The exam type's name (常规十二导联心电图 …); `exam` is its whole definition.
   exam_name: string | null;
   modalities: string | null;
   institution: string | null;
   study_date: string | null;
   age_days: number | null;
+  /// 甲 `jia` / 乙 `yi` / 丙 `bing`, or `acceptable` / `unacceptable` for an ECG.
+  qc_grade: string | null;
   conclusion: string | null;
   links?: { pdf?: string };
 }
@@ -131,22 +135,37 @@ function Recognition() {
               <th>{t("exam")}</th>
               <th>{t("institution")}</th>
               <th>{t("study_date")}</th>
+              <th>{t("age_days")}</th>
+              <th>{t("qc_grade")}</th>
               <th>{t("conclusion")}</th>
+              <th />
             </tr>
           </thead>
           <tbody>
             {results.length === 0 && (
               <tr>
-                <td colSpan={5} class="empty">{t("nothing")}</td>
+                <td colSpan={8} class="empty">{t("nothing")}</td>
               </tr>
             )}
             {results.map((r) => (
               <tr data-report={r.report_id}>
-                <td>{r.hr ? <span class="hr">HR</span> : <span title={r.not_recognised_because ?? ""}>—</span>}</td>
+                <td>{r.hr ? <span class="hr">HR</span> : <span title={(r.not_recognised_because ?? []).join("; ")}>—</span>}</td>
                 <td class="exam">{r.exam_name ?? r.modalities ?? "—"}</td>
                 <td>{r.institution ?? "—"}</td>
                 <td>{r.study_date ?? "—"}</td>
+                <td class="age">{r.age_days ?? "—"}</td>
+                <td class="qc">{r.qc_grade ? t(`qc_${r.qc_grade}` as Key) : "—"}</td>
                 <td>{r.conclusion ?? "—"}</td>
+                <td class="links">
+                  <a class="images" href={`/read/${encodeURIComponent(r.study_instance_uid)}`} target="_blank" rel="noopener">
+                    {t("open_images")}
+                  </a>{" "}
+                  {r.links?.pdf && (
+                    <a class="pdf" href={r.links.pdf} target="_blank" rel="noopener">
+                      {t("pdf")}
+                    </a>
+                  )}
+                </td>
               </tr>
             ))}
           </tbody>

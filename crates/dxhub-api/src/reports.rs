@@ -2787,6 +2787,7 @@ async fn recognition(
             "not_recognised_because": why_not,
             "report_id": row.report_id,
             "version": row.version,
+            "study_instance_uid": row.study_instance_uid,
             "exam_code": row.exam_code,
             "exam_name": row.exam.as_ref().and_then(|e| e.get("name")),
             "exam": row.exam,
