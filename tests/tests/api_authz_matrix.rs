@@ -2470,7 +2470,13 @@ async fn check_operation(
                             }
                             continue;
                         }
-                        let allowed = c.may(action, study_scope(f, c, at, study).await);
+                        // (push-backs are the source institution's: a recognised result
+                        // does not open them)
+                        let allowed = if path.ends_with("/pushes") {
+                            c.may(action, listed_scope(f, c, at, study).await)
+                        } else {
+                            c.may(action, study_scope(f, c, at, study).await)
+                        };
                         // reads of a signed report, the report itself and its push-backs
                         // answer 200; the rest depends on the state, the author, the role
                         let strict = method == "GET"

@@ -832,6 +832,16 @@ async fn reports_end_to_end() {
         .send("GET", &format!("/api/v1/reports/{rid}"), "othertech", None)
         .await;
     assert_eq!(s, 403);
+    // (the push-backs to the source clinic's PACS stay the source's)
+    let (s, _) = f
+        .send(
+            "GET",
+            &format!("/api/v1/reports/{rid}/pushes"),
+            "other",
+            None,
+        )
+        .await;
+    assert_eq!(s, 403, "push-backs of a recognised result");
     let list = f.ok("GET", "/api/v1/reports", "other", None).await;
     assert!(list["reports"].as_array().unwrap().is_empty(), "{list}");
     // the clinic's list filters by patient, study date and state

@@ -2421,7 +2421,32 @@ async fn list_pushes(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    report_for(&state, &caller, id).await?;
+    let r = state
+        .catalog
+        .get_report(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("report {id}")))?;
+    let action = caller
+        .action()
+        .ok_or_else(|| ApiError::Internal("route has no action policy".into()))?;
+    // Delivery to the source clinic's own PACS (its AE, host, errors) is the source's
+    // business: a recognised result opens to other member institutions' doctors, its
+    // push-backs do not.
+    let target = match report_scope(&state, &caller, action, &r).await? {
+        TargetScope::Study {
+            institution_id,
+            alliance_id,
+            routed,
+            ..
+        } => TargetScope::Study {
+            institution_id,
+            alliance_id,
+            routed,
+            recognised: false,
+        },
+        other => other,
+    };
+    caller.require_action(&state, action, target).await?;
     let pushes = state.catalog.list_pushes(id).await?;
     caller
         .audit(
