@@ -524,20 +524,7 @@ async fn study_scope(f: &Fixture, c: &Caller, at: &str, uid: &str) -> TargetScop
 /// values) stay narrowed to the caller's institutions — a recognised result of another
 /// institution is opened by its UID from the recognition lookup, never listed.
 async fn listed_scope(f: &Fixture, c: &Caller, at: &str, uid: &str) -> TargetScope {
-    match study_scope(f, c, at, uid).await {
-        TargetScope::Study {
-            institution_id,
-            alliance_id,
-            routed,
-            ..
-        } => TargetScope::Study {
-            institution_id,
-            alliance_id,
-            routed,
-            recognised: false,
-        },
-        other => other,
-    }
+    study_scope(f, c, at, uid).await.unrecognised()
 }
 
 /// May the caller list `action`'s objects at all (the lists are then narrowed)?

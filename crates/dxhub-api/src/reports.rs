@@ -855,21 +855,7 @@ async fn set_signing_authority(
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<AuthorityBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = state
-        .catalog
-        .get_user(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("user {id}")))?;
-    let inst = institution(&state, user.institution_id).await?;
-    caller
-        .require(
-            &state,
-            TargetScope::Institution {
-                institution_id: inst.id,
-                alliance_id: inst.alliance_id,
-            },
-        )
-        .await?;
+    crate::v1::managed_user(&state, &caller, id).await?;
     let r = state.catalog.set_signing_authority(id, req.granted).await;
     caller
         .audited(
@@ -903,20 +889,7 @@ async fn set_duty_schedule(
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<DutyScheduleBody>,
 ) -> Result<Json<crate::dto::User>, ApiError> {
-    let user = state
-        .catalog
-        .get_user(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("user {id}")))?;
-    caller
-        .require(
-            &state,
-            TargetScope::Institution {
-                institution_id: user.institution_id,
-                alliance_id: user.alliance_id,
-            },
-        )
-        .await?;
+    let user = crate::v1::managed_user(&state, &caller, id).await?;
     if !matches!(user.role, Role::ClinicDoctor | Role::ClinicTech) {
         return Err(ApiError::Coded {
             status: StatusCode::UNPROCESSABLE_ENTITY,
@@ -2432,21 +2405,10 @@ async fn list_pushes(
     // Delivery to the source clinic's own PACS (its AE, host, errors) is the source's
     // business: a recognised result opens to other member institutions' doctors, its
     // push-backs do not.
-    let target = match report_scope(&state, &caller, action, &r).await? {
-        TargetScope::Study {
-            institution_id,
-            alliance_id,
-            routed,
-            ..
-        } => TargetScope::Study {
-            institution_id,
-            alliance_id,
-            routed,
-            recognised: false,
-        },
-        other => other,
-    };
-    caller.require_action(&state, action, target).await?;
+    let target = report_scope(&state, &caller, action, &r).await?;
+    caller
+        .require_action(&state, action, target.unrecognised())
+        .await?;
     let pushes = state.catalog.list_pushes(id).await?;
     caller
         .audit(

@@ -883,20 +883,7 @@ async fn disable_user(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    let user = state
-        .catalog
-        .get_user(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("user {id}")))?;
-    caller
-        .require(
-            &state,
-            TargetScope::Institution {
-                institution_id: user.institution_id,
-                alliance_id: user.alliance_id,
-            },
-        )
-        .await?;
+    let user = managed_user(&state, &caller, id).await?;
     if user.role == Role::Superadmin && !caller.is_superadmin() {
         return Err(ApiError::Forbidden(
             "only a superadmin disables superadmins".into(),
@@ -914,8 +901,13 @@ async fn disable_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The user `id` after the ManageUsers check on their institution; 404 when unknown.
-async fn managed_user(state: &AppState, caller: &Caller, id: i64) -> Result<User, ApiError> {
+/// The user `id` after the route's policy check on their institution (ManageUsers for
+/// the user routes); 404 when unknown.
+pub(crate) async fn managed_user(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<User, ApiError> {
     let user = state
         .catalog
         .get_user(id)

@@ -207,6 +207,27 @@ pub enum TargetScope {
     Hub,
 }
 
+impl TargetScope {
+    /// The same target without the recognition reach (`recognised: false`): what lists
+    /// and the source institution's own business (a report's push-backs) are judged by.
+    pub fn unrecognised(self) -> Self {
+        match self {
+            TargetScope::Study {
+                institution_id,
+                alliance_id,
+                routed,
+                ..
+            } => TargetScope::Study {
+                institution_id,
+                alliance_id,
+                routed,
+                recognised: false,
+            },
+            other => other,
+        }
+    }
+}
+
 /// Why a request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
