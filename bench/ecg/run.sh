@@ -64,7 +64,7 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
         && cargo build --release -q -p dxhub-ecg --example ecg_pipeline \
         && cargo build --release -q -p dxhub-e2e --example ecg_load)
 fi
-DXHUB=$TARGET/release/dxhub
+DXHUB=${BENCH_DXHUB:-$TARGET/release/dxhub}
 PIPELINE=$TARGET/release/examples/ecg_pipeline
 LOAD=$TARGET/release/examples/ecg_load
 WORK=$(mktemp -d)
@@ -122,11 +122,20 @@ log "$DEVICES devices × $PER uploads …"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SRV_PID/stat"; }
 ticks0=$(cpu_ticks)
 if [ "${BENCH_PERF:-0}" = 1 ]; then
-    perf record -F 999 -g -p "$SRV_PID" -o "$LOGDIR/perf.data" >/dev/null 2>&1 &
+    perf record -F 999 --call-graph "${BENCH_PERF_CG:-fp}" -p "$SRV_PID" -o "$LOGDIR/perf.data" >/dev/null 2>&1 &
     PERF_PID=$!
     sleep 0.5
 fi
+if [ "${BENCH_PERF_STAT:-0}" = 1 ]; then
+    perf stat -e instructions:u,instructions:k,context-switches -p "$SRV_PID" -o "$LOGDIR/perf-stat.txt" >/dev/null 2>&1 &
+    STAT_PID=$!
+    sleep 0.5
+fi
 result=$("$LOAD" "http://127.0.0.1:$http" "$WORK/tokens" "$PER" 7)
+if [ "${BENCH_PERF_STAT:-0}" = 1 ]; then
+    kill -INT "$STAT_PID"; wait "$STAT_PID" 2>/dev/null || true
+    awk -v n=$((DEVICES * PER)) '/instructions|context-switches/ {gsub(",","",$1); printf "perf stat: %s per upload: %.0f\n", $2, $1/n}' "$LOGDIR/perf-stat.txt" | tee -a "$RESULTS"
+fi
 if [ "${BENCH_PERF:-0}" = 1 ]; then
     kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true
     log "perf profile: $LOGDIR/perf.data"

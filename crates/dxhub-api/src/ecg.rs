@@ -332,21 +332,21 @@ async fn accept(
             .map(|i| i.name),
     };
     let (b, s) = (bytes.clone(), sha.clone());
-    // one hand-off to the blocking pool: read, analyse, write the DICOM, spool it, parse it
-    let ing = ingest.clone();
-    let (prepared, file, extracted) = tokio::task::spawn_blocking(move || {
+    // one hand-off to the blocking pool: read, analyse, write the DICOM, hash it, parse it
+    // (in memory: the DICOM made here is not written to a spool file and read back)
+    let (prepared, object, extracted) = tokio::task::spawn_blocking(move || {
         let mut prepared = prepare(&b, institution_id, &s, institution_name)?;
-        let dicom = std::mem::take(&mut prepared.dicom);
-        let file = crate::dicomweb::stow::spool_part10(&ing, &dicom).map_err(|e| match e {
+        let dicom = Bytes::from(std::mem::take(&mut prepared.dicom));
+        let object = crate::dicomweb::stow::stage_part10(dicom).map_err(|e| match e {
             dxhub_ingest::IngestError::NotDicom(m) => coded(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "malformed-ecg",
                 format!("dicom: {m}"),
             ),
-            other => ApiError::Unavailable(format!("spool: {other}")),
+            other => internal(other),
         })?;
-        let extracted = dxhub_ingest::extract_file(file.path());
-        Ok::<_, ApiError>((prepared, file, extracted))
+        let extracted = dxhub_ingest::extract_bytes(&object.bytes);
+        Ok::<_, ApiError>((prepared, object, extracted))
     })
     .await
     .map_err(internal)??;
@@ -375,7 +375,7 @@ async fn accept(
         processed: prepared.processed,
     });
     let outcome = ingest
-        .ingest_extracted(file, extracted, &ctx)
+        .ingest_extracted(object, extracted, &ctx)
         .await
         .map_err(|e| {
             use dxhub_ingest::IngestError as E;

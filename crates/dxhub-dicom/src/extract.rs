@@ -128,6 +128,30 @@ pub fn extract_file(path: &Path) -> Result<Extracted, ExtractError> {
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
         .map_err(|e| ExtractError::Parse(e.to_string()))?;
+    crate::validate::check_structure(path, meta.dataset_offset, &meta.transfer_syntax_uid)?;
+    extracted(&meta, &obj)
+}
+
+/// As [`extract_file`], for a Part 10 object already in memory (with its 128-byte
+/// preamble): an object the hub made itself, e.g. the DICOM ECG written from an upload,
+/// is not written to a spool file and read back.
+pub fn extract_bytes(bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    let meta: FileMeta = read_file_meta(bytes)?;
+    let body = bytes
+        .get(crate::meta::PREAMBLE_LEN as usize..)
+        .ok_or(ExtractError::Meta(MetaError::NotPart10))?;
+    let obj = OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .from_reader(body)
+        .map_err(|e| ExtractError::Parse(e.to_string()))?;
+    crate::validate::check_structure_bytes(bytes, meta.dataset_offset, &meta.transfer_syntax_uid)?;
+    extracted(&meta, &obj)
+}
+
+fn extracted(
+    meta: &FileMeta,
+    obj: &dicom_object::FileDicomObject<InMemDicomObject>,
+) -> Result<Extracted, ExtractError> {
     let charsets: Vec<String> = obj
         .get(tags::SPECIFIC_CHARACTER_SET)
         .and_then(|e| {
@@ -137,12 +161,11 @@ pub fn extract_file(path: &Path) -> Result<Extracted, ExtractError> {
         })
         .unwrap_or_default();
     let r = Reader {
-        obj: &obj,
+        obj,
         charsets: &charsets,
     };
-    crate::validate::check_structure(path, meta.dataset_offset, &meta.transfer_syntax_uid)?;
     let (study_attrs, series_attrs, metadata) =
-        derived_json(&obj, &charsets, &meta.transfer_syntax_uid);
+        derived_json(obj, &charsets, &meta.transfer_syntax_uid);
 
     Ok(Extracted {
         transfer_syntax_uid: meta.transfer_syntax_uid.clone(),
@@ -299,6 +322,18 @@ mod tests {
         std::fs::write(path, out).unwrap();
     }
 
+    /// The file and in-memory extractions agree.
+    fn extract_both(p: &Path) -> Result<Extracted, ExtractError> {
+        let on_disk = extract_file(p);
+        let in_memory = extract_bytes(&std::fs::read(p).unwrap());
+        assert_eq!(
+            format!("{in_memory:?}"),
+            format!("{on_disk:?}"),
+            "extract_bytes differs from extract_file"
+        );
+        on_disk
+    }
+
     #[test]
     fn chinese_names_in_three_character_sets() {
         let dir = tempfile::tempdir().unwrap();
@@ -307,21 +342,21 @@ mod tests {
 
         write_file(&p, "ISO_IR 192", name.as_bytes());
         assert_eq!(
-            extract_file(&p).unwrap().patient_name.as_deref(),
+            extract_both(&p).unwrap().patient_name.as_deref(),
             Some(name)
         );
 
         let (gb, _, _) = encoding_rs::GB18030.encode(name);
         write_file(&p, "GB18030", &gb);
         assert_eq!(
-            extract_file(&p).unwrap().patient_name.as_deref(),
+            extract_both(&p).unwrap().patient_name.as_deref(),
             Some(name)
         );
 
         let mut iso = b"Zhang^San=\x1b$)A".to_vec();
         iso.extend_from_slice(&encoding_rs::GBK.encode("张^三").0);
         write_file(&p, "\\ISO 2022 IR 58", &iso);
-        let x = extract_file(&p).unwrap();
+        let x = extract_both(&p).unwrap();
         assert_eq!(x.patient_name.as_deref(), Some(name));
         assert_eq!(x.series_number, Some(7));
         assert_eq!(x.study_instance_uid, "1.2.3");
@@ -352,12 +387,12 @@ mod tests {
         .write_to_file(&p)
         .unwrap();
         assert!(matches!(
-            extract_file(&p),
+            extract_both(&p),
             Err(ExtractError::Missing("StudyInstanceUID"))
         ));
         std::fs::write(&p, b"not dicom at all").unwrap();
         assert!(matches!(
-            extract_file(&p),
+            extract_both(&p),
             Err(ExtractError::Meta(MetaError::NotPart10))
         ));
     }

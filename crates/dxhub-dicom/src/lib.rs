@@ -19,5 +19,5 @@ pub mod sop;
 pub mod ts;
 pub mod validate;
 
-pub use extract::{ExtractError, Extracted, extract_file};
+pub use extract::{ExtractError, Extracted, extract_bytes, extract_file};
 pub use meta::{FileMeta, MetaError, build_file_meta, read_file_meta};

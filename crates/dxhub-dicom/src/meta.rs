@@ -10,7 +10,7 @@ pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.1365897148263165478910935123709
 /// dxhub's implementation version name (≤ 16 chars).
 pub const IMPLEMENTATION_VERSION_NAME: &str = concat!("DXHUB_", env!("CARGO_PKG_VERSION"));
 
-const PREAMBLE_LEN: u64 = 128;
+pub(crate) const PREAMBLE_LEN: u64 = 128;
 const MAGIC: &[u8; 4] = b"DICM";
 /// (0002,0000) UL element: tag 4 + VR 2 + length 2 + value 4.
 const GROUP_LENGTH_ELEMENT_LEN: u64 = 12;

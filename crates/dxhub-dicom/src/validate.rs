@@ -240,10 +240,41 @@ pub fn check_structure(
     w.dataset(s, None, 0)
 }
 
+/// As [`check_structure`], for a Part 10 object in memory.
+pub fn check_structure_bytes(
+    bytes: &[u8],
+    dataset_offset: u64,
+    transfer_syntax: &str,
+) -> Result<(), StructureError> {
+    if transfer_syntax == crate::ts::DEFLATED_EXPLICIT_VR_LE {
+        return Ok(());
+    }
+    let s = Syntax {
+        explicit: transfer_syntax != crate::ts::IMPLICIT_VR_LE,
+        big_endian: transfer_syntax == crate::ts::EXPLICIT_VR_BE,
+    };
+    let mut r = std::io::Cursor::new(bytes);
+    r.set_position(dataset_offset);
+    let mut w = Walker {
+        r,
+        pos: dataset_offset,
+        end: bytes.len() as u64,
+    };
+    w.dataset(s, None, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// The file check and the in-memory check agree on every input.
+    fn both(f: &tempfile::NamedTempFile, offset: u64, ts: &str) -> Result<(), StructureError> {
+        let on_disk = check_structure(f.path(), offset, ts);
+        let bytes = std::fs::read(f.path()).unwrap();
+        assert_eq!(check_structure_bytes(&bytes, offset, ts), on_disk);
+        on_disk
+    }
 
     fn file_with(dataset: &[u8]) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();
@@ -285,15 +316,12 @@ mod tests {
         ds.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 4, 0, 0, 0, 1, 2, 3, 4]);
         ds.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
         let f = file_with(&ds);
-        assert_eq!(
-            check_structure(f.path(), 0, "1.2.840.10008.1.2.4.50"),
-            Ok(())
-        );
+        assert_eq!(both(&f, 0, "1.2.840.10008.1.2.4.50"), Ok(()));
 
         for cut in [ds.len() - 1, ds.len() - 9, 20, 3] {
             let f = file_with(&ds[..cut]);
             assert!(
-                check_structure(f.path(), 0, "1.2.840.10008.1.2.4.50").is_err(),
+                both(&f, 0, "1.2.840.10008.1.2.4.50").is_err(),
                 "cut at {cut}"
             );
         }
@@ -301,10 +329,10 @@ mod tests {
         let mut native = el((0x0028, 0x0010), b"US", &[4, 0]);
         native.extend(el((0x7FE0, 0x0010), b"OW", &[0u8; 32]));
         let f = file_with(&native);
-        assert_eq!(check_structure(f.path(), 0, "1.2.840.10008.1.2.1"), Ok(()));
+        assert_eq!(both(&f, 0, "1.2.840.10008.1.2.1"), Ok(()));
         let f = file_with(&native[..native.len() - 16]);
         assert!(matches!(
-            check_structure(f.path(), 0, "1.2.840.10008.1.2.1"),
+            both(&f, 0, "1.2.840.10008.1.2.1"),
             Err(StructureError::Truncated(_))
         ));
     }

@@ -14,8 +14,8 @@ mod pipeline;
 pub mod spool;
 
 /// Re-exported for callers of [`Ingest::ingest_extracted`].
-pub use dxhub_dicom::{ExtractError, Extracted, extract_file};
+pub use dxhub_dicom::{ExtractError, Extracted, extract_bytes, extract_file};
 pub use ecg::{EcgOrigin, ProcessedEcg};
 pub use metrics::IngestMetrics;
 pub use pipeline::{Ingest, IngestContext, IngestError, Outcome, OutcomeKind, Source};
-pub use spool::{Spool, SpoolFile, SpoolWriter};
+pub use spool::{MemoryObject, Spool, SpoolFile, SpoolWriter, Staged};

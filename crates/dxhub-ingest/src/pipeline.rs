@@ -1,6 +1,6 @@
 use crate::ecg::{EcgOrigin, is_ecg_sop_class};
 use crate::metrics::{FailureLabels, IngestMetrics, OutcomeLabels};
-use crate::spool::{Spool, SpoolFile};
+use crate::spool::{Spool, SpoolFile, Staged};
 use dxhub_core::status;
 use dxhub_dicom::{ExtractError, Extracted, extract_file, sop};
 use dxhub_store::{
@@ -249,12 +249,12 @@ impl Ingest {
     /// hand-off to the blocking pool instead of two).
     pub async fn ingest_extracted(
         &self,
-        file: SpoolFile,
+        file: impl Into<Staged>,
         extracted: Result<Extracted, ExtractError>,
         ctx: &IngestContext,
     ) -> Result<Outcome, IngestError> {
         let started = Instant::now();
-        let result = self.ingest_inner(file, extracted, ctx).await;
+        let result = self.ingest_inner(file.into(), extracted, ctx).await;
         match &result {
             Ok(o) => {
                 let outcome = match o.kind {
@@ -293,21 +293,26 @@ impl Ingest {
 
     async fn ingest_inner(
         &self,
-        file: SpoolFile,
+        file: Staged,
         extracted: Result<Extracted, ExtractError>,
         ctx: &IngestContext,
     ) -> Result<Outcome, IngestError> {
-        let mut outcome = self.ingest_instance(file, extracted, ctx).await?;
+        let (mut outcome, checked_owner) = self.ingest_instance(file, extracted, ctx).await?;
         if is_ecg_sop_class(&outcome.sop_class_uid) || ctx.ecg.is_some() {
-            outcome.ecg = self.record_ecg(&outcome, ctx).await?;
+            outcome.ecg = self.record_ecg(&outcome, checked_owner, ctx).await?;
         }
         Ok(outcome)
     }
 
     /// Record the ECG carried by a stored instance (see [`crate::ecg`]).
+    ///
+    /// `checked_owner`: the study's owner as [`Ingest::ingest_instance`] found it before it
+    /// stored the instance (`Some(None)`: a new study, now the sender's), so that it is not
+    /// looked up twice.
     async fn record_ecg(
         &self,
         o: &Outcome,
+        checked_owner: Option<Option<i64>>,
         ctx: &IngestContext,
     ) -> Result<Option<EcgRow>, IngestError> {
         let index_err = |e: dxhub_store::catalog::Error| IngestError::Index(e.to_string());
@@ -370,11 +375,16 @@ impl Ingest {
         // the record belongs to the study's institution; a sender outside the study's
         // reach (an identical re-send is a duplicate before any ownership check) gets no
         // record of it
-        let (study_owner, _) = self
-            .catalog
-            .owners(&o.study_instance_uid, &o.sop_instance_uid)
-            .await
-            .map_err(index_err)?;
+        let study_owner = match checked_owner {
+            Some(owner) => owner.or(ctx.institution_id),
+            None => {
+                self.catalog
+                    .owners(&o.study_instance_uid, &o.sop_instance_uid)
+                    .await
+                    .map_err(index_err)?
+                    .0
+            }
+        };
         if let (Some(writable), Some(owner)) = (&ctx.writable_institutions, study_owner)
             && !writable.contains(&owner)
         {
@@ -412,15 +422,17 @@ impl Ingest {
         Ok(Some(row.row().clone()))
     }
 
+    /// Store and index the instance. Also returns the study's owner when it was looked up
+    /// (for a sender with a limited reach) and the instance was then stored by this call.
     async fn ingest_instance(
         &self,
-        file: SpoolFile,
+        file: Staged,
         extracted: Result<Extracted, ExtractError>,
         ctx: &IngestContext,
-    ) -> Result<Outcome, IngestError> {
+    ) -> Result<(Outcome, Option<Option<i64>>), IngestError> {
         let x = extracted?;
-        check(&x, file.dataset_offset, ctx)?;
-        let size = file.size;
+        check(&x, file.dataset_offset(), ctx)?;
+        let size = file.size();
 
         let outcome = |kind, instance_id, blob_key: &str, sha256: &str| Outcome {
             kind,
@@ -439,19 +451,23 @@ impl Ingest {
         // An identical re-send: nothing new to write.
         if let Some(existing) = self
             .catalog
-            .find_instance_version(&x.sop_instance_uid, &file.dataset_sha256)
+            .find_instance_version(&x.sop_instance_uid, file.dataset_sha256())
             .await
             .map_err(|e| IngestError::Index(e.to_string()))?
         {
             debug!(sop_instance_uid = %x.sop_instance_uid, "duplicate instance, identical data set");
-            return Ok(outcome(
-                OutcomeKind::Duplicate,
-                existing.id,
-                &existing.blob_key,
-                &existing.sha256,
+            return Ok((
+                outcome(
+                    OutcomeKind::Duplicate,
+                    existing.id,
+                    &existing.blob_key,
+                    &existing.sha256,
+                ),
+                None,
             ));
         }
 
+        let mut checked_owner = None;
         if let Some(writable) = &ctx.writable_institutions {
             let (study_owner, instance_owner) = self
                 .catalog
@@ -470,23 +486,33 @@ impl Ingest {
                         .into(),
                 ));
             }
+            checked_owner = Some(study_owner);
         }
 
         let key = Blobs::instance_key(
             &x.study_instance_uid,
             &x.series_instance_uid,
             &x.sop_instance_uid,
-            &file.sha256,
+            file.sha256(),
         );
         let new = new_instance(&x, &file, &key, ctx);
-        let file_sha256 = file.sha256.clone();
-        let spool_path = file.path().to_owned();
-        self.blobs.put_file(&key, &spool_path).await.map_err(|e| {
+        let file_sha256 = file.sha256().to_owned();
+        let stored = match file {
+            Staged::Spool(f) => {
+                let spool_path = f.path().to_owned();
+                let r = self.blobs.put_file(&key, &spool_path).await;
+                if r.is_ok() {
+                    // the spool file now lives in the blob store (moved or uploaded and removed)
+                    let _ = f.into_path();
+                }
+                r
+            }
+            Staged::Memory(m) => self.blobs.put_bytes(&key, m.bytes).await,
+        };
+        stored.map_err(|e| {
             warn!(sop_instance_uid = %x.sop_instance_uid, error = %e, "blob store write failed");
             IngestError::Storage(e.to_string())
         })?;
-        // the spool file now lives in the blob store (moved or uploaded and removed)
-        let _ = file.into_path();
 
         let inserted = self.catalog.insert_instance(&new).await.map_err(|e| {
             warn!(sop_instance_uid = %x.sop_instance_uid, error = %e, "index write failed");
@@ -508,6 +534,8 @@ impl Ingest {
                 if blob_key != key {
                     let _ = self.blobs.delete(&key).await;
                 }
+                // the study may have been created meanwhile: look its owner up again
+                checked_owner = None;
                 outcome(OutcomeKind::Duplicate, instance_id, &blob_key, &file_sha256)
             }
         };
@@ -518,7 +546,7 @@ impl Ingest {
             kind = ?result.kind,
             "instance ingested"
         );
-        Ok(result)
+        Ok((result, checked_owner))
     }
 }
 
@@ -568,7 +596,7 @@ fn check(x: &Extracted, dataset_offset: u64, ctx: &IngestContext) -> Result<(), 
     Ok(())
 }
 
-fn new_instance(x: &Extracted, file: &SpoolFile, key: &str, ctx: &IngestContext) -> NewInstance {
+fn new_instance(x: &Extracted, file: &Staged, key: &str, ctx: &IngestContext) -> NewInstance {
     NewInstance {
         institution_id: ctx.institution_id,
         patient: PatientAttrs {
@@ -605,9 +633,9 @@ fn new_instance(x: &Extracted, file: &SpoolFile, key: &str, ctx: &IngestContext)
             transfer_syntax_uid: x.transfer_syntax_uid.clone(),
             instance_number: x.instance_number,
             number_of_frames: x.number_of_frames,
-            size_bytes: file.size as i64,
-            sha256: file.sha256.clone(),
-            dataset_sha256: file.dataset_sha256.clone(),
+            size_bytes: file.size() as i64,
+            sha256: file.sha256().to_owned(),
+            dataset_sha256: file.dataset_sha256().to_owned(),
             blob_key: key.to_owned(),
             source_ae: match &ctx.source {
                 Source::Dimse { calling_ae } => Some(calling_ae.clone()),

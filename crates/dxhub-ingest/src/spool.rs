@@ -201,6 +201,83 @@ impl Drop for SpoolFile {
     }
 }
 
+/// A Part 10 object held in memory, with the same hashes as a [`SpoolFile`]: an object
+/// the hub made itself and already holds (the DICOM ECG written from an upload) goes to
+/// the blob store without a spool file written and read back.
+#[derive(Debug, Clone)]
+pub struct MemoryObject {
+    pub bytes: bytes::Bytes,
+    pub size: u64,
+    pub dataset_offset: u64,
+    /// sha256 of the whole Part 10 object.
+    pub sha256: String,
+    /// sha256 of the data set bytes only.
+    pub dataset_sha256: String,
+}
+
+impl MemoryObject {
+    /// `dataset_offset`: where the data set starts (after preamble, magic and meta group).
+    pub fn new(bytes: bytes::Bytes, dataset_offset: u64) -> io::Result<Self> {
+        let start = usize::try_from(dataset_offset)
+            .ok()
+            .filter(|&o| o <= bytes.len())
+            .ok_or_else(|| io::Error::other("data set offset beyond the object"))?;
+        Ok(Self {
+            size: bytes.len() as u64,
+            dataset_offset,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            dataset_sha256: hex::encode(Sha256::digest(&bytes[start..])),
+            bytes,
+        })
+    }
+}
+
+/// A finished object on its way into the blob store.
+#[derive(Debug)]
+pub enum Staged {
+    Spool(SpoolFile),
+    Memory(MemoryObject),
+}
+
+impl From<SpoolFile> for Staged {
+    fn from(f: SpoolFile) -> Self {
+        Staged::Spool(f)
+    }
+}
+
+impl From<MemoryObject> for Staged {
+    fn from(m: MemoryObject) -> Self {
+        Staged::Memory(m)
+    }
+}
+
+impl Staged {
+    pub fn size(&self) -> u64 {
+        match self {
+            Staged::Spool(f) => f.size,
+            Staged::Memory(m) => m.size,
+        }
+    }
+    pub fn dataset_offset(&self) -> u64 {
+        match self {
+            Staged::Spool(f) => f.dataset_offset,
+            Staged::Memory(m) => m.dataset_offset,
+        }
+    }
+    pub fn sha256(&self) -> &str {
+        match self {
+            Staged::Spool(f) => &f.sha256,
+            Staged::Memory(m) => &m.sha256,
+        }
+    }
+    pub fn dataset_sha256(&self) -> &str {
+        match self {
+            Staged::Spool(f) => &f.dataset_sha256,
+            Staged::Memory(m) => &m.dataset_sha256,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +303,21 @@ mod tests {
         w.write_dataset(b"partial").unwrap();
         drop(w); // aborted transfer
         assert!(spool.stray_files().unwrap().is_empty());
+    }
+
+    #[test]
+    fn memory_object_hashes_like_a_spool_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path()).unwrap();
+        let mut w = spool.create().unwrap();
+        w.write_header(b"HEAD").unwrap();
+        w.write_dataset(b"data").unwrap();
+        let f = w.finish().unwrap();
+        let m = MemoryObject::new(bytes::Bytes::from_static(b"HEADdata"), 4).unwrap();
+        assert_eq!(
+            (m.size, m.dataset_offset, &m.sha256, &m.dataset_sha256),
+            (f.size, f.dataset_offset, &f.sha256, &f.dataset_sha256)
+        );
+        assert!(MemoryObject::new(bytes::Bytes::from_static(b"HEAD"), 5).is_err());
     }
 }

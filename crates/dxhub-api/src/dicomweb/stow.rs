@@ -155,15 +155,20 @@ impl PartSpool {
     }
 }
 
-/// Write a complete Part 10 byte string (with preamble) into a new spool file. Blocking
-/// I/O: call it from `spawn_blocking`.
-pub(crate) fn spool_part10(
-    ingest: &Ingest,
-    bytes: &[u8],
-) -> Result<dxhub_ingest::spool::SpoolFile, IngestError> {
-    let mut part = PartSpool::new(ingest.spool().create()?);
-    part.push(bytes)?;
-    part.finish()
+/// Stage a complete Part 10 byte string (with preamble) that is already in memory: its
+/// header checked as a streamed part's is, its hashes computed, no spool file written.
+/// CPU-bound: call it from `spawn_blocking`.
+pub(crate) fn stage_part10(bytes: bytes::Bytes) -> Result<dxhub_ingest::MemoryObject, IngestError> {
+    let n = match header_len(&bytes) {
+        Ok(n) => n,
+        Err(Pending::More) => {
+            return Err(IngestError::NotDicom(
+                "part ends before its file meta group".into(),
+            ));
+        }
+        Err(Pending::NotDicom(why)) => return Err(IngestError::NotDicom(why.into())),
+    };
+    Ok(dxhub_ingest::MemoryObject::new(bytes, n as u64)?)
 }
 
 /// Where the data set of a Part 10 byte string starts, once enough of it is here: after
