@@ -31,10 +31,16 @@ pub struct ProcessedEcg {
     pub analysis: Analysis,
 }
 
-/// Derive III, aVR, aVL and aVF when only I and II were sent, then analyse. CPU-bound.
+/// Analyse the ECG as sent, then derive III, aVR, aVL and aVF when only I and II were
+/// sent (the stored waveform carries them). CPU-bound.
+///
+/// The analysis sees the source leads only: it derives the limb leads itself for its
+/// measurements when I and II are usable, judges signal quality per lead that was
+/// recorded, and detects QRS complexes on recorded leads (derived ones add no
+/// information, and a derived lead's quality is that of I and II).
 pub fn process(mut ecg: Ecg) -> ProcessedEcg {
-    derive_limb_leads(&mut ecg);
     let analysis = analyse(&ecg);
+    derive_limb_leads(&mut ecg);
     ProcessedEcg { ecg, analysis }
 }
 
@@ -51,4 +57,57 @@ pub struct EcgOrigin {
     pub device_id: Option<i64>,
     pub idempotency_key: Option<String>,
     pub processed: Arc<ProcessedEcg>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dxhub_ecg::LeadCode;
+    use dxhub_ecg::synth::{SynthSpec, generate};
+
+    /// An 8-lead ECG (I, II, V1–V6), as most devices send: the stored waveform gains the
+    /// four derived limb leads, the analysis judges the 8 recorded leads and still
+    /// measures the derived ones (ST in III and aVF, the frontal axis).
+    #[test]
+    fn eight_leads_analysed_as_recorded_and_stored_with_twelve() {
+        let mut spec = SynthSpec::sinus(72.0);
+        spec.st_uv = [
+            0.0, 200.0, 200.0, 0.0, 0.0, 200.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+        ];
+        let (mut ecg, _) = generate(&spec);
+        let derived = [LeadCode::III, LeadCode::AVR, LeadCode::AVL, LeadCode::AVF];
+        ecg.leads.retain(|l| !derived.contains(&l.code));
+        assert_eq!(ecg.leads.len(), 8);
+
+        let p = process(ecg);
+        assert_eq!(
+            p.ecg.leads.len(),
+            12,
+            "the stored waveform has the derived leads"
+        );
+        let judged: Vec<&str> = p
+            .analysis
+            .quality
+            .leads
+            .iter()
+            .map(|l| l.lead.as_str())
+            .collect();
+        assert_eq!(judged, ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]);
+        assert_eq!(p.analysis.quality.usable_leads, 8);
+        let st = |lead: &str| {
+            p.analysis
+                .st
+                .iter()
+                .find(|s| s.lead == lead)
+                .map(|s| s.st_uv)
+        };
+        assert!(st("III").is_some_and(|v| v > 100.0), "{:?}", p.analysis.st);
+        assert!(st("aVF").is_some_and(|v| v > 100.0), "{:?}", p.analysis.st);
+        assert!(p.analysis.qrs_axis_deg.is_some());
+        assert!(
+            p.analysis.is_critical(),
+            "inferior STEMI pattern: {:?}",
+            p.analysis.critical
+        );
+    }
 }
