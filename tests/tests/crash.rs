@@ -410,7 +410,14 @@ fn kill9_during_concurrent_ingest_loses_nothing_acknowledged() {
         let catalog = hub.catalog().await;
         let mut n = 0;
         for key in blob_keys_under(&blobs, "studies/").await {
-            let sop = key.split('/').nth(3).expect("instance key").to_owned();
+            // `studies/{study}/{sop}.{hash}.dcm`: the SOP Instance UID is the file name
+            // without its hash and extension
+            let name = key.rsplit('/').next().expect("instance key");
+            let sop = name
+                .strip_suffix(".dcm")
+                .and_then(|n| n.rsplit_once('.'))
+                .map(|(sop, _hash)| sop.to_owned())
+                .expect("instance key");
             if catalog
                 .get_instance(&sop)
                 .await

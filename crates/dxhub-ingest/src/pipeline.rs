@@ -489,12 +489,7 @@ impl Ingest {
             checked_owner = Some(study_owner);
         }
 
-        let key = Blobs::instance_key(
-            &x.study_instance_uid,
-            &x.series_instance_uid,
-            &x.sop_instance_uid,
-            file.sha256(),
-        );
+        let key = Blobs::instance_key(&x.study_instance_uid, &x.sop_instance_uid, file.sha256());
         let new = new_instance(&x, &file, &key, ctx);
         let file_sha256 = file.sha256().to_owned();
         let stored = match file {

@@ -232,19 +232,15 @@ impl Blobs {
     }
 
     /// The key of an original instance:
-    /// `studies/{study}/{series}/{sop}.{first 16 hex digits of sha256}.dcm`. Versions of one
-    /// SOP instance differ in the hash part. (Instances stored before 2026-11-22 18:45 UTC
-    /// have `…/{sop}/{hash}.dcm`; the index records every instance's own key, so both
-    /// layouts are served.) No directory per instance: on a local store a new instance of a
-    /// known series creates no directory, so it costs no mkdir and no directory fsync.
-    pub fn instance_key(
-        study_uid: &str,
-        series_uid: &str,
-        sop_uid: &str,
-        sha256_hex: &str,
-    ) -> String {
+    /// `studies/{study}/{sop}.{first 16 hex digits of sha256}.dcm`. Versions of one SOP
+    /// instance differ in the hash part. One directory per study, none per series or
+    /// instance: on a local store a new instance of a known study creates no directory (no
+    /// mkdir, no directory fsync), and a new study one. The index records every instance's
+    /// own key, so the earlier layouts stay served: `…/{series}/{sop}.{hash}.dcm` (from
+    /// 2026-11-22 18:45 UTC to 2026-11-23 22:10 UTC) and `…/{series}/{sop}/{hash}.dcm` (before).
+    pub fn instance_key(study_uid: &str, sop_uid: &str, sha256_hex: &str) -> String {
         let short = sha256_hex.get(..16).unwrap_or(sha256_hex);
-        format!("studies/{study_uid}/{series_uid}/{sop_uid}.{short}.dcm")
+        format!("studies/{study_uid}/{sop_uid}.{short}.dcm")
     }
 
     pub fn is_local(&self) -> bool {
@@ -538,8 +534,8 @@ mod tests {
 
     #[test]
     fn instance_key_layout() {
-        let key = Blobs::instance_key("1.2.3", "1.2.3.4", "1.2.3.4.5", &"ab".repeat(32));
-        assert_eq!(key, "studies/1.2.3/1.2.3.4/1.2.3.4.5.abababababababab.dcm");
+        let key = Blobs::instance_key("1.2.3", "1.2.3.4.5", &"ab".repeat(32));
+        assert_eq!(key, "studies/1.2.3/1.2.3.4.5.abababababababab.dcm");
         assert!(ObjectPath::parse(&key).is_ok());
     }
 

@@ -198,12 +198,7 @@ mod suite {
         let b = &env.blobs;
         let content = pattern(100 * 1024 + 3, 1);
         let src = spool_file(env, "a.part", &content);
-        let key = Blobs::instance_key(
-            "1.2.3",
-            "1.2.3.4",
-            "1.2.3.4.5",
-            &hex::encode(Sha256::digest(&content)),
-        );
+        let key = Blobs::instance_key("1.2.3", "1.2.3.4.5", &hex::encode(Sha256::digest(&content)));
         b.put_file(&key, &src).await.expect("put_file");
         assert!(!src.exists(), "the spool file is gone after put_file");
 
