@@ -10,7 +10,10 @@
 #   bash bench/ecg/run.sh [UPLOADS_PER_DEVICE]     (default 25 → 500 uploads)
 #
 # Environment: BENCH_DEVICES (default 20), BENCH_NO_BUILD=1 (use existing release binaries),
-# BENCH_PERF=1 (perf profile of the hub during the load, in the log directory).
+# BENCH_DXHUB=PATH (another dxhub binary, e.g. an older build to compare with),
+# BENCH_PERF=1 (perf profile of the hub during the load, in the log directory;
+# BENCH_PERF_CG=dwarf,32768 for DWARF call graphs, default frame pointers),
+# BENCH_PERF_STAT=1 (software counters of the hub per upload: context switches).
 # QRS accuracy is a separate script: bench/ecg/qrs_accuracy.sh.
 set -euo pipefail
 
