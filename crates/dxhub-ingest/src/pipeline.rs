@@ -448,13 +448,31 @@ impl Ingest {
             size,
         };
 
-        // An identical re-send: nothing new to write.
-        if let Some(existing) = self
-            .catalog
-            .find_instance_version(&x.sop_instance_uid, file.dataset_sha256())
-            .await
-            .map_err(|e| IngestError::Index(e.to_string()))?
-        {
+        // Look up an identical version and, for a sender with a limited reach, who holds
+        // the study and the SOP instance (one round trip to the index).
+        let index_err = |e: dxhub_store::catalog::Error| IngestError::Index(e.to_string());
+        let (existing, owners) = if ctx.writable_institutions.is_some() {
+            let (v, o) = self
+                .catalog
+                .ingest_lookup(
+                    &x.study_instance_uid,
+                    &x.sop_instance_uid,
+                    file.dataset_sha256(),
+                )
+                .await
+                .map_err(index_err)?;
+            (v, Some(o))
+        } else {
+            let v = self
+                .catalog
+                .find_instance_version(&x.sop_instance_uid, file.dataset_sha256())
+                .await
+                .map_err(index_err)?;
+            (v, None)
+        };
+
+        // An identical re-send: nothing new to write (before any ownership check).
+        if let Some(existing) = existing {
             debug!(sop_instance_uid = %x.sop_instance_uid, "duplicate instance, identical data set");
             return Ok((
                 outcome(
@@ -468,12 +486,9 @@ impl Ingest {
         }
 
         let mut checked_owner = None;
-        if let Some(writable) = &ctx.writable_institutions {
-            let (study_owner, instance_owner) = self
-                .catalog
-                .owners(&x.study_instance_uid, &x.sop_instance_uid)
-                .await
-                .map_err(|e| IngestError::Index(e.to_string()))?;
+        if let (Some(writable), Some((study_owner, instance_owner))) =
+            (&ctx.writable_institutions, owners)
+        {
             let foreign = |owner: Option<i64>| owner.is_some_and(|o| !writable.contains(&o));
             if foreign(study_owner) {
                 return Err(IngestError::NotAuthorized(

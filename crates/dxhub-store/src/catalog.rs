@@ -442,6 +442,20 @@ pub trait Catalog:
         study_instance_uid: &str,
         sop_instance_uid: &str,
     ) -> Result<(Option<i64>, Option<i64>)>;
+    /// What the ingest looks up before it stores an instance, in one round trip where the
+    /// index allows: [`Catalog::find_instance_version`] and [`Catalog::owners`].
+    async fn ingest_lookup(
+        &self,
+        study_instance_uid: &str,
+        sop_instance_uid: &str,
+        dataset_sha256: &str,
+    ) -> Result<(Option<InstanceRow>, (Option<i64>, Option<i64>))> {
+        let version = self
+            .find_instance_version(sop_instance_uid, dataset_sha256)
+            .await?;
+        let owners = self.owners(study_instance_uid, sop_instance_uid).await?;
+        Ok((version, owners))
+    }
     /// A QIDO-RS search (see [`crate::qido`]).
     async fn qido(&self, query: &crate::QidoQuery) -> Result<Vec<crate::QidoRow>>;
     /// The newest version of each SOP instance a WADO-RS request names, in series and

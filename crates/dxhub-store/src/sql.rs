@@ -599,6 +599,71 @@ const FIND_INSTANCE_VERSION: &str = concat!(
     instance_select!(),
     "WHERE i.sop_instance_uid = $1 AND i.dataset_sha256 = $2"
 );
+/// `find_instance_version` and `owners` in one statement: one row always, the version's
+/// columns NULL when there is none.
+const INGEST_LOOKUP: &str = concat!(
+    "SELECT (SELECT institution_id FROM studies WHERE study_instance_uid = $1) AS study_owner, \
+     (SELECT institution_id FROM instances WHERE sop_instance_uid = $2 \
+      ORDER BY id DESC LIMIT 1) AS instance_owner, \
+     v.id, v.series_ref, v.sop_instance_uid, v.sop_class_uid, v.transfer_syntax_uid, \
+     v.instance_number, v.number_of_frames, v.size_bytes, v.sha256, v.dataset_sha256, \
+     v.blob_key, v.source_ae, v.institution_id, v.received_at, v.series_instance_uid, \
+     v.study_instance_uid \
+     FROM (SELECT 1 AS one) o LEFT JOIN (",
+    instance_select!(),
+    "WHERE i.sop_instance_uid = $2 AND i.dataset_sha256 = $3 LIMIT 1) v ON 1 = 1"
+);
+
+/// A row of [`INGEST_LOOKUP`].
+#[derive(sqlx::FromRow)]
+struct IngestLookupRow {
+    study_owner: Option<i64>,
+    instance_owner: Option<i64>,
+    id: Option<i64>,
+    series_ref: Option<i64>,
+    sop_instance_uid: Option<String>,
+    sop_class_uid: Option<String>,
+    transfer_syntax_uid: Option<String>,
+    instance_number: Option<i64>,
+    number_of_frames: Option<i64>,
+    size_bytes: Option<i64>,
+    sha256: Option<String>,
+    dataset_sha256: Option<String>,
+    blob_key: Option<String>,
+    source_ae: Option<String>,
+    institution_id: Option<i64>,
+    received_at: Option<i64>,
+    series_instance_uid: Option<String>,
+    study_instance_uid: Option<String>,
+}
+
+impl IngestLookupRow {
+    fn split(self) -> (Option<InstanceRow>, (Option<i64>, Option<i64>)) {
+        let owners = (self.study_owner, self.instance_owner);
+        let version = (|| {
+            Some(InstanceRow {
+                id: self.id?,
+                series_ref: self.series_ref?,
+                sop_instance_uid: self.sop_instance_uid?,
+                sop_class_uid: self.sop_class_uid?,
+                transfer_syntax_uid: self.transfer_syntax_uid?,
+                instance_number: self.instance_number,
+                number_of_frames: self.number_of_frames,
+                size_bytes: self.size_bytes?,
+                sha256: self.sha256?,
+                dataset_sha256: self.dataset_sha256?,
+                blob_key: self.blob_key?,
+                source_ae: self.source_ae,
+                institution_id: self.institution_id,
+                received_at: self.received_at?,
+                series_instance_uid: self.series_instance_uid?,
+                study_instance_uid: self.study_instance_uid?,
+            })
+        })();
+        (version, owners)
+    }
+}
+
 const GET_INSTANCE: &str = concat!(
     instance_select!(),
     "WHERE i.sop_instance_uid = $1 ORDER BY i.id DESC LIMIT 1"
@@ -1244,6 +1309,21 @@ impl Catalog for SqlCatalog {
         .fetch_one(&self.read)
         .await?;
         Ok(row)
+    }
+
+    async fn ingest_lookup(
+        &self,
+        study_instance_uid: &str,
+        sop_instance_uid: &str,
+        dataset_sha256: &str,
+    ) -> Result<(Option<InstanceRow>, (Option<i64>, Option<i64>))> {
+        let row = sqlx::query_as::<_, IngestLookupRow>(INGEST_LOOKUP)
+            .bind(study_instance_uid)
+            .bind(sop_instance_uid)
+            .bind(dataset_sha256)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.split())
     }
 
     async fn qido(&self, query: &crate::QidoQuery) -> Result<Vec<crate::QidoRow>> {

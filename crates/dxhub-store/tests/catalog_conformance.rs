@@ -58,6 +58,7 @@ conformance!(
     concurrent_failures_are_isolated,
     mixed_writes_commit_together_and_fail_alone,
     ecg_records_commit_together_and_fail_alone,
+    ingest_lookup_is_version_and_owners,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -535,6 +536,59 @@ mod suite {
         assert_eq!(c.counts().await.expect("counts"), counts(1, 1, 1, 1, 1));
         let after = c.get_study("1.2.4").await.expect("study").expect("present");
         assert_eq!(after, before, "a duplicate changes nothing");
+    }
+
+    /// `ingest_lookup` (one statement) answers as `find_instance_version` and `owners` do.
+    pub async fn ingest_lookup_is_version_and_owners(c: &dyn Catalog) {
+        c.add_alliance("L").await.expect("alliance");
+        let inst = c
+            .add_institution(&institution("L", "L1", InstitutionLevel::County, None))
+            .await
+            .expect("institution");
+        let (st, se, sop) = ("1.2.9", "1.2.9.1", "1.2.9.1.1");
+        let mut v0 = instance(st, se, sop, 1, 0);
+        v0.institution_id = Some(inst.id);
+        let v1 = instance(st, se, sop, 1, 1);
+
+        let check = |study: &'static str, sop: &'static str, sha: String| async move {
+            let (version, owners) = c.ingest_lookup(study, sop, &sha).await.expect("lookup");
+            let want_version = c.find_instance_version(sop, &sha).await.expect("version");
+            let want_owners = c.owners(study, sop).await.expect("owners");
+            assert_eq!(
+                version
+                    .as_ref()
+                    .map(|v| (v.id, v.blob_key.clone(), v.sha256.clone())),
+                want_version
+                    .as_ref()
+                    .map(|v| (v.id, v.blob_key.clone(), v.sha256.clone())),
+                "{study} {sop}"
+            );
+            assert_eq!(owners, want_owners, "{study} {sop}");
+            (version, owners)
+        };
+
+        // nothing stored yet
+        let (v, o) = check(st, sop, v0.instance.dataset_sha256.clone()).await;
+        assert!(v.is_none());
+        assert_eq!(o, (None, None));
+
+        c.insert_instance(&v0).await.expect("v0");
+        // the identical data set: the stored version, with the owners
+        let (v, o) = check(st, sop, v0.instance.dataset_sha256.clone()).await;
+        let v = v.expect("the stored version");
+        assert_eq!(v.sop_instance_uid, sop);
+        assert_eq!(v.series_instance_uid, se);
+        assert_eq!(v.study_instance_uid, st);
+        assert_eq!(v.dataset_sha256, v0.instance.dataset_sha256);
+        assert_eq!(o, (Some(inst.id), Some(inst.id)));
+        // another data set of the same SOP instance: no version, the same owners
+        let (v, o) = check(st, sop, v1.instance.dataset_sha256.clone()).await;
+        assert!(v.is_none());
+        assert_eq!(o, (Some(inst.id), Some(inst.id)));
+        // a new SOP instance of the known study
+        let (v, o) = check(st, "1.2.9.1.2", hash("x")).await;
+        assert!(v.is_none());
+        assert_eq!(o, (Some(inst.id), None));
     }
 
     pub async fn new_version(c: &dyn Catalog) {
