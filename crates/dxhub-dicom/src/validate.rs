@@ -218,32 +218,31 @@ pub fn check_structure(
     dataset_offset: u64,
     transfer_syntax: &str,
 ) -> Result<(), StructureError> {
-    if transfer_syntax == crate::ts::DEFLATED_EXPLICIT_VR_LE {
-        return Ok(());
-    }
-    let s = Syntax {
-        explicit: transfer_syntax != crate::ts::IMPLICIT_VR_LE,
-        big_endian: transfer_syntax == crate::ts::EXPLICIT_VR_BE,
-    };
-    let mut f = File::open(path).map_err(|e| StructureError::Truncated(e.to_string()))?;
-    let end = f
-        .metadata()
-        .map_err(|e| StructureError::Truncated(e.to_string()))?
-        .len();
+    let io = |e: std::io::Error| StructureError::Truncated(e.to_string());
+    let mut f = File::open(path).map_err(io)?;
+    let end = f.metadata().map_err(io)?.len();
     f.seek(std::io::SeekFrom::Start(dataset_offset))
-        .map_err(|e| StructureError::Truncated(e.to_string()))?;
-    let mut w = Walker {
-        r: BufReader::with_capacity(64 * 1024, f),
-        pos: dataset_offset,
-        end,
-    };
-    w.dataset(s, None, 0)
+        .map_err(io)?;
+    let r = BufReader::with_capacity(64 * 1024, f);
+    walk(r, dataset_offset, end, transfer_syntax)
 }
 
 /// As [`check_structure`], for a Part 10 object in memory.
 pub fn check_structure_bytes(
     bytes: &[u8],
     dataset_offset: u64,
+    transfer_syntax: &str,
+) -> Result<(), StructureError> {
+    let mut r = std::io::Cursor::new(bytes);
+    r.set_position(dataset_offset);
+    walk(r, dataset_offset, bytes.len() as u64, transfer_syntax)
+}
+
+/// Walk the data set from `pos` (where `r` stands) to `end`.
+fn walk<R: Read + Seek>(
+    r: R,
+    pos: u64,
+    end: u64,
     transfer_syntax: &str,
 ) -> Result<(), StructureError> {
     if transfer_syntax == crate::ts::DEFLATED_EXPLICIT_VR_LE {
@@ -253,14 +252,7 @@ pub fn check_structure_bytes(
         explicit: transfer_syntax != crate::ts::IMPLICIT_VR_LE,
         big_endian: transfer_syntax == crate::ts::EXPLICIT_VR_BE,
     };
-    let mut r = std::io::Cursor::new(bytes);
-    r.set_position(dataset_offset);
-    let mut w = Walker {
-        r,
-        pos: dataset_offset,
-        end: bytes.len() as u64,
-    };
-    w.dataset(s, None, 0)
+    Walker { r, pos, end }.dataset(s, None, 0)
 }
 
 #[cfg(test)]
