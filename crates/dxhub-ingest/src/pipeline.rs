@@ -315,7 +315,6 @@ impl Ingest {
         checked_owner: Option<Option<i64>>,
         ctx: &IngestContext,
     ) -> Result<Option<EcgRow>, IngestError> {
-        let index_err = |e: dxhub_store::catalog::Error| IngestError::Index(e.to_string());
         let (processed, format, content_sha256, original_key, original_size, device_id, key) =
             match &ctx.ecg {
                 Some(origin) => (
@@ -450,7 +449,6 @@ impl Ingest {
 
         // Look up an identical version and, for a sender with a limited reach, who holds
         // the study and the SOP instance (one round trip to the index).
-        let index_err = |e: dxhub_store::catalog::Error| IngestError::Index(e.to_string());
         let (existing, owners) = if ctx.writable_institutions.is_some() {
             let (v, o) = self
                 .catalog
@@ -558,6 +556,10 @@ impl Ingest {
         );
         Ok((result, checked_owner))
     }
+}
+
+fn index_err(e: dxhub_store::catalog::Error) -> IngestError {
+    IngestError::Index(e.to_string())
 }
 
 fn check(x: &Extracted, dataset_offset: u64, ctx: &IngestContext) -> Result<(), IngestError> {
