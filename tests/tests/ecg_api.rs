@@ -386,15 +386,21 @@ async fn dicom_ecg_upload_is_stored_analysed_idempotent_and_readable() {
     let r = t.get("/api/v1/ecg/999999", &t.reader).await;
     assert_eq!(r.status(), 404);
 
-    // audit: the upload and the reads are recorded
+    // audit: the upload and the reads are recorded. One entry per upload request: the
+    // first (committed with the ECG) and each of the three replays, all naming the study.
     let audit = t
         .get_json("/api/v1/audit?action=ecg-upload", &t.auditor)
         .await;
     let entries = audit["entries"].as_array().unwrap();
+    let uploads: Vec<_> = entries
+        .iter()
+        .filter(|e| e["actor"] == "ECG-V1-001" && e["outcome"] == "success")
+        .collect();
+    assert_eq!(uploads.len(), 4, "{audit}");
     assert!(
-        entries
+        uploads
             .iter()
-            .any(|e| e["actor"] == "ECG-V1-001" && e["outcome"] == "success"),
+            .all(|e| e["object_kind"] == "study" && e["object_id"] == study.as_str()),
         "{audit}"
     );
     let audit = t

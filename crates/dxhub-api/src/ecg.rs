@@ -282,14 +282,50 @@ fn original_key(sha: &str) -> String {
     format!("ecg/originals/{}/{sha}", &sha[..2])
 }
 
-/// Store and index one complete upload (already gzip-decoded). Returns the record and
-/// whether it was already there.
+/// What [`accept`] did with an upload.
+struct Accepted {
+    row: EcgRow,
+    /// Whether the ECG was already there (an identical or keyed re-send).
+    replayed: bool,
+    /// Whether the upload's audit entry was committed with the ECG (when it was stored).
+    audited: bool,
+}
+
+/// Record the upload's outcome in the audit log unless [`accept`] committed it with the
+/// ECG, then pass the outcome on as `(record, replayed)`.
+async fn audit_upload(
+    state: &AppState,
+    caller: &Caller,
+    r: Result<Accepted, ApiError>,
+) -> Result<(EcgRow, bool), ApiError> {
+    match r {
+        Ok(a) if a.audited => Ok((a.row, a.replayed)),
+        r => {
+            let r = r.map(|a| (a.row, a.replayed));
+            let object = r
+                .as_ref()
+                .ok()
+                .map(|(row, _)| row.study_instance_uid.clone());
+            caller
+                .audited(
+                    state,
+                    "ecg-upload",
+                    object.as_deref().map(|s| ("study", s)),
+                    r,
+                )
+                .await
+        }
+    }
+}
+
+/// Store and index one complete upload (already gzip-decoded): the record, whether it
+/// was already there, and whether its audit entry is written.
 async fn accept(
     state: &AppState,
     caller: &Caller,
     bytes: Bytes,
     idem_key: Option<String>,
-) -> Result<(EcgRow, bool), ApiError> {
+) -> Result<Accepted, ApiError> {
     let ingest = state
         .ingest
         .clone()
@@ -311,14 +347,22 @@ async fn accept(
                 "this Idempotency-Key was used for a different ECG",
             ));
         }
-        return Ok((row, true));
+        return Ok(Accepted {
+            row,
+            replayed: true,
+            audited: false,
+        });
     }
     if let Some(row) = state
         .catalog
         .find_ecg_by_content(Some(institution_id), &sha)
         .await?
     {
-        return Ok((row, true));
+        return Ok(Accepted {
+            row,
+            replayed: true,
+            audited: false,
+        });
     }
 
     let institution_name = match &caller.identity {
@@ -365,6 +409,14 @@ async fn accept(
     };
     let mut ctx = IngestContext::new(Source::EcgApi, Some(institution_id));
     ctx.writable_institutions = Some(vec![institution_id]);
+    // the success entry is committed with the ECG when it is stored (one commit, not two)
+    ctx.audit = extracted.as_ref().ok().map(|x| {
+        caller.audit_entry(
+            "ecg-upload",
+            Some(("study", &x.study_instance_uid)),
+            "success",
+        )
+    });
     ctx.ecg = Some(EcgOrigin {
         format: prepared.format.as_str().to_owned(),
         content_sha256: sha.clone(),
@@ -404,7 +456,11 @@ async fn accept(
         // uploads pause (the worklist sweep routes it too, should this fail)
         crate::worklist::route_ecg(state, row.study_instance_uid.clone());
     }
-    Ok((row, replayed))
+    Ok(Accepted {
+        row,
+        replayed,
+        audited: outcome.audited,
+    })
 }
 
 /// Upload one ECG.
@@ -441,19 +497,7 @@ async fn upload_ecg(
         body
     };
     let r = accept(&state, &caller, bytes, key).await;
-    let object = r
-        .as_ref()
-        .ok()
-        .map(|(row, _)| row.study_instance_uid.clone());
-    let r = caller
-        .audited(
-            &state,
-            "ecg-upload",
-            object.as_deref().map(|s| ("study", s)),
-            r,
-        )
-        .await;
-    let (row, replayed) = r?;
+    let (row, replayed) = audit_upload(&state, &caller, r).await?;
     Ok(created(&row, replayed))
 }
 
@@ -1069,12 +1113,8 @@ async fn patch_upload(
             Ok(b) => accept(&state, &caller, b, u.idem_key.clone()).await,
             Err(e) => Err(e),
         };
-        let object = r
-            .as_ref()
-            .ok()
-            .map(|(row, _)| row.study_instance_uid.clone());
         match &r {
-            Ok((row, _)) => {
+            Ok(Accepted { row, .. }) => {
                 state
                     .catalog
                     .finish_ecg_upload(&upload_id, Some(row.id), None)
@@ -1094,14 +1134,7 @@ async fn patch_upload(
             }
             Err(_) => {} // a server-side failure: the client may retry the last PATCH later
         }
-        caller
-            .audited(
-                &state,
-                "ecg-upload",
-                object.as_deref().map(|s| ("study", s)),
-                r,
-            )
-            .await?;
+        audit_upload(&state, &caller, r).await?;
     }
     tus_headers(&mut resp);
     resp.headers_mut()

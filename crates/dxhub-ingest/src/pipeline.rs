@@ -1,11 +1,11 @@
-use crate::ecg::{EcgOrigin, is_ecg_sop_class};
+use crate::ecg::{EcgOrigin, ProcessedEcg, is_ecg_sop_class};
 use crate::metrics::{FailureLabels, IngestMetrics, OutcomeLabels};
 use crate::spool::{Spool, SpoolFile, Staged};
 use dxhub_core::status;
 use dxhub_dicom::{ExtractError, Extracted, extract_file, sop};
 use dxhub_store::{
-    Blobs, Catalog, EcgRow, InsertOutcome, InstanceAttrs, NewEcg, NewInstance, PatientAttrs,
-    SeriesAttrs, StudyAttrs,
+    Blobs, Catalog, EcgRow, InsertOutcome, InstanceAttrs, InstanceExtras, NewAuditEntry, NewEcg,
+    NewInstance, PatientAttrs, SeriesAttrs, StudyAttrs,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -53,6 +53,9 @@ pub struct IngestContext {
     pub writable_institutions: Option<Vec<i64>>,
     /// Set by the ECG upload API for the instance it made or received (see [`crate::ecg`]).
     pub ecg: Option<EcgOrigin>,
+    /// An audit entry to commit with the instance (and its ECG record) when the instance is
+    /// stored; not appended for a duplicate or a failure ([`Outcome::audited`] tells).
+    pub audit: Option<NewAuditEntry>,
 }
 
 impl IngestContext {
@@ -65,6 +68,7 @@ impl IngestContext {
             expected_study_instance_uid: None,
             writable_institutions: None,
             ecg: None,
+            audit: None,
         }
     }
 }
@@ -96,6 +100,8 @@ pub struct Outcome {
     /// The ECG record of an ECG waveform instance (`None` for other instances, and for an
     /// ECG whose waveform could not be read).
     pub ecg: Option<EcgRow>,
+    /// Whether [`IngestContext::audit`] was committed with the instance.
+    pub audited: bool,
 }
 
 impl Outcome {
@@ -298,7 +304,8 @@ impl Ingest {
         ctx: &IngestContext,
     ) -> Result<Outcome, IngestError> {
         let (mut outcome, checked_owner) = self.ingest_instance(file, extracted, ctx).await?;
-        if is_ecg_sop_class(&outcome.sop_class_uid) || ctx.ecg.is_some() {
+        if outcome.ecg.is_none() && (is_ecg_sop_class(&outcome.sop_class_uid) || ctx.ecg.is_some())
+        {
             outcome.ecg = self.record_ecg(&outcome, checked_owner, ctx).await?;
         }
         Ok(outcome)
@@ -391,25 +398,18 @@ impl Ingest {
                 "the study belongs to an institution outside the sender's reach".into(),
             ));
         }
-        let leads: Vec<&str> = processed.ecg.leads.iter().map(|l| l.code.name()).collect();
-        let new = NewEcg {
-            institution_id: study_owner.or(ctx.institution_id),
-            device_id,
-            instance_id: o.instance_id,
-            study_instance_uid: o.study_instance_uid.clone(),
-            sop_instance_uid: o.sop_instance_uid.clone(),
-            format,
-            content_sha256,
-            original_key,
-            original_size: original_size as i64,
-            leads: serde_json::to_string(&leads).unwrap_or_else(|_| "[]".into()),
-            sample_rate_hz: processed.ecg.sample_rate_hz,
-            samples_per_lead: processed.ecg.samples_per_lead() as i64,
-            acquired_at: processed.ecg.acquired_at.clone(),
-            analysis: serde_json::to_string(&processed.analysis)
-                .map_err(|e| IngestError::Index(e.to_string()))?,
-            critical: processed.analysis.is_critical(),
-        };
+        let new = new_ecg(
+            &processed,
+            EcgSourceInfo {
+                format,
+                content_sha256,
+                original_key,
+                original_size,
+                device_id,
+            },
+            study_owner.or(ctx.institution_id),
+            o,
+        )?;
         let row = self
             .catalog
             .insert_ecg(&new, key)
@@ -439,6 +439,7 @@ impl Ingest {
             blob_key: blob_key.to_owned(),
             sha256: sha256.to_owned(),
             ecg: None,
+            audited: false,
             sop_class_uid: x.sop_class_uid.clone(),
             sop_instance_uid: x.sop_instance_uid.clone(),
             series_instance_uid: x.series_instance_uid.clone(),
@@ -522,11 +523,47 @@ impl Ingest {
             IngestError::Storage(e.to_string())
         })?;
 
-        let inserted = self.catalog.insert_instance(&new).await.map_err(|e| {
+        // An upload's ECG record and audit entry go with the instance: one commit.
+        let mut extras = InstanceExtras {
+            ecg: None,
+            audit: ctx.audit.clone(),
+        };
+        if let (Some(origin), Some(owner)) = (&ctx.ecg, checked_owner) {
+            let o = outcome(OutcomeKind::Stored, 0, &key, &file_sha256);
+            let record = new_ecg(
+                &origin.processed,
+                EcgSourceInfo {
+                    format: origin.format.clone(),
+                    content_sha256: origin.content_sha256.clone(),
+                    original_key: origin.original_key.clone().unwrap_or_else(|| key.clone()),
+                    original_size: origin.original_size,
+                    device_id: origin.device_id,
+                },
+                owner.or(ctx.institution_id),
+                &o,
+            )?;
+            extras.ecg = Some((record, origin.idempotency_key.clone()));
+        }
+        let index_failed = |e: dxhub_store::catalog::Error| {
             warn!(sop_instance_uid = %x.sop_instance_uid, error = %e, "index write failed");
             IngestError::Index(e.to_string())
-        })?;
-        let result = match inserted {
+        };
+        let (inserted, ecg, audited) = if extras.ecg.is_some() || extras.audit.is_some() {
+            let w = self
+                .catalog
+                .insert_instance_with(&new, &extras)
+                .await
+                .map_err(index_failed)?;
+            (w.outcome, w.ecg, w.audit.is_some())
+        } else {
+            let o = self
+                .catalog
+                .insert_instance(&new)
+                .await
+                .map_err(index_failed)?;
+            (o, None, false)
+        };
+        let mut result = match inserted {
             InsertOutcome::Inserted { instance_id } => {
                 outcome(OutcomeKind::Stored, instance_id, &key, &file_sha256)
             }
@@ -547,6 +584,13 @@ impl Ingest {
                 outcome(OutcomeKind::Duplicate, instance_id, &blob_key, &file_sha256)
             }
         };
+        result.audited = audited;
+        if let Some(e) = ecg {
+            if e.row().critical != 0 {
+                self.metrics.ecg_critical.inc();
+            }
+            result.ecg = Some(e.row().clone());
+        }
         debug!(
             sop_instance_uid = %result.sop_instance_uid,
             study_instance_uid = %result.study_instance_uid,
@@ -556,6 +600,43 @@ impl Ingest {
         );
         Ok((result, checked_owner))
     }
+}
+
+/// Where an ECG record's waveform came from.
+struct EcgSourceInfo {
+    format: String,
+    content_sha256: String,
+    original_key: String,
+    original_size: u64,
+    device_id: Option<i64>,
+}
+
+/// The ECG record of `processed`, carried by the instance of `o`.
+fn new_ecg(
+    processed: &ProcessedEcg,
+    src: EcgSourceInfo,
+    institution_id: Option<i64>,
+    o: &Outcome,
+) -> Result<NewEcg, IngestError> {
+    let leads: Vec<&str> = processed.ecg.leads.iter().map(|l| l.code.name()).collect();
+    Ok(NewEcg {
+        institution_id,
+        device_id: src.device_id,
+        instance_id: o.instance_id,
+        study_instance_uid: o.study_instance_uid.clone(),
+        sop_instance_uid: o.sop_instance_uid.clone(),
+        format: src.format,
+        content_sha256: src.content_sha256,
+        original_key: src.original_key,
+        original_size: src.original_size as i64,
+        leads: serde_json::to_string(&leads).unwrap_or_else(|_| "[]".into()),
+        sample_rate_hz: processed.ecg.sample_rate_hz,
+        samples_per_lead: processed.ecg.samples_per_lead() as i64,
+        acquired_at: processed.ecg.acquired_at.clone(),
+        analysis: serde_json::to_string(&processed.analysis)
+            .map_err(|e| IngestError::Index(e.to_string()))?,
+        critical: processed.analysis.is_critical(),
+    })
 }
 
 fn index_err(e: dxhub_store::catalog::Error) -> IngestError {

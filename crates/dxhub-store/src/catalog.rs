@@ -244,6 +244,27 @@ pub enum InsertOutcome {
     },
 }
 
+/// Written with an instance once it is inserted (a new instance or a new version; nothing
+/// of it for a duplicate): see [`Catalog::insert_instance_with`].
+#[derive(Debug, Clone, Default)]
+pub struct InstanceExtras {
+    /// The ECG record the instance carries (its `instance_id` is set at the insert) and
+    /// the upload's Idempotency-Key.
+    pub ecg: Option<(NewEcg, Option<String>)>,
+    /// The audit entry of the write.
+    pub audit: Option<NewAuditEntry>,
+}
+
+/// What [`Catalog::insert_instance_with`] did.
+#[derive(Debug, Clone)]
+pub struct InsertedWith {
+    pub outcome: InsertOutcome,
+    /// The ECG record; `None` for a duplicate or without one to record.
+    pub ecg: Option<EcgInsert>,
+    /// The audit entry; `None` for a duplicate or without one to append.
+    pub audit: Option<AuditEntry>,
+}
+
 impl InsertOutcome {
     pub fn instance_id(&self) -> i64 {
         match self {
@@ -414,6 +435,47 @@ pub trait Catalog:
     ) -> Result<Option<InstanceRow>>;
     /// Index one received instance in one transaction.
     async fn insert_instance(&self, new: &NewInstance) -> Result<InsertOutcome>;
+    /// [`Catalog::insert_instance`], then, when the instance was inserted, its ECG record
+    /// ([`Catalog::insert_ecg`]) and its audit entry ([`Catalog::append_audit`]). An index
+    /// that can does all of it in one transaction (an ECG upload then waits for one commit,
+    /// not three); this default writes them one after the other.
+    async fn insert_instance_with(
+        &self,
+        new: &NewInstance,
+        extras: &InstanceExtras,
+    ) -> Result<InsertedWith> {
+        let outcome = self.insert_instance(new).await?;
+        let instance_id = match &outcome {
+            InsertOutcome::Inserted { instance_id }
+            | InsertOutcome::NewVersion { instance_id, .. } => *instance_id,
+            InsertOutcome::Duplicate { .. } => {
+                return Ok(InsertedWith {
+                    outcome,
+                    ecg: None,
+                    audit: None,
+                });
+            }
+        };
+        let ecg = match &extras.ecg {
+            Some((e, key)) => {
+                let e = NewEcg {
+                    instance_id,
+                    ..e.clone()
+                };
+                Some(self.insert_ecg(&e, key.as_deref()).await?)
+            }
+            None => None,
+        };
+        let audit = match &extras.audit {
+            Some(a) => Some(self.append_audit(a).await?),
+            None => None,
+        };
+        Ok(InsertedWith {
+            outcome,
+            ecg,
+            audit,
+        })
+    }
     /// The newest version of an instance.
     async fn get_instance(&self, sop_instance_uid: &str) -> Result<Option<InstanceRow>>;
     /// All versions, oldest first.

@@ -18,9 +18,9 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Transaction};
 
 use crate::catalog::{
-    AeTitle, Alliance, Catalog, CatalogOptions, Counts, Dialect, Error, InsertOutcome, InstanceRow,
-    Institution, InstitutionUpdate, NewInstance, NewInstitution, PatientRow, Result, SeriesRow,
-    StudyRow, patient_key,
+    AeTitle, Alliance, Catalog, CatalogOptions, Counts, Dialect, Error, InsertOutcome,
+    InsertedWith, InstanceExtras, InstanceRow, Institution, InstitutionUpdate, NewInstance,
+    NewInstitution, PatientRow, Result, SeriesRow, StudyRow, patient_key,
 };
 
 use crate::ecg::{EcgCoverageRow, EcgInsert, EcgRow, EcgUpload, NewEcg};
@@ -272,6 +272,52 @@ fn check_new(new: &NewInstance) -> Result<()> {
         return Err(Error::Invalid("size_bytes is negative".to_owned()));
     }
     Ok(())
+}
+
+/// What [`SqlCatalog::instance_with_steps`] wrote, before the commit.
+pub(super) struct WrittenWith {
+    outcome: InsertOutcome,
+    /// Whether the instance was inserted (not a duplicate, whose changes are dropped).
+    inserted: bool,
+    /// The record as written (its instance id set), its id, whether it is new, and when
+    /// it was written.
+    ecg: Option<(NewEcg, i64, bool, i64)>,
+    audit: Option<AuditEntry>,
+}
+
+impl SqlCatalog {
+    /// The statements of [`Catalog::insert_instance_with`] inside a write transaction.
+    /// `head`: the audit chain's head, as the group commit keeps it.
+    pub(super) async fn instance_with_steps(
+        &self,
+        tx: &mut Tx,
+        head: &mut Option<(i64, String)>,
+        new: &NewInstance,
+        extras: &InstanceExtras,
+    ) -> Result<WrittenWith> {
+        let (outcome, inserted) = insert_steps(tx, new).await?;
+        let mut written = WrittenWith {
+            outcome,
+            inserted,
+            ecg: None,
+            audit: None,
+        };
+        if !inserted {
+            return Ok(written);
+        }
+        if let Some((e, key)) = &extras.ecg {
+            let e = NewEcg {
+                instance_id: written.outcome.instance_id(),
+                ..e.clone()
+            };
+            let (id, fresh, at) = ecg::ecg_insert_steps(tx, &e, key.as_deref()).await?;
+            written.ecg = Some((e, id, fresh, at));
+        }
+        if let Some(a) = &extras.audit {
+            written.audit = Some(self.audit_step(tx, head, a).await?);
+        }
+        Ok(written)
+    }
 }
 
 /// The statements of [`Catalog::insert_instance`] inside a write transaction; `false`
@@ -1189,6 +1235,55 @@ impl Catalog for SqlCatalog {
             tx.rollback().await?;
         }
         Ok(outcome)
+    }
+
+    async fn insert_instance_with(
+        &self,
+        new: &NewInstance,
+        extras: &InstanceExtras,
+    ) -> Result<InsertedWith> {
+        check_new(new)?;
+        let written = match self
+            .group_write(|reply| {
+                group::WriteJob::InstanceWith(Box::new((new.clone(), extras.clone())), reply)
+            })
+            .await
+        {
+            Some(r) => r?,
+            None => {
+                let mut tx = self.begin_write().await?;
+                let mut head = None;
+                let w = self
+                    .instance_with_steps(&mut tx, &mut head, new, extras)
+                    .await?;
+                if w.inserted {
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                w
+            }
+        };
+        let ecg = match written.ecg {
+            // a new record is what was just written: no read-back
+            Some((e, id, true, at)) => Some(EcgInsert::Inserted(ecg::inserted_row(
+                &e,
+                id,
+                at,
+                &new.instance.blob_key,
+            ))),
+            Some((_, id, false, _)) => {
+                Some(EcgInsert::Existing(self.ecg_find(id).await?.ok_or_else(
+                    || Error::NotFound(format!("ECG {id} after its insert")),
+                )?))
+            }
+            None => None,
+        };
+        Ok(InsertedWith {
+            outcome: written.outcome,
+            ecg,
+            audit: written.audit,
+        })
     }
 
     async fn get_instance(&self, sop_instance_uid: &str) -> Result<Option<InstanceRow>> {

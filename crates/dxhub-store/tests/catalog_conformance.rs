@@ -7,9 +7,9 @@
 use dxhub_core::InstitutionLevel;
 use dxhub_store::catalog::Error;
 use dxhub_store::{
-    Catalog, Counts, Dialect, EcgInsert, InsertOutcome, InstanceAttrs, InstanceScope,
-    InstitutionUpdate, NewEcg, NewInstance, NewInstitution, PatientAttrs, QidoKey, QidoLevel,
-    QidoMatch, QidoQuery, SeriesAttrs, StudyAttrs,
+    Catalog, Counts, Dialect, EcgInsert, InsertOutcome, InstanceAttrs, InstanceExtras,
+    InstanceScope, InstitutionUpdate, NewEcg, NewInstance, NewInstitution, PatientAttrs, QidoKey,
+    QidoLevel, QidoMatch, QidoQuery, SeriesAttrs, StudyAttrs,
 };
 
 mod common;
@@ -59,6 +59,7 @@ conformance!(
     mixed_writes_commit_together_and_fail_alone,
     ecg_records_commit_together_and_fail_alone,
     ingest_lookup_is_version_and_owners,
+    instance_with_ecg_and_audit_is_one_write,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1901,6 +1902,157 @@ mod suite {
         assert_eq!(
             c.get_study("1.9.1").await.unwrap().unwrap().num_instances,
             19
+        );
+    }
+
+    /// `insert_instance_with`: an instance with its ECG record and audit entry. Stored
+    /// together (the record returned is the one the index reads back), all of it or none
+    /// of it (an invalid audit entry leaves no instance and no record), alongside plain
+    /// writes; a new version gets its own record; a duplicate writes nothing.
+    pub async fn instance_with_ecg_and_audit_is_one_write(c: &dyn Catalog) {
+        c.add_alliance("With Group").await.expect("alliance");
+        let clinic = c
+            .add_institution(&institution(
+                "With Group",
+                "With Clinic",
+                InstitutionLevel::Village,
+                None,
+            ))
+            .await
+            .expect("institution");
+        let sop = |n: usize| format!("1.10.1.1.{n}");
+        let extras = |n: usize, content: &str, action: &str| InstanceExtras {
+            ecg: Some((
+                NewEcg {
+                    institution_id: Some(clinic.id),
+                    device_id: None,
+                    instance_id: 0, // set at the insert
+                    study_instance_uid: "1.10.1".into(),
+                    sop_instance_uid: sop(n),
+                    format: "json".into(),
+                    content_sha256: hash(content),
+                    original_key: format!("ecg/originals/{n}"),
+                    original_size: 100 + n as i64,
+                    leads: r#"["I","II","V1"]"#.into(),
+                    sample_rate_hz: 499.5,
+                    samples_per_lead: 4995,
+                    acquired_at: (n % 2 == 0).then(|| "20261123101500".to_owned()),
+                    analysis: format!(r#"{{"hr":{n}}}"#),
+                    critical: n == 3,
+                },
+                Some(format!("with-key-{n}")),
+            )),
+            audit: Some(dxhub_store::NewAuditEntry {
+                actor_kind: "device".into(),
+                actor: "ecg".into(),
+                institution_id: Some(clinic.id),
+                action: action.into(),
+                object_kind: Some("study".into()),
+                object_id: Some("1.10.1".into()),
+                outcome: "success".into(),
+                ..Default::default()
+            }),
+        };
+        let news: Vec<NewInstance> = (0..8)
+            .map(|n| instance("1.10.1", "1.10.1.1", &sop(n), n as i64, 0))
+            .collect();
+        // 5 carries an invalid audit entry (no action): none of its writes may stay
+        let all: Vec<InstanceExtras> = (0..8)
+            .map(|n| {
+                extras(
+                    n,
+                    &format!("with {n}"),
+                    if n == 5 { "" } else { "ecg-upload" },
+                )
+            })
+            .collect();
+        let plain: Vec<NewInstance> = (20..26)
+            .map(|n| instance("1.10.1", "1.10.1.1", &sop(n), n as i64, 0))
+            .collect();
+        let (rw, rp) = tokio::join!(
+            futures::future::join_all(
+                news.iter()
+                    .zip(&all)
+                    .map(|(n, e)| c.insert_instance_with(n, e))
+            ),
+            futures::future::join_all(plain.iter().map(|n| c.insert_instance(n)))
+        );
+        assert!(rp.iter().all(Result::is_ok), "{rp:?}");
+        for (n, r) in rw.iter().enumerate() {
+            if n == 5 {
+                assert!(r.is_err(), "{r:?}");
+                assert!(c.get_instance(&sop(5)).await.unwrap().is_none());
+                assert!(c.find_ecg_by_sop_instance(&sop(5)).await.unwrap().is_none());
+                assert!(
+                    c.find_ecg_by_idempotency_key(clinic.id, "with-key-5")
+                        .await
+                        .unwrap()
+                        .is_none()
+                );
+                continue;
+            }
+            let w = r.as_ref().unwrap();
+            let InsertOutcome::Inserted { instance_id } = w.outcome else {
+                panic!("{n}: {:?}", w.outcome);
+            };
+            let Some(EcgInsert::Inserted(row)) = &w.ecg else {
+                panic!("{n}: {:?}", w.ecg);
+            };
+            assert_eq!(row.instance_id, instance_id);
+            assert_eq!(row.critical, i32::from(n == 3));
+            assert_eq!(row.instance_blob_key, news[n].instance.blob_key);
+            let back = c.find_ecg(row.id).await.unwrap().expect("record stored");
+            assert_eq!(&back, row, "{n}: the returned record is the stored one");
+            let (sha, keyed) = c
+                .find_ecg_by_idempotency_key(clinic.id, &format!("with-key-{n}"))
+                .await
+                .unwrap()
+                .expect("key bound");
+            assert_eq!((sha, keyed.id), (hash(&format!("with {n}")), row.id));
+            let a = w.audit.as_ref().expect("audit entry");
+            assert_eq!(
+                (a.action.as_str(), a.object_id.as_deref()),
+                ("ecg-upload", Some("1.10.1"))
+            );
+        }
+        let v = c.verify_audit_chain().await.unwrap();
+        assert!(v.is_intact(), "{v:?}");
+        assert_eq!(v.entries, 7);
+        assert_eq!(
+            c.get_study("1.10.1").await.unwrap().unwrap().num_instances,
+            13
+        );
+
+        // an identical re-send: nothing written, neither record nor entry
+        let again = c.insert_instance_with(&news[0], &all[0]).await.unwrap();
+        assert!(
+            matches!(again.outcome, InsertOutcome::Duplicate { .. }),
+            "{again:?}"
+        );
+        assert!(again.ecg.is_none() && again.audit.is_none(), "{again:?}");
+        assert_eq!(c.verify_audit_chain().await.unwrap().entries, 7);
+
+        // a new version of 0 with other content: its own record
+        let v1 = instance("1.10.1", "1.10.1.1", &sop(0), 0, 1);
+        let w = c
+            .insert_instance_with(&v1, &extras(0, "with 0, v1", "ecg-upload"))
+            .await
+            .unwrap();
+        let InsertOutcome::NewVersion { instance_id, .. } = w.outcome else {
+            panic!("{:?}", w.outcome);
+        };
+        let Some(EcgInsert::Inserted(row)) = &w.ecg else {
+            panic!("{:?}", w.ecg);
+        };
+        assert_eq!(row.instance_id, instance_id);
+        assert_eq!(
+            c.find_ecg_by_sop_instance(&sop(0)).await.unwrap().as_ref(),
+            Some(row)
+        );
+        assert_eq!(c.verify_audit_chain().await.unwrap().entries, 8);
+        assert_eq!(
+            c.get_study("1.10.1").await.unwrap().unwrap().num_instances,
+            13
         );
     }
 }

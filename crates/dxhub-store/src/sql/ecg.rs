@@ -125,9 +125,9 @@ impl SqlCatalog {
             Some(r) => r?,
             None => {
                 let mut tx = self.begin_write().await?;
-                let r = ecg_insert_steps(&mut tx, new, idempotency_key).await?;
+                let (id, fresh, _) = ecg_insert_steps(&mut tx, new, idempotency_key).await?;
                 tx.commit().await?;
-                r
+                (id, fresh)
             }
         };
         // read back once committed, off the single writer
@@ -235,12 +235,13 @@ impl SqlCatalog {
 type EcgQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Any, EcgRow, sqlx::any::AnyArguments<'q>>;
 
 /// Insert an ECG record (and bind its idempotency key) inside `tx`: `(id, newly
-/// inserted)`; the institution's record of the same content when it already has one.
+/// inserted, created_at)`; the institution's record of the same content when it already
+/// has one (its `created_at` is then not this one).
 pub(super) async fn ecg_insert_steps(
     tx: &mut super::Tx,
     new: &NewEcg,
     idempotency_key: Option<&str>,
-) -> Result<(i64, bool)> {
+) -> Result<(i64, bool, i64)> {
     let now = now_us();
     let inserted: Option<i64> = sqlx::query_scalar(INSERT_ECG)
         .bind(new.institution_id)
@@ -286,5 +287,29 @@ pub(super) async fn ecg_insert_steps(
             .execute(&mut **tx)
             .await?;
     }
-    Ok((id, fresh))
+    Ok((id, fresh, now))
+}
+
+/// The row a fresh insert of `new` wrote (as [`SqlCatalog::ecg_find`] would read it back).
+pub(super) fn inserted_row(new: &NewEcg, id: i64, created_at: i64, blob_key: &str) -> EcgRow {
+    EcgRow {
+        id,
+        institution_id: new.institution_id,
+        device_id: new.device_id,
+        instance_id: new.instance_id,
+        study_instance_uid: new.study_instance_uid.clone(),
+        sop_instance_uid: new.sop_instance_uid.clone(),
+        format: new.format.clone(),
+        content_sha256: new.content_sha256.clone(),
+        original_key: new.original_key.clone(),
+        original_size: new.original_size,
+        leads: new.leads.clone(),
+        sample_rate_hz: new.sample_rate_hz,
+        samples_per_lead: new.samples_per_lead,
+        acquired_at: new.acquired_at.clone(),
+        analysis: new.analysis.clone(),
+        critical: i32::from(new.critical),
+        created_at,
+        instance_blob_key: blob_key.to_owned(),
+    }
 }

@@ -17,8 +17,8 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{SqlCatalog, Tx, check_new, insert_steps};
-use crate::catalog::{Error, InsertOutcome, NewInstance, Result};
+use super::{SqlCatalog, Tx, WrittenWith, check_new, insert_steps};
+use crate::catalog::{Error, InsertOutcome, InstanceExtras, NewInstance, Result};
 use crate::ecg::NewEcg;
 use crate::identity::{AuditEntry, NewAuditEntry};
 
@@ -33,6 +33,8 @@ pub(super) enum WriteJob {
     Audit(Box<NewAuditEntry>, Reply<AuditEntry>),
     /// The record, its idempotency key; the outcome is `(id, newly inserted)`.
     Ecg(Box<NewEcg>, Option<String>, Reply<(i64, bool)>),
+    /// An instance and what is written with it (`Catalog::insert_instance_with`).
+    InstanceWith(Box<(NewInstance, InstanceExtras)>, Reply<WrittenWith>),
 }
 
 /// What a write did.
@@ -41,6 +43,7 @@ enum Done {
     Instance(InsertOutcome, bool),
     Audit(Box<AuditEntry>),
     Ecg(i64, bool),
+    InstanceWith(Box<WrittenWith>),
 }
 
 impl Done {
@@ -49,6 +52,7 @@ impl Done {
     fn keep(&self) -> bool {
         match self {
             Done::Instance(_, inserted) => *inserted,
+            Done::InstanceWith(w) => w.inserted,
             Done::Audit(_) | Done::Ecg(..) => true,
         }
     }
@@ -78,6 +82,12 @@ impl WriteJob {
             WriteJob::Ecg(_, _, tx) => {
                 let _ = tx.send(r.and_then(|d| match d {
                     Done::Ecg(id, fresh) => Ok((id, fresh)),
+                    _ => mismatch(),
+                }));
+            }
+            WriteJob::InstanceWith(_, tx) => {
+                let _ = tx.send(r.and_then(|d| match d {
+                    Done::InstanceWith(w) => Ok(*w),
                     _ => mismatch(),
                 }));
             }
@@ -137,24 +147,41 @@ impl SqlCatalog {
                 let (outcome, inserted) = insert_steps(tx, new).await?;
                 Ok(Done::Instance(outcome, inserted))
             }
-            WriteJob::Audit(e, _) => {
-                let entry = super::identity::checked_audit_entry(e)?;
-                if head.is_none() {
-                    *head = Some(self.audit_head(tx).await?);
-                }
-                let h = head.as_mut().expect("audit head just read");
-                let before = h.clone();
-                let r = super::identity::append_audit_in(tx, h, &entry).await;
-                if r.is_err() {
-                    *h = before;
-                }
-                r.map(|a| Done::Audit(Box::new(a)))
-            }
+            WriteJob::Audit(e, _) => self
+                .audit_step(tx, head, e)
+                .await
+                .map(|a| Done::Audit(Box::new(a))),
             WriteJob::Ecg(new, key, _) => {
-                let (id, fresh) = super::ecg::ecg_insert_steps(tx, new, key.as_deref()).await?;
+                let (id, fresh, _) = super::ecg::ecg_insert_steps(tx, new, key.as_deref()).await?;
                 Ok(Done::Ecg(id, fresh))
             }
+            WriteJob::InstanceWith(w, _) => {
+                check_new(&w.0)?;
+                let written = self.instance_with_steps(tx, head, &w.0, &w.1).await?;
+                Ok(Done::InstanceWith(Box::new(written)))
+            }
         }
+    }
+
+    /// Append `e` to the audit chain inside the group's transaction; `head` is read at the
+    /// group's first entry, and stays where it was should the append fail.
+    pub(super) async fn audit_step(
+        &self,
+        tx: &mut Tx,
+        head: &mut Option<(i64, String)>,
+        e: &NewAuditEntry,
+    ) -> Result<AuditEntry> {
+        let entry = super::identity::checked_audit_entry(e)?;
+        if head.is_none() {
+            *head = Some(self.audit_head(tx).await?);
+        }
+        let h = head.as_mut().expect("audit head just read");
+        let before = h.clone();
+        let r = super::identity::append_audit_in(tx, h, &entry).await;
+        if r.is_err() {
+            *h = before;
+        }
+        r
     }
 
     /// The group in one transaction without savepoints; `None` (rolled back, nothing
