@@ -13,7 +13,9 @@
 # BENCH_DXHUB=PATH (another dxhub binary, e.g. an older build to compare with),
 # BENCH_PERF=1 (perf profile of the hub during the load, in the log directory;
 # BENCH_PERF_CG=dwarf,32768 for DWARF call graphs, default frame pointers),
-# BENCH_PERF_STAT=1 (software counters of the hub per upload: context switches).
+# BENCH_PERF_STAT=1 (software counters of the hub per upload: context switches),
+# BENCH_KEEP=1 (keep the hub's data), BENCH_REMOVAL_WAIT (seconds after the last removal
+# of benchmark files before a run starts, default 370; see below).
 # QRS accuracy is a separate script: bench/ecg/qrs_accuracy.sh.
 set -euo pipefail
 
@@ -24,6 +26,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 OUT=$ROOT/bench/out
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 LOGDIR=$OUT/ecg-logs-$STAMP
+CLEANED=$OUT/.ecg-last-removal
 RESULTS=$OUT/ecg-results-$STAMP.md
 mkdir -p "$LOGDIR"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -38,7 +41,14 @@ cleanup() {
         kill -TERM -- "-$SRV_PID" 2>/dev/null || kill -TERM "$SRV_PID" 2>/dev/null || true
         wait "$SRV_PID" 2>/dev/null || true
     fi
-    [ -z "$WORK" ] || rm -rf "$WORK"
+    if [ -n "$WORK" ]; then
+        if [ "${BENCH_KEEP:-0}" = 1 ]; then
+            log "kept the hub's data: $WORK"
+        else
+            rm -rf "$WORK"
+            date +%s >"$CLEANED"
+        fi
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -70,6 +80,23 @@ fi
 DXHUB=${BENCH_DXHUB:-$TARGET/release/dxhub}
 PIPELINE=$TARGET/release/examples/ecg_pipeline
 LOAD=$TARGET/release/examples/ecg_load
+# ext4 without a journal (this VM's disk) skips recently freed inodes when it allocates new
+# ones (`recently_deleted` in fs/ext4/ialloc.c: an inode freed less than 60 s ago, or 360 s
+# when its inode table block is dirty, which a hub creating files keeps it), reading each
+# one's inode table entry. A hub that creates its files within minutes of an earlier run
+# removing thousands spends a fifth of its CPU or more there (seen in perf as
+# `find_inode_bit`/`recently_deleted`). So a run starts at least BENCH_REMOVAL_WAIT (370 s)
+# after the last removal of benchmark files (this script's and bench/ingest's);
+# BENCH_KEEP=1 keeps this run's data instead of removing it (remove it yourself later).
+REMOVAL_WAIT=${BENCH_REMOVAL_WAIT:-370}
+for f in "$CLEANED" "$ROOT/bench/out/.last-removal"; do
+    [ -f "$f" ] || continue
+    wait_s=$(( $(cat "$f") + REMOVAL_WAIT - $(date +%s) ))
+    if [ "$wait_s" -gt 0 ]; then
+        log "waiting ${wait_s} s after the removal of earlier benchmark files (ext4 inode reuse)"
+        sleep "$wait_s"
+    fi
+done
 WORK=$(mktemp -d)
 
 {

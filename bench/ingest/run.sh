@@ -161,10 +161,12 @@ fi
 # Each start_* sets SRV_PID, SRV_PORT, SRV_AET, SRV_DIR; count_* prints the stored count.
 RUN_SEQ=0
 fresh_dir() { RUN_SEQ=$((RUN_SEQ + 1)); SRV_DIR=$OUT/run-$1; rm -rf "$SRV_DIR"; mkdir -p "$SRV_DIR"; }
-# ext4 skips recently freed inodes when it allocates new ones, scanning past each of them:
-# creating files shortly after thousands were deleted costs much kernel time (seen as 16% of
-# dxhub's profile). So storage of the runs is kept until the end, and a run starts at least
-# 40 s after the last removal of benchmark files.
+# ext4 without a journal (this VM's disk) skips recently freed inodes when it allocates new
+# ones (`recently_deleted` in fs/ext4/ialloc.c: freed less than 60 s ago, or 360 s when the
+# inode table block is dirty, which a server creating files keeps it): creating files within
+# minutes of thousands being deleted costs much kernel time (seen as 16-40% of dxhub's
+# profile). So storage of the runs is kept until the end, and a run starts at least
+# BENCH_REMOVAL_WAIT (370 s) after the last removal of benchmark files (also bench/ecg's).
 CLEANED=$OUT/.last-removal
 remove_runs() {
     if compgen -G "$OUT/run-*" >/dev/null; then
@@ -174,13 +176,14 @@ remove_runs() {
     fi
 }
 remove_runs
-if [ -f "$CLEANED" ]; then
-    wait_s=$(( $(cat "$CLEANED") + 40 - $(date +%s) ))
+for f in "$CLEANED" "$OUT/.ecg-last-removal"; do
+    [ -f "$f" ] || continue
+    wait_s=$(( $(cat "$f") + ${BENCH_REMOVAL_WAIT:-370} - $(date +%s) ))
     if [ "$wait_s" -gt 0 ]; then
         log "waiting ${wait_s} s after the removal of earlier benchmark files (ext4 inode reuse)"
         sleep "$wait_s"
     fi
-fi
+done
 
 start_dxhub() {
     fresh_dir dxhub
