@@ -429,17 +429,110 @@ fn staging_path(dest: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+fn fsync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(dir, e))
+        std::fs::File::open(dir).and_then(|d| d.sync_all())
     }
     #[cfg(not(unix))]
     {
         let _ = dir;
         Ok(())
+    }
+}
+
+/// fsync `dir` so that the entries changed in it before this call are durable, sharing
+/// the fsync with concurrent callers: see [`DirSyncs`].
+fn sync_dir(dir: &Path) -> Result<()> {
+    dir_syncs().sync(dir, fsync_dir).map_err(|e| Error::io(dir, e))
+}
+
+fn dir_syncs() -> &'static DirSyncs {
+    static SYNCS: std::sync::OnceLock<DirSyncs> = std::sync::OnceLock::new();
+    SYNCS.get_or_init(DirSyncs::default)
+}
+
+/// Directory fsyncs, coalesced (group commit for directory entries).
+///
+/// Writers of one directory (the instances of a study arriving on several associations;
+/// new studies in `studies/`) each rename an entry into it and then need an fsync of it
+/// that *starts after* their rename. One fsync covers every rename made before it started,
+/// so a caller that finds an fsync of the directory under way waits for it to end and then
+/// for the next one, which one of the waiters starts for all of them. One fsync runs per
+/// directory at a time; callers get its outcome. An error is reported to every caller the
+/// failed fsync covered (and, conservatively, to those of an earlier fsync still waking).
+#[derive(Default)]
+struct DirSyncs {
+    dirs: std::sync::Mutex<std::collections::HashMap<PathBuf, (Arc<DirSync>, usize)>>,
+}
+
+#[derive(Default)]
+struct DirSync {
+    state: std::sync::Mutex<DirSyncState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct DirSyncState {
+    /// fsyncs started / completed (one runs at a time, so they complete in order).
+    started: u64,
+    completed: u64,
+    running: bool,
+    /// The newest failed fsync: its number and error.
+    failed: Option<(u64, io::ErrorKind, String)>,
+}
+
+impl DirSyncs {
+    fn sync(&self, dir: &Path, fsync: impl Fn(&Path) -> io::Result<()>) -> io::Result<()> {
+        let entry = {
+            let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+            let e = dirs.entry(dir.to_owned()).or_default();
+            e.1 += 1;
+            e.0.clone()
+        };
+        let r = entry.sync(dir, fsync);
+        let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = dirs.get_mut(dir) {
+            e.1 -= 1;
+            if e.1 == 0 {
+                dirs.remove(dir);
+            }
+        }
+        r
+    }
+}
+
+impl DirSync {
+    fn sync(&self, dir: &Path, fsync: impl Fn(&Path) -> io::Result<()>) -> io::Result<()> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // the first fsync to start from now on covers this caller's changes
+        let needed = st.started + 1;
+        loop {
+            if st.completed >= needed {
+                return match &st.failed {
+                    Some((n, kind, msg)) if *n >= needed => {
+                        Err(io::Error::new(*kind, format!("fsync: {msg}")))
+                    }
+                    _ => Ok(()),
+                };
+            }
+            if !st.running {
+                st.running = true;
+                st.started += 1;
+                let n = st.started;
+                drop(st);
+                let r = fsync(dir);
+                st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.running = false;
+                st.completed = n;
+                if let Err(e) = &r {
+                    st.failed = Some((n, e.kind(), e.to_string()));
+                }
+                self.done.notify_all();
+                return r;
+            }
+            st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
@@ -531,6 +624,71 @@ fn durable_write(dest: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each caller "renames" (bumps `written`) and then syncs; an fsync makes durable what
+    /// was written when it started. Every caller must return with its change durable,
+    /// with fewer fsyncs than callers, and the registry left empty.
+    #[test]
+    fn dir_syncs_coalesce_and_cover_every_caller() {
+        use std::sync::atomic::AtomicUsize;
+        let syncs = DirSyncs::default();
+        let written = AtomicU64::new(0);
+        let durable = AtomicU64::new(0);
+        let fsyncs = AtomicUsize::new(0);
+        let dir = Path::new("/coalesce/test");
+        std::thread::scope(|scope| {
+            for _ in 0..16 {
+                scope.spawn(|| {
+                    for _ in 0..20 {
+                        let mine = written.fetch_add(1, Ordering::SeqCst) + 1;
+                        syncs
+                            .sync(dir, |d| {
+                                assert_eq!(d, dir);
+                                let at_start = written.load(Ordering::SeqCst);
+                                fsyncs.fetch_add(1, Ordering::SeqCst);
+                                std::thread::sleep(std::time::Duration::from_millis(2));
+                                durable.fetch_max(at_start, Ordering::SeqCst);
+                                Ok(())
+                            })
+                            .unwrap();
+                        assert!(durable.load(Ordering::SeqCst) >= mine);
+                    }
+                });
+            }
+        });
+        let n = fsyncs.load(Ordering::SeqCst);
+        assert!(n < 320 && n > 0, "{n} fsyncs for 320 callers");
+        assert!(syncs.dirs.lock().unwrap().is_empty());
+    }
+
+    /// A failed fsync is the failure of the callers it was to cover; the next succeeds.
+    #[test]
+    fn dir_sync_failure_reaches_its_callers() {
+        let syncs = DirSyncs::default();
+        let dir = Path::new("/coalesce/fail");
+        let e = syncs
+            .sync(dir, |_| Err(io::Error::other("disk gone")))
+            .unwrap_err();
+        assert!(e.to_string().contains("disk gone"), "{e}");
+        syncs.sync(dir, |_| Ok(())).unwrap();
+        // a waiter covered by a failing fsync sees the error
+        let entry = DirSync::default();
+        let started = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            let slow = scope.spawn(|| {
+                entry.sync(dir, |_| {
+                    started.wait();
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    Ok(())
+                })
+            });
+            started.wait();
+            // an fsync is under way: this caller needs the next one, which fails
+            let r = entry.sync(dir, |_| Err(io::Error::other("second failed")));
+            assert!(r.is_err(), "{r:?}");
+            assert!(slow.join().unwrap().is_ok());
+        });
+    }
 
     #[test]
     fn instance_key_layout() {

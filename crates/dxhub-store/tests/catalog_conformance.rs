@@ -1936,7 +1936,7 @@ mod suite {
                     leads: r#"["I","II","V1"]"#.into(),
                     sample_rate_hz: 499.5,
                     samples_per_lead: 4995,
-                    acquired_at: (n % 2 == 0).then(|| "20261123101500".to_owned()),
+                    acquired_at: n.is_multiple_of(2).then(|| "20261123101500".to_owned()),
                     analysis: format!(r#"{{"hr":{n}}}"#),
                     critical: n == 3,
                 },
