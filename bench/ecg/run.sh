@@ -164,7 +164,7 @@ fi
 result=$("$LOAD" "http://127.0.0.1:$http" "$WORK/tokens" "$PER" 7)
 if [ "${BENCH_PERF_STAT:-0}" = 1 ]; then
     kill -INT "$STAT_PID"; wait "$STAT_PID" 2>/dev/null || true
-    awk -v n=$((DEVICES * PER)) '/instructions|context-switches/ {gsub(",","",$1); printf "perf stat: %s per upload: %.0f\n", $2, $1/n}' "$LOGDIR/perf-stat.txt" | tee -a "$RESULTS"
+    awk -v n=$((DEVICES * PER)) '/instructions|context-switches/ && $1 !~ /^</ {gsub(",","",$1); printf "perf stat: %s per upload: %.0f\n", $2, $1/n}' "$LOGDIR/perf-stat.txt" | tee -a "$RESULTS"
 fi
 if [ "${BENCH_PERF:-0}" = 1 ]; then
     kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true
