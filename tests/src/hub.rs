@@ -311,5 +311,18 @@ impl TestHub {
 impl Drop for TestHub {
     fn drop(&mut self) {
         self.stop();
+        // a failing test shows what the hub logged (which side stopped, which status)
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(200)..];
+            eprintln!(
+                "--- dxhub log, last {} of {} lines ({}) ---\n{}\n--- end of dxhub log ---",
+                tail.len(),
+                lines.len(),
+                self.stderr_log.display(),
+                tail.join("\n")
+            );
+        }
     }
 }

@@ -996,7 +996,9 @@ async fn malformed_files_fail_and_the_association_carries_on() {
         .into_iter()
         .find(|e| e.sender == "pynetdicom")
         .expect("a pynetdicom entry in the corpus");
-    let hub = TestHub::spawn(HubOptions::default());
+    // DIMSE at debug level: should the association stall, the log (shown when the test
+    // fails) tells whether the hub answered each instance
+    let hub = TestHub::spawn(HubOptions::default().env("RUST_LOG", "dxhub_dimse=debug,info"));
     let mut files: Vec<PathBuf> = bad.iter().map(|b| p.file(b)).collect();
     files.push(p.file(&good));
     let results = p.pyn_send(hub.dicom.port(), &files);

@@ -794,6 +794,11 @@ async fn finish_store(
         status,
         comment.as_deref(),
     );
+    debug!(
+        message_id = inc.message_id,
+        status = format!("{status:04X}"),
+        "C-STORE response"
+    );
     send_response(conn, inc.pc_id, resp).await?;
     service.metrics.command("C-STORE", status);
     Ok(())

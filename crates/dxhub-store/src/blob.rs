@@ -444,7 +444,9 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
 /// fsync `dir` so that the entries changed in it before this call are durable, sharing
 /// the fsync with concurrent callers: see [`DirSyncs`].
 fn sync_dir(dir: &Path) -> Result<()> {
-    dir_syncs().sync(dir, fsync_dir).map_err(|e| Error::io(dir, e))
+    dir_syncs()
+        .sync(dir, fsync_dir)
+        .map_err(|e| Error::io(dir, e))
 }
 
 fn dir_syncs() -> &'static DirSyncs {
