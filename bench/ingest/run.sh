@@ -13,6 +13,8 @@
 #   BENCH_PERF      1 records a perf profile (DWARF call graphs) of dxhub during its first
 #                   run into the log directory (default 0; it slows that run down)
 #   BENCH_NO_BUILD  1 uses the existing target/release/dxhub (default 0)
+#   BENCH_DXHUB     another dxhub binary (default target/release/dxhub)
+#   BENCH_REMOVAL_WAIT seconds after the last removal of benchmark files (default 370)
 #   BENCH_IDLE_WAIT seconds to wait, before each run, for other work to leave the CPUs at
 #                   most 25% busy (default 180; then it runs anyway and says so)
 #
@@ -125,7 +127,7 @@ if [ -z "$PY" ]; then
     PY=$BENCH/.venv/bin/python
 fi
 
-DXHUB=${CARGO_TARGET_DIR:-$ROOT/target}/release/dxhub
+DXHUB=${BENCH_DXHUB:-${CARGO_TARGET_DIR:-$ROOT/target}/release/dxhub}
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
     for attempt in 1 2 3 4 5; do
         log "cargo build --release -p dxhub (attempt $attempt)"
