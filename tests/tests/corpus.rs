@@ -703,9 +703,9 @@ async fn corpus_storescu_dcmsend_pynetdicom_byte_exact_and_indexed() {
         if row.sha256 != sha256_hex(&blob) {
             problems.push(format!("{}: index sha256 is not the blob's", e.path));
         }
-        if row.dataset_sha256 != sha256_hex(dataset) {
+        if row.dataset_hash != format!("blake3:{}", blake3::hash(dataset).to_hex()) {
             problems.push(format!(
-                "{}: index dataset_sha256 is not the stored data set's",
+                "{}: index dataset_hash is not the stored data set's",
                 e.path
             ));
         }

@@ -49,7 +49,7 @@ impl Inst {
         Inst::new(&spec)
     }
 
-    fn dataset_sha256(&self) -> String {
+    fn dataset_hash(&self) -> String {
         hex::encode(Sha256::digest(&self.dataset[..]))
     }
 }
@@ -148,8 +148,8 @@ async fn assert_stored_exactly(catalog: &SqlCatalog, blobs: &Blobs, inst: &Inst)
     assert_eq!(row.study_instance_uid, inst.study);
     assert_eq!(row.series_instance_uid, inst.series);
     assert_eq!(
-        row.dataset_sha256,
-        inst.dataset_sha256(),
+        row.dataset_hash,
+        inst.dataset_hash(),
         "indexed data set hash of {}",
         inst.sop
     );

@@ -300,6 +300,78 @@ async fn duplicates_are_idempotent_and_changed_content_is_versioned() {
     assert_eq!(study.num_instances, 1);
 }
 
+/// An instance indexed before data set keys became BLAKE3 (its key the data set's
+/// SHA-256, tagged `sha256:` by the migration) is still recognised when it is sent again:
+/// Success, no new version, no new blob. A changed data set is still a new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_send_of_an_instance_keyed_before_blake3_is_a_duplicate() {
+    use sha2::{Digest, Sha256};
+    use sqlx::Connection;
+    let hub = TestHub::spawn(HubOptions::default());
+    let spec = CtSpec::new(&new_uid(), &new_uid(), 1);
+    let first = ct_dataset(&spec);
+    let mut changed_spec = spec.clone();
+    changed_spec.patient_name = "Test^Changed".into();
+    let changed = ct_dataset(&changed_spec);
+    let addr = hub.dicom;
+    let send = move |datasets: Vec<Vec<u8>>, uid: String| {
+        tokio::task::spawn_blocking(move || {
+            let mut scu = Scu::connect(addr, "CLINIC", "DXHUB", &[ct_context()], 1 << 20).unwrap();
+            let (pc, _) = scu.context_for(CT).unwrap();
+            let s: Vec<u16> = datasets
+                .iter()
+                .map(|d| scu.store(pc, CT, &uid, d).unwrap().0)
+                .collect();
+            scu.release().unwrap();
+            s
+        })
+    };
+    assert_eq!(
+        send(vec![first.clone()], spec.sop_uid.clone())
+            .await
+            .unwrap(),
+        [0]
+    );
+    let catalog = hub.catalog().await;
+    let stored = catalog.get_instance(&spec.sop_uid).await.unwrap().unwrap();
+    assert_eq!(
+        stored.dataset_hash,
+        format!("blake3:{}", blake3::hash(&first).to_hex())
+    );
+    // as a hub before BLAKE3 keys had indexed it (what the migration leaves)
+    let legacy = format!("sha256:{}", hex::encode(Sha256::digest(&first)));
+    let url = format!("sqlite://{}", hub.data_dir.join("index.sqlite").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE instances SET dataset_hash = $1 WHERE id = $2")
+        .bind(&legacy)
+        .bind(stored.id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    drop(db);
+
+    let statuses = send(vec![first.clone(), changed], spec.sop_uid.clone())
+        .await
+        .unwrap();
+    assert_eq!(statuses, [0x0000, 0xB000], "re-send, then changed content");
+    let versions = catalog.instance_versions(&spec.sop_uid).await.unwrap();
+    assert_eq!(
+        versions.len(),
+        2,
+        "the re-send added no version: {versions:?}"
+    );
+    assert_eq!(versions[0].dataset_hash, legacy);
+    assert_eq!(versions[0].blob_key, stored.blob_key);
+    use futures::StreamExt;
+    let blobs: Vec<String> = hub
+        .blobs()
+        .list(Some("studies"))
+        .map(|m| m.unwrap().key)
+        .collect()
+        .await;
+    assert_eq!(blobs.len(), 2, "one blob per version: {blobs:?}");
+}
+
 /// dicom-rs #589: PDUs arriving in quick succession must not be lost. Many small instances,
 /// each cut into 4 KiB PDUs, written back to back in batches without waiting for responses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

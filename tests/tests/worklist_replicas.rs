@@ -138,7 +138,7 @@ fn ct_study(n: usize, institution: i64) -> NewInstance {
             size_bytes: 1000,
             blob_key: format!("studies/{study}/{series}/{sop}/0.dcm"),
             sha256: format!("{n:064x}"),
-            dataset_sha256: format!("{:064x}", n + 1_000_000),
+            dataset_hash: format!("{:064x}", n + 1_000_000),
             source_ae: Some("CT01".into()),
             received_at: now_us(),
             metadata: None,

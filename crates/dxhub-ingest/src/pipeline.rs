@@ -450,25 +450,28 @@ impl Ingest {
 
         // Look up an identical version and, for a sender with a limited reach, who holds
         // the study and the SOP instance (one round trip to the index).
-        let (existing, owners) = if ctx.writable_institutions.is_some() {
-            let (v, o) = self
+        let lookup = self
+            .catalog
+            .ingest_lookup(
+                &x.study_instance_uid,
+                &x.sop_instance_uid,
+                file.dataset_hash(),
+            )
+            .await
+            .map_err(index_err)?;
+        let mut existing = lookup.version;
+        if existing.is_none() && lookup.legacy_keyed {
+            // a version indexed before BLAKE3 keys: is this a re-send of it?
+            let legacy = tokio::task::spawn_blocking(file.legacy_dataset_key_job())
+                .await
+                .map_err(|e| IngestError::Io(std::io::Error::other(e)))??;
+            existing = self
                 .catalog
-                .ingest_lookup(
-                    &x.study_instance_uid,
-                    &x.sop_instance_uid,
-                    file.dataset_sha256(),
-                )
+                .find_instance_version(&x.sop_instance_uid, &legacy)
                 .await
                 .map_err(index_err)?;
-            (v, Some(o))
-        } else {
-            let v = self
-                .catalog
-                .find_instance_version(&x.sop_instance_uid, file.dataset_sha256())
-                .await
-                .map_err(index_err)?;
-            (v, None)
-        };
+        }
+        let owners = ctx.writable_institutions.as_ref().map(|_| lookup.owners);
 
         // An identical re-send: nothing new to write (before any ownership check).
         if let Some(existing) = existing {
@@ -728,7 +731,7 @@ fn new_instance(x: &Extracted, file: &Staged, key: &str, ctx: &IngestContext) ->
             number_of_frames: x.number_of_frames,
             size_bytes: file.size() as i64,
             sha256: file.sha256().to_owned(),
-            dataset_sha256: file.dataset_sha256().to_owned(),
+            dataset_hash: file.dataset_hash().to_owned(),
             blob_key: key.to_owned(),
             source_ae: match &ctx.source {
                 Source::Dimse { calling_ae } => Some(calling_ae.clone()),

@@ -208,7 +208,7 @@ pub struct InstanceAttrs {
     /// sha256 (hex) of the stored bytes.
     pub sha256: String,
     /// sha256 (hex) of the data set without its file meta group: identifies a version.
-    pub dataset_sha256: String,
+    pub dataset_hash: String,
     pub blob_key: String,
     pub source_ae: Option<String>,
     /// Epoch microseconds.
@@ -242,6 +242,22 @@ pub enum InsertOutcome {
         instance_id: i64,
         previous_instance_id: i64,
     },
+}
+
+/// The prefix of the data set keys indexed before they became BLAKE3 (`blake3:…`): the
+/// data set's SHA-256 (migration 20261124000010 tagged them).
+pub const LEGACY_DATASET_KEY_PREFIX: &str = "sha256:";
+
+/// What the ingest looks up before it stores an instance ([`Catalog::ingest_lookup`]).
+#[derive(Debug, Clone)]
+pub struct IngestLookup {
+    /// The version indexed under this data set key, if any.
+    pub version: Option<InstanceRow>,
+    /// The institutions of the study and of the SOP instance ([`Catalog::owners`]).
+    pub owners: (Option<i64>, Option<i64>),
+    /// Whether a version of the SOP instance has a [`LEGACY_DATASET_KEY_PREFIX`] key (a
+    /// re-send of it is recognised by the data set's SHA-256).
+    pub legacy_keyed: bool,
 }
 
 /// Written with an instance once it is inserted (a new instance or a new version; nothing
@@ -365,7 +381,7 @@ pub struct InstanceRow {
     pub number_of_frames: Option<i64>,
     pub size_bytes: i64,
     pub sha256: String,
-    pub dataset_sha256: String,
+    pub dataset_hash: String,
     pub blob_key: String,
     pub source_ae: Option<String>,
     pub institution_id: Option<i64>,
@@ -431,7 +447,7 @@ pub trait Catalog:
     async fn find_instance_version(
         &self,
         sop_instance_uid: &str,
-        dataset_sha256: &str,
+        dataset_hash: &str,
     ) -> Result<Option<InstanceRow>>;
     /// Index one received instance in one transaction.
     async fn insert_instance(&self, new: &NewInstance) -> Result<InsertOutcome>;
@@ -505,18 +521,28 @@ pub trait Catalog:
         sop_instance_uid: &str,
     ) -> Result<(Option<i64>, Option<i64>)>;
     /// What the ingest looks up before it stores an instance, in one round trip where the
-    /// index allows: [`Catalog::find_instance_version`] and [`Catalog::owners`].
+    /// index allows: [`Catalog::find_instance_version`], [`Catalog::owners`], and whether
+    /// a version of the SOP instance has a [`LEGACY_DATASET_KEY_PREFIX`] key.
     async fn ingest_lookup(
         &self,
         study_instance_uid: &str,
         sop_instance_uid: &str,
-        dataset_sha256: &str,
-    ) -> Result<(Option<InstanceRow>, (Option<i64>, Option<i64>))> {
+        dataset_hash: &str,
+    ) -> Result<IngestLookup> {
         let version = self
-            .find_instance_version(sop_instance_uid, dataset_sha256)
+            .find_instance_version(sop_instance_uid, dataset_hash)
             .await?;
         let owners = self.owners(study_instance_uid, sop_instance_uid).await?;
-        Ok((version, owners))
+        let legacy_keyed = self
+            .instance_versions(sop_instance_uid)
+            .await?
+            .iter()
+            .any(|v| v.dataset_hash.starts_with(LEGACY_DATASET_KEY_PREFIX));
+        Ok(IngestLookup {
+            version,
+            owners,
+            legacy_keyed,
+        })
     }
     /// A QIDO-RS search (see [`crate::qido`]).
     async fn qido(&self, query: &crate::QidoQuery) -> Result<Vec<crate::QidoRow>>;

@@ -24,9 +24,10 @@ pub mod worklist;
 
 pub use blob::{BlobMeta, Blobs, S3Config};
 pub use catalog::{
-    AeTitle, Alliance, Catalog, CatalogOptions, Counts, Dialect, InsertOutcome, InsertedWith,
-    InstanceAttrs, InstanceExtras, InstanceRow, Institution, InstitutionUpdate, NewInstance,
-    NewInstitution, PatientAttrs, PatientRow, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow,
+    AeTitle, Alliance, Catalog, CatalogOptions, Counts, Dialect, IngestLookup, InsertOutcome,
+    InsertedWith, InstanceAttrs, InstanceExtras, InstanceRow, Institution, InstitutionUpdate,
+    LEGACY_DATASET_KEY_PREFIX, NewInstance, NewInstitution, PatientAttrs, PatientRow, SeriesAttrs,
+    SeriesRow, StudyAttrs, StudyRow,
 };
 pub use ecg::{EcgCoverageRow, EcgInsert, EcgRow, EcgUpload, NewEcg};
 pub use identity::{

@@ -18,9 +18,9 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Transaction};
 
 use crate::catalog::{
-    AeTitle, Alliance, Catalog, CatalogOptions, Counts, Dialect, Error, InsertOutcome,
-    InsertedWith, InstanceExtras, InstanceRow, Institution, InstitutionUpdate, NewInstance,
-    NewInstitution, PatientRow, Result, SeriesRow, StudyRow, patient_key,
+    AeTitle, Alliance, Catalog, CatalogOptions, Counts, Dialect, Error, IngestLookup,
+    InsertOutcome, InsertedWith, InstanceExtras, InstanceRow, Institution, InstitutionUpdate,
+    NewInstance, NewInstitution, PatientRow, Result, SeriesRow, StudyRow, patient_key,
 };
 
 use crate::ecg::{EcgCoverageRow, EcgInsert, EcgRow, EcgUpload, NewEcg};
@@ -454,7 +454,7 @@ async fn insert_steps(tx: &mut Tx, new: &NewInstance) -> Result<(InsertOutcome, 
         .bind(inst.number_of_frames)
         .bind(inst.size_bytes)
         .bind(&inst.sha256)
-        .bind(&inst.dataset_sha256)
+        .bind(&inst.dataset_hash)
         .bind(&inst.blob_key)
         .bind(&inst.source_ae)
         .bind(new.institution_id)
@@ -466,7 +466,7 @@ async fn insert_steps(tx: &mut Tx, new: &NewInstance) -> Result<(InsertOutcome, 
         // Already indexed: change nothing (not even attributes filled above).
         let dup = sqlx::query_as::<_, DuplicateRow>(FIND_DUPLICATE)
             .bind(&inst.sop_instance_uid)
-            .bind(&inst.dataset_sha256)
+            .bind(&inst.dataset_hash)
             .fetch_one(&mut **tx)
             .await?;
         return Ok((
@@ -641,7 +641,7 @@ macro_rules! instance_select {
     () => {
         "SELECT i.id, i.series_ref, i.sop_instance_uid, i.sop_class_uid, \
          i.transfer_syntax_uid, i.instance_number, i.number_of_frames, i.size_bytes, i.sha256, \
-         i.dataset_sha256, i.blob_key, i.source_ae, i.institution_id, i.received_at, \
+         i.dataset_hash, i.blob_key, i.source_ae, i.institution_id, i.received_at, \
          se.series_instance_uid, st.study_instance_uid \
          FROM instances i \
          JOIN series se ON se.id = i.series_ref \
@@ -650,7 +650,7 @@ macro_rules! instance_select {
 }
 const FIND_INSTANCE_VERSION: &str = concat!(
     instance_select!(),
-    "WHERE i.sop_instance_uid = $1 AND i.dataset_sha256 = $2"
+    "WHERE i.sop_instance_uid = $1 AND i.dataset_hash = $2"
 );
 /// `find_instance_version` and `owners` in one statement: one row always, the version's
 /// columns NULL when there is none.
@@ -658,13 +658,15 @@ const INGEST_LOOKUP: &str = concat!(
     "SELECT (SELECT institution_id FROM studies WHERE study_instance_uid = $1) AS study_owner, \
      (SELECT institution_id FROM instances WHERE sop_instance_uid = $2 \
       ORDER BY id DESC LIMIT 1) AS instance_owner, \
+     (SELECT COUNT(*) FROM instances WHERE sop_instance_uid = $2 \
+      AND substr(dataset_hash, 1, 7) = 'sha256:') AS legacy_keyed, \
      v.id, v.series_ref, v.sop_instance_uid, v.sop_class_uid, v.transfer_syntax_uid, \
-     v.instance_number, v.number_of_frames, v.size_bytes, v.sha256, v.dataset_sha256, \
+     v.instance_number, v.number_of_frames, v.size_bytes, v.sha256, v.dataset_hash, \
      v.blob_key, v.source_ae, v.institution_id, v.received_at, v.series_instance_uid, \
      v.study_instance_uid \
      FROM (SELECT 1 AS one) o LEFT JOIN (",
     instance_select!(),
-    "WHERE i.sop_instance_uid = $2 AND i.dataset_sha256 = $3 LIMIT 1) v ON 1 = 1"
+    "WHERE i.sop_instance_uid = $2 AND i.dataset_hash = $3 LIMIT 1) v ON 1 = 1"
 );
 
 /// A row of [`INGEST_LOOKUP`].
@@ -672,6 +674,7 @@ const INGEST_LOOKUP: &str = concat!(
 struct IngestLookupRow {
     study_owner: Option<i64>,
     instance_owner: Option<i64>,
+    legacy_keyed: i64,
     id: Option<i64>,
     series_ref: Option<i64>,
     sop_instance_uid: Option<String>,
@@ -681,7 +684,7 @@ struct IngestLookupRow {
     number_of_frames: Option<i64>,
     size_bytes: Option<i64>,
     sha256: Option<String>,
-    dataset_sha256: Option<String>,
+    dataset_hash: Option<String>,
     blob_key: Option<String>,
     source_ae: Option<String>,
     institution_id: Option<i64>,
@@ -691,8 +694,9 @@ struct IngestLookupRow {
 }
 
 impl IngestLookupRow {
-    fn split(self) -> (Option<InstanceRow>, (Option<i64>, Option<i64>)) {
+    fn into_lookup(self) -> IngestLookup {
         let owners = (self.study_owner, self.instance_owner);
+        let legacy_keyed = self.legacy_keyed > 0;
         let version = (|| {
             Some(InstanceRow {
                 id: self.id?,
@@ -704,7 +708,7 @@ impl IngestLookupRow {
                 number_of_frames: self.number_of_frames,
                 size_bytes: self.size_bytes?,
                 sha256: self.sha256?,
-                dataset_sha256: self.dataset_sha256?,
+                dataset_hash: self.dataset_hash?,
                 blob_key: self.blob_key?,
                 source_ae: self.source_ae,
                 institution_id: self.institution_id,
@@ -713,7 +717,11 @@ impl IngestLookupRow {
                 study_instance_uid: self.study_instance_uid?,
             })
         })();
-        (version, owners)
+        IngestLookup {
+            version,
+            owners,
+            legacy_keyed,
+        }
     }
 }
 
@@ -850,10 +858,10 @@ struct SeriesUpsertRow {
 
 const INSERT_INSTANCE: &str = "INSERT INTO instances \
      (series_ref, sop_instance_uid, sop_class_uid, transfer_syntax_uid, instance_number, \
-      number_of_frames, size_bytes, sha256, dataset_sha256, blob_key, source_ae, institution_id, \
+      number_of_frames, size_bytes, sha256, dataset_hash, blob_key, source_ae, institution_id, \
       received_at, metadata) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-     ON CONFLICT (sop_instance_uid, dataset_sha256) DO NOTHING \
+     ON CONFLICT (sop_instance_uid, dataset_hash) DO NOTHING \
      RETURNING id";
 
 #[derive(sqlx::FromRow)]
@@ -862,7 +870,7 @@ struct DuplicateRow {
     blob_key: String,
 }
 const FIND_DUPLICATE: &str =
-    "SELECT id, blob_key FROM instances WHERE sop_instance_uid = $1 AND dataset_sha256 = $2";
+    "SELECT id, blob_key FROM instances WHERE sop_instance_uid = $1 AND dataset_hash = $2";
 
 /// Other versions of a SOP instance besides row `$2`: the newest overall, and how many
 /// are in series `$3` and in study `$4` (which decides whether the counts grow).
@@ -1217,11 +1225,11 @@ impl Catalog for SqlCatalog {
     async fn find_instance_version(
         &self,
         sop_instance_uid: &str,
-        dataset_sha256: &str,
+        dataset_hash: &str,
     ) -> Result<Option<InstanceRow>> {
         Ok(sqlx::query_as::<_, InstanceRow>(FIND_INSTANCE_VERSION)
             .bind(sop_instance_uid)
-            .bind(dataset_sha256)
+            .bind(dataset_hash)
             .fetch_optional(&self.read)
             .await?)
     }
@@ -1417,15 +1425,15 @@ impl Catalog for SqlCatalog {
         &self,
         study_instance_uid: &str,
         sop_instance_uid: &str,
-        dataset_sha256: &str,
-    ) -> Result<(Option<InstanceRow>, (Option<i64>, Option<i64>))> {
+        dataset_hash: &str,
+    ) -> Result<IngestLookup> {
         let row = sqlx::query_as::<_, IngestLookupRow>(INGEST_LOOKUP)
             .bind(study_instance_uid)
             .bind(sop_instance_uid)
-            .bind(dataset_sha256)
+            .bind(dataset_hash)
             .fetch_one(&self.read)
             .await?;
-        Ok(row.split())
+        Ok(row.into_lookup())
     }
 
     async fn qido(&self, query: &crate::QidoQuery) -> Result<Vec<crate::QidoRow>> {

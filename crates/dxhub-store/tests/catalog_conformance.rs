@@ -71,7 +71,7 @@ fn hash(s: &str) -> String {
 
 /// An instance with plausible attributes; `version` changes the data set hash.
 fn instance(study: &str, series: &str, sop: &str, number: i64, version: u32) -> NewInstance {
-    let dataset_sha256 = hash(&format!("{sop}#{version}"));
+    let dataset_hash = format!("blake3:{}", hash(&format!("{sop}#{version}")));
     let sha256 = hash(&format!("file:{sop}#{version}"));
     NewInstance {
         institution_id: None,
@@ -104,7 +104,7 @@ fn instance(study: &str, series: &str, sop: &str, number: i64, version: u32) -> 
             size_bytes: 1000 + number,
             blob_key: format!("studies/{study}/{series}/{sop}/{}.dcm", &sha256[..16]),
             sha256,
-            dataset_sha256,
+            dataset_hash,
             source_ae: Some("CT01".into()),
             received_at: 1_700_000_000_000_000 + number,
             metadata: Some(format!(
@@ -474,7 +474,7 @@ mod suite {
             expected.instance.transfer_syntax_uid
         );
         assert_eq!(one.sha256, expected.instance.sha256);
-        assert_eq!(one.dataset_sha256, expected.instance.dataset_sha256);
+        assert_eq!(one.dataset_hash, expected.instance.dataset_hash);
         assert_eq!(one.blob_key, expected.instance.blob_key);
         assert_eq!(one.size_bytes, 1002);
         assert_eq!(one.source_ae.as_deref(), Some("CT01"));
@@ -482,7 +482,7 @@ mod suite {
         assert_eq!(one.number_of_frames, None);
 
         let v = c
-            .find_instance_version("1.2.3.1.2", &expected.instance.dataset_sha256)
+            .find_instance_version("1.2.3.1.2", &expected.instance.dataset_hash)
             .await
             .expect("find version")
             .expect("present");
@@ -552,7 +552,15 @@ mod suite {
         let v1 = instance(st, se, sop, 1, 1);
 
         let check = |study: &'static str, sop: &'static str, sha: String| async move {
-            let (version, owners) = c.ingest_lookup(study, sop, &sha).await.expect("lookup");
+            let found = c.ingest_lookup(study, sop, &sha).await.expect("lookup");
+            let (version, owners) = (found.version, found.owners);
+            let want_legacy = c
+                .instance_versions(sop)
+                .await
+                .expect("versions")
+                .iter()
+                .any(|v| v.dataset_hash.starts_with("sha256:"));
+            assert_eq!(found.legacy_keyed, want_legacy, "{study} {sop}");
             let want_version = c.find_instance_version(sop, &sha).await.expect("version");
             let want_owners = c.owners(study, sop).await.expect("owners");
             assert_eq!(
@@ -569,27 +577,50 @@ mod suite {
         };
 
         // nothing stored yet
-        let (v, o) = check(st, sop, v0.instance.dataset_sha256.clone()).await;
+        let (v, o) = check(st, sop, v0.instance.dataset_hash.clone()).await;
         assert!(v.is_none());
         assert_eq!(o, (None, None));
 
         c.insert_instance(&v0).await.expect("v0");
         // the identical data set: the stored version, with the owners
-        let (v, o) = check(st, sop, v0.instance.dataset_sha256.clone()).await;
+        let (v, o) = check(st, sop, v0.instance.dataset_hash.clone()).await;
         let v = v.expect("the stored version");
         assert_eq!(v.sop_instance_uid, sop);
         assert_eq!(v.series_instance_uid, se);
         assert_eq!(v.study_instance_uid, st);
-        assert_eq!(v.dataset_sha256, v0.instance.dataset_sha256);
+        assert_eq!(v.dataset_hash, v0.instance.dataset_hash);
         assert_eq!(o, (Some(inst.id), Some(inst.id)));
         // another data set of the same SOP instance: no version, the same owners
-        let (v, o) = check(st, sop, v1.instance.dataset_sha256.clone()).await;
+        let (v, o) = check(st, sop, v1.instance.dataset_hash.clone()).await;
         assert!(v.is_none());
         assert_eq!(o, (Some(inst.id), Some(inst.id)));
         // a new SOP instance of the known study
         let (v, o) = check(st, "1.2.9.1.2", hash("x")).await;
         assert!(v.is_none());
         assert_eq!(o, (Some(inst.id), None));
+        // a SOP instance indexed before BLAKE3 keys (its key the data set's SHA-256)
+        let mut old = instance(st, se, "1.2.9.1.3", 3, 0);
+        old.instance.dataset_hash = format!("sha256:{}", hash("old"));
+        c.insert_instance(&old).await.expect("old");
+        let found = c
+            .ingest_lookup(st, "1.2.9.1.3", &format!("blake3:{}", hash("new")))
+            .await
+            .expect("lookup");
+        assert!(found.version.is_none() && found.legacy_keyed, "{found:?}");
+        let found = c
+            .ingest_lookup(st, "1.2.9.1.3", &old.instance.dataset_hash)
+            .await
+            .expect("lookup");
+        assert_eq!(
+            found.version.map(|v| v.sop_instance_uid),
+            Some("1.2.9.1.3".to_owned())
+        );
+        assert!(
+            !c.ingest_lookup(st, sop, &hash("y"))
+                .await
+                .expect("lookup")
+                .legacy_keyed
+        );
     }
 
     pub async fn new_version(c: &dyn Catalog) {
@@ -622,7 +653,7 @@ mod suite {
             current.id, instance_id,
             "get_instance returns the newest version"
         );
-        assert_eq!(current.dataset_sha256, v1.instance.dataset_sha256);
+        assert_eq!(current.dataset_hash, v1.instance.dataset_hash);
         assert_eq!(current.blob_key, v1.instance.blob_key);
         let versions = c.instance_versions(sop).await.expect("versions");
         assert_eq!(

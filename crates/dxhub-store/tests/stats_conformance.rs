@@ -168,7 +168,7 @@ async fn study(
                 number_of_frames: None,
                 size_bytes: 1000,
                 blob_key: format!("studies/{uid}/{}.dcm", &sha256[..16]),
-                dataset_sha256: hash(&format!("{sop}#0")),
+                dataset_hash: hash(&format!("{sop}#0")),
                 sha256,
                 source_ae: None,
                 received_at,

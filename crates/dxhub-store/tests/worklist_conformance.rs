@@ -326,7 +326,7 @@ async fn add_instance(c: &dyn Catalog, s: &StudySpec<'_>, n: u32) -> i64 {
             number_of_frames: None,
             size_bytes: 1000,
             blob_key: format!("studies/{}/{}.dcm", s.uid, &sha256[..16]),
-            dataset_sha256: hash(&format!("{sop}#0")),
+            dataset_hash: hash(&format!("{sop}#0")),
             sha256,
             source_ae: Some("MOD01".into()),
             received_at: wall(),
