@@ -15,6 +15,8 @@
 #   BENCH_NO_BUILD  1 uses the existing target/release/dxhub (default 0)
 #   BENCH_DXHUB     another dxhub binary (default target/release/dxhub)
 #   BENCH_REMOVAL_WAIT seconds after the last removal of benchmark files (default 370)
+#   BENCH_KEEP      1 keeps the runs' storage (renamed to bench/out/kept-*) instead of
+#                   removing it, so that the next run need not wait (default 0)
 #   BENCH_IDLE_WAIT seconds to wait, before each run, for other work to leave the CPUs at
 #                   most 25% busy (default 180; then it runs anyway and says so)
 #
@@ -172,6 +174,12 @@ fresh_dir() { RUN_SEQ=$((RUN_SEQ + 1)); SRV_DIR=$OUT/run-$1; rm -rf "$SRV_DIR"; 
 CLEANED=$OUT/.last-removal
 remove_runs() {
     if compgen -G "$OUT/run-*" >/dev/null; then
+        if [ "${BENCH_KEEP:-0}" = 1 ]; then
+            # renamed, not removed: no inodes freed (remove bench/out/kept-* yourself later)
+            local d
+            for d in "$OUT"/run-*; do mv "$d" "$OUT/kept-$STAMP-$(basename "$d")"; done
+            return
+        fi
         rm -rf "$OUT"/run-*
         sync
         date +%s >"$CLEANED"
