@@ -369,7 +369,7 @@ async fn insert_steps(tx: &mut Tx, new: &NewInstance) -> Result<(InsertOutcome, 
         .await?;
 
     // 2. study: create, or fill what it lacked (which also locks it)
-    let created = sqlx::query_as::<_, StudyUpsertRow>(INSERT_STUDY)
+    let study = sqlx::query_as::<_, StudyUpsertRow>(UPSERT_STUDY)
         .bind(&st.study_instance_uid)
         .bind(patient_ref)
         .bind(new.institution_id)
@@ -382,31 +382,12 @@ async fn insert_steps(tx: &mut Tx, new: &NewInstance) -> Result<(InsertOutcome, 
         .bind(&st.body_part_examined)
         .bind(now)
         .bind(&st.attrs)
-        .fetch_optional(&mut **tx)
+        .fetch_one(&mut **tx)
         .await?;
-    let study_created = created.is_some();
-    let study = match created {
-        Some(row) => row,
-        None => {
-            sqlx::query_as::<_, StudyUpsertRow>(FILL_STUDY)
-                .bind(&st.study_instance_uid)
-                .bind(new.institution_id)
-                .bind(&st.study_date)
-                .bind(&st.study_time)
-                .bind(&st.accession_number)
-                .bind(&st.study_description)
-                .bind(&st.referring_physician_name)
-                .bind(&st.study_id)
-                .bind(&st.body_part_examined)
-                .bind(now)
-                .bind(&st.attrs)
-                .fetch_one(&mut **tx)
-                .await?
-        }
-    };
+    let study_created = study.fills == 0;
 
     // 3. series
-    let created = sqlx::query_as::<_, SeriesUpsertRow>(INSERT_SERIES)
+    let series = sqlx::query_as::<_, SeriesUpsertRow>(UPSERT_SERIES)
         .bind(study.id)
         .bind(&se.series_instance_uid)
         .bind(&se.modality)
@@ -417,26 +398,9 @@ async fn insert_steps(tx: &mut Tx, new: &NewInstance) -> Result<(InsertOutcome, 
         .bind(&se.series_time)
         .bind(now)
         .bind(&se.attrs)
-        .fetch_optional(&mut **tx)
+        .fetch_one(&mut **tx)
         .await?;
-    let series_created = created.is_some();
-    let series = match created {
-        Some(row) => row,
-        None => {
-            sqlx::query_as::<_, SeriesUpsertRow>(FILL_SERIES)
-                .bind(&se.series_instance_uid)
-                .bind(&se.modality)
-                .bind(se.series_number)
-                .bind(&se.series_description)
-                .bind(&se.body_part_examined)
-                .bind(&se.series_date)
-                .bind(&se.series_time)
-                .bind(now)
-                .bind(&se.attrs)
-                .fetch_one(&mut **tx)
-                .await?
-        }
-    };
+    let series_created = series.fills == 0;
     if series.study_ref != study.id {
         return Err(Error::Conflict(format!(
             "series {} belongs to another study than {}",
@@ -445,7 +409,7 @@ async fn insert_steps(tx: &mut Tx, new: &NewInstance) -> Result<(InsertOutcome, 
     }
 
     // 4. instance
-    let inserted: Option<i64> = sqlx::query_scalar(INSERT_INSTANCE)
+    let inserted = sqlx::query_as::<_, InsertedInstanceRow>(INSERT_INSTANCE)
         .bind(series.id)
         .bind(&inst.sop_instance_uid)
         .bind(&inst.sop_class_uid)
@@ -462,7 +426,11 @@ async fn insert_steps(tx: &mut Tx, new: &NewInstance) -> Result<(InsertOutcome, 
         .bind(&inst.metadata)
         .fetch_optional(&mut **tx)
         .await?;
-    let Some(instance_id) = inserted else {
+    let Some(InsertedInstanceRow {
+        id: instance_id,
+        other_versions,
+    }) = inserted
+    else {
         // Already indexed: change nothing (not even attributes filled above).
         let dup = sqlx::query_as::<_, DuplicateRow>(FIND_DUPLICATE)
             .bind(&inst.sop_instance_uid)
@@ -479,13 +447,21 @@ async fn insert_steps(tx: &mut Tx, new: &NewInstance) -> Result<(InsertOutcome, 
     };
 
     // 5. counters: a SOP instance counts once per series/study however many versions
-    let others = sqlx::query_as::<_, OtherVersionsRow>(OTHER_VERSIONS)
-        .bind(&inst.sop_instance_uid)
-        .bind(instance_id)
-        .bind(series.id)
-        .bind(study.id)
-        .fetch_one(&mut **tx)
-        .await?;
+    let others = if other_versions > 0 {
+        sqlx::query_as::<_, OtherVersionsRow>(OTHER_VERSIONS)
+            .bind(&inst.sop_instance_uid)
+            .bind(instance_id)
+            .bind(series.id)
+            .bind(study.id)
+            .fetch_one(&mut **tx)
+            .await?
+    } else {
+        OtherVersionsRow {
+            previous_id: None,
+            in_series: 0,
+            in_study: 0,
+        }
+    };
     sqlx::query(ADD_TO_SERIES)
         .bind(series.id)
         .bind(i64::from(others.in_series == 0))
@@ -802,58 +778,58 @@ const UPSERT_PATIENT: &str = "INSERT INTO patients \
       updated_at = excluded.updated_at \
      RETURNING id";
 
-const INSERT_STUDY: &str = "INSERT INTO studies \
+/// Create the study, or fill what it lacks (which also takes its row lock on PostgreSQL
+/// for the rest of the transaction): one statement. `fills` is 0 when it created the row.
+const UPSERT_STUDY: &str = "INSERT INTO studies \
      (study_instance_uid, patient_ref, institution_id, study_date, study_time, accession_number, \
       study_description, referring_physician_name, study_id, body_part_examined, received_at, \
       updated_at, attrs) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) \
-     ON CONFLICT (study_instance_uid) DO NOTHING \
-     RETURNING id, modalities_in_study";
-
-/// Also takes the study's row lock (PostgreSQL) for the rest of the transaction.
-const FILL_STUDY: &str = "UPDATE studies SET \
-      institution_id = COALESCE(institution_id, $2), \
-      study_date = COALESCE(study_date, $3), \
-      study_time = COALESCE(study_time, $4), \
-      accession_number = COALESCE(accession_number, $5), \
-      study_description = COALESCE(study_description, $6), \
-      referring_physician_name = COALESCE(referring_physician_name, $7), \
-      study_id = COALESCE(study_id, $8), \
-      body_part_examined = COALESCE(body_part_examined, $9), \
-      updated_at = $10, \
-      attrs = COALESCE(attrs, $11) \
-     WHERE study_instance_uid = $1 \
-     RETURNING id, modalities_in_study";
+     ON CONFLICT (study_instance_uid) DO UPDATE SET \
+      institution_id = COALESCE(studies.institution_id, excluded.institution_id), \
+      study_date = COALESCE(studies.study_date, excluded.study_date), \
+      study_time = COALESCE(studies.study_time, excluded.study_time), \
+      accession_number = COALESCE(studies.accession_number, excluded.accession_number), \
+      study_description = COALESCE(studies.study_description, excluded.study_description), \
+      referring_physician_name = \
+        COALESCE(studies.referring_physician_name, excluded.referring_physician_name), \
+      study_id = COALESCE(studies.study_id, excluded.study_id), \
+      body_part_examined = COALESCE(studies.body_part_examined, excluded.body_part_examined), \
+      updated_at = excluded.updated_at, \
+      attrs = COALESCE(studies.attrs, excluded.attrs), \
+      fills = studies.fills + 1 \
+     RETURNING id, modalities_in_study, fills";
 
 #[derive(sqlx::FromRow)]
 struct StudyUpsertRow {
     id: i64,
     modalities_in_study: Option<String>,
+    fills: i64,
 }
 
-const INSERT_SERIES: &str = "INSERT INTO series \
+/// Create the series, or fill what it lacks: one statement. `fills` is 0 when it created
+/// the row.
+const UPSERT_SERIES: &str = "INSERT INTO series \
      (study_ref, series_instance_uid, modality, series_number, series_description, \
       body_part_examined, series_date, series_time, received_at, updated_at, attrs) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
-     ON CONFLICT (series_instance_uid) DO NOTHING \
-     RETURNING id, study_ref";
-
-const FILL_SERIES: &str = "UPDATE series SET \
-      modality = COALESCE(modality, $2), \
-      series_number = COALESCE(series_number, $3), \
-      series_description = COALESCE(series_description, $4), \
-      body_part_examined = COALESCE(body_part_examined, $5), \
-      series_date = COALESCE(series_date, $6), \
-      series_time = COALESCE(series_time, $7), \
-      updated_at = $8, \
-      attrs = COALESCE(attrs, $9) \
-     WHERE series_instance_uid = $1 \
-     RETURNING id, study_ref";
+     ON CONFLICT (series_instance_uid) DO UPDATE SET \
+      modality = COALESCE(series.modality, excluded.modality), \
+      series_number = COALESCE(series.series_number, excluded.series_number), \
+      series_description = COALESCE(series.series_description, excluded.series_description), \
+      body_part_examined = COALESCE(series.body_part_examined, excluded.body_part_examined), \
+      series_date = COALESCE(series.series_date, excluded.series_date), \
+      series_time = COALESCE(series.series_time, excluded.series_time), \
+      updated_at = excluded.updated_at, \
+      attrs = COALESCE(series.attrs, excluded.attrs), \
+      fills = series.fills + 1 \
+     RETURNING id, study_ref, fills";
 
 #[derive(sqlx::FromRow)]
 struct SeriesUpsertRow {
     id: i64,
     study_ref: i64,
+    fills: i64,
 }
 
 const INSERT_INSTANCE: &str = "INSERT INTO instances \
@@ -862,7 +838,16 @@ const INSERT_INSTANCE: &str = "INSERT INTO instances \
       received_at, metadata) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
      ON CONFLICT (sop_instance_uid, dataset_hash) DO NOTHING \
-     RETURNING id";
+     RETURNING id, (SELECT COUNT(*) FROM instances o \
+       WHERE o.sop_instance_uid = $2 AND o.id <> instances.id) AS other_versions";
+
+/// A row of [`INSERT_INSTANCE`]: the new id, and whether the SOP instance has other
+/// versions (when it has none, the usual case, their count need not be asked).
+#[derive(sqlx::FromRow)]
+struct InsertedInstanceRow {
+    id: i64,
+    other_versions: i64,
+}
 
 #[derive(sqlx::FromRow)]
 struct DuplicateRow {
