@@ -50,7 +50,7 @@ impl Inst {
     }
 
     fn dataset_hash(&self) -> String {
-        hex::encode(Sha256::digest(&self.dataset[..]))
+        format!("blake3:{}", blake3::hash(&self.dataset[..]).to_hex())
     }
 }
 

@@ -133,7 +133,10 @@ fn s3_backend_end_to_end() {
                 .expect("get_instance")
                 .unwrap_or_else(|| panic!("{} not indexed", spec.sop_uid));
             assert!(row.blob_key.starts_with("studies/"), "{}", row.blob_key);
-            assert_eq!(row.dataset_hash, hex::encode(Sha256::digest(ds)));
+            assert_eq!(
+                row.dataset_hash,
+                format!("blake3:{}", blake3::hash(ds).to_hex())
+            );
             let meta = blobs
                 .head(&row.blob_key)
                 .await
