@@ -547,26 +547,15 @@ impl Ingest {
             )?;
             extras.ecg = Some((record, origin.idempotency_key.clone()));
         }
-        let index_failed = |e: dxhub_store::catalog::Error| {
-            warn!(sop_instance_uid = %x.sop_instance_uid, error = %e, "index write failed");
-            IngestError::Index(e.to_string())
-        };
-        let (inserted, ecg, audited) = if extras.ecg.is_some() || extras.audit.is_some() {
-            let w = self
-                .catalog
-                .insert_instance_with(&new, &extras)
-                .await
-                .map_err(index_failed)?;
-            (w.outcome, w.ecg, w.audit.is_some())
-        } else {
-            let o = self
-                .catalog
-                .insert_instance(&new)
-                .await
-                .map_err(index_failed)?;
-            (o, None, false)
-        };
-        let mut result = match inserted {
+        let written = self
+            .catalog
+            .insert_instance_with(&new, &extras)
+            .await
+            .map_err(|e| {
+                warn!(sop_instance_uid = %x.sop_instance_uid, error = %e, "index write failed");
+                IngestError::Index(e.to_string())
+            })?;
+        let mut result = match written.outcome {
             InsertOutcome::Inserted { instance_id } => {
                 outcome(OutcomeKind::Stored, instance_id, &key, &file_sha256)
             }
@@ -587,8 +576,8 @@ impl Ingest {
                 outcome(OutcomeKind::Duplicate, instance_id, &blob_key, &file_sha256)
             }
         };
-        result.audited = audited;
-        if let Some(e) = ecg {
+        result.audited = written.audit.is_some();
+        if let Some(e) = written.ecg {
             if e.row().critical != 0 {
                 self.metrics.ecg_critical.inc();
             }

@@ -16,13 +16,21 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 /// computed anyway, and a second SHA-256 pass over every instance was a tenth of the
 /// C-STORE CPU; BLAKE3 is collision-resistant too, several times faster.)
 pub fn dataset_key(dataset: &[u8]) -> String {
-    format!("blake3:{}", blake3::hash(dataset).to_hex())
+    blake3_key(&blake3::hash(dataset))
+}
+
+fn blake3_key(hash: &blake3::Hash) -> String {
+    format!("blake3:{}", hash.to_hex())
 }
 
 /// The duplicate key of instances indexed before BLAKE3 (`sha256:` and the data set's
 /// SHA-256): computed only to recognise a re-send of such an instance.
 pub fn legacy_dataset_key(dataset: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(dataset)))
+    sha256_key(Sha256::digest(dataset).as_slice())
+}
+
+fn sha256_key(digest: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(digest))
 }
 
 /// [`legacy_dataset_key`] of the data set of a Part 10 file (from `dataset_offset` to
@@ -32,29 +40,8 @@ pub fn legacy_dataset_key_of_file(path: &Path, dataset_offset: u64) -> io::Resul
     let mut f = File::open(path)?;
     f.seek(SeekFrom::Start(dataset_offset))?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
-}
-
-/// [`dataset_key`] of a data set that arrives in pieces.
-#[derive(Debug, Default, Clone)]
-struct DatasetHasher(blake3::Hasher);
-
-impl DatasetHasher {
-    fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-
-    fn key(&self) -> String {
-        format!("blake3:{}", self.0.finalize().to_hex())
-    }
+    io::copy(&mut f, &mut hasher)?;
+    Ok(sha256_key(hasher.finalize().as_slice()))
 }
 
 /// The spool directory (under the data dir, on the same filesystem as a local blob store).
@@ -96,7 +83,7 @@ impl Spool {
             size: 0,
             dataset_offset: 0,
             hasher: Sha256::new(),
-            dataset_hasher: DatasetHasher::default(),
+            dataset_hasher: blake3::Hasher::new(),
         })
     }
 
@@ -153,7 +140,7 @@ pub struct SpoolWriter {
     size: u64,
     dataset_offset: u64,
     hasher: Sha256,
-    dataset_hasher: DatasetHasher,
+    dataset_hasher: blake3::Hasher,
 }
 
 impl SpoolWriter {
@@ -202,7 +189,7 @@ impl SpoolWriter {
             size: self.size,
             dataset_offset: self.dataset_offset,
             sha256: hex::encode(std::mem::take(&mut self.hasher).finalize()),
-            dataset_hash: self.dataset_hasher.key(),
+            dataset_hash: blake3_key(&self.dataset_hasher.finalize()),
         })
     }
 }
@@ -277,6 +264,11 @@ impl MemoryObject {
             bytes,
         })
     }
+
+    /// The data set bytes (the offset was checked by [`MemoryObject::new`]).
+    pub fn dataset(&self) -> &[u8] {
+        &self.bytes[self.dataset_offset as usize..]
+    }
 }
 
 /// A finished object on its way into the blob store.
@@ -302,19 +294,17 @@ impl Staged {
     /// A job computing [`legacy_dataset_key`] of the data set, for the blocking pool (it
     /// reads a spool file).
     pub fn legacy_dataset_key_job(&self) -> impl FnOnce() -> io::Result<String> + Send + 'static {
+        enum Source {
+            File(PathBuf, u64),
+            Memory(MemoryObject),
+        }
         let source = match self {
-            Staged::Spool(f) => Err((f.path().to_owned(), f.dataset_offset)),
-            Staged::Memory(m) => Ok((m.bytes.clone(), m.dataset_offset)),
+            Staged::Spool(f) => Source::File(f.path().to_owned(), f.dataset_offset),
+            Staged::Memory(m) => Source::Memory(m.clone()),
         };
         move || match source {
-            Err((path, offset)) => legacy_dataset_key_of_file(&path, offset),
-            Ok((bytes, offset)) => {
-                let start = usize::try_from(offset)
-                    .ok()
-                    .filter(|&o| o <= bytes.len())
-                    .ok_or_else(|| io::Error::other("data set offset beyond the object"))?;
-                Ok(legacy_dataset_key(&bytes[start..]))
-            }
+            Source::File(path, offset) => legacy_dataset_key_of_file(&path, offset),
+            Source::Memory(m) => Ok(legacy_dataset_key(m.dataset())),
         }
     }
 

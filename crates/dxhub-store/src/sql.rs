@@ -1220,21 +1220,10 @@ impl Catalog for SqlCatalog {
     }
 
     async fn insert_instance(&self, new: &NewInstance) -> Result<InsertOutcome> {
-        check_new(new)?;
-        if let Some(result) = self
-            .group_write(|reply| group::WriteJob::Instance(Box::new(new.clone()), reply))
-            .await
-        {
-            return result;
-        }
-        let mut tx = self.begin_write().await?;
-        let (outcome, keep) = insert_steps(&mut tx, new).await?;
-        if keep {
-            tx.commit().await?;
-        } else {
-            tx.rollback().await?;
-        }
-        Ok(outcome)
+        Ok(self
+            .insert_instance_with(new, &InstanceExtras::default())
+            .await?
+            .outcome)
     }
 
     async fn insert_instance_with(

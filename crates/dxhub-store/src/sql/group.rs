@@ -17,8 +17,8 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{SqlCatalog, Tx, WrittenWith, check_new, insert_steps};
-use crate::catalog::{Error, InsertOutcome, InstanceExtras, NewInstance, Result};
+use super::{SqlCatalog, Tx, WrittenWith, check_new};
+use crate::catalog::{Error, InstanceExtras, NewInstance, Result};
 use crate::ecg::NewEcg;
 use crate::identity::{AuditEntry, NewAuditEntry};
 
@@ -29,18 +29,16 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 
 /// A write for the group-commit task and where its outcome goes.
 pub(super) enum WriteJob {
-    Instance(Box<NewInstance>, Reply<InsertOutcome>),
     Audit(Box<NewAuditEntry>, Reply<AuditEntry>),
     /// The record, its idempotency key; the outcome is `(id, newly inserted)`.
     Ecg(Box<NewEcg>, Option<String>, Reply<(i64, bool)>),
-    /// An instance and what is written with it (`Catalog::insert_instance_with`).
+    /// An instance and what is written with it (`Catalog::insert_instance_with`; plain
+    /// `insert_instance` too, with nothing else).
     InstanceWith(Box<(NewInstance, InstanceExtras)>, Reply<WrittenWith>),
 }
 
 /// What a write did.
 enum Done {
-    /// The outcome, and whether the instance was inserted.
-    Instance(InsertOutcome, bool),
     Audit(Box<AuditEntry>),
     Ecg(i64, bool),
     InstanceWith(Box<WrittenWith>),
@@ -51,7 +49,6 @@ impl Done {
     /// back to its savepoint.
     fn keep(&self) -> bool {
         match self {
-            Done::Instance(_, inserted) => *inserted,
             Done::InstanceWith(w) => w.inserted,
             Done::Audit(_) | Done::Ecg(..) => true,
         }
@@ -67,12 +64,6 @@ fn mismatch<T>() -> Result<T> {
 impl WriteJob {
     fn reply(self, r: Result<Done>) {
         match self {
-            WriteJob::Instance(_, tx) => {
-                let _ = tx.send(r.and_then(|d| match d {
-                    Done::Instance(o, _) => Ok(o),
-                    _ => mismatch(),
-                }));
-            }
             WriteJob::Audit(_, tx) => {
                 let _ = tx.send(r.and_then(|d| match d {
                     Done::Audit(a) => Ok(*a),
@@ -142,11 +133,6 @@ impl SqlCatalog {
         job: &WriteJob,
     ) -> Result<Done> {
         match job {
-            WriteJob::Instance(new, _) => {
-                check_new(new)?;
-                let (outcome, inserted) = insert_steps(tx, new).await?;
-                Ok(Done::Instance(outcome, inserted))
-            }
             WriteJob::Audit(e, _) => self
                 .audit_step(tx, head, e)
                 .await
