@@ -36,6 +36,7 @@ mod qido;
 mod report;
 mod stats;
 mod worklist;
+mod writer;
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -162,13 +163,13 @@ impl SqlCatalog {
                         .connect(url)
                         .await
                         .map_err(Error::Unavailable)?;
+                    // (no group commit: a second connection would be another database)
                     return Ok(Self {
                         dialect,
                         write: pool.clone(),
                         read: pool,
                         writes: None,
-                    }
-                    .with_group_commit());
+                    });
                 };
                 if let Some(dir) = std::path::Path::new(path)
                     .parent()
@@ -197,13 +198,14 @@ impl SqlCatalog {
                     .connect(&url)
                     .await
                     .map_err(Error::Unavailable)?;
+                // The group commit's writer thread opens its own connection last.
+                let writes = Some(writer::spawn(std::path::Path::new(path), pragmas)?);
                 Ok(Self {
                     dialect,
                     write,
                     read,
-                    writes: None,
-                }
-                .with_group_commit())
+                    writes,
+                })
             }
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -222,18 +224,8 @@ impl SqlCatalog {
         }
     }
 
-    /// Start the group-commit task (SQLite, inside a tokio runtime).
-    fn with_group_commit(mut self) -> Self {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let (tx, rx) = tokio::sync::mpsc::channel(4 * group::GROUP_COMMIT_MAX);
-            tokio::spawn(group::group_commit(self.clone(), rx));
-            self.writes = Some(tx);
-        }
-        self
-    }
-
-    /// Send `job` (made with its reply channel) to the group-commit task and wait for its
-    /// outcome; `None` without that task (PostgreSQL, or its runtime ended).
+    /// Send `job` (made with its reply channel) to the group commit's writer thread and
+    /// wait for its outcome; `None` without that thread (PostgreSQL, in-memory SQLite).
     async fn group_write<T>(
         &self,
         job: impl FnOnce(tokio::sync::oneshot::Sender<Result<T>>) -> group::WriteJob,
@@ -334,21 +326,7 @@ async fn insert_steps(tx: &mut Tx, new: &NewInstance) -> Result<(InsertOutcome, 
     let now = now_us();
 
     // 1. patient
-    // An empty Patient ID identifies nobody: such a study gets a patient of its own
-    // rather than being merged with every other anonymous study of the institution.
-    let key = if p.patient_id.trim().is_empty() {
-        format!(
-            "{}|anonymous-study|{}",
-            new.institution_id.unwrap_or(0),
-            new.study.study_instance_uid
-        )
-    } else {
-        patient_key(
-            new.institution_id,
-            p.issuer_of_patient_id.as_deref(),
-            &p.patient_id,
-        )
-    };
+    let key = patient_key_of(new);
     let patient_ref: i64 = sqlx::query_scalar(UPSERT_PATIENT)
         .bind(&key)
         .bind(new.institution_id)
@@ -491,12 +469,9 @@ async fn insert_steps(tx: &mut Tx, new: &NewInstance) -> Result<(InsertOutcome, 
             .await?;
 
         // 6. modalities in study, when a series appeared or brought a modality not listed
-        let listed = study.modalities_in_study.as_deref().unwrap_or("");
-        let new_modality = se
-            .modality
-            .as_deref()
-            .is_some_and(|m| !m.is_empty() && !listed.split('\\').any(|l| l == m));
-        if series_created || new_modality {
+        if series_created
+            || modality_needs_refresh(study.modalities_in_study.as_deref(), se.modality.as_deref())
+        {
             refresh_modalities(tx, study.id).await?;
         }
     }
@@ -909,20 +884,50 @@ const DELETE_STUDY: &str = "DELETE FROM studies WHERE id = $1";
 /// Recompute `modalities_in_study` from the study's series (the caller holds the study
 /// row lock, so every committed series is visible).
 async fn refresh_modalities(tx: &mut Tx, study_id: i64) -> Result<()> {
-    let mut modalities: Vec<String> = sqlx::query_scalar::<_, String>(STUDY_MODALITIES)
+    let modalities: Vec<String> = sqlx::query_scalar::<_, String>(STUDY_MODALITIES)
         .bind(study_id)
         .fetch_all(&mut **tx)
         .await?;
-    modalities.retain(|m| !m.is_empty());
-    modalities.sort();
-    modalities.dedup();
-    let joined = (!modalities.is_empty()).then(|| modalities.join("\\"));
     sqlx::query(SET_STUDY_MODALITIES)
         .bind(study_id)
-        .bind(joined)
+        .bind(joined_modalities(modalities))
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The patient key of an instance's patient. An empty Patient ID identifies nobody: such
+/// a study gets a patient of its own rather than being merged with every other anonymous
+/// study of the institution.
+fn patient_key_of(new: &NewInstance) -> String {
+    let p = &new.patient;
+    if p.patient_id.trim().is_empty() {
+        format!(
+            "{}|anonymous-study|{}",
+            new.institution_id.unwrap_or(0),
+            new.study.study_instance_uid
+        )
+    } else {
+        patient_key(
+            new.institution_id,
+            p.issuer_of_patient_id.as_deref(),
+            &p.patient_id,
+        )
+    }
+}
+
+/// Whether a series' modality is missing from the study's listed modalities.
+fn modality_needs_refresh(listed: Option<&str>, modality: Option<&str>) -> bool {
+    let listed = listed.unwrap_or("");
+    modality.is_some_and(|m| !m.is_empty() && !listed.split('\\').any(|l| l == m))
+}
+
+/// `modalities_in_study` from the modalities of a study's series.
+fn joined_modalities(mut modalities: Vec<String>) -> Option<String> {
+    modalities.retain(|m| !m.is_empty());
+    modalities.sort();
+    modalities.dedup();
+    (!modalities.is_empty()).then(|| modalities.join("\\"))
 }
 
 fn bad_uid(what: &str, uid: &str) -> Result<()> {

@@ -10,14 +10,18 @@ const ECG_SELECT: &str = "SELECT e.id, e.institution_id, e.device_id, e.instance
      e.critical, e.created_at, i.blob_key AS instance_blob_key \
      FROM ecgs e JOIN instances i ON i.id = e.instance_id";
 
-const INSERT_ECG: &str = "INSERT INTO ecgs (institution_id, device_id, instance_id, \
+pub(super) const INSERT_ECG: &str = "INSERT INTO ecgs (institution_id, device_id, instance_id, \
      study_instance_uid, sop_instance_uid, format, content_sha256, original_key, \
      original_size, leads, sample_rate_hz, samples_per_lead, acquired_at, analysis, critical, \
      created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
      ON CONFLICT DO NOTHING RETURNING id";
-const INSERT_IDEMPOTENCY_KEY: &str = "INSERT INTO ecg_idempotency_keys \
+pub(super) const INSERT_IDEMPOTENCY_KEY: &str = "INSERT INTO ecg_idempotency_keys \
      (institution_id, idem_key, content_sha256, ecg_id, created_at) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+/// The record an institution already has for this content (UNIQUE institution_id,
+/// content_sha256).
+pub(super) const FIND_ECG_BY_CONTENT: &str =
+    "SELECT id FROM ecgs WHERE institution_id = $1 AND content_sha256 = $2";
 
 const UPLOAD_COLUMNS: &str = "id, institution_id, device_id, upload_length, upload_offset, \
      idem_key, content_encoding, ecg_id, error, created_at, updated_at, expires_at";
@@ -267,13 +271,11 @@ pub(super) async fn ecg_insert_steps(
         None => {
             // the institution already has this content (UNIQUE institution_id,
             // content_sha256); NULL institutions never conflict
-            let id: i64 = sqlx::query_scalar(
-                "SELECT id FROM ecgs WHERE institution_id = $1 AND content_sha256 = $2",
-            )
-            .bind(new.institution_id)
-            .bind(&new.content_sha256)
-            .fetch_one(&mut **tx)
-            .await?;
+            let id: i64 = sqlx::query_scalar(FIND_ECG_BY_CONTENT)
+                .bind(new.institution_id)
+                .bind(&new.content_sha256)
+                .fetch_one(&mut **tx)
+                .await?;
             (id, false)
         }
     };

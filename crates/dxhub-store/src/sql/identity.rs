@@ -160,8 +160,8 @@ struct ChainHead {
     id: i64,
     hash: String,
 }
-const AUDIT_HEAD: &str = "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1";
-const INSERT_AUDIT: &str = "INSERT INTO audit_log \
+pub(super) const AUDIT_HEAD: &str = "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1";
+pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_log \
      (id, at, actor_kind, actor, institution_id, action, object_kind, object_id, outcome, \
       client, request_id, prev_hash, hash) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
