@@ -1406,6 +1406,17 @@ impl Catalog for SqlCatalog {
         sop_instance_uid: &str,
         dataset_hash: &str,
     ) -> Result<IngestLookup> {
+        let args = Box::new((
+            study_instance_uid.to_owned(),
+            sop_instance_uid.to_owned(),
+            dataset_hash.to_owned(),
+        ));
+        if let Some(r) = self
+            .group_write(|reply| group::WriteJob::Lookup(args, reply))
+            .await
+        {
+            return r;
+        }
         let row = sqlx::query_as::<_, IngestLookupRow>(INGEST_LOOKUP)
             .bind(study_instance_uid)
             .bind(sop_instance_uid)

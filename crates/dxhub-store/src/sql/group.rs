@@ -20,7 +20,7 @@
 use tokio::sync::oneshot;
 
 use super::{SqlCatalog, Tx, WrittenWith};
-use crate::catalog::{Error, InstanceExtras, NewInstance, Result};
+use crate::catalog::{Error, IngestLookup, InstanceExtras, NewInstance, Result};
 use crate::ecg::NewEcg;
 use crate::identity::{AuditEntry, NewAuditEntry};
 
@@ -37,6 +37,12 @@ pub(super) enum WriteJob {
     /// An instance and what is written with it (`Catalog::insert_instance_with`; plain
     /// `insert_instance` too, with nothing else).
     InstanceWith(Box<(NewInstance, InstanceExtras)>, Reply<WrittenWith>),
+    /// Not a write: the ingest's look-up before it stores an instance (study UID, SOP
+    /// instance UID, data set key), answered by the writer before the next group from its
+    /// own connection. That connection's page cache is always current, where a reader's
+    /// is dropped after every commit of the writer; on the C-STORE path this one read,
+    /// through sqlx's read pool, cost as much CPU as the writes.
+    Lookup(Box<(String, String, String)>, Reply<IngestLookup>),
 }
 
 /// What a write did.
@@ -44,6 +50,7 @@ pub(super) enum Done {
     Audit(Box<AuditEntry>),
     Ecg(i64, bool),
     InstanceWith(Box<WrittenWith>),
+    Lookup(Box<IngestLookup>),
 }
 
 impl Done {
@@ -52,7 +59,7 @@ impl Done {
     pub(super) fn keep(&self) -> bool {
         match self {
             Done::InstanceWith(w) => w.inserted,
-            Done::Audit(_) | Done::Ecg(..) => true,
+            Done::Audit(_) | Done::Ecg(..) | Done::Lookup(_) => true,
         }
     }
 }
@@ -64,6 +71,11 @@ fn mismatch<T>() -> Result<T> {
 }
 
 impl WriteJob {
+    /// Whether the job only reads (answered outside the group's transaction).
+    pub(super) fn is_read(&self) -> bool {
+        matches!(self, WriteJob::Lookup(..))
+    }
+
     pub(super) fn reply(self, r: Result<Done>) {
         match self {
             WriteJob::Audit(_, tx) => {
@@ -81,6 +93,12 @@ impl WriteJob {
             WriteJob::InstanceWith(_, tx) => {
                 let _ = tx.send(r.and_then(|d| match d {
                     Done::InstanceWith(w) => Ok(*w),
+                    _ => mismatch(),
+                }));
+            }
+            WriteJob::Lookup(_, tx) => {
+                let _ = tx.send(r.and_then(|d| match d {
+                    Done::Lookup(l) => Ok(*l),
                     _ => mismatch(),
                 }));
             }

@@ -26,11 +26,12 @@ use tokio::sync::mpsc;
 
 use super::group::{Done, GROUP_COMMIT_MAX, WriteJob, group_failed};
 use super::{
-    ADD_TO_NEW_STUDY, ADD_TO_SERIES, ADD_TO_STUDY, FIND_DUPLICATE, INSERT_INSTANCE, OTHER_VERSIONS,
-    SET_STUDY_MODALITIES, STUDY_MODALITIES, UPSERT_PATIENT, UPSERT_SERIES, UPSERT_STUDY,
-    WrittenWith, check_new, joined_modalities, modality_needs_refresh, now_us, patient_key_of,
+    ADD_TO_NEW_STUDY, ADD_TO_SERIES, ADD_TO_STUDY, FIND_DUPLICATE, INGEST_LOOKUP, INSERT_INSTANCE,
+    IngestLookupRow, OTHER_VERSIONS, SET_STUDY_MODALITIES, STUDY_MODALITIES, UPSERT_PATIENT,
+    UPSERT_SERIES, UPSERT_STUDY, WrittenWith, check_new, joined_modalities, modality_needs_refresh,
+    now_us, patient_key_of,
 };
-use crate::catalog::{Error, InsertOutcome, InstanceExtras, NewInstance, Result};
+use crate::catalog::{Error, IngestLookup, InsertOutcome, InstanceExtras, NewInstance, Result};
 use crate::ecg::NewEcg;
 use crate::identity::{AUDIT_GENESIS_HASH, AuditEntry, NewAuditEntry, audit_hash};
 
@@ -124,6 +125,15 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // reads first, each on its own (autocommit), then the writes as one group
+            let (reads, jobs): (Vec<_>, Vec<_>) = jobs.into_iter().partition(WriteJob::is_read);
+            for job in reads {
+                let r = self.write_step(&mut None, &job);
+                job.reply(r);
+            }
+            if jobs.is_empty() {
+                continue;
+            }
             let results = match self.group_at_once(&jobs) {
                 Some(results) => results,
                 None => self.group_with_savepoints(&jobs),
@@ -212,6 +222,9 @@ impl Writer {
                 let (id, fresh, _) = self.ecg(new, key.as_deref())?;
                 Ok(Done::Ecg(id, fresh))
             }
+            WriteJob::Lookup(l, _) => self
+                .lookup(&l.0, &l.1, &l.2)
+                .map(|found| Done::Lookup(Box::new(found))),
             WriteJob::InstanceWith(w, _) => {
                 check_new(&w.0)?;
                 self.instance_with(head, &w.0, &w.1)
@@ -255,6 +268,34 @@ impl Writer {
         bind(&mut stmt, args)?;
         stmt.raw_execute().map_err(db_err)?;
         Ok(())
+    }
+
+    /// [`crate::Catalog::ingest_lookup`] on the writer's connection.
+    fn lookup(&self, study: &str, sop: &str, dataset_hash: &str) -> Result<IngestLookup> {
+        self.one(INGEST_LOOKUP, &[&study, &sop, &dataset_hash], |r| {
+            Ok(IngestLookupRow {
+                study_owner: r.get(0)?,
+                instance_owner: r.get(1)?,
+                legacy_keyed: r.get(2)?,
+                id: r.get(3)?,
+                series_ref: r.get(4)?,
+                sop_instance_uid: r.get(5)?,
+                sop_class_uid: r.get(6)?,
+                transfer_syntax_uid: r.get(7)?,
+                instance_number: r.get(8)?,
+                number_of_frames: r.get(9)?,
+                size_bytes: r.get(10)?,
+                sha256: r.get(11)?,
+                dataset_hash: r.get(12)?,
+                blob_key: r.get(13)?,
+                source_ae: r.get(14)?,
+                institution_id: r.get(15)?,
+                received_at: r.get(16)?,
+                series_instance_uid: r.get(17)?,
+                study_instance_uid: r.get(18)?,
+            })
+        })
+        .map(IngestLookupRow::into_lookup)
     }
 
     // ---- the writes (as the sqlx steps: `insert_steps`, `ecg_insert_steps`,
