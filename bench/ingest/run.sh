@@ -17,6 +17,8 @@
 #   BENCH_REMOVAL_WAIT seconds after the last removal of benchmark files (default 370)
 #   BENCH_KEEP      1 keeps the runs' storage (renamed to bench/out/kept-*) instead of
 #                   removing it, so that the next run need not wait (default 0)
+#   BENCH_DROP_CACHES 1 (as root) drops the page cache before each run and reads the
+#                   load back (default 1)
 #   BENCH_IDLE_WAIT seconds to wait, before each run, for other work to leave the CPUs at
 #                   most 25% busy (default 180; then it runs anyway and says so)
 #
@@ -309,6 +311,13 @@ LOADS=""
 run_once() { # run_once TARGET REP
     local t=$1 rep=$2 i rc=0 t0 t1 c0 c1 got perf_pid=""
     sync
+    if [ "${BENCH_DROP_CACHES:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ]; then
+        # every run starts from the same memory state: on this VM dxhub's runs slowed from
+        # ~2.9 s to 3.5-4.5 s as earlier runs filled the page cache, and were fast again
+        # after a drop; the load is read back so that the senders find it cached
+        echo 3 >/proc/sys/vm/drop_caches
+        cat "$CT"/*/*.dcm >/dev/null
+    fi
     wait_quiet
     LOADS+="$BUSY% "
     "start_$t"

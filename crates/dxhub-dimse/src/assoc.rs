@@ -568,6 +568,11 @@ async fn serve_association(
                                 if inc.pending.is_empty() {
                                     inc.pending = pdv.data;
                                 } else {
+                                    // room for a whole chunk at the second fragment: one
+                                    // copy of the first, not a doubling per few fragments
+                                    if inc.pending.capacity() < SPOOL_CHUNK {
+                                        inc.pending.reserve(SPOOL_CHUNK);
+                                    }
                                     inc.pending.extend_from_slice(&pdv.data);
                                 }
                                 if inc.pending.len() >= SPOOL_CHUNK {
