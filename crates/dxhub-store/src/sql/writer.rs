@@ -16,6 +16,10 @@
 //! connection could not see) keep the sqlx steps; the conformance suite runs the same
 //! tests against both paths.
 //!
+//! The writer also answers the ingest's look-up before an instance is stored
+//! (`WriteJob::Lookup`), outside any transaction and before the next group: its page cache
+//! is always current, where a reader connection's is made stale by every commit.
+//!
 //! The sqlx write pool's own connection (worklist, reports, administration) is a second
 //! writer of the same file. Both begin with `BEGIN IMMEDIATE`, so they take turns on
 //! SQLite's write lock, waiting up to the busy timeout.
@@ -613,5 +617,38 @@ impl Writer {
         )?;
         *head = Some((id + 1, hash));
         Ok(row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_numbered_parameters_by_name() {
+        let conn = Connection::open_in_memory().unwrap();
+        // out of order and repeated, as in the shared SQL constants
+        let mut stmt = conn.prepare("SELECT $2 || $1 || $2").unwrap();
+        bind(&mut stmt, &[&"a", &"b"]).unwrap();
+        let mut rows = stmt.raw_query();
+        let got: String = rows.next().unwrap().unwrap().get(0).unwrap();
+        assert_eq!(got, "bab");
+        drop(rows);
+        // every parameter must be given, and no more
+        let mut stmt = conn.prepare("SELECT $1, $2").unwrap();
+        assert!(bind(&mut stmt, &[&1]).is_err());
+        assert!(bind(&mut stmt, &[&1, &2, &3]).is_err());
+        // a parameter that is not `$N` is refused
+        let mut stmt = conn.prepare("SELECT $1, :name").unwrap();
+        assert!(bind(&mut stmt, &[&1, &2]).is_err());
+    }
+
+    #[test]
+    fn unique_violations_are_conflicts() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (k TEXT UNIQUE); INSERT INTO t VALUES ('x')")
+            .unwrap();
+        let e = conn.execute("INSERT INTO t VALUES ('x')", []).unwrap_err();
+        assert!(matches!(db_err(e), Error::Conflict(_)));
     }
 }
