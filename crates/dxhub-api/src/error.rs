@@ -125,6 +125,7 @@ impl From<dxhub_store::catalog::Error> for ApiError {
             E::NotFound(m) => ApiError::NotFound(m),
             E::Conflict(m) => ApiError::Conflict(m),
             E::Invalid(m) => ApiError::InvalidJson(m),
+            E::Forbidden(m) => ApiError::Forbidden(m),
             E::Unavailable(_) => ApiError::Unavailable("database unavailable".into()),
             other => {
                 ApiError::Internal(format!("{other}: {:?}", std::error::Error::source(&other)))

@@ -530,6 +530,7 @@ impl Ingest {
         let mut extras = InstanceExtras {
             ecg: None,
             audit: ctx.audit.clone(),
+            writable_institutions: ctx.writable_institutions.clone(),
         };
         if let (Some(origin), Some(owner)) = (&ctx.ecg, checked_owner) {
             let o = outcome(OutcomeKind::Stored, 0, &key, &file_sha256);
@@ -551,9 +552,15 @@ impl Ingest {
             .catalog
             .insert_instance_with(&new, &extras)
             .await
-            .map_err(|e| {
-                warn!(sop_instance_uid = %x.sop_instance_uid, error = %e, "index write failed");
-                IngestError::Index(e.to_string())
+            .map_err(|e| match e {
+                // A study created by another institution since the look-up. The blob
+                // stays: an identical instance of theirs may have the same key (`dxhub
+                // fsck` reports an orphan).
+                dxhub_store::catalog::Error::Forbidden(m) => IngestError::NotAuthorized(m),
+                e => {
+                    warn!(sop_instance_uid = %x.sop_instance_uid, error = %e, "index write failed");
+                    IngestError::Index(e.to_string())
+                }
             })?;
         let mut result = match written.outcome {
             InsertOutcome::Inserted { instance_id } => {

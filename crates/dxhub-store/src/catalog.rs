@@ -21,6 +21,9 @@ pub enum Error {
     Conflict(String),
     #[error("invalid: {0}")]
     Invalid(String),
+    /// The write would touch data of an institution outside the caller's reach.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error("database migration failed")]
@@ -269,6 +272,11 @@ pub struct InstanceExtras {
     pub ecg: Option<(NewEcg, Option<String>)>,
     /// The audit entry of the write.
     pub audit: Option<NewAuditEntry>,
+    /// The institutions whose studies the instance may join (`None`: any). A study held
+    /// by another institution when the insert runs refuses it with [`Error::Forbidden`]:
+    /// checked under the study's write lock, so a study created by another institution
+    /// after the ingest's look-up is not joined.
+    pub writable_institutions: Option<Vec<i64>>,
 }
 
 /// What [`Catalog::insert_instance_with`] did.

@@ -294,7 +294,8 @@ impl SqlCatalog {
         new: &NewInstance,
         extras: &InstanceExtras,
     ) -> Result<WrittenWith> {
-        let (outcome, inserted) = insert_steps(tx, new).await?;
+        let (outcome, inserted) =
+            insert_steps(tx, new, extras.writable_institutions.as_deref()).await?;
         let mut written = WrittenWith {
             outcome,
             inserted,
@@ -321,7 +322,11 @@ impl SqlCatalog {
 
 /// The statements of [`Catalog::insert_instance`] inside a write transaction; `false`
 /// with the outcome when the transaction's changes are to be dropped (a duplicate).
-async fn insert_steps(tx: &mut Tx, new: &NewInstance) -> Result<(InsertOutcome, bool)> {
+async fn insert_steps(
+    tx: &mut Tx,
+    new: &NewInstance,
+    writable: Option<&[i64]>,
+) -> Result<(InsertOutcome, bool)> {
     let (p, st, se, inst) = (&new.patient, &new.study, &new.series, &new.instance);
     let now = now_us();
 
@@ -363,6 +368,7 @@ async fn insert_steps(tx: &mut Tx, new: &NewInstance) -> Result<(InsertOutcome, 
         .fetch_one(&mut **tx)
         .await?;
     let study_created = study.fills == 0;
+    check_study_owner(writable, study.institution_id, &st.study_instance_uid)?;
 
     // 3. series
     let series = sqlx::query_as::<_, SeriesUpsertRow>(UPSERT_SERIES)
@@ -773,13 +779,14 @@ const UPSERT_STUDY: &str = "INSERT INTO studies \
       updated_at = excluded.updated_at, \
       attrs = COALESCE(studies.attrs, excluded.attrs), \
       fills = studies.fills + 1 \
-     RETURNING id, modalities_in_study, fills";
+     RETURNING id, modalities_in_study, fills, institution_id";
 
 #[derive(sqlx::FromRow)]
 struct StudyUpsertRow {
     id: i64,
     modalities_in_study: Option<String>,
     fills: i64,
+    institution_id: Option<i64>,
 }
 
 /// Create the series, or fill what it lacks: one statement. `fills` is 0 when it created
@@ -913,6 +920,16 @@ fn patient_key_of(new: &NewInstance) -> String {
             p.issuer_of_patient_id.as_deref(),
             &p.patient_id,
         )
+    }
+}
+
+/// Refuse to add to a study held by an institution outside `writable` (`None`: any).
+fn check_study_owner(writable: Option<&[i64]>, owner: Option<i64>, study_uid: &str) -> Result<()> {
+    match (writable, owner) {
+        (Some(w), Some(o)) if !w.contains(&o) => Err(Error::Forbidden(format!(
+            "study {study_uid} belongs to an institution outside the sender's reach"
+        ))),
+        _ => Ok(()),
     }
 }
 

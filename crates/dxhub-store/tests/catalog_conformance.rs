@@ -60,6 +60,7 @@ conformance!(
     ecg_records_commit_together_and_fail_alone,
     ingest_lookup_is_version_and_owners,
     instance_with_ecg_and_audit_is_one_write,
+    study_of_another_institution_is_not_joined,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1936,6 +1937,64 @@ mod suite {
         );
     }
 
+    /// `insert_instance_with` with writable institutions: a study held by another
+    /// institution at the insert (created after the ingest's look-up, say) is refused and
+    /// nothing is written; one of the writable institutions is joined; `None` joins any.
+    pub async fn study_of_another_institution_is_not_joined(c: &dyn Catalog) {
+        c.add_alliance("Reach").await.expect("alliance");
+        let mut ids = Vec::new();
+        for name in ["Reach A", "Reach B"] {
+            let i = c
+                .add_institution(&institution(
+                    "Reach",
+                    name,
+                    InstitutionLevel::Township,
+                    None,
+                ))
+                .await
+                .expect("institution");
+            ids.push(i.id);
+        }
+        let (a, b) = (ids[0], ids[1]);
+        let from = |inst: i64, sop: &str| NewInstance {
+            institution_id: Some(inst),
+            ..instance("1.11.1", "1.11.1.1", sop, 1, 0)
+        };
+        let only = |inst: i64| InstanceExtras {
+            writable_institutions: Some(vec![inst]),
+            ..InstanceExtras::default()
+        };
+        // A creates the study (its own, so allowed)
+        c.insert_instance_with(&from(a, "1.11.1.1.1"), &only(a))
+            .await
+            .expect("A's own new study");
+        let before = c.counts().await.unwrap();
+        // B may not join it, and nothing of B's instance is written
+        let refused = c
+            .insert_instance_with(&from(b, "1.11.1.1.2"), &only(b))
+            .await;
+        assert!(matches!(refused, Err(Error::Forbidden(_))), "{refused:?}");
+        assert_eq!(c.counts().await.unwrap(), before);
+        assert!(c.get_instance("1.11.1.1.2").await.unwrap().is_none());
+        assert_eq!(
+            c.get_study("1.11.1").await.unwrap().unwrap().num_instances,
+            1
+        );
+        // with A among the writable institutions it may; with no limit, anyone may
+        let both = InstanceExtras {
+            writable_institutions: Some(vec![b, a]),
+            ..InstanceExtras::default()
+        };
+        c.insert_instance_with(&from(b, "1.11.1.1.3"), &both)
+            .await
+            .expect("writable includes the owner");
+        c.insert_instance_with(&from(b, "1.11.1.1.4"), &InstanceExtras::default())
+            .await
+            .expect("no limit");
+        let study = c.get_study("1.11.1").await.unwrap().unwrap();
+        assert_eq!((study.num_instances, study.institution_id), (3, Some(a)));
+    }
+
     /// `insert_instance_with`: an instance with its ECG record and audit entry. Stored
     /// together (the record returned is the one the index reads back), all of it or none
     /// of it (an invalid audit entry leaves no instance and no record), alongside plain
@@ -1983,6 +2042,7 @@ mod suite {
                 outcome: "success".into(),
                 ..Default::default()
             }),
+            writable_institutions: None,
         };
         let news: Vec<NewInstance> = (0..8)
             .map(|n| instance("1.10.1", "1.10.1.1", &sop(n), n as i64, 0))

@@ -32,8 +32,8 @@ use super::group::{Done, GROUP_COMMIT_MAX, WriteJob, group_failed};
 use super::{
     ADD_TO_NEW_STUDY, ADD_TO_SERIES, ADD_TO_STUDY, FIND_DUPLICATE, INGEST_LOOKUP, INSERT_INSTANCE,
     IngestLookupRow, OTHER_VERSIONS, SET_STUDY_MODALITIES, STUDY_MODALITIES, UPSERT_PATIENT,
-    UPSERT_SERIES, UPSERT_STUDY, WrittenWith, check_new, joined_modalities, modality_needs_refresh,
-    now_us, patient_key_of,
+    UPSERT_SERIES, UPSERT_STUDY, WrittenWith, check_new, check_study_owner, joined_modalities,
+    modality_needs_refresh, now_us, patient_key_of,
 };
 use crate::catalog::{Error, IngestLookup, InsertOutcome, InstanceExtras, NewInstance, Result};
 use crate::ecg::NewEcg;
@@ -311,7 +311,7 @@ impl Writer {
         new: &NewInstance,
         extras: &InstanceExtras,
     ) -> Result<WrittenWith> {
-        let (outcome, inserted) = self.instance(new)?;
+        let (outcome, inserted) = self.instance(new, extras.writable_institutions.as_deref())?;
         let mut written = WrittenWith {
             outcome,
             inserted,
@@ -335,7 +335,11 @@ impl Writer {
         Ok(written)
     }
 
-    fn instance(&self, new: &NewInstance) -> Result<(InsertOutcome, bool)> {
+    fn instance(
+        &self,
+        new: &NewInstance,
+        writable: Option<&[i64]>,
+    ) -> Result<(InsertOutcome, bool)> {
         let (p, st, se, inst) = (&new.patient, &new.study, &new.series, &new.instance);
         let now = now_us();
 
@@ -362,7 +366,12 @@ impl Writer {
         )?;
 
         // 2. study: create, or fill what it lacked
-        let (study_id, listed_modalities, study_fills): (i64, Option<String>, i64) = self.one(
+        let (study_id, listed_modalities, study_fills, study_owner): (
+            i64,
+            Option<String>,
+            i64,
+            Option<i64>,
+        ) = self.one(
             UPSERT_STUDY,
             &[
                 &st.study_instance_uid,
@@ -378,9 +387,10 @@ impl Writer {
                 &now,
                 &st.attrs,
             ],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
         let study_created = study_fills == 0;
+        check_study_owner(writable, study_owner, &st.study_instance_uid)?;
 
         // 3. series
         let (series_id, series_study, series_fills): (i64, i64, i64) = self.one(
