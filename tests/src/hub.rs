@@ -37,6 +37,12 @@ impl HubOptions {
         self
     }
 
+    /// Let webhooks reach receivers on this host (`127.0.0.1`): the hub refuses internal
+    /// addresses unless `worklist.webhook_allowed_hosts` lists them.
+    pub fn local_webhooks(self) -> Self {
+        self.env("DXHUB_WORKLIST__WEBHOOK_ALLOWED_HOSTS", "[\"127.0.0.1\"]")
+    }
+
     pub fn postgres(self, url: &str) -> Self {
         self.env("DXHUB_DATABASE__URL", url)
     }

@@ -535,7 +535,7 @@ fn may_list(c: &Caller, action: Action) -> bool {
 }
 
 async fn fixture(opts: HubOptions) -> Fixture {
-    let mut hub = TestHub::spawn(opts);
+    let mut hub = TestHub::spawn(opts.local_webhooks());
     hub.admin_ok(&[
         "institution",
         "add",

@@ -278,7 +278,8 @@ async fn reports_end_to_end() {
             .env("DXHUB_REPORTS__CRITICAL_ACK_LIMIT_SECS", "3")
             .env("DXHUB_REPORTS__PUSH_TIMEOUT_SECS", "10")
             .env("DXHUB_REPORTS__PUSH_RETRY_SECS", "1")
-            .env("DXHUB_REPORTS__CENTRE_NAME", "县人民医院 心电诊断中心"),
+            .env("DXHUB_REPORTS__CENTRE_NAME", "县人民医院 心电诊断中心")
+            .local_webhooks(),
     );
     hub.admin_ok(&[
         "institution",

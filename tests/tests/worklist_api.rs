@@ -630,10 +630,43 @@ async fn worklist_end_to_end() {
     }
 }
 
+/// Secure by default: with no `worklist.webhook_allowed_hosts`, a webhook may not point
+/// at this host or a private network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhooks_to_internal_addresses_are_refused_by_default() {
+    let f = Fixture::new(HubOptions::default()).await;
+    let (url, got) = receiver(vec![]).await;
+    for target in [url.as_str(), "http://192.168.1.10/hook", "http://0x7f000001:9/"] {
+        let (s, body) = f
+            .send(
+                "POST",
+                "/api/v1/webhooks",
+                &f.admin,
+                Some(json!({ "url": target, "secret": "whsec-0123456789abcdef", "events": ["*"] })),
+            )
+            .await;
+        assert_eq!(s, 422, "{target}: {body}");
+        assert_eq!(body["error"]["code"], "webhook-target-refused", "{target}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("webhook_allowed_hosts"),
+            "the refusal names the setting: {body}"
+        );
+    }
+    let listed = f
+        .ok("GET", "/api/v1/webhooks", &f.admin, None)
+        .await;
+    assert_eq!(listed["webhooks"], json!([]), "nothing registered: {listed}");
+    assert!(got.lock().unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn webhooks_are_signed_retried_and_dead_lettered() {
     use hmac::{Hmac, Mac};
-    let f = Fixture::new(HubOptions::default()).await;
+    // the receiver listens on 127.0.0.1, which the operator has to allow (SSRF guard)
+    let f = Fixture::new(HubOptions::default().local_webhooks()).await;
     // the receiver fails twice (→ dead after 2 attempts), then accepts
     let (url, got) = receiver(vec![500, 503]).await;
     let secret = "whsec-0123456789abcdef";
@@ -659,6 +692,26 @@ async fn webhooks_are_signed_retried_and_dead_lettered() {
         )
         .await;
     assert_eq!(s, 422);
+    // internal addresses the operator did not list are refused (SSRF): the cloud
+    // metadata service, localhost by name, IPv6 loopback, an IPv4-mapped loopback
+    for target in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost:9/hook",
+        "http://[::1]:9/hook",
+        "http://[::ffff:127.0.0.2]:9/hook",
+        "http://10.0.0.1/hook",
+    ] {
+        let (s, body) = f
+            .send(
+                "POST",
+                "/api/v1/webhooks",
+                &f.admin,
+                Some(json!({ "url": target, "secret": secret, "events": ["*"] })),
+            )
+            .await;
+        assert_eq!(s, 422, "{target}: {body}");
+        assert_eq!(body["error"]["code"], "webhook-target-refused", "{target}: {body}");
+    }
     let (s, _) = f
         .send(
             "POST",

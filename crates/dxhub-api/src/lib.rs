@@ -12,6 +12,7 @@ pub mod dicomweb;
 pub mod dto;
 pub mod ecg;
 pub mod error;
+pub mod outbound;
 pub mod policy;
 mod report_pdf;
 pub mod reports;

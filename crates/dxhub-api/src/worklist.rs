@@ -50,6 +50,8 @@ pub struct WorklistSettings {
     pub webhook_max_attempts: i64,
     /// Timeout of one webhook request.
     pub webhook_timeout: Duration,
+    /// Internal hosts webhooks may reach (all others are refused: SSRF).
+    pub webhook_allow: Arc<crate::outbound::OutboundAllow>,
 }
 
 impl Default for WorklistSettings {
@@ -60,6 +62,7 @@ impl Default for WorklistSettings {
             tick: Duration::from_secs(1),
             webhook_max_attempts: 8,
             webhook_timeout: Duration::from_secs(10),
+            webhook_allow: Arc::default(),
         }
     }
 }
@@ -1543,6 +1546,14 @@ async fn add_webhook(
 ) -> Result<Response, ApiError> {
     let a = req.alliance_id.unwrap_or(caller.principal.alliance_id);
     caller.require(&state, alliance(a)).await?;
+    let url = req.url.trim();
+    if let Err(message) = state.worklist.settings.webhook_allow.check_url(url).await {
+        return Err(ApiError::Coded {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "webhook-target-refused",
+            message,
+        });
+    }
     let r = state
         .catalog
         .add_webhook(&NewWebhook {
@@ -1732,6 +1743,9 @@ pub async fn run_jobs(state: AppState) {
             let client = match reqwest::Client::builder()
                 .timeout(state.worklist.settings.webhook_timeout)
                 .redirect(reqwest::redirect::Policy::none())
+                .dns_resolver(Arc::new(crate::outbound::GuardedResolver {
+                    allow: state.worklist.settings.webhook_allow.clone(),
+                }))
                 .build()
             {
                 Ok(c) => c,
@@ -1802,6 +1816,22 @@ pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<u
     let n = due.len();
     for (d, hook) in due {
         let unix_s = now.div_euclid(1_000_000);
+        let allow = &state.worklist.settings.webhook_allow;
+        if let Err(refused) = crate::outbound::check_literal(allow, &hook.url) {
+            // a literal internal address (registered before the guard, or the list
+            // shrank): never sent, dead at once
+            tracing::warn!(webhook = hook.id, delivery = d.id, "webhook target refused");
+            let result = AttemptResult::Failed {
+                status: None,
+                error: refused,
+                retry_at: None,
+            };
+            state
+                .catalog
+                .finish_delivery(d.id, &result, state.worklist.now())
+                .await?;
+            continue;
+        }
         let sent = client
             .post(&hook.url)
             .header("content-type", "application/json")

@@ -133,6 +133,9 @@ pub struct WorklistConfig {
     /// Attempts before a webhook delivery is dead-lettered.
     pub webhook_max_attempts: i64,
     pub webhook_timeout_secs: u64,
+    /// Internal hosts webhooks may reach: names, addresses, CIDR networks. Loopback,
+    /// private, link-local and other internal addresses are refused otherwise (SSRF).
+    pub webhook_allowed_hosts: Vec<String>,
 }
 
 impl Default for WorklistConfig {
@@ -144,6 +147,7 @@ impl Default for WorklistConfig {
             tick_ms: 1000,
             webhook_max_attempts: 8,
             webhook_timeout_secs: 10,
+            webhook_allowed_hosts: Vec::new(),
         }
     }
 }

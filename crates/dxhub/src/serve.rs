@@ -185,6 +185,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
             tick: Duration::from_millis(w.tick_ms.max(50)),
             webhook_max_attempts: w.webhook_max_attempts.max(1),
             webhook_timeout: Duration::from_secs(w.webhook_timeout_secs.max(1)),
+            webhook_allow: Arc::new(
+                dxhub_api::outbound::OutboundAllow::parse(&w.webhook_allowed_hosts)
+                    .map_err(anyhow::Error::msg)?,
+            ),
         },
     );
     let state = dxhub_api::AppState::new(catalog, blobs, Arc::new(registry), api_settings)
