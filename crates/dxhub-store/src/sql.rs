@@ -233,9 +233,17 @@ impl SqlCatalog {
         let writes = self.writes.as_ref()?;
         let (reply, outcome) = tokio::sync::oneshot::channel();
         if writes.send(job(reply)).await.is_err() {
+            // the writer is gone and never saw the job: the sqlx path does it
             return None;
         }
-        outcome.await.ok()
+        Some(outcome.await.unwrap_or_else(|_| {
+            // the writer took the job and stopped (a panic) before answering: it may have
+            // committed it, so it is not done again here (an audit entry would be
+            // appended twice); the caller sees a failure and may retry, which the
+            // duplicate rules of instances and ECGs make idempotent
+            tracing::error!("the SQLite index writer stopped before answering a write");
+            Err(Error::Unavailable(sqlx::Error::WorkerCrashed))
+        }))
     }
 
     /// Close both pools.
@@ -1752,6 +1760,45 @@ mod tests {
             Some(Dialect::Postgres)
         );
         assert!(Dialect::from_url("mysql://u@h/db").is_err());
+    }
+
+    /// A writer that takes a job and stops without answering (a panic after COMMIT, say):
+    /// the write fails as unavailable and is not done a second time through sqlx; a
+    /// writer that is gone before taking the job leaves it to sqlx.
+    #[tokio::test]
+    async fn a_write_the_writer_dropped_is_not_redone() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("index.db").display());
+        let mut catalog = SqlCatalog::connect(&url, CatalogOptions::default())
+            .await
+            .unwrap();
+        catalog.migrate().await.unwrap();
+        let entry = NewAuditEntry {
+            actor_kind: "cli".into(),
+            actor: "test".into(),
+            action: "study-read".into(),
+            outcome: "success".into(),
+            ..Default::default()
+        };
+        // takes every job and drops it unanswered
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<group::WriteJob>(4);
+        let taker = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        catalog.writes = Some(tx);
+        let r = catalog.append_audit(&entry).await;
+        assert!(matches!(r, Err(Error::Unavailable(_))), "{r:?}");
+        let listed = catalog.list_audit(&AuditFilter::default()).await.unwrap();
+        assert!(
+            listed.is_empty(),
+            "not appended by the fallback: {listed:?}"
+        );
+        // the writer gone before the job: the sqlx path appends it, once
+        let (tx, rx) = tokio::sync::mpsc::channel::<group::WriteJob>(4);
+        drop(rx);
+        catalog.writes = Some(tx);
+        catalog.append_audit(&entry).await.unwrap();
+        let listed = catalog.list_audit(&AuditFilter::default()).await.unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        taker.abort();
     }
 
     #[test]
