@@ -80,6 +80,8 @@ async function main() {
     const [tab] = await Promise.all([page.context().waitForEvent('page'), hit.locator('a.images').click()]);
     await tab.locator('section.ecg svg g.lead').first().waitFor();
     result.recognition_leads = await tab.locator('section.ecg svg g.lead').count();
+    // the reading page leads a clinic user back to the portal, not to a worklist
+    result.reading_back = (await tab.locator('section.reading a.back').innerText()).trim();
     await tab.close();
     // the clinic's devices and AE titles: its own, none of the county's
     const dev = page.locator('table.setup-devices tr[data-serial="ECG-CLINIC-1"]');

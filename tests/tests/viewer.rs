@@ -531,6 +531,7 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
     );
     // … and its link opened the ECG: the standard layout's leads drawn
     assert!(v["recognition_leads"].as_u64() >= Some(12), "{v}");
+    assert_eq!(v["reading_back"], "← 本院检查", "{v}");
     // the acknowledgement reached the hub with the name and action typed
     let list = ok(
         &hub,

@@ -365,13 +365,13 @@ function LazyImages(props: ImageProps) {
 
 /// The reading page of a study: its images or ECG, the report editor, and the priors panel;
 /// a prior opened from the panel shows beside the current study.
-function Reading({ study }: { study: string }) {
+function Reading({ study, role }: { study: string; role: string }) {
   const item = Number(new URLSearchParams(location.search).get("item")) || null;
   const [prior, setPrior] = useState<Prior | null>(null);
   return (
     <section class="reading">
       <p>
-        <a href="/">← {t("worklist")}</a>
+        <a href="/" class="back">← {t(role.startsWith("clinic_") ? "nav_clinic" : "worklist")}</a>
       </p>
       <div class={prior ? "reading-split comparing" : "reading-split"}>
         <div class="left">
@@ -537,7 +537,7 @@ function App() {
         <EnrolTotp onDone={whoami} />
       ) : (
         location.pathname.startsWith("/read/") ? (
-          <Reading study={decodeURIComponent(location.pathname.slice("/read/".length))} />
+          <Reading study={decodeURIComponent(location.pathname.slice("/read/".length))} role={me.user.role} />
         ) : isAdmin(me.user.role) && location.pathname.startsWith("/admin") ? (
           <LazyAdmin page={location.pathname.split("/")[2] ?? ""} />
         ) : isAdmin(me.user.role) && location.pathname.startsWith("/dashboard") ? (
