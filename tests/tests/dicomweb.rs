@@ -379,11 +379,19 @@ async fn qido(opts: HubOptions) {
                 st == f.study("li") || st == f.study("zhao")
             })
     );
-    // and cannot retrieve the other's study
+    // and cannot retrieve the other's study: told, as for a UID that does not exist,
+    // that there is none
     let r = web
         .get(&format!("/studies/{}/metadata", f.study("li")), &f.clinic1)
         .await;
-    assert_eq!(r.status(), 403);
+    assert_eq!(r.status(), 404);
+    let unknown = web
+        .get(
+            "/studies/1.2.826.0.1.3680043.2.1143.999/metadata",
+            &f.clinic1,
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
 
     // series and instance levels
     let series = web

@@ -377,10 +377,10 @@ async fn dicom_ecg_upload_is_stored_analysed_idempotent_and_readable() {
     let png = png.bytes().await.unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
 
-    // scoping: another township's clinic does not see a village of T1; the device token
-    // cannot read
+    // scoping: another township's clinic does not see a village of T1 (to it, there is
+    // no such ECG); the device token cannot read at all
     let r = t.get(&format!("/api/v1/ecg/{id}"), &t.clinic_t2).await;
-    assert_eq!(r.status(), 403);
+    assert_eq!(r.status(), 404);
     let r = t.get(&format!("/api/v1/ecg/{id}"), &t.device).await;
     assert_eq!(r.status(), 403);
     let r = t.get("/api/v1/ecg/999999", &t.reader).await;

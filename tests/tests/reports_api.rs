@@ -663,7 +663,7 @@ async fn reports_end_to_end() {
         format!("/dicomweb/studies/{study}/metadata"),
     ] {
         let (s, _) = f.send("GET", &path, "other", None).await;
-        assert_eq!(s, 403, "{path} before signing");
+        assert_eq!(s, 404, "{path} before signing: as if there were none");
     }
 
     // signing needs a key, and re-authentication
@@ -827,12 +827,12 @@ async fn reports_end_to_end() {
         let (s, _) = f.bytes(&path, "other").await;
         assert_eq!(s, 200, "{path} for a doctor of another township");
         let (s, _) = f.bytes(&path, "othertech").await;
-        assert_eq!(s, 403, "{path} for a technician of another township");
+        assert_eq!(s, 404, "{path} for a technician of another township");
     }
     let (s, _) = f
         .send("GET", &format!("/api/v1/reports/{rid}"), "othertech", None)
         .await;
-    assert_eq!(s, 403);
+    assert_eq!(s, 404);
     // (the push-backs to the source clinic's PACS stay the source's)
     let (s, _) = f
         .send(
@@ -842,7 +842,10 @@ async fn reports_end_to_end() {
             None,
         )
         .await;
-    assert_eq!(s, 403, "push-backs of a recognised result");
+    assert_eq!(
+        s, 403,
+        "push-backs of a recognised result (the doctor knows the report: 403)"
+    );
     let list = f.ok("GET", "/api/v1/reports", "other", None).await;
     assert!(list["reports"].as_array().unwrap().is_empty(), "{list}");
     // the clinic's list filters by patient, study date and state
@@ -1558,6 +1561,11 @@ async fn reports_end_to_end() {
     let results = rec["results"].as_array().unwrap();
     assert_eq!(results.len(), 1, "{rec}");
     assert_eq!(results[0]["hr"], true);
+    assert_eq!(
+        (&results[0]["hr_mark"], &results[0]["within_validity"]),
+        (&json!(true), &json!(true)),
+        "{rec}"
+    );
     assert_eq!(results[0]["qc_grade"], "acceptable");
     assert_eq!(
         results[0]["age_days"].as_i64().map(|a| a >= 0),
@@ -1641,13 +1649,22 @@ async fn reports_end_to_end() {
     let all = lookup(true).await;
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(all[0]["hr"], false);
+    assert_eq!(
+        (&all[0]["hr_mark"], &all[0]["within_validity"]),
+        (&json!(false), &json!(true)),
+        "{all:?}"
+    );
     assert!(
         all[0]["not_recognised_because"]
             .to_string()
             .contains("not recognition-eligible"),
         "{all:?}"
     );
-    assert_eq!(report_status("other").await, 403, "ineligible: closed");
+    assert_eq!(
+        report_status("other").await,
+        404,
+        "ineligible: closed, as if there were no such report"
+    );
     let mut short = original.clone();
     short["validity_days"] = json!(30);
     put_exam(short).await;
@@ -1672,6 +1689,11 @@ async fn reports_end_to_end() {
         "{all:?}"
     );
     assert!(all[0]["age_days"].as_i64().unwrap() > 30, "{all:?}");
+    assert_eq!(
+        (&all[0]["hr_mark"], &all[0]["within_validity"]),
+        (&json!(true), &json!(false)),
+        "past validity: the mark stays, and opens the result: {all:?}"
+    );
     assert_eq!(
         report_status("other").await,
         200,

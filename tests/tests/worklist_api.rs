@@ -484,8 +484,8 @@ async fn worklist_end_to_end() {
         .await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
-        (403, Some("forbidden")),
-        "a radiology study of another patient: {v}"
+        (404, Some("not-found")),
+        "a radiology study of another patient, not routed: as if there were none: {v}"
     );
     let listed = f.ok("GET", "/api/v1/studies", &f.ecg_only, None).await;
     let uids: std::collections::BTreeSet<&str> = listed["studies"]
@@ -636,7 +636,11 @@ async fn worklist_end_to_end() {
 async fn webhooks_to_internal_addresses_are_refused_by_default() {
     let f = Fixture::new(HubOptions::default()).await;
     let (url, got) = receiver(vec![]).await;
-    for target in [url.as_str(), "http://192.168.1.10/hook", "http://0x7f000001:9/"] {
+    for target in [
+        url.as_str(),
+        "http://192.168.1.10/hook",
+        "http://0x7f000001:9/",
+    ] {
         let (s, body) = f
             .send(
                 "POST",
@@ -646,7 +650,10 @@ async fn webhooks_to_internal_addresses_are_refused_by_default() {
             )
             .await;
         assert_eq!(s, 422, "{target}: {body}");
-        assert_eq!(body["error"]["code"], "webhook-target-refused", "{target}: {body}");
+        assert_eq!(
+            body["error"]["code"], "webhook-target-refused",
+            "{target}: {body}"
+        );
         assert!(
             body["error"]["message"]
                 .as_str()
@@ -655,10 +662,12 @@ async fn webhooks_to_internal_addresses_are_refused_by_default() {
             "the refusal names the setting: {body}"
         );
     }
-    let listed = f
-        .ok("GET", "/api/v1/webhooks", &f.admin, None)
-        .await;
-    assert_eq!(listed["webhooks"], json!([]), "nothing registered: {listed}");
+    let listed = f.ok("GET", "/api/v1/webhooks", &f.admin, None).await;
+    assert_eq!(
+        listed["webhooks"],
+        json!([]),
+        "nothing registered: {listed}"
+    );
     assert!(got.lock().unwrap().is_empty());
 }
 
@@ -710,7 +719,10 @@ async fn webhooks_are_signed_retried_and_dead_lettered() {
             )
             .await;
         assert_eq!(s, 422, "{target}: {body}");
-        assert_eq!(body["error"]["code"], "webhook-target-refused", "{target}: {body}");
+        assert_eq!(
+            body["error"]["code"], "webhook-target-refused",
+            "{target}: {body}"
+        );
     }
     let (s, _) = f
         .send(

@@ -322,7 +322,8 @@ impl FromRequestParts<AppState> for Caller {
         let meta = RequestMeta::of(parts);
         let (identity, principal, alliance_institutions) =
             cached_identity(state, &parts.headers).await?;
-        let refusal = check_gates(parts, &path, &identity, rule);
+        let refusal = check_gates(parts, &path, &identity, rule)
+            .and_then(|()| check_action(&principal, rule));
         let caller = Caller {
             identity,
             principal,
@@ -373,6 +374,22 @@ fn check_gates(
         }
     }
     Ok(())
+}
+
+/// A route whose action the principal never has is refused here, before the handler
+/// looks its object up: the 403 is the same whether the object exists or not.
+fn check_action(principal: &Principal, rule: &RouteRule) -> Result<(), ApiError> {
+    match rule.policy {
+        RoutePolicy::Action(a) | RoutePolicy::UploadOnly(a)
+            if !dxhub_core::policy::ever_permitted(principal.kind, a) =>
+        {
+            Err(ApiError::Forbidden(format!(
+                "not permitted: {}",
+                a.as_str()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// What a list may contain (see [`Caller::list_reach`]).
@@ -575,6 +592,45 @@ impl Caller {
                 }))
             }
         }
+    }
+
+    /// [`Caller::require`] for an object the route looked up (by id or UID): when the
+    /// caller may not even know it exists ([`dxhub_core::policy::visible`]: another
+    /// alliance's, a study out of the caller's read reach), the refusal is `not_found`,
+    /// the same 404 as for an object that does not exist; otherwise 403. Audited as
+    /// `require`.
+    pub async fn require_found(
+        &self,
+        state: &AppState,
+        target: TargetScope,
+        not_found: impl FnOnce() -> String,
+    ) -> Result<(), ApiError> {
+        let action = self
+            .action()
+            .ok_or_else(|| ApiError::Internal("route has no action policy".into()))?;
+        self.require_action_found(state, action, target, not_found)
+            .await
+    }
+
+    /// [`Caller::require_found`] for another action than the route's.
+    pub async fn require_action_found(
+        &self,
+        state: &AppState,
+        action: Action,
+        target: TargetScope,
+        not_found: impl FnOnce() -> String,
+    ) -> Result<(), ApiError> {
+        match self.require_action(state, action, target).await {
+            Err(ApiError::Forbidden(_)) if !self.sees(target) => {
+                Err(ApiError::NotFound(not_found()))
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the caller may know that `target` exists.
+    pub fn sees(&self, target: TargetScope) -> bool {
+        dxhub_core::policy::visible(&self.principal, target)
     }
 }
 

@@ -510,7 +510,14 @@ async fn readable(state: &AppState, caller: &Caller, id: i64) -> Result<EcgRow, 
         .find_ecg(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("ECG {id}")))?;
-    require_read(state, caller, &row.study_instance_uid, row.institution_id).await?;
+    require_read(
+        state,
+        caller,
+        &row.study_instance_uid,
+        row.institution_id,
+        || format!("ECG {id}"),
+    )
+    .await?;
     Ok(row)
 }
 
@@ -538,6 +545,7 @@ async fn list_ecgs(
         &caller,
         &first.study_instance_uid,
         first.institution_id,
+        || format!("no ECG in study {}", q.study),
     )
     .await?;
     let ecgs: Vec<EcgResponse> = rows.iter().map(response_of).collect();

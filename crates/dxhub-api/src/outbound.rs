@@ -53,7 +53,7 @@ impl OutboundAllow {
 
     fn allows_name(&self, host: &str) -> bool {
         let host = normal_name(host);
-        self.names.iter().any(|n| *n == host)
+        self.names.contains(&host)
     }
 
     fn allows_ip(&self, ip: IpAddr) -> bool {
@@ -184,9 +184,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let allow = self.allow.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let kept: Vec<SocketAddr> = addrs
                 .iter()
                 .copied()
@@ -289,7 +288,10 @@ mod tests {
         assert!(allow.permits("x", ip("192.168.5.77")));
         assert!(allow.permits("x", ip("fd00::1")));
         assert!(!allow.permits("x", ip("127.0.0.1")));
-        assert!(allow.permits("x", ip("8.8.8.8")), "public is always allowed");
+        assert!(
+            allow.permits("x", ip("8.8.8.8")),
+            "public is always allowed"
+        );
         assert!(OutboundAllow::parse(&["not a host".into()]).is_err());
         assert!(OutboundAllow::parse(&["10.0.0.0/99".into()]).is_err());
     }
@@ -307,7 +309,10 @@ mod tests {
             "http://0x7f000001/",
         ] {
             assert!(none.check_url(url).await.is_err(), "{url} refused");
-            assert!(check_literal(&none, url).is_err(), "{url} refused at delivery");
+            assert!(
+                check_literal(&none, url).is_err(),
+                "{url} refused at delivery"
+            );
         }
         assert!(
             none.check_url("http://user:pw@example.org/").await.is_err(),

@@ -209,7 +209,9 @@ async fn report_for(state: &AppState, caller: &Caller, id: i64) -> Result<Report
         .action()
         .ok_or_else(|| ApiError::Internal("route has no action policy".into()))?;
     let target = report_scope(state, caller, action, &r).await?;
-    caller.require_action(state, action, target).await?;
+    caller
+        .require_action_found(state, action, target, || format!("report {id}"))
+        .await?;
     Ok(r)
 }
 
@@ -940,12 +942,13 @@ async fn set_report_settings(
 ) -> Result<Json<Value>, ApiError> {
     let inst = institution(&state, id).await?;
     caller
-        .require(
+        .require_found(
             &state,
             TargetScope::Institution {
                 institution_id: inst.id,
                 alliance_id: inst.alliance_id,
             },
+            || format!("institution {id}"),
         )
         .await?;
     if let Some(Some(head)) = req.head_user_id {
@@ -2324,7 +2327,7 @@ async fn ack_critical(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("critical value {id}")))?;
     caller
-        .require(
+        .require_found(
             &state,
             match c.institution_id {
                 Some(institution_id) => TargetScope::Institution {
@@ -2335,6 +2338,7 @@ async fn ack_critical(
                     alliance_id: c.alliance_id,
                 },
             },
+            || format!("critical value {id}"),
         )
         .await?;
     if req.name.trim().is_empty() || req.action.trim().is_empty() {
@@ -2406,9 +2410,16 @@ async fn list_pushes(
     // business: a recognised result opens to other member institutions' doctors, its
     // push-backs do not.
     let target = report_scope(&state, &caller, action, &r).await?;
-    caller
+    match caller
         .require_action(&state, action, target.unrecognised())
-        .await?;
+        .await
+    {
+        // who may not even read the report is not told it exists
+        Err(ApiError::Forbidden(_)) if !caller.sees(target) => {
+            return Err(ApiError::NotFound(format!("report {id}")));
+        }
+        other => other?,
+    }
     let pushes = state.catalog.list_pushes(id).await?;
     caller
         .audit(
@@ -2436,12 +2447,13 @@ async fn retry_push(
         .ok_or_else(|| ApiError::NotFound(format!("push {id}")))?;
     let inst = institution(&state, push.institution_id).await?;
     caller
-        .require(
+        .require_found(
             &state,
             TargetScope::Institution {
                 institution_id: inst.id,
                 alliance_id: inst.alliance_id,
             },
+            || format!("push {id}"),
         )
         .await?;
     let r = state.catalog.retry_push(id, state.worklist.now()).await;
@@ -2770,7 +2782,12 @@ async fn recognition(
             why_not.push("older than the alliance's reference validity");
         }
         results.push(json!({
+            // recognised today: the HR mark and within the reference validity
             "hr": hr && within,
+            // the HR mark alone (eligible exam, passing QC): what opens the result's
+            // images, report and PDF to this doctor; the validity is advice
+            "hr_mark": hr,
+            "within_validity": within,
             "not_recognised_because": why_not,
             "report_id": row.report_id,
             "version": row.version,

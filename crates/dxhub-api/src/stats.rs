@@ -128,12 +128,13 @@ async fn resolve(state: &AppState, caller: &Caller, q: &StatsQuery) -> Result<Re
             .find(|i| i.id == id)
             .ok_or_else(|| ApiError::NotFound(format!("institution {id}")))?;
         caller
-            .require(
+            .require_found(
                 state,
                 TargetScope::Institution {
                     institution_id: inst.id,
                     alliance_id: inst.alliance_id,
                 },
+                || format!("institution {id}"),
             )
             .await?;
         match alliance_id {

@@ -653,12 +653,13 @@ async fn update_institution(
         .find(|i| i.id == id)
         .ok_or_else(|| ApiError::NotFound(format!("institution {id}")))?;
     caller
-        .require(
+        .require_found(
             &state,
             TargetScope::Institution {
                 institution_id: institution.id,
                 alliance_id: institution.alliance_id,
             },
+            || format!("institution {id}"),
         )
         .await?;
     let r = async {
@@ -766,7 +767,11 @@ async fn add_ae_title(
     ApiJson(req): ApiJson<NewAeTitleRequest>,
 ) -> Result<Response, ApiError> {
     let (_, target) = institution_target(&state, &req.institution).await?;
-    caller.require(&state, target).await?;
+    caller
+        .require_found(&state, target, || {
+            format!("institution {:?}", req.institution)
+        })
+        .await?;
     let r = async {
         let ae = state
             .catalog
@@ -798,7 +803,9 @@ async fn delete_ae_title(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("AE title {id}")))?;
     let (_, target) = institution_target(&state, &ae.institution_name).await?;
-    caller.require(&state, target).await?;
+    caller
+        .require_found(&state, target, || format!("AE title {id}"))
+        .await?;
     let r = state.catalog.delete_ae_title(id).await;
     let r = caller
         .audited(&state, "ae.delete", Some(("ae_title", &ae.ae_title)), r)
@@ -848,7 +855,11 @@ async fn add_user(
     ApiJson(req): ApiJson<NewUserRequest>,
 ) -> Result<Response, ApiError> {
     let (_, target) = institution_target(&state, &req.institution).await?;
-    caller.require(&state, target).await?;
+    caller
+        .require_found(&state, target, || {
+            format!("institution {:?}", req.institution)
+        })
+        .await?;
     if req.role == Role::Superadmin && !caller.is_superadmin() {
         return Err(ApiError::Forbidden(
             "only a superadmin creates superadmins".into(),
@@ -914,12 +925,13 @@ pub(crate) async fn managed_user(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("user {id}")))?;
     caller
-        .require(
+        .require_found(
             state,
             TargetScope::Institution {
                 institution_id: user.institution_id,
                 alliance_id: user.alliance_id,
             },
+            || format!("user {id}"),
         )
         .await?;
     Ok(user)
@@ -1057,7 +1069,11 @@ async fn add_device(
     ApiJson(req): ApiJson<NewDeviceRequest>,
 ) -> Result<Response, ApiError> {
     let (_, target) = institution_target(&state, &req.institution).await?;
-    caller.require(&state, target).await?;
+    caller
+        .require_found(&state, target, || {
+            format!("institution {:?}", req.institution)
+        })
+        .await?;
     let token = new_device_token();
     let r = state
         .catalog
@@ -1091,12 +1107,13 @@ async fn revoke_device(
         .find(|d| d.id == id)
         .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
     caller
-        .require(
+        .require_found(
             &state,
             TargetScope::Institution {
                 institution_id: device.institution_id,
                 alliance_id: device.alliance_id,
             },
+            || format!("device {id}"),
         )
         .await?;
     state.catalog.revoke_device(id).await?;
@@ -1212,7 +1229,12 @@ async fn get_study(
             .await?;
     if !dxhub_core::policy::authorize(&caller.principal, action, target).is_allowed() {
         caller.audit(&state, "study-read", object, "denied").await?;
-        return Err(ApiError::Forbidden("out of scope".into()));
+        // who may not read it is not told that it exists
+        return Err(if caller.sees(target) {
+            ApiError::Forbidden("out of scope".into())
+        } else {
+            ApiError::NotFound(format!("study {study_uid}"))
+        });
     }
     caller
         .audit(&state, "study-read", object, "success")

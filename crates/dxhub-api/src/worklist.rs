@@ -19,7 +19,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use dxhub_core::policy::TargetScope;
+use dxhub_core::policy::{Action, TargetScope};
 use dxhub_core::roles::Role;
 use dxhub_core::worklist::{Clock, Priority, RuleMatch, SystemClock, WorkState};
 use dxhub_store::NewAuditEntry;
@@ -164,6 +164,41 @@ fn alliance(alliance_id: i64) -> TargetScope {
     TargetScope::Alliance { alliance_id }
 }
 
+/// The route's action on a study, judged by the study's institution; refused, the caller
+/// who may not read the study is told it does not exist (`not_found`), others 403.
+async fn require_study(
+    state: &AppState,
+    caller: &Caller,
+    study_uid: &str,
+    institution_id: i64,
+    alliance_id: i64,
+    not_found: impl FnOnce() -> String,
+) -> Result<(), ApiError> {
+    let target = TargetScope::Institution {
+        institution_id,
+        alliance_id,
+    };
+    match caller.require(state, target).await {
+        Err(ApiError::Forbidden(m)) => {
+            let seen = caller
+                .study_scope(
+                    state,
+                    Action::ReadStudy,
+                    study_uid,
+                    Some(institution_id),
+                    alliance_id,
+                )
+                .await?;
+            Err(if caller.sees(seen) {
+                ApiError::Forbidden(m)
+            } else {
+                ApiError::NotFound(not_found())
+            })
+        }
+        other => other,
+    }
+}
+
 fn item_scope(item: &WorkItem) -> TargetScope {
     match item.institution_id {
         Some(institution_id) => TargetScope::Institution {
@@ -236,7 +271,9 @@ pub(crate) async fn item_for(
         .get_work_item(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("work item {id}")))?;
-    caller.require(state, item_scope(&item)).await?;
+    caller
+        .require_found(state, item_scope(&item), || format!("work item {id}"))
+        .await?;
     pool_scoped(state, caller, &item).await?;
     Ok(item)
 }
@@ -426,7 +463,9 @@ async fn pool_for(
         .get_pool(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("pool {id}")))?;
-    caller.require(state, alliance(pool.alliance_id)).await?;
+    caller
+        .require_found(state, alliance(pool.alliance_id), || format!("pool {id}"))
+        .await?;
     Ok(pool)
 }
 
@@ -507,9 +546,16 @@ async fn set_member(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("user {member}")))?;
     if user.alliance_id != pool.alliance_id {
-        return Err(ApiError::InvalidJson(
-            "the user belongs to another alliance".into(),
-        ));
+        let seen = TargetScope::Institution {
+            institution_id: user.institution_id,
+            alliance_id: user.alliance_id,
+        };
+        // who may not know the user is not told it exists
+        return Err(if caller.sees(seen) {
+            ApiError::InvalidJson("the user belongs to another alliance".into())
+        } else {
+            ApiError::NotFound(format!("user {member}"))
+        });
     }
     if !matches!(user.role, Role::Reader | Role::SeniorReader) {
         return Err(ApiError::InvalidJson(
@@ -645,7 +691,11 @@ async fn rule_for(state: &AppState, caller: &Caller, id: i64) -> Result<(), ApiE
         .get_rule(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("routing rule {id}")))?;
-    caller.require(state, alliance(rule.alliance_id)).await
+    caller
+        .require_found(state, alliance(rule.alliance_id), || {
+            format!("routing rule {id}")
+        })
+        .await
 }
 
 /// Replace a routing rule.
@@ -728,15 +778,15 @@ async fn dry_run(
         .find(|i| i.id == inst)
         .map(|i| i.alliance_id)
         .ok_or_else(|| ApiError::NotFound("study".into()))?;
-    caller
-        .require(
-            &state,
-            TargetScope::Institution {
-                institution_id: inst,
-                alliance_id,
-            },
-        )
-        .await?;
+    require_study(
+        &state,
+        &caller,
+        &req.study_instance_uid,
+        inst,
+        alliance_id,
+        || "study".into(),
+    )
+    .await?;
     let run = state
         .catalog
         .dry_run(&req.study_instance_uid, at)
@@ -841,15 +891,10 @@ async fn complete_study(
         .find(|i| i.id == inst)
         .map(|i| i.alliance_id)
         .ok_or_else(|| ApiError::NotFound(format!("study {study_uid}")))?;
-    caller
-        .require(
-            &state,
-            TargetScope::Institution {
-                institution_id: inst,
-                alliance_id,
-            },
-        )
-        .await?;
+    require_study(&state, &caller, &study_uid, inst, alliance_id, || {
+        format!("study {study_uid}")
+    })
+    .await?;
     let now = state.worklist.now();
     let r = state
         .catalog
@@ -1575,7 +1620,11 @@ async fn webhook_for(state: &AppState, caller: &Caller, id: i64) -> Result<(), A
         .get_webhook(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("webhook {id}")))?;
-    caller.require(state, alliance(hook.alliance_id)).await
+    caller
+        .require_found(state, alliance(hook.alliance_id), || {
+            format!("webhook {id}")
+        })
+        .await
 }
 
 /// Disable a webhook (its pending deliveries are dead-lettered; history is kept).
@@ -1635,7 +1684,13 @@ async fn retry_delivery(
         .get_delivery(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
-    webhook_for(&state, &caller, d.webhook_id).await?;
+    webhook_for(&state, &caller, d.webhook_id)
+        .await
+        .map_err(|e| match e {
+            // the same answer as for no such delivery
+            ApiError::NotFound(_) => ApiError::NotFound(format!("delivery {id}")),
+            e => e,
+        })?;
     let r = state.catalog.retry_delivery(id, state.worklist.now()).await;
     caller
         .audited(

@@ -348,6 +348,35 @@ const fn reach(kind: PrincipalKind, action: Action) -> Option<Reach> {
     }
 }
 
+/// Whether `kind` may do `action` to anything at all: a route whose action the principal
+/// never has is refused before its object is looked up, so the refusal says nothing of
+/// whether the object exists.
+pub const fn ever_permitted(kind: PrincipalKind, action: Action) -> bool {
+    reach(kind, action).is_some()
+}
+
+/// Whether `principal` may know that `target` exists: what belongs to its own alliance
+/// (institutions, users, devices, pools, rules, webhooks), a study (and its report,
+/// ECG, work item, critical values) it may read. A refused request on an object the
+/// principal may not see is answered as for an object that does not exist (404), so ids
+/// and UIDs of other members cannot be probed.
+pub fn visible(principal: &Principal, target: TargetScope) -> bool {
+    match target {
+        TargetScope::Hub => true,
+        TargetScope::Alliance { alliance_id } | TargetScope::Institution { alliance_id, .. } => {
+            alliance_id == principal.alliance_id
+                || matches!(
+                    reach(principal.kind, Action::ManageInstitution),
+                    Some(Reach::Hub)
+                )
+        }
+        study @ TargetScope::Study { .. } => {
+            authorize(principal, Action::ReadStudy, study).is_allowed()
+                || authorize(principal, Action::ReadReport, study).is_allowed()
+        }
+    }
+}
+
 /// May `principal` do `action` to `target`? Pure: the caller resolves the principal
 /// (from a session, device token or AE title) and the target's tenancy first.
 pub fn authorize(principal: &Principal, action: Action, target: TargetScope) -> Decision {
@@ -904,5 +933,57 @@ mod tests {
         let mut p = user(Role::ClinicDoctor, 20);
         p.institution_path.push(91);
         assert!(!allowed(&p, A::ReadStudy, inst(91)));
+    }
+
+    /// What a refused caller may learn exists: its own alliance's objects; a study only
+    /// when it may read it. Everything else is answered as absent (404).
+    #[test]
+    fn visibility_hides_other_alliances_and_unreadable_studies() {
+        let admin = user(Role::GroupAdmin, 10);
+        assert!(visible(&admin, inst(32)));
+        assert!(visible(&admin, TargetScope::Alliance { alliance_id: 1 }));
+        assert!(!visible(&admin, inst(91)));
+        assert!(!visible(&admin, TargetScope::Alliance { alliance_id: 2 }));
+        assert!(visible(&admin, study(31, false)));
+        assert!(!visible(&admin, study(91, false)));
+        // a township's technician: its own subtree's studies, not a sibling township's
+        let tech = user(Role::ClinicTech, 20);
+        assert!(visible(&tech, study(30, false)));
+        assert!(!visible(&tech, study(21, false)));
+        assert!(!visible(&tech, study(32, false)));
+        assert!(
+            visible(&tech, inst(21)),
+            "institutions of the alliance are listed"
+        );
+        // a reader: studies routed to it only
+        let reader = user(Role::Reader, 10);
+        assert!(visible(&reader, study(30, true)));
+        assert!(!visible(&reader, study(30, false)));
+        assert!(
+            !visible(&reader, study(91, true)),
+            "routed in another alliance"
+        );
+        // clinic doctors also see recognised results across the alliance
+        assert!(visible(&user(Role::ClinicDoctor, 32), recognised(30)));
+        // an auditor reads no study
+        assert!(!visible(&user(Role::Auditor, 10), study(10, false)));
+        // the superadmin sees everything
+        let root = user(Role::Superadmin, 10);
+        assert!(visible(&root, inst(91)) && visible(&root, study(91, false)));
+    }
+
+    #[test]
+    fn ever_permitted_follows_the_role_table() {
+        let reader = PrincipalKind::User { role: Role::Reader };
+        assert!(ever_permitted(reader, A::ClaimWork));
+        assert!(!ever_permitted(reader, A::ManageRouting));
+        assert!(ever_permitted(PrincipalKind::Device, A::UploadEcg));
+        assert!(!ever_permitted(PrincipalKind::Device, A::ReadStudy));
+        assert!(!ever_permitted(
+            PrincipalKind::User {
+                role: Role::Auditor
+            },
+            A::ReadStudy
+        ));
     }
 }

@@ -306,6 +306,7 @@ pub async fn require_read(
     caller: &Caller,
     study_uid: &str,
     institution_id: Option<i64>,
+    not_found: impl FnOnce() -> String,
 ) -> Result<(), ApiError> {
     let target = study_target(state, caller, Action::ReadStudy, study_uid, institution_id).await?;
     let action = caller.rule.patient_data.unwrap_or("study-read");
@@ -313,7 +314,12 @@ pub async fn require_read(
         caller
             .audit(state, action, Some(("study", study_uid)), "denied")
             .await?;
-        return Err(ApiError::Forbidden("out of scope".into()));
+        // who may not read a study is not told that it exists: the route's 404
+        return Err(if caller.sees(target) {
+            ApiError::Forbidden("out of scope".into())
+        } else {
+            ApiError::NotFound(not_found())
+        });
     }
     audit_read(state, caller, action, Some(study_uid)).await
 }

@@ -98,12 +98,12 @@ async fn named(
     with_metadata: bool,
 ) -> Result<Vec<WadoInstance>, ApiError> {
     let list = state.catalog.wado_instances(&scope, with_metadata).await?;
+    let what = match (&scope.series_instance_uid, &scope.sop_instance_uid) {
+        (_, Some(i)) => format!("instance {i}"),
+        (Some(s), None) => format!("series {s}"),
+        _ => format!("study {}", scope.study_instance_uid),
+    };
     let Some(first) = list.first() else {
-        let what = match (&scope.series_instance_uid, &scope.sop_instance_uid) {
-            (_, Some(i)) => format!("instance {i}"),
-            (Some(s), None) => format!("series {s}"),
-            _ => format!("study {}", scope.study_instance_uid),
-        };
         return Err(not_found(state, caller, &scope.study_instance_uid, what).await);
     };
     require_read(
@@ -111,6 +111,7 @@ async fn named(
         caller,
         &scope.study_instance_uid,
         first.institution_id,
+        || what,
     )
     .await?;
     Ok(list)
@@ -379,29 +380,35 @@ async fn metadata(
     }
     let base = base_url(&state, &headers);
     // a whole series: the cached response while the series is unchanged
-    let cache_key = if let (Some(series_uid), None) =
-        (&scope.series_instance_uid, &scope.sop_instance_uid)
-    {
-        match state.catalog.get_series(series_uid).await? {
-            Some(se) if se.study_instance_uid == scope.study_instance_uid => {
-                let key = (
-                    format!("{base}|{series_uid}"),
-                    se.updated_at,
-                    se.num_instances,
-                );
-                if let Some(hit) = state.dicomweb.metadata_cache.get(&key) {
-                    let study = state.catalog.get_study(&scope.study_instance_uid).await?;
-                    let institution = study.and_then(|s| s.institution_id);
-                    require_read(&state, &caller, &scope.study_instance_uid, institution).await?;
-                    return Ok(json_response(hit));
+    let cache_key =
+        if let (Some(series_uid), None) = (&scope.series_instance_uid, &scope.sop_instance_uid) {
+            match state.catalog.get_series(series_uid).await? {
+                Some(se) if se.study_instance_uid == scope.study_instance_uid => {
+                    let key = (
+                        format!("{base}|{series_uid}"),
+                        se.updated_at,
+                        se.num_instances,
+                    );
+                    if let Some(hit) = state.dicomweb.metadata_cache.get(&key) {
+                        let study = state.catalog.get_study(&scope.study_instance_uid).await?;
+                        let institution = study.and_then(|s| s.institution_id);
+                        require_read(
+                            &state,
+                            &caller,
+                            &scope.study_instance_uid,
+                            institution,
+                            || format!("series {series_uid}"),
+                        )
+                        .await?;
+                        return Ok(json_response(hit));
+                    }
+                    Some(key)
                 }
-                Some(key)
+                _ => None,
             }
-            _ => None,
-        }
-    } else {
-        None
-    };
+        } else {
+            None
+        };
     let list = named(&state, &caller, scope, true).await?;
     let mut out = Vec::with_capacity(list.len() * 4096 + 2);
     out.push(b'[');
