@@ -355,6 +355,41 @@ pub async fn index_scalar(hub: &TestHub, sql: &str) -> i64 {
 
 /// Run SQL statements directly on the hub's database, as someone with database access
 /// (not through dxhub) would.
+/// The rows of `query` against the hub's database, every column read as text (cast the
+/// columns to TEXT in the query).
+pub async fn sql_rows(hub: &TestHub, query: &str) -> Vec<Vec<String>> {
+    use sqlx::{Connection, Row};
+    let url = database_url(hub);
+    let read = |rows: Vec<_>| -> Vec<Vec<String>> { rows };
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(&url)
+            .await
+            .expect("connect PostgreSQL");
+        let rows = sqlx::query(query)
+            .fetch_all(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        read(
+            rows.iter()
+                .map(|r| (0..r.len()).map(|i| r.get::<String, _>(i)).collect())
+                .collect(),
+        )
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("open SQLite");
+        let rows = sqlx::query(query)
+            .fetch_all(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        read(
+            rows.iter()
+                .map(|r| (0..r.len()).map(|i| r.get::<String, _>(i)).collect())
+                .collect(),
+        )
+    }
+}
+
 pub async fn raw_sql(hub: &TestHub, statements: &[&str]) {
     use sqlx::Connection;
     let url = database_url(hub);

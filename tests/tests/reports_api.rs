@@ -2067,4 +2067,143 @@ async fn imaging_report_with_key_image() {
                 .into_owned();
         assert!(list.lines().count() >= 3, "no image in the PDF: {list}");
     }
+
+    // the KEK alone does not open a signing key: what it seals is locked again with the
+    // signer's password (a copy of the database and the configuration cannot sign)
+    let rows = dxhub_e2e::api::sql_rows(
+        &f.hub,
+        &format!(
+            "SELECT CAST(user_id AS TEXT), public_key, sealed_secret FROM signing_keys \
+             WHERE revoked_at IS NULL AND user_id = {}",
+            f.ids["senior"]
+        ),
+    )
+    .await;
+    let [row] = rows.as_slice() else {
+        panic!("one active key of senior: {rows:?}")
+    };
+    let (uid, public) = (row[0].parse::<i64>().unwrap(), row[1].as_str());
+    let kek_hex = std::fs::read_to_string(f.hub.data_dir.join("report-kek")).unwrap();
+    let kek = dxhub_core::report::Kek::from_hex(&kek_hex).unwrap();
+    let opened = kek.open(&row[2], uid, public).unwrap();
+    assert!(dxhub_core::report::is_password_wrapped(&opened));
+    assert_eq!(
+        dxhub_core::report::unwrap_with_password(&opened, "Another-pass-2026", uid, public),
+        Err(dxhub_core::report::SealError::Password)
+    );
+    let secret = dxhub_core::report::unwrap_with_password(&opened, PASSWORD, uid, public)
+        .expect("the signer's password opens it");
+    let sk = dxhub_core::report::SigningKey::from_secret_bytes(&secret).unwrap();
+    assert_eq!(
+        hex::encode(sk.public_key()),
+        public,
+        "the key pair of the row"
+    );
+
+    // an administrator sets the senior's password: the key it locked no longer opens
+    // (409 signing-key-locked, as a smart card after a PIN reset); a new key signs
+    const NEW_PASSWORD: &str = "Another-pass-2026";
+    let senior_id = f.ids["senior"];
+    let (s, v) = f
+        .send(
+            "POST",
+            &format!("/api/v1/users/{senior_id}/password"),
+            "gadmin",
+            Some(json!({ "password": NEW_PASSWORD })),
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    f.tokens
+        .insert("senior", issue_token(&f.hub, "senior", "1h"));
+    let reauth = |f: &F| json!({ "password": NEW_PASSWORD, "totp": f.code("senior") });
+    let mut add = reauth(&f);
+    add["version"] = json!(1);
+    add["text"] = json!("密码重置后补充。");
+    let (s, v) = f
+        .send(
+            "POST",
+            &format!("/api/v1/reports/{rid}/addenda"),
+            "senior",
+            Some(add.clone()),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("signing-key-locked")),
+        "{v}"
+    );
+    f.ok("POST", "/api/v1/me/signing-key", "senior", Some(reauth(&f)))
+        .await;
+    let mut add = reauth(&f);
+    add["version"] = json!(1);
+    add["text"] = json!("密码重置后补充。");
+    f.ok(
+        "POST",
+        &format!("/api/v1/reports/{rid}/addenda"),
+        "senior",
+        Some(add),
+    )
+    .await;
+
+    // a key sealed before the password layer (the KEK alone opened it) still signs, and
+    // is locked with the signer's password at that signature
+    let legacy = dxhub_core::report::SigningKey::generate(&mut rand_core::OsRng);
+    let legacy_pk = hex::encode(legacy.public_key());
+    let legacy_sealed = kek.seal(
+        &legacy.secret_bytes(),
+        senior_id,
+        &legacy_pk,
+        &mut rand_core::OsRng,
+    );
+    raw_sql(
+        &f.hub,
+        &[
+            &format!(
+                "UPDATE signing_keys SET revoked_at = 1 WHERE user_id = {senior_id} \
+                 AND revoked_at IS NULL"
+            ),
+            &format!(
+                "INSERT INTO signing_keys (user_id, public_key, fingerprint, sealed_secret, \
+                 kek_id, created_at) VALUES ({senior_id}, '{legacy_pk}', '{}', \
+                 '{legacy_sealed}', '{}', 2)",
+                dxhub_core::report::fingerprint(&legacy.public_key()),
+                kek.id()
+            ),
+        ],
+    )
+    .await;
+    let mut add = reauth(&f);
+    add["version"] = json!(1);
+    add["text"] = json!("旧格式密钥签名。");
+    f.ok(
+        "POST",
+        &format!("/api/v1/reports/{rid}/addenda"),
+        "senior",
+        Some(add),
+    )
+    .await;
+    let rows = dxhub_e2e::api::sql_rows(
+        &f.hub,
+        &format!("SELECT sealed_secret FROM signing_keys WHERE public_key = '{legacy_pk}'"),
+    )
+    .await;
+    let opened = kek.open(&rows[0][0], senior_id, &legacy_pk).unwrap();
+    assert!(
+        dxhub_core::report::is_password_wrapped(&opened),
+        "the legacy key is locked with the password now"
+    );
+    assert_eq!(
+        dxhub_core::report::unwrap_with_password(&opened, NEW_PASSWORD, senior_id, &legacy_pk)
+            .unwrap(),
+        legacy.secret_bytes()
+    );
+    let v = f
+        .ok(
+            "GET",
+            &format!("/api/v1/reports/{rid}/verify"),
+            "clinic",
+            None,
+        )
+        .await;
+    assert_eq!(v["all_valid"], true, "{v}");
 }

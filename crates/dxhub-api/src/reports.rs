@@ -307,8 +307,14 @@ async fn reauthenticate(
     Ok(())
 }
 
-/// The caller's private key, unsealed (after [`reauthenticate`]).
-async fn unlock_key(state: &AppState, me: i64) -> Result<(i64, SigningKey), ApiError> {
+/// The caller's private key, unsealed (after [`reauthenticate`]): the KEK opens the
+/// outer seal, the caller's password the inner one. A key from before the password layer
+/// (the KEK alone opened it) is re-sealed with the password now.
+async fn unlock_key(
+    state: &AppState,
+    me: i64,
+    password: &str,
+) -> Result<(i64, SigningKey), ApiError> {
     let ring = state.settings.reports.keks.as_ref().ok_or_else(|| {
         coded(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -330,9 +336,36 @@ async fn unlock_key(state: &AppState, me: i64) -> Result<(i64, SigningKey), ApiE
             format!("{e} (KEK rotation: keep it in reports.previous_keks until `dxhub admin signing-keys reseal` ran)"),
         )
     })?;
-    let secret = kek
+    let opened = kek
         .open(&key.sealed_secret, me, &key.public_key)
         .map_err(internal)?;
+    let (pw, public) = (password.to_owned(), key.public_key.clone());
+    let ring = ring.clone();
+    let (secret, upgraded) = tokio::task::spawn_blocking(move || {
+        if rep::is_password_wrapped(&opened) {
+            rep::unwrap_with_password(&opened, &pw, me, &public).map(|s| (s, None))
+        } else {
+            // a legacy key: seal it again with the password, under the current KEK
+            let mut rng = rand_core::OsRng;
+            let wrapped = rep::wrap_with_password(&opened, &pw, me, &public, &mut rng);
+            let sealed = ring.current.seal(&wrapped, me, &public, &mut rng);
+            Ok((opened, Some((sealed, ring.current.id().to_owned()))))
+        }
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|e| match e {
+        rep::SealError::Password => {
+            coded(StatusCode::CONFLICT, "signing-key-locked", e.to_string())
+        }
+        e => internal(e),
+    })?;
+    if let Some((sealed, kek_id)) = upgraded {
+        state
+            .catalog
+            .reseal_signing_key(key.id, &key.kek_id, &sealed, &kek_id)
+            .await?;
+    }
     let sk = SigningKey::from_secret_bytes(&secret).map_err(internal)?;
     Ok((key.id, sk))
 }
@@ -802,14 +835,16 @@ async fn enrol_signing_key(
     })?;
     reauthenticate(&state, &caller, &req.password, &req.totp).await?;
     let me = user_id(&caller)?;
+    let password = req.password.clone();
     let (public, fingerprint, sealed) = tokio::task::spawn_blocking(move || {
         let mut rng = rand_core::OsRng;
         let sk = SigningKey::generate(&mut rng);
         let public = sk.public_key();
         let public_hex = hex(&public);
-        let sealed = ring
-            .current
-            .seal(&sk.secret_bytes(), me, &public_hex, &mut rng);
+        // the signer's password locks it, the KEK seals that
+        let wrapped =
+            rep::wrap_with_password(&sk.secret_bytes(), &password, me, &public_hex, &mut rng);
+        let sealed = ring.current.seal(&wrapped, me, &public_hex, &mut rng);
         (public_hex, rep::fingerprint(&public), sealed)
     })
     .await
@@ -1567,7 +1602,7 @@ async fn sign(
     .await?;
     reauthenticate(&state, &caller, &req.password, &req.totp).await?;
     let me = user_id(&caller)?;
-    let (key_id, sk) = unlock_key(&state, me).await?;
+    let (key_id, sk) = unlock_key(&state, me, &req.password).await?;
     let login = caller.actor().1;
     let now = state.worklist.now();
     let instances = state.catalog.study_instance_hashes(r.study_id).await?;
@@ -1695,7 +1730,7 @@ async fn add_addendum(
     .await?;
     reauthenticate(&state, &caller, &req.password, &req.totp).await?;
     let me = user_id(&caller)?;
-    let (key_id, sk) = unlock_key(&state, me).await?;
+    let (key_id, sk) = unlock_key(&state, me, &req.password).await?;
     let now = state.worklist.now();
     let instances = state.catalog.study_instance_hashes(r.study_id).await?;
     let content = addendum_content(
@@ -1780,7 +1815,7 @@ async fn correct(
     let content = content_from(&state, r.alliance_id, &r.kind, &t, &req.content, machine).await?;
     reauthenticate(&state, &caller, &req.password, &req.totp).await?;
     let me = user_id(&caller)?;
-    let (key_id, sk) = unlock_key(&state, me).await?;
+    let (key_id, sk) = unlock_key(&state, me, &req.password).await?;
     let login = caller.actor().1;
     let now = state.worklist.now();
     // the new version as the store will write it

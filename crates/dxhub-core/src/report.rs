@@ -818,6 +818,11 @@ pub enum SealError {
     Open,
     #[error("sealed under KEK {0}, which is not configured")]
     UnknownKek(String),
+    #[error(
+        "the signing key does not open with this password: it was created under an earlier \
+         password (set by an administrator since); create a new signing key"
+    )]
+    Password,
 }
 
 impl Kek {
@@ -900,6 +905,90 @@ impl Kek {
     }
 }
 
+// ---- the signer's password: the second lock ----
+
+/// What a KEK seals since the password layer: this magic, the Argon2id salt (16 bytes),
+/// the nonce (12) and the AES-256-GCM ciphertext of the private scalar. Before it, the
+/// KEK sealed the 32-byte scalar itself ("legacy"), which the KEK alone opened.
+const PASSWORD_MAGIC: &[u8] = b"dxhub-pw-v1\0";
+
+/// Wrap a private scalar under a key derived from its owner's password (Argon2id with a
+/// random salt; the user and public key bound as associated data). The KEK then seals
+/// the result, so opening a signing key takes the server's KEK *and* the signer's
+/// password, which every signature asks for anyway (re-authentication): a copy of the
+/// database and the configuration is not enough to sign as a reader.
+pub fn wrap_with_password(
+    secret: &[u8],
+    password: &str,
+    user_id: i64,
+    public_key_hex: &str,
+    rng: &mut impl rand_core::CryptoRngCore,
+) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    let mut salt = [0u8; 16];
+    rng.fill_bytes(&mut salt);
+    let key = password_key(password, &salt);
+    let mut nonce = [0u8; 12];
+    rng.fill_bytes(&mut nonce);
+    let aad = password_aad(user_id, public_key_hex);
+    let ct = aes_gcm::Aes256Gcm::new(&key.into())
+        .encrypt(
+            &nonce.into(),
+            Payload {
+                msg: secret,
+                aad: &aad,
+            },
+        )
+        .unwrap_or_default();
+    let mut out = PASSWORD_MAGIC.to_vec();
+    out.extend_from_slice(&salt);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    out
+}
+
+/// Whether what a KEK opened is password-wrapped ([`wrap_with_password`]) rather than a
+/// legacy bare scalar.
+pub fn is_password_wrapped(opened: &[u8]) -> bool {
+    opened.starts_with(PASSWORD_MAGIC)
+}
+
+/// Open what [`wrap_with_password`] made: [`SealError::Password`] for another password.
+pub fn unwrap_with_password(
+    wrapped: &[u8],
+    password: &str,
+    user_id: i64,
+    public_key_hex: &str,
+) -> Result<Vec<u8>, SealError> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    let rest = wrapped
+        .strip_prefix(PASSWORD_MAGIC)
+        .ok_or(SealError::Malformed)?;
+    if rest.len() < 16 + 12 + 16 {
+        return Err(SealError::Malformed);
+    }
+    let (salt, rest) = rest.split_at(16);
+    let (nonce, ct) = rest.split_at(12);
+    let key = password_key(password, salt);
+    let nonce: [u8; 12] = nonce.try_into().map_err(|_| SealError::Malformed)?;
+    let aad = password_aad(user_id, public_key_hex);
+    aes_gcm::Aes256Gcm::new(&key.into())
+        .decrypt(&nonce.into(), Payload { msg: ct, aad: &aad })
+        .map_err(|_| SealError::Password)
+}
+
+/// Argon2id (the crate's defaults: 19 MiB, 2 passes) of the password with the salt.
+fn password_key(password: &str, salt: &[u8]) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    // only fails for out-of-range parameters or salt sizes, which are fixed here
+    let _ = argon2::Argon2::default().hash_password_into(password.as_bytes(), salt, &mut key);
+    key
+}
+
+fn password_aad(user_id: i64, public_key_hex: &str) -> Vec<u8> {
+    format!("dxhub-signing-key-password-v1|{user_id}|{public_key_hex}").into_bytes()
+}
+
 /// The configured KEKs: the current one and older ones still needed to open keys sealed
 /// before a rotation.
 #[derive(Debug, Clone)]
@@ -960,6 +1049,45 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod seal_tests {
     use super::*;
+
+    #[test]
+    fn the_password_layer_opens_only_with_the_password_user_and_key() {
+        let mut rng = rand_core::OsRng;
+        let secret = [7u8; 32];
+        let w = wrap_with_password(&secret, "Correct-horse-42", 5, "04ab", &mut rng);
+        assert!(is_password_wrapped(&w));
+        assert!(!is_password_wrapped(&secret), "a legacy scalar");
+        assert!(
+            !w.windows(32).any(|x| x == secret),
+            "the scalar is not in the clear"
+        );
+        assert_eq!(
+            unwrap_with_password(&w, "Correct-horse-42", 5, "04ab").unwrap(),
+            secret
+        );
+        assert_eq!(
+            unwrap_with_password(&w, "Another-horse-43", 5, "04ab"),
+            Err(SealError::Password)
+        );
+        assert_eq!(
+            unwrap_with_password(&w, "Correct-horse-42", 6, "04ab"),
+            Err(SealError::Password),
+            "another user's row"
+        );
+        assert_eq!(
+            unwrap_with_password(&w[..20], "Correct-horse-42", 5, "04ab"),
+            Err(SealError::Malformed)
+        );
+        // fresh salt and nonce each time
+        let w2 = wrap_with_password(&secret, "Correct-horse-42", 5, "04ab", &mut rng);
+        assert_ne!(w, w2);
+        // the KEK seals the wrapped blob; the KEK alone yields only the blob
+        let kek = Kek::from_bytes([9u8; 32]);
+        let sealed = kek.seal(&w, 5, "04ab", &mut rng);
+        let opened = kek.open(&sealed, 5, "04ab").unwrap();
+        assert!(is_password_wrapped(&opened));
+        assert_ne!(opened, secret);
+    }
 
     #[test]
     fn seal_opens_only_with_its_kek_user_and_key() {
