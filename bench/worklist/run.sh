@@ -13,7 +13,9 @@
 # Environment: BENCH_DBS ("sqlite postgres"), BENCH_READERS (10), BENCH_CLAIMS (2000),
 # BENCH_LISTS (1000), BENCH_NO_BUILD=1 (use existing release binaries), CARGO_TARGET_DIR,
 # DXHUB_TEST_PG_URL (a PostgreSQL server to use; otherwise one is started with
-# scripts/lib-peers.sh), BENCH_README=0 (do not append the results to bench/worklist/README.md).
+# scripts/lib-peers.sh), BENCH_README=0 (do not append the results to bench/worklist/README.md),
+# BENCH_INGEST=N (claim and list while 4 DCMTK dcmsend associations store N CT instances,
+# bench/ingest's load, into the same hub: readers working during a clinic's upload).
 set -euo pipefail
 
 ITEMS=${1:-100000}
@@ -21,6 +23,7 @@ DBS=${BENCH_DBS:-sqlite postgres}
 READERS=${BENCH_READERS:-10}
 CLAIMS=${BENCH_CLAIMS:-2000}
 LISTS=${BENCH_LISTS:-1000}
+INGEST=${BENCH_INGEST:-0}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 OUT=$ROOT/bench/out
@@ -78,6 +81,30 @@ BENCH=$TARGET/release/examples/worklist_bench
 [ -x "$BENCH" ] || die "$BENCH missing"
 WORK=$(mktemp -d)
 
+# the concurrent ingest's load: bench/ingest's CT instances (generated once, cached)
+CT=""
+if [ "$INGEST" -gt 0 ]; then
+    if [ ! -x /usr/bin/dcmsend ]; then
+        log "installing dcmtk"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dcmtk >/dev/null
+    fi
+    CT=$OUT/ct-$INGEST
+    if [ ! -d "$CT" ]; then
+        PY=""
+        for cand in "$ROOT/.venv/bin/python" "$ROOT/bench/ingest/.venv/bin/python"; do
+            if [ -x "$cand" ] && "$cand" -c 'import pydicom, numpy' 2>/dev/null; then PY=$cand; break; fi
+        done
+        if [ -z "$PY" ]; then
+            python3 -m venv "$ROOT/bench/ingest/.venv"
+            "$ROOT/bench/ingest/.venv/bin/pip" install -q pydicom numpy
+            PY=$ROOT/bench/ingest/.venv/bin/python
+        fi
+        log "generating $INGEST CT instances into $CT"
+        "$PY" "$ROOT/bench/ingest/gen_ct.py" ct "$CT" "$INGEST" --dirs 4
+    fi
+fi
+
 # PostgreSQL: the given server, else a throwaway cluster (fsync off, like the test suite's)
 PG_NOTE=""
 if [[ " $DBS " == *" postgres "* ]]; then
@@ -90,7 +117,7 @@ if [[ " $DBS " == *" postgres "* ]]; then
     command -v psql >/dev/null || PATH=$(peers_pg_bindir):$PATH
 fi
 
-declare -A NEXT_P50 NEXT_P95 NEXT_P99 NEXT_MAX LIST_P50 LIST_P95 LIST_P99 LIST_MAX SEED_S
+declare -A NEXT_P50 NEXT_P95 NEXT_P99 NEXT_MAX LIST_P50 LIST_P95 LIST_P99 LIST_MAX SEED_S INGEST_NOTE
 
 bench_db() { # bench_db sqlite|postgres
     local db=$1 d=$WORK/$db env_db=() url http dicom i seed result
@@ -114,6 +141,9 @@ bench_db() { # bench_db sqlite|postgres
         "${admin[@]}" token issue --login "bench.reader$i" --ttl 2h 2>>"$LOGDIR/admin-$db.log" >>"$WORK/tokens-$db" \
             || die "token issue"
     done
+    if [ "$INGEST" -gt 0 ]; then
+        "${admin[@]}" ae add --institution H --ae-title BENCH >>"$LOGDIR/admin-$db.log" 2>&1 || die "ae add"
+    fi
     log "$db: seeding $ITEMS queued work items …"
     seed=$("$BENCH" seed "$url" H "$ITEMS") || die "seeding failed"
     log "$db: $seed"
@@ -126,9 +156,33 @@ bench_db() { # bench_db sqlite|postgres
     SRV_PID=$!
     wait_for 60 grep -q '"event":"ready"' "$LOGDIR/dxhub-$db.stdout" \
         || { tail "$LOGDIR/dxhub-$db.log" >&2; die "dxhub did not get ready"; }
+    local senders=() t0 t_run t_ingest rc=0
+    if [ "$INGEST" -gt 0 ]; then
+        log "$db: storing $INGEST CT instances over 4 associations meanwhile …"
+        t0=$(date +%s.%N)
+        rm -f "$WORK"/ingest-end-*
+        for i in 0 1 2 3; do
+            (
+                TCP_NODELAY=1 /usr/bin/dcmsend -aet BENCH -aec DXHUB 127.0.0.1 "$dicom" +sd "$CT/$i" \
+                    >"$LOGDIR/dcmsend-$db-$i.log" 2>&1
+                rc=$?
+                date +%s.%N >"$WORK/ingest-end-$i"
+                exit "$rc"
+            ) &
+            senders+=($!)
+        done
+        sleep 0.5
+    fi
     log "$db: $CLAIMS claims and $LISTS queue queries by $READERS readers …"
     result=$("$BENCH" run "http://127.0.0.1:$http" "$WORK/tokens-$db" "$pool" "$CLAIMS" "$LISTS") \
         || { tail "$LOGDIR/dxhub-$db.log" >&2; die "$db: the run failed"; }
+    if [ "$INGEST" -gt 0 ]; then
+        t_run=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+        for i in "${senders[@]}"; do wait "$i" || rc=$?; done
+        t_ingest=$(sort -n "$WORK"/ingest-end-* | tail -1 | awk -v a="$t0" '{printf "%.1f", $1-a}')
+        [ "$rc" -eq 0 ] || log "WARNING: a dcmsend exited with status $rc (see $LOGDIR/dcmsend-$db-*.log)"
+        INGEST_NOTE[$db]="$db: the claims and queries took ${t_run} s from the ingest's start (after 0.5 s of it), the ingest ${t_ingest} s (dcmsend status $rc)"
+    fi
     echo "$result" >"$LOGDIR/result-$db.json"
     kill -TERM -- "-$SRV_PID" 2>/dev/null || kill -TERM "$SRV_PID" 2>/dev/null || true
     wait "$SRV_PID" 2>/dev/null || true
@@ -167,6 +221,10 @@ verdict() { if python3 -c "import sys; sys.exit(0 if $1 else 1)"; then echo PASS
     for db in $DBS; do seeds+=("$db ${SEED_S[$db]} s"); done
     echo "Seeding $ITEMS items by SQL: $(IFS=,; echo "${seeds[*]}" | sed 's/,/, /g')."
     [ "${BENCH_SQLITE_ANALYZE:-0}" != 1 ] || echo "SQLite was ANALYZEd after seeding (BENCH_SQLITE_ANALYZE=1)."
+    if [ "$INGEST" -gt 0 ]; then
+        echo "During a concurrent DIMSE ingest of $INGEST CT instances (512x512x16-bit, 4 dcmsend associations, BENCH_INGEST):"
+        for db in $DBS; do echo "- ${INGEST_NOTE[$db]}."; done
+    fi
 
 } >"$RESULTS"
 

@@ -130,6 +130,9 @@ fn sqlite_pool_options(max: u32, pragmas: &'static [&'static str]) -> AnyPoolOpt
     AnyPoolOptions::new()
         .max_connections(max.max(1))
         .acquire_timeout(Duration::from_secs(30))
+        // a SQLite file connection does not go stale; the ping before each use was a
+        // round trip to the connection's worker thread
+        .test_before_acquire(false)
         .after_connect(move |conn: &mut AnyConnection, _meta| {
             Box::pin(async move {
                 for pragma in pragmas {
@@ -190,7 +193,18 @@ impl SqlCatalog {
                     format!("{url}?mode=rwc")
                 };
                 // The writer connects first, so WAL is on before readers open the file.
+                // the write pool tells the writer thread when its connection is out
+                let turn = std::sync::Arc::new(writer::SqlxTurn::default());
+                let (out, back) = (turn.clone(), turn.clone());
                 let write = sqlite_pool_options(1, pragmas)
+                    .before_acquire(move |_conn, _meta| {
+                        out.checked_out();
+                        Box::pin(async { Ok(true) })
+                    })
+                    .after_release(move |_conn, _meta| {
+                        back.returned();
+                        Box::pin(async { Ok(true) })
+                    })
                     .connect(&url)
                     .await
                     .map_err(Error::Unavailable)?;
@@ -199,7 +213,7 @@ impl SqlCatalog {
                     .await
                     .map_err(Error::Unavailable)?;
                 // The group commit's writer thread opens its own connection last.
-                let writes = Some(writer::spawn(std::path::Path::new(path), pragmas)?);
+                let writes = Some(writer::spawn(std::path::Path::new(path), pragmas, turn)?);
                 Ok(Self {
                     dialect,
                     write,

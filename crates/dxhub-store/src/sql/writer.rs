@@ -21,11 +21,19 @@
 //! is always current, where a reader connection's is made stale by every commit.
 //!
 //! The sqlx write pool's own connection (worklist, reports, administration) is a second
-//! writer of the same file. Both begin with `BEGIN IMMEDIATE`, so they take turns on
-//! SQLite's write lock, waiting up to the busy timeout.
+//! writer of the same file. Left to SQLite's write lock, the two starved each other: a
+//! writer that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5, 10 … ms)
+//! while this thread, with instances queued, takes the lock again at once. Under a
+//! continuous ingest a reader's claim waited tens of milliseconds at the 99th percentile
+//! and seconds when the thread was saturated. So the two take turns ([`SqlxTurn`]): the
+//! write pool marks when its connection is checked out and when it comes back (pool
+//! hooks), and this thread starts no new group while it is out; the sqlx writer, asleep in
+//! the busy handler for at most a millisecond or two, then finds the lock free.
 
 use rusqlite::{Connection, OpenFlags, Row, ToSql};
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::group::{Done, GROUP_COMMIT_MAX, WriteJob, group_failed};
@@ -40,8 +48,13 @@ use crate::ecg::NewEcg;
 use crate::identity::{AUDIT_GENESIS_HASH, AuditEntry, NewAuditEntry, audit_hash};
 
 /// Open the writer's connection to `path` with `pragmas` and start its thread; the
-/// thread ends when every sender is dropped.
-pub(super) fn spawn(path: &Path, pragmas: &[&str]) -> Result<mpsc::Sender<WriteJob>> {
+/// thread ends when every sender is dropped. `turn`: whether the sqlx write pool's
+/// connection is out (see the module documentation).
+pub(super) fn spawn(
+    path: &Path,
+    pragmas: &[&str],
+    turn: Arc<SqlxTurn>,
+) -> Result<mpsc::Sender<WriteJob>> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -54,7 +67,7 @@ pub(super) fn spawn(path: &Path, pragmas: &[&str]) -> Result<mpsc::Sender<WriteJ
     let (tx, rx) = mpsc::channel(4 * GROUP_COMMIT_MAX);
     std::thread::Builder::new()
         .name("dxhub-sqlite-writer".into())
-        .spawn(move || Writer { conn }.run(rx))
+        .spawn(move || Writer { conn, turn }.run(rx))
         .map_err(|e| Error::Unavailable(sqlx::Error::Io(e)))?;
     Ok(tx)
 }
@@ -115,6 +128,38 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, args: &[&dyn ToSql]) -> Result<()> {
 
 struct Writer {
     conn: Connection,
+    turn: Arc<SqlxTurn>,
+}
+
+/// Whether the sqlx write pool's connection is checked out, and since when: set by the
+/// pool's `before_acquire` hook, cleared by its `after_release` hook.
+#[derive(Debug, Default)]
+pub(super) struct SqlxTurn {
+    out_since: Mutex<Option<Instant>>,
+    back: Condvar,
+}
+
+impl SqlxTurn {
+    /// A longer checkout is not waited for (a long transaction, or a connection closed
+    /// without coming back): SQLite's lock and busy timeout keep the two apart then.
+    const PATIENCE: Duration = Duration::from_secs(1);
+
+    pub(super) fn checked_out(&self) {
+        *self.out_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    pub(super) fn returned(&self) {
+        *self.out_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.back.notify_all();
+    }
+
+    /// Wait (a little) until the sqlx writer's connection is back in its pool.
+    fn wait_for_return(&self) {
+        let out = self.out_since.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self.back.wait_timeout_while(out, Self::PATIENCE, |since| {
+            since.is_some_and(|t| t.elapsed() < Self::PATIENCE)
+        });
+    }
 }
 
 impl Writer {
@@ -138,6 +183,8 @@ impl Writer {
             if jobs.is_empty() {
                 continue;
             }
+            // the sqlx writer's turn first, if it is writing or waiting for the lock
+            self.turn.wait_for_return();
             let results = match self.group_at_once(&jobs) {
                 Some(results) => results,
                 None => self.group_with_savepoints(&jobs),
@@ -633,6 +680,31 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The writer thread waits while the sqlx writer's connection is out and goes on when
+    /// it is back; a checkout older than the patience is not waited for.
+    #[test]
+    fn the_writer_waits_for_the_sqlx_writers_turn() {
+        let turn = Arc::new(SqlxTurn::default());
+        turn.wait_for_return(); // nothing out: at once
+        turn.checked_out();
+        let other = turn.clone();
+        let returner = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            other.returned();
+        });
+        turn.wait_for_return();
+        assert!(
+            turn.out_since.lock().unwrap().is_none(),
+            "went on only once the connection was back"
+        );
+        returner.join().unwrap();
+        // a stale checkout (a connection closed without coming back) does not hold it up
+        *turn.out_since.lock().unwrap() = Some(Instant::now() - 2 * SqlxTurn::PATIENCE);
+        let t = Instant::now();
+        turn.wait_for_return();
+        assert!(t.elapsed() < SqlxTurn::PATIENCE);
+    }
 
     #[test]
     fn binds_numbered_parameters_by_name() {
