@@ -197,6 +197,10 @@ impl SqlCatalog {
                 let turn = std::sync::Arc::new(writer::SqlxTurn::default());
                 let (out, back) = (turn.clone(), turn.clone());
                 let write = sqlite_pool_options(1, pragmas)
+                    // one connection for the life of the hub: a replacement's first use
+                    // would not pass the hooks below (nor would a file connection go stale)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
                     .before_acquire(move |_conn, _meta| {
                         out.checked_out();
                         Box::pin(async { Ok(true) })
