@@ -362,7 +362,11 @@ pub const fn ever_permitted(kind: PrincipalKind, action: Action) -> bool {
 /// and UIDs of other members cannot be probed.
 pub fn visible(principal: &Principal, target: TargetScope) -> bool {
     match target {
-        TargetScope::Hub => true,
+        // hub-wide objects (a study of no institution): the superadmin's alone
+        TargetScope::Hub => matches!(
+            reach(principal.kind, Action::ManageInstitution),
+            Some(Reach::Hub)
+        ),
         TargetScope::Alliance { alliance_id } | TargetScope::Institution { alliance_id, .. } => {
             alliance_id == principal.alliance_id
                 || matches!(
@@ -967,9 +971,14 @@ mod tests {
         assert!(visible(&user(Role::ClinicDoctor, 32), recognised(30)));
         // an auditor reads no study
         assert!(!visible(&user(Role::Auditor, 10), study(10, false)));
-        // the superadmin sees everything
+        // the superadmin sees everything, including what belongs to no institution
         let root = user(Role::Superadmin, 10);
         assert!(visible(&root, inst(91)) && visible(&root, study(91, false)));
+        assert!(visible(&root, TargetScope::Hub));
+        assert!(
+            !visible(&admin, TargetScope::Hub),
+            "a study of no institution"
+        );
     }
 
     #[test]
