@@ -359,33 +359,36 @@ pub async fn index_scalar(hub: &TestHub, sql: &str) -> i64 {
 /// columns to TEXT in the query).
 pub async fn sql_rows(hub: &TestHub, query: &str) -> Vec<Vec<String>> {
     use sqlx::{Connection, Row};
+    fn texts<R: Row>(rows: Vec<R>) -> Vec<Vec<String>>
+    where
+        usize: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        rows.iter()
+            .map(|r| (0..r.len()).map(|i| r.get::<String, _>(i)).collect())
+            .collect()
+    }
     let url = database_url(hub);
-    let read = |rows: Vec<_>| -> Vec<Vec<String>> { rows };
+    let failed = |e: sqlx::Error| -> ! { panic!("{query}: {e}") };
     if url.starts_with("postgres") {
         let mut c = sqlx::PgConnection::connect(&url)
             .await
             .expect("connect PostgreSQL");
-        let rows = sqlx::query(query)
-            .fetch_all(&mut c)
-            .await
-            .unwrap_or_else(|e| panic!("{query}: {e}"));
-        read(
-            rows.iter()
-                .map(|r| (0..r.len()).map(|i| r.get::<String, _>(i)).collect())
-                .collect(),
+        texts(
+            sqlx::query(query)
+                .fetch_all(&mut c)
+                .await
+                .unwrap_or_else(|e| failed(e)),
         )
     } else {
         let mut c = sqlx::SqliteConnection::connect(&url)
             .await
             .expect("open SQLite");
-        let rows = sqlx::query(query)
-            .fetch_all(&mut c)
-            .await
-            .unwrap_or_else(|e| panic!("{query}: {e}"));
-        read(
-            rows.iter()
-                .map(|r| (0..r.len()).map(|i| r.get::<String, _>(i)).collect())
-                .collect(),
+        texts(
+            sqlx::query(query)
+                .fetch_all(&mut c)
+                .await
+                .unwrap_or_else(|e| failed(e)),
         )
     }
 }

@@ -620,10 +620,22 @@ impl Caller {
         target: TargetScope,
         not_found: impl FnOnce() -> String,
     ) -> Result<(), ApiError> {
+        self.require_action_seen(state, action, target, target, not_found)
+            .await
+    }
+
+    /// [`Caller::require_action_found`] where what the action is judged on (`target`)
+    /// is narrower than what decides whether the caller may know the object (`seen`).
+    pub async fn require_action_seen(
+        &self,
+        state: &AppState,
+        action: Action,
+        target: TargetScope,
+        seen: TargetScope,
+        not_found: impl FnOnce() -> String,
+    ) -> Result<(), ApiError> {
         match self.require_action(state, action, target).await {
-            Err(ApiError::Forbidden(_)) if !self.sees(target) => {
-                Err(ApiError::NotFound(not_found()))
-            }
+            Err(ApiError::Forbidden(_)) if !self.sees(seen) => Err(ApiError::NotFound(not_found())),
             other => other,
         }
     }

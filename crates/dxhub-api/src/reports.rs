@@ -2445,16 +2445,12 @@ async fn list_pushes(
     // business: a recognised result opens to other member institutions' doctors, its
     // push-backs do not.
     let target = report_scope(&state, &caller, action, &r).await?;
-    match caller
-        .require_action(&state, action, target.unrecognised())
-        .await
-    {
-        // who may not even read the report is not told it exists
-        Err(ApiError::Forbidden(_)) if !caller.sees(target) => {
-            return Err(ApiError::NotFound(format!("report {id}")));
-        }
-        other => other?,
-    }
+    // (who may not even read the report is not told it exists)
+    caller
+        .require_action_seen(&state, action, target.unrecognised(), target, || {
+            format!("report {id}")
+        })
+        .await?;
     let pushes = state.catalog.list_pushes(id).await?;
     caller
         .audit(

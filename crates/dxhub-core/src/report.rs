@@ -864,23 +864,8 @@ impl Kek {
         public_key_hex: &str,
         rng: &mut impl rand_core::CryptoRngCore,
     ) -> String {
-        use aes_gcm::aead::{Aead, KeyInit, Payload};
-        let cipher = aes_gcm::Aes256Gcm::new(&self.key.into());
-        let mut nonce = [0u8; 12];
-        rng.fill_bytes(&mut nonce);
         let aad = Self::aad(user_id, public_key_hex);
-        let ct = cipher
-            .encrypt(
-                &nonce.into(),
-                Payload {
-                    msg: secret,
-                    aad: &aad,
-                },
-            )
-            .unwrap_or_default();
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ct);
-        base64_encode(&out)
+        base64_encode(&gcm_seal(&self.key, &aad, secret, rng))
     }
 
     /// Open what [`Kek::seal`] made.
@@ -890,19 +875,46 @@ impl Kek {
         user_id: i64,
         public_key_hex: &str,
     ) -> Result<Vec<u8>, SealError> {
-        use aes_gcm::aead::{Aead, KeyInit, Payload};
         let raw = base64_decode(sealed).ok_or(SealError::Malformed)?;
-        if raw.len() < 12 + 16 {
-            return Err(SealError::Malformed);
-        }
-        let (nonce, ct) = raw.split_at(12);
-        let cipher = aes_gcm::Aes256Gcm::new(&self.key.into());
         let aad = Self::aad(user_id, public_key_hex);
-        let nonce: [u8; 12] = nonce.try_into().map_err(|_| SealError::Malformed)?;
-        cipher
-            .decrypt(&nonce.into(), Payload { msg: ct, aad: &aad })
-            .map_err(|_| SealError::Open)
+        gcm_open(&self.key, &aad, &raw, SealError::Open)
     }
+}
+
+/// AES-256-GCM of `msg` under `key` with `aad`: nonce (12 random bytes) ‖ ciphertext.
+fn gcm_seal(
+    key: &[u8; 32],
+    aad: &[u8],
+    msg: &[u8],
+    rng: &mut impl rand_core::CryptoRngCore,
+) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    let mut nonce = [0u8; 12];
+    rng.fill_bytes(&mut nonce);
+    let ct = aes_gcm::Aes256Gcm::new(key.into())
+        .encrypt(&nonce.into(), Payload { msg, aad })
+        .unwrap_or_default();
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    out
+}
+
+/// Open what [`gcm_seal`] made; `wrong` when the key or `aad` does not match.
+fn gcm_open(
+    key: &[u8; 32],
+    aad: &[u8],
+    sealed: &[u8],
+    wrong: SealError,
+) -> Result<Vec<u8>, SealError> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    if sealed.len() < 12 + 16 {
+        return Err(SealError::Malformed);
+    }
+    let (nonce, ct) = sealed.split_at(12);
+    let nonce: [u8; 12] = nonce.try_into().map_err(|_| SealError::Malformed)?;
+    aes_gcm::Aes256Gcm::new(key.into())
+        .decrypt(&nonce.into(), Payload { msg: ct, aad })
+        .map_err(|_| wrong)
 }
 
 // ---- the signer's password: the second lock ----
@@ -924,26 +936,13 @@ pub fn wrap_with_password(
     public_key_hex: &str,
     rng: &mut impl rand_core::CryptoRngCore,
 ) -> Vec<u8> {
-    use aes_gcm::aead::{Aead, KeyInit, Payload};
     let mut salt = [0u8; 16];
     rng.fill_bytes(&mut salt);
     let key = password_key(password, &salt);
-    let mut nonce = [0u8; 12];
-    rng.fill_bytes(&mut nonce);
     let aad = password_aad(user_id, public_key_hex);
-    let ct = aes_gcm::Aes256Gcm::new(&key.into())
-        .encrypt(
-            &nonce.into(),
-            Payload {
-                msg: secret,
-                aad: &aad,
-            },
-        )
-        .unwrap_or_default();
     let mut out = PASSWORD_MAGIC.to_vec();
     out.extend_from_slice(&salt);
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&ct);
+    out.extend_from_slice(&gcm_seal(&key, &aad, secret, rng));
     out
 }
 
@@ -960,21 +959,16 @@ pub fn unwrap_with_password(
     user_id: i64,
     public_key_hex: &str,
 ) -> Result<Vec<u8>, SealError> {
-    use aes_gcm::aead::{Aead, KeyInit, Payload};
     let rest = wrapped
         .strip_prefix(PASSWORD_MAGIC)
         .ok_or(SealError::Malformed)?;
     if rest.len() < 16 + 12 + 16 {
         return Err(SealError::Malformed);
     }
-    let (salt, rest) = rest.split_at(16);
-    let (nonce, ct) = rest.split_at(12);
+    let (salt, sealed) = rest.split_at(16);
     let key = password_key(password, salt);
-    let nonce: [u8; 12] = nonce.try_into().map_err(|_| SealError::Malformed)?;
     let aad = password_aad(user_id, public_key_hex);
-    aes_gcm::Aes256Gcm::new(&key.into())
-        .decrypt(&nonce.into(), Payload { msg: ct, aad: &aad })
-        .map_err(|_| SealError::Password)
+    gcm_open(&key, &aad, sealed, SealError::Password)
 }
 
 /// Argon2id (the crate's defaults: 19 MiB, 2 passes) of the password with the salt.
