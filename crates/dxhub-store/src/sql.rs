@@ -126,7 +126,13 @@ const SQLITE_PRAGMAS_NORMAL: [&str; 6] = [
     "PRAGMA mmap_size = 268435456",
 ];
 
-fn sqlite_pool_options(max: u32, pragmas: &'static [&'static str]) -> AnyPoolOptions {
+/// `turn`: the write pool's, marked at a new connection's first use as `before_acquire`
+/// marks the reuse of an idle one (sqlx calls only `after_connect` for a new connection).
+fn sqlite_pool_options(
+    max: u32,
+    pragmas: &'static [&'static str],
+    turn: Option<std::sync::Arc<writer::SqlxTurn>>,
+) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max.max(1))
         .acquire_timeout(Duration::from_secs(30))
@@ -134,13 +140,45 @@ fn sqlite_pool_options(max: u32, pragmas: &'static [&'static str]) -> AnyPoolOpt
         // round trip to the connection's worker thread
         .test_before_acquire(false)
         .after_connect(move |conn: &mut AnyConnection, _meta| {
+            let turn = turn.clone();
             Box::pin(async move {
                 for pragma in pragmas {
                     sqlx::query(pragma).execute(&mut *conn).await?;
                 }
+                // from here the connection is in its first user's hands
+                if let Some(turn) = turn {
+                    turn.checked_out();
+                }
                 Ok(())
             })
         })
+}
+
+/// The SQLite write pool: one connection for the life of the hub (a file connection does
+/// not go stale), which tells the writer thread through `turn` while it is out: marked
+/// at an idle connection's reuse (`before_acquire`) and at a new one's first use
+/// (`after_connect`, e.g. after a close on an error), cleared when it comes back.
+async fn connect_write_pool(
+    url: &str,
+    pragmas: &'static [&'static str],
+    turn: std::sync::Arc<writer::SqlxTurn>,
+) -> std::result::Result<AnyPool, sqlx::Error> {
+    let (out, back) = (turn.clone(), turn.clone());
+    let pool = sqlite_pool_options(1, pragmas, Some(turn))
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .before_acquire(move |_conn, _meta| {
+            out.checked_out();
+            Box::pin(async { Ok(true) })
+        })
+        .after_release(move |_conn, _meta| {
+            back.returned();
+            Box::pin(async { Ok(true) })
+        })
+        // not `connect`: its test connection goes back without `after_release`
+        .connect_lazy(url)?;
+    drop(pool.acquire().await?);
+    Ok(pool)
 }
 
 impl SqlCatalog {
@@ -159,7 +197,7 @@ impl SqlCatalog {
                 let Some(path) = sqlite_file(url) else {
                     // In memory: every connection would be its own database, so one pool
                     // of one connection that is never recycled.
-                    let pool = sqlite_pool_options(1, pragmas)
+                    let pool = sqlite_pool_options(1, pragmas, None)
                         .min_connections(1)
                         .idle_timeout(None)
                         .max_lifetime(None)
@@ -195,24 +233,10 @@ impl SqlCatalog {
                 // The writer connects first, so WAL is on before readers open the file.
                 // the write pool tells the writer thread when its connection is out
                 let turn = std::sync::Arc::new(writer::SqlxTurn::default());
-                let (out, back) = (turn.clone(), turn.clone());
-                let write = sqlite_pool_options(1, pragmas)
-                    // one connection for the life of the hub: a replacement's first use
-                    // would not pass the hooks below (nor would a file connection go stale)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .before_acquire(move |_conn, _meta| {
-                        out.checked_out();
-                        Box::pin(async { Ok(true) })
-                    })
-                    .after_release(move |_conn, _meta| {
-                        back.returned();
-                        Box::pin(async { Ok(true) })
-                    })
-                    .connect(&url)
+                let write = connect_write_pool(&url, pragmas, turn.clone())
                     .await
                     .map_err(Error::Unavailable)?;
-                let read = sqlite_pool_options(opts.max_connections, pragmas)
+                let read = sqlite_pool_options(opts.max_connections, pragmas, None)
                     .connect(&url)
                     .await
                     .map_err(Error::Unavailable)?;
@@ -1817,6 +1841,43 @@ mod tests {
         let listed = catalog.list_audit(&AuditFilter::default()).await.unwrap();
         assert_eq!(listed.len(), 1, "{listed:?}");
         taker.abort();
+    }
+
+    /// The write pool marks its connection out at every use: a new connection's first
+    /// (after a close, e.g. on an error) as much as an idle one's reuse.
+    #[tokio::test]
+    async fn the_write_pools_turn_covers_a_new_connections_first_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        install_drivers();
+        let turn = std::sync::Arc::new(writer::SqlxTurn::default());
+        let pool = connect_write_pool(&url, &SQLITE_PRAGMAS_FULL, turn.clone())
+            .await
+            .unwrap();
+        // sqlx returns a connection to its pool on a task of its own
+        let returned = || async {
+            for _ in 0..100 {
+                if !turn.is_out() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            false
+        };
+        assert!(returned().await, "back in the pool after connecting");
+        for round in 0..2 {
+            let mut conn = pool.acquire().await.unwrap();
+            assert!(turn.is_out(), "round {round}: out while in use");
+            sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+            if round == 0 {
+                // closed instead of returned: the next use opens a new connection
+                conn.close().await.unwrap();
+                turn.returned();
+            } else {
+                drop(conn);
+                assert!(returned().await, "returned");
+            }
+        }
     }
 
     #[test]

@@ -132,7 +132,8 @@ struct Writer {
 }
 
 /// Whether the sqlx write pool's connection is checked out, and since when: set by the
-/// pool's `before_acquire` hook, cleared by its `after_release` hook.
+/// pool's `before_acquire` hook (and `after_connect` for a new connection), cleared by
+/// its `after_release` hook.
 #[derive(Debug, Default)]
 pub(super) struct SqlxTurn {
     out_since: Mutex<Option<Instant>>,
@@ -151,6 +152,11 @@ impl SqlxTurn {
     pub(super) fn returned(&self) {
         *self.out_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.back.notify_all();
+    }
+
+    #[cfg(test)]
+    pub(super) fn is_out(&self) -> bool {
+        self.out_since.lock().unwrap().is_some()
     }
 
     /// Wait (a little) until the sqlx writer's connection is back in its pool.
