@@ -8,7 +8,8 @@
 //
 // Environment: VIEWER_URL, VIEWER_LOGIN, VIEWER_PASSWORD, VIEWER_REPORT_ID,
 // VIEWER_PATIENT_ID, VIEWER_SENT_REPORTED and VIEWER_SENT_QUEUED (study UIDs shown as
-// reported and queued in the sent-studies list; all required), VIEWER_ARTIFACTS, DXHUB_TEST_CHROMIUM,
+// reported and queued in the sent-studies list; all required), VIEWER_HIDDEN_STUDY (a
+// study of another institution the user may not see), VIEWER_ARTIFACTS, DXHUB_TEST_CHROMIUM,
 // DXHUB_TEST_NODE_MODULES (as viewer_e2e.mjs).
 
 import fs from 'node:fs';
@@ -26,6 +27,9 @@ async function main() {
     const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
     page.setDefaultTimeout(30000);
     const shot = async (name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+    // a wrong password first: the refusal in Chinese, not the server's English
+    await logIn(page, login, `${password}-wrong`);
+    result.login_refused = (await page.locator('.login [role=alert]').innerText()).trim();
     await logIn(page, login, password);
     // the critical value and the signed report
     const banner = page.locator('form.critical-banner');
@@ -82,6 +86,17 @@ async function main() {
     result.recognition_leads = await tab.locator('section.ecg svg g.lead').count();
     // the reading page leads a clinic user back to the portal, not to a worklist
     result.reading_back = (await tab.locator('section.reading a.back').innerText()).trim();
+    // another institution's study (the county's own ECG): the same answer as an unknown
+    // UID, and the reading page says there is nothing to show instead of staying blank
+    if (process.env.VIEWER_HIDDEN_STUDY) {
+      await tab.goto(`${base}/read/${process.env.VIEWER_HIDDEN_STUDY}`);
+      const empty = tab.locator('section.reading p.empty-study');
+      await empty.waitFor();
+      result.hidden_study = (await empty.innerText()).trim();
+      result.hidden_study_leads = await tab.locator('section.ecg svg g.lead').count();
+      result.hidden_study_errors = await tab.locator('section.reading .error').count();
+      await tab.screenshot({ path: path.join(artifacts, 'c3b-hidden-study.png') });
+    }
     await tab.close();
     // the clinic's devices and AE titles: its own, none of the county's
     const dev = page.locator('table.setup-devices tr[data-serial="ECG-CLINIC-1"]');

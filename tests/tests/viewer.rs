@@ -456,6 +456,21 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
         .as_str()
         .expect("study uid")
         .to_owned();
+    // an ECG of the county itself, which the township may not see
+    let county_device = add_device(&hub, COUNTY, "ECG-COUNTY-1");
+    let r = reqwest::Client::new()
+        .post(hub.http_url("/api/v1/ecg"))
+        .bearer_auth(&county_device)
+        .header("content-type", "application/octet-stream")
+        .body(json_ecg("110105196003030033"))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), 201);
+    let hidden_study = r.json::<Value>().await.expect("JSON")["study_instance_uid"]
+        .as_str()
+        .expect("study uid")
+        .to_owned();
     let doctor = issue_token(&hub, "cl.doctor", "1h");
     let status_of = |v: &Value, uid: &str| {
         v["studies"]
@@ -497,8 +512,18 @@ async fn clinic_sees_the_signed_report_and_acknowledges_the_critical_value() {
             ("VIEWER_PATIENT_ID", patient.to_string()),
             ("VIEWER_SENT_REPORTED", reported_study.clone()),
             ("VIEWER_SENT_QUEUED", queued_study.clone()),
+            ("VIEWER_HIDDEN_STUDY", hidden_study.clone()),
         ],
     );
+    // refusals in the page's language
+    assert_eq!(v["login_refused"], "登录失败: 账号或密码错误", "{v}");
+    // another institution's study: nothing shown, and the page says so
+    assert_eq!(
+        v["hidden_study"], "此检查没有可显示的图像或心电图，或您无权查看。",
+        "{v}"
+    );
+    assert_eq!(v["hidden_study_leads"], 0, "{v}");
+    assert_eq!(v["hidden_study_errors"], 0, "{v}");
     // the sent-studies list: the signed ECG reported with its report, the other queued
     let sent = v["sent"].as_object().expect("sent rows");
     let reported = sent["reported"].as_str().unwrap_or("");

@@ -95,7 +95,8 @@ function trace(
   return pts.join(" ");
 }
 
-export function EcgViewer({ study }: { study: string }) {
+/// `onNone`: called when the study has no ECG (or is not found).
+export function EcgViewer({ study, onNone }: { study: string; onNone?: () => void }) {
   const [ecg, setEcg] = useState<EcgRecord | null>(null);
   const [wave, setWave] = useState<Waveform | null>(null);
   const [error, setError] = useState("");
@@ -118,6 +119,7 @@ export function EcgViewer({ study }: { study: string }) {
         const first = list.ecgs[0];
         if (!first) {
           setNone(true);
+          onNone?.();
           return;
         }
         setEcg(first);

@@ -1,4 +1,6 @@
 // Small formatting helpers shared by the pages.
+import { ApiError } from "./api";
+import { errorLabel } from "./i18n";
 
 /// Epoch µs as `YYYY-MM-DD HH:MM` in the hub's users' time zone (UTC+8); "—" when absent.
 export function localTime(us: number | null | undefined): string {
@@ -6,8 +8,11 @@ export function localTime(us: number | null | undefined): string {
   return new Date(us / 1000 + 8 * 3600_000).toISOString().slice(0, 16).replace("T", " ");
 }
 
-/// An error's message for the page.
+/// An error's message for the page: the hub's stable error code in the page's language
+/// when it has a translation (with the server's detail where that says more), else the
+/// server's message.
 export function message(err: unknown): string {
+  if (err instanceof ApiError) return errorLabel(err.code, err.message) ?? err.message;
   return err instanceof Error ? err.message : String(err);
 }
 

@@ -33,6 +33,7 @@ const zh = {
   state: "状态",
   nothing: "没有项目",
   nothing_queued: "队列中没有可领取的项目",
+  study_nothing: "此检查没有可显示的图像或心电图，或您无权查看。",
   overdue: "超时",
   language: "English",
   live: "实时",
@@ -297,6 +298,7 @@ const en: Record<keyof typeof zh, string> = {
   state: "State",
   nothing: "No items",
   nothing_queued: "Nothing queued to claim",
+  study_nothing: "This study has no images or ECG to show, or you may not see it.",
   overdue: "overdue",
   language: "中文",
   live: "live",
@@ -570,4 +572,51 @@ export function duration(seconds: number): string {
         ? `${h}小时${String(m).padStart(2, "0")}分`
         : `${m}分`;
   return seconds < 0 ? `${t("overdue")} ${body}` : body;
+}
+
+/// The hub's stable error codes (`{"error":{"code",…}}`) in Chinese; the English page
+/// shows the server's own message. `true`: the server's detail follows in brackets.
+const ERRORS_ZH: Record<string, [string, boolean]> = {
+  "not-found": ["未找到，或您无权查看", false],
+  forbidden: ["无权执行此操作", true],
+  conflict: ["与当前状态冲突", true],
+  "bad-request": ["请求有误", true],
+  "invalid-json": ["输入内容无效", true],
+  unauthenticated: ["登录已失效，请重新登录", false],
+  "invalid-credentials": ["账号或密码错误", false],
+  "account-locked": ["登录失败次数过多，账号已暂时锁定，请稍后再试", false],
+  "totp-required": ["请输入动态验证码", false],
+  "invalid-totp": ["动态验证码错误", false],
+  "totp-enrollment-required": ["请先绑定动态验证码", false],
+  "csrf-failed": ["页面已过期，请刷新后重试", false],
+  "weak-password": ["密码强度不足", true],
+  "too-many-requests": ["请求过于频繁，请稍后再试", false],
+  "payload-too-large": ["内容过大", false],
+  timeout: ["请求超时，请重试", false],
+  unavailable: ["服务暂时不可用，请稍后重试", false],
+  internal: ["服务器内部错误，请联系管理员", false],
+  "lease-lost": ["认领已失效（超时或已由他人接手），请重新认领", false],
+  "not-holder": ["此检查不在您的认领中", false],
+  "stale-version": ["报告已被他人修改，请刷新后再保存", false],
+  "wrong-state": ["报告当前状态不允许此操作", false],
+  "not-author": ["只有报告撰写人可以执行此操作", false],
+  "not-permitted": ["您的角色不能对报告执行此操作", false],
+  "own-report": ["报告须由另一位上级医师审核签发（或由具备签发权限的撰写人签发）", false],
+  "no-signing-key": ["请先创建签名密钥", false],
+  "signing-key-locked": ["签名密钥是在旧密码下创建的（管理员已重设密码），请重新创建签名密钥", false],
+  "signing-unavailable": ["签名服务未配置，请联系管理员", false],
+  "not-signed": ["报告尚未签发", false],
+  incomplete: ["报告内容不完整", true],
+  "unconfirmed-measurements": ["尚有机器测量值未确认", true],
+  "already-acknowledged": ["此危急值已被确认接收", false],
+  "webhook-target-refused": ["不允许的回调地址", true],
+  "not-a-clinic-user": ["仅限基层机构用户", false],
+};
+
+/// `code` in the page's language, or null to show the server's message as it is.
+export function errorLabel(code: string, detail: string): string | null {
+  if (lang.get() === "en") return null;
+  const e = ERRORS_ZH[code];
+  if (!e) return null;
+  return e[1] && detail ? `${e[0]}（${detail}）` : e[0];
 }

@@ -27,6 +27,7 @@ import {
 } from "@cornerstonejs/tools";
 import dicomImageLoader, { init as loaderInit } from "@cornerstonejs/dicom-image-loader";
 import { api } from "./api";
+import { message } from "./format";
 import { lang, t, type Key } from "./i18n";
 import { personName } from "./names";
 import { type Meta, studySeries } from "./prefetch";
@@ -211,7 +212,18 @@ let engineSeq = 0;
 
 /// `keys`: this viewer takes the keyboard shortcuts (the current study's, not a prior's
 /// shown beside it). `compact`: the narrower pane of a prior.
-export function ImageViewer({ study, keys = true, compact = false }: { study: string; keys?: boolean; compact?: boolean }) {
+export function ImageViewer({
+  study,
+  keys = true,
+  compact = false,
+  onEmpty,
+}: {
+  study: string;
+  keys?: boolean;
+  compact?: boolean;
+  /// called when the study has no image series (an ECG, a report, or one not found)
+  onEmpty?: () => void;
+}) {
   const element = useRef<HTMLDivElement>(null);
   const viewportRef = useRef<Types.IStackViewport | null>(null);
   const [series, setSeries] = useState<Series[] | null>(null);
@@ -231,9 +243,10 @@ export function ImageViewer({ study, keys = true, compact = false }: { study: st
       .then((r) => {
         setInfo(r.info);
         setSeries(r.series);
+        if (!r.series.length) onEmpty?.();
         if (r.series[0]) setFps(r.series[0].fps ?? DEFAULT_FPS);
       })
-      .catch((e) => setError(String(e.message ?? e)));
+      .catch((e) => setError(message(e)));
   }, [study]);
 
   // the viewport and its tools, once the series are known
@@ -273,7 +286,7 @@ export function ImageViewer({ study, keys = true, compact = false }: { study: st
       setSlice(0);
       // then the rest of the stack in the background, nearest slices first
       stackPrefetch.enable(el);
-    })().catch((e) => setError(String(e.message ?? e)));
+    })().catch((e) => setError(message(e)));
     return () => {
       try {
         cine.stopClip(el);

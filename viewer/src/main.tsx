@@ -80,7 +80,7 @@ function EnrolTotp({ onDone }: { onDone: () => void }) {
         setSecret(r.secret);
         setUrl(r.otpauth_url);
       })
-      .catch((e) => setError(String(e.message ?? e)));
+      .catch((e) => setError(errorText(e)));
   }, []);
   const confirm = async (e: Event) => {
     e.preventDefault();
@@ -347,7 +347,7 @@ function Worklist({ me }: { me: Me }) {
 
 /// The image viewer (cornerstone3D, ~1 MB gzip) is loaded only on the reading page, so the
 /// worklist and the clinic portal stay small on weak links.
-type ImageProps = { study: string; keys?: boolean; compact?: boolean };
+type ImageProps = { study: string; keys?: boolean; compact?: boolean; onEmpty?: () => void };
 // On a reading page the image viewer's code (cornerstone3D) starts loading with the app,
 // not after the session check and the first render.
 const imagesModule = location.pathname.startsWith("/read/") ? import("./images") : null;
@@ -368,17 +368,26 @@ function LazyImages(props: ImageProps) {
 function Reading({ study, role }: { study: string; role: string }) {
   const item = Number(new URLSearchParams(location.search).get("item")) || null;
   const [prior, setPrior] = useState<Prior | null>(null);
+  // neither images nor an ECG: say so (a study of only reports or documents, or one the
+  // user may not see, which the hub answers as not found)
+  const [noImages, setNoImages] = useState(false);
+  const [noEcg, setNoEcg] = useState(false);
   return (
     <section class="reading">
       <p>
         <a href="/" class="back">← {t(role.startsWith("clinic_") ? "nav_clinic" : "worklist")}</a>
       </p>
+      {noImages && noEcg && (
+        <p class="empty-study" role="status">
+          {t("study_nothing")}
+        </p>
+      )}
       <div class={prior ? "reading-split comparing" : "reading-split"}>
         <div class="left">
           <div class="panes">
             <div class="pane current">
-              <LazyImages study={study} />
-              <EcgViewer study={study} />
+              <LazyImages study={study} onEmpty={() => setNoImages(true)} />
+              <EcgViewer study={study} onNone={() => setNoEcg(true)} />
             </div>
             {prior && (
               <PriorPane prior={prior} onClose={() => setPrior(null)}>

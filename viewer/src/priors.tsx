@@ -3,6 +3,7 @@
 // the current study (its images or ECG, and its report's text) without leaving the page.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "./api";
+import { message } from "./format";
 import { t, type Key } from "./i18n";
 
 export interface Prior {
@@ -35,7 +36,7 @@ export function PriorsPanel({
   useEffect(() => {
     api<{ priors: Prior[] }>("GET", `/api/v1/worklist/${itemId}/priors`)
       .then((r) => setPriors(r.priors))
-      .catch((e) => setError(String(e.message ?? e)));
+      .catch((e) => setError(message(e)));
   }, [itemId]);
   return (
     <details class="priors" open>
@@ -90,7 +91,7 @@ export function PriorReportText({ study }: { study: string }) {
         if (!list.reports.length) return setRep(null);
         setRep(await api<PriorReport>("GET", `/api/v1/reports/${list.reports[0].id}`));
       } catch (e) {
-        setError(e instanceof Error ? e.message : String(e));
+        setError(message(e));
       }
     })();
   }, [study]);

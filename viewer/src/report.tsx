@@ -314,7 +314,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
       setState(r.report.state);
       setStatus(t("submitted_ok"));
     } catch (err) {
-      setStatus(err instanceof ApiError ? `${err.code}: ${err.message}` : String(err));
+      setStatus(message(err));
     }
   };
 
@@ -334,7 +334,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
       setTotp("");
       setStatus(`${t("signed_ok")} ${r.fingerprint}`);
     } catch (err) {
-      setStatus(err instanceof ApiError ? `${err.code}: ${err.message}` : String(err));
+      setStatus(message(err));
     }
   };
 
@@ -369,7 +369,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
       await reloadDetail(reportId);
       setStatus(t("returned_ok"));
     } catch (err) {
-      setStatus(err instanceof ApiError ? `${err.code}: ${err.message}` : String(err));
+      setStatus(message(err));
     }
   };
 
@@ -386,7 +386,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
       await reloadDetail(reportId);
       setStatus(t("addendum_ok"));
     } catch (err) {
-      setStatus(err instanceof ApiError ? `${err.code}: ${err.message}` : String(err));
+      setStatus(message(err));
     }
   };
 
