@@ -318,6 +318,9 @@ async fn reports_end_to_end() {
         ("other", "clinic_doctor", OTHER_TOWN),
         ("othertech", "clinic_tech", OTHER_TOWN),
         ("auditor", "auditor", COUNTY),
+        // readers of the county outside the ECG pool
+        ("xray", "reader", COUNTY),
+        ("xsenior", "senior_reader", COUNTY),
     ] {
         ids.insert(login, add_user(&hub, inst, login, role, PASSWORD));
         tokens.insert(login, issue_token(&hub, login, "1h"));
@@ -330,7 +333,7 @@ async fn reports_end_to_end() {
         ids,
         totp: Default::default(),
     };
-    for who in ["r1", "senior", "senior2"] {
+    for who in ["r1", "senior", "senior2", "xray", "xsenior"] {
         f.enrol_totp(who).await;
     }
 
@@ -625,6 +628,37 @@ async fn reports_end_to_end() {
         (403, Some("own-report")),
         "{v}"
     );
+    // readers outside the ECG pool may neither read nor act on it: the same 404 as an
+    // unknown report, before any state or version is judged (no 409 stale-version)
+    let mut sign_x = f.reauth("xsenior");
+    sign_x["version"] = json!(4);
+    let mut addendum_x = sign_x.clone();
+    addendum_x["text"] = json!("x");
+    for (who, what, body) in [
+        ("xsenior", "return", json!({"version": 0, "reason": "x"})),
+        ("xsenior", "sign", sign_x),
+        ("xsenior", "addenda", addendum_x),
+        ("xray", "critical", json!({"category": "ecg_acute_mi"})),
+        ("xray", "submit", json!({"version": 4})),
+    ] {
+        let (s, v) = f
+            .send(
+                "POST",
+                &format!("/api/v1/reports/{rid}/{what}"),
+                who,
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (404, Some("not-found")),
+            "{who} {what}: {v}"
+        );
+    }
+    let (s, _) = f
+        .send("GET", &format!("/api/v1/reports/{rid}"), "xsenior", None)
+        .await;
+    assert_eq!(s, 404);
     f.ok(
         "POST",
         &format!("/api/v1/reports/{rid}/return"),
@@ -846,6 +880,17 @@ async fn reports_end_to_end() {
         s, 403,
         "push-backs of a recognised result (the doctor knows the report: 403)"
     );
+    // nor does the report itself carry them to that doctor; the source clinic sees them
+    let seen = f
+        .ok("GET", &format!("/api/v1/reports/{rid}"), "other", None)
+        .await;
+    assert_eq!(seen["pushes"], json!([]), "{seen}");
+    if have_storescp {
+        let own = f
+            .ok("GET", &format!("/api/v1/reports/{rid}"), "clinic", None)
+            .await;
+        assert!(!own["pushes"].as_array().unwrap().is_empty(), "{own}");
+    }
     let list = f.ok("GET", "/api/v1/reports", "other", None).await;
     assert!(list["reports"].as_array().unwrap().is_empty(), "{list}");
     // the clinic's list filters by patient, study date and state

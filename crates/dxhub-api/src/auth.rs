@@ -640,6 +640,12 @@ impl Caller {
         }
     }
 
+    /// Whether the caller may do `action` to `target` (no audit: for what a response
+    /// includes, not for a refusal).
+    pub fn may(&self, action: Action, target: TargetScope) -> bool {
+        authorize(&self.principal, action, target).is_allowed()
+    }
+
     /// Whether the caller may know that `target` exists.
     pub fn sees(&self, target: TargetScope) -> bool {
         dxhub_core::policy::visible(&self.principal, target)

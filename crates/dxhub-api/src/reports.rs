@@ -198,7 +198,10 @@ async fn report_scope(
     })
 }
 
-/// The report, if the route's action on it is allowed (403/404 otherwise).
+/// The report, if the route's action on it is allowed (403/404 otherwise). Every action
+/// on a report also needs the report to be readable by the caller: a reader's write reach
+/// is the alliance, but a reader writes, signs, returns, amends or flags only a report
+/// routed to them (or a prior of their patient), and one they may not read is not found.
 async fn report_for(state: &AppState, caller: &Caller, id: i64) -> Result<Report, ApiError> {
     let r = state
         .catalog
@@ -208,9 +211,15 @@ async fn report_for(state: &AppState, caller: &Caller, id: i64) -> Result<Report
     let action = caller
         .action()
         .ok_or_else(|| ApiError::Internal("route has no action policy".into()))?;
+    let read = report_scope(state, caller, Action::ReadReport, &r).await?;
+    if action != Action::ReadReport {
+        caller
+            .require_action_found(state, Action::ReadReport, read, || format!("report {id}"))
+            .await?;
+    }
     let target = report_scope(state, caller, action, &r).await?;
     caller
-        .require_action_found(state, action, target, || format!("report {id}"))
+        .require_action_seen(state, action, target, read, || format!("report {id}"))
         .await?;
     Ok(r)
 }
@@ -1426,7 +1435,14 @@ async fn get_report(
         let log = state.catalog.critical_log(c.id).await?;
         criticals.push(json!({"critical": c, "log": log}));
     }
-    let pushes = state.catalog.list_pushes(id).await?;
+    // push-backs to the source clinic's PACS stay the source's (as in list_pushes): not
+    // shown to a doctor who reads the report only as a recognised result
+    let target = report_scope(&state, &caller, Action::ReadReport, &r).await?;
+    let pushes = if caller.may(Action::ReadReport, target.unrecognised()) {
+        state.catalog.list_pushes(id).await?
+    } else {
+        Vec::new()
+    };
     caller
         .audit(
             &state,
@@ -2361,9 +2377,17 @@ async fn ack_critical(
         .get_critical(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("critical value {id}")))?;
+    // judged on the source institution; known to whoever may read its report (a doctor
+    // of another institution gets the 404 of an unknown id unless the result is
+    // recognised, and then a 403)
+    let seen = match state.catalog.get_report(c.report_id).await? {
+        Some(r) => report_scope(&state, &caller, Action::ReadReport, &r).await?,
+        None => TargetScope::Hub,
+    };
     caller
-        .require_found(
+        .require_action_seen(
             &state,
+            Action::AcknowledgeCritical,
             match c.institution_id {
                 Some(institution_id) => TargetScope::Institution {
                     institution_id,
@@ -2373,6 +2397,7 @@ async fn ack_critical(
                     alliance_id: c.alliance_id,
                 },
             },
+            seen,
             || format!("critical value {id}"),
         )
         .await?;

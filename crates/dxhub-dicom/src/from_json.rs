@@ -338,8 +338,10 @@ fn element(
             values
                 .iter()
                 .map(|v| match v {
-                    Value::String(s) => parse_tag(s).map_err(|_| bad(format!("bad AT {s:?}"))),
-                    other => Err(bad(format!("bad AT {other}"))),
+                    Value::String(s) => {
+                        parse_tag(s).map_err(|_| bad("AT: a string that is not a tag".to_owned()))
+                    }
+                    other => Err(bad(format!("AT: {}", kind(other)))),
                 })
                 .collect::<Result<Vec<_>>>()?
                 .into(),
@@ -366,7 +368,7 @@ fn element(
                     Value::Null => Ok(String::new()),
                     Value::Number(n) => Ok(number_text(n, vr == VR::DS)),
                     Value::String(s) if s.is_ascii() => Ok(s.clone()),
-                    other => Err(bad(format!("bad {vr} value {other}"))),
+                    other => Err(bad(format!("{vr}: {}", kind(other)))),
                 })
                 .collect::<Result<Vec<_>>>()?
                 .into(),
@@ -374,7 +376,10 @@ fn element(
         VR::PN => PrimitiveValue::Strs(
             values
                 .iter()
-                .map(|v| person_name(v).ok_or_else(|| bad(format!("bad PN value {v}"))))
+                .map(|v| {
+                    person_name(v)
+                        .ok_or_else(|| bad(format!("PN: {} that is not a person name", kind(v))))
+                })
                 .collect::<Result<Vec<_>>>()?
                 .into(),
         ),
@@ -389,7 +394,7 @@ fn element(
                 .map(|v| match v {
                     Value::Null => Ok(String::new()),
                     Value::String(s) => Ok(s.clone()),
-                    other => Err(bad(format!("bad {vr} value {other}"))),
+                    other => Err(bad(format!("{vr}: {}", kind(other)))),
                 })
                 .collect::<Result<Vec<_>>>()?
                 .into(),
@@ -508,7 +513,7 @@ where
                     .and_then(|i| T::try_from(i).ok()),
                 _ => None,
             };
-            out.ok_or_else(|| bad(format!("bad integer value {v}")))
+            out.ok_or_else(|| bad(format!("{} that is not an integer in range", kind(v))))
         })
         .collect()
 }
@@ -518,13 +523,15 @@ fn floats(values: &[Value], bad: &dyn Fn(String) -> FromJsonError) -> Result<Vec
     values
         .iter()
         .map(|v| match v {
-            Value::Number(n) => n.as_f64().ok_or_else(|| bad(format!("bad number {n}"))),
+            Value::Number(n) => n
+                .as_f64()
+                .ok_or_else(|| bad("a number out of range".to_owned())),
             Value::Null => Ok(f64::NAN),
             Value::String(s) => s
                 .trim()
                 .parse::<f64>()
-                .map_err(|_| bad(format!("bad number {s:?}"))),
-            other => Err(bad(format!("bad number {other}"))),
+                .map_err(|_| bad("a string that is not a number".to_owned())),
+            other => Err(bad(format!("{} where a number belongs", kind(other)))),
         })
         .collect()
 }
@@ -588,6 +595,19 @@ pub fn datasets(metadata: &Value) -> Result<Vec<&Map<String, Value>>> {
             .collect(),
         Value::Object(m) => Ok(vec![m]),
         _ => Err(FromJsonError::NotAnObject),
+    }
+}
+
+/// What a JSON value is, for an error message: never the value itself (it may be a
+/// patient's name or ID, and errors are logged).
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -925,6 +945,27 @@ mod tests {
                 matches!(from_json(&m, &mut no_bulk), Err(FromJsonError::BadValue { ref tag, .. }) if tag == key),
                 "{key} {el}"
             );
+        }
+        // the refusal names the element and what is wrong, never the value: it is logged,
+        // and the value may be a patient's name or ID
+        for (key, el) in [
+            (
+                "00100020",
+                json!({"vr": "LO", "Value": [330102195801012345u64]}),
+            ),
+            (
+                "00100010",
+                json!({"vr": "PN", "Value": [{"Alphabetic": "WANG^XIAOMING", "Phonetic": 1}]}),
+            ),
+            ("00101030", json!({"vr": "DS", "Value": [{"kg": "63.5"}]})),
+            ("00100032", json!({"vr": "TM", "Value": [true]})),
+            ("00280010", json!({"vr": "US", "Value": ["330102"]})),
+        ] {
+            let m = obj(json!({ key: el }));
+            let e = from_json(&m, &mut no_bulk).unwrap_err().to_string();
+            for secret in ["330102", "WANG", "63.5"] {
+                assert!(!e.contains(secret), "{key}: {e}");
+            }
         }
     }
 
