@@ -95,7 +95,12 @@ pub async fn fresh_pg_database(server_url: &str, tag: &str) -> String {
     let mut conn = sqlx::PgConnection::connect(server_url)
         .await
         .expect("connect to PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
+    // a language collation, as production databases have (the test cluster is
+    // initialised without a locale)
+    sqlx::query(&format!(
+        "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu \
+         ICU_LOCALE 'en-US' LOCALE 'C'"
+    ))
         .execute(&mut conn)
         .await
         .expect("create database");

@@ -554,6 +554,19 @@ async fn cut_patch(
     declared: usize,
     part: &[u8],
 ) {
+    drop(held_patch(addr, path, token, offset, declared, part).await);
+}
+
+/// [`cut_patch`] without the cut: the connection stays open (the PATCH still running)
+/// until the stream is dropped.
+async fn held_patch(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: &str,
+    offset: usize,
+    declared: usize,
+    part: &[u8],
+) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt as _;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
@@ -563,7 +576,7 @@ async fn cut_patch(
     s.write_all(part).await.unwrap();
     s.flush().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    drop(s);
+    s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,7 +585,7 @@ async fn resumable_upload_survives_a_cut_connection() {
         peers::require("DXHUB_TEST_CORPUS (pydicom corpus)", false);
         return;
     };
-    let t = Ecgs::new().await;
+    let mut t = Ecgs::new().await;
     let bytes = std::fs::read(&file).unwrap();
     let total = bytes.len();
     let r = t
@@ -668,6 +681,60 @@ async fn resumable_upload_survives_a_cut_connection() {
         .await
         .unwrap();
     assert_eq!(r.status(), 409);
+
+    // a second PATCH while one still runs: 423 (tus clients retry), nothing truncated
+    let held = held_patch(
+        t.hub.http,
+        &location,
+        &t.device,
+        offset,
+        total - offset,
+        &bytes[offset..offset + 16],
+    )
+    .await;
+    let r = t
+        .client
+        .patch(t.url(&location))
+        .bearer_auth(&t.device)
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", offset.to_string())
+        .body(bytes[offset..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 423);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "upload-busy", "{v}");
+    drop(held);
+    let head_offset = |t: &Ecgs| {
+        let (client, url, device) = (t.client.clone(), t.url(&location), t.device.clone());
+        async move {
+            let r = client.head(url).bearer_auth(device).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.headers()["upload-offset"]
+                .to_str()
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        }
+    };
+    let mut after_hold = 0;
+    for _ in 0..50 {
+        after_hold = head_offset(&t).await;
+        if after_hold == offset + 16 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(after_hold, offset + 16, "the held PATCH's bytes were kept");
+    let offset = after_hold;
+
+    // a restart keeps what was acknowledged (the spool is emptied at start-up, the
+    // uploads are not)
+    t.hub.stop();
+    t.hub.start();
+    assert_eq!(head_offset(&t).await, offset, "offset after a restart");
 
     // resume from where the server is
     let r = t

@@ -884,12 +884,72 @@ fn header_i64(headers: &HeaderMap, name: &str) -> Result<Option<i64>, ApiError> 
         .transpose()
 }
 
-fn upload_path(state: &AppState, id: &str) -> Result<std::path::PathBuf, ApiError> {
+/// Where resumable uploads keep their bytes: `uploads/` inside the spool directory. Not the
+/// spool itself, whose files are removed at start-up and by `fsck --repair` (nothing in it
+/// was acknowledged); an upload's bytes were (each PATCH's 204), and they outlive a
+/// restart until the upload completes or expires.
+fn uploads_dir(state: &AppState) -> Result<std::path::PathBuf, ApiError> {
     let ingest = state
         .ingest
         .as_ref()
         .ok_or_else(|| ApiError::Unavailable("this server does not accept uploads".into()))?;
-    Ok(ingest.spool().dir().join(format!("ecg-upload-{id}")))
+    Ok(ingest.spool().dir().join("uploads"))
+}
+
+fn upload_path(state: &AppState, id: &str) -> Result<std::path::PathBuf, ApiError> {
+    Ok(uploads_dir(state)?.join(id))
+}
+
+/// Create an upload's (empty) file durably: the file, its directory's entry, and the
+/// directory's own entry in the spool the first time.
+async fn create_upload_file(state: &AppState, id: &str) -> Result<(), ApiError> {
+    let dir = uploads_dir(state)?;
+    let path = dir.join(id);
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir)?;
+            if let Some(parent) = dir.parent() {
+                std::fs::File::open(parent)?.sync_all()?;
+            }
+        }
+        std::fs::File::create(&path)?.sync_all()?;
+        std::fs::File::open(&dir)?.sync_all()
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|e| ApiError::Unavailable(format!("spool: {e}")))
+}
+
+/// One PATCH at a time per upload (in this process, which holds the upload's file): a
+/// second one while the first still writes would truncate under it. Released on drop.
+struct UploadBusy(String);
+
+static UPLOADS_BUSY: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+impl UploadBusy {
+    fn take(id: &str) -> Result<Self, ApiError> {
+        let mut busy = UPLOADS_BUSY.lock().unwrap_or_else(|p| p.into_inner());
+        if busy.insert(id.to_owned()) {
+            Ok(UploadBusy(id.to_owned()))
+        } else {
+            // 423: tus clients retry it
+            Err(coded(
+                StatusCode::LOCKED,
+                "upload-busy",
+                "another PATCH of this upload is in progress",
+            ))
+        }
+    }
+}
+
+impl Drop for UploadBusy {
+    fn drop(&mut self) {
+        UPLOADS_BUSY
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.0);
+    }
 }
 
 fn now_us() -> i64 {
@@ -948,10 +1008,7 @@ async fn create_upload(
             })
         });
     let id = hex::encode(rand::random::<[u8; 16]>());
-    let path = upload_path(&state, &id)?;
-    tokio::fs::File::create(&path)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("spool: {e}")))?;
+    create_upload_file(&state, &id).await?;
     let now = now_us();
     state
         .catalog
@@ -1019,6 +1076,7 @@ async fn patch_upload(
             "PATCH needs Content-Type: application/offset+octet-stream".into(),
         ));
     }
+    let _busy = UploadBusy::take(&upload_id)?;
     let u = own_upload(&state, &caller, &upload_id).await?;
     let offset = header_i64(&headers, "upload-offset")?
         .ok_or_else(|| ApiError::BadRequest("Upload-Offset is required".into()))?;
@@ -1089,10 +1147,15 @@ async fn patch_upload(
         .await
         .map_err(|e| ApiError::Unavailable(format!("spool: {e}")))?;
     drop(file);
-    if !state
-        .catalog
-        .set_ecg_upload_offset(&upload_id, offset, pos)
-        .await?
+    let complete = broken.is_none() && pos == u.upload_length;
+    // The last bytes are recorded only with their outcome: should storing the ECG fail on
+    // the server's side (or this request be dropped meanwhile), the offset stays where it
+    // was, HEAD says so, and the client's retry of the last PATCH completes the upload.
+    if !complete
+        && !state
+            .catalog
+            .set_ecg_upload_offset(&upload_id, offset, pos)
+            .await?
     {
         return Err(coded(
             StatusCode::CONFLICT,
@@ -1104,7 +1167,7 @@ async fn patch_upload(
         return Err(e);
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    if pos == u.upload_length {
+    if complete {
         let bytes = tokio::fs::read(&path)
             .await
             .map_err(|e| ApiError::Unavailable(format!("spool: {e}")))?;
@@ -1121,6 +1184,12 @@ async fn patch_upload(
             Ok(b) => accept(&state, &caller, b, u.idem_key.clone()).await,
             Err(e) => Err(e),
         };
+        if r.is_ok() || r.as_ref().is_err_and(|e| e.status().is_client_error()) {
+            state
+                .catalog
+                .set_ecg_upload_offset(&upload_id, offset, pos)
+                .await?;
+        }
         match &r {
             Ok(Accepted { row, .. }) => {
                 state
@@ -1140,7 +1209,7 @@ async fn patch_upload(
                     .await?;
                 let _ = tokio::fs::remove_file(&path).await;
             }
-            Err(_) => {} // a server-side failure: the client may retry the last PATCH later
+            Err(_) => {} // a server-side failure: the offset is unchanged, the client retries
         }
         audit_upload(&state, &caller, r).await?;
     }

@@ -105,6 +105,12 @@ impl Builder {
             }
             QidoMatch::Range { from, to } => {
                 let mut parts = vec![format!("{column} IS NOT NULL")];
+                // DA/TM strings compare byte by byte: PostgreSQL's database collation
+                // (en_US.UTF-8, zh_CN.UTF-8 …) would put "~" before the digits
+                let column = match self.dialect {
+                    Dialect::Postgres => format!("{column} COLLATE \"C\""),
+                    Dialect::Sqlite => column.to_owned(),
+                };
                 if let Some(f) = from {
                     let p = self.param(Bind::Text(f.clone()));
                     parts.push(format!("{column} >= {p}"));

@@ -1867,7 +1867,7 @@ impl SqlCatalog {
              LEFT JOIN institutions i ON i.id = r.institution_id \
              LEFT JOIN exam_types e ON e.alliance_id = r.alliance_id AND e.code = r.exam_code \
              WHERE r.alliance_id = $1 AND {condition} AND r.signed_version IS NOT NULL \
-             ORDER BY s.study_date DESC, r.id DESC LIMIT 500"
+             ORDER BY s.study_date IS NULL, s.study_date DESC, r.id DESC LIMIT 500"
         ))
         .bind(alliance_id)
         .bind(value)

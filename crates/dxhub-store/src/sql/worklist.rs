@@ -643,10 +643,13 @@ impl SqlCatalog {
         }
     }
 
-    /// Serialise one reader's claims (PostgreSQL; SQLite has one writer anyway).
+    /// Serialise one reader's claims (PostgreSQL; SQLite has one writer anyway). `NO KEY`:
+    /// a `FOR UPDATE` would also block the key-share locks that foreign keys to the user
+    /// take (a notification for the user, `claimed_by`), and the lease sweep, which holds
+    /// a work item while it notifies its reader, would deadlock with that reader's claim.
     async fn lock_user(&self, tx: &mut Tx, user_id: i64) -> Result<()> {
         if self.dialect == Dialect::Postgres {
-            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(user_id)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -2301,7 +2304,8 @@ impl WorklistStore for SqlCatalog {
              FROM studies s JOIN institutions i ON i.id = s.institution_id \
              LEFT JOIN work_items w ON w.study_id = s.id \
              WHERE s.identity_hash = $1 AND i.alliance_id = $2 AND s.id <> $3 \
-             ORDER BY s.study_date DESC, s.study_time DESC, s.id DESC LIMIT 200",
+             ORDER BY s.study_date IS NULL, s.study_date DESC, s.study_time IS NULL, \
+             s.study_time DESC, s.id DESC LIMIT 200",
         )
         .bind(&identity)
         .bind(item.alliance_id)

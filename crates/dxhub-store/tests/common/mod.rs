@@ -91,7 +91,15 @@ where
         .await
         .expect("connect to DXHUB_TEST_PG_URL");
     admin
-        .execute(format!("CREATE DATABASE {db}").as_str())
+        // a language collation, as a production database has (the test cluster itself is
+        // initialised without a locale): text comparisons must not rely on byte order
+        .execute(
+            format!(
+                "CREATE DATABASE {db} TEMPLATE template0 LOCALE_PROVIDER icu \
+                 ICU_LOCALE 'en-US' LOCALE 'C'"
+            )
+            .as_str(),
+        )
         .await
         .expect("create test database");
 
