@@ -2603,6 +2603,26 @@ mod suite {
             ("returned", "returned", Some("请补充"))
         );
         assert_eq!(item(c, it.id).await.state, WorkState::Returned);
+        // it waits for its author: no lease runs out (the author may be off duty), and the
+        // author's viewer keeps it without starting one
+        let returned = item(c, it.id).await;
+        assert_eq!(
+            (returned.claimed_by, returned.lease_expires_at),
+            (Some(fx.ra.id), None)
+        );
+        c.sweep(t + secs(5 + 10 * LEASE_S), &settings(), 100)
+            .await
+            .unwrap();
+        let still = item(c, it.id).await;
+        assert_eq!(
+            (still.state, still.claimed_by),
+            (WorkState::Returned, Some(fx.ra.id))
+        );
+        let kept = c
+            .renew_lease(it.id, fx.ra.id, t + secs(5 + 10 * LEASE_S), LEASE_S)
+            .await
+            .unwrap();
+        assert_eq!(kept.lease_expires_at, None);
         c.save_draft(
             &draft(it.id, Some(2), "定稿"),
             &actor(&fx.ra),

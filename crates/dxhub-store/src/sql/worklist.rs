@@ -1606,7 +1606,10 @@ impl WorklistStore for SqlCatalog {
         self.lock_user(&mut tx, user_id).await?;
         let item = self.locked_item(&mut tx, id).await?;
         if item.claimed_by == Some(user_id) && item.state.is_leased() {
-            sqlx::query("UPDATE work_items SET lease_expires_at = $2 WHERE id = $1")
+            sqlx::query(
+                "UPDATE work_items SET lease_expires_at = \
+                 CASE WHEN state = 'returned' THEN NULL ELSE $2 END WHERE id = $1",
+            )
                 .bind(id)
                 .bind(now + lease_s * wl::US_PER_S)
                 .execute(&mut *tx)
@@ -1744,8 +1747,10 @@ impl WorklistStore for SqlCatalog {
 
     async fn renew_lease(&self, id: i64, user_id: i64, now: i64, lease_s: i64) -> Result<WorkItem> {
         let n = sqlx::query(&format!(
-            "UPDATE work_items SET lease_expires_at = $3 WHERE id = $1 AND claimed_by = $2 \
-             AND state IN {LEASED} AND lease_expires_at >= $4"
+            "UPDATE work_items SET lease_expires_at = \
+             CASE WHEN state = 'returned' THEN NULL ELSE $3 END \
+             WHERE id = $1 AND claimed_by = $2 AND state IN {LEASED} \
+             AND (lease_expires_at >= $4 OR (state = 'returned' AND lease_expires_at IS NULL))"
         ))
         .bind(id)
         .bind(user_id)
@@ -2353,7 +2358,9 @@ pub(super) async fn transition_in(
     if authors_step && (actor.user_id.is_none() || item.claimed_by != actor.user_id) {
         return Err(Error::Conflict("not-holder".into()));
     }
-    let leased = to.is_leased();
+    // a returned report waits for its author without a lease running out (the author may
+    // be off duty): it stays theirs until they act, release it, or a supervisor reassigns
+    let leased = to.is_leased() && to != WorkState::Returned;
     let lease = leased.then_some(now + lease_s * wl::US_PER_S);
     let done = matches!(to, WorkState::Signed | WorkState::Cancelled).then_some(now);
     let reported = (to == WorkState::Submitted).then_some(now);
