@@ -93,6 +93,9 @@ async function main() {
     await page.locator(`tr[data-study="${study}"] a.open`).click();
     const rhythm = page.locator('svg g.lead[data-rhythm="1"] polyline');
     await rhythm.waitFor();
+    // the reader looks for longer than the lease: the page keeps the claim
+    if (process.env.VIEWER_READ_MS) await page.waitForTimeout(Number(process.env.VIEWER_READ_MS));
+    result.lease_lost_banner = await page.locator('p.lease-lost').count();
     result.grid_paths = await page.locator('svg g.grid path').count();
     result.leads = await page.locator('svg g.lead').count();
     // measure at 50 mm/s (5 ms per pixel), as readers do for intervals

@@ -101,9 +101,9 @@ pub async fn fresh_pg_database(server_url: &str, tag: &str) -> String {
         "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu \
          ICU_LOCALE 'en-US' LOCALE 'C'"
     ))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
+    .execute(&mut conn)
+    .await
+    .expect("create database");
     let base = server_url
         .rsplit_once('/')
         .map(|(b, _)| b)

@@ -126,8 +126,12 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
     let Some(b) = browser_peers() else {
         return;
     };
+    // a short lease, which the reading page must keep renewing while the reader reads
     let hub = TestHub::spawn(
-        HubOptions::default().env("DXHUB_HTTP__VIEWER_DIR", b.dist.to_str().expect("path")),
+        HubOptions::default()
+            .env("DXHUB_HTTP__VIEWER_DIR", b.dist.to_str().expect("path"))
+            .env("DXHUB_WORKLIST__LEASE_TTL_SECS", "10")
+            .env("DXHUB_WORKLIST__TICK_MS", "200"),
     );
     let http = reqwest::Client::new();
     let url = |p: &str| hub.http_url(p);
@@ -238,9 +242,13 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
             ("VIEWER_TOTP_SECRET", secret.to_string()),
             ("VIEWER_STUDY_UID", study.to_string()),
             ("VIEWER_ENROL_LOGIN", "wl.newcomer".to_string()),
+            // longer than the lease: the report is then written and submitted as the
+            // holder, which fails if the lease ran out meanwhile
+            ("VIEWER_READ_MS", "14000".to_string()),
         ],
     );
     assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["lease_lost_banner"], 0, "{v}");
     assert_eq!(v["filter_modality"], true, "{v}");
     assert_eq!(v["filter_search"], true, "{v}");
     assert_eq!(v["sort_due"], "ascending", "{v}");

@@ -363,10 +363,48 @@ function LazyImages(props: ImageProps) {
   return C ? <C {...props} /> : null;
 }
 
+/// While the reader holds `item`, renew its lease (`POST …/heartbeat`, a third of the
+/// lease each time; the first at once): reading images for minutes must not send the item
+/// back to the queue. Returns a message once the lease is lost (expired or taken over).
+function useLease(item: number | null, me: number): string {
+  const [lost, setLost] = useState("");
+  useEffect(() => {
+    if (item == null) return;
+    let timer: number | undefined;
+    let stopped = false;
+    const beat = async (first: boolean) => {
+      let next = 30;
+      try {
+        if (first) {
+          // only the holder's lease: a verifier opening a submitted report holds none
+          const it = await api<WorkItem>("GET", `/api/v1/worklist/${item}`);
+          if (it.claimed_by !== me || !["claimed", "drafted", "returned"].includes(it.state)) return;
+        }
+        const r = await api<{ lease_ttl_s: number }>("POST", `/api/v1/worklist/${item}/heartbeat`);
+        next = Math.max(3, Math.floor(r.lease_ttl_s / 3));
+      } catch (err) {
+        if (err instanceof ApiError && (err.code === "lease-lost" || err.status === 404)) {
+          setLost(errorText(err));
+          return;
+        }
+        next = 10; // a weak network: try again soon
+      }
+      if (!stopped) timer = window.setTimeout(() => beat(false), next * 1000);
+    };
+    beat(true);
+    return () => {
+      stopped = true;
+      window.clearTimeout(timer);
+    };
+  }, [item, me]);
+  return lost;
+}
+
 /// The reading page of a study: its images or ECG, the report editor, and the priors panel;
 /// a prior opened from the panel shows beside the current study.
-function Reading({ study, role }: { study: string; role: string }) {
+function Reading({ study, role, me }: { study: string; role: string; me: number }) {
   const item = Number(new URLSearchParams(location.search).get("item")) || null;
+  const leaseLost = useLease(item, me);
   const [prior, setPrior] = useState<Prior | null>(null);
   // neither images nor an ECG: say so (a study of only reports or documents, or one the
   // user may not see, which the hub answers as not found)
@@ -377,6 +415,11 @@ function Reading({ study, role }: { study: string; role: string }) {
       <p>
         <a href="/" class="back">← {t(role.startsWith("clinic_") ? "nav_clinic" : "worklist")}</a>
       </p>
+      {leaseLost && (
+        <p class="error lease-lost" role="alert">
+          {leaseLost}
+        </p>
+      )}
       {noImages && noEcg && (
         <p class="empty-study" role="status">
           {t("study_nothing")}
@@ -546,7 +589,7 @@ function App() {
         <EnrolTotp onDone={whoami} />
       ) : (
         location.pathname.startsWith("/read/") ? (
-          <Reading study={decodeURIComponent(location.pathname.slice("/read/".length))} role={me.user.role} />
+          <Reading study={decodeURIComponent(location.pathname.slice("/read/".length))} role={me.user.role} me={me.user.id} />
         ) : isAdmin(me.user.role) && location.pathname.startsWith("/admin") ? (
           <LazyAdmin page={location.pathname.split("/")[2] ?? ""} />
         ) : isAdmin(me.user.role) && location.pathname.startsWith("/dashboard") ? (

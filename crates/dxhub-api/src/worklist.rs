@@ -1209,7 +1209,7 @@ async fn claim_item(
 
 /// Renew the lease (the viewer calls this while the item is open).
 #[utoipa::path(post, path = "/api/v1/worklist/{id}/heartbeat", tag = "worklist", params(("id" = i64, Path)),
-    responses((status = 200, description = "{id, lease_expires_at}"), (status = 403, body = crate::dto::ErrorBody), (status = 404, body = crate::dto::ErrorBody), (status = 409, body = crate::dto::ErrorBody, description = "lease-lost")))]
+    responses((status = 200, description = "{id, lease_expires_at (null: a returned report, no lease), lease_ttl_s}"), (status = 403, body = crate::dto::ErrorBody), (status = 404, body = crate::dto::ErrorBody), (status = 409, body = crate::dto::ErrorBody, description = "lease-lost")))]
 async fn heartbeat(
     State(state): State<AppState>,
     caller: Caller,
@@ -1229,6 +1229,8 @@ async fn heartbeat(
     Ok(Json(json!({
         "id": item.id,
         "lease_expires_at": item.lease_expires_at.map(crate::auth::rfc3339),
+        // how often to come back: a third of this
+        "lease_ttl_s": state.worklist.settings.lease_ttl_s,
     })))
 }
 

@@ -1610,10 +1610,10 @@ impl WorklistStore for SqlCatalog {
                 "UPDATE work_items SET lease_expires_at = \
                  CASE WHEN state = 'returned' THEN NULL ELSE $2 END WHERE id = $1",
             )
-                .bind(id)
-                .bind(now + lease_s * wl::US_PER_S)
-                .execute(&mut *tx)
-                .await?;
+            .bind(id)
+            .bind(now + lease_s * wl::US_PER_S)
+            .execute(&mut *tx)
+            .await?;
             let item = must_item(&mut tx, id).await?;
             tx.commit().await?;
             return Ok(Claim::Claimed(Box::new(item)));
