@@ -61,6 +61,7 @@ conformance!(
     rule_ordering_and_conditions,
     stable_study_detection,
     lease_expiry_and_renewal,
+    expiry_races_the_holders_claim,
     next_orders_by_priority_then_due,
     per_reader_maximum,
     patient_kept_with_one_reader,
@@ -73,6 +74,7 @@ conformance!(
     readers_reach_routed_studies_and_priors,
     report_transitions_and_new_images,
     report_lifecycle_moves_the_work_item,
+    autosave_races_submit_and_return,
     critical_values_escalate_at_the_limit,
     critical_values_alert_the_clinic_users_on_duty,
     recognition_and_pushes,
@@ -1079,6 +1081,47 @@ mod suite {
 
     /// A lease is renewed by its holder only; an expired one returns the item to the
     /// queue once, telling the former holder.
+    /// The sweep expiring a lease (and notifying its holder) while the holder claims the
+    /// item again: one of them wins, neither fails (PostgreSQL: the claim's lock on the
+    /// reader's row does not block the notification's foreign key).
+    pub async fn expiry_races_the_holders_claim(c: Arc<SqlCatalog>) {
+        let cat: &dyn Catalog = &*c;
+        let fx = fixture(cat).await;
+        let s = study(fx.village.id, uid(31), "CT", "P-EXP");
+        add_study(cat, &s).await;
+        let t = wall();
+        let queued = ready(cat, &s.uid, t).await;
+        let mut at = t + secs(1);
+        for round in 0..30 {
+            // held by ra, the lease running out at `at + LEASE_S`
+            let held = item(cat, queued.id).await;
+            if held.claimed_by != Some(fx.ra.id) {
+                claimed(
+                    cat.claim(queued.id, &actor(&fx.ra), at, LEASE_S)
+                        .await
+                        .unwrap(),
+                );
+            }
+            at += secs(LEASE_S + 1);
+            let (a, b): (Arc<dyn Catalog>, Arc<dyn Catalog>) = (c.clone(), c.clone());
+            let ra = actor(&fx.ra);
+            let id = queued.id;
+            let sweep =
+                tokio::spawn(async move { b.sweep(at, &settings(), 100).await.map(|_| ()) });
+            let claim =
+                tokio::spawn(async move { a.claim(id, &ra, at, LEASE_S).await.map(|_| ()) });
+            for (what, r) in [
+                ("sweep", sweep.await.unwrap()),
+                ("claim", claim.await.unwrap()),
+            ] {
+                if let Err(e) = r {
+                    panic!("round {round}, {what}: {e:?}");
+                }
+            }
+            at += secs(1);
+        }
+    }
+
     pub async fn lease_expiry_and_renewal(c: Arc<SqlCatalog>) {
         let c: &dyn Catalog = &*c;
         let fx = fixture(c).await;
@@ -2527,6 +2570,58 @@ mod suite {
         .await
         .unwrap();
         (r.id, it.id)
+    }
+
+    /// The editor's autosave and the author's submit (or a verifier's return) at the same
+    /// moment: each either succeeds or is refused as stale or in the wrong state; neither
+    /// fails otherwise (PostgreSQL: both take the report's lock before the work item's).
+    pub async fn autosave_races_submit_and_return(c: Arc<SqlCatalog>) {
+        let cat: &dyn Catalog = &*c;
+        let fx = fixture(cat).await;
+        cat.seed_report_defaults(fx.alliance.id, &ReportDefaults::default(), wall())
+            .await
+            .unwrap();
+        let s = study(fx.village.id, uid(310), "CT", "P-RACE");
+        add_study(cat, &s).await;
+        let t = wall();
+        ready(cat, &s.uid, t).await;
+        let it = next(cat, &fx.ra, t).await;
+        let (r, _) = cat
+            .save_draft(&draft(it.id, None, "草稿"), &actor(&fx.ra), t, LEASE_S)
+            .await
+            .unwrap();
+        let ok = |round: i64, what: &str, r: std::result::Result<(), Error>| match r {
+            Ok(()) | Err(Error::Conflict(_)) | Err(Error::Invalid(_)) => {}
+            Err(e) => panic!("round {round}, {what}: {e:?}"),
+        };
+        for round in 0..40 {
+            let at = t + secs(round + 1);
+            let head = cat.get_report(r.id).await.unwrap().unwrap();
+            let v = head.current_version;
+            let (a, b): (Arc<dyn Catalog>, Arc<dyn Catalog>) = (c.clone(), c.clone());
+            let (author, author2, senior) = (actor(&fx.ra), actor(&fx.ra), actor(&fx.sr));
+            let item_id = it.id;
+            let save = tokio::spawn(async move {
+                a.save_draft(&draft(item_id, Some(v), "自动保存"), &author, at, LEASE_S)
+                    .await
+                    .map(|_| ())
+            });
+            let other = if head.state == "submitted" {
+                tokio::spawn(async move {
+                    b.return_report(r.id, v, "再看", &senior, at, LEASE_S)
+                        .await
+                        .map(|_| ())
+                })
+            } else {
+                tokio::spawn(async move {
+                    b.submit_report(r.id, v, &author2, at, LEASE_S)
+                        .await
+                        .map(|_| ())
+                })
+            };
+            ok(round, "autosave", save.await.unwrap());
+            ok(round, "submit/return", other.await.unwrap());
+        }
     }
 
     pub async fn report_lifecycle_moves_the_work_item(c: Arc<SqlCatalog>) {

@@ -916,16 +916,31 @@ impl ReportStore for SqlCatalog {
             .user_id
             .ok_or_else(|| Error::Invalid("a report needs a user".into()))?;
         let (id, version) = write_tx!(self, tx, {
-            let item = locked_item_in(&mut tx, dialect, spec.work_item_id).await?;
-            let existing: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM reports WHERE study_id = $1")
-                    .bind(item.study_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let head = match existing {
+            // the report before its work item, in the order submit, return and sign take
+            // them (PostgreSQL would otherwise deadlock an autosave with a submit)
+            let existing: Option<i64> = sqlx::query_scalar(
+                "SELECT r.id FROM reports r JOIN work_items w ON w.study_id = r.study_id \
+                 WHERE w.id = $1",
+            )
+            .bind(spec.work_item_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let mut head = match existing {
                 Some(id) => Some(lock_head(&mut tx, dialect, id).await?),
                 None => None,
             };
+            let item = locked_item_in(&mut tx, dialect, spec.work_item_id).await?;
+            if head.is_none() {
+                // created meanwhile by another first draft (the item's lock orders those)
+                let created: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM reports WHERE study_id = $1")
+                        .bind(item.study_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(id) = created {
+                    head = Some(lock_head(&mut tx, dialect, id).await?);
+                }
+            }
             // the holder's step; a drafted item only renews its lease (no event per autosave)
             if item.state == WorkState::Drafted {
                 if item.claimed_by != Some(user) {
