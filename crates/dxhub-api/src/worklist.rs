@@ -1759,6 +1759,56 @@ pub async fn sweep_once(state: &AppState) -> Result<Sweep, ApiError> {
     Ok(sweep)
 }
 
+/// Where the event fan-out is: the highest id read, and the ids below it not seen yet.
+/// On PostgreSQL an event's id is drawn when its transaction inserts it, not when it
+/// commits: a long transaction (a sweep's batch) can commit event 100 after a claim's 101
+/// was read. Such holes are asked for again until they turn up or, after
+/// [`EventCursor::PATIENCE`], are taken for rolled-back transactions (a sequence does not
+/// give its numbers back). SQLite commits in id order and leaves none.
+struct EventCursor {
+    last: i64,
+    gaps: std::collections::BTreeMap<i64, std::time::Instant>,
+}
+
+impl EventCursor {
+    const PATIENCE: Duration = Duration::from_secs(30);
+    /// A jump larger than this is not tracked id by id (a restore, a sequence reset).
+    const MAX_GAP: i64 = 1000;
+
+    fn new(last: i64) -> Self {
+        Self {
+            last,
+            gaps: Default::default(),
+        }
+    }
+
+    /// The holes still worth asking for (the expired ones are forgotten).
+    fn missing(&mut self, now: std::time::Instant) -> Vec<i64> {
+        self.gaps
+            .retain(|_, since| now.saturating_duration_since(*since) < Self::PATIENCE);
+        self.gaps.keys().copied().take(500).collect()
+    }
+
+    /// Events read (in id order, or late ones): those to pass on, each once.
+    fn accept(&mut self, events: Vec<WorkEvent>, now: std::time::Instant) -> Vec<WorkEvent> {
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            if e.id > self.last {
+                if e.id - self.last <= Self::MAX_GAP {
+                    for hole in self.last + 1..e.id {
+                        self.gaps.insert(hole, now);
+                    }
+                }
+                self.last = e.id;
+                out.push(e);
+            } else if self.gaps.remove(&e.id).is_some() {
+                out.push(e);
+            }
+        }
+        out
+    }
+}
+
 /// Run the worklist's periodic jobs until the future is dropped: the sweep, the event
 /// fan-out to SSE streams, and webhook delivery.
 pub async fn run_jobs(state: AppState) {
@@ -1778,14 +1828,26 @@ pub async fn run_jobs(state: AppState) {
     let fanout = {
         let state = state.clone();
         async move {
-            let mut last = state.catalog.last_event_id().await.unwrap_or(0);
+            let last = state.catalog.last_event_id().await.unwrap_or(0);
+            let mut cursor = EventCursor::new(last);
             let mut every = tokio::time::interval(Duration::from_millis(250));
             loop {
                 every.tick().await;
-                match state.catalog.events_after(last, 500).await {
+                let now = std::time::Instant::now();
+                let missing = cursor.missing(now);
+                if !missing.is_empty() {
+                    match state.catalog.events_in(&missing).await {
+                        Ok(late) => {
+                            for e in cursor.accept(late, now) {
+                                let _ = state.worklist.events.send(e);
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "reading worklist events failed"),
+                    }
+                }
+                match state.catalog.events_after(cursor.last, 500).await {
                     Ok(events) => {
-                        for e in events {
-                            last = last.max(e.id);
+                        for e in cursor.accept(events, now) {
                             let _ = state.worklist.events.send(e);
                         }
                     }
@@ -1936,6 +1998,47 @@ pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(id: i64) -> WorkEvent {
+        WorkEvent {
+            id,
+            alliance_id: 1,
+            work_item_id: 1,
+            pool_id: None,
+            kind: "claimed".into(),
+            actor: None,
+            detail: None,
+            created_at: 0,
+        }
+    }
+
+    fn ids(v: &[WorkEvent]) -> Vec<i64> {
+        v.iter().map(|e| e.id).collect()
+    }
+
+    /// An event committed after a higher id was read is passed on when it turns up, once;
+    /// a hole that never fills (a rolled-back transaction) is given up after the patience.
+    #[test]
+    fn the_fan_out_passes_on_events_committed_out_of_order() {
+        let t0 = std::time::Instant::now();
+        let mut c = EventCursor::new(99);
+        assert!(c.missing(t0).is_empty());
+        // 101 and 103 committed, 100 and 102 still in their transactions
+        assert_eq!(ids(&c.accept(vec![event(101), event(103)], t0)), [101, 103]);
+        assert_eq!(c.last, 103);
+        assert_eq!(c.missing(t0), [100, 102]);
+        // 100 commits; asked for again, it is passed on, once
+        assert_eq!(ids(&c.accept(vec![event(100)], t0)), [100]);
+        assert!(c.accept(vec![event(100), event(101)], t0).is_empty());
+        assert_eq!(c.missing(t0), [102]);
+        // 102 never comes
+        let later = t0 + EventCursor::PATIENCE + Duration::from_secs(1);
+        assert!(c.missing(later).is_empty());
+        assert!(c.accept(vec![event(102)], later).is_empty());
+        // a jump too large to track id by id
+        assert_eq!(ids(&c.accept(vec![event(5000)], later)), [5000]);
+        assert!(c.missing(later).is_empty());
+    }
 
     #[test]
     fn rfc3339_round_trip() {

@@ -460,6 +460,8 @@ pub trait WorklistStore: Send + Sync {
 
     // events, notifications
     async fn events_after(&self, after_id: i64, limit: i64) -> Result<Vec<WorkEvent>>;
+    /// The events among `ids` (at most a few hundred) that exist, by id.
+    async fn events_in(&self, ids: &[i64]) -> Result<Vec<WorkEvent>>;
     async fn last_event_id(&self) -> Result<i64>;
     async fn events_of_item(&self, work_item_id: i64) -> Result<Vec<WorkEvent>>;
     async fn list_notifications(

@@ -1901,6 +1901,14 @@ mod suite {
             events.iter().filter(|e| e.kind == "queued").count(),
             (ITEMS + MORE) as usize
         );
+        // the fan-out's second look at ids it has not seen: those that exist, by id
+        let some: Vec<i64> = events.iter().step_by(7).map(|e| e.id).collect();
+        let mut asked = some.clone();
+        asked.push(i64::MAX);
+        let again = c.events_in(&asked).await.unwrap();
+        assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), some);
+        assert_eq!(again[0], events[0]);
+        assert!(c.events_in(&[]).await.unwrap().is_empty());
 
         // two sweeps at once past every warning time: each item warned once
         let warn_time = t1 + secs(61) + mins(193);

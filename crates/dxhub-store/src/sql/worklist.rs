@@ -2020,6 +2020,23 @@ impl WorklistStore for SqlCatalog {
         .await?)
     }
 
+    async fn events_in(&self, ids: &[i64]) -> Result<Vec<WorkEvent>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, alliance_id, work_item_id, pool_id, kind, actor, detail, created_at \
+             FROM worklist_events WHERE id IN ({}) ORDER BY id",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, WorkEvent>(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        Ok(q.fetch_all(&self.read).await?)
+    }
+
     async fn last_event_id(&self) -> Result<i64> {
         let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM worklist_events")
             .fetch_one(&self.read)
