@@ -448,6 +448,37 @@ async fn totp_enrolment_and_login(opts: HubOptions) {
     let full = r.json()["token"].as_str().expect("token").to_owned();
     let r = api.get("/api/v1/studies", Some(&full)).await;
     assert_eq!(r.status, 200, "a TOTP session reads studies: {r}");
+    // an enrolled user's session alone does not replace the second factor (a leaked
+    // token): re-enrolment takes the password and a current code
+    let r = api
+        .post(
+            "/api/v1/auth/totp/enroll",
+            Some(&full),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (401, "totp-required"), "{r}");
+    let r = api
+        .post(
+            "/api/v1/auth/totp/enroll",
+            Some(&full),
+            &serde_json::json!({"password": "Wrong-password-1", "totp": totp_at(&secret, unix_now())}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (401, "invalid-credentials"),
+        "{r}"
+    );
+    let r = api
+        .post(
+            "/api/v1/auth/totp/enroll",
+            Some(&full),
+            &serde_json::json!({"password": PASSWORD, "totp": totp_at(&secret, unix_now())}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "re-enrolment with both factors: {r}");
+    assert_ne!(r.json()["secret"], secret.as_str(), "{r}");
     // and a wrong password with the right code is still refused
     let r = api
         .login(

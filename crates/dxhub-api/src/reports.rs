@@ -271,6 +271,17 @@ async fn reauthenticate(
     password: &str,
     totp: &str,
 ) -> Result<(), ApiError> {
+    reauthenticate_for(state, caller, password, totp, "signing-reauth").await
+}
+
+/// [`reauthenticate`] for another step, audited as `audit_action`.
+pub(crate) async fn reauthenticate_for(
+    state: &AppState,
+    caller: &Caller,
+    password: &str,
+    totp: &str,
+    audit_action: &'static str,
+) -> Result<(), ApiError> {
     let me = user_id(caller)?;
     let user = state
         .catalog
@@ -278,15 +289,11 @@ async fn reauthenticate(
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     if user.is_locked(state.worklist.now()) {
-        caller
-            .audit(state, "signing-reauth", None, "locked")
-            .await?;
+        caller.audit(state, audit_action, None, "locked").await?;
         return Err(ApiError::AccountLocked);
     }
     let Some(secret) = user.totp_secret.clone() else {
-        caller
-            .audit(state, "signing-reauth", None, "failure")
-            .await?;
+        caller.audit(state, audit_action, None, "failure").await?;
         return Err(coded(
             StatusCode::FORBIDDEN,
             "totp-enrollment-required",
@@ -301,18 +308,14 @@ async fn reauthenticate(
     let totp_ok = ok && totp_verify(&secret, totp.trim(), unix_now());
     if !totp_ok {
         state.catalog.record_login_failure(me).await?;
-        caller
-            .audit(state, "signing-reauth", None, "failure")
-            .await?;
+        caller.audit(state, audit_action, None, "failure").await?;
         return Err(if ok {
             ApiError::InvalidTotp
         } else {
             ApiError::InvalidCredentials
         });
     }
-    caller
-        .audit(state, "signing-reauth", None, "success")
-        .await?;
+    caller.audit(state, audit_action, None, "success").await?;
     Ok(())
 }
 

@@ -393,13 +393,44 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
-/// Start TOTP enrolment: a new pending secret.
-#[utoipa::path(post, path = "/api/v1/auth/totp/enroll", tag = "auth", responses((status = 200, body = EnrollResponse)))]
+/// Re-enrolment proves the account's current factors (a stolen session alone must not
+/// replace a user's second factor); a first enrolment needs no body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct EnrollRequest {
+    pub password: Option<String>,
+    pub totp: Option<String>,
+}
+
+/// Start TOTP enrolment: a new pending secret. A user already enrolled sends their
+/// password and a current code (401 otherwise, counted towards the lock-out).
+#[utoipa::path(post, path = "/api/v1/auth/totp/enroll", tag = "auth", request_body = Option<EnrollRequest>,
+    responses((status = 200, body = EnrollResponse), (status = 401, description = "re-enrolment without the password and a current code", body = dto::ErrorBody)))]
 async fn enroll_totp(
     State(state): State<AppState>,
     caller: Caller,
+    body: axum::body::Bytes,
 ) -> Result<Json<EnrollResponse>, ApiError> {
     let u = session_user(&caller)?;
+    let req: EnrollRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        EnrollRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?
+    };
+    if u.totp_enrolled {
+        let (Some(password), Some(totp)) = (req.password.as_deref(), req.totp.as_deref()) else {
+            caller
+                .audit(
+                    &state,
+                    "auth.totp.enroll",
+                    Some(("user", &u.login)),
+                    "failure",
+                )
+                .await?;
+            return Err(ApiError::TotpRequired);
+        };
+        crate::reports::reauthenticate_for(&state, &caller, password, totp, "auth.totp.reauth")
+            .await?;
+    }
     let mut bytes = [0u8; 20];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
     let secret = base32_encode(&bytes);
