@@ -363,8 +363,8 @@ struct Rp {
     /// (institution, report id, study UID): a signed report of each institution, then a
     /// submitted one of H and of H2.
     reports: Vec<(&'static str, i64, String)>,
-    /// (institution, critical value id): one of each signed report.
-    criticals: Vec<(&'static str, i64)>,
+    /// (institution, critical value id, study UID): one of each signed report.
+    criticals: Vec<(&'static str, i64, String)>,
     /// (institution, push-back id): the one each signed report queued.
     pushes: Vec<(&'static str, i64)>,
 }
@@ -990,7 +990,7 @@ async fn fixture(opts: HubOptions) -> Fixture {
                 .raise_critical(report.id, &category, None, &actor, now_us(), 3600)
                 .await
                 .expect("critical value");
-            rp.criticals.push((at, critical.id));
+            rp.criticals.push((at, critical.id, study.clone()));
         }
         rp.reports.push((at, report.id, study));
     }
@@ -2421,7 +2421,10 @@ async fn check_operation(
                                     )
                                 } else {
                                     (
-                                        f.rp.criticals.clone(),
+                                        f.rp.criticals
+                                            .iter()
+                                            .map(|(at, id, _)| (*at, *id))
+                                            .collect(),
                                         v["critical_values"]
                                             .as_array()
                                             .into_iter()
@@ -2585,7 +2588,7 @@ async fn check_operation(
                 Aim::PathCritical => {
                     let body = json!({ "name": "张医生", "action": "已通知患者转诊（授权矩阵）" });
                     let criticals = f.rp.criticals.clone();
-                    for (at, id) in &criticals {
+                    for (at, id, study) in &criticals {
                         let what = format!("the critical value of {at}");
                         let concrete = replace_param(path, &id.to_string());
                         let (r, rid) = run.send_rid(method, &concrete, token, Some(&body)).await;
@@ -2594,9 +2597,11 @@ async fn check_operation(
                             continue;
                         }
                         // the first acknowledgement answers 200, the next 409
+                        // judged on the source institution, known to who may read the
+                        // report (its study)
                         let target = scope_of(&f.inst[at]);
                         let allowed = c.may(action, target);
-                        let hidden = c.hidden(action, target);
+                        let hidden = c.hidden(action, study_scope(f, c, at, study).await);
                         run.decided_loose(c, &op, &what, (allowed, hidden), &[], &r);
                         if !allowed && r.body.contains("MX-") {
                             run.fail(format!("{op} {}: patient data in a refusal: {r}", c.name));
