@@ -175,8 +175,15 @@ const READ_BUFFER: usize = 1024 * 1024;
 impl Blobs {
     /// A blob store under a local directory (created if missing).
     pub fn local(root: &Path) -> Result<Blobs> {
+        let existed = root.is_dir();
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         let root = std::fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
+        // the root's own entry: synced when created here; directories below it are made
+        // durable level by level up to it (not above: those are the operator's)
+        if !existed && let Some(parent) = root.parent() {
+            sync_dir(parent)?;
+        }
+        durable_dirs().insert(&root);
         let fs = Arc::new(LocalFileSystem::new_with_prefix(&root).map_err(Error::Store)?);
         Ok(Blobs {
             store: fs.clone(),
@@ -538,32 +545,69 @@ impl DirSync {
     }
 }
 
-/// Create `dir` and its missing ancestors; fsync the parent of every directory created so
-/// the new entries survive a crash.
+/// Create `dir` and its missing ancestors, and make sure each one's entry in its parent
+/// is durable before returning. A directory this process has not yet seen made durable is
+/// synced into its parent even when it already exists: another writer may have created it
+/// a moment ago and still be waiting for that parent's fsync (two associations starting
+/// one study). Directories known durable are remembered, so a study's directory costs its
+/// parent's (shared) fsync once.
 fn create_dirs_durably(dir: &Path) -> Result<()> {
-    let mut missing = Vec::new();
-    let mut cur = Some(dir);
-    while let Some(d) = cur {
-        match std::fs::symlink_metadata(d) {
-            Ok(_) => break,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                missing.push(d);
-                cur = d.parent();
-            }
-            Err(e) => return Err(Error::io(d, e)),
-        }
-    }
-    if missing.is_empty() {
+    create_dirs_durably_with(dir, durable_dirs(), sync_dir)
+}
+
+fn create_dirs_durably_with(
+    dir: &Path,
+    known: &DurableDirs,
+    sync: impl Fn(&Path) -> Result<()>,
+) -> Result<()> {
+    if known.contains(dir) {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    // topmost first: each created directory's entry lives in its parent
-    for d in missing.iter().rev() {
-        if let Some(parent) = d.parent() {
-            sync_dir(parent)?;
+    // the levels, from `dir` up, not yet known durable
+    let mut levels = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if d.as_os_str().is_empty() || known.contains(d) {
+            break;
         }
+        levels.push(d);
+        cur = d.parent();
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // topmost first: each directory's entry lives in its parent
+    for d in levels.iter().rev() {
+        if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync(parent)?;
+        }
+        known.insert(d);
     }
     Ok(())
+}
+
+/// Directories whose entries this process has made (or seen made) durable.
+#[derive(Default)]
+struct DurableDirs(std::sync::Mutex<std::collections::HashSet<PathBuf>>);
+
+impl DurableDirs {
+    /// Beyond this many, start over (a few directory fsyncs again, no unbounded growth).
+    const MAX: usize = 100_000;
+
+    fn contains(&self, d: &Path) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).contains(d)
+    }
+
+    fn insert(&self, d: &Path) {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if set.len() >= Self::MAX {
+            set.clear();
+        }
+        set.insert(d.to_owned());
+    }
+}
+
+fn durable_dirs() -> &'static DurableDirs {
+    static DIRS: std::sync::OnceLock<DurableDirs> = std::sync::OnceLock::new();
+    DIRS.get_or_init(DurableDirs::default)
 }
 
 fn parent_of(dest: &Path) -> Result<&Path> {
@@ -690,6 +734,36 @@ mod tests {
             assert!(r.is_err(), "{r:?}");
             assert!(slow.join().unwrap().is_ok());
         });
+    }
+
+    /// A directory another writer created is still synced into its parent before use
+    /// (its creator may not have finished that fsync); once known durable, not again.
+    #[test]
+    fn existing_directories_are_made_durable_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("blobs");
+        let study = root.join("studies").join("1.2.3");
+        std::fs::create_dir_all(&study).unwrap(); // by "another writer"
+        let known = DurableDirs::default();
+        known.insert(tmp.path());
+        let synced = std::sync::Mutex::new(Vec::new());
+        let sync = |d: &Path| {
+            synced.lock().unwrap().push(d.to_owned());
+            Ok(())
+        };
+        create_dirs_durably_with(&study, &known, sync).unwrap();
+        assert_eq!(
+            *synced.lock().unwrap(),
+            [tmp.path().to_owned(), root.clone(), root.join("studies")],
+            "each level's parent, topmost first"
+        );
+        synced.lock().unwrap().clear();
+        create_dirs_durably_with(&study, &known, sync).unwrap();
+        // a new study: only its own entry in studies/
+        let other = root.join("studies").join("1.2.4");
+        create_dirs_durably_with(&other, &known, sync).unwrap();
+        assert!(other.is_dir());
+        assert_eq!(*synced.lock().unwrap(), [root.join("studies")]);
     }
 
     #[test]
