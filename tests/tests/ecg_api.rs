@@ -939,6 +939,43 @@ async fn a_burst_of_uploads_is_routed_once_it_is_through() {
     }
 }
 
+/// The same ECG without an acquisition time sent several times at once (a device retrying
+/// while its first request is still being stored): one ECG and one stored instance; every
+/// other answer is a replay of it. (Without the per-content lock this breaks only when a
+/// conversion crosses a second boundary while the first is in flight, which this test
+/// does not force: it guards the answers, not that timing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_resends_are_one_ecg() {
+    use dxhub_ecg::synth::SynthSpec;
+    let t = Ecgs::new().await;
+    let mut v: Value =
+        serde_json::from_slice(&json_form(&SynthSpec::sinus(66.0), "P-RESEND")).unwrap();
+    v.as_object_mut().unwrap().remove("acquired_at");
+    assert!(v.get("acquired_at").is_none());
+    let body = serde_json::to_vec(&v).unwrap();
+    let mut fresh = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    let mut sop = String::new();
+    for round in 0..3 {
+        let uploads = (0..12).map(|_| t.upload(&t.device, body.clone(), &[]));
+        for (status, headers, answer) in futures::future::join_all(uploads).await {
+            assert_eq!(status, 201, "round {round}: {answer}");
+            if headers.get("idempotent-replayed").is_none() {
+                fresh += 1;
+            }
+            ids.insert(answer["id"].as_i64().unwrap());
+            sop = answer["sop_instance_uid"].as_str().unwrap().to_owned();
+        }
+        // the next round starts in another second
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    }
+    assert_eq!((fresh, ids.len()), (1, 1), "{ids:?}");
+    use dxhub_store::catalog::Catalog as _;
+    let c = t.hub.catalog().await;
+    assert_eq!(c.instance_versions(&sop).await.unwrap().len(), 1);
+    assert_eq!(t.ecg_count().await, 1);
+}
+
 /// A synthetic ECG as the JSON form, with patient and device, only I, II and V1–V6 sent.
 fn json_form(spec: &dxhub_ecg::synth::SynthSpec, patient_id: &str) -> Vec<u8> {
     let (mut ecg, _) = dxhub_ecg::synth::generate(spec);

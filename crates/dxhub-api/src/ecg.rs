@@ -318,6 +318,27 @@ async fn audit_upload(
     }
 }
 
+/// The lock of one institution's uploads of one content (by SHA-256), held until dropped.
+async fn same_content_lock(institution_id: i64, sha: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    type Locks = std::collections::HashMap<(i64, String), std::sync::Weak<tokio::sync::Mutex<()>>>;
+    static LOCKS: std::sync::LazyLock<std::sync::Mutex<Locks>> =
+        std::sync::LazyLock::new(Default::default);
+    let lock = {
+        let mut locks = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+        locks.retain(|_, w| w.strong_count() > 0);
+        let key = (institution_id, sha.to_owned());
+        match locks.get(&key).and_then(std::sync::Weak::upgrade) {
+            Some(l) => l,
+            None => {
+                let l = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+                locks.insert(key, std::sync::Arc::downgrade(&l));
+                l
+            }
+        }
+    };
+    lock.lock_owned().await
+}
+
 /// Store and index one complete upload (already gzip-decoded): the record, whether it
 /// was already there, and whether its audit entry is written.
 async fn accept(
@@ -333,6 +354,11 @@ async fn accept(
     let institution_id = caller.principal.institution_id;
     let _upload = crate::worklist::ecg_upload_started(state);
     let sha = hex::encode(Sha256::digest(&bytes));
+    // one at a time per content in this process: a device's retry while its first request
+    // is still being stored waits for it and is then answered as a replay (the DICOM made
+    // from an ECG without an acquisition time carries the time it was made, so two
+    // concurrent conversions would store two versions)
+    let _same = same_content_lock(institution_id, &sha).await;
 
     if let Some(key) = &idem_key
         && let Some((bound_sha, row)) = state
