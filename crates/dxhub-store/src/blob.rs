@@ -14,13 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use object_store::aws::AmazonS3Builder;
-use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectMeta, ObjectStore};
+use object_store::{ObjectMeta, ObjectStore, WriteMultipart};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
@@ -280,26 +278,74 @@ impl Blobs {
             return blocking(move || durable_move(&src, &dest)).await;
         }
 
-        let file = tokio::fs::File::open(path)
+        let size = tokio::fs::metadata(path)
             .await
-            .map_err(|e| Error::io(path, e))?;
-        let mut reader = tokio::io::BufReader::with_capacity(READ_BUFFER, file);
-        let mut writer = BufWriter::with_capacity(self.store.clone(), loc, UPLOAD_CHUNK)
-            .with_max_concurrency(UPLOAD_CONCURRENCY);
-        let copied = async {
-            tokio::io::copy_buf(&mut reader, &mut writer).await?;
-            writer.shutdown().await
-        }
-        .await;
-        if let Err(e) = copied {
-            if let Err(abort_err) = writer.abort().await {
-                tracing::warn!(key, error = %abort_err, "could not abort an unfinished upload");
-            }
-            return Err(Error::from_writer(key, path, e));
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        if size <= UPLOAD_CHUNK as u64 {
+            // one request: no multipart upload to leave behind
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| Error::io(path, e))?;
+            self.store
+                .put(&loc, Bytes::from(bytes).into())
+                .await
+                .map_err(|e| Error::store(key, e))?;
+        } else {
+            self.put_multipart_file(key, loc, path).await?;
         }
         tokio::fs::remove_file(path)
             .await
             .map_err(|e| Error::io(path, e))
+    }
+
+    /// A multipart upload of the file at `path`, on a task of its own: a caller dropped
+    /// half-way (a STOW-RS client gone, the shutdown's deadline) makes the task abort the
+    /// upload, which would otherwise stay on the server, unlisted, holding its parts.
+    async fn put_multipart_file(&self, key: &str, loc: ObjectPath, path: &Path) -> Result<()> {
+        use tokio::io::AsyncReadExt as _;
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| Error::io(path, e))?;
+        let upload = self
+            .store
+            .put_multipart(&loc)
+            .await
+            .map_err(|e| Error::store(key, e))?;
+        let (_cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+        let owned_key = key.to_owned();
+        let sent = tokio::spawn(async move {
+            let mut w = WriteMultipart::new_with_chunk_size(upload, UPLOAD_CHUNK);
+            let sent: std::result::Result<(), io::Error> = tokio::select! {
+                r = async {
+                    let mut buf = vec![0u8; READ_BUFFER];
+                    loop {
+                        let n = file.read(&mut buf).await?;
+                        if n == 0 {
+                            break;
+                        }
+                        w.wait_for_capacity(UPLOAD_CONCURRENCY).await.map_err(io::Error::other)?;
+                        w.write(&buf[..n]);
+                    }
+                    // every part uploaded: only the completion is left
+                    w.wait_for_capacity(0).await.map_err(io::Error::other)
+                } => r,
+                _ = cancelled => Err(io::Error::new(io::ErrorKind::Interrupted, "upload cancelled")),
+            };
+            match sent {
+                Ok(()) => w.finish().await.map(|_| ()).map_err(io::Error::other),
+                Err(e) => {
+                    if let Err(abort_err) = w.abort().await {
+                        tracing::warn!(key = owned_key, error = %abort_err, "could not abort an unfinished upload");
+                    }
+                    Err(e)
+                }
+            }
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("upload task: {e}")))
+        .and_then(|r| r);
+        sent.map_err(|e| Error::from_writer(key, path, e))
     }
 
     /// Store small data (e.g. derived data) under `key`, durably.

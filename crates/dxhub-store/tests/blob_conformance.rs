@@ -462,3 +462,59 @@ async fn local_put_file_across_filesystems() {
         .collect();
     assert_eq!(names.len(), 1, "{names:?}");
 }
+
+/// The multipart uploads the S3 server holds under `prefix` (ListMultipartUploads, a raw
+/// HTTP request: the test server does not check signatures).
+async fn unfinished_uploads(cfg: &S3Config, prefix: &str) -> usize {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let endpoint = cfg.endpoint.as_deref().expect("endpoint");
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("connect S3");
+    let req = format!(
+        "GET /{}?uploads&prefix={prefix} HTTP/1.1\r\nHost: {host}\r\nAuthorization: \
+         AWS4-HMAC-SHA256 Credential=test/20261124/us-east-1/s3/aws4_request, \
+         SignedHeaders=host, Signature=0\r\nConnection: close\r\n\r\n",
+        cfg.bucket
+    );
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    assert!(out.contains("ListMultipartUploadsResult"), "{out}");
+    out.matches("<Upload>").count()
+}
+
+/// A `put_file` whose caller goes away half-way (a STOW-RS client gone) leaves no
+/// multipart upload behind on the S3 server: the upload's own task aborts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_put_file_dropped_half_way_leaves_no_multipart_upload() {
+    let Some(cfg) = s3_config() else {
+        return;
+    };
+    if !cfg
+        .endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"))
+    {
+        eprintln!("not a local S3 test server: not tested");
+        return;
+    }
+    let prefix = cfg.prefix.clone().expect("prefix");
+    let blobs = Blobs::s3(&cfg).expect("s3 store");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("big.part");
+    std::fs::write(&src, pattern(80 << 20, 5)).expect("write");
+    let put = blobs.put_file("studies/1.2.3/big.dcm", &src);
+    let cut = tokio::time::timeout(std::time::Duration::from_millis(400), put).await;
+    assert!(cut.is_err(), "the upload finished before it could be cut");
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = unfinished_uploads(&cfg, &prefix).await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "unfinished multipart uploads under {prefix}");
+}
