@@ -1707,6 +1707,12 @@ impl WorklistStore for SqlCatalog {
                     tx.rollback().await?;
                     tx = self.begin_write().await?;
                     self.lock_user(&mut tx, user_id).await?;
+                    // the reader's lock was given back too: a claim of theirs may have
+                    // come in between (another tab), so count again
+                    if self.open_claims(&mut tx, user_id).await? != open {
+                        tx.rollback().await?;
+                        continue;
+                    }
                     if !self.lock_queued(&mut tx, m.0).await? {
                         tx.rollback().await?;
                         continue;
