@@ -1710,6 +1710,12 @@ async fn reports_end_to_end() {
         404,
         "ineligible: closed, as if there were no such report"
     );
+    // and the lookup shows neither its conclusion nor its links to that doctor
+    assert_eq!(
+        (&all[0]["opens"], &all[0]["conclusion"], &all[0]["links"]),
+        (&json!(false), &Value::Null, &Value::Null),
+        "{all:?}"
+    );
     let mut short = original.clone();
     short["validity_days"] = json!(30);
     put_exam(short).await;

@@ -2840,6 +2840,21 @@ async fn recognition(
         if !within {
             why_not.push("older than the alliance's reference validity");
         }
+        // a result this caller may not open (no HR mark, not of their reach: `all=true`
+        // lists it with its reasons) shows neither its conclusion nor its links
+        let opens = hr
+            || caller.may(
+                Action::ReadReport,
+                caller
+                    .study_scope(
+                        &state,
+                        Action::ReadReport,
+                        &row.study_instance_uid,
+                        row.institution_id,
+                        alliance_id,
+                    )
+                    .await?,
+            );
         results.push(json!({
             // recognised today: the HR mark and within the reference validity
             "hr": hr && within,
@@ -2863,13 +2878,14 @@ async fn recognition(
             "qc_grade": row.qc_grade,
             "modalities": row.modalities_in_study,
             "signed_at": row.signed_at.map(shanghai),
-            "conclusion": row.body.pointer("/sections/impression"),
+            "opens": opens,
+            "conclusion": if opens { row.body.pointer("/sections/impression").cloned() } else { None },
             "conclusion_note": "结论仅供参考，互认的是检查结果本身；是否仍可采用由接诊医师判断。",
-            "links": {
+            "links": opens.then(|| json!({
                 "images": format!("/dicomweb/studies/{}", row.study_instance_uid),
                 "report": format!("/api/v1/reports/{}", row.report_id),
                 "pdf": format!("/api/v1/reports/{}/pdf", row.report_id),
-            },
+            })),
         }));
     }
     caller
