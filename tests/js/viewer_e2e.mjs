@@ -151,9 +151,20 @@ async function main() {
     result.machine_values = await boxes.count();
     for (let i = 0; i < result.machine_values; i++) await boxes.nth(i).check();
     await page.selectOption('select[name=qc]', 'acceptable');
-    await page.fill('textarea[name=section-impression]', '窦性心律，正常心电图。');
+    // a slow link: saves answer after 800 ms. The autosave of the first words is on its
+    // way when the last ones are typed and Submit is pressed at once: what is submitted is
+    // the text on screen, not the autosaved one
+    await page.route('**/api/v1/worklist/*/report', async (route) => {
+      await new Promise((r) => setTimeout(r, 800));
+      await route.continue();
+    });
+    const impression = page.locator('textarea[name=section-impression]');
+    await impression.fill('窦性心律，');
+    await page.waitForRequest((r) => r.method() === 'POST' && /\/api\/v1\/worklist\/\d+\/report$/.test(r.url()));
+    await impression.fill('窦性心律，正常心电图。');
     await report.locator('button.submit').click();
     await page.locator('aside.report[data-state=submitted]').waitFor();
+    await page.unroute('**/api/v1/worklist/*/report');
     await report.locator('button.sign').click();
     await page.fill('input[name=sign-password]', password);
     await page.fill('input[name=sign-totp]', totp(secret));

@@ -319,6 +319,20 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
         .await
         .expect("verify JSON");
     assert_eq!(verify["valid"], true, "{verify}");
+    // the words typed while an autosave was on its way are in the signed report
+    let signed: Value = http
+        .get(url(&format!("/api/v1/reports/{rid}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("report")
+        .json()
+        .await
+        .expect("report JSON");
+    assert_eq!(
+        signed["current"]["body"]["sections"]["impression"], "窦性心律，正常心电图。",
+        "{signed}"
+    );
     // claimed, written and signed by the reader: the report's author, the item signed
     assert_eq!(
         reports["reports"][0]["author_login"], "wl.reader",

@@ -15,18 +15,34 @@ function csrf(): string {
   return m ? decodeURIComponent(m[1]) : "";
 }
 
+const REQUEST_TIMEOUT_MS = 60_000;
+
 export async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
   if (method !== "GET" && method !== "HEAD") headers["x-csrf-token"] = csrf();
-  const r = await fetch(path, {
-    method,
-    headers,
-    credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  // a request on a dead mobile link must not hang for many minutes: 60 s, then "timeout"
+  let r: Response;
+  try {
+    r = await fetch(path, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  } catch (err) {
+    const timedOut = err instanceof DOMException && err.name === "TimeoutError";
+    throw new ApiError(0, timedOut ? "timeout" : "network", String((err as Error)?.message ?? err));
+  }
   const text = await r.text();
-  const json = text ? JSON.parse(text) : null;
+  // (a proxy's HTML error page is not JSON)
+  let json: any = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    if (r.ok) throw new ApiError(r.status, "bad-response", "the answer is not JSON");
+  }
   if (!r.ok) {
     const e = json?.error ?? {};
     throw new ApiError(r.status, e.code ?? String(r.status), e.message ?? r.statusText);

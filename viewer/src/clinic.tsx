@@ -1,9 +1,10 @@
 // The clinic portal: open critical values to acknowledge, the signed reports of the
 // clinic (and the villages it heads) with their PDF, and the recognition lookup.
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { api } from "./api";
-import { localTime, message } from "./format";
-import { type Key, lang, t } from "./i18n";
+import { api, ApiError } from "./api";
+import { useLiveEvents } from "./live";
+import { isoDate, localTime, message } from "./format";
+import { type Key, lang, reasonLabel, t } from "./i18n";
 import { personName } from "./names";
 
 interface Report {
@@ -47,7 +48,9 @@ interface Recognised {
   /// 甲 `jia` / 乙 `yi` / 丙 `bing`, or `acceptable` / `unacceptable` for an ECG.
   qc_grade: string | null;
   conclusion: string | null;
-  links?: { pdf?: string };
+  /// whether this caller may open it (images, report, PDF)
+  opens?: boolean;
+  links?: { pdf?: string } | null;
 }
 
 /// A study of `GET /api/v1/studies` with its place in the reading workflow.
@@ -81,13 +84,20 @@ function CriticalBanner({ c, label, onAck }: { c: Critical; label: string; onAck
   const [name, setName] = useState("");
   const [action, setAction] = useState("");
   const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
   const ack = async (e: Event) => {
     e.preventDefault();
+    if (busy) return;
+    setBusy(true);
     try {
       await api("POST", `/api/v1/critical-values/${c.id}/ack`, { name, action });
       onAck();
     } catch (err) {
-      setError(message(err));
+      // acknowledged meanwhile (a colleague, or this click's twin): done as well
+      if (err instanceof ApiError && err.code === "already-acknowledged") onAck();
+      else setError(message(err));
+    } finally {
+      setBusy(false);
     }
   };
   return (
@@ -99,7 +109,7 @@ function CriticalBanner({ c, label, onAck }: { c: Critical; label: string; onAck
       <span class="src">{c.institution_name}</span>
       <input name="ack_name" placeholder={t("ack_name")} value={name} onInput={(e) => setName(e.currentTarget.value)} required />
       <input name="ack_action" placeholder={t("ack_action")} value={action} onInput={(e) => setAction(e.currentTarget.value)} required />
-      <button type="submit">{t("acknowledge")}</button>
+      <button type="submit" disabled={busy}>{t("acknowledge")}</button>
       {error && <span class="error">{error}</span>}
     </form>
   );
@@ -149,17 +159,19 @@ function Recognition() {
             )}
             {results.map((r) => (
               <tr data-report={r.report_id}>
-                <td>{r.hr ? <span class="hr">HR</span> : <span title={(r.not_recognised_because ?? []).join("; ")}>—</span>}</td>
+                <td>{r.hr ? <span class="hr">HR</span> : <span title={(r.not_recognised_because ?? []).map(reasonLabel).join("; ")}>—</span>}</td>
                 <td class="exam">{r.exam_name ?? r.modalities ?? "—"}</td>
                 <td>{r.institution ?? "—"}</td>
-                <td>{r.study_date ?? "—"}</td>
+                <td>{r.study_date ? isoDate(r.study_date) : "—"}</td>
                 <td class="age">{r.age_days ?? "—"}</td>
                 <td class="qc">{r.qc_grade ? t(`qc_${r.qc_grade}` as Key) : "—"}</td>
                 <td>{r.conclusion ?? "—"}</td>
                 <td class="links">
-                  <a class="images" href={`/read/${encodeURIComponent(r.study_instance_uid)}`} target="_blank" rel="noopener">
-                    {t("open_images")}
-                  </a>{" "}
+                  {r.opens !== false && (
+                    <a class="images" href={`/read/${encodeURIComponent(r.study_instance_uid)}`} target="_blank" rel="noopener">
+                      {t("open_images")}
+                    </a>
+                  )}{" "}
                   {r.links?.pdf && (
                     <a class="pdf" href={r.links.pdf} target="_blank" rel="noopener">
                       {t("pdf")}
@@ -365,34 +377,34 @@ export function ClinicPortal({ role }: { role: string }) {
       setCriticals(c.critical_values.map((x) => x.critical));
       setSent(s.studies);
       if (!olderLoaded.current) setMore(s.next_after_id);
+      setError("");
     } catch (err) {
       setError(message(err));
     }
   }, []);
+  // signed reports and critical values arrive live (the stream comes back after a break)
+  const reloadTimer = useRef<number | undefined>(undefined);
+  useLiveEvents(
+    "/api/v1/reports/events",
+    ["report_signed", "report_corrected", "report_addendum", "critical_raised", "critical_escalated", "critical_acknowledged", "resync"],
+    () => {
+      clearTimeout(reloadTimer.current);
+      reloadTimer.current = window.setTimeout(load, 150);
+    },
+  );
   useEffect(() => {
     load();
-    // signed reports and critical values arrive live
-    let timer: number | undefined;
-    const es = new EventSource("/api/v1/reports/events");
-    const reload = () => {
-      clearTimeout(timer);
-      timer = window.setTimeout(load, 150);
-    };
-    for (const k of ["report_signed", "report_corrected", "report_addendum", "critical_raised", "critical_escalated", "critical_acknowledged", "resync"]) {
-      es.addEventListener(k, reload);
-    }
     // the queue's progress (claimed, drafted) has no clinic stream: look again each minute
     const poll = window.setInterval(load, 60_000);
     return () => {
-      clearTimeout(timer);
+      clearTimeout(reloadTimer.current);
       clearInterval(poll);
-      es.close();
     };
   }, [load]);
   return (
     <section class="clinic">
       {criticals.map((c) => (
-        <CriticalBanner c={c} label={label(c.category)} onAck={load} />
+        <CriticalBanner key={c.id} c={c} label={label(c.category)} onAck={load} />
       ))}
       {error && <p class="error">{error}</p>}
       <SentStudies
@@ -444,7 +456,7 @@ export function ClinicPortal({ role }: { role: string }) {
               </td>
               <td>{r.study_description ?? r.modalities_in_study ?? "—"}</td>
               <td>{r.institution_name ?? "—"}</td>
-              <td>{r.study_date ?? "—"}</td>
+              <td>{r.study_date ? isoDate(r.study_date) : "—"}</td>
               <td>{r.signed_at_local?.replace("T", " ").slice(0, 16) ?? "—"}</td>
               <td>
                 <a class="pdf" href={r.links.pdf} target="_blank" rel="noopener">

@@ -24,3 +24,10 @@ export async function attempt(setError: (m: string) => void, f: () => Promise<un
     setError(message(err));
   }
 }
+
+/// A DICOM date `YYYYMMDD` as `YYYY-MM-DD` (anything else as it is).
+export const isoDate = (d: string | null | undefined) =>
+  d && /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : (d ?? "");
+
+/// The hub's `*_local` times (`2026-11-22T21:00:00+08:00`) as `2026-11-22 21:00`.
+export const localStamp = (s: string | null | undefined) => (s ? s.slice(0, 16).replace("T", " ") : "");

@@ -34,6 +34,8 @@ const zh = {
   nothing: "没有项目",
   nothing_queued: "队列中没有可领取的项目",
   study_nothing: "此检查没有可显示的图像或心电图，或您无权查看。",
+  kept_text: "已载入最新版本，您的文字已保留，将再次保存",
+  st_superseded: "已被更正",
   overdue: "超时",
   language: "English",
   live: "实时",
@@ -299,6 +301,8 @@ const en: Record<keyof typeof zh, string> = {
   nothing: "No items",
   nothing_queued: "Nothing queued to claim",
   study_nothing: "This study has no images or ECG to show, or you may not see it.",
+  kept_text: "moved onto the newest version, your text is kept and saved again",
+  st_superseded: "Superseded",
   overdue: "overdue",
   language: "中文",
   live: "live",
@@ -592,7 +596,9 @@ const ERRORS_ZH: Record<string, [string, boolean]> = {
   "weak-password": ["密码强度不足", true],
   "too-many-requests": ["请求过于频繁，请稍后再试", false],
   "payload-too-large": ["内容过大", false],
-  timeout: ["请求超时，请重试", false],
+  timeout: ["请求超时，请检查网络后重试", false],
+  network: ["网络连接失败，请检查网络后重试", false],
+  "bad-response": ["服务器应答异常，请稍后重试", false],
   unavailable: ["服务暂时不可用，请稍后重试", false],
   internal: ["服务器内部错误，请联系管理员", false],
   "lease-lost": ["认领已失效（超时或已由他人接手），请重新认领", false],
@@ -613,10 +619,28 @@ const ERRORS_ZH: Record<string, [string, boolean]> = {
   "not-a-clinic-user": ["仅限基层机构用户", false],
 };
 
+/// What the browser itself reports (no answer from the hub) in English.
+const ERRORS_EN: Record<string, string> = {
+  network: "The network connection failed; check it and try again",
+  timeout: "The request timed out; check the network and try again",
+  "bad-response": "The server's answer was not understood; try again later",
+};
+
 /// `code` in the page's language, or null to show the server's message as it is.
 export function errorLabel(code: string, detail: string): string | null {
-  if (lang.get() === "en") return null;
+  if (lang.get() === "en") return ERRORS_EN[code] ?? null;
   const e = ERRORS_ZH[code];
   if (!e) return null;
   return e[1] && detail ? `${e[0]}（${detail}）` : e[0];
+}
+
+/// The recognition lookup's reasons (the server's English) in Chinese.
+const REASONS_ZH: Record<string, string> = {
+  "exam type not recognition-eligible": "检查项目不在互认目录",
+  "quality control not passed": "质控未达标",
+  "older than the alliance's reference validity": "超出互认参考有效期",
+};
+
+export function reasonLabel(reason: string): string {
+  return lang.get() === "en" ? reason : (REASONS_ZH[reason] ?? reason);
 }

@@ -11,6 +11,7 @@ import { ReportEditor } from "./report";
 import { PriorPane, PriorsPanel, type Prior } from "./priors";
 import { personName } from "./names";
 import { prefetchStudy } from "./prefetch";
+import { useLiveEvents } from "./live";
 import "./style.css";
 
 function Login({ onDone }: { onDone: () => void }) {
@@ -151,11 +152,12 @@ function Worklist({ me }: { me: Me }) {
   const [items, setItems] = useState<WorkItem[]>([]);
   const [fetchedAt, setFetchedAt] = useState(Date.now());
   const [message, setMessage] = useState("");
-  const [live, setLive] = useState(false);
   const now = useNow();
   const tabRef = useRef(tab);
   tabRef.current = tab;
 
+  // a failed reload's message goes once a reload succeeds (not other messages)
+  const loadFailed = useRef("");
   const load = useCallback(async (which: Tab = tabRef.current) => {
     try {
       const f = filterRef.current;
@@ -165,8 +167,14 @@ function Worklist({ me }: { me: Me }) {
         setItems(r.items);
         setFetchedAt(Date.now());
       }
+      if (loadFailed.current) {
+        const failed = loadFailed.current;
+        loadFailed.current = "";
+        setMessage((m) => (m === failed ? "" : m));
+      }
     } catch (err) {
-      setMessage(errorText(err));
+      loadFailed.current = errorText(err);
+      setMessage(loadFailed.current);
     }
   }, []);
 
@@ -175,28 +183,20 @@ function Worklist({ me }: { me: Me }) {
   }, [tab, priority, modality, load]);
 
   // live updates: any worklist event reloads the tab (coalesced)
-  useEffect(() => {
-    let timer: number | undefined;
-    const es = new EventSource("/api/v1/worklist/events");
-    const reload = () => {
-      clearTimeout(timer);
-      timer = window.setTimeout(() => load(), 150);
-    };
-    es.onopen = () => setLive(true);
-    es.onerror = () => setLive(false);
-    es.onmessage = reload;
-    for (const kind of [
+  const reloadTimer = useRef<number | undefined>(undefined);
+  useEffect(() => () => clearTimeout(reloadTimer.current), []);
+  const live = useLiveEvents(
+    "/api/v1/worklist/events",
+    [
       "queued", "claimed", "released", "lease-expired", "reassigned", "lock-broken", "cancelled",
       "priority-changed", "drafted", "submitted", "signed", "returned", "sla-warning",
       "sla-breach", "escalated", "new-images", "resync",
-    ]) {
-      es.addEventListener(kind, reload);
-    }
-    return () => {
-      clearTimeout(timer);
-      es.close();
-    };
-  }, [load]);
+    ],
+    () => {
+      clearTimeout(reloadTimer.current);
+      reloadTimer.current = window.setTimeout(() => load(), 150);
+    },
+  );
 
   const next = useCallback(async () => {
     setMessage("");
@@ -224,7 +224,7 @@ function Worklist({ me }: { me: Me }) {
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       const el = e.target as HTMLElement | null;
-      if (el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.isContentEditable)) return;
+      if (el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable)) return;
       if ((e.key === "n" || e.key === "N") && !e.ctrlKey && !e.metaKey && !e.altKey) {
         e.preventDefault();
         next();

@@ -3,7 +3,7 @@
 // the current study (its images or ECG, and its report's text) without leaving the page.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "./api";
-import { message } from "./format";
+import { isoDate as isoDay, localStamp, message } from "./format";
 import { t, type Key } from "./i18n";
 
 export interface Prior {
@@ -17,8 +17,7 @@ export interface Prior {
   reported_at: number | null;
 }
 
-export const isoDate = (d: string | null | undefined) =>
-  d && /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : d ?? "—";
+export const isoDate = (d: string | null | undefined) => isoDay(d) || "—";
 
 const modalities = (m: string | null) => (m ?? "").split(/[\\,]/).filter(Boolean).join("/") || "—";
 
@@ -105,7 +104,7 @@ export function PriorReportText({ study }: { study: string }) {
       <p class="meta">
         {t(`st_${rep.report.state === "draft" ? "drafted" : rep.report.state}` as Key)} · {rep.report.author_login}
         {rep.current?.verifier_login ? ` · ${t("signed_by")} ${rep.current.verifier_login}` : ""}
-        {rep.report.signed_at_local ? ` · ${rep.report.signed_at_local}` : ""}
+        {rep.report.signed_at_local ? ` · ${localStamp(rep.report.signed_at_local)}` : ""}
         {rep.report.signed_version != null && (
           <>
             {" · "}

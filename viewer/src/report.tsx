@@ -4,7 +4,7 @@
 // picker (the alliance's templates of the study's kind and modality), return with a reason
 // (a senior reader), signed addenda, and the version history (who, when, why).
 import { useEffect, useRef, useState } from "preact/hooks";
-import { message } from "./format";
+import { localStamp, message } from "./format";
 import { api, ApiError } from "./api";
 import { lang, t, type Key } from "./i18n";
 
@@ -119,20 +119,20 @@ function History({ detail, events }: { detail: Detail; events: ItemEvent[] }) {
         {[...detail.versions].reverse().map((v) => (
           <li data-version={v.version} data-vstate={v.state}>
             <strong>v{v.version}</strong> · {stateLabel(v.state)}
-            {v.kind === "correction" ? ` · ${t("correction")}` : ""} · {v.author_login} · {v.written_at_local}
+            {v.kind === "correction" ? ` · ${t("correction")}` : ""} · {v.author_login} · {localStamp(v.written_at_local)}
             {v.submitted_at_local && (
               <div>
-                {t("submitted_at")} {v.submitted_at_local}
+                {t("submitted_at")} {localStamp(v.submitted_at_local)}
               </div>
             )}
             {v.returned_at_local && (
               <div class="returned" data-returned-by={returner(v)}>
-                {t("returned_by")} {returner(v)} · {v.returned_at_local}：{v.reason}
+                {t("returned_by")} {returner(v)} · {localStamp(v.returned_at_local)}：{v.reason}
               </div>
             )}
             {v.signed_at_local && (
               <div>
-                {t("signed_by")} {v.verifier_login} · {v.signed_at_local}
+                {t("signed_by")} {v.verifier_login} · {localStamp(v.signed_at_local)}
               </div>
             )}
             {v.superseded_at != null && <div>{t("superseded")}</div>}
@@ -178,7 +178,19 @@ export function ReportEditor({ itemId }: { itemId: number }) {
   const [reason, setReason] = useState("");
   const [adding, setAdding] = useState(false);
   const [addendum, setAddendum] = useState("");
-  const dirty = useRef(false);
+  // Edits made, and how many of them the last successful save covered: text typed while a
+  // save is on its way stays unsaved (and is saved next) instead of being marked saved.
+  const edits = useRef(0);
+  const savedEdits = useRef(0);
+  const isDirty = () => edits.current !== savedEdits.current;
+  // the version the next save builds on (state lags behind a save's answer)
+  const versionRef = useRef<number | null>(null);
+  const setVer = (v: number | null) => {
+    versionRef.current = v;
+    setVersion(v);
+  };
+  // one save at a time: a second waits for the first and then sends what is on screen
+  const inFlight = useRef<Promise<{ id: number; version: number } | null> | null>(null);
 
   const detailSeq = useRef(0);
   /// The report with its versions and addenda, and the work item's events (who returned);
@@ -195,7 +207,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
     setEvents(item.events ?? []);
     if (full) {
       setState(d.report.state);
-      setVersion(d.current?.version ?? d.report.current_version);
+      setVer(d.current?.version ?? d.report.current_version);
     }
     return d;
   };
@@ -235,7 +247,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
           setEvents(item?.events ?? []);
           const cur = r.current;
           setReportId(p.report.id);
-          setVersion(cur?.version ?? p.report.current_version);
+          setVer(cur?.version ?? p.report.current_version);
           setState(r.report.state);
           if (cur?.body) {
             setSections(cur.body.sections ?? {});
@@ -257,54 +269,115 @@ export function ReportEditor({ itemId }: { itemId: number }) {
     sections,
     fields,
     confirmed,
-    ...(version != null ? { base_version: version } : {}),
+    ...(versionRef.current != null ? { base_version: versionRef.current } : {}),
     ...(qc ? { qc_grade: qc } : {}),
     critical,
     ...(critical && category ? { critical_category: category } : {}),
   });
 
-  const save = async (): Promise<{ id: number; version: number } | null> => {
+  const bodyRef = useRef(body);
+  bodyRef.current = body;
+
+  const saveOnce = async (): Promise<{ id: number; version: number } | null> => {
     if (!pre) return null;
+    const upto = edits.current;
     try {
       const r = await api<{ report: { id: number; state: string }; version: { version: number } }>(
         "POST",
         `/api/v1/worklist/${itemId}/report`,
-        body(),
+        bodyRef.current(),
       );
-      dirty.current = false;
+      savedEdits.current = Math.max(savedEdits.current, upto);
       setReportId(r.report.id);
-      setVersion(r.version.version);
+      setVer(r.version.version);
       setState(r.report.state);
       setStatus(`${t("saved")} v${r.version.version}`);
       reloadDetail(r.report.id, false).catch(() => undefined);
       return { id: r.report.id, version: r.version.version };
     } catch (err) {
+      if (err instanceof ApiError && err.code === "stale-version" && reportId != null) {
+        // saved meanwhile (another tab, an earlier save): build on the newest version,
+        // keeping the text on screen, which the next save sends
+        const d = await reloadDetail(reportId, false).catch(() => null);
+        if (d) versionRef.current = d.current?.version ?? d.report.current_version;
+        setStatus(`${message(err)} · ${t("kept_text")}`);
+        return null;
+      }
       setStatus(message(err));
       return null;
     }
   };
 
+  const save = async (): Promise<{ id: number; version: number } | null> => {
+    while (inFlight.current) await inFlight.current.catch(() => null);
+    const p = saveOnce();
+    inFlight.current = p;
+    try {
+      return await p;
+    } finally {
+      if (inFlight.current === p) inFlight.current = null;
+    }
+  };
+
   // autosave two seconds after the last edit
   useEffect(() => {
-    if (!dirty.current) return;
+    if (!isDirty()) return;
     const id = setTimeout(save, 2000);
     return () => clearTimeout(id);
   });
+  // leaving with unsaved text: the browser asks first; the editor going away saves it
+  const saveRef = useRef(save);
+  saveRef.current = save;
+  useEffect(() => {
+    const warn = (e: BeforeUnloadEvent) => {
+      if (!isDirty()) return;
+      e.preventDefault();
+      e.returnValue = "";
+    };
+    window.addEventListener("beforeunload", warn);
+    return () => {
+      window.removeEventListener("beforeunload", warn);
+      if (isDirty()) saveRef.current().catch(() => undefined);
+    };
+  }, []);
+  // one action at a time (a double click sends one submit, one signature)
+  const [busy, setBusy] = useState(false);
+  const busyRef = useRef(false);
+  const once =
+    <A extends unknown[]>(f: (...a: A) => Promise<unknown>) =>
+    async (...a: A) => {
+      const ev = a[0] as Event | undefined;
+      if (ev && typeof ev.preventDefault === "function") ev.preventDefault();
+      if (busyRef.current) return;
+      busyRef.current = true;
+      setBusy(true);
+      try {
+        await f(...a);
+      } finally {
+        busyRef.current = false;
+        setBusy(false);
+      }
+    };
+
   const edit = <T,>(set: (v: T) => void) => (v: T) => {
-    dirty.current = true;
+    edits.current++;
     set(v);
   };
 
   const normalFill = () => {
     if (!pre) return;
-    dirty.current = true;
+    edits.current++;
     setSections({ ...pre.normal.sections });
     setFields((f) => ({ ...pre.normal.fields, ...f }));
   };
 
   const submit = async () => {
+    // after any save on its way, which may have moved the version
+    await inFlight.current?.catch(() => null);
     const saved =
-      dirty.current || version == null || reportId == null ? await save() : { id: reportId, version };
+      isDirty() || versionRef.current == null || reportId == null
+        ? await save()
+        : { id: reportId, version: versionRef.current };
     if (saved == null) return;
     try {
       const r = await api<{ report: { state: string } }>("POST", `/api/v1/reports/${saved.id}/submit`, {
@@ -349,7 +422,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
       const allowed = new Set([...p.template.fields.map((f) => f.key), ...(p.machine ?? []).map((m) => m.key)]);
       const keepF: Record<string, string> = {};
       for (const [k, v] of Object.entries(fields)) if (allowed.has(k)) keepF[k] = v;
-      dirty.current = true;
+      edits.current++;
       setPre(p);
       setSections(keepS);
       setFields(keepF);
@@ -503,7 +576,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
         <input type="checkbox" name="critical" checked={critical} disabled={locked} onChange={(e) => edit(setCritical)(e.currentTarget.checked)} />
         {t("critical_value")}
         {critical && (
-          <select name="critical_category" value={category} onChange={(e) => edit(setCategory)(e.currentTarget.value)}>
+          <select name="critical_category" value={category} disabled={locked} onChange={(e) => edit(setCategory)(e.currentTarget.value)}>
             <option value="" />
             {categories.map((c) => (
               <option value={c.code}>{label(c)}</option>
@@ -512,8 +585,8 @@ export function ReportEditor({ itemId }: { itemId: number }) {
         )}
       </label>
       <div class="actions">
-        <button type="button" class="save" onClick={save} disabled={locked}>{t("save")}</button>
-        <button type="button" class="submit" onClick={submit} disabled={locked}>{t("submit")}</button>
+        <button type="button" class="save" onClick={once(save)} disabled={locked || busy}>{t("save")}</button>
+        <button type="button" class="submit" onClick={once(submit)} disabled={locked || busy}>{t("submit")}</button>
         {state === "submitted" && (
           <button type="button" class="sign" onClick={() => setSigning(true)}>{t("sign")}</button>
         )}
@@ -530,24 +603,24 @@ export function ReportEditor({ itemId }: { itemId: number }) {
         )}
       </div>
       {signing && (
-        <form class="reauth" onSubmit={sign}>
+        <form class="reauth" onSubmit={once(sign)}>
           <p>{t("reauth_hint")}</p>
           <input name="sign-password" type="password" autocomplete="current-password" placeholder={t("password")} value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
           <input name="sign-totp" inputMode="numeric" placeholder={t("totp")} value={totp} onInput={(e) => setTotp(e.currentTarget.value)} />
-          <button type="submit">{t("sign")}</button>
+          <button type="submit" disabled={busy}>{t("sign")}</button>
         </form>
       )}
       {returning && (
-        <form class="reauth return-form" onSubmit={returnReport}>
+        <form class="reauth return-form" onSubmit={once(returnReport)}>
           <label class="section">
             {t("return_reason")}
             <textarea name="return-reason" rows={3} required value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
           </label>
-          <button type="submit" disabled={!reason.trim()}>{t("return")}</button>
+          <button type="submit" disabled={busy || !reason.trim()}>{t("return")}</button>
         </form>
       )}
       {adding && (
-        <form class="reauth addendum-form" onSubmit={addAddendum}>
+        <form class="reauth addendum-form" onSubmit={once(addAddendum)}>
           <label class="section">
             {t("addendum")}
             <textarea name="addendum-text" rows={3} required value={addendum} onInput={(e) => setAddendum(e.currentTarget.value)} />
@@ -555,7 +628,7 @@ export function ReportEditor({ itemId }: { itemId: number }) {
           <p>{t("reauth_hint_addendum")}</p>
           <input name="addendum-password" type="password" autocomplete="current-password" placeholder={t("password")} value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
           <input name="addendum-totp" inputMode="numeric" placeholder={t("totp")} value={totp} onInput={(e) => setTotp(e.currentTarget.value)} />
-          <button type="submit" disabled={!addendum.trim()}>{t("addendum_sign")}</button>
+          <button type="submit" disabled={busy || !addendum.trim()}>{t("addendum_sign")}</button>
         </form>
       )}
       {detail && <History detail={detail} events={events} />}
