@@ -167,6 +167,53 @@ fn busy_hub_rejects_with_transient_local_limit() {
     }
 }
 
+/// Connections that never send an A-ASSOCIATE-RQ (a port scanner, a hostile host) hold no
+/// association slot: a clinic still associates while they wait. Past the pending limit
+/// they are closed at once; an oversized A-ASSOCIATE-RQ is refused before it is read.
+#[test]
+fn silent_connections_do_not_take_association_slots() {
+    use std::io::{Read as _, Write as _};
+    let hub = TestHub::spawn(HubOptions::default().env("DXHUB_DICOM__MAX_ASSOCIATIONS", "2"));
+    // more silent connections than association slots (2)
+    let silent: Vec<std::net::TcpStream> = (0..10)
+        .map(|_| std::net::TcpStream::connect(hub.dicom).expect("connect"))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let a = connect(&hub, "CLINIC").expect("a clinic associates beside silent connections");
+    let b = connect(&hub, "CLINIC").expect("and a second one");
+    a.release().unwrap();
+    b.release().unwrap();
+    // past the pending limit (here 64: 4 × 2, at least 64) the hub closes them at once
+    let more: Vec<std::net::TcpStream> = (0..70)
+        .map(|_| std::net::TcpStream::connect(hub.dicom).expect("connect"))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut closed = 0;
+    for mut s in silent.into_iter().chain(more) {
+        s.set_read_timeout(Some(std::time::Duration::from_millis(20)))
+            .unwrap();
+        let mut buf = [0u8; 1];
+        match s.read(&mut buf) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            _ => {} // still open, waiting for its A-ASSOCIATE-RQ
+        }
+    }
+    assert!((16..=20).contains(&closed), "{closed} of 80 closed");
+    // an A-ASSOCIATE-RQ announcing 100 MB: refused (aborted) without waiting for it
+    let mut s = std::net::TcpStream::connect(hub.dicom).expect("connect");
+    s.write_all(&[0x01, 0x00, 0x05, 0xF5, 0xE1, 0x00]).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert!(
+        n == 0 || buf[0] == 0x07,
+        "closed or A-ABORT, got {:?}",
+        &buf[..n]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_get_a_status_and_the_association_stays_usable() {
     let hub = TestHub::spawn(HubOptions::default());

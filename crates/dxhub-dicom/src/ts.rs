@@ -3,7 +3,10 @@
 //! dxhub never transcodes at ingest: it stores what the sender sends. Among the syntaxes a
 //! sender proposes for one presentation context it prefers the sender's compressed syntax
 //! (the first compressed one in the sender's order), then Explicit VR Little Endian, then
-//! any other uncompressed one, then Implicit VR Little Endian.
+//! any other uncompressed one, then Implicit VR Little Endian. Deflated Explicit VR Little
+//! Endian is not a pixel compression: it is chosen first only when the sender proposes it
+//! first (its file is deflated); listed after native syntaxes (pynetdicom's default list),
+//! accepting it would make the sender deflate a native file.
 
 pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
 pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
@@ -15,7 +18,7 @@ pub const ACCEPTED: &[(&str, bool)] = &[
     (IMPLICIT_VR_LE, false),
     (EXPLICIT_VR_LE, false),
     (EXPLICIT_VR_BE, false),
-    (DEFLATED_EXPLICIT_VR_LE, true),
+    (DEFLATED_EXPLICIT_VR_LE, false),
     ("1.2.840.10008.1.2.4.50", true),    // JPEG Baseline (Process 1)
     ("1.2.840.10008.1.2.4.51", true),    // JPEG Extended (Process 2 & 4)
     ("1.2.840.10008.1.2.4.57", true),    // JPEG Lossless, Non-Hierarchical (Process 14)
@@ -63,14 +66,25 @@ pub fn choose_for_storage<'a>(proposed: &'a [String]) -> Option<&'a str> {
         .iter()
         .map(clean)
         .find(|ts| is_compressed(ts))
+        .or_else(|| {
+            proposed
+                .first()
+                .map(clean)
+                .filter(|ts| *ts == DEFLATED_EXPLICIT_VR_LE)
+        })
         .or_else(|| proposed.iter().map(clean).find(|ts| *ts == EXPLICIT_VR_LE))
+        .or_else(|| {
+            proposed.iter().map(clean).find(|ts| {
+                is_accepted(ts) && *ts != IMPLICIT_VR_LE && *ts != DEFLATED_EXPLICIT_VR_LE
+            })
+        })
+        .or_else(|| proposed.iter().map(clean).find(|ts| *ts == IMPLICIT_VR_LE))
         .or_else(|| {
             proposed
                 .iter()
                 .map(clean)
-                .find(|ts| is_accepted(ts) && *ts != IMPLICIT_VR_LE)
+                .find(|ts| *ts == DEFLATED_EXPLICIT_VR_LE)
         })
-        .or_else(|| proposed.iter().map(clean).find(|ts| *ts == IMPLICIT_VR_LE))
 }
 
 /// Pick the transfer syntax for a Verification context (any uncompressed one).
@@ -113,6 +127,28 @@ mod tests {
             Some(IMPLICIT_VR_LE)
         );
         assert_eq!(choose_for_storage(&v(&["1.2.3.4.5"])), None);
+        // Deflated: the sender's own syntax when proposed first, else not made to deflate
+        assert_eq!(
+            choose_for_storage(&v(&[DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_LE])),
+            Some(DEFLATED_EXPLICIT_VR_LE)
+        );
+        assert_eq!(
+            choose_for_storage(&v(&[
+                IMPLICIT_VR_LE,
+                EXPLICIT_VR_LE,
+                DEFLATED_EXPLICIT_VR_LE,
+                EXPLICIT_VR_BE
+            ])),
+            Some(EXPLICIT_VR_LE)
+        );
+        assert_eq!(
+            choose_for_storage(&v(&[IMPLICIT_VR_LE, DEFLATED_EXPLICIT_VR_LE])),
+            Some(IMPLICIT_VR_LE)
+        );
+        assert_eq!(
+            choose_for_storage(&v(&["1.2.3", DEFLATED_EXPLICIT_VR_LE])),
+            Some(DEFLATED_EXPLICIT_VR_LE)
+        );
         assert_eq!(
             choose_for_storage(&v(&["1.2.840.10008.1.2.4.201\0"])),
             Some("1.2.840.10008.1.2.4.201")

@@ -22,7 +22,12 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
 /// Refuse PDUs larger than this whatever the peer thinks (memory bound per association).
-const HARD_PDU_CAP: u32 = 64 << 20;
+pub(crate) const HARD_PDU_CAP: u32 = 64 << 20;
+/// Any PDU but P-DATA-TF (an A-ASSOCIATE-RQ with its presentation contexts and user
+/// identity is a few KiB): more is refused before the buffer is allocated.
+const CONTROL_PDU_CAP: u32 = 256 << 10;
+/// How long a new connection may take to send its A-ASSOCIATE-RQ (the ARTIM timer).
+const ARTIM: std::time::Duration = std::time::Duration::from_secs(30);
 /// Flush received data to the spool file in chunks of about this size.
 const SPOOL_CHUNK: usize = 1 << 20;
 
@@ -69,9 +74,10 @@ impl Conn {
             )));
         }
         let len = u32::from_be_bytes([header[2], header[3], header[4], header[5]]);
-        if len > HARD_PDU_CAP {
+        if len > HARD_PDU_CAP || (header[0] != 0x04 && len > CONTROL_PDU_CAP) {
             return Err(AssocError::Pdu(format!(
-                "PDU of {len} bytes exceeds the {HARD_PDU_CAP} byte cap"
+                "PDU of type 0x{:02X} and {len} bytes exceeds the cap",
+                header[0]
             )));
         }
         if header[0] == 0x04 {
@@ -165,7 +171,7 @@ pub(crate) async fn run(
     writer: BoxWrite,
     peer: SocketAddr,
     service: Arc<DimseService>,
-    permit: Option<OwnedSemaphorePermit>,
+    pending: OwnedSemaphorePermit,
     cancel: CancellationToken,
 ) {
     let span = info_span!("association", peer = %peer, calling_ae = tracing::field::Empty);
@@ -173,9 +179,10 @@ pub(crate) async fn run(
         let mut conn = Conn {
             reader: BufReader::with_capacity(256 * 1024, reader),
             writer,
-            max_receive: service.config.max_pdu_length,
+            max_receive: service.max_pdu(),
         };
-        let rq = match tokio::time::timeout(service.idle_timeout(), conn.read_pdu()).await {
+        let first = ARTIM.min(service.idle_timeout());
+        let rq = match tokio::time::timeout(first, conn.read_pdu()).await {
             Ok(Ok(Some(Pdu::AssociationRQ(rq)))) => rq,
             Ok(Ok(Some(other))) => {
                 debug!(pdu = %other.short_description(), "expected A-ASSOCIATE-RQ");
@@ -194,6 +201,8 @@ pub(crate) async fn run(
             }
         };
         tracing::Span::current().record("calling_ae", rq.calling_ae_title.trim());
+        drop(pending);
+        let permit = service.open_slots().try_acquire_owned().ok();
         let Some(permit) = permit else {
             reject(
                 &mut conn,

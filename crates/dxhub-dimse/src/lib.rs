@@ -99,9 +99,46 @@ pub struct DimseService {
     pub catalog: Arc<dyn Catalog>,
     pub ingest: Ingest,
     pub metrics: DimseMetrics,
+    /// Association slots, shared by the plain and the TLS listener.
+    pub slots: AssociationSlots,
+}
+
+/// `dicom.max_associations` slots for associations, taken once a peer's A-ASSOCIATE-RQ
+/// has arrived (not at TCP accept: a connection that sends nothing must not hold one),
+/// and a larger number for connections still before their A-ASSOCIATE-RQ; both listeners
+/// share them.
+#[derive(Default)]
+pub struct AssociationSlots {
+    open: std::sync::OnceLock<Arc<Semaphore>>,
+    pending: std::sync::OnceLock<Arc<Semaphore>>,
 }
 
 impl DimseService {
+    pub(crate) fn open_slots(&self) -> Arc<Semaphore> {
+        self.slots
+            .open
+            .get_or_init(|| Arc::new(Semaphore::new(self.config.max_associations.max(1))))
+            .clone()
+    }
+
+    /// Connections that have not yet sent their A-ASSOCIATE-RQ: four times the
+    /// associations (at least 64); more are closed at once.
+    pub(crate) fn pending_slots(&self) -> Arc<Semaphore> {
+        self.slots
+            .pending
+            .get_or_init(|| Arc::new(Semaphore::new((4 * self.config.max_associations).max(64))))
+            .clone()
+    }
+
+    /// The maximum PDU length announced: `dicom.max_pdu_length`, within what the hub
+    /// reads (0, "unlimited", and anything above the hard cap become the cap).
+    pub(crate) fn max_pdu(&self) -> u32 {
+        match self.config.max_pdu_length {
+            0 => assoc::HARD_PDU_CAP,
+            n => n.min(assoc::HARD_PDU_CAP),
+        }
+    }
+
     fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.config.idle_timeout_secs.max(1))
     }
@@ -137,7 +174,7 @@ async fn accept_loop(
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let slots = Arc::new(Semaphore::new(service.config.max_associations.max(1)));
+    let pending = service.pending_slots();
     let local: Option<SocketAddr> = listener.local_addr().ok();
     let kind = if tls.is_some() { "DICOM TLS" } else { "DICOM" };
     info!(addr = ?local, ae_title = %service.config.ae_title, listener = kind, "DICOM listener ready");
@@ -157,7 +194,12 @@ async fn accept_loop(
         if let Err(e) = stream.set_nodelay(true) {
             warn!(error = %e, "cannot set TCP_NODELAY");
         }
-        let permit = slots.clone().try_acquire_owned().ok();
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            // more connections waiting to associate than any real load makes
+            debug!(peer = %peer, "too many connections before association: closed");
+            service.metrics.association("rejected_busy");
+            continue;
+        };
         let service = service.clone();
         let cancel = cancel.clone();
         match &tls {

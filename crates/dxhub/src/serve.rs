@@ -127,6 +127,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
         catalog: catalog.clone(),
         ingest: ingest.clone(),
         metrics: dimse_metrics,
+        slots: Default::default(),
     });
     let dimse_tls_task = dicom_tls.map(|(listener, acceptor)| {
         tokio::spawn(dxhub_dimse::serve_tls(
