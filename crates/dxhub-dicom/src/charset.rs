@@ -29,6 +29,91 @@ enum Repair {
     Latin1ThenGb2312,
 }
 
+/// Rejoin the values of one text element that dicom-rs split inside a character.
+///
+/// dicom-rs splits a text value on the byte 0x5C (`\`, the value delimiter) *before*
+/// decoding it. In GBK and GB18030, 0x5C is also the second byte of some two-byte
+/// characters (昞 is `95 5C`): such a name came back cut at that character, its lead byte
+/// as dicom-rs's `\ooo` mark for an undecodable byte. When the data set's character set
+/// is GB18030 or GBK (first value) and a value carries such a mark, the element's bytes
+/// are rebuilt (values re-encoded, marks turned back into their bytes, 0x5C between them)
+/// and split again where 0x5C stands on its own, then decoded. Otherwise the values are
+/// returned as they are.
+pub fn rejoin_gb_values(values: Vec<String>, charsets: &[String]) -> Vec<String> {
+    let first = charsets.first().map(|c| c.trim()).unwrap_or("");
+    let gb = matches!(first, "GB18030" | "GBK" | "ISO 2022 IR 58");
+    if !gb || !values.iter().any(|v| v.contains('\\')) {
+        return values;
+    }
+    let mut bytes = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            bytes.push(b'\\');
+        }
+        bytes.extend_from_slice(&gb_bytes_of(v));
+    }
+    split_gb(&bytes)
+        .into_iter()
+        .map(|part| {
+            encoding_rs::GB18030
+                .decode_without_bom_handling(part)
+                .0
+                .into_owned()
+        })
+        .collect()
+}
+
+/// A value decoded by dicom-rs back into GB18030 bytes: `\ooo` (octal; dicom-rs's mark for
+/// a byte it could not decode) as that byte.
+fn gb_bytes_of(value: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find('\\') {
+        out.extend_from_slice(&encoding_rs::GB18030.encode(&rest[..i]).0);
+        match rest
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok())
+        {
+            Some(b) => {
+                out.push(b);
+                rest = &rest[i + 4..];
+            }
+            None => {
+                out.push(b'\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.extend_from_slice(&encoding_rs::GB18030.encode(rest).0);
+    out
+}
+
+/// Split GB18030 bytes on the value delimiter 0x5C where it is a character of its own, not
+/// the second byte of a two-byte character (lead 0x81–0xFE; four-byte characters have
+/// 0x30–0x39 second and fourth bytes, never 0x5C).
+fn split_gb(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut parts = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\\' {
+            parts.push(&bytes[start..i]);
+            start = i + 1;
+            i += 1;
+        } else if (0x81..=0xFE).contains(&b) && i + 1 < bytes.len() {
+            i += if (0x30..=0x39).contains(&bytes[i + 1]) {
+                4
+            } else {
+                2
+            };
+        } else {
+            i += 1;
+        }
+    }
+    parts.push(&bytes[start.min(bytes.len())..]);
+    parts
+}
+
 /// Repair text of a value decoded by dicom-rs, given the data set's Specific Character Set.
 pub fn repair_text(decoded: &str, charsets: &[String]) -> String {
     match needs_iso2022_repair(charsets) {
@@ -104,5 +189,24 @@ mod tests {
         let cs = vec!["ISO_IR 192".to_owned()];
         assert_eq!(repair_text("王^小东", &cs), "王^小东");
         assert_eq!(repair_text("Müller", &[]), "Müller");
+    }
+
+    /// 昞 is `95 5C` in GB18030/GBK: dicom-rs cut "王^昞" at its second byte.
+    #[test]
+    fn gb_names_cut_at_a_0x5c_second_byte_are_rejoined() {
+        let cs = vec!["GB18030".to_owned()];
+        let cut = vec!["王^\\225".to_owned(), String::new()];
+        assert_eq!(rejoin_gb_values(cut, &cs), ["王^昞"]);
+        // two values, the first with such a character, the second plain
+        let cut = vec!["\\225".to_owned(), "A".to_owned(), "李^雷".to_owned()];
+        assert_eq!(rejoin_gb_values(cut, &cs), ["昞A", "李^雷"]);
+        // untouched: no mark, or another character set
+        let fine = vec!["张^三".to_owned(), "B".to_owned()];
+        assert_eq!(rejoin_gb_values(fine.clone(), &cs), fine);
+        let other = vec!["a\\225".to_owned()];
+        assert_eq!(
+            rejoin_gb_values(other.clone(), &["ISO_IR 192".to_owned()]),
+            other
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Extraction of the attributes the index needs, reading a Part 10 file only up to Pixel
 //! Data (never the pixels: a US cine or CT volume can be hundreds of megabytes).
 
-use crate::charset::repair_text;
+use crate::charset::{rejoin_gb_values, repair_text};
 use crate::meta::{FileMeta, MetaError, read_file_meta};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
@@ -100,6 +100,17 @@ impl Reader<'_> {
     }
     /// Text in the data set's character set (PN, LO, SH, ST, LT, UT, UC).
     fn text(&self, tag: Tag) -> Option<String> {
+        let e = self.obj.get(tag)?;
+        if e.vr() != VR::UN
+            && let Some(dicom_core::PrimitiveValue::Strs(values)) = e.value().primitive()
+            && values.iter().any(|v| v.contains('\\'))
+        {
+            // a GBK/GB18030 value cut inside a character by dicom-rs
+            let joined =
+                rejoin_gb_values(values.iter().cloned().collect(), self.charsets).join("\\");
+            let s = joined.trim_matches(|c: char| c == ' ' || c == '\0');
+            return (!s.is_empty()).then(|| repair_text(s, self.charsets));
+        }
         self.raw(tag).map(|s| repair_text(&s, self.charsets))
     }
     fn int(&self, tag: Tag) -> Option<i64> {
@@ -351,6 +362,15 @@ mod tests {
         assert_eq!(
             extract_both(&p).unwrap().patient_name.as_deref(),
             Some(name)
+        );
+
+        // 昞 is `95 5C`: its second byte is the value delimiter
+        let (gb, _, _) = encoding_rs::GB18030.encode("王^昞");
+        assert!(gb.ends_with(&[0x95, 0x5C]));
+        write_file(&p, "GB18030", &gb);
+        assert_eq!(
+            extract_both(&p).unwrap().patient_name.as_deref(),
+            Some("王^昞")
         );
 
         let mut iso = b"Zhang^San=\x1b$)A".to_vec();

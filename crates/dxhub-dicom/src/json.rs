@@ -523,6 +523,11 @@ fn strings(v: &PrimitiveValue, vr: VR, charsets: &[String]) -> Vec<String> {
         PrimitiveValue::Strs(ss) => ss.iter().cloned().collect(),
         other => other.to_multi_str().iter().cloned().collect(),
     };
+    let raw = if is_charset_text_vr(vr) {
+        crate::charset::rejoin_gb_values(raw, charsets)
+    } else {
+        raw
+    };
     raw.into_iter()
         .map(|s| {
             let s = if is_charset_text_vr(vr) {
@@ -839,6 +844,24 @@ mod tests {
         ]);
         let j = file_to_json(&file, &opts()).unwrap();
         assert_eq!(j["00100010"]["Value"][0]["Alphabetic"], "张^小明");
+        // 昞 (`95 5C`): one value, not cut at its second byte
+        for cs in [&b"GB18030"[..], b"GBK"] {
+            let file = part10(&[
+                (tags::SPECIFIC_CHARACTER_SET, b"CS", cs.to_vec()),
+                (
+                    tags::PATIENT_NAME,
+                    b"PN",
+                    encoding_rs::GB18030.encode("王^昞").0.into_owned(),
+                ),
+            ]);
+            let j = file_to_json(&file, &opts()).unwrap();
+            assert_eq!(
+                j["00100010"]["Value"],
+                serde_json::json!([{"Alphabetic": "王^昞"}]),
+                "{}",
+                String::from_utf8_lossy(cs)
+            );
+        }
     }
 
     #[test]
