@@ -71,6 +71,38 @@ fn echoscu_verification() {
     eprintln!("echoscu: {:?}", started.elapsed());
 }
 
+/// DCMTK's `storescu` with a user name asking for a positive User Identity response
+/// (`-usr … -rsp`): without the response DCMTK gives up on the association.
+#[test]
+fn storescu_with_user_identity_asking_a_positive_response() {
+    let Some(storescu) = peers::dcmtk("storescu") else {
+        peers::require("DCMTK storescu", false);
+        return;
+    };
+    let Some(corpus) = peers::corpus() else {
+        peers::require("DXHUB_TEST_CORPUS (pydicom corpus)", false);
+        return;
+    };
+    let hub = TestHub::spawn(HubOptions::default());
+    let out = Command::new(storescu)
+        .env("TCP_NODELAY", "1")
+        .args([
+            "-aet",
+            "CLINIC",
+            "-aec",
+            "DXHUB",
+            "-usr",
+            "clinic.pacs",
+            "-rsp",
+        ])
+        .args(["127.0.0.1", &hub.dicom.port().to_string()])
+        .arg(corpus.join("pydicom/CT_small.dcm"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run storescu");
+    assert!(out.status.success(), "{}", output_text(&out));
+}
+
 /// Storage SOP classes pynetdicom proposes that dxhub deliberately refuses, with the reason.
 /// dxhub's rule (crates/dxhub-dicom/src/sop.rs) is "every storage SOP class of the DICOM
 /// standard, current and retired", so this list is expected to stay empty.

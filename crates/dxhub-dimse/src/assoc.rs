@@ -310,6 +310,28 @@ async fn host_matches(registered: &str, peer: IpAddr) -> bool {
     }
 }
 
+/// The User Identity server response (PS3.7 D.3.3.7.2) for a peer that asked for a
+/// positive one with a user name (with or without password): the association is
+/// accepted (by AE title and host), so the answer is positive, with the empty server
+/// response these identity types carry. DCMTK's SCUs refuse an association that lacks it.
+/// Kerberos, SAML and JWT identities would need a server response the hub does not make:
+/// none is sent for them.
+fn user_identity_response(rq: &AssociationRQ) -> Option<UserVariableItem> {
+    rq.user_variables.iter().find_map(|v| match v {
+        UserVariableItem::UserIdentityItem(id)
+            if id.positive_response_requested()
+                && matches!(
+                    id.identity_type(),
+                    dicom_ul::pdu::UserIdentityType::Username
+                        | dicom_ul::pdu::UserIdentityType::UsernamePassword
+                ) =>
+        {
+            Some(UserVariableItem::Unknown(0x59, vec![0, 0]))
+        }
+        _ => None,
+    })
+}
+
 async fn negotiate(
     conn: &mut Conn,
     service: &DimseService,
@@ -433,21 +455,25 @@ async fn negotiate(
             transfer_syntax: chosen.unwrap_or_else(|| ts::IMPLICIT_VR_LE.to_owned()),
         });
     }
+    let mut user_variables = vec![
+        UserVariableItem::MaxLength(conn.max_receive),
+        UserVariableItem::ImplementationClassUID(
+            dxhub_dicom::meta::IMPLEMENTATION_CLASS_UID.to_owned(),
+        ),
+        UserVariableItem::ImplementationVersionName(
+            dxhub_dicom::meta::IMPLEMENTATION_VERSION_NAME.to_owned(),
+        ),
+    ];
+    if let Some(item) = user_identity_response(rq) {
+        user_variables.push(item);
+    }
     let ac = AssociationAC {
         protocol_version: 1,
         calling_ae_title: rq.calling_ae_title.clone(),
         called_ae_title: rq.called_ae_title.clone(),
         application_context_name: APPLICATION_CONTEXT.to_owned(),
         presentation_contexts: results,
-        user_variables: vec![
-            UserVariableItem::MaxLength(conn.max_receive),
-            UserVariableItem::ImplementationClassUID(
-                dxhub_dicom::meta::IMPLEMENTATION_CLASS_UID.to_owned(),
-            ),
-            UserVariableItem::ImplementationVersionName(
-                dxhub_dicom::meta::IMPLEMENTATION_VERSION_NAME.to_owned(),
-            ),
-        ],
+        user_variables,
     };
     if let Err(e) = conn.write_pdu(&Pdu::AssociationAC(ac)).await {
         warn!(error = %e, "cannot send A-ASSOCIATE-AC");

@@ -95,7 +95,8 @@ pub fn response(
         // LO: at most 64 characters of the default repertoire
         let c: String = c
             .chars()
-            .filter(|c| c.is_ascii() && !c.is_ascii_control())
+            // (a backslash would make it two values)
+            .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '\\')
             .take(64)
             .collect();
         obj.put(DataElement::new(
