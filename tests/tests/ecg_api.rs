@@ -90,6 +90,25 @@ impl Ecgs {
         self.hub.http_url(path)
     }
 
+    /// A tus PATCH of the upload at `location` from `offset` with `body`.
+    async fn patch(
+        &self,
+        location: &str,
+        offset: impl ToString,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.client
+            .patch(self.url(location))
+            .bearer_auth(&self.device)
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset.to_string())
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn upload(
         &self,
         token: &str,
@@ -613,17 +632,7 @@ async fn resumable_upload_survives_a_cut_connection() {
 
     // first third, then the connection breaks halfway through the second request
     let third = total / 3;
-    let r = t
-        .client
-        .patch(t.url(&location))
-        .bearer_auth(&t.device)
-        .header("tus-resumable", "1.0.0")
-        .header("content-type", "application/offset+octet-stream")
-        .header("upload-offset", "0")
-        .body(bytes[..third].to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = t.patch(&location, "0", bytes[..third].to_vec()).await;
     assert_eq!(r.status(), 204);
     assert_eq!(r.headers()["upload-offset"], third.to_string());
     let http: std::net::SocketAddr = t.hub.http;
@@ -669,17 +678,7 @@ async fn resumable_upload_survives_a_cut_connection() {
     );
 
     // a PATCH at the wrong offset is refused
-    let r = t
-        .client
-        .patch(t.url(&location))
-        .bearer_auth(&t.device)
-        .header("tus-resumable", "1.0.0")
-        .header("content-type", "application/offset+octet-stream")
-        .header("upload-offset", "0")
-        .body(bytes[..10].to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = t.patch(&location, "0", bytes[..10].to_vec()).await;
     assert_eq!(r.status(), 409);
 
     // a second PATCH while one still runs: 423 (tus clients retry), nothing truncated
@@ -693,16 +692,8 @@ async fn resumable_upload_survives_a_cut_connection() {
     )
     .await;
     let r = t
-        .client
-        .patch(t.url(&location))
-        .bearer_auth(&t.device)
-        .header("tus-resumable", "1.0.0")
-        .header("content-type", "application/offset+octet-stream")
-        .header("upload-offset", offset.to_string())
-        .body(bytes[offset..].to_vec())
-        .send()
-        .await
-        .unwrap();
+        .patch(&location, offset.to_string(), bytes[offset..].to_vec())
+        .await;
     assert_eq!(r.status(), 423);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "upload-busy", "{v}");
@@ -738,16 +729,8 @@ async fn resumable_upload_survives_a_cut_connection() {
 
     // resume from where the server is
     let r = t
-        .client
-        .patch(t.url(&location))
-        .bearer_auth(&t.device)
-        .header("tus-resumable", "1.0.0")
-        .header("content-type", "application/offset+octet-stream")
-        .header("upload-offset", offset.to_string())
-        .body(bytes[offset..].to_vec())
-        .send()
-        .await
-        .unwrap();
+        .patch(&location, offset.to_string(), bytes[offset..].to_vec())
+        .await;
     assert_eq!(r.status(), 204);
     assert_eq!(r.headers()["upload-offset"], total.to_string());
     let ecg_location = r.headers()["location"].to_str().unwrap().to_owned();
