@@ -372,26 +372,29 @@ function useLease(item: number | null, me: number): string {
     if (item == null) return;
     let timer: number | undefined;
     let stopped = false;
-    const beat = async (first: boolean) => {
+    let holder = false;
+    const beat = async () => {
       let next = 30;
       try {
-        if (first) {
+        if (!holder) {
           // only the holder's lease: a verifier opening a submitted report holds none
           const it = await api<WorkItem>("GET", `/api/v1/worklist/${item}`);
           if (it.claimed_by !== me || !["claimed", "drafted", "returned"].includes(it.state)) return;
+          holder = true;
         }
         const r = await api<{ lease_ttl_s: number }>("POST", `/api/v1/worklist/${item}/heartbeat`);
         next = Math.max(3, Math.floor(r.lease_ttl_s / 3));
       } catch (err) {
-        if (err instanceof ApiError && (err.code === "lease-lost" || err.status === 404)) {
-          setLost(errorText(err));
+        if (err instanceof ApiError && err.status >= 400 && err.status < 500) {
+          // the lease is gone (or the item is not this user's to keep): say so once
+          if (holder) setLost(errorText(err));
           return;
         }
-        next = 10; // a weak network: try again soon
+        next = 10; // a weak network or a hub restarting: try again soon
       }
-      if (!stopped) timer = window.setTimeout(() => beat(false), next * 1000);
+      if (!stopped) timer = window.setTimeout(beat, next * 1000);
     };
-    beat(true);
+    beat();
     return () => {
       stopped = true;
       window.clearTimeout(timer);
