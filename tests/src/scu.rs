@@ -381,6 +381,11 @@ impl Scu {
     }
 
     fn read_response(&mut self) -> io::Result<(u16, Option<String>)> {
+        let r = self.read_response_command()?;
+        Ok((r.status, r.comment))
+    }
+
+    fn read_response_command(&mut self) -> io::Result<Response> {
         let mut cmd = Vec::new();
         loop {
             match read_pdu(&mut self.stream)? {
@@ -393,17 +398,25 @@ impl Scu {
                                 &IMPLICIT_VR_LITTLE_ENDIAN.erased(),
                             )
                             .map_err(io_err)?;
-                            let status = o
-                                .element(tags::STATUS)
-                                .map_err(io_err)?
-                                .to_int::<u16>()
-                                .map_err(io_err)?;
+                            let int = |tag| -> io::Result<u16> {
+                                o.element(tag)
+                                    .map_err(io_err)?
+                                    .to_int::<u16>()
+                                    .map_err(io_err)
+                            };
                             let comment = o
                                 .element_opt(tags::ERROR_COMMENT)
                                 .ok()
                                 .flatten()
                                 .and_then(|e| e.to_str().ok().map(|s| s.trim().to_owned()));
-                            return Ok((status, comment));
+                            return Ok(Response {
+                                command_field: int(tags::COMMAND_FIELD)?,
+                                message_id_being_responded_to: int(
+                                    tags::MESSAGE_ID_BEING_RESPONDED_TO,
+                                )?,
+                                status: int(tags::STATUS)?,
+                                comment,
+                            });
                         }
                     }
                 }
@@ -416,6 +429,85 @@ impl Scu {
                 other => return Err(io_err(format!("unexpected {}", other.short_description()))),
             }
         }
+    }
+
+    /// Send any request command on `pc` (with a data set when `dataset` is given, in
+    /// fragments of at most `fragment` bytes) and, unless it is a C-CANCEL, read the answer.
+    pub fn request(
+        &mut self,
+        pc: u8,
+        command_field: u16,
+        sop_class: &str,
+        dataset: Option<&[u8]>,
+        fragment: usize,
+    ) -> io::Result<Option<Response>> {
+        let id = self.next_message_id;
+        self.next_message_id = self.next_message_id.wrapping_add(1);
+        let class_tag = if matches!(command_field, 0x0110 | 0x0120 | 0x0130 | 0x0150) {
+            tags::REQUESTED_SOP_CLASS_UID
+        } else {
+            tags::AFFECTED_SOP_CLASS_UID
+        };
+        let (id_tag, id_value) = if command_field == 0x0FFF {
+            (tags::MESSAGE_ID_BEING_RESPONDED_TO, id.wrapping_sub(1))
+        } else {
+            (tags::MESSAGE_ID, id)
+        };
+        let cmd = Self::command(&[
+            (class_tag, VR::UI, sop_class.into()),
+            (
+                tags::COMMAND_FIELD,
+                VR::US,
+                PrimitiveValue::from(command_field),
+            ),
+            (id_tag, VR::US, PrimitiveValue::from(id_value)),
+            (
+                tags::COMMAND_DATA_SET_TYPE,
+                VR::US,
+                PrimitiveValue::from(if dataset.is_some() { 0u16 } else { 0x0101 }),
+            ),
+        ]);
+        let mut out = Vec::new();
+        encode_pdu(
+            &Pdu::PData {
+                data: vec![PDataValue {
+                    presentation_context_id: pc,
+                    value_type: PDataValueType::Command,
+                    is_last: true,
+                    data: cmd,
+                }],
+            },
+            &mut out,
+        )?;
+        if let Some(ds) = dataset {
+            let chunks: Vec<&[u8]> = ds.chunks(fragment.max(1)).collect();
+            let n = chunks.len();
+            for (i, c) in chunks.into_iter().enumerate() {
+                encode_pdu(
+                    &Pdu::PData {
+                        data: vec![PDataValue {
+                            presentation_context_id: pc,
+                            value_type: PDataValueType::Data,
+                            is_last: i + 1 == n,
+                            data: c.to_vec(),
+                        }],
+                    },
+                    &mut out,
+                )?;
+            }
+        }
+        self.stream.write_all(&out)?;
+        if command_field == 0x0FFF {
+            return Ok(None);
+        }
+        let r = self.read_response_command()?;
+        if r.message_id_being_responded_to != id {
+            return Err(io_err(format!(
+                "answer to message {}, not {id}",
+                r.message_id_being_responded_to
+            )));
+        }
+        Ok(Some(r))
     }
 
     pub fn release(mut self) -> io::Result<()> {
@@ -450,6 +542,15 @@ impl Scu {
     pub fn drop_connection(self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// A DIMSE response command, as far as tests look at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub command_field: u16,
+    pub message_id_being_responded_to: u16,
+    pub status: u16,
+    pub comment: Option<String>,
 }
 
 pub fn ct_context() -> (String, Vec<String>) {

@@ -292,6 +292,76 @@ async fn failures_get_a_status_and_the_association_stays_usable() {
     );
 }
 
+/// A C-FIND, C-GET, N-ACTION or C-CANCEL sent to a storage SCP gets what PS3.7 asks
+/// (Unrecognized Operation, or nothing for C-CANCEL) and the association goes on; a
+/// response the hub never asked for aborts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_the_hub_does_not_provide_are_answered_0211() {
+    let hub = TestHub::spawn(HubOptions::default());
+    let study = new_uid();
+    let series = new_uid();
+    let addr = hub.dicom;
+    let (answers, echo, stored, aborted) = tokio::task::spawn_blocking(move || {
+        let mut scu = Scu::connect(
+            addr,
+            "CLINIC",
+            "DXHUB",
+            &[ct_context(), verification_context()],
+            1 << 20,
+        )
+        .unwrap();
+        let (ct, _) = scu.context_for(CT).unwrap();
+        let (ver, _) = scu.context_for(uids::VERIFICATION).unwrap();
+        let identifier = ct_dataset(&CtSpec::new(&study, &series, 9));
+        let mut answers = Vec::new();
+        // C-FIND with an identifier in three fragments
+        answers.push(
+            scu.request(ct, 0x0020, CT, Some(&identifier[..300]), 128)
+                .unwrap(),
+        );
+        // N-ACTION without a data set, on the verification context
+        answers.push(
+            scu.request(ver, 0x0130, uids::VERIFICATION, None, 0)
+                .unwrap(),
+        );
+        // C-CANCEL: no answer is due, and none may come before the next one
+        assert!(scu.request(ct, 0x0FFF, CT, None, 0).unwrap().is_none());
+        // C-GET with its identifier in one fragment
+        answers.push(
+            scu.request(ct, 0x0010, CT, Some(&identifier[..64]), 1 << 16)
+                .unwrap(),
+        );
+        let echo = scu.echo(ver).unwrap();
+        let spec = CtSpec::new(&study, &series, 1);
+        let stored = scu
+            .store(ct, CT, &spec.sop_uid, &ct_dataset(&spec))
+            .unwrap();
+        scu.release().unwrap();
+
+        let mut scu = Scu::connect(addr, "CLINIC", "DXHUB", &[ct_context()], 1 << 20).unwrap();
+        let (ct, _) = scu.context_for(CT).unwrap();
+        let aborted = scu.request(ct, 0x8001, CT, None, 0);
+        (answers, echo, stored, aborted)
+    })
+    .await
+    .unwrap();
+
+    let answers: Vec<_> = answers.into_iter().map(Option::unwrap).collect();
+    let fields: Vec<u16> = answers.iter().map(|a| a.command_field).collect();
+    assert_eq!(fields, [0x8020, 0x8130, 0x8010], "{answers:?}");
+    assert!(
+        answers.iter().all(|a| a.status == 0x0211),
+        "Unrecognized Operation: {answers:?}"
+    );
+    assert_eq!(echo, 0x0000);
+    assert_eq!(stored.0, 0x0000, "the association stays usable: {stored:?}");
+    assert_eq!(hub.catalog().await.counts().await.unwrap().instances, 1);
+    assert!(
+        aborted.is_err(),
+        "an unsolicited response ends the association: {aborted:?}"
+    );
+}
+
 fn replace_once(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     let pos = hay
         .windows(from.len())

@@ -18,6 +18,8 @@ pub const DATASET_DOES_NOT_MATCH_SOP_CLASS: u16 = 0xA900;
 pub const CANNOT_UNDERSTAND: u16 = 0xC000;
 /// Failure: processing failure (generic, PS3.7).
 pub const PROCESSING_FAILURE: u16 = 0x0110;
+/// Failure: unrecognized operation (PS3.7 C.5.4): a DIMSE request the SCP does not provide.
+pub const UNRECOGNIZED_OPERATION: u16 = 0x0211;
 
 /// Whether a status is a warning (Bxxx, 0001, 0107, 0116).
 pub const fn is_warning(status: u16) -> bool {

@@ -2,7 +2,9 @@
 
 use crate::DimseService;
 use crate::audit::{self, StoreTally};
-use crate::command::{self, C_ECHO_RQ, C_ECHO_RSP, C_STORE_RQ, C_STORE_RSP};
+use crate::command::{
+    self, C_CANCEL_RQ, C_ECHO_RQ, C_ECHO_RSP, C_STORE_RQ, C_STORE_RSP, RESPONSE_BIT,
+};
 use dicom_ul::pdu::{
     AbortRQServiceProviderReason, AbortRQSource, AssociationAC, AssociationRJ, AssociationRJResult,
     AssociationRJServiceProviderPresentationReason, AssociationRJServiceUserReason,
@@ -499,6 +501,9 @@ struct Incoming {
     sink: Sink,
     pending: Vec<u8>,
     refusal: Option<(u16, String)>,
+    /// A request dxhub does not provide, whose data set is read and dropped: when it
+    /// ends, the answer is this response command field with Unrecognized Operation.
+    unrecognized: Option<u16>,
 }
 
 /// Where an instance's data set goes while it arrives.
@@ -628,7 +633,20 @@ async fn serve_association(
                             if pdv.is_last
                                 && let Some(inc) = incoming.take()
                             {
-                                finish_store(conn, service, accepted, tally, inc).await?;
+                                if let Some(field) = inc.unrecognized {
+                                    refuse_operation(
+                                        conn,
+                                        service,
+                                        inc.pc_id,
+                                        field,
+                                        inc.message_id,
+                                        &inc.sop_class_uid,
+                                        &inc.sop_instance_uid,
+                                    )
+                                    .await?;
+                                } else {
+                                    finish_store(conn, service, accepted, tally, inc).await?;
+                                }
                             }
                         }
                     }
@@ -757,12 +775,82 @@ async fn handle_command(
                 sink,
                 pending: Vec::new(),
                 refusal,
+                unrecognized: None,
             }))
         }
-        other => Err(AssocError::Protocol(format!(
-            "unsupported DIMSE command 0x{other:04X}"
+        // C-CANCEL has no response (PS3.7 9.3.2.3); nothing dxhub does can be cancelled
+        C_CANCEL_RQ => Ok(None),
+        // a response to a request dxhub never sent: the peer has lost track of the roles
+        other if other & RESPONSE_BIT != 0 => Err(AssocError::Protocol(format!(
+            "unexpected DIMSE response 0x{other:04X}"
         ))),
+        // C-FIND, C-GET, C-MOVE, N-*: not provided on this association. Answer
+        // Unrecognized Operation (PS3.7 C.5.4), after its data set if it has one, and keep
+        // the association for what follows, as DCMTK's and pynetdicom's SCPs do.
+        other => {
+            let sop_class_uid = rq
+                .affected_sop_class_uid
+                .or(rq.requested_sop_class_uid)
+                .unwrap_or_else(|| abstract_syntax.clone());
+            let sop_instance_uid = rq
+                .affected_sop_instance_uid
+                .or(rq.requested_sop_instance_uid)
+                .unwrap_or_default();
+            let field = other | RESPONSE_BIT;
+            if rq.has_data_set {
+                return Ok(Some(Incoming {
+                    pc_id,
+                    message_id: rq.message_id,
+                    sop_class_uid,
+                    sop_instance_uid,
+                    sink: Sink::Discard,
+                    pending: Vec::new(),
+                    refusal: None,
+                    unrecognized: Some(field),
+                }));
+            }
+            refuse_operation(
+                conn,
+                service,
+                pc_id,
+                field,
+                rq.message_id,
+                &sop_class_uid,
+                &sop_instance_uid,
+            )
+            .await?;
+            Ok(None)
+        }
     }
+}
+
+/// Answer a request dxhub does not provide with Unrecognized Operation (0211H).
+async fn refuse_operation(
+    conn: &mut Conn,
+    service: &DimseService,
+    pc_id: u8,
+    response_field: u16,
+    message_id: u16,
+    sop_class_uid: &str,
+    sop_instance_uid: &str,
+) -> Result<(), AssocError> {
+    debug!(
+        command = format_args!("0x{:04X}", response_field & !RESPONSE_BIT),
+        "unrecognized DIMSE operation"
+    );
+    let resp = command::response(
+        response_field,
+        message_id,
+        sop_class_uid,
+        (!sop_instance_uid.is_empty()).then_some(sop_instance_uid),
+        status::UNRECOGNIZED_OPERATION,
+        Some("operation not provided by this SCP"),
+    );
+    send_response(conn, pc_id, resp).await?;
+    service
+        .metrics
+        .command("unrecognized", status::UNRECOGNIZED_OPERATION);
+    Ok(())
 }
 
 async fn finish_store(

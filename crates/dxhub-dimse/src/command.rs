@@ -9,7 +9,10 @@ pub const C_STORE_RQ: u16 = 0x0001;
 pub const C_STORE_RSP: u16 = 0x8001;
 pub const C_ECHO_RQ: u16 = 0x0030;
 pub const C_ECHO_RSP: u16 = 0x8030;
+pub const C_CANCEL_RQ: u16 = 0x0FFF;
 pub const NO_DATA_SET: u16 = 0x0101;
+/// The bit that makes a command field a response (PS3.7 E.1).
+pub const RESPONSE_BIT: u16 = 0x8000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -26,6 +29,9 @@ pub struct Request {
     pub message_id: u16,
     pub affected_sop_class_uid: Option<String>,
     pub affected_sop_instance_uid: Option<String>,
+    /// N-SET, N-ACTION, N-GET and N-DELETE name their class and instance here instead.
+    pub requested_sop_class_uid: Option<String>,
+    pub requested_sop_instance_uid: Option<String>,
     pub has_data_set: bool,
 }
 
@@ -47,11 +53,23 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request, CommandError> {
             .and_then(|e| e.to_int::<u16>().ok())
             .ok_or(CommandError::Missing(name))
     };
+    let command_field = u16_of(tags::COMMAND_FIELD, "CommandField")?;
+    // a C-CANCEL names the request it cancels instead of having an ID of its own
+    let message_id = if command_field == C_CANCEL_RQ {
+        u16_of(
+            tags::MESSAGE_ID_BEING_RESPONDED_TO,
+            "MessageIDBeingRespondedTo",
+        )?
+    } else {
+        u16_of(tags::MESSAGE_ID, "MessageID")?
+    };
     Ok(Request {
-        command_field: u16_of(tags::COMMAND_FIELD, "CommandField")?,
-        message_id: u16_of(tags::MESSAGE_ID, "MessageID")?,
+        command_field,
+        message_id,
         affected_sop_class_uid: str_of(&obj, tags::AFFECTED_SOP_CLASS_UID),
         affected_sop_instance_uid: str_of(&obj, tags::AFFECTED_SOP_INSTANCE_UID),
+        requested_sop_class_uid: str_of(&obj, tags::REQUESTED_SOP_CLASS_UID),
+        requested_sop_instance_uid: str_of(&obj, tags::REQUESTED_SOP_INSTANCE_UID),
         has_data_set: u16_of(tags::COMMAND_DATA_SET_TYPE, "CommandDataSetType")? != NO_DATA_SET,
     })
 }
