@@ -1,7 +1,7 @@
 //! Extraction of the attributes the index needs, reading a Part 10 file only up to Pixel
 //! Data (never the pixels: a US cine or CT volume can be hundreds of megabytes).
 
-use crate::charset::{rejoin_gb_values, repair_text};
+use crate::charset::{repair_text, text_of_values};
 use crate::meta::{FileMeta, MetaError, read_file_meta};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
@@ -106,10 +106,7 @@ impl Reader<'_> {
             && values.iter().any(|v| v.contains('\\'))
         {
             // a GBK/GB18030 value cut inside a character by dicom-rs
-            let joined =
-                rejoin_gb_values(values.iter().cloned().collect(), self.charsets).join("\\");
-            let s = joined.trim_matches(|c: char| c == ' ' || c == '\0');
-            return (!s.is_empty()).then(|| repair_text(s, self.charsets));
+            return text_of_values(values.iter().cloned().collect(), self.charsets);
         }
         self.raw(tag).map(|s| repair_text(&s, self.charsets))
     }

@@ -7,7 +7,8 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod charset;
+/// The text repairs live in `dxhub-core`, so the ECG readers share them.
+pub use dxhub_core::charset;
 pub mod extract;
 pub mod from_json;
 pub mod json;

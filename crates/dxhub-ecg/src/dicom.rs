@@ -13,6 +13,9 @@
 //!   means no notch.
 //! - Device measurements and statements come from the Waveform Annotation Sequence: items with
 //!   a Numeric Value and a Concept Name are measurements, Unformatted Text Values are statements.
+//! - Text (patient, device, statements) is decoded per Specific Character Set and repaired as
+//!   the index repairs it (`dxhub_core::charset`): GBK/GB18030 characters whose second byte is
+//!   0x5C, and ISO 2022 IR 58.
 
 use crate::model::{Device, Ecg, Filters, Lead, LeadCode, Measurement, Patient};
 use dicom_core::Tag;
@@ -124,7 +127,8 @@ pub fn read_dicom_object(obj: &InMemDicomObject) -> Result<Ecg> {
         .ok_or(DicomEcgError::OnlyMedianBeats)?;
 
     let (leads, sample_rate_hz, filters) = read_group(&groups[rhythm], rhythm)?;
-    let (device_measurements, statements) = annotations(obj);
+    let cs = charsets(obj);
+    let (device_measurements, statements) = annotations(obj, &cs);
 
     let acquired_at = string(obj, tags::ACQUISITION_DATE_TIME).or_else(|| {
         let date = string(obj, tags::CONTENT_DATE)?;
@@ -141,19 +145,40 @@ pub fn read_dicom_object(obj: &InMemDicomObject) -> Result<Ecg> {
         device_measurements,
         statements,
         patient: Patient {
-            id: string(obj, tags::PATIENT_ID),
-            name: string(obj, tags::PATIENT_NAME),
+            id: text(obj, tags::PATIENT_ID, &cs),
+            name: text(obj, tags::PATIENT_NAME, &cs),
             birth_date: string(obj, tags::PATIENT_BIRTH_DATE),
             sex: string(obj, tags::PATIENT_SEX),
         },
         device: Device {
-            serial: string(obj, tags::DEVICE_SERIAL_NUMBER),
-            model: string(obj, tags::MANUFACTURER_MODEL_NAME),
-            manufacturer: string(obj, tags::MANUFACTURER),
+            serial: text(obj, tags::DEVICE_SERIAL_NUMBER, &cs),
+            model: text(obj, tags::MANUFACTURER_MODEL_NAME, &cs),
+            manufacturer: text(obj, tags::MANUFACTURER, &cs),
         },
         acquired_at,
         has_median_beats,
     })
+}
+
+/// The data set's Specific Character Set values.
+fn charsets(obj: &InMemDicomObject) -> Vec<String> {
+    obj.get(tags::SPECIFIC_CHARACTER_SET)
+        .and_then(|e| e.to_multi_str().ok())
+        .map(|v| v.iter().map(|s| s.trim().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// A trimmed, non-empty text value (LO, PN, UT …), repaired for its character set.
+fn text(obj: &InMemDicomObject, tag: Tag, charsets: &[String]) -> Option<String> {
+    match obj.get(tag)?.value().primitive()? {
+        PrimitiveValue::Strs(values) => {
+            dxhub_core::charset::text_of_values(values.iter().cloned().collect(), charsets)
+        }
+        PrimitiveValue::Str(value) => {
+            dxhub_core::charset::text_of_values(vec![value.clone()], charsets)
+        }
+        _ => string(obj, tag),
+    }
 }
 
 /// A trimmed, non-empty string value.
@@ -342,7 +367,7 @@ fn read_group(g: &InMemDicomObject, group: usize) -> Result<(Vec<Lead>, f64, Fil
 }
 
 /// Device measurements and interpretation statements of the Waveform Annotation Sequence.
-fn annotations(obj: &InMemDicomObject) -> (Vec<Measurement>, Vec<String>) {
+fn annotations(obj: &InMemDicomObject, cs: &[String]) -> (Vec<Measurement>, Vec<String>) {
     let mut measurements = Vec::new();
     let mut statements = Vec::new();
     let Some(items) = obj
@@ -352,8 +377,8 @@ fn annotations(obj: &InMemDicomObject) -> (Vec<Measurement>, Vec<String>) {
         return (measurements, statements);
     };
     for item in items {
-        if let Some(text) = string(item, tags::UNFORMATTED_TEXT_VALUE) {
-            statements.push(text);
+        if let Some(t) = text(item, tags::UNFORMATTED_TEXT_VALUE, cs) {
+            statements.push(t);
             continue;
         }
         let (Some(value), Some(concept)) = (
@@ -365,7 +390,7 @@ fn annotations(obj: &InMemDicomObject) -> (Vec<Measurement>, Vec<String>) {
         measurements.push(Measurement {
             code: string(concept, tags::CODE_VALUE).unwrap_or_default(),
             scheme: string(concept, tags::CODING_SCHEME_DESIGNATOR).unwrap_or_default(),
-            meaning: string(concept, tags::CODE_MEANING).unwrap_or_default(),
+            meaning: text(concept, tags::CODE_MEANING, cs).unwrap_or_default(),
             value,
             unit: first_item(item, tags::MEASUREMENT_UNITS_CODE_SEQUENCE)
                 .and_then(|u| string(u, tags::CODE_VALUE))
@@ -630,6 +655,76 @@ mod tests {
         );
         let ecg = read_dicom_object(&obj).unwrap();
         assert_eq!(ecg.leads[1].samples_uv, vec![6.0]);
+    }
+
+    /// Part 10 bytes of an ECG whose Specific Character Set, patient name and statement
+    /// are raw bytes (as a Chinese device writes them): placeholders written in UTF-8,
+    /// replaced byte for byte after encoding.
+    fn ecg_with_raw_text(charset: &[u8; 16], name: &[u8; 16], statement: &[u8; 8]) -> Vec<u8> {
+        use dicom_object::meta::FileMetaTableBuilder;
+        let one = [ch("2:1", "1", "uV")];
+        let data = PrimitiveValue::I16(vec![1, 2].into());
+        let mut obj = ecg_object(GENERAL_ECG, vec![group("RHYTHM", &one, 2, 16, "SS", data)]);
+        s(
+            &mut obj,
+            tags::SPECIFIC_CHARACTER_SET,
+            VR::CS,
+            "ISO_IR 192      ",
+        );
+        s(&mut obj, tags::PATIENT_NAME, VR::PN, "NAMEPLACEHOLDER1");
+        let mut item = InMemDicomObject::new_empty();
+        s(&mut item, tags::UNFORMATTED_TEXT_VALUE, VR::UT, "STMTPLCH");
+        seq(&mut obj, tags::WAVEFORM_ANNOTATION_SEQUENCE, vec![item]);
+        let meta = FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid(GENERAL_ECG)
+            .media_storage_sop_instance_uid("1.2.3.4")
+            .transfer_syntax("1.2.840.10008.1.2.1")
+            .build()
+            .unwrap();
+        let mut out = Vec::new();
+        obj.with_exact_meta(meta).write_all(&mut out).unwrap();
+        let mut replace = |from: &[u8], to: &[u8]| {
+            let at = out.windows(from.len()).position(|w| w == from).unwrap();
+            out[at..at + to.len()].copy_from_slice(to);
+        };
+        replace(b"ISO_IR 192      ", charset);
+        replace(b"NAMEPLACEHOLDER1", name);
+        replace(b"STMTPLCH", statement);
+        out
+    }
+
+    fn padded<const N: usize>(bytes: &[u8]) -> [u8; N] {
+        let mut out = [b' '; N];
+        out[..bytes.len()].copy_from_slice(bytes);
+        out
+    }
+
+    /// The readings the index makes of the same bytes: GB18030 names with a 0x5C second
+    /// byte (昞 is 95 5C) and ISO 2022 IR 58 names, not what dicom-rs alone decodes.
+    #[test]
+    fn chinese_text_is_read_as_the_index_reads_it() {
+        let gb = |t: &str| encoding_rs::GB18030.encode(t).0.into_owned();
+        let bytes = ecg_with_raw_text(
+            &padded(b"GB18030"),
+            &padded(&gb("王^昞")),
+            &padded(&gb("窦性心律")),
+        );
+        let ecg = read_dicom(&bytes).unwrap();
+        assert_eq!(ecg.patient.name.as_deref(), Some("王^昞"));
+        assert_eq!(ecg.statements, ["窦性心律"]);
+
+        let mut name = b"Li^Lei=\x1b$)A".to_vec();
+        name.extend_from_slice(&encoding_rs::GBK.encode("李^雷").0);
+        let mut statement = b"\x1b$)A".to_vec();
+        statement.extend_from_slice(&encoding_rs::GBK.encode("窦性").0);
+        let bytes = ecg_with_raw_text(
+            &padded(b"\\ISO 2022 IR 58"),
+            &padded(&name),
+            &padded(&statement),
+        );
+        let ecg = read_dicom(&bytes).unwrap();
+        assert_eq!(ecg.patient.name.as_deref(), Some("Li^Lei=李^雷"));
+        assert_eq!(ecg.statements, ["窦性"]);
     }
 
     #[test]

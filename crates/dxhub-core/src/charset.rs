@@ -114,6 +114,15 @@ fn split_gb(bytes: &[u8]) -> Vec<&[u8]> {
     parts
 }
 
+/// A text element's values as dicom-rs decoded them, made right: values cut inside a
+/// GBK/GB18030 character rejoined, joined with `\\`, trimmed of padding, ISO 2022 IR 58
+/// repaired. `None` when nothing is left.
+pub fn text_of_values(values: Vec<String>, charsets: &[String]) -> Option<String> {
+    let joined = rejoin_gb_values(values, charsets).join("\\");
+    let s = joined.trim_matches(|c: char| c == ' ' || c == '\0');
+    (!s.is_empty()).then(|| repair_text(s, charsets))
+}
+
 /// Repair text of a value decoded by dicom-rs, given the data set's Specific Character Set.
 pub fn repair_text(decoded: &str, charsets: &[String]) -> String {
     match needs_iso2022_repair(charsets) {
@@ -182,6 +191,24 @@ mod tests {
     fn strips_escapes_when_first_value_is_ir58() {
         let cs = vec!["ISO 2022 IR 58".to_owned()];
         assert_eq!(repair_text("\u{1b}$)A张三", &cs), "张三");
+    }
+
+    #[test]
+    fn text_of_values_rejoins_trims_and_repairs() {
+        let gb = vec!["GB18030".to_owned()];
+        assert_eq!(
+            text_of_values(vec!["王^\\225".to_owned(), " ".to_owned()], &gb).as_deref(),
+            Some("王^昞")
+        );
+        let ir58 = vec![String::new(), "ISO 2022 IR 58".to_owned()];
+        let mut raw = b"Li=".to_vec();
+        raw.extend(gb2312_iso2022("李^雷"));
+        let latin1: String = raw.iter().map(|&b| b as char).collect();
+        assert_eq!(
+            text_of_values(vec![latin1], &ir58).as_deref(),
+            Some("Li=李^雷")
+        );
+        assert_eq!(text_of_values(vec![" \0".to_owned()], &gb), None);
     }
 
     #[test]
