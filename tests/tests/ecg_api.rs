@@ -727,6 +727,32 @@ async fn resumable_upload_survives_a_cut_connection() {
     t.hub.start();
     assert_eq!(head_offset(&t).await, offset, "offset after a restart");
 
+    // the last PATCH arrives while the object store fails (its directory is a file): a
+    // server error, and the offset stays where it was, so that the retry completes
+    let blobs = t.hub.data_dir.join("blobs");
+    let away = t.hub.data_dir.join("blobs.away");
+    std::fs::rename(&blobs, &away).unwrap();
+    std::fs::write(&blobs, b"not a directory").unwrap();
+    let r = t
+        .patch(&location, offset.to_string(), bytes[offset..].to_vec())
+        .await;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert!(status.is_server_error(), "{status} {v}");
+    assert!(v["error"]["code"].is_string(), "{v}");
+    std::fs::remove_file(&blobs).unwrap();
+    std::fs::rename(&away, &blobs).unwrap();
+    assert_eq!(
+        head_offset(&t).await,
+        offset,
+        "the failed last PATCH did not advance the offset"
+    );
+    assert_eq!(
+        t.ecg_count().await,
+        0,
+        "nothing indexed by the failed PATCH"
+    );
+
     // resume from where the server is
     let r = t
         .patch(&location, offset.to_string(), bytes[offset..].to_vec())

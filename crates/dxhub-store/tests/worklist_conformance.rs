@@ -69,6 +69,7 @@ conformance!(
     ecg_stemi_is_stat,
     concurrent_claims_exactly_once,
     concurrent_claims_keep_patients_together,
+    one_readers_tabs_stay_within_the_maximum,
     webhooks_deliveries,
     priors_match_identity,
     readers_reach_routed_studies_and_priors,
@@ -2000,6 +2001,129 @@ mod suite {
         assert_eq!(holders.len(), PATIENTS as usize);
         for (patient, who) in &holders {
             assert_eq!(who.len(), 1, "patient {patient} held by readers {who:?}");
+        }
+    }
+
+    /// Readers with six tabs each, three pressing "next" and three opening items from the
+    /// list, at once, over patients with several studies (so "next" prefers a study of a
+    /// patient the reader already holds, and gives its locks back to take it, while a
+    /// claim from another tab may come in): no reader ends up over their maximum.
+    pub async fn one_readers_tabs_stay_within_the_maximum(c: Arc<SqlCatalog>) {
+        const READERS: usize = 4;
+        const TABS: usize = 6;
+        const MAX: i64 = 3;
+        const ROUNDS: usize = 5;
+        let fx = fixture(&*c).await;
+        let mut readers = Vec::new();
+        for n in 0..READERS {
+            let u = add_user(&*c, "County", &format!("t{n}"), Role::Reader).await;
+            member(&*c, &fx.radiology, &u, MAX).await;
+            readers.push(u);
+        }
+        let t = wall();
+        let mut n_study = 0u32;
+        for round in 0..ROUNDS {
+            // 16 patients × 3 studies, interleaved in time so that the oldest item is
+            // rarely of the patient a reader already holds
+            let mut uids = Vec::new();
+            for k in 0..48u32 {
+                let patient = format!("TP{round}-{}", k % 16);
+                let s = study(fx.village.id, uid(7000 + n_study), "CT", &patient);
+                n_study += 1;
+                add_study(&*c, &s).await;
+                uids.push(s.uid);
+            }
+            let base = t + secs(1000 * round as i64);
+            let mut ids = Vec::new();
+            for (n, u) in uids.iter().enumerate() {
+                ids.push(ready(&*c, u, base + n as i64).await.id);
+            }
+            let now = base + secs(60);
+            let mut tasks = Vec::new();
+            for (r, u) in readers.iter().enumerate() {
+                for tab in 0..TABS {
+                    let (c, u) = (c.clone(), u.clone());
+                    let mut list = ids.clone();
+                    list.rotate_left((r * TABS + tab) * 5 % ids.len());
+                    tasks.push(tokio::spawn(async move {
+                        if tab % 2 == 1 {
+                            for id in list {
+                                match c.claim(id, &actor(&u), now, 86_400).await.expect("claim") {
+                                    Claim::Refused(Refusal::LimitReached { .. }) => break,
+                                    Claim::Claimed(_)
+                                    | Claim::Refused(
+                                        Refusal::NotClaimable { .. } | Refusal::PatientHeld,
+                                    ) => {}
+                                    Claim::Refused(other) => {
+                                        panic!("{}: refused {other:?}", u.login)
+                                    }
+                                }
+                            }
+                            return;
+                        }
+                        loop {
+                            match c
+                                .claim_next(&actor(&u), now, 86_400)
+                                .await
+                                .expect("claim_next")
+                            {
+                                Claim::Claimed(_) => {}
+                                Claim::Refused(
+                                    Refusal::LimitReached { .. } | Refusal::NothingQueued,
+                                ) => break,
+                                Claim::Refused(other) => {
+                                    panic!("{}: refused {other:?}", u.login)
+                                }
+                            }
+                        }
+                    }));
+                }
+            }
+            for task in tasks {
+                task.await.expect("task");
+            }
+            let claimed = c
+                .list_work_items(&WorkFilter {
+                    states: vec![WorkState::Claimed],
+                    limit: 1000,
+                    ..WorkFilter::default()
+                })
+                .await
+                .unwrap();
+            for u in &readers {
+                let held: Vec<i64> = claimed
+                    .iter()
+                    .filter(|it| it.claimed_by == Some(u.id))
+                    .map(|it| it.id)
+                    .collect();
+                assert_eq!(
+                    held.len() as i64,
+                    MAX,
+                    "round {round}: {} holds {held:?}",
+                    u.login
+                );
+            }
+            // give everything back for the next round
+            for it in &claimed {
+                let holder = readers
+                    .iter()
+                    .find(|u| Some(u.id) == it.claimed_by)
+                    .unwrap();
+                c.release(it.id, &actor(holder), now).await.unwrap();
+            }
+            let queued = c
+                .list_work_items(&WorkFilter {
+                    states: vec![WorkState::Queued],
+                    limit: 1000,
+                    ..WorkFilter::default()
+                })
+                .await
+                .unwrap();
+            for it in &queued {
+                c.cancel(it.id, "next round", &actor(&readers[0]), now)
+                    .await
+                    .unwrap();
+            }
         }
     }
 
