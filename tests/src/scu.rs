@@ -348,36 +348,8 @@ impl Scu {
     }
 
     pub fn echo(&mut self, pc: u8) -> io::Result<u16> {
-        let id = self.next_message_id;
-        self.next_message_id += 1;
-        let cmd = Self::command(&[
-            (
-                tags::AFFECTED_SOP_CLASS_UID,
-                VR::UI,
-                "1.2.840.10008.1.1".into(),
-            ),
-            (tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(0x0030u16)),
-            (tags::MESSAGE_ID, VR::US, PrimitiveValue::from(id)),
-            (
-                tags::COMMAND_DATA_SET_TYPE,
-                VR::US,
-                PrimitiveValue::from(0x0101u16),
-            ),
-        ]);
-        let mut out = Vec::new();
-        encode_pdu(
-            &Pdu::PData {
-                data: vec![PDataValue {
-                    presentation_context_id: pc,
-                    value_type: PDataValueType::Command,
-                    is_last: true,
-                    data: cmd,
-                }],
-            },
-            &mut out,
-        )?;
-        self.stream.write_all(&out)?;
-        Ok(self.read_response()?.0)
+        let r = self.request(pc, 0x0030, "1.2.840.10008.1.1", None, 0)?;
+        Ok(r.map_or(0xFFFF, |r| r.status))
     }
 
     fn read_response(&mut self) -> io::Result<(u16, Option<String>)> {

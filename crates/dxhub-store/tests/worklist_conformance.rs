@@ -2082,14 +2082,19 @@ mod suite {
             for task in tasks {
                 task.await.expect("task");
             }
-            let claimed = c
-                .list_work_items(&WorkFilter {
-                    states: vec![WorkState::Claimed],
-                    limit: 1000,
-                    ..WorkFilter::default()
-                })
-                .await
-                .unwrap();
+            let in_state = |state: WorkState| {
+                let c = c.clone();
+                async move {
+                    c.list_work_items(&WorkFilter {
+                        states: vec![state],
+                        limit: 1000,
+                        ..WorkFilter::default()
+                    })
+                    .await
+                    .unwrap()
+                }
+            };
+            let claimed = in_state(WorkState::Claimed).await;
             for u in &readers {
                 let held: Vec<i64> = claimed
                     .iter()
@@ -2111,15 +2116,7 @@ mod suite {
                     .unwrap();
                 c.release(it.id, &actor(holder), now).await.unwrap();
             }
-            let queued = c
-                .list_work_items(&WorkFilter {
-                    states: vec![WorkState::Queued],
-                    limit: 1000,
-                    ..WorkFilter::default()
-                })
-                .await
-                .unwrap();
-            for it in &queued {
+            for it in &in_state(WorkState::Queued).await {
                 c.cancel(it.id, "next round", &actor(&readers[0]), now)
                     .await
                     .unwrap();
