@@ -65,6 +65,19 @@ impl F {
         v
     }
 
+    /// `POST /api/v1/worklist/next`: the claimed item, or `None` while nothing is queued
+    /// for `who` yet (404 `nothing-queued`: routing runs on the worklist tick).
+    async fn next_item(&self, who: &str) -> Option<Value> {
+        let (s, v) = self
+            .send("POST", "/api/v1/worklist/next", who, Some(json!({})))
+            .await;
+        if s == 404 && v["error"]["code"] == "nothing-queued" {
+            return None;
+        }
+        assert_eq!(s, 200, "POST /api/v1/worklist/next as {who}: {v}");
+        Some(v)
+    }
+
     async fn bytes(&self, path: &str, who: &str) -> (u16, Vec<u8>) {
         let r = self
             .api
@@ -433,17 +446,9 @@ async fn reports_end_to_end() {
     // a village ECG (resident ID: recognised across the alliance)
     let up = upload_ecg(&f, &device, json_ecg(&SynthSpec::sinus(72.0), RESIDENT_ID)).await;
     let study = up["study_instance_uid"].as_str().unwrap().to_owned();
-    let item = eventually(Duration::from_secs(15), || async {
-        let v = f
-            .ok("POST", "/api/v1/worklist/next", "r1", Some(json!({})))
-            .await;
-        v.get("item")
-            .cloned()
-            .filter(|i| !i.is_null())
-            .or_else(|| (v.get("id").is_some()).then(|| v.clone()))
-    })
-    .await
-    .expect("r1 gets the ECG");
+    let item = eventually(Duration::from_secs(15), || f.next_item("r1"))
+        .await
+        .expect("r1 gets the ECG");
     let item_id = item["id"].as_i64().unwrap();
     assert_eq!(item["study_instance_uid"], study.as_str(), "{item}");
     // the sending clinic's study list shows where it is
@@ -2010,17 +2015,9 @@ async fn imaging_report_with_key_image() {
         Some(json!({})),
     )
     .await;
-    let item = eventually(Duration::from_secs(15), || async {
-        let v = f
-            .ok("POST", "/api/v1/worklist/next", "r1", Some(json!({})))
-            .await;
-        v.get("item")
-            .cloned()
-            .filter(|i| !i.is_null())
-            .or_else(|| (v.get("id").is_some()).then(|| v.clone()))
-    })
-    .await
-    .expect("r1 gets the CT");
+    let item = eventually(Duration::from_secs(15), || f.next_item("r1"))
+        .await
+        .expect("r1 gets the CT");
     let item_id = item["id"].as_i64().unwrap();
     let instances = f
         .ok(
