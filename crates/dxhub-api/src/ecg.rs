@@ -357,7 +357,8 @@ async fn accept(
     // one at a time per content in this process: a device's retry while its first request
     // is still being stored waits for it and is then answered as a replay (the DICOM made
     // from an ECG without an acquisition time carries the time it was made, so two
-    // concurrent conversions would store two versions)
+    // concurrent conversions would store two versions; across replicas the index makes
+    // the later one a duplicate of the first, see `instance_with_steps`)
     let _same = same_content_lock(institution_id, &sha).await;
 
     if let Some(key) = &idem_key

@@ -362,6 +362,21 @@ impl SqlCatalog {
             };
             let (id, fresh, at) = ecg::ecg_insert_steps(tx, &e, key.as_deref()).await?;
             written.ecg = Some((e, id, fresh, at));
+            if !fresh {
+                // the institution's record of this content was committed meanwhile (an
+                // upload of it to another replica): this instance is a duplicate of that
+                // record's, and nothing of this write stays
+                let (instance_id, blob_key): (i64, String) = sqlx::query_as(ecg::ECG_INSTANCE)
+                    .bind(id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                written.outcome = InsertOutcome::Duplicate {
+                    instance_id,
+                    blob_key,
+                };
+                written.inserted = false;
+                return Ok(written);
+            }
         }
         if let Some(a) = &extras.audit {
             written.audit = Some(self.audit_step(tx, head, a).await?);

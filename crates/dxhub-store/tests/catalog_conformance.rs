@@ -2145,5 +2145,44 @@ mod suite {
             c.get_study("1.10.1").await.unwrap().unwrap().num_instances,
             13
         );
+
+        // another version of 1 carrying content the institution already has recorded (the
+        // same upload converted again by another replica, at another time): a duplicate of
+        // the recorded instance; no version, record, key or entry is written
+        let first = c.get_instance(&sop(1)).await.unwrap().expect("1 stored");
+        let v1 = instance("1.10.1", "1.10.1.1", &sop(1), 1, 1);
+        let mut same_content = extras(1, "with 1", "ecg-upload");
+        if let Some((_, key)) = &mut same_content.ecg {
+            *key = Some("with-key-1-again".into());
+        }
+        let w = c.insert_instance_with(&v1, &same_content).await.unwrap();
+        let InsertOutcome::Duplicate {
+            instance_id,
+            blob_key,
+        } = &w.outcome
+        else {
+            panic!("{:?}", w.outcome);
+        };
+        assert_eq!(
+            (*instance_id, blob_key.as_str()),
+            (first.id, news[1].instance.blob_key.as_str())
+        );
+        let Some(EcgInsert::Existing(row)) = &w.ecg else {
+            panic!("{:?}", w.ecg);
+        };
+        assert_eq!(row.instance_id, first.id);
+        assert!(w.audit.is_none(), "{w:?}");
+        assert_eq!(c.instance_versions(&sop(1)).await.unwrap().len(), 1);
+        assert!(
+            c.find_ecg_by_idempotency_key(clinic.id, "with-key-1-again")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(c.verify_audit_chain().await.unwrap().entries, 8);
+        assert_eq!(
+            c.get_study("1.10.1").await.unwrap().unwrap().num_instances,
+            13
+        );
     }
 }

@@ -22,6 +22,9 @@ pub(super) const INSERT_IDEMPOTENCY_KEY: &str = "INSERT INTO ecg_idempotency_key
 /// content_sha256).
 pub(super) const FIND_ECG_BY_CONTENT: &str =
     "SELECT id FROM ecgs WHERE institution_id = $1 AND content_sha256 = $2";
+/// The instance (id, blob key) an ECG record points at.
+pub(super) const ECG_INSTANCE: &str = "SELECT i.id, i.blob_key FROM ecgs e \
+     JOIN instances i ON i.id = e.instance_id WHERE e.id = $1";
 
 const UPLOAD_COLUMNS: &str = "id, institution_id, device_id, upload_length, upload_offset, \
      idem_key, content_encoding, ecg_id, error, created_at, updated_at, expires_at";

@@ -381,6 +381,17 @@ impl Writer {
             };
             let (id, fresh, at) = self.ecg(&e, key.as_deref())?;
             written.ecg = Some((e, id, fresh, at));
+            if !fresh {
+                // as `instance_with_steps`: a duplicate of the existing record's instance
+                let (instance_id, blob_key) =
+                    self.one(super::ecg::ECG_INSTANCE, &[&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                written.outcome = InsertOutcome::Duplicate {
+                    instance_id,
+                    blob_key,
+                };
+                written.inserted = false;
+                return Ok(written);
+            }
         }
         if let Some(a) = &extras.audit {
             written.audit = Some(self.audit(head, a)?);
