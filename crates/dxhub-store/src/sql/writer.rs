@@ -383,8 +383,9 @@ impl Writer {
             written.ecg = Some((e, id, fresh, at));
             if !fresh {
                 // as `instance_with_steps`: a duplicate of the existing record's instance
-                let (instance_id, blob_key) =
-                    self.one(super::ecg::ECG_INSTANCE, &[&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let (instance_id, blob_key) = self.one(super::ecg::ECG_INSTANCE, &[&id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
                 written.outcome = InsertOutcome::Duplicate {
                     instance_id,
                     blob_key,
