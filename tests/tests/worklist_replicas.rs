@@ -3,6 +3,8 @@
 //! (issue #6). Readers alternate between the two processes, so the claims of one reader
 //! and of one item race across replicas; the exactly-once guarantee rests on the store's
 //! conditional updates and `FOR UPDATE SKIP LOCKED`, not on anything in one process.
+//! And an event committed after a later one (ids are drawn at insert) still reaches the
+//! open event streams of both processes, once.
 //!
 //! SQLite is not run here: two processes cannot share one SQLite index the way replicas
 //! share PostgreSQL (the store's conformance suite covers SQLite's single writer).
@@ -372,6 +374,113 @@ async fn two_replicas_eight_readers_claim_every_item_exactly_once() {
         events.iter().all(|(id, n)| *n == 1 && ids.contains(id)),
         "one claimed event per item"
     );
+}
+
+/// PostgreSQL draws an event's id at insert, not at commit: a transaction can commit an
+/// event after a later one was already read and sent. The open streams of both replicas
+/// still get it (the pollers ask again for such holes), each event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_committed_late_reaches_the_open_streams_of_both_replicas() {
+    let Some(opts) = postgres_options("wl_late_event").await else {
+        return;
+    };
+    let hub1 = TestHub::spawn(opts);
+    let hub2 = Replica::spawn(&hub1);
+    let url = database_url(&hub1);
+    let db = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .expect("connect PostgreSQL");
+    let alliance_id: i64 =
+        sqlx::query_scalar("SELECT alliance_id FROM institutions WHERE name = '县人民医院'")
+            .fetch_one(&db)
+            .await
+            .expect("the county hospital");
+    add_user(&hub1, "县人民医院", "watcher", "reader", PASSWORD);
+    let token = issue_token(&hub1, "watcher", "1h");
+    let api = Api::new(&hub1);
+    let mut streams = Vec::new();
+    for base in [
+        format!("http://{}", hub1.http),
+        format!("http://{}", hub2.http),
+    ] {
+        let r = api
+            .http
+            .get(format!("{base}/api/v1/worklist/events"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("open the stream");
+        assert_eq!(r.status(), 200, "{base}");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let out = seen.clone();
+        tokio::spawn(async move {
+            let mut r = r;
+            while let Ok(Some(chunk)) = r.chunk().await {
+                out.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk));
+            }
+        });
+        streams.push(seen);
+    }
+    let insert = "INSERT INTO worklist_events (alliance_id, work_item_id, pool_id, kind, actor, \
+                  detail, created_at) VALUES ($1, 0, NULL, $2, 'test', NULL, $3) RETURNING id";
+    // the first event's transaction stays open while a second one commits and is sent
+    let mut slow = db.begin().await.expect("begin");
+    let late_id: i64 = sqlx::query_scalar(insert)
+        .bind(alliance_id)
+        .bind("committed-late")
+        .bind(now_us())
+        .fetch_one(&mut *slow)
+        .await
+        .expect("insert the first event");
+    let early_id: i64 = sqlx::query_scalar(insert)
+        .bind(alliance_id)
+        .bind("committed-first")
+        .bind(now_us())
+        .fetch_one(&db)
+        .await
+        .expect("insert the second event");
+    assert!(early_id > late_id);
+    let count = |s: &std::sync::Mutex<String>, kind: &str| {
+        s.lock()
+            .unwrap()
+            .matches(&format!("event: {kind}\n"))
+            .count()
+    };
+    let wait_for = |kind: &'static str| {
+        let streams = streams.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            while streams.iter().any(|s| count(s, kind) == 0) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{kind} not on every stream: {:?}",
+                    streams
+                        .iter()
+                        .map(|s| s.lock().unwrap().clone())
+                        .collect::<Vec<_>>()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_for("committed-first").await;
+    slow.commit().await.expect("commit the first event");
+    wait_for("committed-late").await;
+    // a moment for any repeat to show
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (n, s) in streams.iter().enumerate() {
+        for kind in ["committed-first", "committed-late"] {
+            assert_eq!(count(s, kind), 1, "replica {n}: {kind} once");
+        }
+        assert!(
+            s.lock().unwrap().contains(&format!("id: {late_id}\n")),
+            "replica {n}: the late event keeps its id"
+        );
+    }
 }
 
 async fn pg(url: &str) -> sqlx::PgPool {

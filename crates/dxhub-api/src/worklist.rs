@@ -1441,9 +1441,14 @@ where
         None => Vec::new(),
     };
     let stream = async_stream(move |tx| async move {
-        let mut seen = last.unwrap_or(0);
+        // The backlog's events may also come live (committed between the subscription and
+        // the backlog's read): each is sent once. Live events are otherwise all passed on,
+        // whatever their id: the poller publishes each event once per process, and one
+        // with a lower id than those already sent is a late commit (`EventCursor`), not a
+        // repeat.
+        let mut from_backlog: std::collections::HashSet<i64> =
+            backlog.iter().map(|e| e.id).collect();
         for e in backlog {
-            seen = seen.max(e.id);
             if let Some(e) = visible(e).await
                 && tx.send(sse_event(&e)).await.is_err()
             {
@@ -1457,10 +1462,9 @@ where
             };
             match next {
                 Ok(e) => {
-                    if e.id <= seen {
+                    if !from_backlog.is_empty() && from_backlog.remove(&e.id) {
                         continue;
                     }
-                    seen = e.id;
                     if let Some(e) = visible(e).await
                         && tx.send(sse_event(&e)).await.is_err()
                     {
