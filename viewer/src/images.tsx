@@ -254,8 +254,12 @@ export function ImageViewer({
     if (!series?.length || !element.current) return;
     let engine: RenderingEngine | null = null;
     const el = element.current;
+    // the pane may close (a prior closed, another study opened) while this still awaits:
+    // then nothing more is set up, and no prefetch starts for a stack nobody sees
+    let closed = false;
     (async () => {
       await initCornerstone();
+      if (closed) return;
       engine = new RenderingEngine(ids.current.engine);
       engine.enableElement({
         viewportId: ids.current.viewport,
@@ -282,12 +286,17 @@ export function ImageViewer({
       el.addEventListener(csEnums.Events.CAMERA_MODIFIED, () => setZoom(vp.getZoom()));
       el.addEventListener(cine.Events.CLIP_STOPPED, () => setPlaying(false));
       await vp.setStack(series[0].imageIds, 0);
+      if (closed) return;
       vp.render();
       setSlice(0);
       // then the rest of the stack in the background, nearest slices first
       stackPrefetch.enable(el);
-    })().catch((e) => setError(message(e)));
+    })().catch((e) => {
+      if (!closed) setError(message(e));
+    });
     return () => {
+      closed = true;
+      viewportRef.current = null;
       try {
         cine.stopClip(el);
         stackPrefetch.disable(el);
@@ -323,6 +332,8 @@ export function ImageViewer({
     setCurrent(i);
     setFps(series[i].fps ?? DEFAULT_FPS);
     await v.setStack(series[i].imageIds, 0);
+    // (the pane closed meanwhile: its viewport is gone, nothing to prefetch for)
+    if (viewportRef.current !== v) return;
     if (element.current) stackPrefetch.enable(element.current);
     v.render();
     setSlice(0);
