@@ -535,6 +535,22 @@ pub fn http_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Collects the text of a server-sent event stream in the background (what has arrived so
+/// far; the task ends with the stream).
+pub fn collect_sse(resp: reqwest::Response) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let out = seen.clone();
+    tokio::spawn(async move {
+        let mut resp = resp;
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            out.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&chunk));
+        }
+    });
+    seen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

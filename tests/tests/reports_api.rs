@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use dxhub_e2e::api::{Api, add_device, add_user, issue_token, raw_sql, totp_at, unix_now};
+use dxhub_e2e::api::{
+    Api, add_device, add_user, collect_sse, issue_token, raw_sql, totp_at, unix_now,
+};
 use dxhub_e2e::hub::{HubOptions, TestHub};
 use dxhub_e2e::peers;
 use dxhub_ecg::synth::SynthSpec;
@@ -188,21 +190,6 @@ async fn eventually<T, Fut: std::future::Future<Output = Option<T>>>(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Collects server-sent events of a stream in the background.
-fn collect_sse(resp: reqwest::Response) -> std::sync::Arc<std::sync::Mutex<String>> {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let out = seen.clone();
-    tokio::spawn(async move {
-        let mut resp = resp;
-        while let Ok(Some(chunk)) = resp.chunk().await {
-            out.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&chunk));
-        }
-    });
-    seen
 }
 
 async fn open_stream(f: &F, who: &str) -> std::sync::Arc<std::sync::Mutex<String>> {

@@ -6,12 +6,11 @@
 //! run; every work-item transition in the audit log. And a webhook: HMAC-signed, retried,
 //! dead-lettered, re-sent by hand, against a local receiver.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dxhub_e2e::api::{
-    Api, add_device, add_user, hook_receiver as receiver, http_header as header, issue_token,
-    store_study,
+    Api, add_device, add_user, collect_sse, hook_receiver as receiver, http_header as header,
+    issue_token, store_study,
 };
 use dxhub_e2e::hub::{HubOptions, TestHub};
 use dxhub_ecg::synth::SynthSpec;
@@ -191,21 +190,6 @@ impl Fixture {
             .await
             .unwrap_or_else(|| panic!("no work item for {study}\n{}", self.hub.log()))
     }
-}
-
-/// Collects server-sent events of a stream in the background.
-fn collect_sse(resp: reqwest::Response) -> Arc<Mutex<String>> {
-    let seen = Arc::new(Mutex::new(String::new()));
-    let out = seen.clone();
-    tokio::spawn(async move {
-        let mut resp = resp;
-        while let Ok(Some(chunk)) = resp.chunk().await {
-            out.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&chunk));
-        }
-    });
-    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -16,7 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use dxhub_e2e::api::{Api, PASSWORD, add_user, database_url, issue_token, postgres_options};
+use dxhub_e2e::api::{
+    Api, PASSWORD, add_user, collect_sse, database_url, issue_token, postgres_options,
+};
 use dxhub_e2e::hub::{TestHub, dxhub_bin};
 use dxhub_store::worklist::{MemberSpec, ReadySettings};
 use dxhub_store::{
@@ -413,17 +415,7 @@ async fn an_event_committed_late_reaches_the_open_streams_of_both_replicas() {
             .await
             .expect("open the stream");
         assert_eq!(r.status(), 200, "{base}");
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let out = seen.clone();
-        tokio::spawn(async move {
-            let mut r = r;
-            while let Ok(Some(chunk)) = r.chunk().await {
-                out.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&chunk));
-            }
-        });
-        streams.push(seen);
+        streams.push(collect_sse(r));
     }
     let insert = "INSERT INTO worklist_events (alliance_id, work_item_id, pool_id, kind, actor, \
                   detail, created_at) VALUES ($1, 0, NULL, $2, 'test', NULL, $3) RETURNING id";
