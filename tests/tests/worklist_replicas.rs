@@ -4,7 +4,8 @@
 //! and of one item race across replicas; the exactly-once guarantee rests on the store's
 //! conditional updates and `FOR UPDATE SKIP LOCKED`, not on anything in one process.
 //! And an event committed after a later one (ids are drawn at insert) still reaches the
-//! open event streams of both processes, once.
+//! open event streams of both processes, once; a stream resumed with `Last-Event-ID`
+//! replays its backlog, or asks for a reload past 1000 events.
 //!
 //! SQLite is not run here: two processes cannot share one SQLite index the way replicas
 //! share PostgreSQL (the store's conformance suite covers SQLite's single writer).
@@ -473,6 +474,95 @@ async fn an_event_committed_late_reaches_the_open_streams_of_both_replicas() {
             "replica {n}: the late event keeps its id"
         );
     }
+}
+
+/// A stream resumed with `Last-Event-ID` replays what came after it; when more came than
+/// the hub replays (1000 events), the replay ends with `resync` (reload) instead of
+/// resuming as if nothing had been missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_stream_replays_its_backlog_or_asks_for_a_reload() {
+    let Some(opts) = postgres_options("wl_resume").await else {
+        return;
+    };
+    let hub = TestHub::spawn(opts);
+    let db = pg(&database_url(&hub)).await;
+    add_user(&hub, "县人民医院", "watcher", "reader", PASSWORD);
+    let token = issue_token(&hub, "watcher", "1h");
+    let api = Api::new(&hub);
+    // a stream open before the events (it shows when the fan-out has published them)
+    let plain = {
+        let r = api
+            .http
+            .get(api.url("/api/v1/worklist/events"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("open the stream");
+        collect_sse(r)
+    };
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO worklist_events (alliance_id, work_item_id, pool_id, kind, actor, detail, \
+         created_at) SELECT i.alliance_id, 0, NULL, 'replayed', 'test', NULL, $1 \
+         FROM institutions i, generate_series(1, 1005) WHERE i.name = '县人民医院' RETURNING id",
+    )
+    .bind(now_us())
+    .fetch_all(&db)
+    .await
+    .expect("insert events");
+    assert_eq!(ids.len(), 1005);
+    let first = *ids.iter().min().unwrap();
+    let last = *ids.iter().max().unwrap();
+    let resume = |after: i64| {
+        let r = api
+            .http
+            .get(api.url("/api/v1/worklist/events"))
+            .bearer_auth(&token)
+            .header("Last-Event-ID", after.to_string())
+            .send();
+        async move {
+            let r = r.await.expect("open the stream");
+            assert_eq!(r.status(), 200);
+            collect_sse(r)
+        }
+    };
+    // (once the hub's fan-out has published them all to a stream opened before: a resumed
+    // stream then gets them from its replay alone)
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !plain.lock().unwrap().contains(&format!("id: {last}\n")) {
+        assert!(std::time::Instant::now() < deadline, "events not published");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // three behind: those three, no reload
+    let short = resume(last - 3).await;
+    // from before the first: 1000 of the 1005, then the request to reload
+    let long = resume(first - 1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, l) = (short.lock().unwrap().clone(), long.lock().unwrap().clone());
+        if s.matches("event: replayed\n").count() == 3 && l.contains("event: resync\n") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "short: {s}\nlong (last 400 bytes): {}",
+            &l[l.len().saturating_sub(400)..]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (s, l) = (short.lock().unwrap().clone(), long.lock().unwrap().clone());
+    assert!(!s.contains("resync"), "{s}");
+    assert_eq!(s.matches("event: replayed\n").count(), 3);
+    assert_eq!(l.matches("event: replayed\n").count(), 1000);
+    assert_eq!(
+        plain.lock().unwrap().matches("event: replayed\n").count(),
+        1005,
+        "the open stream got each event once"
+    );
+    assert!(
+        l.trim_end().ends_with("event: resync\ndata: {}"),
+        "the reload request comes after the replay"
+    );
 }
 
 async fn pg(url: &str) -> sqlx::PgPool {

@@ -67,12 +67,22 @@ impl Default for WorklistSettings {
     }
 }
 
+/// A worklist event as this process's fan-out publishes it to its SSE streams.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub event: WorkEvent,
+    /// Committed after a higher id was published ([`EventCursor`]): a stream passes it on
+    /// although it has sent higher ids. Events in order are each published once, in id
+    /// order, so a stream drops those at or below the highest id it has sent.
+    pub late: bool,
+}
+
 /// Shared worklist state: the clock, settings, and the fan-out of worklist events to
 /// SSE streams.
 pub struct WorklistState {
     pub clock: Arc<dyn Clock>,
     pub settings: WorklistSettings,
-    pub events: tokio::sync::broadcast::Sender<WorkEvent>,
+    pub events: tokio::sync::broadcast::Sender<Published>,
     /// Names this process as a job-lease holder.
     pub holder: String,
     /// Set when the server shuts down: event streams end, so graceful shutdown does not
@@ -1436,24 +1446,32 @@ where
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
+    // a client away for longer than this many events is told to reload (`resync`) after
+    // them rather than resuming with a hole
+    const BACKLOG_MAX: i64 = 1000;
     let backlog = match last {
-        Some(after) => state.catalog.events_after(after, 1000).await?,
+        Some(after) => state.catalog.events_after(after, BACKLOG_MAX).await?,
         None => Vec::new(),
     };
+    let truncated = backlog.len() as i64 >= BACKLOG_MAX;
     let stream = async_stream(move |tx| async move {
-        // The backlog's events may also come live (committed between the subscription and
-        // the backlog's read): each is sent once. Live events are otherwise all passed on,
-        // whatever their id: the poller publishes each event once per process, and one
-        // with a lower id than those already sent is a late commit (`EventCursor`), not a
-        // repeat.
+        // The highest id sent (or resumed from): events published in order at or below it
+        // were sent already, by the backlog or before the resume. A late event (committed
+        // after higher ids, `EventCursor`) is passed on whatever its id, unless the backlog
+        // had it (committed before the backlog was read).
+        let mut seen = last.unwrap_or(0);
         let mut from_backlog: std::collections::HashSet<i64> =
             backlog.iter().map(|e| e.id).collect();
         for e in backlog {
+            seen = seen.max(e.id);
             if let Some(e) = visible(e).await
                 && tx.send(sse_event(&e)).await.is_err()
             {
                 return;
             }
+        }
+        if truncated && tx.send(resync_event()).await.is_err() {
+            return;
         }
         loop {
             let next = tokio::select! {
@@ -1461,9 +1479,15 @@ where
                 _ = closing.wait_for(|c| *c) => return,
             };
             match next {
-                Ok(e) => {
-                    if !from_backlog.is_empty() && from_backlog.remove(&e.id) {
+                Ok(Published { event: e, late }) => {
+                    if late {
+                        if from_backlog.remove(&e.id) {
+                            continue;
+                        }
+                    } else if e.id <= seen {
                         continue;
+                    } else {
+                        seen = e.id;
                     }
                     if let Some(e) = visible(e).await
                         && tx.send(sse_event(&e)).await.is_err()
@@ -1473,8 +1497,7 @@ where
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     // tell the client to reload rather than silently missing events
-                    let ev = Event::default().event("resync").data("{}");
-                    if tx.send(ev).await.is_err() {
+                    if tx.send(resync_event()).await.is_err() {
                         return;
                     }
                 }
@@ -1483,6 +1506,11 @@ where
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// "Reload: events were missed" (a lagging client, a backlog longer than is replayed).
+fn resync_event() -> Event {
+    Event::default().event("resync").data("{}")
 }
 
 fn sse_event(e: &WorkEvent) -> Event {
@@ -1794,7 +1822,7 @@ impl EventCursor {
     }
 
     /// Events read (in id order, or late ones): those to pass on, each once.
-    fn accept(&mut self, events: Vec<WorkEvent>, now: std::time::Instant) -> Vec<WorkEvent> {
+    fn accept(&mut self, events: Vec<WorkEvent>, now: std::time::Instant) -> Vec<Published> {
         let mut out = Vec::with_capacity(events.len());
         for e in events {
             if e.id > self.last {
@@ -1804,9 +1832,15 @@ impl EventCursor {
                     }
                 }
                 self.last = e.id;
-                out.push(e);
+                out.push(Published {
+                    event: e,
+                    late: false,
+                });
             } else if self.gaps.remove(&e.id).is_some() {
-                out.push(e);
+                out.push(Published {
+                    event: e,
+                    late: true,
+                });
             }
         }
         out
@@ -2016,8 +2050,8 @@ mod tests {
         }
     }
 
-    fn ids(v: &[WorkEvent]) -> Vec<i64> {
-        v.iter().map(|e| e.id).collect()
+    fn ids(v: &[Published]) -> Vec<i64> {
+        v.iter().map(|p| p.event.id).collect()
     }
 
     /// An event committed after a higher id was read is passed on when it turns up, once;
@@ -2028,11 +2062,15 @@ mod tests {
         let mut c = EventCursor::new(99);
         assert!(c.missing(t0).is_empty());
         // 101 and 103 committed, 100 and 102 still in their transactions
-        assert_eq!(ids(&c.accept(vec![event(101), event(103)], t0)), [101, 103]);
+        let first = c.accept(vec![event(101), event(103)], t0);
+        assert_eq!(ids(&first), [101, 103]);
+        assert!(first.iter().all(|p| !p.late));
         assert_eq!(c.last, 103);
         assert_eq!(c.missing(t0), [100, 102]);
-        // 100 commits; asked for again, it is passed on, once
-        assert_eq!(ids(&c.accept(vec![event(100)], t0)), [100]);
+        // 100 commits; asked for again, it is passed on, once, marked late
+        let late = c.accept(vec![event(100)], t0);
+        assert_eq!(ids(&late), [100]);
+        assert!(late[0].late);
         assert!(c.accept(vec![event(100), event(101)], t0).is_empty());
         assert_eq!(c.missing(t0), [102]);
         // 102 never comes
