@@ -985,6 +985,34 @@ async fn import_command_summary() {
     );
 }
 
+/// What a folder copied from a CD or an old PACS holds besides instances: a `DICOMDIR`
+/// (skipped: the files it lists are imported themselves), a dangling link (reported with
+/// the refusals; the rest is imported), and a second link to one file (imported once).
+#[test]
+fn import_goes_on_past_unreadable_entries_and_skips_dicomdir() {
+    let hub = TestHub::spawn(HubOptions::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let study = dxhub_e2e::generate::new_uid();
+    let series = dxhub_e2e::generate::new_uid();
+    let spec = dxhub_e2e::generate::CtSpec::new(&study, &series, 1);
+    let file = dir.path().join("IM000001");
+    dxhub_e2e::generate::ct_file(&spec, &file);
+    std::fs::copy(&file, dir.path().join("DICOMDIR")).expect("a DICOMDIR");
+    std::os::unix::fs::symlink(&file, dir.path().join("again")).expect("link");
+    std::os::unix::fs::symlink("/nonexistent/dxhub", dir.path().join("broken")).expect("link");
+    let out = hub.cli(&["import", dir.path().to_str().expect("utf-8")]);
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    let s = import_summary(&out);
+    assert_eq!(
+        (s.get("stored"), s.get("duplicate"), s.get("rejected")),
+        (Some(&1), Some(&0), Some(&1)),
+        "{text}"
+    );
+    assert!(text.contains("cannot read: entity not found"), "{text}");
+    assert!(text.contains("skipped: 1 DICOMDIR file(s)"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_files_fail_and_the_association_carries_on() {
     let Some(p) = Peers::get() else { return };

@@ -672,10 +672,9 @@ fn fsck_detects_and_repairs() {
     let orphan = "studies/1.2.3/1.2.3.4/1.2.3.4.5/deadbeefdeadbeef.dcm";
     rt.block_on(blobs.put_bytes(orphan, b"not referenced by any index row".to_vec().into()))
         .expect("put orphan");
-    // 3. a stray spool file (as a crash leaves it)
+    // 3. a stray spool file (as a crash leaves it: older than the grace period)
     let stray_name = "4242-1700000000000000000-0.part";
-    std::fs::write(hub.spool_dir().join(stray_name), b"half an instance")
-        .expect("write stray spool file");
+    write_aged(&hub.spool_dir().join(stray_name), b"half an instance", 7200);
 
     // With the default grace period the fresh orphan is in flight, not an orphan.
     let (code, out) = fsck(&hub, &[]);
@@ -769,13 +768,28 @@ fn fsck_detects_and_repairs() {
         "stray spool file not removed"
     );
 
-    // A repair with the default grace period leaves a fresh orphan alone.
+    // A repair with the default grace period leaves a fresh orphan alone, and a fresh
+    // spool file (an instance a running hub or import is receiving).
     let fresh = "studies/1.2.3/1.2.3.4/1.2.3.4.6/0123456789abcdef.dcm";
     rt.block_on(blobs.put_bytes(fresh, b"being ingested right now".to_vec().into()))
         .expect("put fresh orphan");
+    let receiving = hub.spool_dir().join("4242-1800000000000000000-0.part");
+    std::fs::write(&receiving, b"arriving").expect("write a fresh spool file");
     let (code, out) = fsck(&hub, &["--repair"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("(in flight, not touched): 1"), "{out}");
+    assert!(
+        out.contains("unreferenced blobs younger than 600 s (in flight, not touched): 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("spool files younger than 600 s (in flight, not touched): 1"),
+        "{out}"
+    );
+    assert!(
+        receiving.exists(),
+        "fsck --repair removed a fresh spool file"
+    );
+    std::fs::remove_file(&receiving).expect("remove the fresh spool file");
     assert!(!out.contains("orphan blob:"), "{out}");
     assert!(
         rt.block_on(blobs.head(fresh)).expect("head").is_some(),
@@ -788,6 +802,41 @@ fn fsck_detects_and_repairs() {
     assert_eq!(code, 0, "{out}");
     assert!(out.lines().any(|l| l.trim() == "clean"), "{out}");
 
+    // A blob of another size than indexed (corrupt): reported, never repaired by deleting
+    // (the row and the bytes stay, however often repair runs); restored, it is clean.
+    let damaged = &insts[0];
+    let damaged_key = rt
+        .block_on(async { hub.catalog().await.get_instance(&damaged.sop).await })
+        .expect("get_instance")
+        .expect("indexed")
+        .blob_key;
+    let damaged_file = hub.data_dir.join("blobs").join(&damaged_key);
+    let intact = std::fs::read(&damaged_file).expect("read blob");
+    std::fs::write(&damaged_file, &intact[..intact.len() / 2]).expect("truncate blob");
+    for _ in 0..2 {
+        let (code, out) = fsck(&hub, &["--repair", "--grace-secs", "0"]);
+        assert_eq!(code, 1, "a corrupt blob is a problem left:\n{out}");
+        assert!(
+            out.contains(&format!(
+                "not repaired (restore the blob from a backup): {damaged_key} has {} bytes",
+                intact.len() / 2
+            )),
+            "{out}"
+        );
+        assert!(!out.contains("orphan blob:"), "{out}");
+        assert_eq!(
+            std::fs::metadata(&damaged_file).expect("blob kept").len() as usize,
+            intact.len() / 2
+        );
+        rt.block_on(async {
+            let catalog = hub.catalog().await;
+            assert!(catalog.get_instance(&damaged.sop).await.unwrap().is_some());
+        });
+    }
+    std::fs::write(&damaged_file, &intact).expect("restore blob");
+    let (code, out) = fsck(&hub, &["--grace-secs", "0"]);
+    assert_eq!(code, 0, "{out}");
+
     // The repaired hub starts and takes the lost instance again.
     hub.start();
     store_all_ok(&hub, std::slice::from_ref(victim));
@@ -797,4 +846,76 @@ fn fsck_detects_and_repairs() {
         assert_eq!(catalog.counts().await.expect("counts").instances, 5);
     });
     eprintln!("fsck test took {:?}", started.elapsed());
+}
+
+/// Write `bytes` to `path` with a modification time `age_secs` in the past.
+fn write_aged(path: &Path, bytes: &[u8], age_secs: u64) {
+    std::fs::write(path, bytes).expect("write");
+    let f = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open");
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(age_secs))
+        .expect("set mtime");
+}
+
+/// A lost blob whose row other records refer to (here the study's work item, once the
+/// worklist routed it): repair keeps the row, says so, goes on with the rest and records
+/// what it did in the audit log.
+#[test]
+fn fsck_repair_keeps_rows_other_records_refer_to() {
+    let rt = runtime();
+    let mut hub = TestHub::spawn(
+        HubOptions::default()
+            .env("DXHUB_WORKLIST__STABLE_AFTER_SECS", "1")
+            .env("DXHUB_WORKLIST__TICK_MS", "200"),
+    );
+    let study = generate::new_uid();
+    let series = generate::new_uid();
+    let inst = Inst::sized(&study, &series, 1, 32, 32);
+    store_all_ok(&hub, std::slice::from_ref(&inst));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rt.block_on(dxhub_e2e::api::index_scalar(
+        &hub,
+        "SELECT COUNT(*) FROM work_items",
+    )) == 0
+    {
+        assert!(Instant::now() < deadline, "the study was never routed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    hub.stop();
+    let key = rt
+        .block_on(async { hub.catalog().await.get_instance(&inst.sop).await })
+        .expect("get_instance")
+        .expect("indexed")
+        .blob_key;
+    std::fs::remove_file(hub.data_dir.join("blobs").join(&key)).expect("delete blob");
+    // and an orphan, which the same repair deletes
+    let orphan = "studies/1.2.3/9.9.9.aaaaaaaaaaaaaaaa.dcm";
+    rt.block_on(hub.blobs().put_bytes(orphan, b"orphan".to_vec().into()))
+        .expect("put orphan");
+    let (code, out) = fsck(&hub, &["--repair", "--grace-secs", "0"]);
+    assert_eq!(code, 1, "a kept row is a problem left:\n{out}");
+    assert!(
+        out.contains("repaired: 0 index row(s) removed, 1 orphan blob(s) deleted"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("not repaired: {key}: ")), "{out}");
+    assert!(out.contains("1 problem(s) left"), "{out}");
+    assert!(rt.block_on(hub.blobs().head(orphan)).unwrap().is_none());
+    assert!(
+        rt.block_on(async { hub.catalog().await.get_instance(&inst.sop).await })
+            .unwrap()
+            .is_some(),
+        "the referenced row is kept"
+    );
+    assert_eq!(
+        rt.block_on(dxhub_e2e::api::index_scalar(
+            &hub,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'fsck-repair' \
+             AND outcome LIKE 'partial: 0 rows removed, 1 orphan blobs deleted%'",
+        )),
+        1,
+        "the repair is audited"
+    );
 }

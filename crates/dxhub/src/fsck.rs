@@ -1,12 +1,18 @@
 //! `dxhub fsck`: check the index against the object store and the spool.
-//! - index rows whose blob is missing or has the wrong size;
+//! - index rows whose blob is missing, or present with another size (corrupt);
 //! - orphan blobs (under `studies/`, not referenced by any row), older than the grace
 //!   period (younger ones may belong to an instance being ingested right now);
-//! - stray spool files (left by a crash).
+//! - stray spool files (left by a crash), older than the grace period (younger ones may be
+//!   instances a running hub or import is receiving).
 //!
-//! With `--repair`: rows with missing blobs are removed (counts fixed), orphans and stray
-//! spool files are deleted. Stray spool files are only removed when no hub is running on
-//! this data dir (run fsck with the hub stopped).
+//! With `--repair`: rows whose blob is missing are removed (counts fixed) unless other
+//! records (an ECG record, a work item, a report) refer to them, which are kept and
+//! reported; orphans and stray spool files are deleted, each checked again just before.
+//! A corrupt blob is never repaired here: the row and the bytes stay, for the operator to
+//! restore the blob from a backup (a re-send of the same instance is a duplicate of the
+//! indexed one and would not replace it). Run repairs with the hub stopped; the grace
+//! period and the checks before each deletion make a repair beside a running hub safe
+//! for what is in flight, not for every race.
 
 use crate::config::Config;
 use crate::serve::{open_blobs, open_migrated_catalog, open_spool};
@@ -21,6 +27,7 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
 
     let mut referenced = HashSet::new();
     let mut missing = Vec::new();
+    let mut corrupt = Vec::new();
     let mut rows = 0u64;
     let mut after = 0i64;
     loop {
@@ -31,24 +38,18 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
             rows += 1;
             match blobs.head(&row.blob_key).await? {
                 Some(meta) if meta.size as i64 == row.size_bytes => {}
-                Some(meta) => missing.push((
-                    row.id,
-                    format!(
-                        "{} has {} bytes, index says {}",
-                        row.blob_key, meta.size, row.size_bytes
-                    ),
+                Some(meta) => corrupt.push(format!(
+                    "{} has {} bytes, index says {}",
+                    row.blob_key, meta.size, row.size_bytes
                 )),
-                None => missing.push((row.id, format!("{} is missing", row.blob_key))),
+                None => missing.push((row.id, row.blob_key.clone())),
             }
             referenced.insert(row.blob_key);
         }
     }
 
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
     let grace_us = (grace_secs as i64) * 1_000_000;
+    let old_enough = |modified_us: i64| now_us() - modified_us >= grace_us;
     let mut orphans = Vec::new();
     let mut in_flight = 0u64;
     let mut listing = blobs.list(Some("studies/"));
@@ -57,17 +58,28 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
         if referenced.contains(&meta.key) {
             continue;
         }
-        if now_us - meta.last_modified_us < grace_us {
-            in_flight += 1;
-        } else {
+        if old_enough(meta.last_modified_us) {
             orphans.push(meta.key);
+        } else {
+            in_flight += 1;
         }
     }
-    let stray = spool.stray_files()?;
+    let mut stray = Vec::new();
+    let mut spool_in_flight = 0u64;
+    for f in spool.stray_files()? {
+        match modified_us(&f) {
+            Some(m) if !old_enough(m) => spool_in_flight += 1,
+            Some(_) => stray.push(f),
+            None => {} // gone meanwhile: finished by whoever wrote it
+        }
+    }
 
     println!("index rows checked: {rows}");
-    for (_, why) in &missing {
-        println!("missing blob: {why}");
+    for (_, key) in &missing {
+        println!("missing blob: {key} is missing");
+    }
+    for why in &corrupt {
+        println!("corrupt blob: {why}");
     }
     for key in &orphans {
         println!("orphan blob: {key}");
@@ -80,7 +92,12 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
             "unreferenced blobs younger than {grace_secs} s (in flight, not touched): {in_flight}"
         );
     }
-    let problems = missing.len() + orphans.len() + stray.len();
+    if spool_in_flight > 0 {
+        println!(
+            "spool files younger than {grace_secs} s (in flight, not touched): {spool_in_flight}"
+        );
+    }
+    let problems = missing.len() + corrupt.len() + orphans.len() + stray.len();
     if problems == 0 {
         println!("clean");
         return Ok(ExitCode::SUCCESS);
@@ -91,14 +108,44 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
         );
         return Ok(ExitCode::FAILURE);
     }
-    for (id, _) in &missing {
-        catalog.delete_instance_row(*id).await?;
+
+    // Each step goes on past a failure of one item, so the audit entry below is always
+    // written for what was done.
+    let mut removed_rows = 0usize;
+    let mut kept = Vec::new();
+    for (id, key) in &missing {
+        // restored meanwhile (a re-send of the same bytes writes the same key)?
+        if blobs.head(key).await?.is_some() {
+            continue;
+        }
+        match catalog.delete_instance_row(*id).await {
+            Ok(()) => removed_rows += 1,
+            Err(e) => kept.push(format!("{key}: {e}")),
+        }
     }
+    let mut deleted_blobs = 0usize;
     for key in &orphans {
+        // written again meanwhile (a re-send being indexed right now)?
+        match blobs.head(key).await? {
+            Some(meta) if old_enough(meta.last_modified_us) => {}
+            _ => continue,
+        }
         blobs.delete(key).await?;
+        deleted_blobs += 1;
     }
-    let removed = spool.remove_stray()?;
+    let mut removed_spool = 0usize;
+    for f in &stray {
+        if modified_us(f).is_some_and(|m| !old_enough(m)) {
+            continue;
+        }
+        match std::fs::remove_file(f) {
+            Ok(()) => removed_spool += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => kept.push(format!("{}: {e}", f.display())),
+        }
+    }
     // Repair deletes index rows and blobs of patient data: record it.
+    let unrepaired = kept.len() + corrupt.len();
     catalog
         .append_audit(&dxhub_store::NewAuditEntry {
             actor_kind: "cli".to_owned(),
@@ -108,20 +155,49 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
             object_kind: None,
             object_id: None,
             outcome: format!(
-                "success: {} rows removed, {} orphan blobs deleted, {} spool files removed",
-                missing.len(),
-                orphans.len(),
-                removed
+                "{}: {removed_rows} rows removed, {deleted_blobs} orphan blobs deleted, \
+                 {removed_spool} spool files removed, {unrepaired} problems left",
+                if unrepaired == 0 {
+                    "success"
+                } else {
+                    "partial"
+                }
             ),
             client: Some("cli".to_owned()),
             request_id: None,
         })
         .await?;
     println!(
-        "repaired: {} index row(s) removed, {} orphan blob(s) deleted, {} spool file(s) removed",
-        missing.len(),
-        orphans.len(),
-        removed
+        "repaired: {removed_rows} index row(s) removed, {deleted_blobs} orphan blob(s) \
+         deleted, {removed_spool} spool file(s) removed"
     );
-    Ok(ExitCode::SUCCESS)
+    for k in &kept {
+        println!("not repaired: {k}");
+    }
+    for why in &corrupt {
+        println!("not repaired (restore the blob from a backup): {why}");
+    }
+    Ok(if unrepaired == 0 {
+        ExitCode::SUCCESS
+    } else {
+        println!("{unrepaired} problem(s) left");
+        ExitCode::FAILURE
+    })
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// A file's modification time (µs since the epoch), `None` when it is gone.
+fn modified_us(path: &std::path::Path) -> Option<i64> {
+    let m = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some(
+        m.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0),
+    )
 }

@@ -37,15 +37,51 @@ pub async fn run(
     );
 
     let mut files = Vec::new();
+    // what could not be read while walking (a dangling link, a link loop, a folder without
+    // permission): reported with the refusals, the rest is imported
+    let mut rejected: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut dicomdirs = 0u64;
+    // one file reached by several paths (links) is imported once
+    let mut seen = std::collections::HashSet::new();
     for p in &paths {
         anyhow::ensure!(p.exists(), "{} does not exist", p.display());
         for entry in walkdir::WalkDir::new(p)
             .follow_links(true)
             .sort_by_file_name()
         {
-            let entry = entry?;
-            if entry.file_type().is_file() {
-                files.push(entry.into_path());
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e.path().map(PathBuf::from).unwrap_or_default();
+                    let why = if e.loop_ancestor().is_some() {
+                        "cannot read: symbolic link loop".to_owned()
+                    } else {
+                        match e.io_error() {
+                            Some(io) => format!("cannot read: {}", io.kind()),
+                            None => format!("cannot read: {e}"),
+                        }
+                    };
+                    rejected.entry(why).or_default().push(path);
+                    continue;
+                }
+            };
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            // a media directory (PS3.10 names it DICOMDIR): an index of the files beside
+            // it, which are imported themselves
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case("DICOMDIR"))
+            {
+                dicomdirs += 1;
+                continue;
+            }
+            let path = entry.into_path();
+            let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if seen.insert(key) {
+                files.push(path);
             }
         }
     }
@@ -61,7 +97,7 @@ pub async fn run(
     let mut stored = 0u64;
     let mut duplicate = 0u64;
     let mut new_version = 0u64;
-    let mut rejected: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut not_stored = 0u64;
     // per study: instances stored (new or new version) and duplicates, for the audit log
     let mut per_study: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut results = futures::stream::iter(files.into_iter().map(|path| {
@@ -92,10 +128,17 @@ pub async fn run(
                     }
                 }
             }
-            Err(e) => rejected
-                .entry(format!("{:04X} {e}", e.status()))
-                .or_default()
-                .push(path),
+            Err(e) => {
+                // out of resources (storage, index): the file is fine, the hub could not
+                // keep it now; a rerun stores it
+                if e.status() == dxhub_core::status::OUT_OF_RESOURCES {
+                    not_stored += 1;
+                }
+                rejected
+                    .entry(format!("{:04X} {e}", e.status()))
+                    .or_default()
+                    .push(path)
+            }
         }
         bar.inc(1);
     }
@@ -136,6 +179,9 @@ pub async fn run(
     if new_version > 0 {
         println!("new version: {new_version}");
     }
+    if dicomdirs > 0 {
+        println!("skipped: {dicomdirs} DICOMDIR file(s) (the files they list are imported)");
+    }
     println!("rejected: {n_rejected}");
     for (reason, files) in &rejected {
         println!("  {} × {reason}", files.len());
@@ -146,7 +192,10 @@ pub async fn run(
             println!("      … and {} more", files.len() - 5);
         }
     }
-    Ok(if strict && n_rejected > 0 {
+    if not_stored > 0 {
+        println!("{not_stored} file(s) could not be stored now (A700): run the import again");
+    }
+    Ok(if not_stored > 0 || (strict && n_rejected > 0) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
