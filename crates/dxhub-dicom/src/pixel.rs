@@ -1062,10 +1062,16 @@ pub fn decoded_frame(file: &[u8], frame: u32) -> Result<Vec<u8>, PixelError> {
 
 /// The whole Part 10 file transcoded to Explicit VR Little Endian, pixel data decoded
 /// (colour becomes RGB, Planar Configuration 0). Native input is re-encoded.
+/// A file without pixel data (SR, key objects, encapsulated PDF, waveforms, presentation
+/// states) is re-encoded as it is.
 pub fn transcode_explicit_le(file: &[u8]) -> Result<Vec<u8>, PixelError> {
     let (ts, start, inflated) = dataset(file)?;
     let buf = inflated.as_deref().unwrap_or(file);
-    let p = parse(buf, start, &ts)?;
+    let p = match parse(buf, start, &ts) {
+        Ok(p) => p,
+        Err(PixelError::NoPixelData) => return reencoded_explicit_le(file),
+        Err(e) => return Err(e),
+    };
     let encapsulated = is_encapsulated(&p);
     let mut obj = open(file)?;
     if encapsulated {
@@ -1116,9 +1122,74 @@ pub fn transcode_explicit_le(file: &[u8]) -> Result<Vec<u8>, PixelError> {
     Ok(out)
 }
 
+/// The file's data set written again in Explicit VR Little Endian: only the encoding
+/// changes (VRs of an Implicit VR data set from the dictionary, as dicom-rs reads them).
+fn reencoded_explicit_le(file: &[u8]) -> Result<Vec<u8>, PixelError> {
+    let mut obj = open(file)?;
+    obj.update_meta(|meta| meta.set_transfer_syntax(&EXPLICIT_VR_LITTLE_ENDIAN));
+    let mut out = Vec::new();
+    obj.write_all(&mut out)
+        .map_err(|e| invalid(format!("cannot write the re-encoded file: {e}")))?;
+    Ok(out)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// An object without pixel data stored in Implicit VR LE (a structured report, a
+    /// waveform as C-STORE's default syntax carries it) is served in Explicit VR LE with the
+    /// same elements, not refused as "no pixel data".
+    #[test]
+    fn objects_without_pixel_data_are_re_encoded() {
+        use dicom_core::{DataElement, PrimitiveValue, VR};
+        use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+        let mut ds = InMemDicomObject::new_empty();
+        for (tag, vr, v) in [
+            (tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.88.11"),
+            (tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4.5"),
+            (tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3"),
+            (tags::SERIES_INSTANCE_UID, VR::UI, "1.2.3.4"),
+            (tags::MODALITY, VR::CS, "SR"),
+            (tags::PATIENT_NAME, VR::PN, "ZHANG^SAN"),
+        ] {
+            ds.put(DataElement::new(tag, vr, PrimitiveValue::from(v)));
+        }
+        ds.put(DataElement::new(
+            tags::WAVEFORM_DATA,
+            VR::OW,
+            PrimitiveValue::U16(vec![1, 2, 0xFFFF, 4].into()),
+        ));
+        let obj = ds
+            .with_meta(
+                FileMetaTableBuilder::new()
+                    .transfer_syntax(IMPLICIT_VR_LE)
+                    .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.88.11")
+                    .media_storage_sop_instance_uid("1.2.3.4.5"),
+            )
+            .unwrap();
+        let mut file = Vec::new();
+        obj.write_all(&mut file).unwrap();
+        let out = transcode_explicit_le(&file).expect("re-encoded");
+        let back = open(&out).unwrap();
+        assert_eq!(back.meta().transfer_syntax(), EXPLICIT_VR_LE);
+        for tag in [tags::SOP_INSTANCE_UID, tags::MODALITY, tags::PATIENT_NAME] {
+            assert_eq!(
+                back.element(tag).unwrap().to_str().unwrap(),
+                obj.element(tag).unwrap().to_str().unwrap()
+            );
+        }
+        assert_eq!(
+            back.element(tags::WAVEFORM_DATA)
+                .unwrap()
+                .to_multi_int::<u16>()
+                .unwrap(),
+            [1, 2, 0xFFFF, 4]
+        );
+        // explicit: the VRs are on the wire
+        // explicit: Modality's header carries its VR and a 16-bit length
+        assert!(out.windows(8).any(|w| w == b"\x08\0\x60\0CS\x02\0"));
+    }
 
     /// Hand-assembled data sets, so that every offset is known.
     pub(crate) struct Ds {
