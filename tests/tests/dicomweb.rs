@@ -348,6 +348,26 @@ async fn qido(opts: HubOptions) {
         paged.extend(page.iter().filter_map(|i| value(i, "0020000D")));
     }
     assert_eq!(paged, whole);
+    // a page with more after it says so (PS3.18 8.3.4.4.1); the last page does not
+    let more = |r: &reqwest::Response| {
+        r.headers()
+            .get_all("warning")
+            .iter()
+            .any(|v| v.to_str().unwrap_or("").contains("additional results"))
+    };
+    let n = whole.len();
+    assert!(n >= 3, "{whole:?}");
+    let r = web
+        .get(&format!("/studies?limit={}", n - 1), &f.gadmin)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(more(&r), "{:?}", r.headers());
+    let r = web.get(&format!("/studies?limit={n}"), &f.gadmin).await;
+    assert!(!more(&r), "{:?}", r.headers());
+    let r = web
+        .get(&format!("/studies?limit=2&offset={}", n - 2), &f.gadmin)
+        .await;
+    assert!(!more(&r), "{:?}", r.headers());
 
     // scoping: each township sees its own studies only, whatever it asks
     let own1: BTreeSet<String> = s(&["wang", "wang2", "doe"]);

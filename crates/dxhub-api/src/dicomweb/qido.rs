@@ -5,7 +5,9 @@
 //! (case- and width-insensitive, any component group, any component, prefix — see
 //! `dxhub_core::pn`). Keys: the index's attributes (see [`key_of`]); others are reported in
 //! a `Warning: 299` header and not matched. `includefield` takes tags, keywords or `all`;
-//! `limit` (default 100, at most 1000) and `offset` page a stable order.
+//! `limit` (default 100, at most 1000) and `offset` page a stable order; a page with more
+//! results after it carries `Warning: 299 … "There are additional results that can be
+//! requested"` (PS3.18 8.3.4.4.1).
 
 use std::collections::BTreeSet;
 
@@ -358,7 +360,14 @@ async fn search(
     parsed.query.conditions.extend(fixed);
     parsed.query.institution_ids = reach.institution_ids;
     parsed.query.routed_to = reach.routed_to;
-    let rows = state.catalog.qido(&parsed.query).await?;
+    // one row more than the page: whether there are more results to tell of (PS3.18
+    // 8.3.4.4.1, a Warning header, so a client that does not page knows it has a part)
+    let limit = parsed.query.limit;
+    parsed.query.limit = limit + 1;
+    let mut rows = state.catalog.qido(&parsed.query).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    parsed.query.limit = limit;
     let study_in_path = parsed
         .query
         .conditions
@@ -405,8 +414,16 @@ async fn search(
             parsed.unsupported.join(", ")
         );
         if let Ok(v) = HeaderValue::from_str(&msg) {
-            resp.headers_mut().insert(header::WARNING, v);
+            resp.headers_mut().append(header::WARNING, v);
         }
+    }
+    if more {
+        resp.headers_mut().append(
+            header::WARNING,
+            HeaderValue::from_static(
+                "299 dxhub \"There are additional results that can be requested\"",
+            ),
+        );
     }
     Ok(resp)
 }
