@@ -614,6 +614,61 @@ async fn stow_mixed_parts_and_metadata_cache() {
         "{bulk}"
     );
 
+    // the body breaks off after a stored part (no close delimiter): 202 with what was
+    // stored and the break as a failed entry, the store audited; broken off before
+    // anything was stored: 400
+    let audited = || {
+        dxhub_e2e::api::index_scalar(
+            &f.hub,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'study-store' AND outcome = 'success'",
+        )
+    };
+    let stores_before = audited().await;
+    let (kept_sop, kept) = ct(
+        &study,
+        &series_uid,
+        5,
+        "P5",
+        "Doe^John",
+        "20240302",
+        "070000",
+    );
+    let (ctype, whole) = stow_body(&[("application/dicom", &kept), ("application/dicom", &kept)]);
+    let cut = &whole[..whole.len() - kept.len() / 2];
+    let post = |body: Vec<u8>| {
+        web.client
+            .post(format!("{}/studies/{study}", web.base))
+            .bearer_auth(&f.clinic1)
+            .header("content-type", ctype.clone())
+            .body(body)
+            .send()
+    };
+    let r = post(cut.to_vec()).await.unwrap();
+    let status = r.status().as_u16();
+    let resp: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(status, 202, "{resp}");
+    let referenced = seq(&resp, "00081199");
+    assert_eq!(referenced.len(), 1, "{resp}");
+    assert_eq!(value(referenced[0], "00081155"), Some(kept_sop.clone()));
+    let failed = seq(&resp, "00081198");
+    assert_eq!(failed.len(), 1, "{resp}");
+    assert_eq!(value(failed[0], "00081197").as_deref(), Some("49152"));
+    assert_eq!(
+        audited().await,
+        stores_before + 1,
+        "the stored part is audited"
+    );
+    let boundary_at = whole
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .expect("first line");
+    let r = post(whole[..boundary_at + 2 + 100].to_vec()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(audited().await, stores_before + 1);
+    let spool: Vec<_> = std::fs::read_dir(f.hub.spool_dir()).unwrap().collect();
+    assert!(spool.is_empty(), "spool not empty: {spool:?}");
+    let after = catalog.counts().await.unwrap();
+
     // a part of another study into /studies/{study}: A900; nothing stored → 409
     let (_, other) = ct(
         &new_uid(),

@@ -286,11 +286,14 @@ async fn stow(
     }
 
     let mut results: Vec<PartResult> = Vec::new();
-    loop {
+    'parts: loop {
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => return Err(multipart_error(e)),
+            Err(e) => match broken_off(e, &mut results) {
+                Some(refusal) => return Err(refusal),
+                None => break 'parts,
+            },
         };
         if let Some(ct) = field.content_type() {
             let ok = ct.essence_str().eq_ignore_ascii_case("application/dicom");
@@ -328,7 +331,10 @@ async fn stow(
                     }
                 }
                 Ok(None) => break,
-                Err(e) => return Err(multipart_error(e)),
+                Err(e) => match broken_off(e, &mut results) {
+                    Some(refusal) => return Err(refusal),
+                    None => break 'parts,
+                },
             }
         }
         let result = match failure {
@@ -465,6 +471,30 @@ async fn stow_json(
         });
     }
     Ok(results)
+}
+
+/// The body broke off (malformed, over the size limit, the client gone). Before anything
+/// was stored the request is refused as a whole (400/413: nothing stored); after parts were
+/// stored, the rest is one failed entry and the answer tells what was stored (202) and is
+/// audited like any other (`None`).
+fn broken_off(e: multer::Error, results: &mut Vec<PartResult>) -> Option<ApiError> {
+    if !results.iter().any(|r| r.status.is_ok()) {
+        return Some(multipart_error(e));
+    }
+    let reason = match e {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+            dxhub_core::status::OUT_OF_RESOURCES
+        }
+        _ => dxhub_core::status::CANNOT_UNDERSTAND,
+    };
+    results.push(PartResult {
+        sop_class_uid: None,
+        sop_instance_uid: None,
+        study_instance_uid: None,
+        series_instance_uid: None,
+        status: Err((reason, format!("the body broke off here: {e}"))),
+    });
+    None
 }
 
 fn multipart_error(e: multer::Error) -> ApiError {
