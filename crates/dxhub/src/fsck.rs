@@ -16,6 +16,7 @@
 
 use crate::config::Config;
 use crate::serve::{open_blobs, open_migrated_catalog, open_spool};
+use dxhub_core::worklist::{Clock, SystemClock};
 use futures::StreamExt;
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -49,7 +50,7 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
     }
 
     let grace_us = (grace_secs as i64) * 1_000_000;
-    let old_enough = |modified_us: i64| now_us() - modified_us >= grace_us;
+    let old_enough = |modified_us: i64| SystemClock.now_us() - modified_us >= grace_us;
     let mut orphans = Vec::new();
     let mut in_flight = 0u64;
     let mut listing = blobs.list(Some("studies/"));
@@ -183,13 +184,6 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
         println!("{unrepaired} problem(s) left");
         ExitCode::FAILURE
     })
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// A file's modification time (µs since the epoch), `None` when it is gone.
