@@ -31,6 +31,7 @@ const COUNTY: &str = "县人民医院";
 const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 /// Lossy JPEG (Baseline, Extended): decoders round the IDCT differently; the tolerance of
 /// crates/dxhub-dicom/tests/pixel_vs_pydicom.rs (at most 3, at most 1% off by 2 or more).
+const OCTETS: &str = "application/octet-stream";
 const LOSSY_JPEG: &[&str] = &["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"];
 const LOSSY_JPEG_TOLERANCE: i64 = 3;
 const LOSSY_JPEG_SHARE_OFF_BY_2: f64 = 0.01;
@@ -349,6 +350,20 @@ impl Got {
         let body = self.ok_body()?;
         serde_json::from_slice(body).map_err(|e| format!("{}: not JSON: {e}", self.describe()))
     }
+}
+
+/// PS3.18 Table 8.7.3-2: the single-frame media type of a compressed transfer syntax.
+fn frame_media_type(ts: &str) -> Option<&'static str> {
+    let t = ts.strip_prefix("1.2.840.10008.1.2.")?;
+    Some(match t {
+        "4.50" | "4.51" | "4.57" | "4.70" => "image/jpeg",
+        "5" => "image/dicom-rle",
+        "4.80" | "4.81" => "image/jls",
+        "4.90" | "4.91" => "image/jp2",
+        "4.92" | "4.93" => "image/jpx",
+        "4.201" | "4.202" | "4.203" => "image/jphc",
+        _ => return None,
+    })
 }
 
 fn accept_frames(ts: &str) -> String {
@@ -956,11 +971,14 @@ const FRAME_FILES: &[&str] = &[
     "generated/xa_htj2k_lossy.dcm",
 ];
 
-/// Check the parts of a frames response against `want` (frame bytes in order).
+/// Check the parts of a frames response against `want` (frame bytes in order), each part
+/// of media type `want_media` (`application/octet-stream` unless asked otherwise).
+#[allow(clippy::too_many_arguments)]
 fn check_frame_parts(
     what: &str,
     got: &Got,
     want: &[&[u8]],
+    want_media: &str,
     want_ts: &str,
     bytes_per_sample: usize,
     lossy: bool,
@@ -968,7 +986,7 @@ fn check_frame_parts(
 ) {
     let ct = got.header("content-type").unwrap_or_default().to_owned();
     if media_essence(&ct) != "multipart/related"
-        || media_param(&ct, "type").as_deref() != Some("application/octet-stream")
+        || media_param(&ct, "type").as_deref() != Some(want_media)
     {
         problems.push(format!("{what}: response Content-Type {ct:?}"));
     }
@@ -989,11 +1007,11 @@ fn check_frame_parts(
     }
     for (i, (part, want)) in parts.iter().zip(want).enumerate() {
         let pct = part.content_type().unwrap_or_default();
-        if media_essence(pct) != "application/octet-stream"
+        if media_essence(pct) != want_media
             || media_param(pct, "transfer-syntax").as_deref() != Some(want_ts)
         {
             problems.push(format!(
-                "{what}: part {} Content-Type {pct:?}, expected application/octet-stream; transfer-syntax={want_ts}",
+                "{what}: part {} Content-Type {pct:?}, expected {want_media}; transfer-syntax={want_ts}",
                 i + 1
             ));
         }
@@ -1014,6 +1032,7 @@ async fn frames_decoded_and_as_stored_equal_pydicom() {
     let py = p.decode_frames(&files);
     let mut problems = Vec::new();
     let mut frames_checked = 0;
+    let mut images_checked = 0;
     for (rel, exp) in FRAME_FILES.iter().zip(&py.files) {
         if let Some(e) = exp.error() {
             problems.push(format!("{rel}: pydicom cannot decode it: {e}"));
@@ -1038,6 +1057,7 @@ async fn frames_decoded_and_as_stored_equal_pydicom() {
             &format!("{rel} decoded"),
             &got,
             &want,
+            OCTETS,
             EXPLICIT_VR_LE,
             bps,
             lossy,
@@ -1063,12 +1083,52 @@ async fn frames_decoded_and_as_stored_equal_pydicom() {
             &format!("{rel} as stored"),
             &got,
             &want,
+            OCTETS,
             want_ts,
             bps,
             false,
             &mut problems,
         );
         frames_checked += n;
+
+        // compressed frames under their single-frame media type (PS3.18 Table 8.7.3-2):
+        // the same stored fragments; a media type that is not theirs is 406
+        if let (Some(o), Some(media)) = (&original, frame_media_type(exp.ts())) {
+            let want: Vec<&[u8]> = o.iter().map(Vec::as_slice).collect();
+            let got = fx
+                .get(
+                    &url,
+                    Some(&format!("multipart/related; type=\"{media}\"")),
+                    None,
+                )
+                .await;
+            check_frame_parts(
+                &format!("{rel} as {media}"),
+                &got,
+                &want,
+                media,
+                exp.ts(),
+                bps,
+                false,
+                &mut problems,
+            );
+            images_checked += 1;
+            let other = if media == "image/jls" {
+                "image/jp2"
+            } else {
+                "image/jls"
+            };
+            let got = fx
+                .get(
+                    &url,
+                    Some(&format!("multipart/related; type=\"{other}\"")),
+                    None,
+                )
+                .await;
+            if let Err(e) = json_error(&got, 406) {
+                problems.push(format!("{rel} as {other}: {e}"));
+            }
+        }
 
         // one past the last frame
         let past = fx
@@ -1102,6 +1162,7 @@ async fn frames_decoded_and_as_stored_equal_pydicom() {
             &format!("{rel} frames 3,1"),
             &got,
             &want,
+            OCTETS,
             EXPLICIT_VR_LE,
             exp.bytes_per_sample(),
             lossy,
@@ -1126,6 +1187,23 @@ async fn frames_decoded_and_as_stored_equal_pydicom() {
                 &format!("{unsupported} as stored"),
                 &got,
                 &[original[0].as_slice()],
+                OCTETS,
+                &inst.ts,
+                1,
+                false,
+                &mut problems,
+            );
+            // decoded preferred, as stored (image/jpeg) acceptable at a lower weight
+            let both = format!(
+                "{}, multipart/related; type=\"image/jpeg\";q=0.5",
+                accept_frames(EXPLICIT_VR_LE)
+            );
+            let got = fx.get(&url, Some(&both), None).await;
+            check_frame_parts(
+                &format!("{unsupported} decoded or else as image/jpeg"),
+                &got,
+                &[original[0].as_slice()],
+                "image/jpeg",
                 &inst.ts,
                 1,
                 false,
@@ -1143,6 +1221,11 @@ async fn frames_decoded_and_as_stored_equal_pydicom() {
         FRAME_FILES.len()
     );
     assert!(frames_checked >= FRAME_FILES.len() + 14 + 29);
+    // RLE ×2, JPEG, JPEG-LS, JPEG 2000 ×2, HTJ2K ×2
+    assert!(
+        images_checked >= 8,
+        "{images_checked} files checked as image/*"
+    );
     fail_if_any(&problems);
 }
 
@@ -1430,6 +1513,32 @@ async fn retrieve_as_stored_transcoded_or_not_acceptable() {
     if let Err(e) = json_error(&got, 406) {
         problems.push(format!("{unsupported} as Explicit VR Little Endian: {e}"));
     }
+    // … unless a lower-weight range takes it as stored: that range is served
+    let both = format!(
+        "{}, {};q=0.5",
+        accept_dicom(None),
+        accept_dicom(Some(&fx.inst(unsupported).ts))
+    );
+    let got = fx
+        .get(&fx.inst(unsupported).path(), Some(&both), None)
+        .await;
+    let file = std::fs::read(p.file(unsupported)).expect("read corpus file");
+    match got.parts() {
+        Ok(parts) if parts.len() == 1 && parts[0].body == file => {}
+        Ok(parts) => problems.push(format!(
+            "{unsupported} with a lower-weight transfer-syntax=stored: {} parts, not the stored file",
+            parts.len()
+        )),
+        Err(e) => problems.push(format!(
+            "{unsupported} with a lower-weight transfer-syntax=stored: {e}"
+        )),
+    }
+    // q=0 is "not acceptable", not a range to serve
+    let refused = format!("{};q=0", accept_dicom(Some("*")));
+    let got = fx.get(&fx.inst(jpeg_ls).path(), Some(&refused), None).await;
+    if let Err(e) = json_error(&got, 406) {
+        problems.push(format!("{jpeg_ls} with transfer-syntax=*;q=0: {e}"));
+    }
     fail_if_any(&problems);
 }
 
@@ -1478,10 +1587,29 @@ async fn bulk_data_answers_ranges() {
             ));
         }
     }
-    // the whole value without Range
-    let got = fx.get(&uri, Some("application/octet-stream"), None).await;
-    if got.ok_body().ok() != Some(&pixels[..]) {
-        problems.push(format!("whole value: {}", got.describe()));
+    // the whole value without Range, and for a Range this server does not serve
+    // (several ranges, other units): RFC 9110 lets it ignore them
+    for range in [None, Some("bytes=0-9,20-29"), Some("items=0-1")] {
+        let got = fx.get(&uri, Some("application/octet-stream"), range).await;
+        if got.ok_body().ok() != Some(&pixels[..]) {
+            problems.push(format!("whole value, Range {range:?}: {}", got.describe()));
+        }
+    }
+    // outside the value: 416 with the value's length
+    for range in [format!("bytes={total}-"), "bytes=-0".to_owned()] {
+        let got = fx
+            .get(&uri, Some("application/octet-stream"), Some(&range))
+            .await;
+        let want_cr = format!("bytes */{total}");
+        if got.status != 416
+            || got.header("content-range") != Some(want_cr.as_str())
+            || json_error(&got, 416).is_err()
+        {
+            problems.push(format!(
+                "Range {range}: expected 416 with Content-Range {want_cr}; got {}",
+                got.describe()
+            ));
+        }
     }
     fail_if_any(&problems);
 }

@@ -24,7 +24,8 @@ impl MediaRange {
     }
 }
 
-/// The media ranges of an `Accept` header, best first (none: `*/*`).
+/// The media ranges of an `Accept` header, best first (none: `*/*`). A range with `q=0` is
+/// "not acceptable" (RFC 9110 12.4.2) and left out; ranges of equal weight keep their order.
 pub fn parse_accept(header: Option<&str>) -> Vec<MediaRange> {
     let Some(h) = header.filter(|h| !h.trim().is_empty()) else {
         return vec![MediaRange {
@@ -49,15 +50,28 @@ pub fn parse_accept(header: Option<&str>) -> Vec<MediaRange> {
             let k = k.trim().to_ascii_lowercase();
             let v = v.trim().trim_matches('"').to_owned();
             if k == "q" {
-                q = v.parse().unwrap_or(1.0);
+                q = v.parse::<f32>().map_or(1.0, |q| q.clamp(0.0, 1.0));
             } else {
                 params.push((k, v));
             }
         }
-        out.push(MediaRange { essence, params, q });
+        if q > 0.0 {
+            out.push(MediaRange { essence, params, q });
+        }
     }
     out.sort_by(|a, b| b.q.partial_cmp(&a.q).unwrap_or(std::cmp::Ordering::Equal));
     out
+}
+
+/// Whether an `Accept` header admits DICOM JSON (QIDO-RS results, `/metadata`).
+pub fn accepts_dicom_json(header: Option<&str>) -> bool {
+    parse_accept(header).iter().any(|r| {
+        r.is_any()
+            || matches!(
+                r.essence.as_str(),
+                "application/dicom+json" | "application/json" | "application/*"
+            )
+    })
 }
 
 /// Split on `sep` outside double quotes.
@@ -140,6 +154,16 @@ mod tests {
         assert_eq!(a[1].essence, "application/json");
         assert_eq!(a[1].q, 0.5);
         assert!(parse_accept(None)[0].is_any());
+    }
+
+    #[test]
+    fn q_zero_is_not_acceptable_and_equal_weights_keep_their_order() {
+        let a = parse_accept(Some(
+            "image/jls, application/dicom;q=0, image/jp2, */*;q=0.1",
+        ));
+        let names: Vec<&str> = a.iter().map(|r| r.essence.as_str()).collect();
+        assert_eq!(names, ["image/jls", "image/jp2", "*/*"]);
+        assert!(parse_accept(Some("application/dicom;q=0")).is_empty());
     }
 
     #[test]

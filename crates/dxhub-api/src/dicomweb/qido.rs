@@ -316,21 +316,7 @@ pub async fn search_series_instances(
 }
 
 fn accepts_json(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    accept.split(',').any(|a| {
-        let t = a
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        matches!(
-            t.as_str(),
-            "application/dicom+json" | "application/json" | "*/*" | "application/*" | ""
-        )
-    })
+    super::multipart::accepts_dicom_json(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
 }
 
 async fn search(

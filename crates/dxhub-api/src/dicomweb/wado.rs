@@ -69,25 +69,130 @@ fn want_of(ts: Option<&str>) -> Want {
     }
 }
 
-/// Negotiate a request whose parts are of `part_type` (`application/dicom` or
-/// `application/octet-stream`).
-fn negotiate(headers: &HeaderMap, part_type: &str) -> Result<Want, ApiError> {
+/// The representations a request accepts for parts of `part_type` (`application/dicom` or
+/// `application/octet-stream`), best first: each instance is then served in the first of
+/// them it can be served in (PS3.18 8.7.3.5). 406 when the header admits none of them.
+fn negotiate(headers: &HeaderMap, part_type: &str) -> Result<Vec<Want>, ApiError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let mut wants = Vec::new();
     for r in parse_accept(accept) {
-        if r.is_any() || r.essence == "multipart/*" {
-            return Ok(Want::Original);
-        }
-        let of_type = |m: &MediaRange| {
-            m.param("type")
-                .is_none_or(|t| t.eq_ignore_ascii_case(part_type))
+        let want = if r.is_any() || r.essence == "multipart/*" {
+            Want::Original
+        } else if (r.essence == "multipart/related" && of_type(&r, part_type))
+            || r.essence == part_type
+        {
+            want_of(r.param("transfer-syntax"))
+        } else {
+            continue;
         };
-        if (r.essence == "multipart/related" && of_type(&r)) || r.essence == part_type {
-            return Ok(want_of(r.param("transfer-syntax")));
+        if !wants.contains(&want) {
+            wants.push(want);
         }
     }
-    Err(ApiError::NotAcceptable(format!(
-        "acceptable: multipart/related; type=\"{part_type}\" (transfer-syntax=* or {EXPLICIT_VR_LE})"
-    )))
+    if wants.is_empty() {
+        return Err(ApiError::NotAcceptable(format!(
+            "acceptable: multipart/related; type=\"{part_type}\" (transfer-syntax=* or {EXPLICIT_VR_LE})"
+        )));
+    }
+    Ok(wants)
+}
+
+/// Whether a `multipart/related` range's `type` is `part_type` (absent: any).
+fn of_type(r: &MediaRange, part_type: &str) -> bool {
+    r.param("type")
+        .is_none_or(|t| t.eq_ignore_ascii_case(part_type))
+}
+
+/// The single-frame media type of a compressed transfer syntax (PS3.18 Table 8.7.3-2).
+fn frame_media_type(ts: &str) -> Option<&'static str> {
+    Some(match ts {
+        "1.2.840.10008.1.2.4.50"
+        | "1.2.840.10008.1.2.4.51"
+        | "1.2.840.10008.1.2.4.57"
+        | "1.2.840.10008.1.2.4.70" => "image/jpeg",
+        "1.2.840.10008.1.2.5" => "image/dicom-rle",
+        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => "image/jls",
+        "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" => "image/jp2",
+        "1.2.840.10008.1.2.4.92" | "1.2.840.10008.1.2.4.93" => "image/jpx",
+        "1.2.840.10008.1.2.4.201" | "1.2.840.10008.1.2.4.202" | "1.2.840.10008.1.2.4.203" => {
+            "image/jphc"
+        }
+        _ => return None,
+    })
+}
+
+/// How the frames of an instance stored in `ts` are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FramePlan {
+    /// The stored frames (fragments, or native frames read by range); else decoded.
+    original: bool,
+    /// The parts' media type: `application/octet-stream` or a single-frame image type.
+    media: &'static str,
+}
+
+/// The representations in the `Accept` header that frames stored in `ts` can be served
+/// in, best first: `application/octet-stream` as stored or decoded, or the compressed
+/// frames under their single-frame media type (`type="image/jls"` …). 406 when none.
+fn negotiate_frames(headers: &HeaderMap, ts: &str) -> Result<Vec<FramePlan>, ApiError> {
+    const OCTETS: &str = "application/octet-stream";
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let native_le = ts == EXPLICIT_VR_LE || ts == IMPLICIT_VR_LE;
+    let media = frame_media_type(ts);
+    let mut plans: Vec<FramePlan> = Vec::new();
+    let mut add = |p: FramePlan| {
+        if !plans.contains(&p) {
+            plans.push(p);
+        }
+    };
+    for r in parse_accept(accept) {
+        let want = if r.is_any() || r.essence == "multipart/*" {
+            Want::Original
+        } else if (r.essence == "multipart/related" && of_type(&r, OCTETS)) || r.essence == OCTETS {
+            want_of(r.param("transfer-syntax"))
+        } else {
+            // multipart/related; type="image/jls" [; transfer-syntax=…]: the stored
+            // fragments when that is their media type
+            let asked = if r.essence == "multipart/related" {
+                r.param("type")
+            } else {
+                None
+            };
+            if let (Some(asked), Some(media)) = (asked, media)
+                && asked.eq_ignore_ascii_case(media)
+                && r.param("transfer-syntax").is_none_or(|t| t == ts)
+            {
+                add(FramePlan {
+                    original: true,
+                    media,
+                });
+            }
+            continue;
+        };
+        let original = match &want {
+            Want::Original => true,
+            Want::ExplicitLe => native_le,
+            Want::Exactly(t) => t == ts || (native_le && t == EXPLICIT_VR_LE),
+        };
+        if original || (want == Want::ExplicitLe && DECODABLE.contains(&ts)) {
+            add(FramePlan {
+                original,
+                media: OCTETS,
+            });
+        }
+    }
+    if !plans.is_empty() {
+        return Ok(plans);
+    }
+    let mut offer = format!(
+        "frames are stored as {ts}; acceptable: multipart/related; type=\"{OCTETS}\" with transfer-syntax=*"
+    );
+    if DECODABLE.contains(&ts) {
+        offer.push_str(&format!(" or {EXPLICIT_VR_LE}"));
+    }
+    if let Some(media) = media {
+        offer.push_str(&format!(", or type=\"{media}\""));
+    }
+    Err(ApiError::NotAcceptable(offer))
 }
 
 /// The instances a request names (404 when none), after the read check.
@@ -176,46 +281,54 @@ async fn retrieve(
     headers: HeaderMap,
     scope: InstanceScope,
 ) -> Result<Response, ApiError> {
-    let want = negotiate(&headers, "application/dicom")?;
+    let wants = negotiate(&headers, "application/dicom")?;
     // the metadata tells which JPEG instances have more than 8 bits (not decodable here)
-    let list = named(&state, &caller, scope, want == Want::ExplicitLe).await?;
+    let list = named(&state, &caller, scope, wants.contains(&Want::ExplicitLe)).await?;
     let mut plans = Vec::with_capacity(list.len());
     for inst in &list {
-        let transcode = plan(&inst.transfer_syntax_uid, &want)
-            .filter(|t| !t || decodable_depth(inst))
+        let ts = inst.transfer_syntax_uid.as_str();
+        let transcode = wants
+            .iter()
+            .find_map(|w| plan(ts, w).filter(|t| !t || decodable_depth(inst)))
             .ok_or_else(|| {
                 ApiError::NotAcceptable(format!(
-                    "instance {} is stored as {} and cannot be served as requested; ask for transfer-syntax=*",
-                    inst.sop_instance_uid, inst.transfer_syntax_uid
+                    "instance {} is stored as {ts} and cannot be served as requested; ask for transfer-syntax=*",
+                    inst.sop_instance_uid
                 ))
             })?;
-        plans.push(transcode);
+        // a lower-weight range that takes the stored bytes, if decoding fails
+        let fallback = transcode && wants.iter().any(|w| plan(ts, w) == Some(false));
+        plans.push((transcode, fallback));
     }
     // The status is sent before the body: transcode the first instance now, so that a
     // single-instance request that cannot be decoded still gets its 406.
     let mut first: Option<Vec<u8>> = None;
-    if plans.first() == Some(&true) {
-        first = Some(
-            transcoded(&state.blobs, &list[0])
-                .await
-                .map_err(|e| match e {
-                    PixelError::Unsupported(_) => {
-                        ApiError::NotAcceptable(format!("{e}; ask for transfer-syntax=*"))
-                    }
-                    other => pixel_error(other),
-                })?,
-        );
+    if let Some((true, fallback)) = plans.first().copied() {
+        match transcoded(&state.blobs, &list[0]).await {
+            Ok(out) => first = Some(out),
+            Err(PixelError::Unsupported(_)) if fallback => plans[0] = (false, false),
+            Err(PixelError::Unsupported(e)) => {
+                return Err(ApiError::NotAcceptable(format!(
+                    "{e}; ask for transfer-syntax=*"
+                )));
+            }
+            Err(other) => return Err(pixel_error(other)),
+        }
     }
     let boundary = multipart::boundary();
     let ct = multipart::content_type("application/dicom", &boundary);
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let blobs = state.blobs.clone();
     tokio::spawn(async move {
-        for (inst, transcode) in list.into_iter().zip(plans) {
+        for (inst, (transcode, fallback)) in list.into_iter().zip(plans) {
             let sent = if let Some(bytes) = first.take() {
                 send_bytes(bytes, &boundary, &mut tx).await
             } else if transcode {
-                send_transcoded(&blobs, &inst, &boundary, &mut tx).await
+                match transcoded(&blobs, &inst).await {
+                    Ok(out) => send_bytes(out, &boundary, &mut tx).await,
+                    Err(_) if fallback => send_original(&blobs, &inst, &boundary, &mut tx).await,
+                    Err(e) => Err(e.to_string()),
+                }
             } else {
                 send_original(&blobs, &inst, &boundary, &mut tx).await
             };
@@ -289,16 +402,6 @@ async fn transcoded(
         .map_err(|e| PixelError::Invalid(e.to_string()))?
 }
 
-async fn send_transcoded(
-    blobs: &dxhub_store::Blobs,
-    inst: &WadoInstance,
-    boundary: &str,
-    tx: &mut Tx,
-) -> Result<(), String> {
-    let out = transcoded(blobs, inst).await.map_err(|e| e.to_string())?;
-    send_bytes(out, boundary, tx).await
-}
-
 async fn send_bytes(out: Vec<u8>, boundary: &str, tx: &mut Tx) -> Result<(), String> {
     let ct = format!("application/dicom; transfer-syntax={EXPLICIT_VR_LE}");
     let head = multipart::part_head(boundary, &ct, &[("Content-Length", out.len().to_string())]);
@@ -366,14 +469,7 @@ async fn metadata(
     scope: InstanceScope,
 ) -> Result<Response, ApiError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let json_ok = parse_accept(accept).iter().any(|r| {
-        r.is_any()
-            || matches!(
-                r.essence.as_str(),
-                "application/dicom+json" | "application/json" | "application/*"
-            )
-    });
-    if !json_ok {
+    if !multipart::accepts_dicom_json(accept) {
         return Err(ApiError::NotAcceptable(
             "metadata is served as application/dicom+json".into(),
         ));
@@ -532,45 +628,26 @@ async fn blob_bytes(state: &AppState, inst: &WadoInstance) -> Result<Bytes, ApiE
         .map_err(|e| ApiError::Internal(format!("blob {}: {e}", inst.blob_key)))
 }
 
-pub async fn frames(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path((study, series, instance, list)): Path<(String, String, String, String)>,
-) -> Result<Response, ApiError> {
-    let numbers = parse_frames(&list)?;
-    let want = negotiate(&headers, "application/octet-stream")?;
-    let inst = one_instance(&state, &caller, study, series, instance).await?;
-    let ts = inst.transfer_syntax_uid.clone();
-    let native_le = ts == EXPLICIT_VR_LE || ts == IMPLICIT_VR_LE;
+/// The frame parts `(content type, bytes)` of `numbers` as `plan` says.
+async fn frame_parts(
+    state: &AppState,
+    inst: &WadoInstance,
+    numbers: &[u32],
+    plan: &FramePlan,
+) -> Result<Vec<(String, Bytes)>, ApiError> {
+    let FramePlan { original, media } = *plan;
+    let ts = inst.transfer_syntax_uid.as_str();
     let addressable = ts != EXPLICIT_VR_BE && ts != DEFLATED;
-    // as stored: fragments (or native frames) read by range, no decoding
-    let original = match &want {
-        Want::Original => true,
-        Want::ExplicitLe => native_le,
-        Want::Exactly(t) => t == &ts || (native_le && t == EXPLICIT_VR_LE),
-    };
-    if let Want::Exactly(t) = &want
-        && !original
-    {
-        return Err(ApiError::NotAcceptable(format!(
-            "frames are stored as {ts}, not {t}; ask for transfer-syntax=* or {EXPLICIT_VR_LE}"
-        )));
-    }
-    if !original && !DECODABLE.contains(&ts.as_str()) {
-        return Err(ApiError::NotAcceptable(format!(
-            "frames stored as {ts} cannot be decoded; ask for transfer-syntax=*"
-        )));
-    }
     let mut parts: Vec<(String, Bytes)> = Vec::with_capacity(numbers.len());
     if original && addressable {
-        let index = frame_index(&state, &inst, None).await?;
+        // as stored: fragments (or native frames) read by range, no decoding
+        let index = frame_index(state, inst, None).await?;
         let label = if index.encapsulated {
             index.transfer_syntax_uid.clone()
         } else {
             EXPLICIT_VR_LE.to_owned()
         };
-        for n in &numbers {
+        for n in numbers {
             let ranges = index.frames.get(*n as usize - 1).ok_or_else(|| {
                 pixel_error(PixelError::FrameOutOfRange(*n, index.frames.len() as u32))
             })?;
@@ -585,37 +662,63 @@ pub async fn frames(
                 data.extend_from_slice(&b);
             }
             parts.push((
-                format!("application/octet-stream; transfer-syntax={label}"),
+                format!("{media}; transfer-syntax={label}"),
                 Bytes::from(data),
             ));
         }
-    } else {
-        let bytes = blob_bytes(&state, &inst).await?;
-        let decode = !original;
-        let decoded = tokio::task::spawn_blocking(move || {
-            numbers
-                .iter()
-                .map(|n| {
-                    if decode {
-                        pixel::decoded_frame(&bytes, *n).map(|b| (b, EXPLICIT_VR_LE.to_owned()))
-                    } else {
-                        pixel::original_frame(&bytes, *n)
-                    }
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(pixel_error)?;
-        for (data, label) in decoded {
-            parts.push((
-                format!("application/octet-stream; transfer-syntax={label}"),
-                Bytes::from(data),
-            ));
-        }
+        return Ok(parts);
     }
+    let bytes = blob_bytes(state, inst).await?;
+    let decode = !original;
+    let numbers = numbers.to_vec();
+    let decoded = tokio::task::spawn_blocking(move || {
+        numbers
+            .iter()
+            .map(|n| {
+                if decode {
+                    pixel::decoded_frame(&bytes, *n).map(|b| (b, EXPLICIT_VR_LE.to_owned()))
+                } else {
+                    pixel::original_frame(&bytes, *n)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(pixel_error)?;
+    for (data, label) in decoded {
+        parts.push((
+            format!("{media}; transfer-syntax={label}"),
+            Bytes::from(data),
+        ));
+    }
+    Ok(parts)
+}
+
+pub async fn frames(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((study, series, instance, list)): Path<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    let numbers = parse_frames(&list)?;
+    let inst = one_instance(&state, &caller, study, series, instance).await?;
+    let plans = negotiate_frames(&headers, &inst.transfer_syntax_uid)?;
+    let mut plan = plans[0].clone();
+    let parts = match frame_parts(&state, &inst, &numbers, &plan).await {
+        // not decodable here: a lower-weight range that takes the stored frames
+        Err(ApiError::NotAcceptable(m)) => match plans.iter().skip(1).find(|p| p.original) {
+            Some(p) => {
+                plan = p.clone();
+                frame_parts(&state, &inst, &numbers, &plan).await?
+            }
+            None => return Err(ApiError::NotAcceptable(m)),
+        },
+        other => other?,
+    };
+    let media = plan.media;
     let boundary = multipart::boundary();
-    let ct = multipart::content_type("application/octet-stream", &boundary);
+    let ct = multipart::content_type(media, &boundary);
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, header_value(&ct)?)],
@@ -641,9 +744,21 @@ pub async fn bulk(
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
-        .map(|r| parse_range(r, total))
-        .transpose()?;
-    if let Some((start, end)) = range {
+        .map_or(RangeAsk::Whole, |r| parse_range(r, total));
+    if range == RangeAsk::Unsatisfiable {
+        let mut r = ApiError::Coded {
+            status: StatusCode::RANGE_NOT_SATISFIABLE,
+            code: "range-not-satisfiable",
+            message: format!("the Range is outside the {total} bytes of the value"),
+        }
+        .into_response();
+        r.headers_mut().insert(
+            header::CONTENT_RANGE,
+            header_value(&format!("bytes */{total}"))?,
+        );
+        return Ok(r);
+    }
+    if let RangeAsk::Part(start, end) = range {
         let slice = value.slice(start as usize..=end as usize);
         return Ok((
             StatusCode::PARTIAL_CONTENT,
@@ -693,33 +808,49 @@ pub async fn bulk(
         .into_response())
 }
 
-/// `bytes=a-b`, `bytes=a-`, `bytes=-n` (one range) within `total` bytes: inclusive bounds.
-fn parse_range(h: &str, total: u64) -> Result<(u64, u64), ApiError> {
-    let bad = || ApiError::BadRequest(format!("unsupported Range: {h}"));
-    let spec = h.trim().strip_prefix("bytes=").ok_or_else(bad)?;
-    if spec.contains(',') {
-        return Err(bad());
-    }
-    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().map_err(|_| bad())?;
-            (total.saturating_sub(n), total.saturating_sub(1))
-        }
-        (a, "") => (a.parse().map_err(|_| bad())?, total.saturating_sub(1)),
-        (a, b) => (
-            a.parse().map_err(|_| bad())?,
-            b.parse::<u64>()
-                .map_err(|_| bad())?
-                .min(total.saturating_sub(1)),
-        ),
+/// What a `Range` header asks of a value of `total` bytes (RFC 9110 14.2).
+#[derive(Debug, PartialEq, Eq)]
+enum RangeAsk {
+    /// Not a single byte range this server serves (other units, several ranges, bad
+    /// syntax): ignored, the whole value is sent.
+    Whole,
+    /// Inclusive bounds within the value.
+    Part(u64, u64),
+    /// Outside the value: 416.
+    Unsatisfiable,
+}
+
+/// `bytes=a-b`, `bytes=a-`, `bytes=-n` (one range) within `total` bytes.
+fn parse_range(h: &str, total: u64) -> RangeAsk {
+    let Some(spec) = h.trim().strip_prefix("bytes=") else {
+        return RangeAsk::Whole;
     };
-    if total == 0 || start > end || start >= total {
-        return Err(ApiError::BadRequest(format!(
-            "Range {h} is outside the {total} bytes of the value"
-        )));
+    if spec.contains(',') {
+        return RangeAsk::Whole;
     }
-    Ok((start, end))
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeAsk::Whole;
+    };
+    let num = |s: &str| s.parse::<u64>().ok();
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => match num(n) {
+            Some(0) => return RangeAsk::Unsatisfiable,
+            Some(n) => (total.saturating_sub(n), total.saturating_sub(1)),
+            None => return RangeAsk::Whole,
+        },
+        (a, "") => match num(a) {
+            Some(a) => (a, total.saturating_sub(1)),
+            None => return RangeAsk::Whole,
+        },
+        (a, b) => match (num(a), num(b)) {
+            (Some(a), Some(b)) if a <= b => (a, b.min(total.saturating_sub(1))),
+            _ => return RangeAsk::Whole,
+        },
+    };
+    if total == 0 || start >= total {
+        return RangeAsk::Unsatisfiable;
+    }
+    RangeAsk::Part(start, end)
 }
 
 /// The value bytes of the element at a bulk data path (`7FE00010`,
@@ -966,48 +1097,62 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100).ok(), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100).ok(), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100).ok(), Some((90, 99)));
-        assert_eq!(parse_range("bytes=50-500", 100).ok(), Some((50, 99)));
-        assert!(parse_range("bytes=100-", 100).is_err());
-        assert!(parse_range("bytes=0-1,5-6", 100).is_err());
-        assert!(parse_range("items=0-1", 100).is_err());
+        use RangeAsk::*;
+        assert_eq!(parse_range("bytes=0-9", 100), Part(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), Part(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), Part(90, 99));
+        assert_eq!(parse_range("bytes=-500", 100), Part(0, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), Part(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=100-200", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Whole);
+        assert_eq!(parse_range("bytes=9-1", 100), Whole);
+        assert_eq!(parse_range("bytes=x-1", 100), Whole);
+        assert_eq!(parse_range("items=0-1", 100), Whole);
+    }
+
+    fn accept(v: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_static(v));
+        h
     }
 
     #[test]
     fn negotiation() {
-        let mut h = HeaderMap::new();
+        let dicom = "application/dicom";
         assert_eq!(
-            negotiate(&h, "application/dicom").ok(),
-            Some(Want::Original)
+            negotiate(&HeaderMap::new(), dicom).ok(),
+            Some(vec![Want::Original])
         );
-        h.insert(
-            header::ACCEPT,
-            HeaderValue::from_static(
-                "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
-            ),
-        );
+        let h = accept("multipart/related; type=\"application/octet-stream\"; transfer-syntax=*");
         assert_eq!(
             negotiate(&h, "application/octet-stream").ok(),
-            Some(Want::Original)
+            Some(vec![Want::Original])
         );
-        assert!(negotiate(&h, "application/dicom").is_err());
-        h.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("multipart/related; type=\"application/dicom\""),
-        );
-        assert_eq!(
-            negotiate(&h, "application/dicom").ok(),
-            Some(Want::ExplicitLe)
-        );
-        h.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50"),
+        assert!(negotiate(&h, dicom).is_err());
+        let h = accept("multipart/related; type=\"application/dicom\"");
+        assert_eq!(negotiate(&h, dicom).ok(), Some(vec![Want::ExplicitLe]));
+        // every acceptable range, best first; q=0 is not acceptable
+        let h = accept(
+            "multipart/related; type=\"application/dicom\"; transfer-syntax=*;q=0.5, \
+             multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50, \
+             multipart/related; type=\"application/dicom\";q=0",
         );
         assert_eq!(
-            negotiate(&h, "application/dicom").ok(),
-            Some(Want::Exactly("1.2.840.10008.1.2.4.50".into()))
+            negotiate(&h, dicom).ok(),
+            Some(vec![
+                Want::Exactly("1.2.840.10008.1.2.4.50".into()),
+                Want::Original
+            ])
+        );
+        assert!(
+            negotiate(
+                &accept("multipart/related; type=\"application/dicom\";q=0"),
+                dicom
+            )
+            .is_err()
         );
         assert_eq!(
             plan("1.2.840.10008.1.2.4.80", &Want::ExplicitLe),
@@ -1015,6 +1160,85 @@ mod tests {
         );
         assert_eq!(plan("1.2.840.10008.1.2.4.100", &Want::ExplicitLe), None);
         assert_eq!(plan(EXPLICIT_VR_LE, &Want::ExplicitLe), Some(false));
+    }
+
+    #[test]
+    fn frame_negotiation() {
+        let jls = "1.2.840.10008.1.2.4.80";
+        let octets = |original| FramePlan {
+            original,
+            media: "application/octet-stream",
+        };
+        let image = |media| FramePlan {
+            original: true,
+            media,
+        };
+        let ask =
+            |h: &'static str, ts: &str| negotiate_frames(&accept(h), ts).ok().map(|p| p[0].clone());
+        assert_eq!(
+            ask("multipart/related; type=\"image/jls\"", jls),
+            Some(image("image/jls"))
+        );
+        assert_eq!(
+            ask(
+                "multipart/related; type=\"image/jls\"; transfer-syntax=1.2.840.10008.1.2.4.80",
+                jls
+            ),
+            Some(image("image/jls"))
+        );
+        // near-lossless asked, lossless stored: the next range
+        assert_eq!(
+            ask(
+                "multipart/related; type=\"image/jls\"; transfer-syntax=1.2.840.10008.1.2.4.81, \
+                 multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1;q=0.9",
+                jls
+            ),
+            Some(octets(false))
+        );
+        assert_eq!(
+            ask(
+                "multipart/related; type=\"image/jp2\"",
+                "1.2.840.10008.1.2.4.90"
+            ),
+            Some(image("image/jp2"))
+        );
+        assert_eq!(
+            ask(
+                "multipart/related; type=\"image/jpeg\"",
+                "1.2.840.10008.1.2.4.70"
+            ),
+            Some(image("image/jpeg"))
+        );
+        assert_eq!(ask("multipart/related; type=\"image/jp2\"", jls), None);
+        // a stored syntax asked exactly, else decoded at lower weight
+        let h = "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.4.90, \
+                 multipart/related; type=\"application/octet-stream\";q=0.5";
+        assert_eq!(ask(h, jls), Some(octets(false)));
+        assert_eq!(ask(h, "1.2.840.10008.1.2.4.90"), Some(octets(true)));
+        // native frames are Explicit VR Little Endian as stored
+        assert_eq!(
+            ask(
+                "multipart/related; type=\"application/octet-stream\"",
+                IMPLICIT_VR_LE
+            ),
+            Some(octets(true))
+        );
+        // not decodable, and as stored not accepted
+        assert_eq!(
+            ask(
+                "multipart/related; type=\"application/octet-stream\"",
+                "1.2.840.10008.1.2.4.100"
+            ),
+            None
+        );
+        assert_eq!(ask("*/*", jls), Some(octets(true)));
+        // every servable range, best first (the stored frames follow a failed decode)
+        let h = "multipart/related; type=\"application/octet-stream\", \
+                 multipart/related; type=\"image/jls\";q=0.5, */*;q=0.1";
+        assert_eq!(
+            negotiate_frames(&accept(h), jls).ok(),
+            Some(vec![octets(false), image("image/jls"), octets(true)])
+        );
     }
 
     #[test]
