@@ -442,6 +442,35 @@ async fn qido(opts: HubOptions) {
         .json("/instances?InstanceNumber=2&PatientID=P5", &f.gadmin)
         .await;
     assert_eq!(by_number.len(), 1);
+    // a search not under one study carries each result's study attributes (PS3.18
+    // 10.6.3.3.2/3), the matched PatientID among them
+    let i = &by_number[0];
+    assert_eq!(value(i, "00100020").as_deref(), Some("P5"), "{i}");
+    assert_eq!(value(i, "0020000D"), Some(f.study("doe")));
+    for tag in ["00100010", "00080020", "00080050", "00080061", "00201208"] {
+        assert!(
+            i.get(tag).and_then(|e| e.get("Value")).is_some(),
+            "/instances result lacks {tag}: {i}"
+        );
+    }
+    let all_series = web.json("/series?PatientID=P2", &f.gadmin).await;
+    assert_eq!(all_series.len(), 1);
+    assert_eq!(value(&all_series[0], "00100020").as_deref(), Some("P2"));
+    assert_eq!(
+        value(&all_series[0], "00080020").as_deref(),
+        Some("20240210")
+    );
+    assert_eq!(value(&all_series[0], "00201206").as_deref(), Some("1"));
+    // under one study the study attributes are left to the study, unless matched on
+    let in_study = web
+        .json(
+            &format!("/studies/{}/series?PatientID=P2", f.study("wang2")),
+            &f.gadmin,
+        )
+        .await;
+    assert_eq!(in_study.len(), 1);
+    assert_eq!(value(&in_study[0], "00100020").as_deref(), Some("P2"));
+    assert!(in_study[0].get("00100010").is_none(), "{}", in_study[0]);
     assert_eq!(
         web.json(&format!("/studies/{}/instances", f.study("doe")), &f.gadmin)
             .await

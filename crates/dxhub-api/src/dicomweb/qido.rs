@@ -165,6 +165,9 @@ pub struct Parsed {
     pub keys: BTreeSet<Tag>,
     /// Keys the index cannot match on (reported in a Warning header).
     pub unsupported: Vec<String>,
+    /// A series or instance search not under one study (`/series`, `/instances`): its
+    /// results carry the study attributes too (PS3.18 10.6.3.3.2, 10.6.3.3.3).
+    pub all_studies: bool,
 }
 
 fn level_rank(l: QidoLevel) -> u8 {
@@ -195,6 +198,7 @@ pub fn parse(level: QidoLevel, raw: Option<&str>) -> Result<Parsed, ApiError> {
         include: Include::default(),
         keys: BTreeSet::new(),
         unsupported: Vec::new(),
+        all_studies: false,
     };
     for (k, v) in pairs {
         match k.as_str() {
@@ -343,6 +347,10 @@ async fn search(
             .tags
             .iter()
             .any(|t| !DEFAULT_TAGS.contains(&tag_key(*t).as_str()));
+    parsed.all_studies = level != QidoLevel::Study
+        && !fixed
+            .iter()
+            .any(|(k, _)| matches!(k, QidoKey::StudyInstanceUid));
     parsed.query.conditions.extend(fixed);
     parsed.query.institution_ids = reach.institution_ids;
     parsed.query.routed_to = reach.routed_to;
@@ -601,16 +609,25 @@ pub fn result(level: QidoLevel, r: &QidoRow, p: &Parsed, base: &str) -> Map<Stri
                 }
                 merge_attrs(&mut m, r.instance_metadata.as_deref(), &inc);
             }
-            if p.include.all || p.include.tags.iter().any(|t| study_level(*t)) {
-                let mut st = Map::new();
-                study_part(&mut st, r);
-                for (k, v) in st {
-                    let wanted =
-                        p.include.all || parse_tag(&k).is_some_and(|t| p.include.tags.contains(&t));
-                    if wanted {
-                        m.entry(k).or_insert(v);
-                    }
+            // the study's attributes: all of them when the search is not under one study;
+            // else those asked for by includefield or as matching keys
+            let mut st = Map::new();
+            study_part(&mut st, r);
+            if p.all_studies {
+                multi(&mut st, "00080061", "CS", &r.modalities_in_study);
+                put(&mut st, "00201206", "IS", int(Some(r.num_series)));
+                put(&mut st, "00201208", "IS", int(Some(r.num_study_instances)));
+            }
+            for (k, v) in st {
+                let wanted = p.all_studies
+                    || p.include.all
+                    || parse_tag(&k)
+                        .is_some_and(|t| p.include.tags.contains(&t) || p.keys.contains(&t));
+                if wanted {
+                    m.entry(k).or_insert(v);
                 }
+            }
+            if p.include.all || p.include.tags.iter().any(|t| study_level(*t)) {
                 merge_attrs(&mut m, r.study_attrs.as_deref(), &p.include);
             }
             merge_attrs(&mut m, r.series_attrs.as_deref(), &p.include);
