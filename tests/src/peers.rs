@@ -119,3 +119,14 @@ fn rand_suffix() -> u64 {
         .unwrap_or(0);
     n ^ (std::process::id() as u64).rotate_left(17)
 }
+
+/// A peer process (a `storescp`, say) killed and reaped when dropped, so that a failing
+/// test does not leave it running (holding the test's output pipe open).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -65,6 +65,7 @@ fn offline_verification_detects_every_change() {
             login: "senior".into(),
             public_key: hexs(&key.public_key()),
             fingerprint: None,
+            revoked_at: None,
         }],
     };
     let signed = SignedReport::sign(content(), &key);
@@ -94,10 +95,26 @@ fn offline_verification_detects_every_change() {
             login: "senior".into(),
             public_key: hexs(&other.public_key()),
             fingerprint: None,
+            revoked_at: None,
         }],
     };
     let (ok, out) = verify(&signed, &swapped);
     assert!(!ok, "{out}");
+
+    // a key revoked before the signing time (as the hub's key export carries it)
+    let mut revoked = keys.clone();
+    revoked.keys[0].revoked_at = Some(signed.content.signed_at - 1);
+    let (ok, out) = verify(&signed, &revoked);
+    assert!(!ok && out.contains("revoked"), "{out}");
+
+    // instances that arrived after signing are a note, not a change
+    let mut late = signed.clone();
+    late.instances_added = vec![("1.2.3.9".into(), "ab".repeat(32))];
+    let (ok, out) = verify(&late, &keys);
+    assert!(
+        ok && out.contains("1 instance arrived after signing"),
+        "{out}"
+    );
 
     // not a report at all
     let dir = tempfile::tempdir().unwrap();

@@ -771,14 +771,14 @@ async fn reports_end_to_end() {
         .expect("a failed push-back attempt");
         assert_eq!(failed["state"], "pending", "{failed}");
         assert!(failed["delivered_at"].is_null(), "{failed}");
-        pacs = Some(
+        pacs = Some(peers::KillOnDrop(
             Command::new(bin)
                 .args(["--aetitle", "TOWNPACS", "+xa", "-od"])
                 .arg(pacs_dir.path())
                 .arg(pacs_port.to_string())
                 .spawn()
                 .unwrap(),
-        );
+        ));
     }
     assert_eq!(fingerprint, key["fingerprint"].as_str().unwrap());
     assert_eq!(signed["report"]["state"], "signed");
@@ -1082,6 +1082,50 @@ async fn reports_end_to_end() {
     assert_eq!(online(&f, rid).await["valid"], true);
     let (code, out) = export_and_verify(&f, rid, &keys_file).await;
     assert_eq!(code, 0, "offline, all restored: {out}");
+    // the signing key revoked (replaced) before the signing time: a signature dated after
+    // its revocation did not come from the hub, online and offline
+    let signed_by =
+        format!("(SELECT key_id FROM report_versions WHERE report_id = {rid} AND version = 5)");
+    let was = dxhub_e2e::api::sql_rows(
+        &f.hub,
+        &format!(
+            "SELECT COALESCE(CAST(revoked_at AS TEXT), 'NULL') FROM signing_keys WHERE id = {signed_by}"
+        ),
+    )
+    .await[0][0]
+        .clone();
+    raw_sql(
+        &f.hub,
+        &[&format!(
+            "UPDATE signing_keys SET revoked_at = (SELECT signed_at - 1 FROM report_versions \
+             WHERE report_id = {rid} AND version = 5) WHERE id = {signed_by}"
+        )],
+    )
+    .await;
+    let v = online(&f, rid).await;
+    assert_eq!(
+        (v["valid"].as_bool(), v["checks"]["key_in_force"].as_bool()),
+        (Some(false), Some(false)),
+        "{v}"
+    );
+    let revoked_keys = dir.path().join("keys-revoked.json");
+    let (s, k) = f.bytes("/api/v1/signing-keys", "clinic").await;
+    assert_eq!(s, 200);
+    std::fs::write(&revoked_keys, &k).unwrap();
+    let (code, out) = export_and_verify(&f, rid, &revoked_keys).await;
+    assert!(
+        code == 1 && out.contains("revoked"),
+        "offline, key revoked before: {out}"
+    );
+    raw_sql(
+        &f.hub,
+        &[&format!(
+            "UPDATE signing_keys SET revoked_at = {was} WHERE id = {signed_by}"
+        )],
+    )
+    .await;
+    let v = online(&f, rid).await;
+    assert_eq!(v["valid"], true, "{v}");
     // the village clinic is renamed: its signed report still verifies (signed under the
     // former name, as a note); a report moved to another institution does not
     let institutions = f.ok("GET", "/api/v1/institutions", "gadmin", None).await;
@@ -1563,6 +1607,9 @@ async fn reports_end_to_end() {
         (Some(true), Some(true)),
         "{old}"
     );
+    // a reader holding the old printout is told which version is in force
+    assert_eq!(old["current_version"], 6, "{old}");
+    assert!(old["notes"].to_string().contains("version 6"), "{old}");
     let new = f
         .ok(
             "GET",
@@ -1805,10 +1852,7 @@ async fn reports_end_to_end() {
             );
         }
     }
-    if let Some(mut p) = pacs {
-        let _ = p.kill();
-        let _ = p.wait();
-    }
+    drop(pacs);
 
     // KEK rotation: the new KEK alone cannot open keys sealed under the old one; with the
     // old one in previous_keks, `signing-keys reseal` re-seals them; then the new KEK alone
@@ -2077,6 +2121,53 @@ async fn imaging_report_with_key_image() {
         )
         .await;
     assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["instances_added"], json!([]), "{v}");
+
+    // a slice that arrives after signing is named as not covered; the report still
+    // verifies, online and offline (it was signed over what was there)
+    let late_sop = {
+        use dxhub_e2e::generate::{CtSpec, ct_dataset};
+        use dxhub_e2e::scu::{Scu, ct_context};
+        let series = instances[0]["0020000E"]["Value"][0].as_str().unwrap();
+        let mut spec = CtSpec::new(&study, series, 2);
+        spec.patient_id = "P-CT-1".to_owned();
+        let mut scu = Scu::connect(f.hub.dicom, "CLINIC", "DXHUB", &[ct_context()], 1 << 20)
+            .expect("associate");
+        let ct = dicom_dictionary_std::uids::CT_IMAGE_STORAGE;
+        let (pc, _) = scu.context_for(ct).expect("CT context");
+        let (status, comment) = scu
+            .store(pc, ct, &spec.sop_uid, &ct_dataset(&spec))
+            .expect("store");
+        assert_eq!(status, 0, "late C-STORE: {comment:?}");
+        scu.release().expect("release");
+        spec.sop_uid
+    };
+    let v = f
+        .ok(
+            "GET",
+            &format!("/api/v1/reports/{rid}/verify"),
+            "clinic",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (v["valid"].as_bool(), v["checks"]["instances"].as_bool()),
+        (Some(true), Some(true)),
+        "late slice: {v}"
+    );
+    assert_eq!(v["instances_added"], json!([late_sop]), "{v}");
+    assert!(v["notes"].to_string().contains("after signing"), "{v}");
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let keys_file = dir.path().join("keys.json");
+        let (s, keys) = f.bytes("/api/v1/signing-keys", "clinic").await;
+        assert_eq!(s, 200);
+        std::fs::write(&keys_file, &keys).unwrap();
+        let (code, out) = export_and_verify(&f, rid, &keys_file).await;
+        assert_eq!(code, 0, "offline, late slice: {out}");
+        assert!(out.contains("1 instance arrived after signing"), "{out}");
+        assert!(out.contains(&late_sop), "{out}");
+    }
     let (s, pdf) = f
         .bytes(&format!("/api/v1/reports/{rid}/pdf"), "clinic")
         .await;
@@ -2194,8 +2285,12 @@ async fn imaging_report_with_key_image() {
         &f.hub,
         &[
             &format!(
-                "UPDATE signing_keys SET revoked_at = 1 WHERE user_id = {senior_id} \
-                 AND revoked_at IS NULL"
+                "UPDATE signing_keys SET revoked_at = {} WHERE user_id = {senior_id} \
+                 AND revoked_at IS NULL",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_micros()
             ),
             &format!(
                 "INSERT INTO signing_keys (user_id, public_key, fingerprint, sealed_secret, \

@@ -1933,8 +1933,9 @@ async fn signed_version_of(
 }
 
 /// The checks of one signed thing: the signature under the signer's registered key, the
-/// key belongs to the signer, and the signed content equals what the hub holds now
-/// (report text and the sha256 of every instance of the study).
+/// key belongs to the signer and was not revoked before the signing time, and the signed
+/// content equals what the hub holds now (report text and the sha256 of every instance
+/// the signature covers).
 async fn check_signed(
     state: &AppState,
     stored_content: &str,
@@ -1976,6 +1977,20 @@ async fn check_signed(
             }
             ok
         }
+        _ => false,
+    };
+    let in_force = match (&key, &content) {
+        (Some(k), Some(c)) => match k.revoked_at.filter(|r| c.signed_at > *r) {
+            Some(revoked_at) => {
+                problems.push(format!(
+                    "the signing key was revoked at {}, before the signing time {}",
+                    rfc3339(revoked_at),
+                    rfc3339(c.signed_at)
+                ));
+                false
+            }
+            None => true,
+        },
         _ => false,
     };
     let mut content_ok = false;
@@ -2026,8 +2041,9 @@ async fn check_signed(
         }
     }
     Ok(json!({
-        "valid": sig_ok && owner_ok && content_ok && instances_ok,
-        "checks": {"signature": sig_ok, "key_owner": owner_ok, "content": content_ok, "instances": instances_ok},
+        "valid": sig_ok && owner_ok && in_force && content_ok && instances_ok,
+        "checks": {"signature": sig_ok, "key_owner": owner_ok, "key_in_force": in_force,
+                   "content": content_ok, "instances": instances_ok},
         "signer": content.as_ref().map(|c| c.verifier.clone()),
         "signed_at": content.as_ref().map(|c| rfc3339(c.signed_at)),
         "fingerprint": key.as_ref().map(|k| k.fingerprint.clone()),
@@ -2071,30 +2087,87 @@ async fn accept_former_name(
     Ok(Some(note))
 }
 
+/// A signed version as the record holds it now.
+struct RecordContent {
+    /// What verification compares with the signed content and what the offline export
+    /// carries, so that online and offline verification agree.
+    expected: SignedContent,
+    /// The note when the source institution was renamed since signing.
+    renamed: Option<String>,
+    /// Instances the study received after signing: not covered by the signature.
+    added: Vec<(String, String)>,
+    /// Every instance of the study now (addenda are matched against it).
+    current: Vec<(String, String)>,
+}
+
+/// `(SOP Instance UID, sha256 hex)` pairs.
+type InstanceHashes = Vec<(String, String)>;
+
+/// Split the study's instances now (`current`) into those a signature covers and those
+/// received since. When every `(SOP Instance UID, sha256)` signed in `stored` is still
+/// there unchanged, the signature is compared with exactly those and the rest arrived
+/// after signing (a late slice, a key image saved later: a note, the report still
+/// verifies). Otherwise every current instance is compared, so a changed or removed
+/// instance fails the check.
+fn covered_instances(
+    current: &[(String, String)],
+    stored: &str,
+) -> (InstanceHashes, InstanceHashes) {
+    let Ok(signed) = serde_json::from_str::<SignedContent>(stored) else {
+        return (current.to_vec(), Vec::new());
+    };
+    let now: std::collections::HashSet<&(String, String)> = current.iter().collect();
+    if !signed.instances.iter().all(|i| now.contains(i)) {
+        return (current.to_vec(), Vec::new());
+    }
+    let signed: std::collections::HashSet<&(String, String)> = signed.instances.iter().collect();
+    current.iter().cloned().partition(|i| signed.contains(i))
+}
+
 /// The signed version's content as the record holds it now (report, version, the study's
-/// instances), what verification compares with the signed content and what the offline
-/// export carries, so that online and offline verification agree.
+/// instances the signature covers).
 async fn record_content(
     state: &AppState,
     r: &Report,
     v: &ReportVersion,
-) -> Result<(SignedContent, Option<String>), ApiError> {
-    let instances = state.catalog.study_instance_hashes(r.study_id).await?;
+) -> Result<RecordContent, ApiError> {
+    let current = state.catalog.study_instance_hashes(r.study_id).await?;
+    let stored = v.signed_content.as_deref().unwrap_or("");
+    let (covered, added) = covered_instances(&current, stored);
     let verifier = v.verifier_login.clone().unwrap_or_default();
-    let mut expected = content_of(r, v, &verifier, v.signed_at.unwrap_or_default(), instances);
-    let note = accept_former_name(
-        state,
-        r,
-        &mut expected,
-        v.signed_content.as_deref().unwrap_or(""),
-    )
-    .await?;
-    Ok((expected, note))
+    let mut expected = content_of(r, v, &verifier, v.signed_at.unwrap_or_default(), covered);
+    let renamed = accept_former_name(state, r, &mut expected, stored).await?;
+    Ok(RecordContent {
+        expected,
+        renamed,
+        added,
+        current,
+    })
+}
+
+/// The note naming instances received after signing.
+fn late_note(added: &[(String, String)]) -> Option<String> {
+    (!added.is_empty()).then(|| {
+        format!(
+            "{} arrived after signing and {} not covered by this version: {}",
+            if added.len() == 1 {
+                "1 instance".to_owned()
+            } else {
+                format!("{} instances", added.len())
+            },
+            if added.len() == 1 { "is" } else { "are" },
+            added
+                .iter()
+                .map(|(uid, _)| uid.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
 
 /// Verify a signed version online (and its addenda).
 #[utoipa::path(get, path = "/api/v1/reports/{id}/verify", tag = "reports", params(("id" = i64, Path), VersionQuery),
-    responses((status = 200, description = "{valid, checks:{signature, key_owner, content, instances}, problems:[…], addenda:[…]}"), (status = 403, body = crate::dto::ErrorBody), (status = 404, body = crate::dto::ErrorBody), (status = 409, body = crate::dto::ErrorBody)))]
+    responses((status = 200, description = "{valid, checks:{signature, key_owner, key_in_force, content, instances}, problems:[…], addenda:[…], notes:[…], instances_added:[uid…], current_version}"), (status = 403, body = crate::dto::ErrorBody), (status = 404, body = crate::dto::ErrorBody), (status = 409, body = crate::dto::ErrorBody)))]
 async fn verify_report(
     State(state): State<AppState>,
     caller: Caller,
@@ -2103,14 +2176,13 @@ async fn verify_report(
 ) -> Result<Json<Value>, ApiError> {
     let r = report_for(&state, &caller, id).await?;
     let v = signed_version_of(&state, &r, q.version).await?;
-    let (expected, renamed) = record_content(&state, &r, &v).await?;
-    let instances = expected.instances.clone();
+    let rc = record_content(&state, &r, &v).await?;
     let mut out = check_signed(
         &state,
         v.signed_content.as_deref().unwrap_or(""),
         v.signature.as_deref().unwrap_or(""),
         v.key_id.unwrap_or_default(),
-        &expected,
+        &rc.expected,
     )
     .await?;
     let mut addenda = Vec::new();
@@ -2118,13 +2190,14 @@ async fn verify_report(
         if a.version != v.version {
             continue;
         }
+        let (covered, _) = covered_instances(&rc.current, &a.signed_content);
         let mut expected = addendum_content(
             &r,
             a.version,
             &a.text,
             &a.author_login,
             a.signed_at,
-            instances.clone(),
+            covered,
         );
         accept_former_name(&state, &r, &mut expected, &a.signed_content).await?;
         let mut check =
@@ -2139,7 +2212,24 @@ async fn verify_report(
     out["superseded"] = json!(v.state == "superseded");
     out["addenda"] = json!(addenda);
     out["all_valid"] = json!(all_ok);
-    out["notes"] = json!(renamed.into_iter().collect::<Vec<_>>());
+    out["current_version"] = json!(r.signed_version);
+    out["instances_added"] = json!(rc.added.iter().map(|(uid, _)| uid).collect::<Vec<_>>());
+    let superseded = r
+        .signed_version
+        .filter(|in_force| *in_force != v.version)
+        .map(|in_force| {
+            format!(
+                "version {} is superseded: version {in_force} is the one in force",
+                v.version
+            )
+        });
+    out["notes"] = json!(
+        rc.renamed
+            .into_iter()
+            .chain(late_note(&rc.added))
+            .chain(superseded)
+            .collect::<Vec<_>>()
+    );
     caller
         .audit(
             &state,
@@ -2170,12 +2260,13 @@ async fn signed_export(
         .ok_or_else(|| internal("signing key of a signed version is missing"))?;
     // the content as the record holds it now (not the stored copy of what was signed):
     // a record changed since signing then fails offline as it fails online
-    let (content, _) = record_content(&state, &r, &v).await?;
+    let rc = record_content(&state, &r, &v).await?;
     let export = SignedReport {
         format: rep::SIGNED_REPORT_FORMAT.to_owned(),
-        content,
+        content: rc.expected,
         signature: v.signature.clone().unwrap_or_default(),
         public_key: key.public_key,
+        instances_added: rc.added,
     };
     caller
         .audit(

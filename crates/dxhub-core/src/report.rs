@@ -323,6 +323,11 @@ pub struct SignedReport {
     pub signature: String,
     /// Hex of the signer's SEC1 public key.
     pub public_key: String,
+    /// `(SOP Instance UID, sha256 hex)` of instances the study received after signing:
+    /// not covered by the signature, named so the reader knows (not part of the signed
+    /// content; absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances_added: Vec<(String, String)>,
 }
 
 /// Public keys exported by the hub (`{"keys":[{"login","public_key","fingerprint"}]}`): the
@@ -339,6 +344,10 @@ pub struct TrustedKey {
     pub public_key: String,
     #[serde(default)]
     pub fingerprint: Option<String>,
+    /// Epoch µs UTC when the key was revoked (replaced): it verifies what it signed
+    /// before, not a signature dated after.
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
 }
 
 /// Why an exported report does not verify.
@@ -352,6 +361,14 @@ pub enum VerifyError {
     UntrustedKey,
     #[error("the trusted key of {login} does not belong to the verifier {verifier}")]
     WrongSigner { login: String, verifier: String },
+    #[error(
+        "the signing key of {login} was revoked at {revoked_at} µs, before the signing time {signed_at} µs"
+    )]
+    SignedAfterRevocation {
+        login: String,
+        revoked_at: i64,
+        signed_at: i64,
+    },
     #[error(transparent)]
     Signature(#[from] SignatureError),
 }
@@ -377,12 +394,13 @@ impl SignedReport {
             content,
             signature,
             public_key: hex(&key.public_key()),
+            instances_added: Vec::new(),
         }
     }
 
     /// Verify against the trusted keys: the embedded key must be one of them, belong to
-    /// the verifier named in the content, and the signature must match the content. The
-    /// matching trusted key on success.
+    /// the verifier named in the content, not have been revoked before the signing time,
+    /// and the signature must match the content. The matching trusted key on success.
     pub fn verify<'k>(&self, trusted: &'k TrustedKeys) -> Result<&'k TrustedKey, VerifyError> {
         if self.format != SIGNED_REPORT_FORMAT {
             return Err(VerifyError::Format(self.format.clone()));
@@ -398,6 +416,13 @@ impl SignedReport {
             return Err(VerifyError::WrongSigner {
                 login: key.login.clone(),
                 verifier: self.content.verifier.clone(),
+            });
+        }
+        if let Some(revoked_at) = key.revoked_at.filter(|r| self.content.signed_at > *r) {
+            return Err(VerifyError::SignedAfterRevocation {
+                login: key.login.clone(),
+                revoked_at,
+                signed_at: self.content.signed_at,
             });
         }
         verify(&public, &canonical_bytes(&self.content), &signature)?;
@@ -734,11 +759,13 @@ mod tests {
                     login: "senior".into(),
                     public_key: hex(&key.public_key()),
                     fingerprint: Some(fingerprint(&key.public_key())),
+                    revoked_at: None,
                 },
                 TrustedKey {
                     login: "someone".into(),
                     public_key: hex(&other.public_key()),
                     fingerprint: None,
+                    revoked_at: None,
                 },
             ],
         };
@@ -779,6 +806,32 @@ mod tests {
         assert_eq!(
             SignedReport::sign(content(), &stranger).verify(&trusted),
             Err(VerifyError::UntrustedKey)
+        );
+        // a key revoked (replaced) after signing still verifies; before it, not
+        let signed_at = signed.content.signed_at;
+        let mut revoked = trusted.clone();
+        revoked.keys[0].revoked_at = Some(signed_at);
+        assert!(signed.verify(&revoked).is_ok());
+        revoked.keys[0].revoked_at = Some(signed_at - 1);
+        assert_eq!(
+            signed.verify(&revoked),
+            Err(VerifyError::SignedAfterRevocation {
+                login: "senior".into(),
+                revoked_at: signed_at - 1,
+                signed_at
+            })
+        );
+        // instances received after signing are outside the signed content
+        let mut late = signed.clone();
+        late.instances_added = vec![("1.2.9".into(), "ab".repeat(32))];
+        assert!(late.verify(&trusted).is_ok());
+        let back: SignedReport =
+            serde_json::from_str(&serde_json::to_string(&late).unwrap()).unwrap();
+        assert_eq!(back, late);
+        assert!(
+            !serde_json::to_string(&signed)
+                .unwrap()
+                .contains("instances_added")
         );
         let mut t = signed.clone();
         t.signature.push('0');

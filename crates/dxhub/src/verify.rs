@@ -1,6 +1,8 @@
 //! `dxhub verify REPORT.json --keys KEYS.json`: verify an exported signed report offline,
 //! with the public keys the hub exported (no hub, no database). Exit status 0 when the
-//! signature is valid and made by the trusted key of the report's verifier, 1 otherwise.
+//! signature is valid and made by the trusted key of the report's verifier (not revoked
+//! before the signing time), 1 otherwise. Instances the study received after signing are
+//! named in a note: the signature covers what was there when it was made.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -33,6 +35,22 @@ pub fn run(report: &Path, keys: &Path) -> anyhow::Result<ExitCode> {
                 c.signed_at,
                 fp
             );
+            let late = &report.instances_added;
+            if !late.is_empty() {
+                println!(
+                    "note: {} arrived after signing and {} not covered by this version: {}",
+                    if late.len() == 1 {
+                        "1 instance".to_owned()
+                    } else {
+                        format!("{} instances", late.len())
+                    },
+                    if late.len() == 1 { "is" } else { "are" },
+                    late.iter()
+                        .map(|(uid, _)| uid.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
