@@ -144,6 +144,7 @@ const REPORT_REFUSALS: &[&str] = &[
 fn aim(method: &str, path: &str) -> Option<Aim> {
     Some(match (method, path) {
         ("GET", "/api/v1/openapi.json")
+        | ("GET", "/api/v1/verify/{}")
         | ("POST", "/api/v1/auth/login")
         | ("POST", "/api/v1/auth/logout")
         | ("GET", "/api/v1/auth/me")

@@ -1183,12 +1183,13 @@ async fn reports_end_to_end() {
     assert_eq!(v["valid"], true, "{v}");
     assert_eq!(v["notes"], json!([]), "{v}");
 
-    // PDF: Chinese text, the fingerprint and a QR code of the verify URL
+    // PDF: Chinese text, the fingerprint and a QR code of the public verification page
     let (s, pdf) = f
         .bytes(&format!("/api/v1/reports/{rid}/pdf"), "clinic")
         .await;
     assert_eq!(s, 200);
     assert!(pdf.starts_with(b"%PDF"), "not a PDF");
+    let public_url = verify_code_url(&f, rid, 5).await;
     if have_pdf_tools {
         let p = dir.path().join("r.pdf");
         std::fs::write(&p, &pdf).unwrap();
@@ -1260,14 +1261,71 @@ async fn reports_end_to_end() {
                 decoded.push_str(&String::from_utf8_lossy(&out.stdout));
             }
         }
-        // the URL the clinic reached the hub at (no http.public_url configured)
-        assert_eq!(
-            decoded.trim(),
-            f.api
-                .url(&format!("/api/v1/reports/{rid}/verify?version=5")),
-            "QR payload"
-        );
+        // the public verification page of version 5, at the address the clinic reached the
+        // hub at (no http.public_url configured)
+        assert_eq!(decoded.trim(), public_url, "QR payload");
     }
+    // whoever holds the printout checks it without an account: the same verification,
+    // only what the printout carries (the patient's name masked), audited
+    let public = public_verify(&f, &public_url, "application/json").await;
+    assert_eq!(public.0, 200, "{}", public.1);
+    let pv: Value = serde_json::from_str(&public.1).unwrap();
+    assert_eq!(
+        (
+            pv["valid"].as_bool(),
+            pv["report_id"].as_i64(),
+            pv["version"].as_i64(),
+            pv["current_version"].as_i64()
+        ),
+        (Some(true), Some(rid), Some(5), Some(5)),
+        "{pv}"
+    );
+    assert_eq!(pv["patient"], "王*", "{pv}");
+    assert_eq!(pv["signer"], "senior", "{pv}");
+    assert_eq!(pv["fingerprint"], fingerprint.as_str(), "{pv}");
+    assert!(
+        !public.1.contains("王^五") && !public.1.contains(RESIDENT_ID),
+        "{pv}"
+    );
+    let (s, page) = public_verify(&f, &public_url, "text/html,application/xhtml+xml").await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("data-valid=\"true\"") && page.contains("报告真实有效"),
+        "{page}"
+    );
+    assert!(page.contains("王*") && !page.contains("王^五"), "{page}");
+    // a code the hub never made, and a malformed one: 404, nothing shown
+    let (s, unknown) = public_verify(
+        &f,
+        &f.api.url(&format!("/api/v1/verify/{}", "0".repeat(32))),
+        "application/json",
+    )
+    .await;
+    assert_eq!(s, 404, "{unknown}");
+    assert!(unknown.contains("unknown-verify-code"), "{unknown}");
+    let (s, _) = public_verify(&f, &f.api.url("/api/v1/verify/x'--"), "application/json").await;
+    assert_eq!(s, 404);
+    // the same code on every render of the version
+    let (_, pdf2) = f
+        .bytes(&format!("/api/v1/reports/{rid}/pdf"), "clinic")
+        .await;
+    assert!(pdf2.starts_with(b"%PDF"));
+    assert_eq!(verify_code_url(&f, rid, 5).await, public_url);
+    // the report text changed in the database: the page says so
+    raw_sql(&f.hub, &[&format!(
+        "UPDATE report_versions SET body = replace(body, 'ST段未见偏移', 'ST段抬高') WHERE report_id = {rid} AND version = 5"
+    )]).await;
+    let (s, page) = public_verify(&f, &public_url, "text/html").await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("data-valid=\"false\"") && page.contains("验证未通过"),
+        "{page}"
+    );
+    raw_sql(&f.hub, &[&format!(
+        "UPDATE report_versions SET body = replace(body, 'ST段抬高', 'ST段未见偏移') WHERE report_id = {rid} AND version = 5"
+    )]).await;
+    let (_, restored) = public_verify(&f, &public_url, "application/json").await;
+    assert!(restored.contains("\"valid\":true"), "{restored}");
 
     // FHIR R4 DiagnosticReport validates against the schema
     let fhir = f
@@ -1610,6 +1668,13 @@ async fn reports_end_to_end() {
     // a reader holding the old printout is told which version is in force
     assert_eq!(old["current_version"], 6, "{old}");
     assert!(old["notes"].to_string().contains("version 6"), "{old}");
+    // … and so is whoever scans its QR code
+    let (s, page) = public_verify(&f, &public_url, "text/html").await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("data-valid=\"true\"") && page.contains("现行版本为第 6 版"),
+        "{page}"
+    );
     let new = f
         .ok(
             "GET",
@@ -1979,6 +2044,7 @@ async fn reports_end_to_end() {
         "signing-reauth",
         "signing-key-create",
         "report-verify",
+        "report-verify-public",
         "report-export",
         "critical-raise",
         "critical-ack",
@@ -1990,6 +2056,41 @@ async fn reports_end_to_end() {
     ] {
         assert!(a.contains(&format!("\"{action}\"")), "audit lacks {action}");
     }
+}
+
+/// The public verification URL the hub made for a report version (its PDF's QR code).
+async fn verify_code_url(f: &F, rid: i64, version: i64) -> String {
+    let rows = dxhub_e2e::api::sql_rows(
+        &f.hub,
+        &format!(
+            "SELECT code FROM report_verify_codes WHERE report_id = {rid} AND version = {version}"
+        ),
+    )
+    .await;
+    assert_eq!(
+        rows.len(),
+        1,
+        "one code for report {rid} v{version}: {rows:?}"
+    );
+    let code = &rows[0][0];
+    assert!(
+        code.len() == 32 && code.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{code}"
+    );
+    f.api.url(&format!("/api/v1/verify/{code}"))
+}
+
+/// `GET` a public verification URL with no credentials: status and body.
+async fn public_verify(f: &F, url: &str, accept: &str) -> (u16, String) {
+    let r = f
+        .api
+        .http
+        .get(url)
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 /// An imaging report: a CT sent by DICOM from the township, marked complete, read with the

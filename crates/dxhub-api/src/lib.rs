@@ -18,6 +18,7 @@ mod report_pdf;
 pub mod reports;
 pub mod stats;
 pub mod v1;
+mod verify_public;
 pub mod worklist;
 
 use std::sync::Arc;
@@ -161,6 +162,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(get_openapi))
         .merge(v1::routes())
         .merge(stats::routes())
+        .merge(verify_public::routes())
 }
 
 /// The OpenAPI document of `/api/v1`.

@@ -61,6 +61,8 @@ use RoutePolicy as P;
 pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/api/v1/openapi.json", P::Public),
     rule("POST", "/api/v1/auth/login", P::Public),
+    // the page a report PDF's QR code opens: an unguessable per-version code, no login
+    rule("GET", "/api/v1/verify/{code}", P::Public),
     rule("POST", "/api/v1/auth/logout", P::AnyUser),
     rule("GET", "/api/v1/auth/me", P::AnyUser),
     rule("POST", "/api/v1/auth/totp/enroll", P::AnyUser),

@@ -100,11 +100,6 @@ pub fn root_url(state: &AppState, headers: Option<&axum::http::HeaderMap>) -> St
     }
 }
 
-/// The URL the QR code carries.
-pub fn verify_url(root: &str, r: &Report, version: i64) -> String {
-    format!("{root}/api/v1/reports/{}/verify?version={version}", r.id)
-}
-
 /// Render the PDF of one version.
 pub async fn render(
     state: &AppState,
@@ -113,6 +108,11 @@ pub async fn render(
     root: &str,
 ) -> Result<Vec<u8>, ApiError> {
     let font = font(state)?;
+    // the public verification page of a signed version (its code made on first render)
+    let verify_url = match v.signature.is_some() && v.state != "superseded" {
+        true => Some(crate::verify_public::verify_url(state, root, r.id, v.version).await?),
+        false => None,
+    };
     let alliance = state
         .catalog
         .list_alliances()
@@ -353,7 +353,7 @@ pub async fn render(
             signed_at: v.signed_at.map(shanghai).unwrap_or_default(),
             fingerprint: key.map(|k| k.fingerprint).unwrap_or_default(),
         }),
-        verify_url: signed.then(|| verify_url(root, r, v.version)),
+        verify_url,
         footer: format!(
             "报告编号 {}-v{}  ·  本报告经 SM2 电子签名，扫码或访问验证地址核验",
             r.id, v.version

@@ -1905,7 +1905,7 @@ pub struct VersionQuery {
     pub version: Option<i64>,
 }
 
-async fn signed_version_of(
+pub(crate) async fn signed_version_of(
     state: &AppState,
     r: &Report,
     version: Option<i64>,
@@ -2165,20 +2165,16 @@ fn late_note(added: &[(String, String)]) -> Option<String> {
     })
 }
 
-/// Verify a signed version online (and its addenda).
-#[utoipa::path(get, path = "/api/v1/reports/{id}/verify", tag = "reports", params(("id" = i64, Path), VersionQuery),
-    responses((status = 200, description = "{valid, checks:{signature, key_owner, key_in_force, content, instances}, problems:[…], addenda:[…], notes:[…], instances_added:[uid…], current_version}"), (status = 403, body = crate::dto::ErrorBody), (status = 404, body = crate::dto::ErrorBody), (status = 409, body = crate::dto::ErrorBody)))]
-async fn verify_report(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
-    ApiQuery(q): ApiQuery<VersionQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let r = report_for(&state, &caller, id).await?;
-    let v = signed_version_of(&state, &r, q.version).await?;
-    let rc = record_content(&state, &r, &v).await?;
+/// Verify a signed version (and its addenda): the checks, problems and notes the online
+/// verification answers (also behind the public page the PDF's QR code opens).
+pub(crate) async fn verify_version(
+    state: &AppState,
+    r: &Report,
+    v: &ReportVersion,
+) -> Result<Value, ApiError> {
+    let rc = record_content(state, r, v).await?;
     let mut out = check_signed(
-        &state,
+        state,
         v.signed_content.as_deref().unwrap_or(""),
         v.signature.as_deref().unwrap_or(""),
         v.key_id.unwrap_or_default(),
@@ -2186,28 +2182,22 @@ async fn verify_report(
     )
     .await?;
     let mut addenda = Vec::new();
-    for a in state.catalog.report_addenda(id).await? {
+    for a in state.catalog.report_addenda(r.id).await? {
         if a.version != v.version {
             continue;
         }
         let (covered, _) = covered_instances(&rc.current, &a.signed_content);
-        let mut expected = addendum_content(
-            &r,
-            a.version,
-            &a.text,
-            &a.author_login,
-            a.signed_at,
-            covered,
-        );
-        accept_former_name(&state, &r, &mut expected, &a.signed_content).await?;
+        let mut expected =
+            addendum_content(r, a.version, &a.text, &a.author_login, a.signed_at, covered);
+        accept_former_name(state, r, &mut expected, &a.signed_content).await?;
         let mut check =
-            check_signed(&state, &a.signed_content, &a.signature, a.key_id, &expected).await?;
+            check_signed(state, &a.signed_content, &a.signature, a.key_id, &expected).await?;
         check["id"] = json!(a.id);
         addenda.push(check);
     }
     let all_ok = out["valid"].as_bool() == Some(true)
         && addenda.iter().all(|a| a["valid"].as_bool() == Some(true));
-    out["report_id"] = json!(id);
+    out["report_id"] = json!(r.id);
     out["version"] = json!(v.version);
     out["superseded"] = json!(v.state == "superseded");
     out["addenda"] = json!(addenda);
@@ -2230,6 +2220,22 @@ async fn verify_report(
             .chain(superseded)
             .collect::<Vec<_>>()
     );
+    Ok(out)
+}
+
+/// Verify a signed version online (and its addenda).
+#[utoipa::path(get, path = "/api/v1/reports/{id}/verify", tag = "reports", params(("id" = i64, Path), VersionQuery),
+    responses((status = 200, description = "{valid, checks:{signature, key_owner, key_in_force, content, instances}, problems:[…], addenda:[…], notes:[…], instances_added:[uid…], current_version}"), (status = 403, body = crate::dto::ErrorBody), (status = 404, body = crate::dto::ErrorBody), (status = 409, body = crate::dto::ErrorBody)))]
+async fn verify_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiQuery(q): ApiQuery<VersionQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let r = report_for(&state, &caller, id).await?;
+    let v = signed_version_of(&state, &r, q.version).await?;
+    let out = verify_version(&state, &r, &v).await?;
+    let all_ok = out["all_valid"].as_bool() == Some(true);
     caller
         .audit(
             &state,

@@ -473,6 +473,17 @@ pub trait ReportStore: Send + Sync {
     async fn report_versions(&self, report_id: i64) -> Result<Vec<ReportVersion>>;
     async fn report_version(&self, report_id: i64, version: i64) -> Result<Option<ReportVersion>>;
     async fn report_addenda(&self, report_id: i64) -> Result<Vec<Addendum>>;
+    /// The public verification code of a report version: the one it has, else `fresh`
+    /// (stored for it).
+    async fn report_verify_code(
+        &self,
+        report_id: i64,
+        version: i64,
+        fresh: &str,
+        now: i64,
+    ) -> Result<String>;
+    /// `(report id, version)` of a public verification code.
+    async fn report_by_verify_code(&self, code: &str) -> Result<Option<(i64, i64)>>;
     /// `(SOP Instance UID, sha256 of the stored file)` of every instance of the study
     /// (every stored version of an instance).
     async fn study_instance_hashes(&self, study_id: i64) -> Result<Vec<(String, String)>>;

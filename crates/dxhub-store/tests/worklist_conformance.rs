@@ -2937,6 +2937,31 @@ mod suite {
         let hashes = c.study_instance_hashes(r.study_id).await.unwrap();
         assert_eq!(hashes.len(), 1);
         assert_eq!(hashes[0].1, hash(&format!("file:{}.1.1", s.uid)));
+        // the public verification code of a version: made once, then the same; found
+        // by code; other versions have their own
+        let code = c
+            .report_verify_code(r.id, 3, &"a".repeat(32), t + secs(13))
+            .await
+            .unwrap();
+        assert_eq!(code, "a".repeat(32));
+        let again = c
+            .report_verify_code(r.id, 3, &"b".repeat(32), t + secs(14))
+            .await
+            .unwrap();
+        assert_eq!(again, code);
+        let v4 = c
+            .report_verify_code(r.id, 4, &"c".repeat(32), t + secs(14))
+            .await
+            .unwrap();
+        assert_eq!(v4, "c".repeat(32));
+        assert_eq!(
+            c.report_by_verify_code(&code).await.unwrap(),
+            Some((r.id, 3))
+        );
+        assert_eq!(
+            c.report_by_verify_code(&"b".repeat(32)).await.unwrap(),
+            None
+        );
         // the clinic was told: signed, addendum, corrected
         let k = kinds(c, it.id).await;
         for want in ["report_signed", "report_addendum", "report_corrected"] {

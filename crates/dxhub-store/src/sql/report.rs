@@ -1425,6 +1425,43 @@ impl ReportStore for SqlCatalog {
         .await?)
     }
 
+    async fn report_verify_code(
+        &self,
+        report_id: i64,
+        version: i64,
+        fresh: &str,
+        now: i64,
+    ) -> Result<String> {
+        write_tx!(self, tx, {
+            sqlx::query(
+                "INSERT INTO report_verify_codes (code, report_id, version, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (report_id, version) DO NOTHING",
+            )
+            .bind(fresh)
+            .bind(report_id)
+            .bind(version)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Ok(sqlx::query_scalar::<_, String>(
+                "SELECT code FROM report_verify_codes WHERE report_id = $1 AND version = $2",
+            )
+            .bind(report_id)
+            .bind(version)
+            .fetch_one(&mut *tx)
+            .await?)
+        })
+    }
+
+    async fn report_by_verify_code(&self, code: &str) -> Result<Option<(i64, i64)>> {
+        Ok(sqlx::query_as::<_, (i64, i64)>(
+            "SELECT report_id, version FROM report_verify_codes WHERE code = $1",
+        )
+        .bind(code)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
     async fn study_instance_hashes(&self, study_id: i64) -> Result<Vec<(String, String)>> {
         Ok(sqlx::query_as::<_, (String, String)>(
             "SELECT i.sop_instance_uid, i.sha256 FROM instances i \
