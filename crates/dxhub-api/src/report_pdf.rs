@@ -61,7 +61,7 @@ fn sex_zh(s: Option<&str>) -> String {
     }
 }
 
-fn ymd(da: Option<&str>) -> String {
+pub(crate) fn ymd(da: Option<&str>) -> String {
     match da {
         Some(d) if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) => {
             format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..])

@@ -2145,26 +2145,6 @@ async fn record_content(
     })
 }
 
-/// The note naming instances received after signing.
-fn late_note(added: &[(String, String)]) -> Option<String> {
-    (!added.is_empty()).then(|| {
-        format!(
-            "{} arrived after signing and {} not covered by this version: {}",
-            if added.len() == 1 {
-                "1 instance".to_owned()
-            } else {
-                format!("{} instances", added.len())
-            },
-            if added.len() == 1 { "is" } else { "are" },
-            added
-                .iter()
-                .map(|(uid, _)| uid.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
-}
-
 /// Verify a signed version (and its addenda): the checks, problems and notes the online
 /// verification answers (also behind the public page the PDF's QR code opens).
 pub(crate) async fn verify_version(
@@ -2216,7 +2196,7 @@ pub(crate) async fn verify_version(
     out["notes"] = json!(
         rc.renamed
             .into_iter()
-            .chain(late_note(&rc.added))
+            .chain(rep::late_instances_note(&rc.added))
             .chain(superseded)
             .collect::<Vec<_>>()
     );

@@ -83,15 +83,6 @@ pub fn mask_name(dicom_pn: &str) -> String {
         .join(" ")
 }
 
-fn ymd(da: Option<&str>) -> Option<String> {
-    da.map(|d| match d.len() {
-        8 if d.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..])
-        }
-        _ => d.to_owned(),
-    })
-}
-
 /// Check a printed report by the code in its QR code (no login).
 #[utoipa::path(get, path = "/api/v1/verify/{code}", tag = "reports", params(("code" = String, Path)),
     responses((status = 200, description = "{valid, report_id, version, current_version, superseded, signer, signed_at, fingerprint, institution, study_date, modalities, patient (masked), checks, instances_added (count), addenda (count)}; text/html for browsers"),
@@ -167,7 +158,7 @@ async fn public_verify(
         "signed_at": v.signed_at.map(rfc3339),
         "fingerprint": full["fingerprint"],
         "institution": r.institution_name,
-        "study_date": ymd(r.study_date.as_deref()),
+        "study_date": r.study_date.as_deref().map(|d| crate::report_pdf::ymd(Some(d))),
         "modalities": r.modalities_in_study,
         "patient": r.patient_name.as_deref().map(mask_name),
         "checks": full["checks"],

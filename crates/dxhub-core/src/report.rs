@@ -373,6 +373,26 @@ pub enum VerifyError {
     Signature(#[from] SignatureError),
 }
 
+/// The note naming instances a study received after a version was signed (not covered
+/// by its signature); `None` when there are none. Shared by the online and the offline
+/// verification so that both say the same.
+pub fn late_instances_note(added: &[(String, String)]) -> Option<String> {
+    let uids = added
+        .iter()
+        .map(|(uid, _)| uid.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match added.len() {
+        0 => None,
+        1 => Some(format!(
+            "1 instance arrived after signing and is not covered by this version: {uids}"
+        )),
+        n => Some(format!(
+            "{n} instances arrived after signing and are not covered by this version: {uids}"
+        )),
+    }
+}
+
 /// Lower-case hex decoding (`None` for odd lengths or other characters).
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();

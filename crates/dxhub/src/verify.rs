@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use dxhub_core::report::{SignedReport, TrustedKeys, fingerprint, from_hex};
+use dxhub_core::report::{SignedReport, TrustedKeys, fingerprint, from_hex, late_instances_note};
 
 pub fn run(report: &Path, keys: &Path) -> anyhow::Result<ExitCode> {
     let report: SignedReport = serde_json::from_slice(
@@ -35,21 +35,8 @@ pub fn run(report: &Path, keys: &Path) -> anyhow::Result<ExitCode> {
                 c.signed_at,
                 fp
             );
-            let late = &report.instances_added;
-            if !late.is_empty() {
-                println!(
-                    "note: {} arrived after signing and {} not covered by this version: {}",
-                    if late.len() == 1 {
-                        "1 instance".to_owned()
-                    } else {
-                        format!("{} instances", late.len())
-                    },
-                    if late.len() == 1 { "is" } else { "are" },
-                    late.iter()
-                        .map(|(uid, _)| uid.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+            if let Some(note) = late_instances_note(&report.instances_added) {
+                println!("note: {note}");
             }
             Ok(ExitCode::SUCCESS)
         }
