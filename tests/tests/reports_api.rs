@@ -859,6 +859,23 @@ async fn reports_end_to_end() {
         .send("GET", &format!("/api/v1/reports/{rid}"), "othertech", None)
         .await;
     assert_eq!(s, 404);
+    // the refusals are audited with the report (and the study) they asked for
+    let denied = dxhub_e2e::api::sql_rows(
+        &f.hub,
+        "SELECT action, object_kind, object_id FROM audit_log \
+         WHERE actor = 'othertech' AND outcome = 'denied' ORDER BY id",
+    )
+    .await;
+    for (action, kind, object) in [
+        ("report-pdf", "report", rid.to_string()),
+        ("study-read", "study", study.clone()),
+        ("report-read", "report", rid.to_string()),
+    ] {
+        assert!(
+            denied.contains(&vec![action.to_owned(), kind.to_owned(), object.clone()]),
+            "{action} {kind} {object} denied in {denied:?}"
+        );
+    }
     // (the push-backs to the source clinic's PACS stay the source's)
     let (s, _) = f
         .send(

@@ -33,8 +33,9 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub struct RequestMeta {
     pub request_id: Option<String>,
     pub client: Option<String>,
-    /// The `{study_uid}` of a study route, for audit entries of denials.
-    pub object: Option<String>,
+    /// The object a route names (`("study", uid)`, `("report", id)`), for audit entries
+    /// of denials.
+    pub object: Option<(&'static str, String)>,
 }
 
 impl RequestMeta {
@@ -49,19 +50,25 @@ impl RequestMeta {
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip().to_string()),
-            object: study_of_path(parts.uri.path()),
+            object: object_of_path(parts.uri.path()),
         }
     }
 }
 
-/// The study a request path names (`/api/v1/studies/{uid}`, `/dicomweb/studies/{uid}[/…]`).
-fn study_of_path(path: &str) -> Option<String> {
+/// The object a request path names: a study (`/api/v1/studies/{uid}`,
+/// `/dicomweb/studies/{uid}[/…]`) or a report (`/api/v1/reports/{id}[/…]`).
+fn object_of_path(path: &str) -> Option<(&'static str, String)> {
     if let Some(uid) = path.strip_prefix("/api/v1/studies/") {
-        return (!uid.is_empty() && !uid.contains('/')).then(|| uid.to_owned());
+        return (!uid.is_empty() && !uid.contains('/')).then(|| ("study", uid.to_owned()));
+    }
+    if let Some(rest) = path.strip_prefix("/api/v1/reports/") {
+        let id = rest.split('/').next().unwrap_or("");
+        return (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| ("report", id.to_owned()));
     }
     let rest = path.strip_prefix("/dicomweb/studies/")?;
     let uid = rest.split('/').next().unwrap_or("");
-    (!uid.is_empty()).then(|| uid.to_owned())
+    (!uid.is_empty()).then(|| ("study", uid.to_owned()))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
@@ -334,9 +341,9 @@ impl FromRequestParts<AppState> for Caller {
         if let Err(e) = refusal {
             // denials on patient-data routes are audited
             if let Some(action) = rule.patient_data {
-                let object = caller.meta.object.clone();
-                let object = object.as_deref().map(|o| ("study", o));
-                caller.audit(state, action, object, "denied").await?;
+                caller
+                    .audit(state, action, caller.named_object(), "denied")
+                    .await?;
             }
             return Err(e);
         }
@@ -447,7 +454,8 @@ impl Caller {
             Some(r) => Ok(r),
             None => {
                 if let Some(name) = self.rule.patient_data {
-                    self.audit(state, name, None, "denied").await?;
+                    self.audit(state, name, self.named_object(), "denied")
+                        .await?;
                 }
                 Err(ApiError::Forbidden(format!(
                     "not permitted: {}",
@@ -533,6 +541,14 @@ impl Caller {
         }
     }
 
+    /// The study or report the request path names (the object of a denial's audit entry).
+    fn named_object(&self) -> Option<(&str, &str)> {
+        self.meta
+            .object
+            .as_ref()
+            .map(|(kind, id)| (*kind, id.as_str()))
+    }
+
     /// Append an audit entry; a failure to record is an error of the request.
     pub async fn audit(
         &self,
@@ -584,7 +600,8 @@ impl Caller {
             Decision::Allow => Ok(()),
             Decision::Deny(why) => {
                 if let Some(name) = self.rule.patient_data {
-                    self.audit(state, name, None, "denied").await?;
+                    self.audit(state, name, self.named_object(), "denied")
+                        .await?;
                 }
                 Err(ApiError::Forbidden(match why {
                     Denial::ActionNotPermitted => format!("not permitted: {}", action.as_str()),
@@ -818,6 +835,24 @@ mod tests {
         );
         assert!(!totp_verify(&b32, "081804", 1_111_111_109 + 90));
         assert!(!totp_verify(&b32, "08180", 1_111_111_109));
+    }
+
+    #[test]
+    fn denials_name_the_study_or_report_of_the_path() {
+        let o = |p: &str| object_of_path(p);
+        assert_eq!(o("/api/v1/studies/1.2.3"), Some(("study", "1.2.3".into())));
+        assert_eq!(
+            o("/dicomweb/studies/1.2.3/series/4"),
+            Some(("study", "1.2.3".into()))
+        );
+        assert_eq!(
+            o("/api/v1/reports/42/verify"),
+            Some(("report", "42".into()))
+        );
+        assert_eq!(o("/api/v1/reports/42"), Some(("report", "42".into())));
+        assert_eq!(o("/api/v1/reports/x1"), None);
+        assert_eq!(o("/api/v1/reports"), None);
+        assert_eq!(o("/api/v1/studies"), None);
     }
 
     #[test]
