@@ -695,6 +695,8 @@ async fn resumable_upload_survives_a_cut_connection() {
         .patch(&location, offset.to_string(), bytes[offset..].to_vec())
         .await;
     assert_eq!(r.status(), 423);
+    // its body was not read: the connection ends, so the client does not reuse it
+    assert_eq!(r.headers()["connection"], "close");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "upload-busy", "{v}");
     drop(held);

@@ -209,12 +209,77 @@ pub fn router(state: AppState) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(axum::middleware::map_response(error_shape))
+                .layer(axum::middleware::from_fn(close_if_body_unread))
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     forget_identities_after_writes,
                 )),
         )
         .with_state(state)
+}
+
+/// A response sent before its request's body was read to the end (a 423 to a tus PATCH,
+/// a 413, a 401 to an upload) ends its HTTP/1.1 connection with `Connection: close`.
+/// Hyper gives up such a connection after the response anyway, but without the header
+/// the client has already pooled it, and its next request on it fails
+/// (`IncompleteMessage`): a clinic's retrying uploader would see a spurious error.
+async fn close_if_body_unread(
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.version() > axum::http::Version::HTTP_11 {
+        return next.run(req).await;
+    }
+    let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let req = req.map(|body| axum::body::Body::new(ReadToEnd::new(body, read.clone())));
+    let mut resp = next.run(req).await;
+    if !read.load(std::sync::atomic::Ordering::Acquire) {
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    resp
+}
+
+/// A request body that records when it has been read to its end.
+struct ReadToEnd {
+    inner: axum::body::Body,
+    read: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ReadToEnd {
+    fn new(inner: axum::body::Body, read: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        use http_body::Body as _;
+        if inner.is_end_stream() {
+            read.store(true, std::sync::atomic::Ordering::Release);
+        }
+        Self { inner, read }
+    }
+}
+
+impl http_body::Body for ReadToEnd {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read.store(true, std::sync::atomic::Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Marks a successful write that cannot change what a token resolves to (an ECG upload, a

@@ -562,3 +562,39 @@ async fn bodies_over_the_limit_are_refused() {
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
 }
+
+#[tokio::test]
+async fn a_response_before_the_body_is_read_closes_the_connection() {
+    use axum::routing::post;
+    let app = axum::Router::new()
+        .route("/ignore", post(|| async { StatusCode::LOCKED }))
+        .route(
+            "/read",
+            post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+        )
+        .route("/get", axum::routing::get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn(crate::close_if_body_unread));
+    let send = |path: &'static str, body: Body| {
+        let app = app.clone();
+        async move {
+            let method = if path == "/get" { "GET" } else { "POST" };
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(body)
+                .unwrap();
+            app.oneshot(req).await.unwrap()
+        }
+    };
+    let ignored = send("/ignore", Body::from(vec![7u8; 4096])).await;
+    assert_eq!(ignored.status(), StatusCode::LOCKED);
+    assert_eq!(ignored.headers()[header::CONNECTION], "close");
+    let read = send("/read", Body::from(vec![7u8; 4096])).await;
+    assert_eq!(read.status(), StatusCode::OK);
+    assert!(read.headers().get(header::CONNECTION).is_none());
+    let get = send("/get", Body::empty()).await;
+    assert!(get.headers().get(header::CONNECTION).is_none());
+    // an empty body needs no reading
+    let empty = send("/ignore", Body::empty()).await;
+    assert!(empty.headers().get(header::CONNECTION).is_none());
+}
