@@ -1345,3 +1345,83 @@ async fn scp_ecg_from_biosig_and_huffman_coded_records_are_accepted() {
         );
     }
 }
+
+/// `dxhub fsck` checks the originals of non-DICOM ECGs (kept beside the DICOM instance
+/// made from them): a missing or truncated original is named with its ECG records and
+/// never "repaired" away, an unreferenced original is an orphan, and originals that are
+/// referenced (one shared by two institutions' records of the same content) are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsck_checks_ecg_originals() {
+    use dxhub_ecg::synth::SynthSpec;
+    use sha2::Digest as _;
+    let mut t = Ecgs::new().await;
+    let first = json_form(&SynthSpec::sinus(70.0), "P-FSCK-1");
+    let second = json_form(&SynthSpec::sinus(90.0), "P-FSCK-2");
+    let key = |b: &[u8]| {
+        let sha = hex::encode(sha2::Sha256::digest(b));
+        format!("ecg/originals/{}/{sha}", &sha[..2])
+    };
+    let (k1, k2) = (key(&first), key(&second));
+    let mut ids = Vec::new();
+    for (token, body) in [
+        (&t.device, &first),
+        (&t.device_t2, &first),
+        (&t.device, &second),
+    ] {
+        let (s, _, v) = t.upload(token, body.clone(), &[]).await;
+        assert_eq!(s, 201, "{v}");
+        ids.push(v["id"].as_i64().unwrap());
+    }
+    assert_ne!(ids[0], ids[1], "two institutions, two records");
+    t.hub.stop();
+    let fsck = |args: &[&str]| {
+        let mut full = vec!["fsck", "--grace-secs", "0"];
+        full.extend_from_slice(args);
+        let out = t.hub.cli(&full);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("$ dxhub {}\n{text}", full.join(" "));
+        (out.status.code(), text)
+    };
+    let (code, out) = fsck(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.lines().any(|l| l == "clean"), "{out}");
+
+    let blobs = t.hub.data_dir.join("blobs");
+    let len = std::fs::metadata(blobs.join(&k1)).unwrap().len();
+    std::fs::write(blobs.join(&k1), &first[..10]).unwrap();
+    std::fs::remove_file(blobs.join(&k2)).unwrap();
+    let orphan = format!("ecg/originals/ff/{}", "f".repeat(64));
+    std::fs::create_dir_all(blobs.join("ecg/originals/ff")).unwrap();
+    std::fs::write(blobs.join(&orphan), b"left by a failed upload").unwrap();
+    let (code, out) = fsck(&[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "corrupt blob: {k1} (original of ECG {}, {}) has 10 bytes, index says {len}",
+            ids[0], ids[1]
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "missing ECG original: {k2} (original of ECG {}) is missing",
+            ids[2]
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("orphan blob: {orphan}")), "{out}");
+    assert!(out.contains("3 problem(s) found"), "{out}");
+
+    let (code, out) = fsck(&["--repair"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("1 orphan blob(s) deleted"), "{out}");
+    assert!(out.contains("2 problem(s) left"), "{out}");
+    assert!(!blobs.join(&orphan).exists(), "the orphan is deleted");
+    assert_eq!(
+        std::fs::read(blobs.join(&k1)).unwrap(),
+        &first[..10],
+        "a corrupt original is left for the operator"
+    );
+    // the records and their DICOM instances stay
+    assert_eq!(t.ecg_count().await, 3);
+}

@@ -659,6 +659,13 @@ pub trait Catalog:
     async fn delete_expired_ecg_uploads(&self, now_us: i64) -> Result<Vec<String>>;
     /// Per institution: active ECG devices, their newest last-seen, ECGs received.
     async fn ecg_coverage(&self) -> Result<Vec<EcgCoverageRow>>;
+    /// The ECG records with `id > after_id`, by id, at most `limit`: where each keeps its
+    /// original bytes and how many there are.
+    async fn list_ecg_originals(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::ecg::EcgOriginal>>;
 
     /// Append one entry to the hash chain, in one write transaction that serialises
     /// appenders (so the chain stays linear across processes and replicas).

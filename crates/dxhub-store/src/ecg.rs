@@ -54,6 +54,14 @@ pub struct EcgRow {
     pub instance_blob_key: String,
 }
 
+/// Where an ECG record keeps its original bytes (for `dxhub fsck`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct EcgOriginal {
+    pub id: i64,
+    pub original_key: String,
+    pub original_size: i64,
+}
+
 /// What [`crate::Catalog::insert_ecg`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EcgInsert {

@@ -29,7 +29,7 @@ pub use catalog::{
     LEGACY_DATASET_KEY_PREFIX, NewInstance, NewInstitution, PatientAttrs, PatientRow, SeriesAttrs,
     SeriesRow, StudyAttrs, StudyRow,
 };
-pub use ecg::{EcgCoverageRow, EcgInsert, EcgRow, EcgUpload, NewEcg};
+pub use ecg::{EcgCoverageRow, EcgInsert, EcgOriginal, EcgRow, EcgUpload, NewEcg};
 pub use identity::{
     AuditEntry, AuditFilter, AuditVerification, Device, LoginFailures, NewAuditEntry, NewDevice,
     NewSession, NewUser, SESSION_ISSUED_BY_CLI, SESSION_ISSUED_BY_LOGIN, Session, StudyFilter,

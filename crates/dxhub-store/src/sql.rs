@@ -1713,6 +1713,14 @@ impl Catalog for SqlCatalog {
         self.ecg_insert(new, idempotency_key).await
     }
 
+    async fn list_ecg_originals(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::ecg::EcgOriginal>> {
+        self.ecg_list_originals(after_id, limit).await
+    }
+
     async fn find_ecg(&self, id: i64) -> Result<Option<EcgRow>> {
         self.ecg_find(id).await
     }

@@ -1935,6 +1935,26 @@ mod suite {
             c.get_study("1.9.1").await.unwrap().unwrap().num_instances,
             19
         );
+        // where each record keeps its original (for fsck), page by page in id order
+        let first = c.list_ecg_originals(0, 5).await.unwrap();
+        assert_eq!(first.len(), 5);
+        let rest = c.list_ecg_originals(first[4].id, 100).await.unwrap();
+        let listed: Vec<_> = first.iter().chain(&rest).cloned().collect();
+        assert!(listed.windows(2).all(|w| w[0].id < w[1].id), "{listed:?}");
+        let mut expected: Vec<_> = re[..8]
+            .iter()
+            .map(|r| {
+                let r = row(r);
+                dxhub_store::EcgOriginal {
+                    id: r.id,
+                    original_key: r.original_key,
+                    original_size: 100,
+                }
+            })
+            .collect();
+        expected.sort_by_key(|o| o.id);
+        assert_eq!(listed, expected);
+        assert!(c.list_ecg_originals(0, 0).await.unwrap().is_empty());
     }
 
     /// `insert_instance_with` with writable institutions: a study held by another

@@ -1,15 +1,18 @@
 //! `dxhub fsck`: check the index against the object store and the spool.
 //! - index rows whose blob is missing, or present with another size (corrupt);
-//! - orphan blobs (under `studies/`, not referenced by any row), older than the grace
-//!   period (younger ones may belong to an instance being ingested right now);
+//! - ECG records whose original bytes (an SCP-ECG, HL7 aECG or JSON upload, kept beside
+//!   the DICOM instance made from it) are missing or have another size;
+//! - orphan blobs (under `studies/`, not referenced by any row, or under `ecg/originals/`,
+//!   not referenced by any ECG record), older than the grace period (younger ones may
+//!   belong to an instance or upload being received right now);
 //! - stray spool files (left by a crash), older than the grace period (younger ones may be
 //!   instances a running hub or import is receiving).
 //!
 //! With `--repair`: rows whose blob is missing are removed (counts fixed) unless other
 //! records (an ECG record, a work item, a report) refer to them, which are kept and
 //! reported; orphans and stray spool files are deleted, each checked again just before.
-//! A corrupt blob is never repaired here: the row and the bytes stay, for the operator to
-//! restore the blob from a backup (a re-send of the same instance is a duplicate of the
+//! A corrupt blob, or a missing or corrupt ECG original, is never repaired here: the row
+//! and the bytes stay, for the operator to restore the blob from a backup (a re-send of the same instance is a duplicate of the
 //! indexed one and would not replace it). Run repairs with the hub stopped; the grace
 //! period and the checks before each deletion make a repair beside a running hub safe
 //! for what is in flight, not for every race.
@@ -49,20 +52,58 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
         }
     }
 
+    // ECG originals: one check per key (records of the same content share one), none for
+    // a DICOM upload, whose original is its instance's blob (checked above)
+    let mut originals: std::collections::BTreeMap<String, (i64, Vec<i64>)> = Default::default();
+    let mut after = 0i64;
+    loop {
+        let page = catalog.list_ecg_originals(after, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for o in page {
+            if referenced.contains(&o.original_key) {
+                continue;
+            }
+            originals
+                .entry(o.original_key)
+                .or_insert_with(|| (o.original_size, Vec::new()))
+                .1
+                .push(o.id);
+        }
+    }
+    let mut missing_originals = Vec::new();
+    for (key, (size, ecgs)) in &originals {
+        let ecgs = ecgs
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        match blobs.head(key).await? {
+            Some(meta) if meta.size as i64 == *size => {}
+            Some(meta) => corrupt.push(format!(
+                "{key} (original of ECG {ecgs}) has {} bytes, index says {size}",
+                meta.size
+            )),
+            None => missing_originals.push(format!("{key} (original of ECG {ecgs})")),
+        }
+    }
+
     let grace_us = (grace_secs as i64) * 1_000_000;
     let old_enough = |modified_us: i64| SystemClock.now_us() - modified_us >= grace_us;
     let mut orphans = Vec::new();
     let mut in_flight = 0u64;
-    let mut listing = blobs.list(Some("studies/"));
-    while let Some(meta) = listing.next().await {
-        let meta = meta?;
-        if referenced.contains(&meta.key) {
-            continue;
-        }
-        if old_enough(meta.last_modified_us) {
-            orphans.push(meta.key);
-        } else {
-            in_flight += 1;
+    for prefix in ["studies/", "ecg/originals/"] {
+        let mut listing = blobs.list(Some(prefix));
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            if referenced.contains(&meta.key) || originals.contains_key(&meta.key) {
+                continue;
+            }
+            if old_enough(meta.last_modified_us) {
+                orphans.push(meta.key);
+            } else {
+                in_flight += 1;
+            }
         }
     }
     let mut stray = Vec::new();
@@ -78,6 +119,9 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
     println!("index rows checked: {rows}");
     for (_, key) in &missing {
         println!("missing blob: {key} is missing");
+    }
+    for what in &missing_originals {
+        println!("missing ECG original: {what} is missing");
     }
     for why in &corrupt {
         println!("corrupt blob: {why}");
@@ -98,7 +142,8 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
             "spool files younger than {grace_secs} s (in flight, not touched): {spool_in_flight}"
         );
     }
-    let problems = missing.len() + corrupt.len() + orphans.len() + stray.len();
+    let problems =
+        missing.len() + missing_originals.len() + corrupt.len() + orphans.len() + stray.len();
     if problems == 0 {
         println!("clean");
         return Ok(ExitCode::SUCCESS);
@@ -146,7 +191,7 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
         }
     }
     // Repair deletes index rows and blobs of patient data: record it.
-    let unrepaired = kept.len() + corrupt.len();
+    let unrepaired = kept.len() + corrupt.len() + missing_originals.len();
     catalog
         .append_audit(&dxhub_store::NewAuditEntry {
             actor_kind: "cli".to_owned(),
@@ -177,6 +222,12 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
     }
     for why in &corrupt {
         println!("not repaired (restore the blob from a backup): {why}");
+    }
+    for what in &missing_originals {
+        println!(
+            "not repaired (restore the original from a backup; the ECG's DICOM instance is \
+             intact): {what}"
+        );
     }
     Ok(if unrepaired == 0 {
         ExitCode::SUCCESS

@@ -57,6 +57,23 @@ impl SqlCatalog {
         Ok(bind(q).fetch_optional(&self.read).await?)
     }
 
+    pub(super) async fn ecg_list_originals(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::ecg::EcgOriginal>> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_as::<_, crate::ecg::EcgOriginal>(
+            "SELECT id, original_key, original_size FROM ecgs WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
     pub(super) async fn ecg_find(&self, id: i64) -> Result<Option<EcgRow>> {
         self.ecg_where("e.id = $1", |q| q.bind(id)).await
     }
