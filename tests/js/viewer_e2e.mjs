@@ -151,6 +151,32 @@ async function main() {
     result.machine_values = await boxes.count();
     for (let i = 0; i < result.machine_values; i++) await boxes.nth(i).check();
     await page.selectOption('select[name=qc]', 'acceptable');
+    // a dead link: saves fail. What was typed is kept on this workstation; after a reload
+    // (or a crash) the editor offers it back, and restored it is saved on the hub
+    const reportPost = (r) => r.method() === 'POST' && /\/api\/v1\/worklist\/\d+\/report$/.test(r.url());
+    await page.route('**/api/v1/worklist/*/report', (route) =>
+      route.request().method() === 'POST' ? route.abort('internetdisconnected') : route.continue());
+    const kept = '断网时写下的印象';
+    await page.locator('textarea[name=section-impression]').fill(kept);
+    await page.waitForFunction((text) => Object.keys(localStorage).some((k) =>
+      k.startsWith('dxhub.draft.') && localStorage.getItem(k).includes(text)), kept);
+    // a save was tried and failed, so the text is on no server
+    await page.waitForEvent('requestfailed', (r) => reportPost(r) && /INTERNET_DISCONNECTED/.test(r.failure()?.errorText ?? ''));
+    page.once('dialog', (d) => d.accept().catch(() => {}));
+    await page.reload();
+    const offer = page.locator('aside.report .local-draft');
+    await offer.waitFor();
+    // the link is back
+    await page.unroute('**/api/v1/worklist/*/report');
+    result.draft_offered = (await offer.innerText()).includes('本机保存有此报告尚未上传的文字');
+    const saved = page.waitForResponse((r) => reportPost(r.request()) && r.ok());
+    await offer.locator('button.restore-draft').click();
+    result.draft_restored_text = await page.locator('textarea[name=section-impression]').inputValue();
+    result.draft_restored_qc = await page.locator('select[name=qc]').inputValue();
+    result.draft_saved = (await (await saved).json()).version?.version ?? null;
+    await page.waitForFunction(() => !Object.keys(localStorage).some((k) => k.startsWith('dxhub.draft.')));
+    result.draft_cleared = true;
+    await offer.waitFor({ state: 'detached' });
     // a slow link: saves answer after 800 ms. The autosave of the first words is on its
     // way when the last ones are typed and Submit is pressed at once: what is submitted is
     // the text on screen, not the autosaved one
@@ -184,7 +210,11 @@ async function main() {
     // 6. a reader without a second factor enrols in the app, then reaches the worklist
     const enrol = process.env.VIEWER_ENROL_LOGIN;
     if (enrol) {
+      // a draft kept on this workstation (another item's) goes with the logout
+      await page.evaluate(() => localStorage.setItem('dxhub.draft.1.999', JSON.stringify({ user: 1, item: 999, at: Date.now() })));
       await page.getByRole('button', { name: 'Log out' }).click();
+      await page.fill('input[name=login]', '');
+      result.drafts_after_logout = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('dxhub.draft.')).length);
       await page.fill('input[name=login]', enrol);
       await page.fill('input[name=password]', password);
       await page.getByRole('button', { name: 'Log in' }).click();

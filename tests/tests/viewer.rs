@@ -292,6 +292,14 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
             .contains("Patient"),
         "{v}"
     );
+    // text typed while saves failed was kept on the workstation, offered back after a
+    // reload, restored (with the QC grade chosen before) and saved on the hub
+    assert_eq!(v["draft_offered"], true, "{v}");
+    assert_eq!(v["draft_restored_text"], "断网时写下的印象", "{v}");
+    assert_eq!(v["draft_restored_qc"], "acceptable", "{v}");
+    assert!(v["draft_saved"].as_i64().is_some(), "{v}");
+    assert_eq!(v["draft_cleared"], true, "{v}");
+    assert_eq!(v["drafts_after_logout"], 0, "logging out removes kept drafts: {v}");
     // the report written, submitted and signed in the browser is signed and verifies
     assert!(v["machine_values"].as_i64().unwrap_or(0) >= 5, "{v}");
     assert!(

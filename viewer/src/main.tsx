@@ -11,6 +11,7 @@ import { ReportEditor } from "./report";
 import { PriorPane, PriorsPanel, type Prior } from "./priors";
 import { personName } from "./names";
 import { prefetchStudy } from "./prefetch";
+import { clearAllDrafts } from "./drafts";
 import { useLiveEvents } from "./live";
 import "./style.css";
 
@@ -560,6 +561,7 @@ function App() {
   }, [whoami]);
   const logout = async () => {
     await api("POST", "/api/v1/auth/logout").catch(() => undefined);
+    clearAllDrafts();
     setMe(null);
   };
   const switcher = (

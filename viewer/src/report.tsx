@@ -7,6 +7,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { localStamp, message } from "./format";
 import { api, ApiError } from "./api";
 import { lang, t, type Key } from "./i18n";
+import { clearDraft, readDraft, sameContent, writeDraft, type DraftContent, type LocalDraft } from "./drafts";
 
 interface SectionDef {
   key: string;
@@ -178,6 +179,10 @@ export function ReportEditor({ itemId }: { itemId: number }) {
   const [reason, setReason] = useState("");
   const [adding, setAdding] = useState(false);
   const [addendum, setAddendum] = useState("");
+  // unsaved text this workstation kept for the item (see drafts.ts), offered back once
+  const [offer, setOffer] = useState<LocalDraft | null>(null);
+  // the item whose report is loaded: drafts are written and removed for it only
+  const loadedItem = useRef<number | null>(null);
   // Edits made, and how many of them the last successful save covered: text typed while a
   // save is on its way stays unsaved (and is saved next) instead of being marked saved.
   const edits = useRef(0);
@@ -213,6 +218,8 @@ export function ReportEditor({ itemId }: { itemId: number }) {
   };
 
   useEffect(() => {
+    loadedItem.current = null;
+    setOffer(null);
     (async () => {
       try {
         let p = await api<Prefill>("GET", `/api/v1/worklist/${itemId}/report-prefill`);
@@ -242,6 +249,22 @@ export function ReportEditor({ itemId }: { itemId: number }) {
         const f: Record<string, string> = {};
         for (const m of p.machine ?? []) if (m.value != null) f[m.key] = m.value;
         setFields(f);
+        // what the hub has, as the editor shows it (to compare a kept draft with)
+        const cur0 = p.report && r ? r.current : null;
+        const onHub: DraftContent = {
+          template_code: p.template.code,
+          sections: cur0?.body?.sections ?? {},
+          fields: { ...f, ...(cur0?.body?.fields ?? {}) },
+          confirmed: Array.isArray(cur0?.confirmations) ? cur0.confirmations : [],
+          qc: cur0?.qc_grade ?? "",
+          critical: !!cur0?.critical,
+          category: cur0?.critical_category ?? "",
+        };
+        const kept = readDraft(who.user.id, itemId);
+        const editable = !(r && ["submitted", "signed"].includes(r.report.state));
+        if (kept && (!editable || sameContent(kept, onHub))) clearDraft(who.user.id, itemId);
+        else if (kept) setOffer(kept);
+        loadedItem.current = itemId;
         if (p.report && r) {
           setDetail(r);
           setEvents(item?.events ?? []);
@@ -317,6 +340,60 @@ export function ReportEditor({ itemId }: { itemId: number }) {
     } finally {
       if (inFlight.current === p) inFlight.current = null;
     }
+  };
+
+  // unsaved text is kept on this workstation until a save covers it
+  useEffect(() => {
+    if (!pre || !me || loadedItem.current !== itemId) return;
+    if (isDirty()) {
+      writeDraft({
+        user: me.id,
+        item: itemId,
+        base_version: versionRef.current,
+        template_code: pre.template.code,
+        sections,
+        fields,
+        confirmed,
+        qc,
+        critical,
+        category,
+        at: Date.now(),
+      });
+    } else if (!offer) {
+      clearDraft(me.id, itemId);
+    }
+  });
+  /// Put the kept draft into the editor (in its template); the autosave then stores it
+  /// on the newest version.
+  const restoreDraft = async () => {
+    const d = offer;
+    if (!d || !pre) return;
+    let p = pre;
+    if (d.template_code !== pre.template.code) {
+      try {
+        p = await api<Prefill>(
+          "GET",
+          `/api/v1/worklist/${itemId}/report-prefill?template=${encodeURIComponent(d.template_code)}`,
+        );
+      } catch (err) {
+        setStatus(message(err));
+        return;
+      }
+    }
+    edits.current++;
+    setPre(p);
+    setSections(d.sections ?? {});
+    setFields(d.fields ?? {});
+    setConfirmed(d.confirmed ?? []);
+    setQc(d.qc ?? "");
+    setCritical(!!d.critical);
+    setCategory(d.category ?? "");
+    setOffer(null);
+    setStatus(t("draft_restored"));
+  };
+  const discardDraft = () => {
+    if (me) clearDraft(me.id, itemId);
+    setOffer(null);
   };
 
   // autosave two seconds after the last edit
@@ -486,6 +563,18 @@ export function ReportEditor({ itemId }: { itemId: number }) {
         {lang.get() === "en" ? pre.template.name_en : pre.template.name}
         {state && <span class="rstate"> · {stateLabel(state)}</span>}
       </h3>
+      {offer && !locked && (
+        <div class="local-draft" role="alert" data-base-version={offer.base_version ?? ""}>
+          {t("local_draft")} ({new Date(offer.at).toLocaleString(lang.get())})
+          {offer.base_version != null && version != null && offer.base_version < version ? ` ${t("local_draft_older")}` : ""}{" "}
+          <button type="button" class="restore-draft" onClick={restoreDraft}>
+            {t("restore_draft")}
+          </button>{" "}
+          <button type="button" class="discard-draft" onClick={discardDraft}>
+            {t("discard_draft")}
+          </button>
+        </div>
+      )}
       <label class="field template-picker">
         {t("template")}
         <select name="template" value={pre.template.code} disabled={locked} onChange={(e) => switchTemplate(e.currentTarget.value)}>
