@@ -299,7 +299,10 @@ async fn reader_logs_in_takes_the_next_item_and_switches_language() {
     assert_eq!(v["draft_restored_qc"], "acceptable", "{v}");
     assert!(v["draft_saved"].as_i64().is_some(), "{v}");
     assert_eq!(v["draft_cleared"], true, "{v}");
-    assert_eq!(v["drafts_after_logout"], 0, "logging out removes kept drafts: {v}");
+    assert_eq!(
+        v["drafts_after_logout"], 0,
+        "logging out removes kept drafts: {v}"
+    );
     // the report written, submitted and signed in the browser is signed and verifies
     assert!(v["machine_values"].as_i64().unwrap_or(0) >= 5, "{v}");
     assert!(

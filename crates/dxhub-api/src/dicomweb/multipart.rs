@@ -75,7 +75,7 @@ pub fn accepts_dicom_json(header: Option<&str>) -> bool {
 }
 
 /// Split on `sep` outside double quotes.
-fn split_unquoted(s: &str, sep: char) -> Vec<String> {
+pub(crate) fn split_unquoted(s: &str, sep: char) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;

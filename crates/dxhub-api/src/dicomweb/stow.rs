@@ -64,8 +64,9 @@ fn related_boundary(headers: &HeaderMap) -> Result<(String, Root), ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::UnsupportedMediaType("Content-Type is required".into()))?;
-    let mut parts = ct.split(';');
-    let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    // (a quoted parameter value, such as start-info, may hold a `;`)
+    let mut parts = super::multipart::split_unquoted(ct, ';').into_iter();
+    let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
     if media != "multipart/related" {
         return Err(ApiError::UnsupportedMediaType(format!(
             "STOW-RS takes multipart/related; type=\"application/dicom\", not {media}"
@@ -753,5 +754,16 @@ mod tests {
             related_boundary(&h),
             Err(ApiError::UnsupportedMediaType(_))
         ));
+        // a `;` or `=` inside a quoted value is part of the value, not a new parameter
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(
+                "multipart/related; boundary=\"a=b:c\"; start-info=\"x; boundary=evil\"; type=\"application/dicom\"",
+            ),
+        );
+        assert_eq!(
+            related_boundary(&h).ok(),
+            Some(("a=b:c".to_owned(), Root::Dicom))
+        );
     }
 }
