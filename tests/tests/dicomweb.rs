@@ -44,6 +44,18 @@ fn ct(
         VR::TM,
         PrimitiveValue::from(time),
     ));
+    let doctor = match patient_id {
+        "P1" => Some("Zhou^Jian=周^健"),
+        "P4" => Some("ＺＨＯＵ^Ｌｉ"),
+        _ => None,
+    };
+    if let Some(doctor) = doctor {
+        o.put(DataElement::new(
+            tags::REFERRING_PHYSICIAN_NAME,
+            VR::PN,
+            PrimitiveValue::from(doctor),
+        ));
+    }
     let file = o
         .with_meta(
             FileMetaTableBuilder::new()
@@ -281,7 +293,9 @@ async fn qido(opts: HubOptions) {
             s(&["wang", "wang2", "li", "zhao", "doe"]),
         ),
     ];
-    for (q, expected) in &cases {
+    // Referring Physician Name matches as Patient Name does
+    let doctors = doctor_cases(&f);
+    for (q, expected) in cases.iter().chain(&doctors) {
         let got = web.json(&format!("/studies?{q}"), &f.gadmin).await;
         assert_eq!(
             &uids_of(&got, "0020000D"),
@@ -515,6 +529,50 @@ async fn qido(opts: HubOptions) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    qido_name_keys_are_filled_at_start(f).await;
+}
+
+/// Referring Physician Name matches as Patient Name does: a component group, a wildcard,
+/// fuzzy (case, width, any component).
+fn doctor_cases(f: &Fixture) -> Vec<(&'static str, BTreeSet<String>)> {
+    let s = |labels: &[&str]| -> BTreeSet<String> { labels.iter().map(|l| f.study(l)).collect() };
+    vec![
+        ("ReferringPhysicianName=周^健", s(&["wang"])),
+        ("ReferringPhysicianName=Z*", s(&["wang"])),
+        (
+            "ReferringPhysicianName=zhou&fuzzymatching=true",
+            s(&["wang", "zhao"]),
+        ),
+        ("ReferringPhysicianName=健&fuzzymatching=true", s(&["wang"])),
+    ]
+}
+
+/// Studies indexed before the name keys existed (migration 13) get them when the hub
+/// starts.
+async fn qido_name_keys_are_filled_at_start(mut f: Fixture) {
+    raw_sql(
+        &f.hub,
+        &["UPDATE studies SET referring_physician_groups = NULL, referring_physician_fuzzy = NULL"],
+    )
+    .await;
+    {
+        let web = Web::new(&f.hub);
+        let got = web
+            .json("/studies?ReferringPhysicianName=周^健", &f.gadmin)
+            .await;
+        assert!(uids_of(&got, "0020000D").is_empty(), "keys cleared");
+    }
+    f.hub.stop();
+    f.hub.start();
+    let web = Web::new(&f.hub);
+    for (q, expected) in &doctor_cases(&f) {
+        let got = web.json(&format!("/studies?{q}"), &f.gadmin).await;
+        assert_eq!(
+            &uids_of(&got, "0020000D"),
+            expected,
+            "after the start-up fill: /studies?{q}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -430,6 +430,17 @@ async fn insert_steps(
         .bind(&st.body_part_examined)
         .bind(now)
         .bind(&st.attrs)
+        .bind(
+            st.referring_physician_name
+                .as_deref()
+                .map(dxhub_core::pn::groups_key),
+        )
+        .bind(
+            st.referring_physician_name
+                .as_deref()
+                .map(dxhub_core::pn::fuzzy_key)
+                .filter(|k| !k.is_empty()),
+        )
         .fetch_one(&mut **tx)
         .await?;
     let study_created = study.fills == 0;
@@ -829,8 +840,8 @@ const UPSERT_PATIENT: &str = "INSERT INTO patients \
 const UPSERT_STUDY: &str = "INSERT INTO studies \
      (study_instance_uid, patient_ref, institution_id, study_date, study_time, accession_number, \
       study_description, referring_physician_name, study_id, body_part_examined, received_at, \
-      updated_at, attrs) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) \
+      updated_at, attrs, referring_physician_groups, referring_physician_fuzzy) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14) \
      ON CONFLICT (study_instance_uid) DO UPDATE SET \
       institution_id = COALESCE(studies.institution_id, excluded.institution_id), \
       study_date = COALESCE(studies.study_date, excluded.study_date), \
@@ -839,6 +850,10 @@ const UPSERT_STUDY: &str = "INSERT INTO studies \
       study_description = COALESCE(studies.study_description, excluded.study_description), \
       referring_physician_name = \
         COALESCE(studies.referring_physician_name, excluded.referring_physician_name), \
+      referring_physician_groups = \
+        COALESCE(studies.referring_physician_groups, excluded.referring_physician_groups), \
+      referring_physician_fuzzy = \
+        COALESCE(studies.referring_physician_fuzzy, excluded.referring_physician_fuzzy), \
       study_id = COALESCE(studies.study_id, excluded.study_id), \
       body_part_examined = COALESCE(studies.body_part_examined, excluded.body_part_examined), \
       updated_at = excluded.updated_at, \
@@ -1020,6 +1035,40 @@ fn bad_uid(what: &str, uid: &str) -> Result<()> {
     }
 }
 
+impl SqlCatalog {
+    /// Compute the name-matching keys of studies indexed before the migration that added
+    /// them (20261124000013): NFKC is not SQL, so the hub fills them at start-up, in
+    /// batches, once.
+    async fn fill_derived_name_keys(&self) -> Result<()> {
+        loop {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT id, referring_physician_name FROM studies \
+                 WHERE referring_physician_name IS NOT NULL \
+                 AND referring_physician_groups IS NULL ORDER BY id LIMIT 500",
+            )
+            .fetch_all(&self.write)
+            .await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.write.begin().await?;
+            for (id, name) in rows {
+                let fuzzy = Some(dxhub_core::pn::fuzzy_key(&name)).filter(|k| !k.is_empty());
+                sqlx::query(
+                    "UPDATE studies SET referring_physician_groups = $1, \
+                     referring_physician_fuzzy = $2 WHERE id = $3",
+                )
+                .bind(dxhub_core::pn::groups_key(&name))
+                .bind(fuzzy)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        }
+    }
+}
+
 #[async_trait]
 impl Catalog for SqlCatalog {
     async fn migrate(&self) -> Result<()> {
@@ -1027,7 +1076,8 @@ impl Catalog for SqlCatalog {
             Dialect::Sqlite => &SQLITE_MIGRATOR,
             Dialect::Postgres => &POSTGRES_MIGRATOR,
         };
-        migrator.run(&self.write).await.map_err(Error::Migrate)
+        migrator.run(&self.write).await.map_err(Error::Migrate)?;
+        self.fill_derived_name_keys().await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -1464,6 +1464,11 @@ mod suite {
             x.study.study_date = Some((*date).into());
             x.study.study_time = Some((*time).into());
             x.study.accession_number = Some(format!("ACC{i}"));
+            x.study.referring_physician_name = match i {
+                0 => Some("Zhou^Jian=周^健".into()),
+                3 => Some("ＺＨＯＵ^Ｌｉ".into()),
+                _ => None,
+            };
             x.series.modality = Some((*modality).into());
             c.insert_instance(&x).await.unwrap();
         }
@@ -1541,6 +1546,35 @@ mod suite {
                 Study,
                 vec![(K::PatientName, M::Fuzzy("l*i".into()))],
                 vec!["1.9.2", "1.9.3"],
+            ),
+            // Referring Physician Name: as Patient Name
+            (
+                Study,
+                vec![(K::ReferringPhysicianName, M::Single("周^健".into()))],
+                vec!["1.9.1"],
+            ),
+            (
+                Study,
+                vec![(
+                    K::ReferringPhysicianName,
+                    M::Single("Zhou^Jian=周^健".into()),
+                )],
+                vec!["1.9.1"],
+            ),
+            (
+                Study,
+                vec![(K::ReferringPhysicianName, M::Wildcard("Z*".into()))],
+                vec!["1.9.1"],
+            ),
+            (
+                Study,
+                vec![(K::ReferringPhysicianName, M::Fuzzy("zhou".into()))],
+                vec!["1.9.1", "1.9.4"],
+            ),
+            (
+                Study,
+                vec![(K::ReferringPhysicianName, M::Fuzzy("健".into()))],
+                vec!["1.9.1"],
             ),
             // ranges
             (

@@ -150,20 +150,31 @@ impl Builder {
         format!("{column} IN ({})", marks.join(", "))
     }
 
+    /// A PN attribute (`column`) kept with its `{keys}_groups` and `{keys}_fuzzy` columns
+    /// (see `dxhub_core::pn`): a single value or wildcard matches the whole name or any
+    /// one component group; fuzzy matching is case- and width-insensitive over every group
+    /// and component, as a prefix.
+    fn person_name_match(&mut self, column: &str, keys: &str, m: &QidoMatch) -> String {
+        match m {
+            QidoMatch::Fuzzy(q) => {
+                let q = dxhub_core::pn::fuzzy_normalize(q);
+                self.wildcard(&format!("{keys}_fuzzy"), &format!("*|{q}*"))
+            }
+            QidoMatch::Single(q) | QidoMatch::Wildcard(q) => {
+                let q = q.replace('|', "");
+                self.wildcard(&format!("{keys}_groups"), &format!("*|{q}|*"))
+            }
+            other => self.text_match(column, other, false),
+        }
+    }
+
     fn condition(&mut self, key: QidoKey, m: &QidoMatch) -> String {
         use QidoKey::*;
         match key {
-            PatientName => match m {
-                QidoMatch::Fuzzy(q) => {
-                    let q = dxhub_core::pn::fuzzy_normalize(q);
-                    self.wildcard("p.patient_name_fuzzy", &format!("*|{q}*"))
-                }
-                QidoMatch::Single(q) | QidoMatch::Wildcard(q) => {
-                    let q = q.replace('|', "");
-                    self.wildcard("p.patient_name_groups", &format!("*|{q}|*"))
-                }
-                other => self.text_match("p.patient_name", other, false),
-            },
+            PatientName => self.person_name_match("p.patient_name", "p.patient_name", m),
+            ReferringPhysicianName => {
+                self.person_name_match("st.referring_physician_name", "st.referring_physician", m)
+            }
             ModalitiesInStudy => {
                 let inner = self.text_match("m.modality", m, false);
                 format!("EXISTS (SELECT 1 FROM series m WHERE m.study_ref = st.id AND {inner})")
@@ -182,7 +193,6 @@ impl Builder {
                     AccessionNumber => ("st.accession_number", false),
                     StudyId => ("st.study_id", false),
                     StudyDescription => ("st.study_description", false),
-                    ReferringPhysicianName => ("st.referring_physician_name", false),
                     SeriesInstanceUid => ("se.series_instance_uid", false),
                     Modality => ("se.modality", false),
                     SeriesDescription => ("se.series_description", false),
@@ -191,7 +201,11 @@ impl Builder {
                     BodyPartExamined => ("se.body_part_examined", false),
                     SopInstanceUid => ("i.sop_instance_uid", false),
                     SopClassUid => ("i.sop_class_uid", false),
-                    PatientName | ModalitiesInStudy | SeriesNumber | InstanceNumber => {
+                    PatientName
+                    | ReferringPhysicianName
+                    | ModalitiesInStudy
+                    | SeriesNumber
+                    | InstanceNumber => {
                         unreachable!("handled above")
                     }
                 };

@@ -451,6 +451,13 @@ impl Writer {
                 &st.body_part_examined,
                 &now,
                 &st.attrs,
+                &st.referring_physician_name
+                    .as_deref()
+                    .map(dxhub_core::pn::groups_key),
+                &st.referring_physician_name
+                    .as_deref()
+                    .map(dxhub_core::pn::fuzzy_key)
+                    .filter(|k| !k.is_empty()),
             ],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
