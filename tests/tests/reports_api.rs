@@ -855,10 +855,40 @@ async fn reports_end_to_end() {
         let (s, _) = f.bytes(&path, "othertech").await;
         assert_eq!(s, 404, "{path} for a technician of another township");
     }
-    let (s, _) = f
+    let (s, hidden) = f
         .send("GET", &format!("/api/v1/reports/{rid}"), "othertech", None)
         .await;
     assert_eq!(s, 404);
+    // a report id that does not exist: the same answer, and audited as the refusal is
+    // (the same work, so the time does not tell the two apart either)
+    let unknown = rid + 100_000;
+    let (s, none) = f
+        .send(
+            "GET",
+            &format!("/api/v1/reports/{unknown}"),
+            "othertech",
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    assert_eq!(
+        none["error"]["code"], hidden["error"]["code"],
+        "{none} {hidden}"
+    );
+    let not_found = dxhub_e2e::api::sql_rows(
+        &f.hub,
+        "SELECT action, object_kind, object_id FROM audit_log \
+         WHERE actor = 'othertech' AND outcome = 'not-found' ORDER BY id",
+    )
+    .await;
+    assert_eq!(
+        not_found,
+        vec![vec![
+            "report-read".to_owned(),
+            "report".to_owned(),
+            unknown.to_string()
+        ]]
+    );
     // the refusals are audited with the report (and the study) they asked for
     let denied = dxhub_e2e::api::sql_rows(
         &f.hub,

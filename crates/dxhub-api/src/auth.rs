@@ -549,6 +549,21 @@ impl Caller {
             .map(|(kind, id)| (*kind, id.as_str()))
     }
 
+    /// The 404 of an object the path names that does not exist, audited (`not-found`) on
+    /// patient-data routes as a refusal is (`denied`): both answers are the same 404 and
+    /// cost the same audit write, so neither the body nor the time tells a caller whether
+    /// an object it may not see exists.
+    pub async fn unknown(&self, state: &AppState, what: String) -> ApiError {
+        if let Some(name) = self.rule.patient_data
+            && let Err(e) = self
+                .audit(state, name, self.named_object(), "not-found")
+                .await
+        {
+            return e;
+        }
+        ApiError::NotFound(what)
+    }
+
     /// Append an audit entry; a failure to record is an error of the request.
     pub async fn audit(
         &self,

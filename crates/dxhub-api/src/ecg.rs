@@ -532,11 +532,9 @@ async fn upload_ecg(
 
 /// The ECG record, once the caller may read its study (audited).
 async fn readable(state: &AppState, caller: &Caller, id: i64) -> Result<EcgRow, ApiError> {
-    let row = state
-        .catalog
-        .find_ecg(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("ECG {id}")))?;
+    let Some(row) = state.catalog.find_ecg(id).await? else {
+        return Err(caller.unknown(state, format!("ECG {id}")).await);
+    };
     require_read(
         state,
         caller,

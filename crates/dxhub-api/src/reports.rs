@@ -203,11 +203,9 @@ async fn report_scope(
 /// is the alliance, but a reader writes, signs, returns, amends or flags only a report
 /// routed to them (or a prior of their patient), and one they may not read is not found.
 async fn report_for(state: &AppState, caller: &Caller, id: i64) -> Result<Report, ApiError> {
-    let r = state
-        .catalog
-        .get_report(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("report {id}")))?;
+    let Some(r) = state.catalog.get_report(id).await? else {
+        return Err(caller.unknown(state, format!("report {id}")).await);
+    };
     let action = caller
         .action()
         .ok_or_else(|| ApiError::Internal("route has no action policy".into()))?;
@@ -2452,11 +2450,9 @@ async fn ack_critical(
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<AckBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let c = state
-        .catalog
-        .get_critical(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("critical value {id}")))?;
+    let Some(c) = state.catalog.get_critical(id).await? else {
+        return Err(caller.unknown(&state, format!("critical value {id}")).await);
+    };
     // judged on the source institution; known to whoever may read its report (a doctor
     // of another institution gets the 404 of an unknown id unless the result is
     // recognised, and then a 403)

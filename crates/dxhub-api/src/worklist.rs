@@ -276,11 +276,9 @@ pub(crate) async fn item_for(
     caller: &Caller,
     id: i64,
 ) -> Result<WorkItem, ApiError> {
-    let item = state
-        .catalog
-        .get_work_item(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("work item {id}")))?;
+    let Some(item) = state.catalog.get_work_item(id).await? else {
+        return Err(caller.unknown(state, format!("work item {id}")).await);
+    };
     caller
         .require_found(state, item_scope(&item), || format!("work item {id}"))
         .await?;
