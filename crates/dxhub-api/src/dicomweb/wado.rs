@@ -706,14 +706,19 @@ pub async fn frames(
     let plans = negotiate_frames(&headers, &inst.transfer_syntax_uid)?;
     let mut plan = plans[0].clone();
     let parts = match frame_parts(&state, &inst, &numbers, &plan).await {
-        // not decodable here: a lower-weight range that takes the stored frames
-        Err(ApiError::NotAcceptable(m)) => match plans.iter().skip(1).find(|p| p.original) {
-            Some(p) => {
-                plan = p.clone();
-                frame_parts(&state, &inst, &numbers, &plan).await?
+        // not decodable here (a codec dxhub lacks, or stored data its decoder refuses): a
+        // lower-weight range that takes the stored frames gets them as they are
+        Err(e @ ApiError::NotAcceptable(_)) | Err(e @ ApiError::Conflict(_))
+            if matches!(e, ApiError::NotAcceptable(_)) || !plan.original =>
+        {
+            match plans.iter().skip(1).find(|p| p.original) {
+                Some(p) => {
+                    plan = p.clone();
+                    frame_parts(&state, &inst, &numbers, &plan).await?
+                }
+                None => return Err(e),
             }
-            None => return Err(ApiError::NotAcceptable(m)),
-        },
+        }
         other => other?,
     };
     let media = plan.media;
