@@ -1040,17 +1040,21 @@ impl SqlCatalog {
     /// them (20261124000013): NFKC is not SQL, so the hub fills them at start-up, in
     /// batches, once.
     async fn fill_derived_name_keys(&self) -> Result<()> {
+        // by id (a primary-key range per batch, not a scan per batch)
+        let mut after = 0i64;
         loop {
             let rows: Vec<(i64, String)> = sqlx::query_as(
                 "SELECT id, referring_physician_name FROM studies \
-                 WHERE referring_physician_name IS NOT NULL \
+                 WHERE id > $1 AND referring_physician_name IS NOT NULL \
                  AND referring_physician_groups IS NULL ORDER BY id LIMIT 500",
             )
+            .bind(after)
             .fetch_all(&self.write)
             .await?;
-            if rows.is_empty() {
+            let Some(&(last, _)) = rows.last() else {
                 return Ok(());
-            }
+            };
+            after = last;
             let mut tx = self.write.begin().await?;
             for (id, name) in rows {
                 let fuzzy = Some(dxhub_core::pn::fuzzy_key(&name)).filter(|k| !k.is_empty());
