@@ -1036,6 +1036,14 @@ fn bad_uid(what: &str, uid: &str) -> Result<()> {
 }
 
 impl SqlCatalog {
+    /// The studies whose name keys are still to be computed, a batch after an id. The
+    /// partial index `studies_name_keys_unfilled` (migration 14) answers it, so the
+    /// question asked at every start costs an index probe, not a pass over `studies`.
+    #[doc(hidden)]
+    pub const UNFILLED_NAME_KEYS: &'static str = "SELECT id, referring_physician_name FROM studies \
+         WHERE id > $1 AND referring_physician_name IS NOT NULL \
+         AND referring_physician_groups IS NULL ORDER BY id LIMIT 500";
+
     /// Compute the name-matching keys of studies indexed before the migration that added
     /// them (20261124000013): NFKC is not SQL, so the hub fills them at start-up, in
     /// batches, once.
@@ -1043,14 +1051,10 @@ impl SqlCatalog {
         // by id (a primary-key range per batch, not a scan per batch)
         let mut after = 0i64;
         loop {
-            let rows: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT id, referring_physician_name FROM studies \
-                 WHERE id > $1 AND referring_physician_name IS NOT NULL \
-                 AND referring_physician_groups IS NULL ORDER BY id LIMIT 500",
-            )
-            .bind(after)
-            .fetch_all(&self.write)
-            .await?;
+            let rows: Vec<(i64, String)> = sqlx::query_as(Self::UNFILLED_NAME_KEYS)
+                .bind(after)
+                .fetch_all(&self.write)
+                .await?;
             let Some(&(last, _)) = rows.last() else {
                 return Ok(());
             };

@@ -63,6 +63,62 @@ conformance!(
     study_of_another_institution_is_not_joined,
 );
 
+/// The start-up question "which studies still lack their name keys" (asked at every start)
+/// is answered by the partial index of migration 14, not by a pass over every study.
+mod name_key_fill {
+    use sqlx::{Connection, Executor, Row};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_probes_the_partial_index() {
+        super::run_sqlite(|_c, url| async move {
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let plan: Vec<String> = sqlx::query(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                dxhub_store::SqlCatalog::UNFILLED_NAME_KEYS
+            ))
+            .bind(0i64)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect();
+            assert!(
+                plan.iter()
+                    .any(|d| d.contains("studies_name_keys_unfilled")),
+                "{plan:?}"
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_probes_the_partial_index() {
+        super::run_postgres(|_c, url| async move {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            // an empty table: without this the planner may rightly prefer a sequential scan
+            conn.execute("SET enable_seqscan = off").await.unwrap();
+            let plan: Vec<String> = sqlx::query(&format!(
+                "EXPLAIN {}",
+                dxhub_store::SqlCatalog::UNFILLED_NAME_KEYS
+            ))
+            .bind(0i64)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+            assert!(
+                plan.iter()
+                    .any(|d| d.contains("studies_name_keys_unfilled")),
+                "{plan:?}"
+            );
+        })
+        .await;
+    }
+}
+
 // ---------------------------------------------------------------- helpers
 
 fn hash(s: &str) -> String {
