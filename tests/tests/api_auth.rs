@@ -39,6 +39,7 @@ macro_rules! on_both_backends {
 on_both_backends!(login_bearer_cookie_csrf_logout, "auth_login");
 on_both_backends!(lockout_after_five_failures, "auth_lock");
 on_both_backends!(login_rate_limit, "auth_rate");
+on_both_backends!(verify_limit_leaves_logins, "auth_vrate");
 on_both_backends!(session_expiry, "auth_exp");
 on_both_backends!(login_session_ttl, "auth_ttl");
 on_both_backends!(idle_timeout, "auth_idle");
@@ -256,9 +257,11 @@ async fn lockout_after_five_failures(opts: HubOptions) {
     assert!(u["locked_until"].is_i64(), "locked_until set: {u}");
 }
 
-/// 10 rapid attempts from one address are answered; the 11th gets 429.
+/// 10 rapid attempts from one address are answered; the 11th gets 429. The public
+/// verification page has a bucket of its own (`reports.verify_per_minute`): it still
+/// answers after the logins are spent, and spending it leaves logins alone.
 async fn login_rate_limit(opts: HubOptions) {
-    let hub = TestHub::spawn(opts);
+    let hub = TestHub::spawn(opts.env("DXHUB_REPORTS__VERIFY_PER_MINUTE", "3"));
     let api = Api::new(&hub);
     for i in 1..=10 {
         let r = api.login(&format!("ghost{i}"), PASSWORD, None).await;
@@ -274,6 +277,44 @@ async fn login_rate_limit(opts: HubOptions) {
         (429, "too-many-requests"),
         "attempt 11: {r}"
     );
+    let verify = format!("/api/v1/verify/{}", "0".repeat(32));
+    for i in 1..=3 {
+        let r = api.get(&verify, None).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (404, "unknown-verify-code"),
+            "verification {i}, logins spent: {r}"
+        );
+    }
+    let r = api.get(&verify, None).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (429, "too-many-requests"),
+        "verification 4: {r}"
+    );
+    let limited = dxhub_e2e::api::sql_rows(
+        &hub,
+        "SELECT outcome FROM audit_log WHERE action = 'report-verify-public' ORDER BY id",
+    )
+    .await;
+    assert_eq!(
+        limited.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+        ["not-found", "not-found", "not-found", "rate-limited"]
+    );
+}
+
+/// A clinic that spent its verification lookups can still log in.
+async fn verify_limit_leaves_logins(opts: HubOptions) {
+    let hub = TestHub::spawn(opts.env("DXHUB_REPORTS__VERIFY_PER_MINUTE", "2"));
+    add_user(&hub, TOWNSHIP, "sun.tech", "clinic_tech", PASSWORD);
+    let api = Api::new(&hub);
+    let verify = format!("/api/v1/verify/{}", "0".repeat(32));
+    for _ in 0..2 {
+        assert_eq!(api.get(&verify, None).await.status, 404);
+    }
+    assert_eq!(api.get(&verify, None).await.status, 429);
+    let r = api.login("sun.tech", PASSWORD, None).await;
+    assert_eq!(r.status, 200, "login after the verification limit: {r}");
 }
 
 /// A token issued with `--ttl 2s` works, then stops working (bounded poll).

@@ -97,6 +97,9 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub settings: Arc<ApiSettings>,
     pub login_limiter: Arc<auth::LoginLimiter>,
+    /// The public verification page's limit per client address
+    /// (`reports.verify_per_minute`).
+    pub verify_limiter: Arc<auth::LoginLimiter>,
     /// The ingest pipeline (STOW-RS); `None` where the router only reads.
     pub ingest: Option<Arc<dxhub_ingest::Ingest>>,
     pub dicomweb: Arc<dicomweb::DicomWebState>,
@@ -116,11 +119,15 @@ impl AppState {
             catalog,
             blobs,
             registry,
-            settings: Arc::new(settings),
             login_limiter: Arc::new(auth::LoginLimiter::new(
                 LOGIN_RATE_PER_MINUTE,
                 Duration::from_secs(60),
             )),
+            verify_limiter: Arc::new(auth::LoginLimiter::new(
+                settings.reports.verify_per_minute.max(1),
+                Duration::from_secs(60),
+            )),
+            settings: Arc::new(settings),
             ingest: None,
             dicomweb: Arc::new(dicomweb::DicomWebState::default()),
             touches: Arc::new(auth::Touches::default()),

@@ -54,6 +54,9 @@ pub struct ReportSettings {
     pub pdf_font: Option<std::path::PathBuf>,
     /// The reading centre's name printed under the alliance on PDFs.
     pub centre_name: Option<String>,
+    /// Lookups of the public verification page per client address and minute (its own
+    /// bucket: a clinic behind one NAT address checks many printouts).
+    pub verify_per_minute: u32,
 }
 
 impl Default for ReportSettings {
@@ -67,6 +70,7 @@ impl Default for ReportSettings {
             push_retry: Duration::from_secs(30),
             pdf_font: None,
             centre_name: None,
+            verify_per_minute: 60,
         }
     }
 }

@@ -104,11 +104,8 @@ async fn public_verify(
         client: meta.client.clone(),
         request_id: meta.request_id.clone(),
     };
-    let key = format!(
-        "verify:{}",
-        meta.client.clone().unwrap_or_else(|| "unknown".into())
-    );
-    if !state.login_limiter.try_acquire(&key) {
+    let key = meta.client.clone().unwrap_or_else(|| "unknown".into());
+    if !state.verify_limiter.try_acquire(&key) {
         state
             .catalog
             .append_audit(&audit("rate-limited", None))

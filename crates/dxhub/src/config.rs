@@ -48,6 +48,10 @@ pub struct ReportsConfig {
     pub pdf_font: Option<PathBuf>,
     /// The reading centre printed on PDFs, e.g. `县人民医院 医学影像中心`.
     pub centre_name: Option<String>,
+    /// Lookups of the public verification page (`/api/v1/verify/{code}`, the PDF's QR
+    /// code) per client address and minute, beyond which it answers 429. A bucket of its
+    /// own, apart from logins: a clinic behind one NAT address checks many printouts.
+    pub verify_per_minute: u32,
 }
 
 impl Default for ReportsConfig {
@@ -62,6 +66,7 @@ impl Default for ReportsConfig {
             push_retry_secs: 30,
             pdf_font: None,
             centre_name: None,
+            verify_per_minute: 60,
         }
     }
 }

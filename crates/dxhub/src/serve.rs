@@ -172,6 +172,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<ExitCode> {
             push_retry: Duration::from_secs(cfg.reports.push_retry_secs.max(1)),
             pdf_font: cfg.reports.pdf_font.clone(),
             centre_name: cfg.reports.centre_name.clone(),
+            verify_per_minute: cfg.reports.verify_per_minute.max(1),
         },
     };
     let w = &cfg.worklist;
