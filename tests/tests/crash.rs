@@ -837,6 +837,36 @@ fn fsck_detects_and_repairs() {
     let (code, out) = fsck(&hub, &["--grace-secs", "0"]);
     assert_eq!(code, 0, "{out}");
 
+    // The same size, one byte changed (a bad disk sector, a partial overwrite): only
+    // `--verify-hashes` sees it, which reads every blob; never repaired either.
+    let (code, out) = fsck(&hub, &["--grace-secs", "0", "--verify-hashes"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("objects whose SHA-256 matched: 4"), "{out}");
+    let mut flipped = intact.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x01;
+    std::fs::write(&damaged_file, &flipped).expect("flip a byte");
+    let (code, out) = fsck(&hub, &["--grace-secs", "0"]);
+    assert_eq!(code, 0, "sizes alone cannot see it:\n{out}");
+    let (code, out) = fsck(&hub, &["--repair", "--grace-secs", "0", "--verify-hashes"]);
+    assert_eq!(code, 1, "a changed byte is a problem left:\n{out}");
+    let sha = rt
+        .block_on(async { hub.catalog().await.get_instance(&damaged.sop).await })
+        .expect("get_instance")
+        .expect("indexed")
+        .sha256;
+    assert!(
+        out.contains(&format!(
+            "not repaired (restore the blob from a backup): {damaged_key} has SHA-256 "
+        )) && out.contains(&format!(", index says {sha}")),
+        "{out}"
+    );
+    assert!(out.contains("objects whose SHA-256 matched: 3"), "{out}");
+    assert_eq!(std::fs::read(&damaged_file).expect("blob kept"), flipped);
+    std::fs::write(&damaged_file, &intact).expect("restore blob");
+    let (code, out) = fsck(&hub, &["--grace-secs", "0", "--verify-hashes"]);
+    assert_eq!(code, 0, "{out}");
+
     // The repaired hub starts and takes the lost instance again.
     hub.start();
     store_all_ok(&hub, std::slice::from_ref(victim));

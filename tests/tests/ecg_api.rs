@@ -1386,7 +1386,29 @@ async fn fsck_checks_ecg_originals() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.lines().any(|l| l == "clean"), "{out}");
 
+    // every original (and instance) hashes to what was recorded at ingest
+    let (code, out) = fsck(&["--verify-hashes"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.lines().any(|l| l == "clean"), "{out}");
+
     let blobs = t.hub.data_dir.join("blobs");
+    // one changed byte, the same size: only the hashes see it
+    let mut flipped = second.to_vec();
+    flipped[0] ^= 0x20;
+    std::fs::write(blobs.join(&k2), &flipped).unwrap();
+    let (code, out) = fsck(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = fsck(&["--verify-hashes"]);
+    assert_eq!(code, Some(1), "{out}");
+    let sha2 = &k2[k2.len() - 64..];
+    assert!(
+        out.contains(&format!(
+            "corrupt blob: {k2} (original of ECG {}) has SHA-256 {}, index says {sha2}",
+            ids[2],
+            hex::encode(sha2::Sha256::digest(&flipped))
+        )),
+        "{out}"
+    );
     let len = std::fs::metadata(blobs.join(&k1)).unwrap().len();
     std::fs::write(blobs.join(&k1), &first[..10]).unwrap();
     std::fs::remove_file(blobs.join(&k2)).unwrap();

@@ -60,6 +60,8 @@ pub struct EcgOriginal {
     pub id: i64,
     pub original_key: String,
     pub original_size: i64,
+    /// SHA-256 (hex) of the original bytes.
+    pub content_sha256: String,
 }
 
 /// What [`crate::Catalog::insert_ecg`] did.

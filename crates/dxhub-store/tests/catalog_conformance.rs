@@ -2039,6 +2039,7 @@ mod suite {
                     id: r.id,
                     original_key: r.original_key,
                     original_size: 100,
+                    content_sha256: r.content_sha256,
                 }
             })
             .collect();

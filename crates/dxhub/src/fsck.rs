@@ -2,6 +2,8 @@
 //! - index rows whose blob is missing, or present with another size (corrupt);
 //! - ECG records whose original bytes (an SCP-ECG, HL7 aECG or JSON upload, kept beside
 //!   the DICOM instance made from it) are missing or have another size;
+//! - with `--verify-hashes`, also blobs and originals of the right size whose SHA-256 is
+//!   not the one recorded at ingest (every byte is read: a long run on a large archive);
 //! - orphan blobs (under `studies/`, not referenced by any row, or under `ecg/originals/`,
 //!   not referenced by any ECG record), older than the grace period (younger ones may
 //!   belong to an instance or upload being received right now);
@@ -20,11 +22,84 @@
 use crate::config::Config;
 use crate::serve::{open_blobs, open_migrated_catalog, open_spool};
 use dxhub_core::worklist::{Clock, SystemClock};
+use dxhub_store::Blobs;
 use futures::StreamExt;
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::process::ExitCode;
 
-pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<ExitCode> {
+/// Blobs checked at once (object-store round trips, and hashing on several cores).
+const PARALLEL_CHECKS: usize = 8;
+
+/// What the object store holds for a key the index names.
+enum Found {
+    Good,
+    Missing,
+    /// Present with this many bytes, not the recorded size.
+    Size(u64),
+    /// The recorded size, but this SHA-256.
+    Hash(String),
+}
+
+/// Check the object at `key` against its recorded size and, when given, its SHA-256.
+async fn check(
+    blobs: Blobs,
+    key: String,
+    size: i64,
+    sha256: Option<String>,
+) -> anyhow::Result<Found> {
+    let Some(meta) = blobs.head(&key).await? else {
+        return Ok(Found::Missing);
+    };
+    if meta.size as i64 != size {
+        return Ok(Found::Size(meta.size));
+    }
+    let Some(expected) = sha256 else {
+        return Ok(Found::Good);
+    };
+    let mut stream = match blobs.get_stream(&key).await {
+        Ok((_, stream)) => stream,
+        Err(e) if e.is_not_found() => return Ok(Found::Missing),
+        Err(e) => return Err(e.into()),
+    };
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = stream.next().await {
+        hasher.update(&chunk?);
+    }
+    let got = hex::encode(hasher.finalize());
+    Ok(if got.eq_ignore_ascii_case(&expected) {
+        Found::Good
+    } else {
+        Found::Hash(got)
+    })
+}
+
+/// [`check`] each item, [`PARALLEL_CHECKS`] at once (each a task of its own, so hashing
+/// spreads over the runtime's threads), answers in the items' order.
+async fn check_all<T>(
+    blobs: &Blobs,
+    items: Vec<T>,
+    what: impl Fn(&T) -> (String, i64, Option<String>),
+) -> anyhow::Result<Vec<(T, Found)>> {
+    let mut checks = futures::stream::iter(items.into_iter().map(|item| {
+        let (key, size, sha256) = what(&item);
+        let task = tokio::spawn(check(blobs.clone(), key, size, sha256));
+        async move { (item, task.await) }
+    }))
+    .buffered(PARALLEL_CHECKS);
+    let mut out = Vec::new();
+    while let Some((item, found)) = checks.next().await {
+        out.push((item, found??));
+    }
+    Ok(out)
+}
+
+pub async fn run(
+    cfg: &Config,
+    repair: bool,
+    grace_secs: u64,
+    verify_hashes: bool,
+) -> anyhow::Result<ExitCode> {
     let catalog = open_migrated_catalog(cfg).await?;
     let blobs = open_blobs(cfg)?;
     let spool = open_spool(cfg)?;
@@ -33,20 +108,30 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
     let mut missing = Vec::new();
     let mut corrupt = Vec::new();
     let mut rows = 0u64;
+    let mut hashed = 0u64;
     let mut after = 0i64;
     loop {
         let page = catalog.list_instance_rows(after, 1000).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
-        for row in page {
+        let checked = check_all(&blobs, page, |row| {
+            let sha256 = verify_hashes.then(|| row.sha256.clone());
+            (row.blob_key.clone(), row.size_bytes, sha256)
+        })
+        .await?;
+        for (row, found) in checked {
             rows += 1;
-            match blobs.head(&row.blob_key).await? {
-                Some(meta) if meta.size as i64 == row.size_bytes => {}
-                Some(meta) => corrupt.push(format!(
-                    "{} has {} bytes, index says {}",
-                    row.blob_key, meta.size, row.size_bytes
+            match found {
+                Found::Good => hashed += u64::from(verify_hashes),
+                Found::Size(size) => corrupt.push(format!(
+                    "{} has {size} bytes, index says {}",
+                    row.blob_key, row.size_bytes
                 )),
-                None => missing.push((row.id, row.blob_key.clone())),
+                Found::Hash(got) => corrupt.push(format!(
+                    "{} has SHA-256 {got}, index says {}",
+                    row.blob_key, row.sha256
+                )),
+                Found::Missing => missing.push((row.id, row.blob_key.clone())),
             }
             referenced.insert(row.blob_key);
         }
@@ -54,7 +139,8 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
 
     // ECG originals: one check per key (records of the same content share one), none for
     // a DICOM upload, whose original is its instance's blob (checked above)
-    let mut originals: std::collections::BTreeMap<String, (i64, Vec<i64>)> = Default::default();
+    let mut originals: std::collections::BTreeMap<String, (i64, String, Vec<i64>)> =
+        Default::default();
     let mut after = 0i64;
     loop {
         let page = catalog.list_ecg_originals(after, 1000).await?;
@@ -66,25 +152,33 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
             }
             originals
                 .entry(o.original_key)
-                .or_insert_with(|| (o.original_size, Vec::new()))
-                .1
+                .or_insert_with(|| (o.original_size, o.content_sha256, Vec::new()))
+                .2
                 .push(o.id);
         }
     }
     let mut missing_originals = Vec::new();
-    for (key, (size, ecgs)) in &originals {
+    let checked = check_all(
+        &blobs,
+        originals.iter().collect(),
+        |(key, (size, sha256, _))| ((*key).clone(), *size, verify_hashes.then(|| sha256.clone())),
+    )
+    .await?;
+    for ((key, (size, sha256, ecgs)), found) in checked {
         let ecgs = ecgs
             .iter()
             .map(i64::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        match blobs.head(key).await? {
-            Some(meta) if meta.size as i64 == *size => {}
-            Some(meta) => corrupt.push(format!(
-                "{key} (original of ECG {ecgs}) has {} bytes, index says {size}",
-                meta.size
+        match found {
+            Found::Good => hashed += u64::from(verify_hashes),
+            Found::Size(got) => corrupt.push(format!(
+                "{key} (original of ECG {ecgs}) has {got} bytes, index says {size}"
             )),
-            None => missing_originals.push(format!("{key} (original of ECG {ecgs})")),
+            Found::Hash(got) => corrupt.push(format!(
+                "{key} (original of ECG {ecgs}) has SHA-256 {got}, index says {sha256}"
+            )),
+            Found::Missing => missing_originals.push(format!("{key} (original of ECG {ecgs})")),
         }
     }
 
@@ -117,6 +211,9 @@ pub async fn run(cfg: &Config, repair: bool, grace_secs: u64) -> anyhow::Result<
     }
 
     println!("index rows checked: {rows}");
+    if verify_hashes {
+        println!("objects whose SHA-256 matched: {hashed}");
+    }
     for (_, key) in &missing {
         println!("missing blob: {key} is missing");
     }

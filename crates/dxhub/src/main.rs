@@ -91,6 +91,10 @@ enum Command {
         /// Blobs younger than this many seconds are in flight, not orphans.
         #[arg(long, default_value_t = 600)]
         grace_secs: u64,
+        /// Also read every blob and ECG original of the right size and compare its SHA-256
+        /// with the one recorded at ingest (finds same-size corruption; reads everything).
+        #[arg(long)]
+        verify_hashes: bool,
     },
     /// Verify an exported signed report offline against exported public keys.
     Verify {
@@ -154,7 +158,11 @@ fn main() -> ExitCode {
                 jobs,
                 strict,
             } => import::run(&cfg, paths, institution, jobs, strict).await,
-            Command::Fsck { repair, grace_secs } => fsck::run(&cfg, repair, grace_secs).await,
+            Command::Fsck {
+                repair,
+                grace_secs,
+                verify_hashes,
+            } => fsck::run(&cfg, repair, grace_secs, verify_hashes).await,
             Command::Verify { report, keys } => verify::run(&report, &keys),
         }
     });

@@ -66,7 +66,7 @@ impl SqlCatalog {
             return Ok(Vec::new());
         }
         Ok(sqlx::query_as::<_, crate::ecg::EcgOriginal>(
-            "SELECT id, original_key, original_size FROM ecgs WHERE id > $1 ORDER BY id LIMIT $2",
+            "SELECT id, original_key, original_size, content_sha256 FROM ecgs WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after_id)
         .bind(limit)
