@@ -68,26 +68,30 @@ conformance!(
 mod name_key_fill {
     use sqlx::{Connection, Executor, Row};
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_probes_the_partial_index() {
-        super::run_sqlite(|_c, url| async move {
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            let plan: Vec<String> = sqlx::query(&format!(
-                "EXPLAIN QUERY PLAN {}",
+    /// The plan of the fill's question (`$explain` its prefix, `$col` the column of the
+    /// plan's text) names the partial index.
+    macro_rules! assert_plan_uses_index {
+        ($conn:expr, $explain:literal, $col:expr) => {
+            let sql = format!(
+                "{} {}",
+                $explain,
                 dxhub_store::SqlCatalog::UNFILLED_NAME_KEYS
-            ))
-            .bind(0i64)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>("detail"))
-            .collect();
+            );
+            let rows = sqlx::query(&sql).bind(0i64).fetch_all($conn).await.unwrap();
+            let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>($col)).collect();
             assert!(
                 plan.iter()
                     .any(|d| d.contains("studies_name_keys_unfilled")),
                 "{plan:?}"
             );
+        };
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_probes_the_partial_index() {
+        super::run_sqlite(|_c, url| async move {
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            assert_plan_uses_index!(&mut conn, "EXPLAIN QUERY PLAN", "detail");
         })
         .await;
     }
@@ -98,22 +102,7 @@ mod name_key_fill {
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
             // an empty table: without this the planner may rightly prefer a sequential scan
             conn.execute("SET enable_seqscan = off").await.unwrap();
-            let plan: Vec<String> = sqlx::query(&format!(
-                "EXPLAIN {}",
-                dxhub_store::SqlCatalog::UNFILLED_NAME_KEYS
-            ))
-            .bind(0i64)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>(0))
-            .collect();
-            assert!(
-                plan.iter()
-                    .any(|d| d.contains("studies_name_keys_unfilled")),
-                "{plan:?}"
-            );
+            assert_plan_uses_index!(&mut conn, "EXPLAIN", 0);
         })
         .await;
     }
