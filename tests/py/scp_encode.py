@@ -15,6 +15,8 @@ The samples are the 12-lead rhythm of a DICOM ECG (raw 16-bit values, AVM = the 
 sensitivity in nV, 1 ms interval). OUT_DIR gets, each with the same section 1/7/8/11 content:
 
 - ``default_d2.scp``: default Huffman table, second differences.
+- ``gb2312.scp``: the same with the patient's name and the statements in GB 2312, as the
+  language support code of section 1 says (0x27).
 - ``custom_d1.scp``: two stored Huffman tables, switching every 250 samples, first differences.
 - ``raw_v13.scp``: no section 2 (16-bit samples), no differences, protocol version 1.3.
 - ``refbeat.scp``: reference beat (section 5) subtracted in the subtraction zone of every QRS
@@ -181,12 +183,13 @@ def tag(t, value):
     return struct.pack("<BH", t, len(value)) + value
 
 
-def section1(version):
+def section1(version, last=b"Rossi\0", first=b"Maria\0", language=0x00):
+    """``language``: the language support code (tag 14, byte 17; 0x27 = GB 2312)."""
     dev = struct.pack("<HHHBB", 1, 2, 3, 0, 8) + b"ELI250"
-    dev += bytes([version, 0xA0, 0x00, 0xD0, 1]) + b"\0" * 16
+    dev += bytes([version, 0xA0, language, 0xD0, 1]) + b"\0" * 16
     dev += bytes([4]) + b"1.0\0" + b"SN-4711\0" + b"SYS\0" + b"dxhub test encoder\0" + b"Mortara Instrument\0"
     return b"".join([
-        tag(0, b"Rossi\0"), tag(1, b"Maria\0"), tag(2, b"642341\0"),
+        tag(0, last), tag(1, first), tag(2, b"642341\0"),
         tag(5, struct.pack("<HBB", 1971, 1, 23)), tag(8, bytes([2])),
         tag(14, dev),
         tag(25, struct.pack("<HBB", 2013, 1, 25)), tag(26, bytes([10, 59, 19])),
@@ -264,6 +267,13 @@ def encode_all(raw, names, step_nv, interval_us, out_dir, prefix, with_truth):
     enc = [encode_default(differences(x, 2)) for x in raw]
     write("default_d2.scp", {2: struct.pack("<H", 19999), 3: s3(simultaneous),
                              6: s6(step_nv, interval_us, 2, 0, enc)})
+    # 1b. the same, its text in GB 2312 as section 1 states (language support code 0x27)
+    gb = lambda s: s.encode("gb2312") + b"\0"
+    write("gb2312.scp", {1: section1(20, gb("欧阳"), gb("娜娜"), 0x27),
+                         2: struct.pack("<H", 19999), 3: s3(simultaneous),
+                         6: s6(step_nv, interval_us, 2, 0, enc),
+                         8: statements([gb("窦性心律"), gb("正常心电图")], False),
+                         11: statements([b"1\0" + gb("窦性心律")], True)})
     # 2. custom tables with switching, first differences
     enc = [encode_custom(differences(x, 1)) for x in raw]
     write("custom_d1.scp", {2: struct.pack("<H", 2) + table_bytes(TABLE1) + table_bytes(TABLE2),

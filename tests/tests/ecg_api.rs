@@ -1344,6 +1344,23 @@ async fn scp_ecg_from_biosig_and_huffman_coded_records_are_accepted() {
             "sample {k}: {x} vs {y}"
         );
     }
+
+    // text in GB 2312, as the record's section 1 states: the name and the statements reach
+    // the DICOM instance as Chinese, not as Latin-1 mojibake
+    let gb = std::fs::read(enc.join("gb2312.scp")).unwrap();
+    let (s, _, v) = t.upload(&t.device, gb, &[]).await;
+    assert_eq!(s, 201, "{v}");
+    let study = v["study_instance_uid"].as_str().unwrap();
+    let meta = t
+        .get_json(&format!("/dicomweb/studies/{study}/metadata"), &t.reader)
+        .await;
+    assert_eq!(
+        dicom_value(&meta[0], "00100010").as_deref(),
+        Some("欧阳^娜娜"),
+        "{}",
+        meta[0]
+    );
+    assert!(meta[0].to_string().contains("窦性心律"), "{}", meta[0]);
 }
 
 /// `dxhub fsck` checks the originals of non-DICOM ECGs (kept beside the DICOM instance

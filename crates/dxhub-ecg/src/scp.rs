@@ -14,7 +14,13 @@
 //!   acquisition date (25) and time (26) → `YYYYMMDDHHMMSS`, with the offset of tag 34 as
 //!   `+HHMM` when stated; baseline filter (27, 0.01 Hz) → `Filters::low_hz`, low-pass filter
 //!   (28, Hz) → `Filters::high_hz`, filter bitmap (29: bit 0 60 Hz notch, bit 1 50 Hz notch).
-//!   Text is UTF-8 when valid (language support code 0x37, or ASCII), else Latin-1.
+//!   Text (here and in the statements of sections 8 and 11) is in the character set that
+//!   the language support code of tag 14 (its byte 17) states: 0x01 ISO 8859-1, 0x03 8859-2,
+//!   0x0B 8859-4, 0x13 8859-5, 0x1B 8859-6, 0x23 8859-7, 0x2B 8859-8, 0x33 8859-11, 0x3B
+//!   8859-15, 0x0F/0x17/0x1F JIS (read as EUC-JP), 0x27 GB 2312 (read as GB18030, its
+//!   superset), 0x2F KS C 5601 (EUC-KR), 0x37 UTF-8. With no code, "ASCII only" (bit 0
+//!   clear) or a code not listed, text is UTF-8 when valid, else GB18030 when it decodes
+//!   without error (what Chinese devices write without saying so), else Latin-1.
 //! - section 2: Huffman tables, the default table (19999) or stored tables with switching
 //!   (see [`huffman`]). Without section 2 the data are 16-bit little-endian samples.
 //! - section 3: leads (SCP lead codes = MDC partition 2 indices, mapped by
@@ -147,7 +153,7 @@ pub fn read_scp(bytes: &[u8]) -> Result<Ecg> {
     let mut statements = Vec::new();
     for id in [8u16, 11] {
         if let Some(body) = record.body(id) {
-            for s in parse_statements(body, id == 11) {
+            for s in parse_statements(body, id == 11, header.charset) {
                 if !statements.contains(&s) {
                     statements.push(s);
                 }
@@ -352,6 +358,79 @@ struct Header {
     device: Device,
     filters: Filters,
     acquired_at: Option<String>,
+    charset: Charset,
+}
+
+/// The character set of a record's text, from the language support code of tag 14.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+enum Charset {
+    /// No code, "ASCII only" or a code not known: UTF-8, GB18030 or Latin-1, the first that
+    /// decodes the bytes.
+    #[default]
+    Unstated,
+    Latin1,
+    Stated(&'static encoding_rs::Encoding),
+}
+
+impl Charset {
+    fn from_language_support_code(code: u8) -> Self {
+        use encoding_rs as e;
+        if code & 0x01 == 0 {
+            return Charset::Unstated;
+        }
+        if code & 0x03 == 0x01 {
+            return Charset::Latin1;
+        }
+        Charset::Stated(match code {
+            0x03 => e::ISO_8859_2,
+            0x0B => e::ISO_8859_4,
+            0x13 => e::ISO_8859_5,
+            0x1B => e::ISO_8859_6,
+            0x23 => e::ISO_8859_7,
+            0x2B => e::ISO_8859_8,
+            // windows-874 is ISO 8859-11 with a few more characters in 0x80–0x9F
+            0x33 => e::WINDOWS_874,
+            0x3B => e::ISO_8859_15,
+            0x0F | 0x17 | 0x1F => e::EUC_JP,
+            0x27 => e::GB18030,
+            0x2F => e::EUC_KR,
+            0x37 => e::UTF_8,
+            _ => return Charset::Unstated,
+        })
+    }
+
+    /// The language support code of section 1's tag 14, when present; a malformed section
+    /// is left for [`parse_section1`] to report.
+    fn of_section1(body: &[u8]) -> Self {
+        let mut pos = 0usize;
+        while pos + 3 <= body.len() && body[pos] != 255 {
+            let len = usize::from(le16(body, pos + 1));
+            let Some(v) = body.get(pos + 3..pos + 3 + len) else {
+                break;
+            };
+            if body[pos] == 14 {
+                return v
+                    .get(16)
+                    .map_or(Charset::Unstated, |c| Self::from_language_support_code(*c));
+            }
+            pos += 3 + len;
+        }
+        Charset::Unstated
+    }
+
+    fn decode(self, bytes: &[u8]) -> String {
+        let latin1 = |b: &[u8]| b.iter().map(|&b| char::from(b)).collect::<String>();
+        match self {
+            Charset::Latin1 => latin1(bytes),
+            Charset::Stated(enc) => enc.decode_without_bom_handling(bytes).0.into_owned(),
+            Charset::Unstated => match std::str::from_utf8(bytes) {
+                Ok(s) => s.to_owned(),
+                Err(_) => encoding_rs::GB18030
+                    .decode_without_bom_handling_and_without_replacement(bytes)
+                    .map_or_else(|| latin1(bytes), |s| s.into_owned()),
+            },
+        }
+    }
 }
 
 /// Manufacturer codes of tag 14, byte 8.
@@ -379,20 +458,21 @@ const MANUFACTURERS: &[&str] = &[
     "Zwönitz",
 ];
 
-/// Text of a field: up to the first NUL, UTF-8 when valid, else Latin-1; trimmed; `None` when
-/// empty.
-fn text(bytes: &[u8]) -> Option<String> {
+/// Text of a field: up to the first NUL, in `cs`; trimmed; `None` when empty.
+fn text(bytes: &[u8], cs: Charset) -> Option<String> {
     let bytes = bytes.split(|b| *b == 0).next().unwrap_or(&[]);
-    let s = match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
-    };
+    let s = cs.decode(bytes);
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_owned())
 }
 
 fn parse_section1(body: &[u8]) -> Result<Header> {
-    let mut h = Header::default();
+    let cs = Charset::of_section1(body);
+    let text = |v: &[u8]| text(v, cs);
+    let mut h = Header {
+        charset: cs,
+        ..Header::default()
+    };
     let (mut last, mut first, mut second_last) = (None, None, None);
     let mut date: Option<(u16, u8, u8)> = None;
     let mut time: Option<(u8, u8, u8)> = None;
@@ -439,7 +519,7 @@ fn parse_section1(body: &[u8]) -> Result<Header> {
                     _ => None,
                 }
             }
-            14 => parse_device(v, &mut h.device),
+            14 => parse_device(v, &mut h.device, cs),
             25 if v.len() >= 4 => {
                 let (y, m, d) = (le16(v, 0), v[2], v[3]);
                 if y != 0 && (1..=12).contains(&m) && (1..=31).contains(&d) {
@@ -511,11 +591,11 @@ fn parse_section1(body: &[u8]) -> Result<Header> {
 /// 17 language support, 18 capabilities, 19 mains frequency, 20–35 reserved, 36 length of the
 /// analysing program revision string, then that string and NUL-terminated serial number,
 /// system software ID, SCP implementation software ID and manufacturer trade name.
-fn parse_device(v: &[u8], device: &mut Device) {
+fn parse_device(v: &[u8], device: &mut Device, cs: Charset) {
     if v.len() < 14 {
         return;
     }
-    device.model = text(&v[8..14]);
+    device.model = text(&v[8..14], cs);
     let code = usize::from(v[7]);
     let mut strings: Vec<Option<String>> = Vec::new();
     if v.len() > 35 {
@@ -528,7 +608,7 @@ fn parse_device(v: &[u8], device: &mut Device) {
                 .iter()
                 .position(|b| *b == 0)
                 .map_or(v.len(), |e| pos + e);
-            strings.push(text(&v[pos..end]));
+            strings.push(text(&v[pos..end], cs));
             pos = end + 1;
         }
     }
@@ -1217,7 +1297,7 @@ fn parse_section7(body: &[u8]) -> Vec<Measurement> {
 /// Statements: confirmation byte, date (4), time (3), count, then per statement a sequence
 /// number, a 2-byte length and that many bytes: text (section 8) or, in section 11, a type
 /// byte (1 coded, 2 text, 3 logic) and NUL-separated fields, joined here by spaces.
-fn parse_statements(body: &[u8], section11: bool) -> Vec<String> {
+fn parse_statements(body: &[u8], section11: bool, cs: Charset) -> Vec<String> {
     let mut out = Vec::new();
     if body.len() < 9 {
         return out;
@@ -1236,7 +1316,7 @@ fn parse_statements(body: &[u8], section11: bool) -> Vec<String> {
         if section11 && v.len() > 1 && (1..=3).contains(&v[0]) {
             v = &v[1..];
         }
-        let fields: Vec<String> = v.split(|b| *b == 0).filter_map(text).collect();
+        let fields: Vec<String> = v.split(|b| *b == 0).filter_map(|f| text(f, cs)).collect();
         if !fields.is_empty() {
             out.push(fields.join(" "));
         }
@@ -1276,10 +1356,72 @@ mod tests {
     }
 
     #[test]
-    fn text_falls_back_to_latin1() {
-        assert_eq!(text(b"M\xfcller\0junk").as_deref(), Some("Müller"));
-        assert_eq!(text("Müller".as_bytes()).as_deref(), Some("Müller"));
-        assert_eq!(text(b"  \0"), None);
+    fn text_in_the_stated_or_a_guessed_charset() {
+        let latin1 = Charset::from_language_support_code(0x01);
+        assert_eq!(latin1, Charset::Latin1);
+        assert_eq!(text(b"M\xfcller\0junk", latin1).as_deref(), Some("Müller"));
+        let gb = encoding_rs::GBK.encode("王").0.into_owned();
+        assert_eq!(
+            text(&gb, Charset::from_language_support_code(0x27)).as_deref(),
+            Some("王")
+        );
+        let greek = Charset::from_language_support_code(0x23);
+        assert_eq!(
+            text(b"\xc1\xe8\xde\xed\xe1", greek).as_deref(),
+            Some("Αθήνα")
+        );
+        // unstated: UTF-8, else GB18030, else Latin-1
+        let unstated = Charset::from_language_support_code(0x00);
+        assert_eq!(unstated, Charset::Unstated);
+        assert_eq!(
+            text("Müller".as_bytes(), unstated).as_deref(),
+            Some("Müller")
+        );
+        assert_eq!(text(&gb, unstated).as_deref(), Some("王"));
+        assert_eq!(text(b"Andr\xe9", unstated).as_deref(), Some("André"));
+        assert_eq!(text(b"  \0", unstated), None);
+        assert_eq!(Charset::from_language_support_code(0x47), Charset::Unstated);
+    }
+
+    /// A section 1 whose tag 14 (after the names) states GB 2312: the names and the
+    /// device's strings are read in it.
+    #[test]
+    fn section1_names_in_the_language_of_tag_14() {
+        let gb = |s: &str| {
+            let mut b = encoding_rs::GB18030.encode(s).0.into_owned();
+            b.push(0);
+            b
+        };
+        let tag = |t: u8, v: &[u8]| {
+            let mut b = vec![t];
+            b.extend((v.len() as u16).to_le_bytes());
+            b.extend(v);
+            b
+        };
+        let mut dev = vec![1, 0, 2, 0, 3, 0, 0, 8];
+        dev.extend(b"ECG-12");
+        dev.extend([20, 0xA0, 0x27, 0xD0, 1]);
+        dev.extend([0u8; 16]);
+        dev.extend([4]);
+        dev.extend(b"1.0\0SN-1\0SYS\0IMPL\0");
+        dev.extend(gb("心电图机"));
+        let mut body = tag(0, &gb("欧阳"));
+        body.extend(tag(1, &gb("娜娜")));
+        body.extend(tag(14, &dev));
+        body.extend(tag(255, &[]));
+        let h = parse_section1(&body).unwrap();
+        assert_eq!(h.charset, Charset::Stated(encoding_rs::GB18030));
+        assert_eq!(h.patient.name.as_deref(), Some("欧阳^娜娜"));
+        assert_eq!(h.device.manufacturer.as_deref(), Some("心电图机"));
+        assert_eq!(h.device.serial.as_deref(), Some("SN-1"));
+        // the same bytes stated Latin-1 read as Latin-1
+        // tag 14's value ends 3 bytes (tag 255) before the end; the code is its byte 17
+        let at = body.len() - 3 - dev.len() + 16;
+        let mut latin = body.clone();
+        latin[at] = 0x01;
+        let h = parse_section1(&latin).unwrap();
+        assert_eq!(h.charset, Charset::Latin1);
+        assert_ne!(h.patient.name.as_deref(), Some("欧阳^娜娜"));
     }
 
     #[test]
@@ -1326,11 +1468,14 @@ mod tests {
         b.extend(b"SINUS RHYTHM\0\0");
         b.extend([2, 8, 0]);
         b.extend(b"NORMAL\0\0");
-        assert_eq!(parse_statements(&b, false), ["SINUS RHYTHM", "NORMAL"]);
+        assert_eq!(
+            parse_statements(&b, false, Charset::Unstated),
+            ["SINUS RHYTHM", "NORMAL"]
+        );
         let mut b = vec![0u8; 8];
         b.push(1);
         b.extend([1, 9, 0, 1]);
         b.extend(b"22\0LVH\0\0");
-        assert_eq!(parse_statements(&b, true), ["22 LVH"]);
+        assert_eq!(parse_statements(&b, true, Charset::Unstated), ["22 LVH"]);
     }
 }

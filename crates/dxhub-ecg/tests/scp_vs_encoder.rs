@@ -205,6 +205,7 @@ fn huffman_differences_and_reference_beat_records_are_lossless() {
     let dir = dir.path();
     for name in [
         "default_d2.scp",
+        "gb2312.scp",
         "custom_d1.scp",
         "raw_v13.scp",
         "refbeat.scp",
@@ -256,6 +257,11 @@ fn huffman_differences_and_reference_beat_records_are_lossless() {
     assert_eq!(m("QRS Onset"), Some(("5.10.3-3", 261.0, "ms")));
     assert!(ecg.device_measurements.iter().all(|m| m.scheme == "SCPECG"));
     assert_eq!(ecg.lead(&LeadCode::AVF).unwrap().samples_uv.len(), 10_000);
+
+    // Text in the character set section 1 states (GB 2312, language support code 0x27).
+    let (_, gb) = read(dir, "gb2312.scp");
+    assert_eq!(gb.patient.name.as_deref(), Some("欧阳^娜娜"));
+    assert_eq!(gb.statements, ["窦性心律", "正常心电图", "1 窦性心律"]);
 
     // The reference beat matters: without the subtraction flag the residual comes out, and it
     // differs from the original in the QRS complexes.
