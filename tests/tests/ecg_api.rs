@@ -1009,6 +1009,94 @@ fn json_form(spec: &dxhub_ecg::synth::SynthSpec, patient_id: &str) -> Vec<u8> {
     serde_json::to_vec(&dxhub_ecg::json::to_json_form(&ecg, 1.0)).unwrap()
 }
 
+/// The CSV form of a JSON form (`#field=value` lines, lead names, a row per sample).
+fn csv_form(json: &[u8]) -> String {
+    let f: dxhub_ecg::json::JsonEcg = serde_json::from_slice(json).unwrap();
+    let mut out = format!(
+        "#sample_rate_hz={}\n#uv_per_lsb={}\n",
+        f.sample_rate_hz, f.uv_per_lsb
+    );
+    let p = f.patient.unwrap_or_default();
+    let d = f.device.unwrap_or_default();
+    for (k, v) in [
+        ("patient.id", p.id),
+        ("patient.name", p.name),
+        ("patient.birth_date", p.birth_date),
+        ("patient.sex", p.sex),
+        ("device.serial", d.serial),
+        ("device.model", d.model),
+        ("acquired_at", f.acquired_at),
+    ] {
+        if let Some(v) = v {
+            out.push_str(&format!("#{k}={v}\n"));
+        }
+    }
+    let leads = &f.leads.0;
+    let names: Vec<&str> = leads.iter().map(|l| l.name.as_str()).collect();
+    out.push_str(&names.join(","));
+    out.push('\n');
+    for k in 0..leads[0].samples.len() {
+        let row: Vec<String> = leads.iter().map(|l| l.samples[k].to_string()).collect();
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// The CSV form (here in GB18030, as a spreadsheet set to Chinese saves it) is the JSON
+/// form in another dress: the same waveform and patient, the original kept as sent and
+/// served as `text/csv`; a ragged row is refused naming its line, nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_form_reads_as_its_json_twin() {
+    use dxhub_ecg::synth::SynthSpec;
+    let t = Ecgs::new().await;
+    let json = json_form(&SynthSpec::sinus(75.0), "P-CSV");
+    let csv = encoding_rs::GB18030.encode(&csv_form(&json)).0.into_owned();
+    assert!(std::str::from_utf8(&csv).is_err(), "GB18030, not UTF-8");
+    let (s, _, j) = t.upload(&t.device, json, &[]).await;
+    assert_eq!(s, 201, "{j}");
+    let (s, _, c) = t.upload(&t.device, csv.clone(), &[]).await;
+    assert_eq!(s, 201, "{c}");
+    assert_eq!(c["format"], "csv", "{c}");
+    assert_eq!(j["format"], "json", "{j}");
+    let waveform = |id: &Value| format!("/api/v1/ecg/{}/waveform", id.as_i64().unwrap());
+    let (wj, wc) = (
+        t.get_json(&waveform(&j["id"]), &t.reader).await,
+        t.get_json(&waveform(&c["id"]), &t.reader).await,
+    );
+    assert_eq!(wj["leads"], wc["leads"]);
+    assert_eq!(
+        wc["leads"].as_array().unwrap().len(),
+        12,
+        "III, aVR, aVL, aVF derived"
+    );
+    let study = c["study_instance_uid"].as_str().unwrap();
+    let meta = t
+        .get_json(&format!("/dicomweb/studies/{study}/metadata"), &t.reader)
+        .await;
+    assert_eq!(dicom_value(&meta[0], "00100010").as_deref(), Some("张^三"));
+    assert_eq!(dicom_value(&meta[0], "00100020").as_deref(), Some("P-CSV"));
+    let orig = t
+        .get(
+            &format!("/api/v1/ecg/{}/original", c["id"].as_i64().unwrap()),
+            &t.reader,
+        )
+        .await;
+    assert_eq!(orig.headers()["content-type"], "text/csv");
+    assert_eq!(orig.bytes().await.unwrap().as_ref(), csv.as_slice());
+
+    let before = t.ecg_count().await;
+    let ragged = "#sample_rate_hz=500\n#uv_per_lsb=1\nI,II\n1,2\n3\n";
+    let (s, _, v) = t.upload(&t.device, ragged.as_bytes().to_vec(), &[]).await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["code"], "malformed-ecg");
+    assert_eq!(
+        v["error"]["message"],
+        "csv: line 5: 1 values, the lead-name row has 2 leads"
+    );
+    assert_eq!(t.ecg_count().await, before);
+}
+
 fn dicom_value(meta: &Value, tag: &str) -> Option<String> {
     let v = meta.get(tag)?.get("Value")?.get(0)?;
     Some(match v {

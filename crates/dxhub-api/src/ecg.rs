@@ -1,6 +1,6 @@
 //! The ECG centre's HTTP surface (issue #5):
 //!
-//! - `POST /api/v1/ecg`: one ECG (DICOM ECG waveform, SCP-ECG, HL7 aECG or the JSON form,
+//! - `POST /api/v1/ecg`: one ECG (DICOM ECG waveform, SCP-ECG, HL7 aECG, the JSON or CSV form,
 //!   detected by content), optionally gzip-encoded, with an optional `Idempotency-Key`;
 //! - resumable uploads (tus 1.0.0 core + creation): `POST /api/v1/ecg/uploads`,
 //!   `HEAD`/`PATCH`/`GET /api/v1/ecg/uploads/{id}`;
@@ -493,12 +493,13 @@ async fn accept(
 /// Upload one ECG.
 ///
 /// The body is the ECG file itself — DICOM 12-lead/General/Ambulatory ECG waveform,
-/// SCP-ECG, HL7 aECG XML or the JSON form (schema `JsonEcg`) — recognised by its content,
+/// SCP-ECG, HL7 aECG XML, the JSON form (schema `JsonEcg`) or the same form as CSV
+/// (`#field=value` header lines, a lead-name row, a row per sample) — recognised by its content,
 /// never by a file name. `Content-Encoding: gzip` (or a gzip body) is decoded. With an
 /// `Idempotency-Key`, or when the same content was already received, the first response
 /// is returned (with `Idempotent-Replayed: true`) and nothing new is stored.
 #[utoipa::path(post, path = "/api/v1/ecg", tag = "ecg",
-    request_body(content = dxhub_ecg::json::JsonEcg, description = "The ECG: DICOM ECG, SCP-ECG, HL7 aECG XML, or this JSON form", content_type = "application/octet-stream"),
+    request_body(content = dxhub_ecg::json::JsonEcg, description = "The ECG: DICOM ECG, SCP-ECG, HL7 aECG XML, this JSON form, or the CSV form (#sample_rate_hz=…, #uv_per_lsb=… and the other fields as #path=value lines, then a row of lead names and a row of integers per sample)", content_type = "application/octet-stream"),
     params(("Idempotency-Key" = Option<String>, Header, description = "Re-sends with this key return the first response")),
     responses((status = 201, body = EcgResponse), (status = 400, body = crate::dto::ErrorBody),
         (status = 403, body = crate::dto::ErrorBody), (status = 413, body = crate::dto::ErrorBody),
@@ -607,12 +608,14 @@ async fn get_original(
         "dicom" => Format::Dicom.media_type(),
         "hl7-aecg" => Format::Hl7Aecg.media_type(),
         "json" => Format::Json.media_type(),
+        "csv" => Format::Csv.media_type(),
         _ => Format::ScpEcg.media_type(),
     };
     let ext = match row.format.as_str() {
         "dicom" => "dcm",
         "hl7-aecg" => "xml",
         "json" => "json",
+        "csv" => "csv",
         _ => "scp",
     };
     let body = Body::from_stream(stream.map(|r| r.map_err(std::io::Error::other)));

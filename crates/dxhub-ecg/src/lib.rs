@@ -19,6 +19,7 @@
 
 pub mod aecg;
 pub mod analysis;
+pub mod csv;
 pub mod dicom;
 pub mod json;
 pub mod model;

@@ -6,13 +6,14 @@
 //! | `scp-ecg`  | record length at bytes 2–5 and `SCPECG` in section 0's header (16)   |
 //! | `hl7-aecg` | an XML document whose root element is `AnnotatedECG`                 |
 //! | `json`     | a JSON object (first non-blank byte `{`): the device form of `json`  |
+//! | `csv`      | a header line first (`#`) and `#sample_rate_hz` among the first lines: the form of `csv` |
 //!
 //! Input that matches none is [`ReadError::Unsupported`] (HTTP 415); input that matches
 //! one but that its reader rejects is [`ReadError::Malformed`] (HTTP 422) with the reader's
 //! precise message.
 
 use crate::model::Ecg;
-use crate::{aecg, dicom, json, scp};
+use crate::{aecg, csv, dicom, json, scp};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,6 +22,7 @@ pub enum Format {
     ScpEcg,
     Hl7Aecg,
     Json,
+    Csv,
 }
 
 impl Format {
@@ -31,6 +33,7 @@ impl Format {
             Format::ScpEcg => "scp-ecg",
             Format::Hl7Aecg => "hl7-aecg",
             Format::Json => "json",
+            Format::Csv => "csv",
         }
     }
 
@@ -41,6 +44,7 @@ impl Format {
             Format::ScpEcg => "application/octet-stream",
             Format::Hl7Aecg => "application/xml",
             Format::Json => "application/json",
+            Format::Csv => "text/csv",
         }
     }
 }
@@ -54,7 +58,7 @@ impl fmt::Display for Format {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error(
-        "unrecognised ECG format (expected DICOM ECG waveform, SCP-ECG, HL7 aECG XML or the JSON form); the content starts with {0}"
+        "unrecognised ECG format (expected DICOM ECG waveform, SCP-ECG, HL7 aECG XML, the JSON form or the CSV form); the content starts with {0}"
     )]
     Unsupported(String),
     #[error("{format}: {message}")]
@@ -75,6 +79,9 @@ pub fn detect(bytes: &[u8]) -> Option<Format> {
     if json::looks_like_json_ecg(bytes) {
         return Some(Format::Json);
     }
+    if csv::looks_like_csv_ecg(bytes) {
+        return Some(Format::Csv);
+    }
     None
 }
 
@@ -87,6 +94,7 @@ pub fn read(bytes: &[u8]) -> Result<(Format, Ecg), ReadError> {
         Format::ScpEcg => scp::read_scp(bytes).map_err(|e| malformed(e.to_string()))?,
         Format::Hl7Aecg => aecg::read_aecg(bytes).map_err(|e| malformed(e.to_string()))?,
         Format::Json => json::read_json(bytes).map_err(|e| malformed(e.to_string()))?,
+        Format::Csv => csv::read_csv(bytes).map_err(|e| malformed(e.to_string()))?,
     };
     if ecg.leads.is_empty() || ecg.samples_per_lead() == 0 {
         return Err(malformed("no samples".into()));
