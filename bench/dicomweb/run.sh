@@ -24,7 +24,8 @@
 #
 # Data is generated once into bench/out/dicomweb-data (bench/ingest/gen_ct.py) and sent
 # with DCMTK dcmsend (TCP_NODELAY=1). dxhub is bootstrapped with an institution, an AE
-# title and a reader whose session token (dxhub admin token issue) every request carries as
+# title and a group administrator (who reads every study of the alliance; a reader sees
+# only what is routed to their pools) whose session token (dxhub admin token issue) every request carries as
 # `Authorization: Bearer`; Orthanc runs without authentication. Both listen on loopback
 # only (Orthanc: RemoteAccessAllowed false). Not part of the test suite; needs root only
 # to apt-get install what is missing.
@@ -196,10 +197,10 @@ start_dxhub() {
         "$DXHUB" --data-dir "$d" admin $a >>"$LOGDIR/dxhub-admin.log" 2>&1 || die "dxhub admin $a failed"
     done
     printf 'Bench-password-42\n' | "$DXHUB" --data-dir "$d" admin user add --institution H \
-        --login bench.reader --role reader --password-stdin >>"$LOGDIR/dxhub-admin.log" 2>&1 \
+        --login bench.admin --role group_admin --password-stdin >>"$LOGDIR/dxhub-admin.log" 2>&1 \
         || die "dxhub admin user add failed"
     local token
-    token=$("$DXHUB" --data-dir "$d" admin token issue --login bench.reader --ttl 2h 2>>"$LOGDIR/dxhub-admin.log") \
+    token=$("$DXHUB" --data-dir "$d" admin token issue --login bench.admin --ttl 2h 2>>"$LOGDIR/dxhub-admin.log") \
         || die "dxhub admin token issue failed"
     AUTH="Bearer $token"
     DIMSE_PORT=$(pick_port)
